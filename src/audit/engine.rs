@@ -1,0 +1,422 @@
+//! Runs the active rules over every object and turns violations into findings.
+
+use std::collections::BTreeMap;
+
+use rayon::prelude::*;
+use serde::Serialize;
+use serde_json::Value as Json;
+
+use super::builtins::Context;
+use super::eval::{Scope, Violation};
+use super::exempt::annotation_exemption;
+use super::rule::{Check, Rule, Severity, Target, kind_matches};
+use super::schema::{SchemaCheck, kubernetes_view};
+use super::{Category, Finding, ObjectRef, PARSE_ERROR, fingerprint};
+use crate::config::Policy;
+use crate::manifest::{Container, FieldPath, Inventory, ManifestFile, Object, Segment, SkipReason};
+use crate::yaml::{Node, Span, Value};
+
+#[derive(Debug, Default, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Stats {
+    pub files: usize,
+    pub files_audited: usize,
+    pub files_skipped: BTreeMap<SkipReason, usize>,
+    pub documents: usize,
+    pub objects: usize,
+    pub rules: usize,
+    pub findings: BTreeMap<Severity, usize>,
+    pub exempted: usize,
+}
+
+#[derive(Debug, Default)]
+pub struct AuditResult {
+    /// Findings that count, sorted by file and position.
+    pub findings: Vec<Finding>,
+    /// Findings silenced by an exemption, kept so a review can say what an exemption hides.
+    pub exempted: Vec<Finding>,
+    pub stats: Stats,
+}
+
+/// Audits a set of parsed files. Cross-object rules see every object of the set.
+pub fn audit(files: &[ManifestFile], policy: &Policy) -> AuditResult {
+    let objects: Vec<Object<'_>> = files.iter().flat_map(ManifestFile::objects).collect();
+    let inventory = Inventory::new(objects);
+    let mut results: Vec<(Finding, bool)> = inventory
+        .objects
+        .par_iter()
+        .flat_map_iter(|object| audit_object(object, &inventory, policy))
+        .collect();
+    for file in files {
+        for (_, error) in file.parse_errors() {
+            results.push((parse_error_finding(&file.path, error, policy), false));
+        }
+    }
+    let mut stats = Stats {
+        files: files.len(),
+        rules: policy.rules.len(),
+        objects: inventory.objects.len(),
+        ..Stats::default()
+    };
+    for file in files {
+        match &file.content {
+            Ok(docs) => {
+                stats.files_audited += 1;
+                stats.documents += docs.len();
+            }
+            Err(reason) => *stats.files_skipped.entry(*reason).or_default() += 1,
+        }
+    }
+    let mut result = AuditResult::default();
+    for (finding, exempted) in results {
+        if exempted {
+            result.exempted.push(finding);
+        } else {
+            *stats.findings.entry(finding.severity).or_default() += 1;
+            result.findings.push(finding);
+        }
+    }
+    stats.exempted = result.exempted.len();
+    let order = |a: &Finding, b: &Finding| {
+        (&a.path, a.line, a.column, &a.rule, &a.fingerprint)
+            .cmp(&(&b.path, b.line, b.column, &b.rule, &b.fingerprint))
+    };
+    result.findings.sort_by(order);
+    result.exempted.sort_by(order);
+    result.stats = stats;
+    result
+}
+
+fn parse_error_finding(path: &str, error: &crate::yaml::ParseError, policy: &Policy) -> Finding {
+    let severity = policy.parse_error_severity;
+    // Identity: the file and the error text, so an unchanged broken file stays "pre-existing".
+    let field_path = format!("document:{}", error.message);
+    Finding {
+        rule: PARSE_ERROR.into(),
+        severity,
+        category: Category::Input,
+        path: path.to_owned(),
+        line: error.mark.line,
+        column: error.mark.col,
+        end_line: error.mark.line,
+        end_column: error.mark.col,
+        object: None,
+        container: None,
+        fingerprint: fingerprint(PARSE_ERROR, None, Some(path), &field_path),
+        field_path: String::new(),
+        message: format!("not valid YAML: {}", error.message),
+        exempted_by: None,
+    }
+}
+
+/// Every finding for one object, each marked exempted or not.
+fn audit_object(
+    object: &Object<'_>,
+    inventory: &Inventory<'_>,
+    policy: &Policy,
+) -> Vec<(Finding, bool)> {
+    let object_ref = ObjectRef {
+        api_version: object.api_version.to_owned(),
+        kind: object.kind.to_owned(),
+        namespace: object.namespace_or_default().to_owned(),
+        name: object.name.to_owned(),
+    };
+    let mut out = Vec::new();
+    for active in &policy.rules {
+        let rule = &active.rule;
+        for (violation, container) in evaluate(rule, object, inventory) {
+            let finding = make_finding(rule, active.severity, object, &object_ref, container, violation);
+            let exempted_by = exemption(rule, object, container, policy);
+            let is_exempt = exempted_by.is_some();
+            out.push((
+                Finding {
+                    exempted_by,
+                    ..finding
+                },
+                is_exempt,
+            ));
+        }
+    }
+    out
+}
+
+fn exemption(
+    rule: &Rule,
+    object: &Object<'_>,
+    container: Option<&Container<'_>>,
+    policy: &Policy,
+) -> Option<String> {
+    if policy.annotation_exemptions
+        && let Some(key) = annotation_exemption(rule, object)
+    {
+        return Some(format!("annotation {key}"));
+    }
+    if policy.config_exemptions {
+        let container_name = container.map(|c| c.name);
+        for e in &policy.exemptions {
+            if e.matches(&rule.id, Some(object), container_name, object.file) {
+                return Some(e.describe());
+            }
+        }
+    }
+    None
+}
+
+fn make_finding(
+    rule: &Rule,
+    severity: Severity,
+    object: &Object<'_>,
+    object_ref: &ObjectRef,
+    container: Option<&Container<'_>>,
+    violation: Violation,
+) -> Finding {
+    let field_path = violation.path.to_string();
+    let container_name = container.map(|c| c.name.to_owned());
+    let message = match &violation.detail {
+        Some(detail) => format!("{}: {detail}", rule.message),
+        None => rule.message.clone(),
+    };
+    Finding {
+        rule: rule.id.clone(),
+        severity,
+        category: rule.category,
+        path: object.file.to_owned(),
+        line: violation.span.start.line,
+        column: violation.span.start.col,
+        end_line: violation.span.last_line(),
+        end_column: violation.span.end.col,
+        object: Some(object_ref.clone()),
+        fingerprint: fingerprint(
+            &rule.id,
+            Some(object_ref),
+            container_name.as_deref(),
+            &field_path,
+        ),
+        container: container_name,
+        field_path,
+        message,
+        exempted_by: None,
+    }
+}
+
+/// Violations of one rule on one object, with the container each concerns.
+pub fn evaluate<'s, 'a>(
+    rule: &Rule,
+    object: &'s Object<'a>,
+    inventory: &'s Inventory<'a>,
+) -> Vec<(Violation, Option<&'s Container<'a>>)> {
+    let object_scope = || Scope {
+        node: object.node,
+        path: FieldPath::root(),
+        anchor: object_anchor(object.node),
+        object: object.node,
+        pod_spec: None,
+    };
+    let run = |scope: Scope<'a>, container: Option<&'s Container<'a>>| {
+        run_check(&rule.check, rule, object, container, &scope, inventory)
+            .into_iter()
+            .map(move |v| (v, container))
+            .collect::<Vec<_>>()
+    };
+    match rule.target {
+        Target::Object => {
+            if rule.matches_kind(object.group(), object.kind) {
+                run(object_scope(), None)
+            } else {
+                Vec::new()
+            }
+        }
+        Target::Controller => match &object.pod {
+            Some(_) if rule.controllers.allows(object.kind) => run(object_scope(), None),
+            _ => Vec::new(),
+        },
+        Target::PodSpec | Target::PodTemplate | Target::Container => {
+            let Some(pod) = &object.pod else {
+                return Vec::new();
+            };
+            if !rule.controllers.allows(object.kind) {
+                return Vec::new();
+            }
+            match rule.target {
+                Target::PodSpec => run(
+                    Scope {
+                        node: pod.spec,
+                        path: pod.spec_path.clone(),
+                        anchor: pod.spec_anchor,
+                        object: object.node,
+                        pod_spec: None,
+                    },
+                    None,
+                ),
+                Target::PodTemplate => run(
+                    Scope {
+                        node: pod.template,
+                        path: pod.template_path.clone(),
+                        anchor: pod.template.span,
+                        object: object.node,
+                        pod_spec: None,
+                    },
+                    None,
+                ),
+                _ => pod
+                    .containers
+                    .iter()
+                    .filter(|c| rule.containers.allows(c.kind))
+                    .flat_map(|c| {
+                        run(
+                            Scope {
+                                node: c.node,
+                                path: c.path.clone(),
+                                anchor: c.node.span,
+                                object: object.node,
+                                pod_spec: Some((pod.spec, pod.spec_path.clone(), pod.spec_anchor)),
+                            },
+                            Some(c),
+                        )
+                    })
+                    .collect(),
+            }
+        }
+    }
+}
+
+/// The first line of an object: where to point for a missing top-level field.
+fn object_anchor(node: &Node) -> Span {
+    node.entry("kind").map_or(node.span, |e| e.key_span)
+}
+
+fn run_check<'a>(
+    check: &Check,
+    rule: &Rule,
+    object: &Object<'a>,
+    container: Option<&Container<'a>>,
+    scope: &Scope<'a>,
+    inventory: &Inventory<'a>,
+) -> Vec<Violation> {
+    match check {
+        Check::Require(a) => a.require(scope),
+        Check::Forbid(a) => a.forbid(scope),
+        Check::AllOf(parts) => parts
+            .iter()
+            .flat_map(|p| run_check(p, rule, object, container, scope, inventory))
+            .collect(),
+        Check::AnyOf(parts) => {
+            let mut first = None;
+            for part in parts {
+                let violations = run_check(part, rule, object, container, scope, inventory);
+                if violations.is_empty() {
+                    return Vec::new();
+                }
+                first.get_or_insert(violations);
+            }
+            first.unwrap_or_default()
+        }
+        Check::Builtin(builtin) => builtin.run(&Context {
+            object,
+            container,
+            scope,
+            inventory,
+        }),
+        Check::Schema(schema) => run_schema(schema, object, container, scope, inventory),
+    }
+}
+
+/// What Polaris's template placeholders read: the object, plus `.Polaris.*` views.
+fn template_input(object: &Object<'_>, container: Option<&Container<'_>>) -> Json {
+    let mut input = object.node.to_json();
+    if let (Some(pod), Json::Object(map)) = (&object.pod, &mut input) {
+        let mut polaris = serde_json::Map::new();
+        polaris.insert("PodSpec".into(), pod.spec.to_json());
+        polaris.insert("PodTemplate".into(), pod.template.to_json());
+        if let Some(c) = container {
+            polaris.insert("Container".into(), c.node.to_json());
+        }
+        map.insert("Polaris".into(), Json::Object(polaris));
+    }
+    input
+}
+
+fn run_schema<'a>(
+    schema: &SchemaCheck,
+    object: &Object<'a>,
+    container: Option<&Container<'a>>,
+    scope: &Scope<'a>,
+    inventory: &Inventory<'a>,
+) -> Vec<Violation> {
+    let input = || template_input(object, container);
+    let mut instance = kubernetes_view(scope.node);
+    let mut path = scope.path.clone();
+    if schema.pod_spec_target
+        && let (Some(c), Some(pod)) = (container, &object.pod)
+    {
+        // Polaris evaluates such checks on a copy of the pod spec holding only this container.
+        instance = kubernetes_view(pod.spec);
+        if let Value::Map(entries) = &mut instance.value {
+            entries.retain(|e| e.key != "initContainers" && e.key != "ephemeralContainers");
+            if let Some(list) = entries.iter_mut().find(|e| e.key == "containers") {
+                list.value.value = Value::Seq(vec![kubernetes_view(c.node)]);
+            } else {
+                entries.push(crate::yaml::Entry {
+                    key: "containers".into(),
+                    key_span: c.node.span,
+                    value: Node::new(Value::Seq(vec![kubernetes_view(c.node)]), c.node.span),
+                });
+            }
+        }
+        path = pod.spec_path.clone();
+    }
+    if let Err(mut violation) = schema.validate(&instance, &path, &input) {
+        if schema.pod_spec_target
+            && let Some(c) = container
+        {
+            // Errors inside the one-container copy belong to the real container.
+            violation.path = rebase_container_path(&violation.path, &path, c);
+        }
+        return vec![violation];
+    }
+    if schema.additional.is_empty() {
+        return Vec::new();
+    }
+    let input = input();
+    for (group_kind, additional) in &schema.additional {
+        let candidates: Vec<&Node> = inventory
+            .objects
+            .iter()
+            .filter(|o| {
+                additional_kind_matches(group_kind, o.group(), o.kind)
+                    && (o.namespace.is_none() || o.same_namespace(object))
+            })
+            .map(|o| o.node)
+            .collect();
+        if !SchemaCheck::additional_satisfied(additional, &candidates, &input) {
+            return vec![Violation {
+                span: scope.anchor,
+                path: scope.path.clone(),
+                detail: Some(format!("no {group_kind} in the input satisfies the check")),
+            }];
+        }
+    }
+    Vec::new()
+}
+
+/// Polaris names additional kinds as `group/Kind`, `/Kind` or bare `Kind` for the core group.
+fn additional_kind_matches(pattern: &str, group: &str, kind: &str) -> bool {
+    if pattern.contains('/') {
+        kind_matches(pattern, group, kind)
+    } else {
+        pattern == kind && group.is_empty()
+    }
+}
+
+fn rebase_container_path(path: &FieldPath, spec_path: &FieldPath, c: &Container<'_>) -> FieldPath {
+    let spec_len = spec_path.segments().len();
+    let segments = path.segments();
+    let inside_copy = segments.len() >= spec_len + 2
+        && segments[..spec_len] == *spec_path.segments()
+        && matches!(&segments[spec_len], Segment::Key(k) if k == "containers");
+    if inside_copy {
+        c.path.extend(&segments[spec_len + 2..])
+    } else {
+        path.clone()
+    }
+}

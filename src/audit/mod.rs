@@ -1,0 +1,141 @@
+//! The audit engine: rules from `rules/`, evaluated over manifest objects, giving findings that
+//! each carry a place (file, line, column) and a stable identity (fingerprint).
+//!
+//! Pure: no I/O. Callers parse files (see [`crate::source`]) and render results
+//! (see [`crate::report`]).
+
+pub mod builtins;
+mod engine;
+pub mod eval;
+mod exempt;
+pub mod registry;
+pub mod rule;
+pub mod schema;
+
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+
+pub use engine::{AuditResult, Stats, audit};
+pub use exempt::{Exemption, ExemptionSource};
+pub use registry::Registry;
+pub use rule::{Category, Rule, Severity, Target};
+
+/// The pseudo-rule for documents that are not valid YAML.
+pub const PARSE_ERROR: &str = "parseError";
+
+/// Which object a finding is about.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ObjectRef {
+    pub api_version: String,
+    pub kind: String,
+    /// As written; empty when the manifest leaves it to the deploy.
+    pub namespace: String,
+    pub name: String,
+}
+
+impl ObjectRef {
+    pub fn group(&self) -> &str {
+        crate::manifest::api_group(&self.api_version)
+    }
+
+    /// `Deployment/web` or `Deployment/prod/web`.
+    pub fn display(&self) -> String {
+        if self.namespace.is_empty() {
+            format!("{}/{}", self.kind, self.name)
+        } else {
+            format!("{}/{}/{}", self.kind, self.namespace, self.name)
+        }
+    }
+}
+
+/// One problem, at one place.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Finding {
+    pub rule: String,
+    pub severity: Severity,
+    pub category: Category,
+    pub path: String,
+    /// 1-based.
+    pub line: u32,
+    /// 1-based, in characters.
+    pub column: u32,
+    pub end_line: u32,
+    pub end_column: u32,
+    /// Absent for findings about the file itself (parse errors).
+    pub object: Option<ObjectRef>,
+    pub container: Option<String>,
+    /// The field the finding is about, relative to the object, list items by merge key.
+    pub field_path: String,
+    pub message: String,
+    pub fingerprint: String,
+    /// Why the finding does not count (an exemption's description), if it does not.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub exempted_by: Option<String>,
+}
+
+/// The fingerprint version, part of every fingerprint: bump it when its inputs change.
+pub const FINGERPRINT_VERSION: &str = "kw1";
+
+/// Identity of a finding: never the line, so moving or reformatting YAML keeps it.
+pub fn fingerprint(
+    rule: &str,
+    object: Option<&ObjectRef>,
+    container: Option<&str>,
+    field_path: &str,
+) -> String {
+    let mut hasher = Sha256::new();
+    let (group_kind, namespace, name) = match object {
+        Some(o) => (format!("{}/{}", o.group(), o.kind), o.namespace.as_str(), o.name.as_str()),
+        None => (String::new(), "", ""),
+    };
+    for part in [
+        FINGERPRINT_VERSION,
+        rule,
+        &group_kind,
+        namespace,
+        name,
+        container.unwrap_or(""),
+        field_path,
+    ] {
+        hasher.update(part.as_bytes());
+        hasher.update([0x1f]);
+    }
+    let digest = hasher.finalize();
+    let hex: String = digest[..12].iter().map(|b| format!("{b:02x}")).collect();
+    format!("{FINGERPRINT_VERSION}-{hex}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fingerprints_ignore_lines_but_not_identity() {
+        let object = ObjectRef {
+            api_version: "apps/v1".into(),
+            kind: "Deployment".into(),
+            namespace: String::new(),
+            name: "web".into(),
+        };
+        let a = fingerprint("x", Some(&object), Some("app"), "spec.replicas");
+        assert!(a.starts_with("kw1-"));
+        assert_eq!(a, fingerprint("x", Some(&object), Some("app"), "spec.replicas"));
+        let moved_to_v1beta = ObjectRef {
+            api_version: "apps/v1beta2".into(),
+            ..object.clone()
+        };
+        assert_eq!(
+            a,
+            fingerprint("x", Some(&moved_to_v1beta), Some("app"), "spec.replicas"),
+            "the API version is not identity, the group is"
+        );
+        let other_ns = ObjectRef {
+            namespace: "prod".into(),
+            ..object.clone()
+        };
+        assert_ne!(a, fingerprint("x", Some(&other_ns), Some("app"), "spec.replicas"));
+        assert_ne!(a, fingerprint("x", Some(&object), Some("sidecar"), "spec.replicas"));
+    }
+}

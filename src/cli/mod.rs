@@ -1,0 +1,214 @@
+//! The command line: `kubeward audit`, `kubeward rules`, and the commands built on them.
+
+use std::io::{IsTerminal, Write};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand, ValueEnum};
+
+use crate::audit::{Registry, Severity, audit};
+use crate::config::{ConfigError, ConfigFile, FailOn, Policy};
+use crate::report::{json_report, sarif_report, text_report};
+use crate::source;
+
+/// Exit status: nothing reached the fail-on level.
+pub const EXIT_OK: u8 = 0;
+/// Exit status: an unexpected failure.
+pub const EXIT_FAILURE: u8 = 1;
+/// Exit status: bad usage or configuration.
+pub const EXIT_USAGE: u8 = 2;
+/// Exit status: findings at or above the fail-on level.
+pub const EXIT_FINDINGS: u8 = 3;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "kubeward",
+    version,
+    about = "Reviews Kubernetes manifests: every finding on its exact line, and in pull requests only what the change did.",
+    long_about = "kubeward audits Kubernetes manifests against Polaris-compatible rules and its own, \
+                  pointing every finding at the exact file, line and column.\n\n\
+                  The same engine runs locally (`audit`, `review`), in CI (JSON, SARIF) and as a \
+                  pull-request bot, so what you see before pushing is what the bot will say.",
+    after_help = "Exit status: 0 nothing reached --fail-on, 3 something did, 2 usage or configuration error."
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Audit manifest files and folders (recursively; `-` reads stdin).
+    Audit(AuditArgs),
+    /// List the rules, or explain one: `kubeward rules runAsRootAllowed`.
+    Rules(RulesArgs),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Format {
+    Text,
+    Json,
+    Sarif,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum FailOnArg {
+    Danger,
+    Warning,
+    Never,
+}
+
+impl From<FailOnArg> for FailOn {
+    fn from(value: FailOnArg) -> Self {
+        match value {
+            FailOnArg::Danger => FailOn::Danger,
+            FailOnArg::Warning => FailOn::Warning,
+            FailOnArg::Never => FailOn::Never,
+        }
+    }
+}
+
+#[derive(Debug, clap::Args)]
+pub struct PolicyArgs {
+    /// Policy file. Default: `.kubeward.yaml` in the current folder or a parent, up to the
+    /// repository root. Polaris config files are accepted as they are.
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Exit 3 when a finding reaches this severity [default: the config's failOn, else danger].
+    #[arg(long, value_enum)]
+    pub fail_on: Option<FailOnArg>,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct AuditArgs {
+    /// Files and folders to audit; `-` for stdin.
+    #[arg(value_name = "PATH", default_value = ".")]
+    pub paths: Vec<PathBuf>,
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    pub format: Format,
+    /// Run only these rules (comma-separated IDs), even ones that are off by default.
+    #[arg(long, value_delimiter = ',', value_name = "ID[,ID...]")]
+    pub only: Option<Vec<String>>,
+    #[command(flatten)]
+    pub policy: PolicyArgs,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct RulesArgs {
+    /// A rule ID to explain.
+    pub id: Option<String>,
+    /// Also list custom checks from this policy file.
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+}
+
+/// Loads the policy: an explicit `--config`, else a discovered `.kubeward.yaml`, else defaults.
+pub fn load_policy(
+    config: Option<&PathBuf>,
+    only: Option<&[String]>,
+) -> Result<Policy, ConfigError> {
+    let registry = Registry::builtin().map_err(|e| ConfigError {
+        file: e.origin.clone(),
+        mark: None,
+        message: e.message.clone(),
+    })?;
+    let path = match config {
+        Some(p) => Some(p.clone()),
+        None => std::env::current_dir()
+            .ok()
+            .and_then(|cwd| ConfigFile::discover(&cwd)),
+    };
+    let file = path.as_deref().map(ConfigFile::load).transpose()?;
+    Policy::build(&registry, file.as_ref(), only)
+}
+
+pub fn run(cli: Cli) -> ExitCode {
+    let result = match cli.command {
+        Command::Audit(args) => run_audit(args),
+        Command::Rules(args) => run_rules(args),
+    };
+    match result {
+        Ok(code) => ExitCode::from(code),
+        Err(e) => {
+            eprintln!("kubeward: {e:#}");
+            ExitCode::from(EXIT_FAILURE)
+        }
+    }
+}
+
+fn run_audit(args: AuditArgs) -> anyhow::Result<u8> {
+    let mut policy = match load_policy(args.policy.config.as_ref(), args.only.as_deref()) {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("kubeward: configuration error: {e}");
+            return Ok(EXIT_USAGE);
+        }
+    };
+    if let Some(f) = args.policy.fail_on {
+        policy.fail_on = f.into();
+    }
+    let loaded = source::load(&args.paths, &policy);
+    let result = audit(&loaded.files, &policy);
+    let output = match args.format {
+        Format::Text => text_report(
+            &result,
+            &loaded.errors,
+            std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none(),
+        ),
+        Format::Json => json_report(&result, &loaded.errors) + "\n",
+        Format::Sarif => sarif_report(&result, &loaded.errors, &policy) + "\n",
+    };
+    std::io::stdout()
+        .write_all(output.as_bytes())
+        .context("writing the report")?;
+    let fails = result.findings.iter().any(|f| policy.fail_on.fails(f.severity));
+    Ok(if fails { EXIT_FINDINGS } else { EXIT_OK })
+}
+
+fn run_rules(args: RulesArgs) -> anyhow::Result<u8> {
+    let policy = match load_policy(args.config.as_ref(), None) {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("kubeward: configuration error: {e}");
+            return Ok(EXIT_USAGE);
+        }
+    };
+    let registry = &policy.registry;
+    let mut out = String::new();
+    match args.id {
+        None => {
+            out.push_str(&format!(
+                "{:<44} {:<12} {:<9} {}\n",
+                "RULE", "CATEGORY", "SEVERITY", "TITLE"
+            ));
+            for rule in registry.rules() {
+                let severity = policy
+                    .severity_of(&rule.id)
+                    .map_or("off", Severity::as_str);
+                out.push_str(&format!(
+                    "{:<44} {:<12} {:<9} {}\n",
+                    rule.id,
+                    rule.category.as_str(),
+                    severity,
+                    rule.title
+                ));
+            }
+        }
+        Some(id) => {
+            let Some(rule) = registry.get(&id) else {
+                let ids: Vec<&str> = registry.ids().collect();
+                eprintln!(
+                    "kubeward: {}",
+                    crate::yaml::unknown_word_message("rule", &id, &ids)
+                );
+                return Ok(EXIT_USAGE);
+            };
+            out.push_str(&crate::explain::explain(rule, policy.severity_of(&rule.id)));
+        }
+    }
+    std::io::stdout()
+        .write_all(out.as_bytes())
+        .context("writing the rule list")?;
+    Ok(EXIT_OK)
+}

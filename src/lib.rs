@@ -1,0 +1,18 @@
+//! kubeward: reviews Kubernetes manifests in pull requests, judging only what a change did.
+//!
+//! The pipeline, one direction: [`source`] reads files, [`manifest`] turns YAML ([`yaml`]) into
+//! objects, [`audit`] runs the rules under a [`config::Policy`], and [`report`] renders findings.
+
+pub mod audit;
+pub mod cli;
+pub mod config;
+pub mod explain;
+pub mod manifest;
+pub mod report;
+pub mod source;
+pub mod yaml;
+
+/// Where the project lives; rule documentation links point below it.
+pub const PROJECT_URL: &str = "https://github.com/kubeward/kubeward";
+/// Base of the per-rule documentation pages (`docs/rules/<id>.md` in the repository).
+pub const RULE_DOCS_BASE: &str = "https://github.com/kubeward/kubeward/blob/main/docs/rules";

@@ -1,0 +1,556 @@
+//! From YAML documents to Kubernetes objects: identity, pod template, containers.
+//!
+//! Pure: callers hand in file contents, nothing here touches the disk.
+
+pub mod path;
+
+use std::collections::HashSet;
+
+pub use path::{FieldPath, ItemKey, Segment};
+
+use crate::yaml::{Limits, Node, ParseError, ParsedDocument, Span, Value, parse_stream};
+
+/// Why a file was not audited. Recorded in the run's statistics.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub enum SkipReason {
+    /// No document has string `apiVersion` and `kind` (values files, CI workflows...).
+    NotKubernetes,
+    /// Holds Go template actions (`{{`): a Helm chart template, not a manifest.
+    HelmTemplate,
+    /// Named as a patch by a `kustomization.yaml`: a fragment, not an object.
+    KustomizePatch,
+    Binary,
+    NotUtf8,
+    TooLarge,
+}
+
+impl SkipReason {
+    pub fn describe(self) -> &'static str {
+        match self {
+            SkipReason::NotKubernetes => "no Kubernetes objects",
+            SkipReason::HelmTemplate => "Helm template",
+            SkipReason::KustomizePatch => "kustomize patch",
+            SkipReason::Binary => "binary file",
+            SkipReason::NotUtf8 => "not UTF-8",
+            SkipReason::TooLarge => "larger than the size limit",
+        }
+    }
+
+    /// Skips a user should hear about, as opposed to files that are simply not manifests.
+    pub fn is_warning(self) -> bool {
+        matches!(
+            self,
+            SkipReason::Binary | SkipReason::NotUtf8 | SkipReason::TooLarge
+        )
+    }
+}
+
+/// Decides whether raw bytes are text we should parse.
+pub fn classify_bytes(bytes: &[u8], max_size: u64) -> Result<&str, SkipReason> {
+    if bytes.len() as u64 > max_size {
+        return Err(SkipReason::TooLarge);
+    }
+    let head = &bytes[..bytes.len().min(8192)];
+    if head.contains(&0) {
+        return Err(SkipReason::Binary);
+    }
+    std::str::from_utf8(bytes).map_err(|_| SkipReason::NotUtf8)
+}
+
+/// A parsed file: its documents, or why it was skipped.
+#[derive(Debug)]
+pub struct ManifestFile {
+    pub path: String,
+    pub content: Result<Vec<ParsedDocument>, SkipReason>,
+}
+
+impl ManifestFile {
+    /// Parses text. Files that are not manifests are marked skipped, never reported.
+    pub fn parse(path: impl Into<String>, text: &str, limits: Limits) -> ManifestFile {
+        let path = path.into();
+        if looks_like_template(text) {
+            return ManifestFile {
+                path,
+                content: Err(SkipReason::HelmTemplate),
+            };
+        }
+        let docs = parse_stream(text, limits);
+        let has_object = docs.iter().any(|d| match &d.root {
+            Ok(root) => object_header(root).is_some(),
+            Err(_) => false,
+        });
+        // A file we cannot read at all counts as a manifest when it at least names a kind:
+        // a broken manifest must be reported, a broken values.yaml must not.
+        let broken_manifest = !has_object
+            && docs.iter().any(|d| d.root.is_err())
+            && text.contains("apiVersion")
+            && text.contains("kind");
+        if !has_object && !broken_manifest {
+            return ManifestFile {
+                path,
+                content: Err(SkipReason::NotKubernetes),
+            };
+        }
+        ManifestFile {
+            path,
+            content: Ok(docs),
+        }
+    }
+
+    pub fn skipped(path: impl Into<String>, reason: SkipReason) -> ManifestFile {
+        ManifestFile {
+            path: path.into(),
+            content: Err(reason),
+        }
+    }
+
+    pub fn parse_errors(&self) -> impl Iterator<Item = (&ParsedDocument, &ParseError)> {
+        self.content
+            .as_ref()
+            .map(|docs| docs.as_slice())
+            .unwrap_or(&[])
+            .iter()
+            .filter_map(|d| d.root.as_ref().err().map(|e| (d, e)))
+    }
+
+    /// Every Kubernetes object in the file, `kind: List` items included.
+    pub fn objects(&self) -> Vec<Object<'_>> {
+        let Ok(docs) = &self.content else {
+            return Vec::new();
+        };
+        let mut objects = Vec::new();
+        for doc in docs {
+            let Ok(root) = &doc.root else { continue };
+            let Some((api_version, kind)) = object_header(root) else {
+                continue;
+            };
+            if kind.ends_with("List") && root.get("items").and_then(Node::as_seq).is_some() {
+                let items = root.get("items").and_then(Node::as_seq).unwrap_or(&[]);
+                let base = FieldPath::root().key("items");
+                for (i, item) in items.iter().enumerate() {
+                    if let Some(object) = Object::new(&self.path, doc.index, item) {
+                        objects.push(Object {
+                            list_path: Some(base.item(i, item)),
+                            ..object
+                        });
+                    }
+                }
+                continue;
+            }
+            if is_tooling_config(api_version) {
+                continue;
+            }
+            if let Some(object) = Object::new(&self.path, doc.index, root) {
+                objects.push(object);
+            }
+        }
+        objects
+    }
+}
+
+/// Go template actions. `{{` never starts valid plain YAML, and quoted uses in real manifests
+/// are rare enough that treating them as templates is the safer mistake.
+fn looks_like_template(text: &str) -> bool {
+    text.contains("{{") && (text.contains("}}") || text.contains("{{-"))
+}
+
+/// Kustomize and similar tool configs carry apiVersion/kind but are not cluster objects.
+fn is_tooling_config(api_version: &str) -> bool {
+    api_version.starts_with("kustomize.config.k8s.io/")
+        || api_version.starts_with("config.kubernetes.io/")
+}
+
+fn object_header(root: &Node) -> Option<(&str, &str)> {
+    let api_version = root.get("apiVersion")?.as_str()?;
+    let kind = root.get("kind")?.as_str()?;
+    (!api_version.is_empty() && !kind.is_empty()).then_some((api_version, kind))
+}
+
+/// Paths named as patches by the kustomization at `dir` (relative to that directory).
+pub fn kustomize_patch_paths(kustomization: &str) -> Vec<String> {
+    let docs = parse_stream(kustomization, Limits::default());
+    let mut paths = Vec::new();
+    for doc in docs {
+        let Ok(root) = doc.root else { continue };
+        for key in ["patchesStrategicMerge", "patches", "patchesJson6902"] {
+            for item in root.get(key).and_then(Node::as_seq).unwrap_or(&[]) {
+                if let Some(p) = item.as_str() {
+                    paths.push(p.to_owned());
+                } else if let Some(p) = item.get("path").and_then(Node::as_str) {
+                    paths.push(p.to_owned());
+                }
+            }
+        }
+    }
+    paths
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub enum ContainerKind {
+    Container,
+    InitContainer,
+    EphemeralContainer,
+}
+
+impl ContainerKind {
+    pub fn list_key(self) -> &'static str {
+        match self {
+            ContainerKind::Container => "containers",
+            ContainerKind::InitContainer => "initContainers",
+            ContainerKind::EphemeralContainer => "ephemeralContainers",
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Container<'a> {
+    pub kind: ContainerKind,
+    /// Empty when the manifest gives none; identity then falls back to the position.
+    pub name: &'a str,
+    pub node: &'a Node,
+    pub path: FieldPath,
+}
+
+#[derive(Debug, Clone)]
+pub struct PodTemplate<'a> {
+    /// The template (`metadata` + `spec`); for a Pod, the Pod itself.
+    pub template: &'a Node,
+    pub template_path: FieldPath,
+    pub spec: &'a Node,
+    pub spec_path: FieldPath,
+    /// Where to point when a pod-level field is missing: the `spec:` key.
+    pub spec_anchor: Span,
+    pub containers: Vec<Container<'a>>,
+}
+
+impl<'a> PodTemplate<'a> {
+    pub fn labels(&self) -> Vec<(&'a str, String)> {
+        labels_of(self.template.get_path(&["metadata", "labels"]))
+    }
+
+    pub fn annotations(&self) -> Option<&'a Node> {
+        self.template.get_path(&["metadata", "annotations"])
+    }
+}
+
+pub fn labels_of(node: Option<&Node>) -> Vec<(&str, String)> {
+    node.and_then(Node::as_map)
+        .unwrap_or(&[])
+        .iter()
+        .map(|e| (e.key.as_str(), e.value.scalar_text().unwrap_or_default()))
+        .collect()
+}
+
+/// One Kubernetes object and where it sits.
+#[derive(Debug, Clone)]
+pub struct Object<'a> {
+    pub file: &'a str,
+    pub doc_index: usize,
+    /// For items of a `kind: List`, the item's path inside the document.
+    pub list_path: Option<FieldPath>,
+    pub node: &'a Node,
+    pub api_version: &'a str,
+    pub kind: &'a str,
+    pub namespace: Option<&'a str>,
+    pub name: &'a str,
+    pub pod: Option<PodTemplate<'a>>,
+}
+
+/// Kinds whose pod template Kubernetes itself defines.
+pub const WORKLOAD_KINDS: &[&str] = &[
+    "Pod",
+    "Deployment",
+    "StatefulSet",
+    "DaemonSet",
+    "ReplicaSet",
+    "ReplicationController",
+    "Job",
+    "CronJob",
+];
+
+impl<'a> Object<'a> {
+    pub fn new(file: &'a str, doc_index: usize, node: &'a Node) -> Option<Object<'a>> {
+        let (api_version, kind) = object_header(node)?;
+        let metadata = node.get("metadata");
+        let name = metadata
+            .and_then(|m| m.get("name").or_else(|| m.get("generateName")))
+            .and_then(Node::as_str)
+            .unwrap_or("");
+        let namespace = metadata
+            .and_then(|m| m.get("namespace"))
+            .and_then(Node::as_str);
+        let pod = pod_template(kind, node);
+        Some(Object {
+            file,
+            doc_index,
+            list_path: None,
+            node,
+            api_version,
+            kind,
+            namespace,
+            name,
+            pod,
+        })
+    }
+
+    /// The API group: `apps` for `apps/v1`, empty for the core group.
+    pub fn group(&self) -> &'a str {
+        api_group(self.api_version)
+    }
+
+    /// `group/Kind`, or `Kind` for the core group.
+    pub fn group_kind(&self) -> String {
+        match self.group() {
+            "" => self.kind.to_owned(),
+            g => format!("{g}/{}", self.kind),
+        }
+    }
+
+    pub fn is_workload(&self) -> bool {
+        self.pod.is_some()
+    }
+
+    pub fn is_known_kind(&self) -> bool {
+        WORKLOAD_KINDS.contains(&self.kind) || KNOWN_KINDS.contains(&self.kind)
+    }
+
+    pub fn labels(&self) -> Vec<(&'a str, String)> {
+        labels_of(self.node.get_path(&["metadata", "labels"]))
+    }
+
+    pub fn annotations(&self) -> Option<&'a Node> {
+        self.node.get_path(&["metadata", "annotations"])
+    }
+
+    /// The object's own path prefix inside its document (non-empty only for List items).
+    pub fn base_path(&self) -> FieldPath {
+        self.list_path.clone().unwrap_or_default()
+    }
+
+    pub fn namespace_or_default(&self) -> &'a str {
+        self.namespace.unwrap_or("")
+    }
+
+    /// Whether a namespaced object of `other` lives in the same namespace. A missing namespace
+    /// means "whatever the deploy targets", so it matches a missing one only.
+    pub fn same_namespace(&self, other: &Object<'_>) -> bool {
+        self.namespace_or_default() == other.namespace_or_default()
+    }
+}
+
+pub fn api_group(api_version: &str) -> &str {
+    match api_version.rsplit_once('/') {
+        Some((group, _)) => group,
+        None => "",
+    }
+}
+
+/// Kinds built into Kubernetes besides the workloads. Anything else is a custom resource,
+/// whose behaviour we cannot know, so cross-object rules stay quiet around it.
+pub const KNOWN_KINDS: &[&str] = &[
+    "Service",
+    "ConfigMap",
+    "Secret",
+    "ServiceAccount",
+    "Namespace",
+    "Ingress",
+    "IngressClass",
+    "NetworkPolicy",
+    "PodDisruptionBudget",
+    "HorizontalPodAutoscaler",
+    "Role",
+    "ClusterRole",
+    "RoleBinding",
+    "ClusterRoleBinding",
+    "PersistentVolume",
+    "PersistentVolumeClaim",
+    "StorageClass",
+    "PriorityClass",
+    "LimitRange",
+    "ResourceQuota",
+    "CustomResourceDefinition",
+    "MutatingWebhookConfiguration",
+    "ValidatingWebhookConfiguration",
+    "Endpoints",
+    "EndpointSlice",
+    "PodTemplate",
+    "RuntimeClass",
+    "Lease",
+];
+
+fn pod_template<'a>(kind: &str, node: &'a Node) -> Option<PodTemplate<'a>> {
+    let root = FieldPath::root();
+    let (template, template_path, spec_parent) = match kind {
+        "Pod" => (node, root.clone(), node),
+        "CronJob" => {
+            let template = node.get_path(&["spec", "jobTemplate", "spec", "template"])?;
+            (
+                template,
+                root.keys(&["spec", "jobTemplate", "spec", "template"]),
+                template,
+            )
+        }
+        "PodTemplate" => (node.get("template")?, root.key("template"), node.get("template")?),
+        _ => {
+            let template = node.get_path(&["spec", "template"])?;
+            (template, root.keys(&["spec", "template"]), template)
+        }
+    };
+    let spec_entry = spec_parent.entry("spec")?;
+    let spec = &spec_entry.value;
+    if !matches!(spec.value, Value::Map(_)) {
+        return None;
+    }
+    // An unknown kind only counts as a workload when its template really holds containers.
+    if !WORKLOAD_KINDS.contains(&kind) && kind != "PodTemplate" && spec.get("containers").is_none()
+    {
+        return None;
+    }
+    let spec_path = template_path.key("spec");
+    let mut containers = Vec::new();
+    for container_kind in [
+        ContainerKind::InitContainer,
+        ContainerKind::Container,
+        ContainerKind::EphemeralContainer,
+    ] {
+        let list_key = container_kind.list_key();
+        let list_path = spec_path.key(list_key);
+        for (i, item) in spec
+            .get(list_key)
+            .and_then(Node::as_seq)
+            .unwrap_or(&[])
+            .iter()
+            .enumerate()
+        {
+            if !matches!(item.value, Value::Map(_)) {
+                continue;
+            }
+            containers.push(Container {
+                kind: container_kind,
+                name: item.get("name").and_then(Node::as_str).unwrap_or(""),
+                node: item,
+                path: list_path.item(i, item),
+            });
+        }
+    }
+    Some(PodTemplate {
+        template,
+        template_path,
+        spec,
+        spec_path,
+        spec_anchor: spec_entry.key_span,
+        containers,
+    })
+}
+
+/// Object names seen per (group/kind, namespace): a quick index for cross-object rules.
+#[derive(Debug, Default)]
+pub struct Inventory<'a> {
+    pub objects: Vec<Object<'a>>,
+    custom_kind_namespaces: HashSet<&'a str>,
+}
+
+impl<'a> Inventory<'a> {
+    pub fn new(objects: Vec<Object<'a>>) -> Inventory<'a> {
+        let custom_kind_namespaces = objects
+            .iter()
+            .filter(|o| !o.is_known_kind() && !o.is_workload())
+            .map(|o| o.namespace_or_default())
+            .collect();
+        Inventory {
+            objects,
+            custom_kind_namespaces,
+        }
+    }
+
+    pub fn of_kind<'s>(&'s self, kind: &'s str) -> impl Iterator<Item = &'s Object<'a>> + 's {
+        self.objects.iter().filter(move |o| o.kind == kind)
+    }
+
+    pub fn workloads(&self) -> impl Iterator<Item = &Object<'a>> {
+        self.objects.iter().filter(|o| o.pod.is_some())
+    }
+
+    /// Whether custom resources share this namespace: they may create pods or services we
+    /// cannot see, so "selects nothing" findings there would be guesses.
+    pub fn has_custom_resources_in(&self, namespace: &str) -> bool {
+        self.custom_kind_namespaces.contains(namespace)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn file(text: &str) -> ManifestFile {
+        ManifestFile::parse("m.yaml", text, Limits::default())
+    }
+
+    #[test]
+    fn workloads_expose_their_pod_template_and_every_container_kind() {
+        let f = file(
+            "apiVersion: batch/v1\nkind: CronJob\nmetadata: {name: c, namespace: ns}\nspec:\n  jobTemplate:\n    spec:\n      template:\n        spec:\n          initContainers: [{name: init}]\n          containers: [{name: main}]\n          ephemeralContainers: [{name: debug}]\n",
+        );
+        let objects = f.objects();
+        assert_eq!(objects.len(), 1);
+        let pod = objects[0].pod.as_ref().expect("CronJob has a pod template");
+        assert_eq!(
+            pod.spec_path.to_string(),
+            "spec.jobTemplate.spec.template.spec"
+        );
+        let names: Vec<_> = pod.containers.iter().map(|c| c.name).collect();
+        assert_eq!(names, ["init", "main", "debug"]);
+        assert_eq!(objects[0].namespace, Some("ns"));
+    }
+
+    #[test]
+    fn custom_kinds_with_a_template_are_workloads_and_others_are_not() {
+        let f = file(
+            "apiVersion: argoproj.io/v1alpha1\nkind: Rollout\nmetadata: {name: r}\nspec:\n  template:\n    spec:\n      containers: [{name: app}]\n---\napiVersion: example.com/v1\nkind: Widget\nmetadata: {name: w}\nspec:\n  template: {spec: {size: 3}}\n",
+        );
+        let objects = f.objects();
+        assert!(objects[0].is_workload());
+        assert!(!objects[1].is_workload());
+    }
+
+    #[test]
+    fn list_items_are_objects() {
+        let f = file(
+            "apiVersion: v1\nkind: List\nitems:\n- apiVersion: v1\n  kind: Service\n  metadata: {name: a}\n- apiVersion: v1\n  kind: ConfigMap\n  metadata: {name: b}\n",
+        );
+        let objects = f.objects();
+        assert_eq!(objects.len(), 2);
+        assert_eq!(objects[1].kind, "ConfigMap");
+        assert_eq!(
+            objects[1].list_path.as_ref().map(ToString::to_string),
+            Some("items[name=b]".into())
+        );
+    }
+
+    #[test]
+    fn non_manifests_are_skipped_with_a_reason() {
+        assert_eq!(
+            file("replicaCount: 1\nimage: {tag: x}\n").content.err(),
+            Some(SkipReason::NotKubernetes)
+        );
+        assert_eq!(
+            file("apiVersion: v1\nkind: Service\nmetadata:\n  name: {{ .Release.Name }}\n")
+                .content
+                .err(),
+            Some(SkipReason::HelmTemplate)
+        );
+        assert_eq!(classify_bytes(b"a\0b", 100).err(), Some(SkipReason::Binary));
+        assert_eq!(classify_bytes(&[0xff, 0xfe], 100).err(), Some(SkipReason::NotUtf8));
+        assert_eq!(classify_bytes(b"abc", 2).err(), Some(SkipReason::TooLarge));
+    }
+
+    #[test]
+    fn kustomize_patches_are_listed() {
+        let paths = kustomize_patch_paths(
+            "resources: [base.yaml]\npatchesStrategicMerge: [p1.yaml]\npatches:\n- path: p2.yaml\n  target: {kind: Deployment}\n",
+        );
+        assert_eq!(paths, ["p1.yaml", "p2.yaml"]);
+    }
+}

@@ -1,0 +1,161 @@
+//! Field paths that survive edits: list items are named by their merge key, never by position
+//! alone, so reordering containers or env vars does not change a finding's identity.
+
+use std::fmt;
+
+use crate::yaml::Node;
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Default)]
+pub struct FieldPath(Vec<Segment>);
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Segment {
+    Key(String),
+    /// A list item identified by `field=value` (its merge key), its own scalar value, or, for
+    /// lists without a key, its index.
+    Item(ItemKey),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum ItemKey {
+    Field(&'static str, String),
+    Value(String),
+    Index(usize),
+}
+
+impl FieldPath {
+    pub fn root() -> FieldPath {
+        FieldPath(Vec::new())
+    }
+
+    pub fn parse_keys(dotted: &str) -> FieldPath {
+        FieldPath(
+            dotted
+                .split('.')
+                .filter(|s| !s.is_empty())
+                .map(|s| Segment::Key(s.to_owned()))
+                .collect(),
+        )
+    }
+
+    pub fn key(&self, key: &str) -> FieldPath {
+        let mut next = self.clone();
+        next.0.push(Segment::Key(key.to_owned()));
+        next
+    }
+
+    pub fn keys(&self, keys: &[&str]) -> FieldPath {
+        let mut next = self.clone();
+        next.0
+            .extend(keys.iter().map(|k| Segment::Key((*k).to_owned())));
+        next
+    }
+
+    /// The path of item `index` of the list at this path.
+    pub fn item(&self, index: usize, item: &Node) -> FieldPath {
+        let list_name = match self.0.last() {
+            Some(Segment::Key(k)) => k.as_str(),
+            _ => "",
+        };
+        let mut next = self.clone();
+        next.0.push(Segment::Item(item_key(list_name, index, item)));
+        next
+    }
+
+    pub fn join(&self, other: &FieldPath) -> FieldPath {
+        let mut next = self.clone();
+        next.0.extend(other.0.iter().cloned());
+        next
+    }
+
+    pub fn extend(&self, segments: &[Segment]) -> FieldPath {
+        let mut next = self.clone();
+        next.0.extend(segments.iter().cloned());
+        next
+    }
+
+    pub fn segments(&self) -> &[Segment] {
+        &self.0
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+/// The identity of a list item. Kubernetes' strategic-merge keys where the list has one.
+pub fn item_key(list_name: &str, index: usize, item: &Node) -> ItemKey {
+    if let Some(text) = item.scalar_text() {
+        return ItemKey::Value(text);
+    }
+    let candidates: &[&'static str] = match list_name {
+        "ports" => &["name", "containerPort", "port"],
+        "volumeMounts" | "volumeDevices" => &["mountPath", "devicePath", "name"],
+        "hostAliases" => &["ip"],
+        "imagePullSecrets" | "containers" | "initContainers" | "ephemeralContainers" | "env"
+        | "volumes" | "sysctls" => &["name"],
+        "envFrom" => &[],
+        _ => &["name"],
+    };
+    for field in candidates {
+        if let Some(value) = item.get(field).and_then(Node::scalar_text)
+            && !value.is_empty()
+        {
+            return ItemKey::Field(field, value);
+        }
+    }
+    ItemKey::Index(index)
+}
+
+impl fmt::Display for FieldPath {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut first = true;
+        for segment in &self.0 {
+            match segment {
+                Segment::Key(k) => {
+                    let plain = !k.is_empty()
+                        && k.chars()
+                            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
+                    if plain {
+                        if !first {
+                            f.write_str(".")?;
+                        }
+                        f.write_str(k)?;
+                    } else {
+                        write!(f, "[{k:?}]")?;
+                    }
+                }
+                Segment::Item(ItemKey::Field(field, value)) => write!(f, "[{field}={value}]")?,
+                Segment::Item(ItemKey::Value(value)) => write!(f, "[={value}]")?,
+                Segment::Item(ItemKey::Index(i)) => write!(f, "[{i}]")?,
+            }
+            first = false;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::yaml::{Limits, parse_stream};
+
+    #[test]
+    fn items_are_named_by_merge_key_not_position() {
+        let docs = parse_stream(
+            "containers:\n- name: web\n  ports:\n  - containerPort: 80\n- image: x\n",
+            Limits::default(),
+        );
+        let root = docs[0].root.as_ref().expect("parses");
+        let list = root.get("containers").and_then(Node::as_seq).expect("list");
+        let base = FieldPath::root().key("containers");
+        let web = base.item(0, &list[0]);
+        assert_eq!(web.to_string(), "containers[name=web]");
+        let port_list = list[0].get("ports").and_then(Node::as_seq).expect("ports");
+        let port = web.key("ports").item(0, &port_list[0]);
+        assert_eq!(port.to_string(), "containers[name=web].ports[containerPort=80]");
+        assert_eq!(base.item(1, &list[1]).to_string(), "containers[1]");
+        let annotated = FieldPath::root().keys(&["metadata", "annotations", "a.b/c"]);
+        assert_eq!(annotated.to_string(), "metadata.annotations[\"a.b/c\"]");
+    }
+}

@@ -1,0 +1,132 @@
+//! Renderers for audit results: text for people, JSON for scripts, SARIF for code scanning.
+//! Leaf modules: they format, they decide nothing.
+
+mod sarif;
+
+use std::fmt::Write;
+
+use serde::Serialize;
+
+use crate::audit::{AuditResult, Finding, Severity, Stats};
+use crate::source::InputError;
+
+pub use sarif::{sarif_report, uri_of};
+
+/// The version of the JSON output schema (`docs/json-output.md`).
+pub const JSON_SCHEMA_VERSION: &str = "1";
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct JsonReport<'a> {
+    schema_version: &'static str,
+    tool: Tool,
+    findings: &'a [Finding],
+    errors: &'a [InputError],
+    stats: &'a Stats,
+}
+
+#[derive(Serialize)]
+struct Tool {
+    name: &'static str,
+    version: &'static str,
+}
+
+pub fn json_report(result: &AuditResult, errors: &[InputError]) -> String {
+    let report = JsonReport {
+        schema_version: JSON_SCHEMA_VERSION,
+        tool: Tool {
+            name: "kubeward",
+            version: env!("CARGO_PKG_VERSION"),
+        },
+        findings: &result.findings,
+        errors,
+        stats: &result.stats,
+    };
+    serde_json::to_string_pretty(&report).unwrap_or_else(|e| format!("{{\"error\": \"{e}\"}}"))
+}
+
+struct Palette {
+    on: bool,
+}
+
+impl Palette {
+    fn paint(&self, code: &str, text: &str) -> String {
+        if self.on {
+            format!("\x1b[{code}m{text}\x1b[0m")
+        } else {
+            text.to_owned()
+        }
+    }
+}
+
+/// `path:line:col severity ruleId message`, grouped by file, then a summary line.
+pub fn text_report(result: &AuditResult, errors: &[InputError], color: bool) -> String {
+    let p = Palette { on: color };
+    let mut out = String::new();
+    let mut current: Option<&str> = None;
+    for f in &result.findings {
+        if current != Some(f.path.as_str()) {
+            if current.is_some() {
+                out.push('\n');
+            }
+            let _ = writeln!(out, "{}", p.paint("1", &f.path));
+            current = Some(&f.path);
+        }
+        let severity = match f.severity {
+            Severity::Danger => p.paint("31", "danger"),
+            Severity::Warning => p.paint("33", "warning"),
+            Severity::Ignore => "ignore".to_owned(),
+        };
+        let subject = match (&f.object, &f.container) {
+            (Some(o), Some(c)) if !c.is_empty() => format!(" ({}, container {c})", o.display()),
+            (Some(o), _) => format!(" ({})", o.display()),
+            _ => String::new(),
+        };
+        let _ = writeln!(
+            out,
+            "{}:{}:{} {severity} {} {}{}",
+            f.path,
+            f.line,
+            f.column,
+            p.paint("36", &f.rule),
+            f.message,
+            p.paint("2", &subject)
+        );
+    }
+    if !errors.is_empty() {
+        if !out.is_empty() {
+            out.push('\n');
+        }
+        for e in errors {
+            let _ = writeln!(out, "{} {}: {}", p.paint("33", "warning:"), e.path, e.message);
+        }
+    }
+    let s = &result.stats;
+    let danger = s.findings.get(&Severity::Danger).copied().unwrap_or(0);
+    let warning = s.findings.get(&Severity::Warning).copied().unwrap_or(0);
+    let skipped: usize = s.files_skipped.values().sum();
+    let skipped_text = if skipped == 0 {
+        String::new()
+    } else {
+        let reasons: Vec<String> = s
+            .files_skipped
+            .iter()
+            .map(|(r, n)| format!("{n} {}", r.describe()))
+            .collect();
+        format!(", {skipped} skipped ({})", reasons.join(", "))
+    };
+    let exempted = if s.exempted > 0 {
+        format!(", {} exempted", s.exempted)
+    } else {
+        String::new()
+    };
+    if !out.is_empty() {
+        out.push('\n');
+    }
+    let _ = writeln!(
+        out,
+        "{danger} danger, {warning} warning{exempted} in {} objects from {} files{skipped_text}",
+        s.objects, s.files_audited
+    );
+    out
+}

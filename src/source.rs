@@ -1,0 +1,183 @@
+//! Reading manifests from the file system and stdin: the I/O shell around the pure parser.
+
+use std::collections::HashSet;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+use rayon::prelude::*;
+use serde::Serialize;
+
+use crate::config::Policy;
+use crate::manifest::{ManifestFile, SkipReason, classify_bytes, kustomize_patch_paths};
+
+/// A problem with an input that is not a finding: unreadable, binary, too large.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct InputError {
+    pub path: String,
+    pub message: String,
+}
+
+pub struct Loaded {
+    pub files: Vec<ManifestFile>,
+    pub errors: Vec<InputError>,
+}
+
+const MANIFEST_EXTENSIONS: &[&str] = &["yaml", "yml", "json"];
+const KUSTOMIZATION_NAMES: &[&str] = &["kustomization.yaml", "kustomization.yml", "Kustomization"];
+
+/// Parses text that came from somewhere other than a file on disk (stdin, a git blob).
+pub fn parse_bytes(path: &str, bytes: &[u8], policy: &Policy) -> (ManifestFile, Option<InputError>) {
+    match classify_bytes(bytes, policy.max_file_size) {
+        Ok(text) => (ManifestFile::parse(path, text, policy.yaml_limits), None),
+        Err(reason) => {
+            let message = match reason {
+                SkipReason::TooLarge => format!(
+                    "skipped: {} bytes is over the {} byte limit",
+                    bytes.len(),
+                    policy.max_file_size
+                ),
+                other => format!("skipped: {}", other.describe()),
+            };
+            (
+                ManifestFile::skipped(path, reason),
+                Some(InputError {
+                    path: path.to_owned(),
+                    message,
+                }),
+            )
+        }
+    }
+}
+
+/// Loads every manifest under `paths` (files, folders recursively, `-` for stdin).
+pub fn load(paths: &[PathBuf], policy: &Policy) -> Loaded {
+    let mut candidates: Vec<PathBuf> = Vec::new();
+    let mut errors = Vec::new();
+    let mut stdin = None;
+    for path in paths {
+        if path.as_os_str() == "-" {
+            let mut bytes = Vec::new();
+            let limit = policy.max_file_size + 1;
+            match std::io::stdin().take(limit).read_to_end(&mut bytes) {
+                Ok(_) => stdin = Some(bytes),
+                Err(e) => errors.push(InputError {
+                    path: "-".into(),
+                    message: format!("cannot read stdin: {e}"),
+                }),
+            }
+        } else if path.is_dir() {
+            walk(path, &mut candidates, &mut errors);
+        } else if path.exists() {
+            candidates.push(path.clone());
+        } else {
+            errors.push(InputError {
+                path: path.display().to_string(),
+                message: "no such file or directory".into(),
+            });
+        }
+    }
+    let patches = kustomize_patches(&candidates);
+    let mut seen = HashSet::new();
+    candidates.retain(|p| seen.insert(p.clone()));
+    let results: Vec<(ManifestFile, Option<InputError>)> = candidates
+        .par_iter()
+        .filter(|p| !policy.ignores(&display(p)))
+        .map(|path| {
+            let name = display(path);
+            if patches.contains(path) {
+                return (ManifestFile::skipped(name, SkipReason::KustomizePatch), None);
+            }
+            match read_limited(path, policy.max_file_size) {
+                Ok(bytes) => parse_bytes(&name, &bytes, policy),
+                Err(e) => (
+                    ManifestFile::skipped(name.clone(), SkipReason::NotUtf8),
+                    Some(InputError {
+                        path: name,
+                        message: format!("cannot read: {e}"),
+                    }),
+                ),
+            }
+        })
+        .collect();
+    let mut files = Vec::new();
+    for (file, error) in results {
+        files.push(file);
+        errors.extend(error);
+    }
+    if let Some(bytes) = stdin {
+        let (file, error) = parse_bytes("<stdin>", &bytes, policy);
+        files.push(file);
+        errors.extend(error);
+    }
+    Loaded { files, errors }
+}
+
+/// Reads at most one byte past the limit, so an oversized file is never read whole.
+fn read_limited(path: &Path, limit: u64) -> std::io::Result<Vec<u8>> {
+    let mut bytes = Vec::new();
+    std::fs::File::open(path)?
+        .take(limit + 1)
+        .read_to_end(&mut bytes)?;
+    Ok(bytes)
+}
+
+fn display(path: &Path) -> String {
+    let text = path.display().to_string();
+    text.strip_prefix("./").map(str::to_owned).unwrap_or(text)
+}
+
+fn walk(dir: &Path, out: &mut Vec<PathBuf>, errors: &mut Vec<InputError>) {
+    let entries = match std::fs::read_dir(dir) {
+        Ok(entries) => entries,
+        Err(e) => {
+            errors.push(InputError {
+                path: display(dir),
+                message: format!("cannot read folder: {e}"),
+            });
+            return;
+        }
+    };
+    let mut paths: Vec<PathBuf> = entries.filter_map(|e| e.ok().map(|e| e.path())).collect();
+    paths.sort();
+    for path in paths {
+        let name = path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        // Symlinks are not followed: a link can point anywhere, or at its own parent.
+        let Ok(meta) = std::fs::symlink_metadata(&path) else {
+            continue;
+        };
+        if meta.is_dir() {
+            if !name.starts_with('.') && name != "node_modules" && name != "target" {
+                walk(&path, out, errors);
+            }
+        } else if meta.is_file() {
+            let is_manifest = path
+                .extension()
+                .and_then(|e| e.to_str())
+                .is_some_and(|e| MANIFEST_EXTENSIONS.contains(&e));
+            if is_manifest && !name.starts_with(".kubeward") {
+                out.push(path);
+            }
+        }
+    }
+}
+
+/// Files named as patches by a kustomization next to them.
+fn kustomize_patches(files: &[PathBuf]) -> HashSet<PathBuf> {
+    let mut patches = HashSet::new();
+    let dirs: HashSet<&Path> = files.iter().filter_map(|f| f.parent()).collect();
+    for dir in dirs {
+        for name in KUSTOMIZATION_NAMES {
+            let Ok(text) = std::fs::read_to_string(dir.join(name)) else {
+                continue;
+            };
+            for patch in kustomize_patch_paths(&text) {
+                patches.insert(dir.join(patch));
+            }
+        }
+    }
+    patches
+}

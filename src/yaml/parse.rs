@@ -1,0 +1,489 @@
+//! Events from saphyr-parser into [`Node`] trees, one document at a time.
+//!
+//! A stream is split at `---` lines first, so one malformed document costs only itself: the
+//! others are still parsed. The tree is built from the parser's pull API (no recursion), so
+//! nesting depth and alias expansion are checked as nodes arrive and a hostile file stops at its
+//! first excess instead of exhausting the stack or memory.
+
+use std::collections::{HashMap, HashSet};
+
+use saphyr_parser::{Event, Parser, ScalarStyle, Span as PSpan};
+
+use super::{Entry, Mark, Node, Span, Value, scalar::resolve_plain};
+
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// Deepest nesting of mappings and sequences.
+    pub max_depth: usize,
+    /// Most nodes that aliases may copy into one document.
+    pub max_alias_nodes: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_depth: 100,
+            max_alias_nodes: 10_000,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("{message}")]
+pub struct ParseError {
+    pub mark: Mark,
+    pub message: String,
+}
+
+/// One document of a stream: its tree, or why it has none.
+#[derive(Debug)]
+pub struct ParsedDocument {
+    /// 0-based position of the document in its file.
+    pub index: usize,
+    /// The line its text starts on.
+    pub start_line: u32,
+    pub root: Result<Node, ParseError>,
+}
+
+/// Parses every document of a YAML stream. Empty documents (only comments) are left out.
+pub fn parse_stream(text: &str, limits: Limits) -> Vec<ParsedDocument> {
+    let mut docs = Vec::new();
+    for (start_line, chunk) in split_documents(text) {
+        let mut builder = Builder::new(limits, start_line - 1);
+        let outcome = builder.run(chunk);
+        for root in builder.roots {
+            docs.push(ParsedDocument {
+                index: docs.len(),
+                start_line: root.span.start.line,
+                root: Ok(root),
+            });
+        }
+        if let Err(error) = outcome {
+            docs.push(ParsedDocument {
+                index: docs.len(),
+                start_line,
+                root: Err(error),
+            });
+        }
+    }
+    docs
+}
+
+/// Splits at document-start lines. YAML forbids `---` at column 0 inside any content, block
+/// scalars included, so a line split is exact. Directives stay with the document they precede.
+fn split_documents(text: &str) -> Vec<(u32, &str)> {
+    let mut chunks = Vec::new();
+    let mut chunk_start = 0usize;
+    let mut chunk_line = 1u32;
+    let mut chunk_has_content = false;
+    let mut offset = 0usize;
+    let mut line_no = 1u32;
+    for line in text.split_inclusive('\n') {
+        let is_doc_start = line.starts_with("---")
+            && matches!(line.as_bytes().get(3), None | Some(b' ' | b'\t' | b'\n' | b'\r'));
+        if is_doc_start && chunk_has_content {
+            chunks.push((chunk_line, &text[chunk_start..offset]));
+            chunk_start = offset;
+            chunk_line = line_no;
+            chunk_has_content = false;
+        }
+        let trimmed = line.trim();
+        if is_doc_start
+            || !(trimmed.is_empty() || trimmed.starts_with('#') || line.starts_with('%'))
+        {
+            chunk_has_content = true;
+        }
+        offset += line.len();
+        line_no += 1;
+    }
+    if chunk_start < text.len() {
+        chunks.push((chunk_line, &text[chunk_start..]));
+    }
+    chunks
+}
+
+enum Frame {
+    Seq {
+        items: Vec<Node>,
+        start: Mark,
+        anchor: usize,
+    },
+    Map {
+        entries: Vec<Entry>,
+        seen: Option<HashSet<String>>,
+        pending_key: Option<(String, Span)>,
+        start: Mark,
+        anchor: usize,
+        merges: Vec<Node>,
+    },
+}
+
+struct Builder {
+    limits: Limits,
+    line_offset: u32,
+    stack: Vec<Frame>,
+    anchors: HashMap<usize, (Node, usize)>,
+    /// Nodes in the current document, counted so anchors know their size.
+    alias_nodes: usize,
+    roots: Vec<Node>,
+}
+
+impl Builder {
+    fn new(limits: Limits, line_offset: u32) -> Self {
+        Builder {
+            limits,
+            line_offset,
+            stack: Vec::new(),
+            anchors: HashMap::new(),
+            alias_nodes: 0,
+            roots: Vec::new(),
+        }
+    }
+
+    fn mark(&self, m: &saphyr_parser::Marker) -> Mark {
+        Mark {
+            line: m.line() as u32 + self.line_offset,
+            col: m.col() as u32 + 1,
+        }
+    }
+
+    fn span(&self, s: &PSpan) -> Span {
+        Span {
+            start: self.mark(&s.start),
+            end: self.mark(&s.end),
+        }
+    }
+
+    fn run(&mut self, chunk: &str) -> Result<(), ParseError> {
+        let parser = Parser::new_from_str(chunk);
+        for item in parser {
+            let (event, pspan) = item.map_err(|e| ParseError {
+                mark: self.mark(e.marker()),
+                message: e.info().to_owned(),
+            })?;
+            let span = self.span(&pspan);
+            match event {
+                Event::StreamStart | Event::StreamEnd | Event::Nothing => {}
+                Event::DocumentStart(_) => {
+                    self.anchors.clear();
+                    self.alias_nodes = 0;
+                }
+                Event::DocumentEnd => {}
+                Event::Scalar(text, style, anchor, tag) => {
+                    // Keys keep their text: `on:` or `y:` name a field, they are not booleans.
+                    let value = if self.expecting_key() {
+                        Value::Str(text.into_owned())
+                    } else {
+                        scalar_value(&text, style, tag.as_deref())
+                    };
+                    let node = Node::new(value, span);
+                    if anchor > 0 {
+                        self.anchors.insert(anchor, (node.clone(), 1));
+                    }
+                    self.push(node)?;
+                }
+                Event::Alias(id) => {
+                    let Some((node, size)) = self.anchors.get(&id) else {
+                        return Err(self.error(span.start, "alias to an unknown anchor"));
+                    };
+                    self.alias_nodes += size;
+                    if self.alias_nodes > self.limits.max_alias_nodes {
+                        return Err(self.error(
+                            span.start,
+                            &format!(
+                                "aliases expand to more than {} nodes (possible \"billion laughs\" attack)",
+                                self.limits.max_alias_nodes
+                            ),
+                        ));
+                    }
+                    let mut node = node.clone();
+                    // The alias site is where a reader looks; children keep the anchor's places.
+                    node.span = span;
+                    self.push(node)?;
+                }
+                Event::SequenceStart(anchor, _) => {
+                    self.enter(span.start)?;
+                    self.stack.push(Frame::Seq {
+                        items: Vec::new(),
+                        start: span.start,
+                        anchor,
+                    });
+                }
+                Event::MappingStart(anchor, _) => {
+                    self.enter(span.start)?;
+                    self.stack.push(Frame::Map {
+                        entries: Vec::new(),
+                        seen: None,
+                        pending_key: None,
+                        start: span.start,
+                        anchor,
+                        merges: Vec::new(),
+                    });
+                }
+                Event::SequenceEnd | Event::MappingEnd => {
+                    let frame = self.stack.pop().ok_or_else(|| {
+                        self.error(span.start, "unbalanced end of collection")
+                    })?;
+                    let end = span.end;
+                    let (node, anchor) = match frame {
+                        Frame::Seq {
+                            items,
+                            start,
+                            anchor,
+                        } => (Node::new(Value::Seq(items), Span { start, end }), anchor),
+                        Frame::Map {
+                            mut entries,
+                            start,
+                            anchor,
+                            merges,
+                            ..
+                        } => {
+                            apply_merges(&mut entries, merges);
+                            (Node::new(Value::Map(entries), Span { start, end }), anchor)
+                        }
+                    };
+                    let size = count_nodes(&node);
+                    if anchor > 0 {
+                        self.anchors.insert(anchor, (node.clone(), size));
+                    }
+                    self.push(node)?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn expecting_key(&self) -> bool {
+        matches!(
+            self.stack.last(),
+            Some(Frame::Map {
+                pending_key: None,
+                ..
+            })
+        )
+    }
+
+    fn enter(&self, at: Mark) -> Result<(), ParseError> {
+        if self.stack.len() >= self.limits.max_depth {
+            return Err(self.error(
+                at,
+                &format!("nesting deeper than {} levels", self.limits.max_depth),
+            ));
+        }
+        Ok(())
+    }
+
+    fn error(&self, mark: Mark, message: &str) -> ParseError {
+        ParseError {
+            mark,
+            message: message.to_owned(),
+        }
+    }
+
+    fn push(&mut self, node: Node) -> Result<(), ParseError> {
+        let Some(frame) = self.stack.last_mut() else {
+            self.roots.push(node);
+            return Ok(());
+        };
+        match frame {
+            Frame::Seq { items, .. } => items.push(node),
+            Frame::Map {
+                entries,
+                seen,
+                pending_key,
+                merges,
+                ..
+            } => match pending_key.take() {
+                None => {
+                    let key = match &node.value {
+                        Value::Str(s) => s.clone(),
+                        Value::Seq(_) | Value::Map(_) => {
+                            let at = node.span.start;
+                            return Err(self.error(at, "complex mapping keys are not supported"));
+                        }
+                        _ => node.scalar_text().unwrap_or_default(),
+                    };
+                    *pending_key = Some((key, node.span));
+                }
+                Some((key, key_span)) => {
+                    if key == "<<" {
+                        merges.push(node);
+                        return Ok(());
+                    }
+                    let duplicate = if entries.len() < 16 {
+                        entries.iter().any(|e| e.key == key)
+                    } else {
+                        let set = seen
+                            .get_or_insert_with(|| entries.iter().map(|e| e.key.clone()).collect());
+                        !set.insert(key.clone())
+                    };
+                    if duplicate {
+                        return Err(ParseError {
+                            mark: key_span.start,
+                            message: format!("duplicate key `{key}`"),
+                        });
+                    }
+                    entries.push(Entry {
+                        key,
+                        key_span,
+                        value: node,
+                    });
+                }
+            },
+        }
+        Ok(())
+    }
+}
+
+/// YAML 1.1 merge keys (`<<: *defaults`), which go-yaml honours: keys written in the mapping win.
+fn apply_merges(entries: &mut Vec<Entry>, merges: Vec<Node>) {
+    for merge in merges {
+        let sources: Vec<Node> = match merge.value {
+            Value::Map(_) => vec![merge],
+            Value::Seq(items) => items,
+            _ => continue,
+        };
+        for source in sources {
+            if let Value::Map(source_entries) = source.value {
+                for entry in source_entries {
+                    if !entries.iter().any(|e| e.key == entry.key) {
+                        entries.push(entry);
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn count_nodes(node: &Node) -> usize {
+    1 + match &node.value {
+        Value::Seq(items) => items.iter().map(count_nodes).sum(),
+        Value::Map(entries) => entries.iter().map(|e| 1 + count_nodes(&e.value)).sum(),
+        _ => 0,
+    }
+}
+
+fn scalar_value(text: &str, style: ScalarStyle, tag: Option<&saphyr_parser::Tag>) -> Value {
+    if let Some(tag) = tag
+        && tag.handle == "tag:yaml.org,2002:"
+    {
+        return match tag.suffix.as_str() {
+            "str" => Value::Str(text.to_owned()),
+            "null" => Value::Null,
+            "bool" | "int" | "float" => match resolve_plain(text) {
+                Value::Str(_) => Value::Str(text.to_owned()),
+                other => other,
+            },
+            _ => Value::Str(text.to_owned()),
+        };
+    }
+    match style {
+        ScalarStyle::Plain if tag.is_none() => resolve_plain(text),
+        _ => Value::Str(text.to_owned()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Vec<ParsedDocument> {
+        parse_stream(text, Limits::default())
+    }
+
+    #[test]
+    fn every_key_and_value_has_its_line_and_column() {
+        let docs = parse("a: 1\nb:\n  c: [x, y]\n---\n# comment\nd: true\n");
+        assert_eq!(docs.len(), 2);
+        let first = docs[0].root.as_ref().expect("first document parses");
+        let b = first.entry("b").expect("key b");
+        assert_eq!(b.key_span.start, Mark { line: 2, col: 1 });
+        let c = b.value.entry("c").expect("key c");
+        assert_eq!(c.key_span.start, Mark { line: 3, col: 3 });
+        let y = &c.value.as_seq().expect("c is a sequence")[1];
+        assert_eq!(y.span.start, Mark { line: 3, col: 10 });
+        let second = docs[1].root.as_ref().expect("second document parses");
+        assert_eq!(second.entry("d").map(|e| e.key_span.start.line), Some(6));
+        assert_eq!(second.get("d").and_then(Node::as_bool), Some(true));
+    }
+
+    #[test]
+    fn a_malformed_document_does_not_hide_the_others() {
+        let docs = parse("a: 1\n---\nb: [unclosed\nc: 2\n---\nd: 4\n");
+        assert_eq!(docs.len(), 3);
+        assert!(docs[0].root.is_ok());
+        let error = docs[1].root.as_ref().expect_err("second document is malformed");
+        assert!(error.mark.line >= 3, "error at line {}", error.mark.line);
+        assert_eq!(
+            docs[2].root.as_ref().ok().and_then(|n| n.get("d")).and_then(Node::as_i64),
+            Some(4)
+        );
+    }
+
+    #[test]
+    fn anchors_aliases_and_merge_keys_resolve() {
+        let docs = parse("base: &b {x: 1, y: 2}\nuse: *b\nmerged:\n  <<: *b\n  y: 3\n");
+        let root = docs[0].root.as_ref().expect("parses");
+        assert_eq!(root.get_path(&["use", "x"]).and_then(Node::as_i64), Some(1));
+        assert_eq!(root.get_path(&["merged", "x"]).and_then(Node::as_i64), Some(1));
+        assert_eq!(root.get_path(&["merged", "y"]).and_then(Node::as_i64), Some(3));
+    }
+
+    #[test]
+    fn billion_laughs_stops_quickly_with_a_clear_error() {
+        let mut text = String::from("a0: &a0 [lol, lol, lol, lol, lol, lol, lol, lol, lol, lol]\n");
+        for i in 1..10 {
+            let prev = format!("*a{}", i - 1);
+            let items = vec![prev.as_str(); 10].join(", ");
+            text.push_str(&format!("a{i}: &a{i} [{items}]\n"));
+        }
+        let started = std::time::Instant::now();
+        let docs = parse(&text);
+        assert!(started.elapsed().as_millis() < 500);
+        let error = docs[0].root.as_ref().expect_err("bomb is refused");
+        assert!(error.message.contains("billion laughs"), "{}", error.message);
+    }
+
+    #[test]
+    fn deep_nesting_is_refused_without_overflowing_the_stack() {
+        let text = "[".repeat(100_000);
+        let docs = parse(&text);
+        let error = docs[0].root.as_ref().expect_err("too deep");
+        // Flow collections hit the scanner's own limit, block ones ours.
+        assert!(error.message.contains("recursion limit"), "{}", error.message);
+        let mut block = String::new();
+        for depth in 0..500 {
+            block.push_str(&" ".repeat(depth));
+            block.push_str("k:\n");
+        }
+        let docs = parse(&block);
+        let error = docs[0].root.as_ref().expect_err("too deep");
+        assert!(error.message.contains("nesting deeper"), "{}", error.message);
+    }
+
+    #[test]
+    fn duplicate_keys_are_errors_as_in_kubectl_strict_validation() {
+        let docs = parse("a: 1\nb: 2\na: 3\n");
+        let error = docs[0].root.as_ref().expect_err("duplicate key");
+        assert_eq!(error.mark.line, 3);
+    }
+
+    #[test]
+    fn quoted_and_tagged_scalars_stay_strings() {
+        let docs = parse("a: \"0644\"\nb: 0644\nc: !!str yes\nd: 'on'\ne: on\n");
+        let root = docs[0].root.as_ref().expect("parses");
+        assert_eq!(root.get("a").and_then(Node::as_str), Some("0644"));
+        assert_eq!(root.get("b").and_then(Node::as_i64), Some(420));
+        assert_eq!(root.get("c").and_then(Node::as_str), Some("yes"));
+        assert_eq!(root.get("d").and_then(Node::as_str), Some("on"));
+        assert_eq!(root.get("e").and_then(Node::as_bool), Some(true));
+    }
+
+    #[test]
+    fn split_keeps_directives_with_their_document() {
+        let chunks = split_documents("# head\n---\na: 1\n--- \nb: 2\n...\n");
+        assert_eq!(chunks.len(), 2);
+        assert_eq!(chunks[0].0, 1);
+        assert_eq!(chunks[1].0, 4);
+    }
+}
