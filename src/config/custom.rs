@@ -85,7 +85,11 @@ impl CustomCheckSpec {
             "PodSpec" => (Target::PodSpec, Vec::new()),
             "PodTemplate" => (Target::PodTemplate, Vec::new()),
             "Controller" => (Target::Controller, Vec::new()),
-            kind => (Target::Object, vec![kind.to_owned()]),
+            // Polaris matches `group/Kind` targets by kind alone; so do we, for compatibility.
+            kind => (
+                Target::Object,
+                vec![kind.rsplit('/').next().unwrap_or(kind).to_owned()],
+            ),
         };
         let pod_spec_target = match self.schema_target.as_deref() {
             None | Some("") => false,
