@@ -525,7 +525,7 @@ mod tests {
         assert_eq!(objects[1].kind, "ConfigMap");
         assert_eq!(
             objects[1].list_path.as_ref().map(ToString::to_string),
-            Some("items[name=b]".into())
+            Some("items[1]".into())
         );
     }
 
