@@ -8,6 +8,7 @@ pub mod cli;
 pub mod config;
 pub mod explain;
 pub mod manifest;
+pub mod owners;
 pub mod report;
 pub mod source;
 pub mod yaml;
