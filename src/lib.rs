@@ -6,7 +6,9 @@
 pub mod audit;
 pub mod cli;
 pub mod config;
+pub mod diff;
 pub mod explain;
+pub mod fix;
 pub mod manifest;
 pub mod owners;
 pub mod report;

@@ -7,11 +7,12 @@ use serde::Serialize;
 use serde_json::Value as Json;
 
 use super::builtins::Context;
-use super::eval::{Scope, Violation};
+use super::eval::{Scope, Step, Violation, expand};
 use super::exempt::annotation_exemption;
-use super::rule::{Check, Rule, Severity, Target, kind_matches};
+use super::rule::{Autofix, Check, Rule, Severity, Target, kind_matches};
 use super::schema::{SchemaCheck, kubernetes_view};
-use super::{Category, Finding, ObjectRef, PARSE_ERROR, fingerprint};
+use super::{Category, Finding, ObjectLocation, ObjectRef, PARSE_ERROR, fingerprint};
+use crate::fix::FixOp;
 use crate::config::Policy;
 use crate::manifest::{Container, FieldPath, Inventory, ManifestFile, Object, Segment, SkipReason};
 use crate::yaml::{Node, Span, Value};
@@ -106,6 +107,8 @@ fn parse_error_finding(path: &str, error: &crate::yaml::ParseError, policy: &Pol
         field_path: String::new(),
         message: format!("not valid YAML: {}", error.message),
         exempted_by: None,
+        fix: Vec::new(),
+        location: None,
     }
 }
 
@@ -124,8 +127,11 @@ fn audit_object(
     let mut out = Vec::new();
     for active in &policy.rules {
         let rule = &active.rule;
-        for (violation, container) in evaluate(rule, object, inventory) {
-            let finding = make_finding(rule, active.severity, object, &object_ref, container, violation);
+        for (violation, scope, container) in evaluate(rule, object, inventory) {
+            let fix = fix_ops(rule, &scope, &violation);
+            let mut finding =
+                make_finding(rule, active.severity, object, &object_ref, container, violation);
+            finding.fix = fix;
             let exempted_by = exemption(rule, object, container, policy);
             let is_exempt = exempted_by.is_some();
             out.push((
@@ -196,7 +202,49 @@ fn make_finding(
         field_path,
         message,
         exempted_by: None,
+        fix: Vec::new(),
+        location: Some(ObjectLocation {
+            doc_index: object.doc_index,
+            list_path: object.list_path.clone(),
+            start_line: object.node.span.start.line,
+            end_line: object.node.span.last_line(),
+            container_lines: container.map(|c| (c.node.span.start.line, c.node.span.last_line())),
+        }),
     }
+}
+
+/// The rule's fix for one violation, as operations on the object.
+fn fix_ops(rule: &Rule, scope: &Scope<'_>, violation: &Violation) -> Vec<FixOp> {
+    let mut ops = Vec::new();
+    for autofix in &rule.autofix {
+        match autofix {
+            Autofix::Set(steps, value) => {
+                let keys: Vec<&str> = steps
+                    .iter()
+                    .filter_map(|s| match s {
+                        Step::Key(k) => Some(k.as_str()),
+                        _ => None,
+                    })
+                    .collect();
+                ops.push(FixOp::Set {
+                    path: scope.path.keys(&keys),
+                    value: value.clone(),
+                });
+            }
+            Autofix::Remove(steps) => {
+                let related = |p: &FieldPath| {
+                    let (a, b) = (p.segments(), violation.path.segments());
+                    a.starts_with(b) || b.starts_with(a)
+                };
+                for path in expand(scope.node, &scope.path, steps) {
+                    if related(&path) {
+                        ops.push(FixOp::Remove { path });
+                    }
+                }
+            }
+        }
+    }
+    ops
 }
 
 /// Violations of one rule on one object, with the container each concerns.
@@ -204,7 +252,7 @@ pub fn evaluate<'s, 'a>(
     rule: &Rule,
     object: &'s Object<'a>,
     inventory: &'s Inventory<'a>,
-) -> Vec<(Violation, Option<&'s Container<'a>>)> {
+) -> Vec<(Violation, Scope<'a>, Option<&'s Container<'a>>)> {
     let object_scope = || Scope {
         node: object.node,
         path: FieldPath::root(),
@@ -215,7 +263,7 @@ pub fn evaluate<'s, 'a>(
     let run = |scope: Scope<'a>, container: Option<&'s Container<'a>>| {
         run_check(&rule.check, rule, object, container, &scope, inventory)
             .into_iter()
-            .map(move |v| (v, container))
+            .map(|v| (v, scope.clone(), container))
             .collect::<Vec<_>>()
     };
     match rule.target {

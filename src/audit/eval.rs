@@ -322,6 +322,18 @@ fn walk<'a>(
     }
 }
 
+/// The concrete paths of every existing value `steps` reaches below `node`.
+pub fn expand(node: &Node, base: &FieldPath, steps: &[Step]) -> Vec<FieldPath> {
+    let mut out = Vec::new();
+    walk(node, base.clone(), node.span, None, steps, &mut out);
+    out.into_iter()
+        .filter_map(|r| match r {
+            Reached::Found { path, .. } => Some(path),
+            Reached::Missing { .. } => None,
+        })
+        .collect()
+}
+
 fn extend_keys(mut path: FieldPath, rest: &[Step]) -> FieldPath {
     for step in rest {
         if let Step::Key(k) = step {

@@ -73,6 +73,24 @@ pub struct Finding {
     /// Why the finding does not count (an exemption's description), if it does not.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub exempted_by: Option<String>,
+    /// The mechanical fix, as operations on the object (see [`crate::fix`]).
+    #[serde(skip)]
+    pub fix: Vec<crate::fix::FixOp>,
+    /// Where in its file the object sits: document index and, for List items, the item path.
+    #[serde(skip)]
+    pub location: Option<ObjectLocation>,
+}
+
+/// How to find a finding's object again in its file.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ObjectLocation {
+    pub doc_index: usize,
+    pub list_path: Option<crate::manifest::FieldPath>,
+    /// The object's first and last lines.
+    pub start_line: u32,
+    pub end_line: u32,
+    /// The container's first and last lines, for container findings.
+    pub container_lines: Option<(u32, u32)>,
 }
 
 /// The fingerprint version, part of every fingerprint: bump it when its inputs change.

@@ -3,7 +3,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::builtins::Builtin;
-use super::eval::{Assertion, AssertionSpec};
+use super::eval::{Assertion, AssertionSpec, Step, parse_path};
 use super::schema::SchemaCheck;
 use crate::manifest::ContainerKind;
 use crate::yaml::{DeError, Node, from_node};
@@ -119,13 +119,40 @@ pub struct Aliases {
     pub checkov: Vec<String>,
 }
 
-/// A one-click fix: set a field of the rule's target to a value.
+/// A mechanical fix, as written in a rule file: set a field below the target to a value, or
+/// remove one (`[*]` reaches list items).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct AutofixSpec {
-    /// Dotted path below the target.
-    pub set: String,
-    pub value: serde_json::Value,
+    #[serde(default)]
+    pub set: Option<String>,
+    #[serde(default)]
+    pub value: Option<serde_json::Value>,
+    #[serde(default)]
+    pub remove: Option<String>,
+}
+
+/// A compiled fix step, paths relative to the rule's target.
+#[derive(Debug, Clone)]
+pub enum Autofix {
+    Set(Vec<Step>, serde_json::Value),
+    Remove(Vec<Step>),
+}
+
+impl AutofixSpec {
+    fn compile(&self) -> Result<Autofix, String> {
+        match (&self.set, &self.value, &self.remove) {
+            (Some(path), Some(value), None) => {
+                let steps = parse_path(path)?;
+                if steps.iter().any(|s| !matches!(s, Step::Key(_))) {
+                    return Err(format!("`set: {path}` takes no wildcards"));
+                }
+                Ok(Autofix::Set(steps, value.clone()))
+            }
+            (None, None, Some(path)) => Ok(Autofix::Remove(parse_path(path)?)),
+            _ => Err("an autofix is `set` with `value`, or `remove`".into()),
+        }
+    }
 }
 
 /// The check as written in a rule file.
@@ -235,7 +262,7 @@ pub struct Rule {
     pub polaris: bool,
     pub aliases: Aliases,
     pub check: Check,
-    pub autofix: Vec<AutofixSpec>,
+    pub autofix: Vec<Autofix>,
     /// Where the rule came from: `rules/<id>.yaml` or a config file.
     pub origin: String,
 }
@@ -258,6 +285,12 @@ impl Rule {
             return Err(err("target `Object` needs `kinds`".into()));
         }
         let check = file.check.compile(file.target).map_err(err)?;
+        let autofix = file
+            .autofix
+            .iter()
+            .map(AutofixSpec::compile)
+            .collect::<Result<_, _>>()
+            .map_err(err)?;
         Ok(Rule {
             id: file.id,
             title: file.title,
@@ -274,7 +307,7 @@ impl Rule {
             polaris: file.polaris,
             aliases: file.aliases,
             check,
-            autofix: file.autofix,
+            autofix,
             origin: origin.to_owned(),
         })
     }

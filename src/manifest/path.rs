@@ -74,6 +74,13 @@ impl FieldPath {
         next
     }
 
+    /// The path without its last segment.
+    pub fn parent(&self) -> FieldPath {
+        let mut next = self.clone();
+        next.0.pop();
+        next
+    }
+
     pub fn segments(&self) -> &[Segment] {
         &self.0
     }
