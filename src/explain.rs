@@ -28,10 +28,16 @@ pub fn explain(rule: &Rule, active: Option<Severity>) -> String {
     };
     out.push_str(&format!("- Checks: {target}\n"));
     if !rule.controllers.include.is_empty() {
-        out.push_str(&format!("- Only for: {}\n", rule.controllers.include.join(", ")));
+        out.push_str(&format!(
+            "- Only for: {}\n",
+            rule.controllers.include.join(", ")
+        ));
     }
     if !rule.controllers.exclude.is_empty() {
-        out.push_str(&format!("- Not for: {}\n", rule.controllers.exclude.join(", ")));
+        out.push_str(&format!(
+            "- Not for: {}\n",
+            rule.controllers.exclude.join(", ")
+        ));
     }
     if rule.polaris {
         out.push_str("- Polaris: same ID and meaning as Polaris's built-in check\n");
@@ -41,8 +47,18 @@ pub fn explain(rule: &Rule, active: Option<Severity>) -> String {
         .kube_linter
         .iter()
         .map(|a| format!("kube-linter `{a}`"))
-        .chain(rule.aliases.kube_score.iter().map(|a| format!("kube-score `{a}`")))
-        .chain(rule.aliases.checkov.iter().map(|a| format!("Checkov `{a}`")))
+        .chain(
+            rule.aliases
+                .kube_score
+                .iter()
+                .map(|a| format!("kube-score `{a}`")),
+        )
+        .chain(
+            rule.aliases
+                .checkov
+                .iter()
+                .map(|a| format!("Checkov `{a}`")),
+        )
         .collect();
     if !aliases.is_empty() {
         out.push_str(&format!("- Also known as: {}\n", aliases.join(", ")));

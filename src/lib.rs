@@ -9,9 +9,12 @@ pub mod config;
 pub mod diff;
 pub mod explain;
 pub mod fix;
+pub mod git;
 pub mod manifest;
 pub mod owners;
+pub mod pipeline;
 pub mod report;
+pub mod review;
 pub mod source;
 pub mod yaml;
 

@@ -21,20 +21,35 @@ pub struct InputError {
 pub struct Loaded {
     pub files: Vec<ManifestFile>,
     pub errors: Vec<InputError>,
+    /// Paths given on the command line that do not exist: a usage error.
+    pub missing: Vec<String>,
 }
 
 const MANIFEST_EXTENSIONS: &[&str] = &["yaml", "yml", "json"];
 const KUSTOMIZATION_NAMES: &[&str] = &["kustomization.yaml", "kustomization.yml", "Kustomization"];
 
 /// Parses text that came from somewhere other than a file on disk (stdin, a git blob).
-pub fn parse_bytes(path: &str, bytes: &[u8], policy: &Policy) -> (ManifestFile, Option<InputError>) {
+pub fn parse_bytes(
+    path: &str,
+    bytes: &[u8],
+    policy: &Policy,
+) -> (ManifestFile, Option<InputError>) {
+    parse_sized(path, bytes, bytes.len() as u64, policy)
+}
+
+/// As [`parse_bytes`], for a prefix of a file whose full size is `size`.
+fn parse_sized(
+    path: &str,
+    bytes: &[u8],
+    size: u64,
+    policy: &Policy,
+) -> (ManifestFile, Option<InputError>) {
     match classify_bytes(bytes, policy.max_file_size) {
         Ok(text) => (ManifestFile::parse(path, text, policy.yaml_limits), None),
         Err(reason) => {
             let message = match reason {
                 SkipReason::TooLarge => format!(
-                    "skipped: {} bytes is over the {} byte limit",
-                    bytes.len(),
+                    "skipped: {size} bytes is over the {} byte limit",
                     policy.max_file_size
                 ),
                 other => format!("skipped: {}", other.describe()),
@@ -55,6 +70,7 @@ pub fn load(paths: &[PathBuf], policy: &Policy) -> Loaded {
     let mut candidates: Vec<PathBuf> = Vec::new();
     let mut errors = Vec::new();
     let mut stdin = None;
+    let mut missing = Vec::new();
     for path in paths {
         if path.as_os_str() == "-" {
             let mut bytes = Vec::new();
@@ -71,25 +87,29 @@ pub fn load(paths: &[PathBuf], policy: &Policy) -> Loaded {
         } else if path.exists() {
             candidates.push(path.clone());
         } else {
-            errors.push(InputError {
-                path: path.display().to_string(),
-                message: "no such file or directory".into(),
-            });
+            missing.push(path.display().to_string());
         }
     }
     let patches = kustomize_patches(&candidates);
+    // `a.yaml` and `./a.yaml` are one file: audit it once.
     let mut seen = HashSet::new();
-    candidates.retain(|p| seen.insert(p.clone()));
+    candidates.retain(|p| seen.insert(normalise(p)));
     let results: Vec<(ManifestFile, Option<InputError>)> = candidates
         .par_iter()
         .filter(|p| !policy.ignores(&display(p)))
         .map(|path| {
             let name = display(path);
             if patches.contains(path) {
-                return (ManifestFile::skipped(name, SkipReason::KustomizePatch), None);
+                return (
+                    ManifestFile::skipped(name, SkipReason::KustomizePatch),
+                    None,
+                );
             }
             match read_limited(path, policy.max_file_size) {
-                Ok(bytes) => parse_bytes(&name, &bytes, policy),
+                Ok(bytes) => {
+                    let size = std::fs::metadata(path).map_or(bytes.len() as u64, |m| m.len());
+                    parse_sized(&name, &bytes, size, policy)
+                }
                 Err(e) => (
                     ManifestFile::skipped(name.clone(), SkipReason::NotUtf8),
                     Some(InputError {
@@ -110,7 +130,17 @@ pub fn load(paths: &[PathBuf], policy: &Policy) -> Loaded {
         files.push(file);
         errors.extend(error);
     }
-    Loaded { files, errors }
+    Loaded {
+        files,
+        errors,
+        missing,
+    }
+}
+
+fn normalise(path: &Path) -> PathBuf {
+    path.components()
+        .filter(|c| !matches!(c, std::path::Component::CurDir))
+        .collect()
 }
 
 /// Reads at most one byte past the limit, so an oversized file is never read whole.

@@ -155,6 +155,22 @@ impl Builtin {
         }
     }
 
+    /// Whether the builtin looks at other objects than the one it checks.
+    pub fn uses_inventory(&self) -> bool {
+        matches!(
+            self,
+            Builtin::AutomountServiceAccountToken
+                | Builtin::BindingGrants(_)
+                | Builtin::MissingNetworkPolicy
+                | Builtin::MissingPodDisruptionBudget
+                | Builtin::PdbAboveHpaMinReplicas
+                | Builtin::ServiceSelectsNothing
+                | Builtin::HpaTargetMissing
+                | Builtin::NetworkPolicySelectsNothing
+                | Builtin::IngressBackendMissing
+        )
+    }
+
     pub fn run(&self, cx: &Context<'_, '_>) -> Vec<Violation> {
         match self {
             Builtin::AutomountServiceAccountToken => automount(cx),
@@ -185,7 +201,9 @@ fn at(cx: &Context<'_, '_>, keys: &[&str], detail: Option<String>) -> Violation 
     for key in keys {
         match node.entry(key) {
             Some(entry) => {
-                span = if entry.value.is_null() || matches!(entry.value.value, Value::Map(_) | Value::Seq(_)) {
+                span = if entry.value.is_null()
+                    || matches!(entry.value.value, Value::Map(_) | Value::Seq(_))
+                {
                     entry.key_span
                 } else {
                     entry.value.span
@@ -214,7 +232,10 @@ fn strings(node: Option<&Node>) -> Vec<String> {
 
 fn automount(cx: &Context<'_, '_>) -> Vec<Violation> {
     let spec = cx.scope.node;
-    match spec.get("automountServiceAccountToken").and_then(Node::as_bool) {
+    match spec
+        .get("automountServiceAccountToken")
+        .and_then(Node::as_bool)
+    {
         Some(false) => return Vec::new(),
         Some(true) => return vec![at(cx, &["automountServiceAccountToken"], None)],
         None => {}
@@ -261,10 +282,13 @@ impl Access {
             return false;
         }
         let listed_verb = !self.verbs.is_empty() && list_matches(&verbs, &self.verbs);
-        let every_verb = !self.or_all_verbs.is_empty()
-            && self.or_all_verbs.iter().all(|v| verbs.contains(v));
-        let verbs_ok = listed_verb || every_verb || (self.verbs.is_empty() && self.or_all_verbs.is_empty());
-        list_matches(&groups, &self.api_groups) && list_matches(&resources, &self.resources) && verbs_ok
+        let every_verb =
+            !self.or_all_verbs.is_empty() && self.or_all_verbs.iter().all(|v| verbs.contains(v));
+        let verbs_ok =
+            listed_verb || every_verb || (self.verbs.is_empty() && self.or_all_verbs.is_empty());
+        list_matches(&groups, &self.api_groups)
+            && list_matches(&resources, &self.resources)
+            && verbs_ok
     }
 
     /// The index of the first rule of `role` granting this access.
@@ -307,7 +331,9 @@ fn default_cluster_role(name: &str) -> Option<&'static str> {
         "admin" | "edit" => {
             "rules: [{apiGroups: [''], resources: [pods/attach, pods/exec, pods/portforward, pods/proxy, secrets, services/proxy], verbs: [get, list, watch, create, delete, deletecollection, patch, update]}]"
         }
-        "view" => "rules: [{apiGroups: [''], resources: [pods, services, configmaps], verbs: [get, list, watch]}]",
+        "view" => {
+            "rules: [{apiGroups: [''], resources: [pods, services, configmaps], verbs: [get, list, watch]}]"
+        }
         _ => return None,
     })
 }
@@ -362,7 +388,9 @@ fn binding_grants(cx: &Context<'_, '_>, p: &BindingGrants) -> Vec<Violation> {
         },
     };
     if grants {
-        vec![name_at(format!("the {wanted_kind} `{role_name}` grants it"))]
+        vec![name_at(format!(
+            "the {wanted_kind} `{role_name}` grants it"
+        ))]
     } else {
         Vec::new()
     }
@@ -522,7 +550,12 @@ fn hpa_target_missing(cx: &Context<'_, '_>) -> Vec<Violation> {
 /// Kubernetes `LabelSelector` semantics (matchLabels and matchExpressions). An empty selector
 /// selects everything.
 pub fn selector_matches(selector: &Node, labels: &[(&str, String)]) -> bool {
-    let get = |key: &str| labels.iter().find(|(k, _)| *k == key).map(|(_, v)| v.as_str());
+    let get = |key: &str| {
+        labels
+            .iter()
+            .find(|(k, _)| *k == key)
+            .map(|(_, v)| v.as_str())
+    };
     for entry in selector
         .get("matchLabels")
         .and_then(Node::as_map)
@@ -563,15 +596,9 @@ fn map_selector_matches(selector: &Node, labels: &[(&str, String)]) -> bool {
     })
 }
 
-fn any_template_matches(
-    cx: &Context<'_, '_>,
-    matches: impl Fn(&[(&str, String)]) -> bool,
-) -> bool {
+fn any_template_matches(cx: &Context<'_, '_>, matches: impl Fn(&[(&str, String)]) -> bool) -> bool {
     cx.inventory.workloads().any(|w| {
-        w.same_namespace(cx.object)
-            && w.pod
-                .as_ref()
-                .is_some_and(|p| matches(&p.labels()))
+        w.same_namespace(cx.object) && w.pod.as_ref().is_some_and(|p| matches(&p.labels()))
     })
 }
 
@@ -594,7 +621,10 @@ fn network_policy_selects_nothing(cx: &Context<'_, '_>) -> Vec<Violation> {
     let Some(selector) = cx.object.node.get_path(&["spec", "podSelector"]) else {
         return Vec::new();
     };
-    let is_empty = selector.get("matchLabels").and_then(Node::as_map).is_none_or(<[_]>::is_empty)
+    let is_empty = selector
+        .get("matchLabels")
+        .and_then(Node::as_map)
+        .is_none_or(<[_]>::is_empty)
         && selector
             .get("matchExpressions")
             .and_then(Node::as_seq)
@@ -619,7 +649,12 @@ fn selector_mismatch(cx: &Context<'_, '_>) -> Vec<Violation> {
     };
     // Jobs generate their own selector unless told otherwise.
     if cx.object.kind == "Job"
-        && cx.object.node.get_path(&["spec", "manualSelector"]).and_then(Node::as_bool) != Some(true)
+        && cx
+            .object
+            .node
+            .get_path(&["spec", "manualSelector"])
+            .and_then(Node::as_bool)
+            != Some(true)
     {
         return Vec::new();
     }
@@ -676,12 +711,19 @@ fn missing_network_policy(cx: &Context<'_, '_>) -> Vec<Violation> {
     let span = pod
         .template
         .entry("metadata")
-        .map(|m| m.value.entry("labels").map(|l| l.key_span).unwrap_or(m.key_span))
+        .map(|m| {
+            m.value
+                .entry("labels")
+                .map(|l| l.key_span)
+                .unwrap_or(m.key_span)
+        })
         .unwrap_or(cx.scope.anchor);
     vec![Violation {
         span,
         path: cx.scope.path.keys(&["metadata", "labels"]),
-        detail: Some(format!("no NetworkPolicy isolates these pods for {missing}")),
+        detail: Some(format!(
+            "no NetworkPolicy isolates these pods for {missing}"
+        )),
     }]
 }
 
@@ -720,7 +762,10 @@ fn ingress_backend_missing(cx: &Context<'_, '_>) -> Vec<Violation> {
             check(b, spec_path.key(key));
         }
     }
-    let rules = spec.and_then(|s| s.get("rules")).and_then(Node::as_seq).unwrap_or(&[]);
+    let rules = spec
+        .and_then(|s| s.get("rules"))
+        .and_then(Node::as_seq)
+        .unwrap_or(&[]);
     for (i, rule) in rules.iter().enumerate() {
         let rule_path = spec_path.key("rules").item(i, rule);
         let paths = rule
@@ -740,7 +785,8 @@ fn ingress_backend_missing(cx: &Context<'_, '_>) -> Vec<Violation> {
 // ---- containers ---------------------------------------------------------------------------
 
 fn security_context_field<'a>(node: &'a Node, field: &str) -> Option<&'a Node> {
-    node.get_path(&["securityContext", field]).filter(|n| !n.is_null())
+    node.get_path(&["securityContext", field])
+        .filter(|n| !n.is_null())
 }
 
 fn linux_hardening(cx: &Context<'_, '_>) -> Vec<Violation> {
@@ -774,7 +820,9 @@ fn linux_hardening(cx: &Context<'_, '_>) -> Vec<Violation> {
     let has_selinux = effective("seLinuxOptions")
         .and_then(Node::as_map)
         .is_some_and(|m| !m.is_empty());
-    let caps = container.node.get_path(&["securityContext", "capabilities"]);
+    let caps = container
+        .node
+        .get_path(&["securityContext", "capabilities"]);
     let drops = caps
         .and_then(|c| c.get("drop"))
         .and_then(Node::as_seq)
@@ -789,7 +837,12 @@ fn linux_hardening(cx: &Context<'_, '_>) -> Vec<Violation> {
 }
 
 fn duplicate_env(cx: &Context<'_, '_>) -> Vec<Violation> {
-    let env = cx.scope.node.get("env").and_then(Node::as_seq).unwrap_or(&[]);
+    let env = cx
+        .scope
+        .node
+        .get("env")
+        .and_then(Node::as_seq)
+        .unwrap_or(&[]);
     let mut seen: Vec<&str> = Vec::new();
     let mut violations = Vec::new();
     for item in env {
@@ -901,4 +954,3 @@ fn deprecated_api(cx: &Context<'_, '_>, table: &[Deprecation]) -> Vec<Violation>
         None => Vec::new(),
     }
 }
-

@@ -12,8 +12,8 @@ use super::exempt::annotation_exemption;
 use super::rule::{Autofix, Check, Rule, Severity, Target, kind_matches};
 use super::schema::{SchemaCheck, kubernetes_view};
 use super::{Category, Finding, ObjectLocation, ObjectRef, PARSE_ERROR, fingerprint};
-use crate::fix::FixOp;
 use crate::config::Policy;
+use crate::fix::FixOp;
 use crate::manifest::{Container, FieldPath, Inventory, ManifestFile, Object, Segment, SkipReason};
 use crate::yaml::{Node, Span, Value};
 
@@ -41,14 +41,29 @@ pub struct AuditResult {
 
 /// Audits a set of parsed files. Cross-object rules see every object of the set.
 pub fn audit(files: &[ManifestFile], policy: &Policy) -> AuditResult {
+    audit_focused(files, policy, &|_| true)
+}
+
+/// Audits the files `focus` accepts fully; the others only feed cross-object rules, whose
+/// findings on them are still reported (a relabelled Deployment breaks an untouched Service).
+/// This is how a review audits a revision without re-auditing every untouched file.
+pub fn audit_focused(
+    files: &[ManifestFile],
+    policy: &Policy,
+    focus: &(dyn Fn(&str) -> bool + Sync),
+) -> AuditResult {
     let objects: Vec<Object<'_>> = files.iter().flat_map(ManifestFile::objects).collect();
     let inventory = Inventory::new(objects);
     let mut results: Vec<(Finding, bool)> = inventory
         .objects
         .par_iter()
-        .flat_map_iter(|object| audit_object(object, &inventory, policy))
+        .flat_map_iter(|object| {
+            let all_rules = focus(object.file);
+            audit_object(object, &inventory, policy, all_rules)
+        })
         .collect();
-    for file in files {
+    let parse_errors_on = policy.parse_error_severity != Severity::Ignore;
+    for file in files.iter().filter(|f| parse_errors_on && focus(&f.path)) {
         for (_, error) in file.parse_errors() {
             results.push((parse_error_finding(&file.path, error, policy), false));
         }
@@ -79,8 +94,13 @@ pub fn audit(files: &[ManifestFile], policy: &Policy) -> AuditResult {
     }
     stats.exempted = result.exempted.len();
     let order = |a: &Finding, b: &Finding| {
-        (&a.path, a.line, a.column, &a.rule, &a.fingerprint)
-            .cmp(&(&b.path, b.line, b.column, &b.rule, &b.fingerprint))
+        (&a.path, a.line, a.column, &a.rule, &a.fingerprint).cmp(&(
+            &b.path,
+            b.line,
+            b.column,
+            &b.rule,
+            &b.fingerprint,
+        ))
     };
     result.findings.sort_by(order);
     result.exempted.sort_by(order);
@@ -117,6 +137,7 @@ fn audit_object(
     object: &Object<'_>,
     inventory: &Inventory<'_>,
     policy: &Policy,
+    all_rules: bool,
 ) -> Vec<(Finding, bool)> {
     let object_ref = ObjectRef {
         api_version: object.api_version.to_owned(),
@@ -127,10 +148,19 @@ fn audit_object(
     let mut out = Vec::new();
     for active in &policy.rules {
         let rule = &active.rule;
+        if !all_rules && !rule.check.uses_inventory() {
+            continue;
+        }
         for (violation, scope, container) in evaluate(rule, object, inventory) {
             let fix = fix_ops(rule, &scope, &violation);
-            let mut finding =
-                make_finding(rule, active.severity, object, &object_ref, container, violation);
+            let mut finding = make_finding(
+                rule,
+                active.severity,
+                object,
+                &object_ref,
+                container,
+                violation,
+            );
             finding.fix = fix;
             let exempted_by = exemption(rule, object, container, policy);
             let is_exempt = exempted_by.is_some();
@@ -189,7 +219,8 @@ fn make_finding(
         path: object.file.to_owned(),
         line: violation.span.start.line,
         column: violation.span.start.col,
-        end_line: violation.span.last_line(),
+        // Exclusive end, as SARIF regions read it: (11, 1) ends before line 11's text.
+        end_line: violation.span.end.line.max(violation.span.start.line),
         end_column: violation.span.end.col,
         object: Some(object_ref.clone()),
         fingerprint: fingerprint(

@@ -295,10 +295,9 @@ fn walk<'a>(
             for (i, item) in node.as_seq().unwrap_or(&[]).iter().enumerate() {
                 let item_path = path.item(i, item);
                 let item_key = match item_path.segments().last() {
-                    Some(crate::manifest::Segment::Item(crate::manifest::ItemKey::Field(
-                        _,
-                        v,
-                    ))) => Some(v.clone()),
+                    Some(crate::manifest::Segment::Item(crate::manifest::ItemKey::Field(_, v))) => {
+                        Some(v.clone())
+                    }
                     Some(crate::manifest::Segment::Item(crate::manifest::ItemKey::Value(v))) => {
                         Some(v.clone())
                     }
@@ -619,7 +618,9 @@ mod tests {
         );
         let node = docs[0].root.as_ref().expect("parses");
         let spec: AssertionSpec = crate::yaml::from_node(node).expect("valid");
-        let err = spec.compile(Target::Container).expect_err("privileged is container-only");
+        let err = spec
+            .compile(Target::Container)
+            .expect_err("privileged is container-only");
         assert!(err.contains("pod-level"), "{err}");
     }
 }

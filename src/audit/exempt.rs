@@ -38,7 +38,10 @@ impl Exemption {
             globs.is_empty() || globs.iter().any(|g| g.is_match(value))
         };
         (self.rules.is_empty() || self.rules.iter().any(|r| r == rule))
-            && any(&self.namespaces, object.map_or("", |o| o.namespace_or_default()))
+            && any(
+                &self.namespaces,
+                object.map_or("", |o| o.namespace_or_default()),
+            )
             && any(&self.names, object.map_or("", |o| o.name))
             && (self.containers.is_empty() || container.is_some_and(|c| any(&self.containers, c)))
             && any(&self.paths, path)
@@ -99,9 +102,10 @@ pub fn annotation_exempts(key: &str, value: &Node, rule: &Rule) -> bool {
     }
     if key == "kube-score/ignore" {
         let names = value.as_str().unwrap_or("");
-        return names.split(',').map(str::trim).any(|n| {
-            n == id || rule.aliases.kube_score.iter().any(|a| a == n)
-        });
+        return names
+            .split(',')
+            .map(str::trim)
+            .any(|n| n == id || rule.aliases.kube_score.iter().any(|a| a == n));
     }
     false
 }

@@ -15,13 +15,15 @@ pub mod schema;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
-pub use engine::{AuditResult, Stats, audit};
+pub use engine::{AuditResult, Stats, audit, audit_focused};
 pub use exempt::{Exemption, ExemptionSource};
 pub use registry::Registry;
 pub use rule::{Category, Rule, Severity, Target};
 
 /// The pseudo-rule for documents that are not valid YAML.
 pub const PARSE_ERROR: &str = "parseError";
+/// The pseudo-rule for exemption annotations a change adds (reviews only: it needs a base).
+pub const EXEMPTION_ADDED: &str = "exemptionAdded";
 
 /// Which object a finding is about.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
@@ -105,7 +107,11 @@ pub fn fingerprint(
 ) -> String {
     let mut hasher = Sha256::new();
     let (group_kind, namespace, name) = match object {
-        Some(o) => (format!("{}/{}", o.group(), o.kind), o.namespace.as_str(), o.name.as_str()),
+        Some(o) => (
+            format!("{}/{}", o.group(), o.kind),
+            o.namespace.as_str(),
+            o.name.as_str(),
+        ),
         None => (String::new(), "", ""),
     };
     for part in [
@@ -139,7 +145,10 @@ mod tests {
         };
         let a = fingerprint("x", Some(&object), Some("app"), "spec.replicas");
         assert!(a.starts_with("kw1-"));
-        assert_eq!(a, fingerprint("x", Some(&object), Some("app"), "spec.replicas"));
+        assert_eq!(
+            a,
+            fingerprint("x", Some(&object), Some("app"), "spec.replicas")
+        );
         let moved_to_v1beta = ObjectRef {
             api_version: "apps/v1beta2".into(),
             ..object.clone()
@@ -153,7 +162,13 @@ mod tests {
             namespace: "prod".into(),
             ..object.clone()
         };
-        assert_ne!(a, fingerprint("x", Some(&other_ns), Some("app"), "spec.replicas"));
-        assert_ne!(a, fingerprint("x", Some(&object), Some("sidecar"), "spec.replicas"));
+        assert_ne!(
+            a,
+            fingerprint("x", Some(&other_ns), Some("app"), "spec.replicas")
+        );
+        assert_ne!(
+            a,
+            fingerprint("x", Some(&object), Some("sidecar"), "spec.replicas")
+        );
     }
 }

@@ -184,6 +184,18 @@ pub enum Check {
     Schema(Box<SchemaCheck>),
 }
 
+impl Check {
+    /// Whether the result can depend on other objects than the one checked.
+    pub fn uses_inventory(&self) -> bool {
+        match self {
+            Check::Require(_) | Check::Forbid(_) => false,
+            Check::AnyOf(parts) | Check::AllOf(parts) => parts.iter().any(Check::uses_inventory),
+            Check::Builtin(b) => b.uses_inventory(),
+            Check::Schema(s) => !s.additional.is_empty(),
+        }
+    }
+}
+
 impl CheckSpec {
     pub fn compile(self, target: Target) -> Result<Check, String> {
         Ok(match self {
@@ -341,7 +353,11 @@ mod tests {
 
     #[test]
     fn kind_patterns() {
-        assert!(kind_matches("rbac.authorization.k8s.io/Role", "rbac.authorization.k8s.io", "Role"));
+        assert!(kind_matches(
+            "rbac.authorization.k8s.io/Role",
+            "rbac.authorization.k8s.io",
+            "Role"
+        ));
         assert!(!kind_matches("rbac.authorization.k8s.io/Role", "", "Role"));
         assert!(kind_matches("/ConfigMap", "", "ConfigMap"));
         assert!(kind_matches("Ingress", "extensions", "Ingress"));

@@ -107,7 +107,11 @@ impl SchemaCheck {
 
 /// `{{ .a.b }}` or `{{- .a.b -}}`: a path into the template input. Nothing else is accepted.
 fn placeholder_path(inner: &str) -> Option<Vec<&str>> {
-    let expr = inner.trim().trim_start_matches('-').trim_end_matches('-').trim();
+    let expr = inner
+        .trim()
+        .trim_start_matches('-')
+        .trim_end_matches('-')
+        .trim();
     let rest = expr.strip_prefix('.')?;
     if rest.is_empty() {
         return Some(Vec::new());
@@ -668,7 +672,9 @@ impl Compiled {
                 if passed != 1 {
                     return match (passed, deepest) {
                         (0, Some(f)) => Err(f),
-                        _ => here(format!("matches {passed} alternatives, exactly one allowed")),
+                        _ => here(format!(
+                            "matches {passed} alternatives, exactly one allowed"
+                        )),
                     };
                 }
             }
@@ -971,14 +977,8 @@ impl Compiler<'_> {
             "not" => Keyword::Not(self.compile(value)?),
             "if" => Keyword::If {
                 cond: self.compile(value)?,
-                then: siblings
-                    .get("then")
-                    .map(|s| self.compile(s))
-                    .transpose()?,
-                otherwise: siblings
-                    .get("else")
-                    .map(|s| self.compile(s))
-                    .transpose()?,
+                then: siblings.get("then").map(|s| self.compile(s)).transpose()?,
+                otherwise: siblings.get("else").map(|s| self.compile(s)).transpose()?,
             },
             "$ref" => Keyword::Ref(
                 self.reference(
@@ -1006,7 +1006,8 @@ pub fn kubernetes_view(node: &Node) -> Node {
         match &mut node.value {
             Value::Map(entries) => {
                 for entry in entries.iter_mut() {
-                    let quantities = in_resources && matches!(entry.key.as_str(), "limits" | "requests");
+                    let quantities =
+                        in_resources && matches!(entry.key.as_str(), "limits" | "requests");
                     if quantities {
                         if let Value::Map(qs) = &mut entry.value.value {
                             for q in qs.iter_mut() {
@@ -1070,7 +1071,10 @@ mod tests {
         let file = serde_json::json!({"$ref": "/etc/passwd"});
         assert!(Compiled::new(&file).is_err());
         let cycle = serde_json::json!({"$ref": "#"});
-        assert!(check(cycle, "1").is_err(), "a self-reference ends, with an error");
+        assert!(
+            check(cycle, "1").is_err(),
+            "a self-reference ends, with an error"
+        );
     }
 
     #[test]

@@ -85,6 +85,7 @@ pub struct AuditArgs {
     /// Files and folders to audit; `-` for stdin.
     #[arg(value_name = "PATH", default_value = ".")]
     pub paths: Vec<PathBuf>,
+    /// Output: text for people, json for scripts (docs/json-output.md), sarif for code scanning.
     #[arg(long, value_enum, default_value_t = Format::Text)]
     pub format: Format,
     /// Run only these rules (comma-separated IDs), even ones that are off by default.
@@ -149,12 +150,19 @@ fn run_audit(args: AuditArgs) -> anyhow::Result<u8> {
         policy.fail_on = f.into();
     }
     let loaded = source::load(&args.paths, &policy);
+    if !loaded.missing.is_empty() {
+        for path in &loaded.missing {
+            eprintln!("kubeward: {path}: no such file or directory");
+        }
+        return Ok(EXIT_USAGE);
+    }
     let result = audit(&loaded.files, &policy);
     let output = match args.format {
         Format::Text => text_report(
             &result,
             &loaded.errors,
-            std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none(),
+            std::io::stdout().is_terminal()
+                && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty()),
         ),
         Format::Json => json_report(&result, &loaded.errors) + "\n",
         Format::Sarif => sarif_report(&result, &loaded.errors, &policy) + "\n",
@@ -162,7 +170,10 @@ fn run_audit(args: AuditArgs) -> anyhow::Result<u8> {
     std::io::stdout()
         .write_all(output.as_bytes())
         .context("writing the report")?;
-    let fails = result.findings.iter().any(|f| policy.fail_on.fails(f.severity));
+    let fails = result
+        .findings
+        .iter()
+        .any(|f| policy.fail_on.fails(f.severity));
     Ok(if fails { EXIT_FINDINGS } else { EXIT_OK })
 }
 
@@ -183,9 +194,7 @@ fn run_rules(args: RulesArgs) -> anyhow::Result<u8> {
                 "RULE", "CATEGORY", "SEVERITY", "TITLE"
             ));
             for rule in registry.rules() {
-                let severity = policy
-                    .severity_of(&rule.id)
-                    .map_or("off", Severity::as_str);
+                let severity = policy.severity_of(&rule.id).map_or("off", Severity::as_str);
                 out.push_str(&format!(
                     "{:<44} {:<12} {:<9} {}\n",
                     rule.id,

@@ -101,7 +101,8 @@ impl CustomCheckSpec {
                 ));
             }
         };
-        let check = SchemaCheck::new(schema, pod_spec_target, additional).map_err(|e| e.to_string())?;
+        let check =
+            SchemaCheck::new(schema, pod_spec_target, additional).map_err(|e| e.to_string())?;
         let message = self
             .failure_message
             .clone()

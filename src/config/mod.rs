@@ -13,7 +13,9 @@ use std::path::{Path, PathBuf};
 use globset::{Glob, GlobMatcher};
 use serde::Deserialize;
 
-use crate::audit::{Exemption, ExemptionSource, PARSE_ERROR, Registry, Rule, Severity};
+use crate::audit::{
+    EXEMPTION_ADDED, Exemption, ExemptionSource, PARSE_ERROR, Registry, Rule, Severity,
+};
 use crate::yaml::{DeError, Limits, Mark, Node, from_node, parse_stream, unknown_word_message};
 
 pub use custom::CustomCheckSpec;
@@ -193,8 +195,7 @@ impl ConfigFile {
                 spec: ConfigSpec::default(),
             });
         }
-        let spec: ConfigSpec =
-            from_node(&node).map_err(|e: DeError| err(e.mark, e.message))?;
+        let spec: ConfigSpec = from_node(&node).map_err(|e: DeError| err(e.mark, e.message))?;
         Ok(ConfigFile {
             name: name.to_owned(),
             node,
@@ -267,6 +268,8 @@ pub struct Policy {
     pub config_exemptions: bool,
     pub fail_on: FailOn,
     pub parse_error_severity: Severity,
+    /// Severity of `exemptionAdded` in reviews.
+    pub exemption_added_severity: Severity,
     pub max_file_size: u64,
     pub yaml_limits: Limits,
     pub ignore_paths: Vec<GlobMatcher>,
@@ -291,6 +294,7 @@ impl Policy {
             config_exemptions: true,
             fail_on: FailOn::Danger,
             parse_error_severity: Severity::Danger,
+            exemption_added_severity: Severity::Warning,
             max_file_size: DEFAULT_MAX_FILE_SIZE,
             yaml_limits: Limits::default(),
             ignore_paths: Vec::new(),
@@ -335,7 +339,7 @@ impl Policy {
             let known: Vec<String> = registry
                 .ids()
                 .map(str::to_owned)
-                .chain([PARSE_ERROR.to_owned()])
+                .chain([PARSE_ERROR.to_owned(), EXEMPTION_ADDED.to_owned()])
                 .collect();
             let check_id = |id: &str, path: &[&str]| -> Result<(), ConfigError> {
                 if known.iter().any(|k| k == id) {
@@ -368,6 +372,9 @@ impl Policy {
                 if id == PARSE_ERROR {
                     policy.parse_error_severity = *severity;
                 }
+                if id == EXEMPTION_ADDED {
+                    policy.exemption_added_severity = *severity;
+                }
                 severities.insert(id.clone(), *severity);
             }
             for (i, e) in spec.exemptions.iter().enumerate() {
@@ -375,11 +382,9 @@ impl Policy {
                 for id in &e.rules {
                     check_id(id, &["exemptions"])?;
                 }
-                policy
-                    .exemptions
-                    .push(exemption(config, e, i).map_err(|m| {
-                        config.error(&["exemptions"], format!("exemption {index}: {m}"))
-                    })?);
+                policy.exemptions.push(exemption(config, e, i).map_err(|m| {
+                    config.error(&["exemptions"], format!("exemption {index}: {m}"))
+                })?);
             }
             policy.ignore_paths = spec
                 .ignore_paths
@@ -390,7 +395,8 @@ impl Policy {
             policy.annotation_exemptions = spec.annotation_exemptions.unwrap_or(true)
                 && !spec.disallow_annotation_exemptions
                 && !spec.disallow_exemptions;
-            policy.config_exemptions = !spec.disallow_config_exemptions && !spec.disallow_exemptions;
+            policy.config_exemptions =
+                !spec.disallow_config_exemptions && !spec.disallow_exemptions;
             if let Some(n) = spec.limits.max_file_size {
                 policy.max_file_size = n;
             }
@@ -430,7 +436,10 @@ impl Policy {
         policy.rules = registry
             .rules()
             .filter_map(|rule| {
-                let severity = severities.get(&rule.id).copied().unwrap_or(Severity::Ignore);
+                let severity = severities
+                    .get(&rule.id)
+                    .copied()
+                    .unwrap_or(Severity::Ignore);
                 (severity != Severity::Ignore).then(|| ActiveRule {
                     rule: rule.clone(),
                     severity,
@@ -468,7 +477,12 @@ fn exemption(config: &ConfigFile, e: &ExemptionSpec, index: usize) -> Result<Exe
         (_, true) => "Polaris exemption".into(),
         _ => return Err("needs a `reason`".into()),
     };
-    let globs = |patterns: &[String]| patterns.iter().map(|p| glob(p)).collect::<Result<Vec<_>, _>>();
+    let globs = |patterns: &[String]| {
+        patterns
+            .iter()
+            .map(|p| glob(p))
+            .collect::<Result<Vec<_>, _>>()
+    };
     let prefixes = |names: &[String]| {
         names
             .iter()
@@ -532,11 +546,14 @@ mod tests {
 
     #[test]
     fn unknown_rule_ids_name_the_line_and_the_nearest_id() {
-        let file = ConfigFile::parse("k.yaml", "rules:\n  hostNetworkSett: warning\n")
-            .expect("parses");
+        let file =
+            ConfigFile::parse("k.yaml", "rules:\n  hostNetworkSett: warning\n").expect("parses");
         let err = Policy::build(&registry(), Some(&file), None).expect_err("unknown rule");
         assert_eq!(err.mark.map(|m| m.line), Some(2));
-        assert!(err.message.contains("did you mean `hostNetworkSet`"), "{err}");
+        assert!(
+            err.message.contains("did you mean `hostNetworkSet`"),
+            "{err}"
+        );
     }
 
     #[test]
@@ -545,7 +562,10 @@ mod tests {
             .expect("parses");
         let policy = Policy::build(&registry(), Some(&file), None).expect("valid");
         assert_eq!(policy.rules.len(), 1);
-        assert_eq!(policy.severity_of("hostNetworkSet"), Some(Severity::Warning));
+        assert_eq!(
+            policy.severity_of("hostNetworkSet"),
+            Some(Severity::Warning)
+        );
     }
 
     #[test]

@@ -96,7 +96,9 @@ impl FileChange {
     }
 
     pub fn is_added_line(&self, line: u32) -> bool {
-        self.hunks.iter().any(|h| h.added_lines().any(|l| l == line))
+        self.hunks
+            .iter()
+            .any(|h| h.added_lines().any(|l| l == line))
     }
 
     pub fn added_lines(&self) -> impl Iterator<Item = u32> + '_ {

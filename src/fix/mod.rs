@@ -46,7 +46,11 @@ pub struct Edit {
 #[derive(Debug, Clone)]
 enum Primitive {
     /// Replace lines `start..=end`.
-    Replace { start: u32, end: u32, lines: Vec<String> },
+    Replace {
+        start: u32,
+        end: u32,
+        lines: Vec<String>,
+    },
     /// Insert after `line`.
     Insert { after: u32, lines: Vec<String> },
 }
@@ -88,12 +92,10 @@ fn is_flow(lines: &[&str], node: &Node) -> bool {
 /// lines and comments).
 fn content_last_line(node: &Node) -> u32 {
     match &node.value {
-        Value::Map(entries) => entries
-            .last()
-            .map_or(node.span.start.line, |e| content_last_line(&e.value).max(e.key_span.start.line)),
-        Value::Seq(items) => items
-            .last()
-            .map_or(node.span.start.line, content_last_line),
+        Value::Map(entries) => entries.last().map_or(node.span.start.line, |e| {
+            content_last_line(&e.value).max(e.key_span.start.line)
+        }),
+        Value::Seq(items) => items.last().map_or(node.span.start.line, content_last_line),
         _ => node.span.last_line().max(node.span.start.line),
     }
 }
@@ -127,7 +129,9 @@ fn render_entry(key: &str, value: &Json, indent: usize, out: &mut Vec<String>) {
                 render_entry(k, v, indent + 2, out);
             }
         }
-        Json::Array(items) if !items.is_empty() && items.iter().all(|i| !i.is_object() && !i.is_array()) => {
+        Json::Array(items)
+            if !items.is_empty() && items.iter().all(|i| !i.is_object() && !i.is_array()) =>
+        {
             out.push(format!("{pad}{key}:"));
             for item in items {
                 out.push(format!("{pad}  - {}", scalar_text(item)));
@@ -246,9 +250,9 @@ fn keys_only(segments: &[Segment]) -> Option<Vec<String>> {
 }
 
 fn nest(keys: &[String], value: Json) -> Json {
-    keys.iter()
-        .rev()
-        .fold(value, |acc, k| Json::Object([(k.clone(), acc)].into_iter().collect()))
+    keys.iter().rev().fold(value, |acc, k| {
+        Json::Object([(k.clone(), acc)].into_iter().collect())
+    })
 }
 
 fn merge_json(into: &mut Json, from: Json) {
@@ -299,7 +303,9 @@ pub fn plan(text: &str, object: &Node, ops: &[FixOp]) -> Option<Vec<Edit>> {
                     && matches!(path.segments()[path.segments().len() - 2], Segment::Key(_))
                 {
                     let parent_path = path.parent();
-                    let Some(up) = land(object, &parent_path) else { break };
+                    let Some(up) = land(object, &parent_path) else {
+                        break;
+                    };
                     if up.existing.is_none() {
                         break;
                     }
@@ -323,7 +329,8 @@ fn replace_value(lines: &[&str], entry: &Entry, value: &Json) -> Option<Primitiv
     let line = line_text(lines, line_no);
     let scalar = !matches!(node.value, Value::Map(_) | Value::Seq(_));
     if scalar && !value.is_object() && !value.is_array() {
-        if node.span.start.line != line_no || node.span.end.line != line_no && node.span.end.col > 1 {
+        if node.span.start.line != line_no || node.span.end.line != line_no && node.span.end.col > 1
+        {
             return None;
         }
         let start = byte_at(line, node.span.start.col);
@@ -446,7 +453,9 @@ fn merge(lines: &[&str], mut primitives: Vec<Primitive>) -> Vec<Edit> {
                     Some((last, new_lines)) => {
                         out.extend(new_lines);
                         for inserted in group.iter().filter_map(|p| match p {
-                            Primitive::Insert { after, lines } if *after >= line && *after <= last => {
+                            Primitive::Insert { after, lines }
+                                if *after >= line && *after <= last =>
+                            {
                                 Some(lines)
                             }
                             _ => None,
@@ -521,7 +530,9 @@ mod tests {
     }
 
     fn container_path(name: &str) -> FieldPath {
-        FieldPath::root().keys(&["spec", "containers"]).extend(&[Segment::Item(ItemKey::Field("name", name.into()))])
+        FieldPath::root()
+            .keys(&["spec", "containers"])
+            .extend(&[Segment::Item(ItemKey::Field("name", name.into()))])
     }
 
     const POD: &str = "kind: Pod\nspec:\n  containers:\n    - name: web # the app\n      image: nginx:1.27\n      securityContext:\n        privileged: true\n    - name: side\n      image: x:1\n";
@@ -531,9 +542,18 @@ mod tests {
         let node = root(POD);
         let sc = container_path("web").key("securityContext");
         let ops = vec![
-            FixOp::Set { path: sc.key("privileged"), value: Json::Bool(false) },
-            FixOp::Set { path: sc.key("runAsNonRoot"), value: Json::Bool(true) },
-            FixOp::Set { path: sc.key("allowPrivilegeEscalation"), value: Json::Bool(false) },
+            FixOp::Set {
+                path: sc.key("privileged"),
+                value: Json::Bool(false),
+            },
+            FixOp::Set {
+                path: sc.key("runAsNonRoot"),
+                value: Json::Bool(true),
+            },
+            FixOp::Set {
+                path: sc.key("allowPrivilegeEscalation"),
+                value: Json::Bool(false),
+            },
         ];
         let edits = plan(POD, &node, &ops).expect("writable");
         assert_eq!(edits.len(), 1);
@@ -555,8 +575,14 @@ mod tests {
         let node = root(POD);
         let sc = container_path("side").key("securityContext");
         let ops = vec![
-            FixOp::Set { path: sc.key("runAsNonRoot"), value: Json::Bool(true) },
-            FixOp::Set { path: sc.key("capabilities").key("drop"), value: serde_json::json!(["ALL"]) },
+            FixOp::Set {
+                path: sc.key("runAsNonRoot"),
+                value: Json::Bool(true),
+            },
+            FixOp::Set {
+                path: sc.key("capabilities").key("drop"),
+                value: serde_json::json!(["ALL"]),
+            },
         ];
         let edits = plan(POD, &node, &ops).expect("writable");
         assert_eq!(edits.len(), 1);
@@ -579,19 +605,30 @@ mod tests {
         let text = "spec:\n  hostNetwork: true\n  securityContext:\n  containers: []\n";
         let node = root(text);
         let ops = vec![
-            FixOp::Remove { path: path("spec.hostNetwork") },
-            FixOp::Set { path: path("spec.securityContext.runAsNonRoot"), value: Json::Bool(true) },
+            FixOp::Remove {
+                path: path("spec.hostNetwork"),
+            },
+            FixOp::Set {
+                path: path("spec.securityContext.runAsNonRoot"),
+                value: Json::Bool(true),
+            },
         ];
         let edits = plan(text, &node, &ops).expect("writable");
         let fixed = apply(text, &edits);
-        assert_eq!(fixed, "spec:\n  securityContext:\n    runAsNonRoot: true\n  containers: []\n");
+        assert_eq!(
+            fixed,
+            "spec:\n  securityContext:\n    runAsNonRoot: true\n  containers: []\n"
+        );
     }
 
     #[test]
     fn flow_style_is_left_alone() {
         let text = "spec: {containers: [{name: a}]}\n";
         let node = root(text);
-        let ops = vec![FixOp::Set { path: path("spec.hostNetwork"), value: Json::Bool(false) }];
+        let ops = vec![FixOp::Set {
+            path: path("spec.hostNetwork"),
+            value: Json::Bool(false),
+        }];
         assert!(plan(text, &node, &ops).is_none());
     }
 

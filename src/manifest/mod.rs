@@ -5,6 +5,7 @@
 pub mod path;
 
 use std::collections::HashSet;
+use std::sync::Arc;
 
 pub use path::{FieldPath, ItemKey, Segment};
 
@@ -62,7 +63,8 @@ pub fn classify_bytes(bytes: &[u8], max_size: u64) -> Result<&str, SkipReason> {
 #[derive(Debug)]
 pub struct ManifestFile {
     pub path: String,
-    pub content: Result<Vec<ParsedDocument>, SkipReason>,
+    /// Shared, so one parse serves every path and revision holding the same blob.
+    pub content: Result<Arc<Vec<ParsedDocument>>, SkipReason>,
 }
 
 impl ManifestFile {
@@ -94,7 +96,15 @@ impl ManifestFile {
         }
         ManifestFile {
             path,
-            content: Ok(docs),
+            content: Ok(Arc::new(docs)),
+        }
+    }
+
+    /// The same parsed content under another path (a blob seen at several paths).
+    pub fn at_path(&self, path: impl Into<String>) -> ManifestFile {
+        ManifestFile {
+            path: path.into(),
+            content: self.content.clone(),
         }
     }
 
@@ -120,7 +130,7 @@ impl ManifestFile {
             return Vec::new();
         };
         let mut objects = Vec::new();
-        for doc in docs {
+        for doc in docs.iter() {
             let Ok(root) = &doc.root else { continue };
             let Some((api_version, kind)) = object_header(root) else {
                 continue;
@@ -392,7 +402,11 @@ fn pod_template<'a>(kind: &str, node: &'a Node) -> Option<PodTemplate<'a>> {
                 template,
             )
         }
-        "PodTemplate" => (node.get("template")?, root.key("template"), node.get("template")?),
+        "PodTemplate" => (
+            node.get("template")?,
+            root.key("template"),
+            node.get("template")?,
+        ),
         _ => {
             let template = node.get_path(&["spec", "template"])?;
             (template, root.keys(&["spec", "template"]), template)
@@ -542,7 +556,10 @@ mod tests {
             Some(SkipReason::HelmTemplate)
         );
         assert_eq!(classify_bytes(b"a\0b", 100).err(), Some(SkipReason::Binary));
-        assert_eq!(classify_bytes(&[0xff, 0xfe], 100).err(), Some(SkipReason::NotUtf8));
+        assert_eq!(
+            classify_bytes(&[0xff, 0xfe], 100).err(),
+            Some(SkipReason::NotUtf8)
+        );
         assert_eq!(classify_bytes(b"abc", 2).err(), Some(SkipReason::TooLarge));
     }
 

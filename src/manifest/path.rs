@@ -99,8 +99,13 @@ pub fn item_key(list_name: &str, index: usize, item: &Node) -> ItemKey {
         "ports" => &["name", "containerPort", "port"],
         "volumeMounts" | "volumeDevices" => &["mountPath", "devicePath", "name"],
         "hostAliases" => &["ip"],
-        "imagePullSecrets" | "containers" | "initContainers" | "ephemeralContainers" | "env"
-        | "volumes" | "sysctls" => &["name"],
+        "imagePullSecrets"
+        | "containers"
+        | "initContainers"
+        | "ephemeralContainers"
+        | "env"
+        | "volumes"
+        | "sysctls" => &["name"],
         "envFrom" => &[],
         _ => &["name"],
     };
@@ -160,7 +165,10 @@ mod tests {
         assert_eq!(web.to_string(), "containers[name=web]");
         let port_list = list[0].get("ports").and_then(Node::as_seq).expect("ports");
         let port = web.key("ports").item(0, &port_list[0]);
-        assert_eq!(port.to_string(), "containers[name=web].ports[containerPort=80]");
+        assert_eq!(
+            port.to_string(),
+            "containers[name=web].ports[containerPort=80]"
+        );
         assert_eq!(base.item(1, &list[1]).to_string(), "containers[1]");
         let annotated = FieldPath::root().keys(&["metadata", "annotations", "a.b/c"]);
         assert_eq!(annotated.to_string(), "metadata.annotations[\"a.b/c\"]");

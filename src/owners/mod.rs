@@ -241,7 +241,12 @@ fn parse_section_header(line: &str) -> Option<Result<Section, String>> {
         };
         approvals = match after[..end].trim().parse() {
             Ok(n) => n,
-            Err(_) => return Some(Err(format!("approval count `{}` is not a number", &after[..end]))),
+            Err(_) => {
+                return Some(Err(format!(
+                    "approval count `{}` is not a number",
+                    &after[..end]
+                )));
+            }
         };
         rest = &after[end + 1..];
     }
@@ -294,8 +299,7 @@ fn tokens(line: &str, flavor: Flavor) -> Vec<String> {
 fn validate_owner(owner: &str, flavor: Flavor) -> Result<(), String> {
     let valid_name = |s: &str| {
         !s.is_empty()
-            && s
-                .chars()
+            && s.chars()
                 .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | '/'))
     };
     let ok = if let Some(role) = owner.strip_prefix("@@") {
@@ -389,7 +393,9 @@ mod tests {
     use super::*;
 
     fn owners(flavor: Flavor, text: &str, path: &str) -> Vec<String> {
-        CodeOwners::parse(flavor, "CODEOWNERS", text).owners_of(path).owners
+        CodeOwners::parse(flavor, "CODEOWNERS", text)
+            .owners_of(path)
+            .owners
     }
 
     /// The example file of GitHub's "About code owners" page.
@@ -417,7 +423,11 @@ apps/ @octocat
         assert_eq!(o("README.md"), ["@global-owner1", "@global-owner2"]);
         assert_eq!(o("src/app.js"), ["@js-owner"], "inline comment stripped");
         assert_eq!(o("main.go"), ["docs@example.com"]);
-        assert_eq!(o("build/logs/x.log"), ["@octocat"], "**/logs is later and wins");
+        assert_eq!(
+            o("build/logs/x.log"),
+            ["@octocat"],
+            "**/logs is later and wins"
+        );
         assert_eq!(o("docs/getting-started.md"), ["@doctocat"]);
         assert_eq!(o("scripts/run.sh"), ["@doctocat", "@octocat"]);
         assert_eq!(o("deeply/nested/logs/a"), ["@octocat"]);
@@ -435,13 +445,23 @@ apps/ @octocat
         let unowned = parsed.owners_of("apps/github/x");
         assert!(unowned.is_unowned());
         assert_eq!(unowned.sections.len(), 1, "matched, by an owner-less line");
-        assert!(parsed.owners_of("other").sections.is_empty(), "not matched at all");
+        assert!(
+            parsed.owners_of("other").sections.is_empty(),
+            "not matched at all"
+        );
     }
 
     #[test]
     fn github_skips_unsupported_lines_not_the_file() {
-        let parsed = CodeOwners::parse(Flavor::GitHub, "CODEOWNERS", "* @a\n!x.md @b\n[ab].md @c\n*.md notanowner\n");
-        assert_eq!(parsed.errors.iter().map(|e| e.line).collect::<Vec<_>>(), [2, 3, 4]);
+        let parsed = CodeOwners::parse(
+            Flavor::GitHub,
+            "CODEOWNERS",
+            "* @a\n!x.md @b\n[ab].md @c\n*.md notanowner\n",
+        );
+        assert_eq!(
+            parsed.errors.iter().map(|e| e.line).collect::<Vec<_>>(),
+            [2, 3, 4]
+        );
         assert_eq!(parsed.owners_of("x.md").owners, ["@a"]);
     }
 
@@ -479,9 +499,16 @@ config/db/database-setup.md @docs-team
             .find(|s| s.section.as_deref() == Some("Database"))
             .expect("Database section applies");
         assert!(db_section.optional);
-        assert_eq!(db_section.owners, ["@database-team"], "default owners of the section");
+        assert_eq!(
+            db_section.owners,
+            ["@database-team"],
+            "default owners of the section"
+        );
         let adoc = parsed.owners_of("guide.adoc");
-        assert!(adoc.owners.contains(&"@asciidoc".to_owned()), "same-name sections merge case-insensitively");
+        assert!(
+            adoc.owners.contains(&"@asciidoc".to_owned()),
+            "same-name sections merge case-insensitively"
+        );
         let pom = parsed.owners_of("pom.xml");
         assert_eq!(pom.owners, ["@default-owner"], "excluded from Build only");
     }

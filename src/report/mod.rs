@@ -98,7 +98,13 @@ pub fn text_report(result: &AuditResult, errors: &[InputError], color: bool) -> 
             out.push('\n');
         }
         for e in errors {
-            let _ = writeln!(out, "{} {}: {}", p.paint("33", "warning:"), e.path, e.message);
+            let _ = writeln!(
+                out,
+                "{} {}: {}",
+                p.paint("33", "warning:"),
+                e.path,
+                e.message
+            );
         }
     }
     let s = &result.stats;

@@ -49,8 +49,9 @@ fn result_of(f: &Finding, rule_index: Option<usize>) -> Value {
         "startLine": f.line.max(1),
         "startColumn": f.column.max(1),
     });
-    if f.end_line >= f.line && f.end_line > 0 {
+    if (f.end_line, f.end_column) > (f.line, f.column) {
         region["endLine"] = json!(f.end_line);
+        region["endColumn"] = json!(f.end_column.max(1));
     }
     let mut location = json!({
         "physicalLocation": {
@@ -85,7 +86,11 @@ pub fn sarif_report(result: &AuditResult, errors: &[InputError], policy: &Policy
         ids.push(&active.rule.id);
         rules.push(rule_descriptor(&active.rule, active.severity));
     }
-    if result.findings.iter().any(|f| f.rule == crate::audit::PARSE_ERROR) {
+    if result
+        .findings
+        .iter()
+        .any(|f| f.rule == crate::audit::PARSE_ERROR)
+    {
         ids.push(crate::audit::PARSE_ERROR);
         rules.push(json!({
             "id": crate::audit::PARSE_ERROR,
@@ -123,6 +128,7 @@ pub fn sarif_report(result: &AuditResult, errors: &[InputError], policy: &Policy
                 "executionSuccessful": true,
                 "toolExecutionNotifications": notifications,
             }],
+            "columnKind": "unicodeCodePoints",
             "results": results,
         }],
     });

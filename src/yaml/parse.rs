@@ -80,7 +80,10 @@ fn split_documents(text: &str) -> Vec<(u32, &str)> {
     let mut line_no = 1u32;
     for line in text.split_inclusive('\n') {
         let is_doc_start = line.starts_with("---")
-            && matches!(line.as_bytes().get(3), None | Some(b' ' | b'\t' | b'\n' | b'\r'));
+            && matches!(
+                line.as_bytes().get(3),
+                None | Some(b' ' | b'\t' | b'\n' | b'\r')
+            );
         if is_doc_start && chunk_has_content {
             chunks.push((chunk_line, &text[chunk_start..offset]));
             chunk_start = offset;
@@ -221,9 +224,10 @@ impl Builder {
                     });
                 }
                 Event::SequenceEnd | Event::MappingEnd => {
-                    let frame = self.stack.pop().ok_or_else(|| {
-                        self.error(span.start, "unbalanced end of collection")
-                    })?;
+                    let frame = self
+                        .stack
+                        .pop()
+                        .ok_or_else(|| self.error(span.start, "unbalanced end of collection"))?;
                     let end = span.end;
                     let (node, anchor) = match frame {
                         Frame::Seq {
@@ -412,10 +416,18 @@ mod tests {
         let docs = parse("a: 1\n---\nb: [unclosed\nc: 2\n---\nd: 4\n");
         assert_eq!(docs.len(), 3);
         assert!(docs[0].root.is_ok());
-        let error = docs[1].root.as_ref().expect_err("second document is malformed");
+        let error = docs[1]
+            .root
+            .as_ref()
+            .expect_err("second document is malformed");
         assert!(error.mark.line >= 3, "error at line {}", error.mark.line);
         assert_eq!(
-            docs[2].root.as_ref().ok().and_then(|n| n.get("d")).and_then(Node::as_i64),
+            docs[2]
+                .root
+                .as_ref()
+                .ok()
+                .and_then(|n| n.get("d"))
+                .and_then(Node::as_i64),
             Some(4)
         );
     }
@@ -425,8 +437,14 @@ mod tests {
         let docs = parse("base: &b {x: 1, y: 2}\nuse: *b\nmerged:\n  <<: *b\n  y: 3\n");
         let root = docs[0].root.as_ref().expect("parses");
         assert_eq!(root.get_path(&["use", "x"]).and_then(Node::as_i64), Some(1));
-        assert_eq!(root.get_path(&["merged", "x"]).and_then(Node::as_i64), Some(1));
-        assert_eq!(root.get_path(&["merged", "y"]).and_then(Node::as_i64), Some(3));
+        assert_eq!(
+            root.get_path(&["merged", "x"]).and_then(Node::as_i64),
+            Some(1)
+        );
+        assert_eq!(
+            root.get_path(&["merged", "y"]).and_then(Node::as_i64),
+            Some(3)
+        );
     }
 
     #[test]
@@ -441,7 +459,11 @@ mod tests {
         let docs = parse(&text);
         assert!(started.elapsed().as_millis() < 500);
         let error = docs[0].root.as_ref().expect_err("bomb is refused");
-        assert!(error.message.contains("billion laughs"), "{}", error.message);
+        assert!(
+            error.message.contains("billion laughs"),
+            "{}",
+            error.message
+        );
     }
 
     #[test]
@@ -450,7 +472,11 @@ mod tests {
         let docs = parse(&text);
         let error = docs[0].root.as_ref().expect_err("too deep");
         // Flow collections hit the scanner's own limit, block ones ours.
-        assert!(error.message.contains("recursion limit"), "{}", error.message);
+        assert!(
+            error.message.contains("recursion limit"),
+            "{}",
+            error.message
+        );
         let mut block = String::new();
         for depth in 0..500 {
             block.push_str(&" ".repeat(depth));
@@ -458,7 +484,11 @@ mod tests {
         }
         let docs = parse(&block);
         let error = docs[0].root.as_ref().expect_err("too deep");
-        assert!(error.message.contains("nesting deeper"), "{}", error.message);
+        assert!(
+            error.message.contains("nesting deeper"),
+            "{}",
+            error.message
+        );
     }
 
     #[test]

@@ -1,0 +1,345 @@
+//! git2 adapter: revisions, merge-bases, tree-to-tree diffs and blobs read straight from trees
+//! (never a checkout), for a working repository or a bare cache alike.
+
+use std::path::Path;
+
+use git2::{Delta, DiffFindOptions, DiffOptions, ObjectType, Oid, TreeWalkMode, TreeWalkResult};
+
+use crate::diff::{ChangeKind, DiffLine, FileChange, Hunk, LineKind};
+
+#[derive(Debug, thiserror::Error)]
+pub enum GitError {
+    #[error("{context}: {source}")]
+    Git {
+        context: String,
+        #[source]
+        source: git2::Error,
+    },
+    #[error("{0}")]
+    Other(String),
+}
+
+trait Context<T> {
+    fn context(self, what: impl FnOnce() -> String) -> Result<T, GitError>;
+}
+
+impl<T> Context<T> for Result<T, git2::Error> {
+    fn context(self, what: impl FnOnce() -> String) -> Result<T, GitError> {
+        self.map_err(|source| GitError::Git {
+            context: what(),
+            source,
+        })
+    }
+}
+
+/// A blob as stored at a path of a commit.
+#[derive(Debug, Clone)]
+pub struct TreeFile {
+    pub path: String,
+    pub blob: Oid,
+    pub size: usize,
+}
+
+pub struct Repository {
+    repo: git2::Repository,
+}
+
+impl Repository {
+    /// Opens the repository containing `path` (a working tree or a bare repository).
+    pub fn open(path: &Path) -> Result<Repository, GitError> {
+        let repo = git2::Repository::discover(path)
+            .context(|| format!("no git repository at {}", path.display()))?;
+        Ok(Repository { repo })
+    }
+
+    pub fn from_git2(repo: git2::Repository) -> Repository {
+        Repository { repo }
+    }
+
+    pub fn inner(&self) -> &git2::Repository {
+        &self.repo
+    }
+
+    /// The commit a revision names (`HEAD`, a branch, a SHA, `main~2`...).
+    pub fn resolve(&self, rev: &str) -> Result<Oid, GitError> {
+        let object = self
+            .repo
+            .revparse_single(rev)
+            .context(|| format!("unknown revision `{rev}`"))?;
+        let commit = object
+            .peel_to_commit()
+            .context(|| format!("`{rev}` does not name a commit"))?;
+        Ok(commit.id())
+    }
+
+    pub fn merge_base(&self, a: Oid, b: Oid) -> Result<Oid, GitError> {
+        self.repo
+            .merge_base(a, b)
+            .context(|| format!("no merge-base between {a} and {b} (is the history shallow?)"))
+    }
+
+    /// The base branch a review defaults to: the upstream's default branch (`origin/HEAD`),
+    /// else `main`, else `master`.
+    pub fn default_base(&self) -> Result<String, GitError> {
+        if let Ok(reference) = self.repo.find_reference("refs/remotes/origin/HEAD")
+            && let Ok(Some(target)) = reference.symbolic_target()
+        {
+            return Ok(target
+                .strip_prefix("refs/remotes/")
+                .unwrap_or(target)
+                .to_owned());
+        }
+        for candidate in ["origin/main", "main", "origin/master", "master"] {
+            if self.repo.revparse_single(candidate).is_ok() {
+                return Ok(candidate.to_owned());
+            }
+        }
+        Err(GitError::Other(
+            "cannot tell the base branch: no origin/HEAD, main or master; pass --base".into(),
+        ))
+    }
+
+    fn tree(&self, commit: Oid) -> Result<git2::Tree<'_>, GitError> {
+        self.repo
+            .find_commit(commit)
+            .and_then(|c| c.tree())
+            .context(|| format!("cannot read the tree of {commit}"))
+    }
+
+    /// Every blob of a commit's tree, with its size (submodules and symlinks are left out).
+    pub fn list_files(&self, commit: Oid) -> Result<Vec<TreeFile>, GitError> {
+        let tree = self.tree(commit)?;
+        let odb = self
+            .repo
+            .odb()
+            .context(|| "cannot open the object database".into())?;
+        let mut files = Vec::new();
+        tree.walk(TreeWalkMode::PreOrder, |dir, entry| {
+            if entry.kind() == Some(ObjectType::Blob) && entry.filemode() != 0o120000 {
+                let name = entry.name().unwrap_or("");
+                let size = odb.read_header(entry.id()).map_or(0, |(size, _)| size);
+                files.push(TreeFile {
+                    path: format!("{dir}{name}"),
+                    blob: entry.id(),
+                    size,
+                });
+            }
+            TreeWalkResult::Ok
+        })
+        .context(|| format!("cannot walk the tree of {commit}"))?;
+        Ok(files)
+    }
+
+    pub fn blob(&self, oid: Oid) -> Result<Vec<u8>, GitError> {
+        let blob = self
+            .repo
+            .find_blob(oid)
+            .context(|| format!("cannot read blob {oid}"))?;
+        Ok(blob.content().to_vec())
+    }
+
+    /// The blob at `path` in a commit, if there is one.
+    pub fn file_at(&self, commit: Oid, path: &str) -> Result<Option<TreeFile>, GitError> {
+        let tree = self.tree(commit)?;
+        let entry = match tree.get_path(Path::new(path)) {
+            Ok(entry) => entry,
+            Err(e) if e.code() == git2::ErrorCode::NotFound => return Ok(None),
+            Err(e) => {
+                return Err(GitError::Git {
+                    context: format!("cannot look up {path}"),
+                    source: e,
+                });
+            }
+        };
+        if entry.kind() != Some(ObjectType::Blob) {
+            return Ok(None);
+        }
+        let size = self
+            .repo
+            .odb()
+            .and_then(|odb| odb.read_header(entry.id()))
+            .map_or(0, |(size, _)| size);
+        Ok(Some(TreeFile {
+            path: path.to_owned(),
+            blob: entry.id(),
+            size,
+        }))
+    }
+
+    /// Files changed from `base` to `head`, renames detected, hunks with both sides' line
+    /// numbers (three lines of context, as the forges show them). Blobs over `max_blob` bytes
+    /// are listed as binary, without hunks.
+    pub fn changes(
+        &self,
+        base: Oid,
+        head: Oid,
+        max_blob: u64,
+    ) -> Result<Vec<FileChange>, GitError> {
+        let old = self.tree(base)?;
+        let new = self.tree(head)?;
+        let mut options = DiffOptions::new();
+        options.context_lines(3).ignore_submodules(true);
+        let mut diff = self
+            .repo
+            .diff_tree_to_tree(Some(&old), Some(&new), Some(&mut options))
+            .context(|| format!("cannot diff {base}..{head}"))?;
+        let mut find = DiffFindOptions::new();
+        find.renames(true).copies(false).rename_threshold(50);
+        diff.find_similar(Some(&mut find))
+            .context(|| "rename detection failed".into())?;
+        let mut changes = Vec::new();
+        for (i, delta) in diff.deltas().enumerate() {
+            let kind = match delta.status() {
+                Delta::Added => ChangeKind::Added,
+                Delta::Deleted => ChangeKind::Deleted,
+                Delta::Renamed => ChangeKind::Renamed,
+                Delta::Copied => ChangeKind::Copied,
+                Delta::Modified | Delta::Typechange => ChangeKind::Modified,
+                _ => continue,
+            };
+            let path_of =
+                |f: git2::DiffFile<'_>| f.path().map(|p| p.to_string_lossy().replace('\\', "/"));
+            let old_path = (kind != ChangeKind::Added)
+                .then(|| path_of(delta.old_file()))
+                .flatten();
+            let new_path = (kind != ChangeKind::Deleted)
+                .then(|| path_of(delta.new_file()))
+                .flatten();
+            let too_big = delta.old_file().size() > max_blob || delta.new_file().size() > max_blob;
+            let mut change = FileChange {
+                kind,
+                old_path,
+                new_path,
+                hunks: Vec::new(),
+                binary: too_big || delta.flags().is_binary(),
+            };
+            if !change.binary {
+                let patch = git2::Patch::from_diff(&diff, i)
+                    .context(|| format!("cannot diff {}", change.path()))?;
+                if let Some(patch) = patch {
+                    change.binary = patch.delta().flags().is_binary();
+                    change.hunks = hunks_of(&patch)?;
+                }
+            }
+            if kind == ChangeKind::Modified
+                && change.hunks.is_empty()
+                && delta.old_file().id() == delta.new_file().id()
+            {
+                change.kind = ChangeKind::ModeOnly;
+            }
+            changes.push(change);
+        }
+        Ok(changes)
+    }
+}
+
+fn hunks_of(patch: &git2::Patch<'_>) -> Result<Vec<Hunk>, GitError> {
+    let mut hunks = Vec::new();
+    for h in 0..patch.num_hunks() {
+        let (hunk, count) = patch.hunk(h).context(|| "cannot read a hunk".into())?;
+        let mut lines = Vec::with_capacity(count);
+        for l in 0..count {
+            let line = patch
+                .line_in_hunk(h, l)
+                .context(|| "cannot read a diff line".into())?;
+            let kind = match line.origin() {
+                '+' => LineKind::Added,
+                '-' => LineKind::Removed,
+                ' ' => LineKind::Context,
+                _ => continue, // "no newline at end of file" markers
+            };
+            lines.push(DiffLine {
+                kind,
+                old_line: line.old_lineno(),
+                new_line: line.new_lineno(),
+            });
+        }
+        hunks.push(Hunk {
+            old_start: hunk.old_start(),
+            old_lines: hunk.old_lines(),
+            new_start: hunk.new_start(),
+            new_lines: hunk.new_lines(),
+            lines,
+        });
+    }
+    Ok(hunks)
+}
+
+/// Test and tooling helper: builds commits from `(path, contents)` lists with nested trees,
+/// since a tree entry cannot hold a `/`.
+pub mod build {
+    use std::collections::BTreeMap;
+
+    use git2::{Oid, Repository, Signature};
+
+    enum Entry {
+        File(Vec<u8>),
+        Dir(BTreeMap<String, Entry>),
+    }
+
+    fn insert(dir: &mut BTreeMap<String, Entry>, path: &str, content: &[u8]) {
+        match path.split_once('/') {
+            Some((head, rest)) => {
+                let child = dir
+                    .entry(head.to_owned())
+                    .or_insert_with(|| Entry::Dir(BTreeMap::new()));
+                if let Entry::Dir(sub) = child {
+                    insert(sub, rest, content);
+                }
+            }
+            None => {
+                dir.insert(path.to_owned(), Entry::File(content.to_vec()));
+            }
+        }
+    }
+
+    fn write(repo: &Repository, dir: &BTreeMap<String, Entry>) -> Result<Oid, git2::Error> {
+        let mut builder = repo.treebuilder(None)?;
+        for (name, entry) in dir {
+            match entry {
+                Entry::File(content) => {
+                    let oid = repo.blob(content)?;
+                    builder.insert(name, oid, 0o100644)?;
+                }
+                Entry::Dir(sub) => {
+                    let oid = write(repo, sub)?;
+                    builder.insert(name, oid, 0o040000)?;
+                }
+            }
+        }
+        builder.write()
+    }
+
+    /// Commits the files as the whole tree, on top of `parents`, and points `refname` at it.
+    pub fn commit(
+        repo: &Repository,
+        refname: Option<&str>,
+        parents: &[Oid],
+        files: &[(&str, &[u8])],
+        message: &str,
+    ) -> Result<Oid, git2::Error> {
+        let mut root = BTreeMap::new();
+        for (path, content) in files {
+            insert(&mut root, path, content);
+        }
+        let tree = repo.find_tree(write(repo, &root)?)?;
+        let signature = Signature::new(
+            "kubeward",
+            "kubeward@example.invalid",
+            &git2::Time::new(1_700_000_000, 0),
+        )?;
+        let parents: Vec<git2::Commit<'_>> = parents
+            .iter()
+            .map(|p| repo.find_commit(*p))
+            .collect::<Result<_, _>>()?;
+        let parent_refs: Vec<&git2::Commit<'_>> = parents.iter().collect();
+        repo.commit(
+            refname,
+            &signature,
+            &signature,
+            message,
+            &tree,
+            &parent_refs,
+        )
+    }
+}

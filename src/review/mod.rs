@@ -1,0 +1,897 @@
+//! The heart of the product: given both sides of a change, decide which problems it introduced,
+//! where exactly to say so, who owns them and how to fix them, as a [`ReviewPlan`] that the
+//! forge adapters publish as it is. Pure: no I/O, no clock.
+
+mod exemptions;
+pub mod render;
+
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+
+use serde::Serialize;
+
+use crate::audit::{Finding, ObjectRef, Severity, audit_focused};
+use crate::config::{FailOn, Policy};
+use crate::diff::{ChangeKind, FileChange, Hunk};
+use crate::fix::{Edit, FixOp, plan};
+use crate::manifest::ManifestFile;
+use crate::owners::{CodeOwners, Flavor};
+
+pub use exemptions::EXEMPTION_ADDED;
+
+/// The plan's format version, part of the JSON output.
+pub const PLAN_VERSION: u32 = 1;
+/// Forge comment bodies and check summaries stay under this many characters (GitHub allows
+/// 65535 in a check summary and 65536 in a comment; GitLab more).
+pub const MAX_BODY_CHARS: usize = 60_000;
+/// The most file-level comments per run; the rest go to the summary.
+pub const MAX_FILE_COMMENTS: usize = 10;
+
+/// Both sides of a change and the policy that judges it.
+pub struct ReviewInput<'a> {
+    /// Every manifest at the merge-base.
+    pub base_files: &'a [ManifestFile],
+    /// Every manifest at the head.
+    pub head_files: &'a [ManifestFile],
+    pub changes: &'a [FileChange],
+    /// Head contents of changed files, for suggestions.
+    pub head_texts: &'a HashMap<String, String>,
+    /// Read at the tip of the base branch.
+    pub policy: &'a Policy,
+    /// Read at the tip of the base branch.
+    pub owners: &'a CodeOwners,
+    pub forge: Flavor,
+    pub base_sha: String,
+    pub head_sha: String,
+    pub base_tip_sha: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub enum Conclusion {
+    Success,
+    Failure,
+}
+
+/// How a new finding reaches the pull request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub enum AnchorKind {
+    /// On its own line, which the change added.
+    OwnLine,
+    /// On the lines its suggestion replaces (shown by one hunk).
+    Suggestion,
+    /// On the nearest changed line of the same container.
+    SameContainer,
+    /// On the nearest changed line of the same object.
+    SameObject,
+    /// On the changed labels of another object that caused it.
+    Cause,
+    /// On the file, outside any hunk.
+    File,
+    /// Only in the summary.
+    Summary,
+}
+
+/// Where a hunk sits on both sides, for forges that need it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct HunkRef {
+    pub old_start: u32,
+    pub old_lines: u32,
+    pub new_start: u32,
+    pub new_lines: u32,
+}
+
+impl From<&Hunk> for HunkRef {
+    fn from(h: &Hunk) -> Self {
+        HunkRef {
+            old_start: h.old_start,
+            old_lines: h.old_lines,
+            new_start: h.new_start,
+            new_lines: h.new_lines,
+        }
+    }
+}
+
+/// A place on the new side of the diff, with everything any forge needs to point at it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Anchor {
+    pub kind: AnchorKind,
+    pub new_path: String,
+    /// Differs from `new_path` for renamed files; absent for added ones.
+    pub old_path: Option<String>,
+    /// The (last) commented line on the new side.
+    pub line: Option<u32>,
+    /// First line of a multi-line comment.
+    pub start_line: Option<u32>,
+    /// The same line on the old side, when it is an unchanged context line.
+    pub old_line: Option<u32>,
+    pub hunk: Option<HunkRef>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PlannedFinding {
+    #[serde(flatten)]
+    pub finding: Finding,
+    pub owners: Vec<String>,
+    /// Absent for fixed and pre-existing findings.
+    pub anchor: Option<Anchor>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct InlineComment {
+    pub path: String,
+    pub old_path: Option<String>,
+    pub line: u32,
+    pub start_line: Option<u32>,
+    /// Always the new side: we only comment on what the change leaves behind.
+    pub side: &'static str,
+    pub old_line: Option<u32>,
+    pub hunk: HunkRef,
+    pub body: String,
+    pub fingerprints: Vec<String>,
+    pub owners: Vec<String>,
+    /// Replacement for lines `start_line..=line`.
+    pub suggestion: Option<Vec<String>>,
+    pub severity: Severity,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct FileComment {
+    pub path: String,
+    pub old_path: Option<String>,
+    pub body: String,
+    pub fingerprints: Vec<String>,
+    pub owners: Vec<String>,
+}
+
+/// A finding shown as a check-run annotation instead of an inline comment (over the inline
+/// limit).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Annotation {
+    pub path: String,
+    pub line: u32,
+    pub end_line: u32,
+    pub severity: Severity,
+    pub title: String,
+    pub message: String,
+    pub fingerprint: String,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Counts {
+    pub danger: usize,
+    pub warning: usize,
+}
+
+impl Counts {
+    fn add(&mut self, severity: Severity) {
+        match severity {
+            Severity::Danger => self.danger += 1,
+            Severity::Warning => self.warning += 1,
+            Severity::Ignore => {}
+        }
+    }
+
+    pub fn total(&self) -> usize {
+        self.danger + self.warning
+    }
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PlanCounts {
+    pub new: Counts,
+    pub fixed: Counts,
+    pub pre_existing: Counts,
+}
+
+/// Everything a forge adapter publishes, decided here.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ReviewPlan {
+    pub version: u32,
+    pub forge: Flavor,
+    pub base_sha: String,
+    pub head_sha: String,
+    pub base_tip_sha: String,
+    pub conclusion: Conclusion,
+    pub fail_on: FailOn,
+    pub counts: PlanCounts,
+    pub title: String,
+    pub summary: String,
+    pub inline_comments: Vec<InlineComment>,
+    pub file_comments: Vec<FileComment>,
+    pub annotations: Vec<Annotation>,
+    pub new_findings: Vec<PlannedFinding>,
+    pub fixed_findings: Vec<PlannedFinding>,
+    pub pre_existing_findings: Vec<PlannedFinding>,
+    /// Problems with the inputs (unreadable CODEOWNERS lines...).
+    pub notes: Vec<String>,
+}
+
+/// Identity of an object across revisions.
+type ObjectKey = (String, String, String, String);
+
+fn object_key(o: &ObjectRef) -> ObjectKey {
+    (
+        o.group().to_owned(),
+        o.kind.clone(),
+        o.namespace.clone(),
+        o.name.clone(),
+    )
+}
+
+struct Sides<'c> {
+    /// Changed files by new path.
+    by_new: HashMap<&'c str, &'c FileChange>,
+    /// New path of each old path (renames map, others map to themselves).
+    old_to_new: HashMap<&'c str, &'c str>,
+    changed_old: HashSet<&'c str>,
+}
+
+impl<'c> Sides<'c> {
+    fn new(changes: &'c [FileChange]) -> Self {
+        let mut by_new = HashMap::new();
+        let mut old_to_new = HashMap::new();
+        let mut changed_old = HashSet::new();
+        for c in changes {
+            if let Some(n) = &c.new_path {
+                by_new.insert(n.as_str(), c);
+            }
+            if let Some(o) = &c.old_path {
+                changed_old.insert(o.as_str());
+                if let Some(n) = &c.new_path {
+                    old_to_new.insert(o.as_str(), n.as_str());
+                }
+            }
+        }
+        Sides {
+            by_new,
+            old_to_new,
+            changed_old,
+        }
+    }
+
+    fn mapped<'p>(&self, old_path: &'p str) -> &'p str
+    where
+        'c: 'p,
+    {
+        self.old_to_new.get(old_path).copied().unwrap_or(old_path)
+    }
+}
+
+/// Builds the plan for a change.
+pub fn plan_review(input: &ReviewInput<'_>) -> ReviewPlan {
+    let policy = input.policy;
+    let sides = Sides::new(input.changes);
+    let head_result = audit_focused(input.head_files, policy, &|p| sides.by_new.contains_key(p));
+    let base_result = audit_focused(input.base_files, policy, &|p| sides.changed_old.contains(p));
+    let mut head_findings = head_result.findings;
+    let mut base_findings = base_result.findings;
+
+    // Exemptions a change adds are findings in their own right.
+    if policy.annotation_exemptions
+        && let Some(severity) = exemptions::severity(policy)
+    {
+        head_findings.extend(exemptions::added(
+            input.head_files,
+            input.base_files,
+            &head_result.exempted,
+            &sides.by_new,
+            &sides.old_to_new,
+            severity,
+        ));
+    }
+
+    // Objects the change moved between files: matched by fingerprint alone.
+    let head_objects = object_paths(input.head_files, &|p| p.to_owned());
+    let base_objects = object_paths(input.base_files, &|p| sides.mapped(p).to_owned());
+    let moved: HashSet<ObjectKey> = head_objects
+        .iter()
+        .filter(|(key, paths)| base_objects.get(*key).is_some_and(|b| b != *paths))
+        .map(|(key, _)| key.clone())
+        .collect();
+
+    let is_moved = |f: &Finding| {
+        f.object
+            .as_ref()
+            .is_some_and(|o| moved.contains(&object_key(o)))
+    };
+    let base_keys: HashSet<(String, String)> = base_findings
+        .iter()
+        .map(|f| (sides.mapped(&f.path).to_owned(), f.fingerprint.clone()))
+        .collect();
+    let base_moved_fps: HashSet<String> = base_findings
+        .iter()
+        .filter(|f| is_moved(f))
+        .map(|f| f.fingerprint.clone())
+        .collect();
+    let head_keys: HashSet<(String, String)> = head_findings
+        .iter()
+        .map(|f| (f.path.clone(), f.fingerprint.clone()))
+        .collect();
+    let head_moved_fps: HashSet<String> = head_findings
+        .iter()
+        .filter(|f| is_moved(f))
+        .map(|f| f.fingerprint.clone())
+        .collect();
+
+    let touched = touched_objects(&head_findings, &base_findings, input.changes, &sides);
+    let mut new = Vec::new();
+    let mut pre_existing = Vec::new();
+    for f in head_findings.drain(..) {
+        let matched = base_keys.contains(&(f.path.clone(), f.fingerprint.clone()))
+            || (is_moved(&f) && base_moved_fps.contains(&f.fingerprint));
+        if !matched {
+            new.push(f);
+        } else if touched.contains(&(f.path.clone(), f.object.as_ref().map(object_key))) {
+            pre_existing.push(f);
+        }
+    }
+    let mut fixed = Vec::new();
+    for f in base_findings.drain(..) {
+        let mapped = sides.mapped(&f.path).to_owned();
+        let matched = head_keys.contains(&(mapped, f.fingerprint.clone()))
+            || (is_moved(&f) && head_moved_fps.contains(&f.fingerprint));
+        if !matched {
+            fixed.push(f);
+        }
+    }
+
+    let owners_for = |path: &str| -> Vec<String> {
+        let mut ownership = input.owners.owners_of(path);
+        if let Some(change) = sides.by_new.get(path)
+            && let Some(old) = &change.old_path
+            && old != path
+        {
+            ownership = ownership.merge(input.owners.owners_of(old));
+        }
+        ownership.owners
+    };
+    let fixed: Vec<PlannedFinding> = fixed
+        .into_iter()
+        .map(|f| PlannedFinding {
+            owners: input.owners.owners_of(&f.path).owners,
+            finding: f,
+            anchor: None,
+        })
+        .collect();
+    let pre_existing: Vec<PlannedFinding> = pre_existing
+        .into_iter()
+        .map(|f| PlannedFinding {
+            owners: owners_for(&f.path),
+            finding: f,
+            anchor: None,
+        })
+        .collect();
+
+    // Fixes, merged per object, become suggestions where one hunk shows all their lines.
+    let suggestions = suggestions(&new, input);
+    let mut new_planned: Vec<PlannedFinding> = new
+        .into_iter()
+        .map(|f| {
+            let anchor = suggestions
+                .get(&f.fingerprint)
+                .map(|s| s.anchor.clone())
+                .unwrap_or_else(|| anchor_for(&f, &sides, input));
+            PlannedFinding {
+                owners: owners_for(&f.path),
+                finding: f,
+                anchor: Some(anchor),
+            }
+        })
+        .collect();
+    new_planned.sort_by(|a, b| {
+        (
+            b.finding.severity,
+            &a.finding.path,
+            a.finding.line,
+            &a.finding.rule,
+        )
+            .cmp(&(
+                a.finding.severity,
+                &b.finding.path,
+                b.finding.line,
+                &b.finding.rule,
+            ))
+    });
+
+    let mut counts = PlanCounts::default();
+    new_planned
+        .iter()
+        .for_each(|f| counts.new.add(f.finding.severity));
+    fixed
+        .iter()
+        .for_each(|f| counts.fixed.add(f.finding.severity));
+    pre_existing
+        .iter()
+        .for_each(|f| counts.pre_existing.add(f.finding.severity));
+    let conclusion = if new_planned
+        .iter()
+        .any(|f| policy.fail_on.fails(f.finding.severity))
+    {
+        Conclusion::Failure
+    } else {
+        Conclusion::Success
+    };
+
+    let (inline_comments, file_comments, annotations) =
+        comments(&mut new_planned, &suggestions, input, &sides);
+    let mut notes: Vec<String> = input
+        .owners
+        .errors
+        .iter()
+        .map(|e| format!("{} line {}: {}", input.owners.path, e.line, e.message))
+        .collect();
+    notes.extend(
+        input
+            .changes
+            .iter()
+            .filter(|c| c.binary && is_manifest_path(c.path()))
+            .map(|c| format!("{}: binary or too large to review", c.path())),
+    );
+    let mut plan = ReviewPlan {
+        version: PLAN_VERSION,
+        forge: input.forge,
+        base_sha: input.base_sha.clone(),
+        head_sha: input.head_sha.clone(),
+        base_tip_sha: input.base_tip_sha.clone(),
+        conclusion,
+        fail_on: policy.fail_on,
+        counts,
+        title: String::new(),
+        summary: String::new(),
+        inline_comments,
+        file_comments,
+        annotations,
+        new_findings: new_planned,
+        fixed_findings: fixed,
+        pre_existing_findings: pre_existing,
+        notes,
+    };
+    plan.title = render::title(&plan);
+    plan.summary = render::summary(&plan, policy);
+    plan
+}
+
+fn is_manifest_path(path: &str) -> bool {
+    path.ends_with(".yaml") || path.ends_with(".yml") || path.ends_with(".json")
+}
+
+fn object_paths(
+    files: &[ManifestFile],
+    map: &dyn Fn(&str) -> String,
+) -> HashMap<ObjectKey, BTreeSet<String>> {
+    let mut out: HashMap<ObjectKey, BTreeSet<String>> = HashMap::new();
+    for file in files {
+        for o in file.objects() {
+            let key = (
+                o.group().to_owned(),
+                o.kind.to_owned(),
+                o.namespace_or_default().to_owned(),
+                o.name.to_owned(),
+            );
+            out.entry(key).or_default().insert(map(o.file));
+        }
+    }
+    out
+}
+
+/// Objects (by new path) whose lines the change touched: an added line inside it on the new
+/// side, or a removed line inside it on the old side.
+fn touched_objects(
+    head: &[Finding],
+    base: &[Finding],
+    changes: &[FileChange],
+    sides: &Sides<'_>,
+) -> HashSet<(String, Option<ObjectKey>)> {
+    let mut touched = HashSet::new();
+    let by_old: HashMap<&str, &FileChange> = changes
+        .iter()
+        .filter_map(|c| c.old_path.as_deref().map(|p| (p, c)))
+        .collect();
+    for f in head {
+        let Some(loc) = &f.location else { continue };
+        if let Some(change) = sides.by_new.get(f.path.as_str())
+            && (change.kind == ChangeKind::Added
+                || change
+                    .added_lines()
+                    .any(|l| (loc.start_line..=loc.end_line).contains(&l)))
+        {
+            touched.insert((f.path.clone(), f.object.as_ref().map(object_key)));
+        }
+    }
+    for f in base {
+        let Some(loc) = &f.location else { continue };
+        if let Some(change) = by_old.get(f.path.as_str())
+            && change
+                .removed_lines()
+                .any(|l| (loc.start_line..=loc.end_line).contains(&l))
+        {
+            touched.insert((
+                sides.mapped(&f.path).to_owned(),
+                f.object.as_ref().map(object_key),
+            ));
+        }
+    }
+    touched
+}
+
+fn nearest(lines: impl Iterator<Item = u32>, target: u32, range: (u32, u32)) -> Option<u32> {
+    lines
+        .filter(|l| (range.0..=range.1).contains(l))
+        .min_by_key(|l| (l.abs_diff(target), *l))
+}
+
+fn line_anchor(kind: AnchorKind, change: &FileChange, line: u32) -> Option<Anchor> {
+    let hunk = change.hunk_showing(line)?;
+    Some(Anchor {
+        kind,
+        new_path: change.path().to_owned(),
+        old_path: change.old_path.clone(),
+        line: Some(line),
+        start_line: None,
+        old_line: hunk.old_line_of(line),
+        hunk: Some(hunk.into()),
+    })
+}
+
+fn summary_anchor(f: &Finding) -> Anchor {
+    Anchor {
+        kind: AnchorKind::Summary,
+        new_path: f.path.clone(),
+        old_path: None,
+        line: None,
+        start_line: None,
+        old_line: None,
+        hunk: None,
+    }
+}
+
+/// Where a new finding is said: its own line if the change added it; else the nearest added
+/// line of its container, then of its object; else the file; else the summary.
+fn anchor_for(f: &Finding, sides: &Sides<'_>, input: &ReviewInput<'_>) -> Anchor {
+    let Some(change) = sides.by_new.get(f.path.as_str()).copied() else {
+        return cause_anchor(f, sides, input).unwrap_or_else(|| summary_anchor(f));
+    };
+    if change.binary || change.kind == ChangeKind::ModeOnly {
+        return summary_anchor(f);
+    }
+    if change.is_added_line(f.line)
+        && let Some(a) = line_anchor(AnchorKind::OwnLine, change, f.line)
+    {
+        return a;
+    }
+    if let Some(loc) = &f.location {
+        if let Some(range) = loc.container_lines
+            && let Some(line) = nearest(change.added_lines(), f.line, range)
+            && let Some(a) = line_anchor(AnchorKind::SameContainer, change, line)
+        {
+            return a;
+        }
+        if let Some(line) = nearest(change.added_lines(), f.line, (loc.start_line, loc.end_line))
+            && let Some(a) = line_anchor(AnchorKind::SameObject, change, line)
+        {
+            return a;
+        }
+    }
+    if let Some(a) = cause_anchor(f, sides, input) {
+        return a;
+    }
+    Anchor {
+        kind: AnchorKind::File,
+        new_path: change.path().to_owned(),
+        old_path: change.old_path.clone(),
+        line: None,
+        start_line: None,
+        old_line: None,
+        hunk: None,
+    }
+}
+
+/// For a finding on an object the change did not touch (a Service whose selector no longer
+/// matches), the changed labels of a workload in the same namespace are the likely cause.
+fn cause_anchor(f: &Finding, sides: &Sides<'_>, input: &ReviewInput<'_>) -> Option<Anchor> {
+    let object = f.object.as_ref()?;
+    for file in input.head_files {
+        let Some(change) = sides.by_new.get(file.path.as_str()).copied() else {
+            continue;
+        };
+        for o in file.objects() {
+            if o.namespace_or_default() != object.namespace || o.pod.is_none() {
+                continue;
+            }
+            let label_blocks = [
+                o.node
+                    .get_path(&["metadata"])
+                    .and_then(|m| m.entry("labels")),
+                o.pod
+                    .as_ref()
+                    .and_then(|p| p.template.get("metadata"))
+                    .and_then(|m| m.entry("labels")),
+            ];
+            for entry in label_blocks.into_iter().flatten() {
+                let range = (
+                    entry.key_span.start.line,
+                    entry.value.span.last_line().max(entry.key_span.start.line),
+                );
+                if let Some(line) = change
+                    .added_lines()
+                    .find(|l| (range.0..=range.1).contains(l))
+                {
+                    return line_anchor(AnchorKind::Cause, change, line);
+                }
+            }
+        }
+    }
+    None
+}
+
+/// A suggestion and the lines it replaces, shared by the findings it fixes.
+#[derive(Debug, Clone)]
+pub(crate) struct Suggestion {
+    pub anchor: Anchor,
+    pub lines: Vec<String>,
+}
+
+fn suggestions(new: &[Finding], input: &ReviewInput<'_>) -> HashMap<String, Suggestion> {
+    let mut out = HashMap::new();
+    // Group fixable findings per object of a changed file.
+    let mut groups: BTreeMap<(String, usize, String), Vec<&Finding>> = BTreeMap::new();
+    for f in new.iter().filter(|f| !f.fix.is_empty()) {
+        let Some(loc) = &f.location else { continue };
+        let list = loc
+            .list_path
+            .as_ref()
+            .map(ToString::to_string)
+            .unwrap_or_default();
+        groups
+            .entry((f.path.clone(), loc.doc_index, list))
+            .or_default()
+            .push(f);
+    }
+    for ((path, doc_index, _), findings) in groups {
+        let Some(text) = input.head_texts.get(&path) else {
+            continue;
+        };
+        let Some(change) = input
+            .changes
+            .iter()
+            .find(|c| c.new_path.as_deref() == Some(path.as_str()))
+        else {
+            continue;
+        };
+        let Some(file) = input.head_files.iter().find(|f| f.path == path) else {
+            continue;
+        };
+        let Ok(docs) = &file.content else { continue };
+        let Some(root) = docs.get(doc_index).and_then(|d| d.root.as_ref().ok()) else {
+            continue;
+        };
+        let object = match findings[0]
+            .location
+            .as_ref()
+            .and_then(|l| l.list_path.as_ref())
+        {
+            Some(list_path) => match resolve_item(root, list_path) {
+                Some(node) => node,
+                None => continue,
+            },
+            None => root,
+        };
+        let ops: Vec<FixOp> = findings
+            .iter()
+            .flat_map(|f| f.fix.iter().cloned())
+            .collect();
+        let Some(edits) = plan(text, object, &ops) else {
+            continue;
+        };
+        if !fixed_text_parses(text, &edits) {
+            continue;
+        }
+        for edit in &edits {
+            let Some(hunk) = change.one_hunk_shows(edit.start_line, edit.end_line) else {
+                continue;
+            };
+            let anchor = Anchor {
+                kind: AnchorKind::Suggestion,
+                new_path: path.clone(),
+                old_path: change.old_path.clone(),
+                line: Some(edit.end_line),
+                start_line: (edit.start_line != edit.end_line).then_some(edit.start_line),
+                old_line: hunk.old_line_of(edit.end_line),
+                hunk: Some(hunk.into()),
+            };
+            for f in &findings {
+                // A finding belongs to the edit its own fix would make.
+                let own = plan(text, object, &f.fix).unwrap_or_default();
+                if own
+                    .iter()
+                    .any(|o| o.start_line >= edit.start_line && o.end_line <= edit.end_line)
+                {
+                    out.insert(
+                        f.fingerprint.clone(),
+                        Suggestion {
+                            anchor: anchor.clone(),
+                            lines: edit.lines.clone(),
+                        },
+                    );
+                }
+            }
+        }
+    }
+    out
+}
+
+fn resolve_item<'n>(
+    root: &'n crate::yaml::Node,
+    path: &crate::manifest::FieldPath,
+) -> Option<&'n crate::yaml::Node> {
+    use crate::manifest::{ItemKey, Segment};
+    let mut node = root;
+    for segment in path.segments() {
+        node = match segment {
+            Segment::Key(k) => node.get(k)?,
+            Segment::Item(ItemKey::Index(i)) => node.as_seq()?.get(*i)?,
+            Segment::Item(_) => return None,
+        };
+    }
+    Some(node)
+}
+
+fn fixed_text_parses(text: &str, edits: &[Edit]) -> bool {
+    let fixed = crate::fix::apply(text, edits);
+    crate::yaml::parse_stream(&fixed, crate::yaml::Limits::default())
+        .iter()
+        .all(|d| d.root.is_ok())
+}
+
+type Comments = (Vec<InlineComment>, Vec<FileComment>, Vec<Annotation>);
+
+/// One inline comment per line (its findings combined), up to the configured limit, most severe
+/// first; the rest become annotations (and are listed in the summary).
+fn comments(
+    new: &mut [PlannedFinding],
+    suggestions: &HashMap<String, Suggestion>,
+    input: &ReviewInput<'_>,
+    sides: &Sides<'_>,
+) -> Comments {
+    let limit = input.policy.review.max_inline_comments;
+    let mut by_line: BTreeMap<(String, u32), Vec<usize>> = BTreeMap::new();
+    let mut by_file: BTreeMap<String, Vec<usize>> = BTreeMap::new();
+    for (i, f) in new.iter().enumerate() {
+        let Some(anchor) = &f.anchor else { continue };
+        match (anchor.kind, anchor.line) {
+            (AnchorKind::File, _) => by_file.entry(anchor.new_path.clone()).or_default().push(i),
+            (AnchorKind::Summary, _) | (_, None) => {}
+            (_, Some(line)) => by_line
+                .entry((anchor.new_path.clone(), line))
+                .or_default()
+                .push(i),
+        }
+    }
+    // Most severe lines first when the limit bites.
+    let mut lines: Vec<((String, u32), Vec<usize>)> = by_line.into_iter().collect();
+    lines.sort_by_key(|((path, line), members)| {
+        let worst = members.iter().map(|i| new[*i].finding.severity).max();
+        (std::cmp::Reverse(worst), path.clone(), *line)
+    });
+    let mut inline = Vec::new();
+    let mut annotations = Vec::new();
+    for ((path, line), members) in lines {
+        let findings: Vec<&PlannedFinding> = members.iter().map(|i| &new[*i]).collect();
+        if inline.len() >= limit {
+            for f in &findings {
+                annotations.push(annotation(&f.finding, line));
+            }
+            for i in &members {
+                if let Some(a) = new[*i].anchor.as_mut() {
+                    a.kind = AnchorKind::Summary;
+                }
+            }
+            continue;
+        }
+        let anchor = findings[0]
+            .anchor
+            .clone()
+            .unwrap_or_else(|| summary_anchor(&findings[0].finding));
+        let suggestion = findings
+            .iter()
+            .find_map(|f| suggestions.get(&f.finding.fingerprint))
+            .filter(|s| s.anchor.line == Some(line))
+            .map(|s| s.lines.clone());
+        let mut owners: Vec<String> = Vec::new();
+        for f in &findings {
+            for o in &f.owners {
+                if !owners.contains(o) {
+                    owners.push(o.clone());
+                }
+            }
+        }
+        let body =
+            render::comment_body(&findings, suggestion.as_deref(), input.policy, input.forge);
+        inline.push(InlineComment {
+            path: path.clone(),
+            old_path: sides
+                .by_new
+                .get(path.as_str())
+                .and_then(|c| c.old_path.clone()),
+            line,
+            start_line: anchor.start_line.filter(|s| *s < line),
+            side: "RIGHT",
+            old_line: anchor.old_line,
+            hunk: anchor.hunk.clone().unwrap_or(HunkRef {
+                old_start: 0,
+                old_lines: 0,
+                new_start: 0,
+                new_lines: 0,
+            }),
+            body,
+            fingerprints: findings
+                .iter()
+                .map(|f| f.finding.fingerprint.clone())
+                .collect(),
+            owners,
+            suggestion,
+            severity: findings
+                .iter()
+                .map(|f| f.finding.severity)
+                .max()
+                .unwrap_or(Severity::Warning),
+        });
+    }
+    inline.sort_by(|a, b| (&a.path, a.line).cmp(&(&b.path, b.line)));
+    let mut file_comments = Vec::new();
+    for (path, members) in by_file {
+        if file_comments.len() >= MAX_FILE_COMMENTS {
+            for i in &members {
+                if let Some(a) = new[*i].anchor.as_mut() {
+                    a.kind = AnchorKind::Summary;
+                }
+            }
+            continue;
+        }
+        let findings: Vec<&PlannedFinding> = members.iter().map(|i| &new[*i]).collect();
+        let mut owners: Vec<String> = Vec::new();
+        for f in &findings {
+            for o in &f.owners {
+                if !owners.contains(o) {
+                    owners.push(o.clone());
+                }
+            }
+        }
+        file_comments.push(FileComment {
+            old_path: sides
+                .by_new
+                .get(path.as_str())
+                .and_then(|c| c.old_path.clone()),
+            path,
+            body: render::comment_body(&findings, None, input.policy, input.forge),
+            fingerprints: findings
+                .iter()
+                .map(|f| f.finding.fingerprint.clone())
+                .collect(),
+            owners,
+        });
+    }
+    (inline, file_comments, annotations)
+}
+
+fn annotation(f: &Finding, line: u32) -> Annotation {
+    Annotation {
+        path: f.path.clone(),
+        line,
+        end_line: line,
+        severity: f.severity,
+        title: render::truncate(&format!("{} ({})", f.rule, f.severity.as_str()), 255),
+        message: render::truncate(&f.message, 4000),
+        fingerprint: f.fingerprint.clone(),
+    }
+}

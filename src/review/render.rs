@@ -1,0 +1,352 @@
+//! Markdown for comments and the summary. Values copied from manifests are untrusted: they are
+//! kept from pinging people (`@`) or faking our hidden markers (`<!--`).
+
+use std::collections::BTreeMap;
+use std::fmt::Write;
+
+use super::{AnchorKind, Conclusion, MAX_BODY_CHARS, PlannedFinding, ReviewPlan};
+use crate::audit::Severity;
+use crate::config::Policy;
+use crate::owners::Flavor;
+
+/// The marker that ends every finding comment: `<!-- kubeward:v1 fp=a,b -->`.
+pub const MARKER_PREFIX: &str = "<!-- kubeward:v1 fp=";
+/// The marker that ends the summary comment.
+pub const SUMMARY_MARKER: &str = "<!-- kubeward:summary v1 -->";
+
+/// Fingerprints of a comment we wrote, read from its final line only (a manifest value quoted
+/// earlier in the body cannot fake one).
+pub fn parse_marker(body: &str) -> Option<Vec<String>> {
+    let last = body.trim_end().lines().last()?.trim();
+    let list = last
+        .strip_prefix(MARKER_PREFIX)?
+        .strip_suffix("-->")?
+        .trim();
+    let fps: Vec<String> = list.split(',').map(str::to_owned).collect();
+    fps.iter()
+        .all(|f| f.starts_with("kw") && f.chars().all(|c| c.is_ascii_alphanumeric() || c == '-'))
+        .then_some(fps)
+}
+
+pub fn marker(fingerprints: &[String]) -> String {
+    format!("{MARKER_PREFIX}{} -->", fingerprints.join(","))
+}
+
+/// Untrusted text made inert: no mentions, no HTML comments or tags.
+pub fn neutralize(text: &str) -> String {
+    text.replace('<', "‹")
+        .replace('>', "›")
+        .replace('@', "@\u{200b}")
+}
+
+/// An untrusted value as a code span.
+pub fn code(text: &str) -> String {
+    let clean: String = neutralize(text)
+        .chars()
+        .map(|c| match c {
+            '`' => '\'',
+            '\n' | '\r' => ' ',
+            c => c,
+        })
+        .collect();
+    format!("`{clean}`")
+}
+
+pub fn truncate(text: &str, max_chars: usize) -> String {
+    if text.chars().count() <= max_chars {
+        return text.to_owned();
+    }
+    let mut out: String = text.chars().take(max_chars.saturating_sub(1)).collect();
+    out.push('…');
+    out
+}
+
+fn severity_label(s: Severity) -> &'static str {
+    match s {
+        Severity::Danger => "🔴 danger",
+        Severity::Warning => "🟡 warning",
+        Severity::Ignore => "ignore",
+    }
+}
+
+fn subject(f: &PlannedFinding) -> String {
+    let finding = &f.finding;
+    let object = finding
+        .object
+        .as_ref()
+        .map(|o| {
+            let name = if o.namespace.is_empty() {
+                o.name.clone()
+            } else {
+                format!("{}/{}", o.namespace, o.name)
+            };
+            format!("{} {}", o.kind, code(&name))
+        })
+        .unwrap_or_default();
+    match finding.container.as_deref().filter(|c| !c.is_empty()) {
+        Some(c) => format!("container {} of {object}", code(c)),
+        None => object,
+    }
+}
+
+fn owners_text(owners: &[String]) -> String {
+    if owners.is_empty() {
+        "no code owner".into()
+    } else {
+        owners
+            .iter()
+            .map(|o| code(o))
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+}
+
+/// The body of one inline or file-level comment: each finding's what, where, why and fix, an
+/// optional suggestion, owners, and the hidden marker.
+pub fn comment_body(
+    findings: &[&PlannedFinding],
+    suggestion: Option<&[String]>,
+    policy: &Policy,
+    forge: Flavor,
+) -> String {
+    let mut body = String::new();
+    for f in findings {
+        let finding = &f.finding;
+        let rule = policy.registry.get(&finding.rule);
+        let title = rule.map_or(finding.rule.as_str(), |r| r.title.as_str());
+        let doc = rule.map(|r| r.doc_url());
+        let rule_ref = match &doc {
+            Some(url) => format!("[`{}`]({url})", finding.rule),
+            None => format!("`{}`", finding.rule),
+        };
+        let _ = writeln!(
+            body,
+            "**{}** · {} · {}",
+            severity_label(finding.severity),
+            title,
+            rule_ref
+        );
+        let location = if finding.field_path.is_empty() {
+            subject(f)
+        } else {
+            format!("{} at {}", subject(f), code(&finding.field_path))
+        };
+        let _ = writeln!(
+            body,
+            "{}: {}",
+            location.trim_start_matches(": "),
+            neutralize(&finding.message)
+        );
+        if let Some(rule) = rule {
+            if !rule.why.is_empty() {
+                let _ = writeln!(body, "\n**Why:** {}", rule.why.trim());
+            }
+            if !rule.fix.is_empty() {
+                let _ = writeln!(body, "**Fix:** {}", rule.fix.trim());
+            }
+        }
+        body.push('\n');
+    }
+    if let Some(lines) = suggestion {
+        let fence = match forge {
+            Flavor::GitHub => "```suggestion".to_owned(),
+            // GitLab's range is relative to the commented (last) line.
+            Flavor::GitLab => format!("```suggestion:-{}+0", findings_span(findings, lines)),
+        };
+        let _ = writeln!(body, "{fence}\n{}\n```\n", lines.join("\n"));
+    }
+    let mut owners: Vec<String> = Vec::new();
+    for f in findings {
+        for o in &f.owners {
+            if !owners.contains(o) {
+                owners.push(o.clone());
+            }
+        }
+    }
+    let _ = writeln!(body, "Owners: {}", owners_text(&owners));
+    let body = truncate(&body, MAX_BODY_CHARS - 200);
+    let fps: Vec<String> = findings
+        .iter()
+        .map(|f| f.finding.fingerprint.clone())
+        .collect();
+    format!("{body}\n{}\n", marker(&fps))
+}
+
+/// Lines above the commented line that a GitLab suggestion replaces.
+fn findings_span(findings: &[&PlannedFinding], _lines: &[String]) -> u32 {
+    findings
+        .iter()
+        .filter_map(|f| f.anchor.as_ref())
+        .find_map(|a| Some(a.line? - a.start_line.unwrap_or(a.line?)))
+        .unwrap_or(0)
+}
+
+pub fn title(plan: &ReviewPlan) -> String {
+    let new = &plan.counts.new;
+    let text = if new.total() == 0 {
+        match plan.counts.fixed.total() {
+            0 => "No new problems".to_owned(),
+            n => format!("No new problems, {n} fixed"),
+        }
+    } else {
+        let noun = if new.total() == 1 {
+            "problem"
+        } else {
+            "problems"
+        };
+        format!(
+            "{} new {noun} ({} danger, {} warning)",
+            new.total(),
+            new.danger,
+            new.warning
+        )
+    };
+    truncate(&text, 100)
+}
+
+fn disposition(kind: AnchorKind) -> &'static str {
+    match kind {
+        AnchorKind::OwnLine
+        | AnchorKind::Suggestion
+        | AnchorKind::SameContainer
+        | AnchorKind::SameObject
+        | AnchorKind::Cause => "inline",
+        AnchorKind::File => "file comment",
+        AnchorKind::Summary => "summary only",
+    }
+}
+
+/// The check summary: new findings grouped by owner, then file; counts; fixed ones.
+pub fn summary(plan: &ReviewPlan, policy: &Policy) -> String {
+    let mut out = String::new();
+    let verdict = match plan.conclusion {
+        Conclusion::Failure => format!(
+            "**Failing**: new findings at or above `{}`.",
+            serde_json::to_value(plan.fail_on)
+                .ok()
+                .and_then(|v| v.as_str().map(str::to_owned))
+                .unwrap_or_default()
+        ),
+        Conclusion::Success => "**Passing**: nothing new reaches the fail-on level.".to_owned(),
+    };
+    let _ = writeln!(out, "### kubeward: {}\n\n{verdict}\n", plan.title);
+    let c = &plan.counts;
+    let _ = writeln!(out, "| | danger | warning |\n|---|---:|---:|");
+    let _ = writeln!(out, "| New | {} | {} |", c.new.danger, c.new.warning);
+    let _ = writeln!(out, "| Fixed | {} | {} |", c.fixed.danger, c.fixed.warning);
+    let _ = writeln!(
+        out,
+        "| Already there, in changed objects | {} | {} |\n",
+        c.pre_existing.danger, c.pre_existing.warning
+    );
+    let mut groups: BTreeMap<String, BTreeMap<&str, Vec<&PlannedFinding>>> = BTreeMap::new();
+    for f in &plan.new_findings {
+        let owner = if f.owners.is_empty() {
+            "\u{10ffff}".to_owned() // sorts last
+        } else {
+            owners_text(&f.owners)
+        };
+        groups
+            .entry(owner)
+            .or_default()
+            .entry(f.finding.path.as_str())
+            .or_default()
+            .push(f);
+    }
+    let mut listed = 0;
+    let total = plan.new_findings.len();
+    'groups: for (owner, files) in &groups {
+        let heading = if owner == "\u{10ffff}" {
+            "No code owner".to_owned()
+        } else {
+            format!("Owned by {owner}")
+        };
+        let _ = writeln!(out, "#### {heading}\n");
+        for (path, findings) in files {
+            let _ = writeln!(out, "{}", code(path));
+            for f in findings {
+                if out.len() > MAX_BODY_CHARS - 2_000 {
+                    let _ = writeln!(
+                        out,
+                        "\n…and {} more; the JSON plan and the check annotations list them all.",
+                        total - listed
+                    );
+                    break 'groups;
+                }
+                let where_ = f
+                    .anchor
+                    .as_ref()
+                    .map_or("summary only", |a| disposition(a.kind));
+                let rule = policy
+                    .registry
+                    .get(&f.finding.rule)
+                    .map_or(f.finding.rule.as_str(), |r| r.title.as_str());
+                let _ = writeln!(
+                    out,
+                    "- L{} **{}** `{}` {}: {} _({where_})_",
+                    f.finding.line,
+                    f.finding.severity.as_str(),
+                    f.finding.rule,
+                    rule,
+                    subject(f)
+                );
+                listed += 1;
+            }
+            out.push('\n');
+        }
+    }
+    if !plan.fixed_findings.is_empty() {
+        let _ = writeln!(
+            out,
+            "<details><summary>Fixed by this change ({})</summary>\n",
+            plan.fixed_findings.len()
+        );
+        for f in plan.fixed_findings.iter().take(200) {
+            let _ = writeln!(
+                out,
+                "- {} `{}` {}",
+                code(&f.finding.path),
+                f.finding.rule,
+                subject(f)
+            );
+        }
+        let _ = writeln!(out, "\n</details>\n");
+    }
+    let overflow = plan.annotations.len();
+    if overflow > 0 {
+        let _ = writeln!(
+            out,
+            "{overflow} findings were over the limit of {} inline comments and are shown as annotations instead.\n",
+            policy.review.max_inline_comments
+        );
+    }
+    for note in &plan.notes {
+        let _ = writeln!(out, "> {}", neutralize(note));
+    }
+    let mut out = truncate(&out, MAX_BODY_CHARS - 100);
+    let _ = write!(out, "\n{SUMMARY_MARKER}\n");
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn markers_round_trip_and_cannot_be_faked_mid_body() {
+        let fps = vec!["kw1-abc".to_owned(), "kw1-def".to_owned()];
+        let body = format!("text\n{}\n", marker(&fps));
+        assert_eq!(parse_marker(&body), Some(fps));
+        let faked = format!("{}\nreal text after it\n", marker(&["kw1-x".to_owned()]));
+        assert_eq!(parse_marker(&faked), None);
+        assert_eq!(parse_marker("<!-- kubeward:v1 fp=evil<script> -->"), None);
+    }
+
+    #[test]
+    fn untrusted_values_cannot_ping_or_inject_markers() {
+        let value = code("@admins <!-- kubeward:v1 fp=kw1-x --> `x`");
+        assert!(!value.contains("@admins"));
+        assert!(!value.contains("<!--"));
+        assert_eq!(value.matches('`').count(), 2);
+    }
+}
