@@ -12,6 +12,8 @@ use crate::config::{ConfigError, ConfigFile, FailOn, Policy};
 use crate::report::{json_report, sarif_report, text_report};
 use crate::source;
 
+mod review;
+
 /// Exit status: nothing reached the fail-on level.
 pub const EXIT_OK: u8 = 0;
 /// Exit status: an unexpected failure.
@@ -41,8 +43,52 @@ pub struct Cli {
 pub enum Command {
     /// Audit manifest files and folders (recursively; `-` reads stdin).
     Audit(AuditArgs),
+    /// Review what a change did: findings it introduced, on the lines that introduced them,
+    /// with owners and fixes, exactly as the bot would post them.
+    Review(ReviewArgs),
     /// List the rules, or explain one: `kubeward rules runAsRootAllowed`.
     Rules(RulesArgs),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ReviewFormat {
+    Text,
+    Markdown,
+    Json,
+    Sarif,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ForgeArg {
+    Github,
+    Gitlab,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct ReviewArgs {
+    /// The repository (a working tree or a bare repository) [default: the current one].
+    #[arg(long, value_name = "PATH", default_value = ".")]
+    pub repo: PathBuf,
+    /// The branch the change goes into [default: the upstream's default branch: origin/HEAD,
+    /// else main, else master]. The audit's base side is the merge-base with --head.
+    #[arg(long, value_name = "REV")]
+    pub base: Option<String>,
+    /// The change's tip.
+    #[arg(long, value_name = "REV", default_value = "HEAD")]
+    pub head: String,
+    /// Whose CODEOWNERS rules and comment syntax to use.
+    #[arg(long, value_enum, default_value_t = ForgeArg::Github)]
+    pub forge: ForgeArg,
+    /// Output: text for people, markdown as the bot's summary, json for the whole ReviewPlan,
+    /// sarif for the new findings.
+    #[arg(long, value_enum, default_value_t = ReviewFormat::Text)]
+    pub format: ReviewFormat,
+    /// Policy file to use instead of `.kubeward.yaml` at the tip of the base branch.
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Exit 3 when a new finding reaches this severity [default: the policy's failOn].
+    #[arg(long, value_enum)]
+    pub fail_on: Option<FailOnArg>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -127,6 +173,7 @@ pub fn load_policy(
 pub fn run(cli: Cli) -> ExitCode {
     let result = match cli.command {
         Command::Audit(args) => run_audit(args),
+        Command::Review(args) => crate::cli::review::run(args),
         Command::Rules(args) => run_rules(args),
     };
     match result {

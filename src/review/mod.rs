@@ -313,8 +313,10 @@ pub fn plan_review(input: &ReviewInput<'_>) -> ReviewPlan {
         .filter(|f| is_moved(f))
         .map(|f| f.fingerprint.clone())
         .collect();
+    // A finding the change exempted is silenced, not fixed.
     let head_keys: HashSet<(String, String)> = head_findings
         .iter()
+        .chain(&head_result.exempted)
         .map(|f| (f.path.clone(), f.fingerprint.clone()))
         .collect();
     let head_moved_fps: HashSet<String> = head_findings

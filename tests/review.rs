@@ -1,0 +1,522 @@
+//! The review on real git repositories built with git2: what a change introduced, fixed or
+//! left alone, where each new finding is said, who owns it, and how to fix it.
+
+use git2::{Oid, Repository as Git2};
+use kubeward::fix::apply;
+use kubeward::git::{Repository, build};
+use kubeward::owners::Flavor;
+use kubeward::pipeline::{ReviewOptions, Revisions, review};
+use kubeward::review::{AnchorKind, Conclusion, ReviewPlan};
+
+struct Repo {
+    _dir: tempfile::TempDir,
+    git: Git2,
+}
+
+impl Repo {
+    fn new() -> Repo {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let git = Git2::init_bare(dir.path()).expect("init");
+        Repo { _dir: dir, git }
+    }
+
+    fn commit(&self, branch: &str, parents: &[Oid], files: &[(&str, &str)]) -> Oid {
+        let files: Vec<(&str, &[u8])> = files.iter().map(|(p, c)| (*p, c.as_bytes())).collect();
+        build::commit(
+            &self.git,
+            Some(&format!("refs/heads/{branch}")),
+            parents,
+            &files,
+            "change",
+        )
+        .expect("commit")
+    }
+
+    fn review(&self, base: &str, head: &str) -> ReviewPlan {
+        self.review_as(base, head, Flavor::GitHub)
+    }
+
+    fn review_as(&self, base: &str, head: &str, forge: Flavor) -> ReviewPlan {
+        let repo = Repository::open(self.git.path()).expect("open");
+        let revisions = Revisions::resolve(&repo, base, head).expect("revisions");
+        review(
+            &repo,
+            &revisions,
+            &ReviewOptions {
+                forge,
+                config_override: None,
+            },
+        )
+        .expect("review")
+        .0
+    }
+}
+
+fn new_rules(plan: &ReviewPlan) -> Vec<&str> {
+    plan.new_findings
+        .iter()
+        .map(|f| f.finding.rule.as_str())
+        .collect()
+}
+
+const POLICY: &str = "rules:\n  priorityClassNotSet: ignore\n  topologySpreadConstraint: ignore\n  missingNetworkPolicy: ignore\n  missingPodDisruptionBudget: ignore\n  automountServiceAccountToken: ignore\n  linuxHardening: ignore\n  pullPolicyNotAlways: ignore\n  insecureCapabilities: ignore\n  notReadOnlyRootFilesystem: ignore\n";
+
+fn deployment(name: &str, labels: &str, container_extra: &str) -> String {
+    format!(
+        "apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: {name}
+  namespace: shop
+  labels:
+    app.kubernetes.io/instance: {name}
+spec:
+  replicas: 2
+  selector:
+    matchLabels: {{{labels}}}
+  template:
+    metadata:
+      labels: {{{labels}}}
+    spec:
+      securityContext:
+        runAsNonRoot: true
+      containers:
+        - name: web
+          image: shop:1.0
+          resources:
+            limits: {{cpu: 100m, memory: 128Mi}}
+            requests: {{cpu: 100m, memory: 128Mi}}
+          readinessProbe:
+            httpGet: {{path: /, port: 8080}}
+          securityContext:
+            allowPrivilegeEscalation: false
+{container_extra}"
+    )
+}
+
+const SERVICE: &str = "apiVersion: v1
+kind: Service
+metadata:
+  name: shop
+  namespace: shop
+spec:
+  selector:
+    app: shop
+  ports:
+    - port: 80
+";
+
+#[test]
+fn only_what_the_change_introduced_is_new_and_said_on_its_own_line() {
+    let repo = Repo::new();
+    // livenessProbe is missing from the start: pre-existing, never an inline comment.
+    let base = repo.commit(
+        "main",
+        &[],
+        &[
+            (".kubeward.yaml", POLICY),
+            ("k8s/shop.yaml", &deployment("shop", "app: shop", "")),
+            ("k8s/svc.yaml", SERVICE),
+        ],
+    );
+    let head_text = deployment("shop", "app: shop", "            privileged: true\n");
+    repo.commit(
+        "pr",
+        &[base],
+        &[
+            (".kubeward.yaml", POLICY),
+            ("k8s/shop.yaml", &head_text),
+            ("k8s/svc.yaml", SERVICE),
+        ],
+    );
+    let plan = repo.review("main", "pr");
+    assert_eq!(new_rules(&plan), ["runAsPrivileged"]);
+    let finding = &plan.new_findings[0];
+    assert_eq!(finding.finding.line, 28);
+    let anchor = finding.anchor.as_ref().expect("anchored");
+    assert_eq!(anchor.line, Some(28));
+    assert!(matches!(
+        anchor.kind,
+        AnchorKind::OwnLine | AnchorKind::Suggestion
+    ));
+    assert_eq!(
+        plan.counts.pre_existing.warning, 1,
+        "livenessProbeMissing is counted"
+    );
+    assert!(
+        plan.pre_existing_findings
+            .iter()
+            .all(|f| f.anchor.is_none())
+    );
+    assert_eq!(plan.conclusion, Conclusion::Failure);
+    // One inline comment, with a one-click fix that really fixes it.
+    assert_eq!(plan.inline_comments.len(), 1);
+    let comment = &plan.inline_comments[0];
+    assert_eq!(
+        (comment.path.as_str(), comment.line, comment.side),
+        ("k8s/shop.yaml", 28, "RIGHT")
+    );
+    let suggestion = comment
+        .suggestion
+        .as_ref()
+        .expect("privileged has a mechanical fix");
+    assert_eq!(
+        suggestion,
+        &vec!["            privileged: false".to_owned()]
+    );
+    assert!(
+        comment
+            .body
+            .contains("```suggestion\n            privileged: false\n```")
+    );
+    assert!(comment.body.trim_end().ends_with("-->"));
+    let fixed = apply(
+        &head_text,
+        &[kubeward::fix::Edit {
+            start_line: 28,
+            end_line: 28,
+            lines: suggestion.clone(),
+        }],
+    );
+    repo.commit(
+        "pr-fixed",
+        &[base],
+        &[
+            (".kubeward.yaml", POLICY),
+            ("k8s/shop.yaml", &fixed),
+            ("k8s/svc.yaml", SERVICE),
+        ],
+    );
+    assert!(new_rules(&repo.review("main", "pr-fixed")).is_empty());
+}
+
+#[test]
+fn a_fix_is_reported_as_fixed() {
+    let repo = Repo::new();
+    let base = repo.commit(
+        "main",
+        &[],
+        &[
+            (".kubeward.yaml", POLICY),
+            (
+                "a.yaml",
+                &deployment("shop", "app: shop", "            privileged: true\n"),
+            ),
+        ],
+    );
+    repo.commit(
+        "pr",
+        &[base],
+        &[
+            (".kubeward.yaml", POLICY),
+            ("a.yaml", &deployment("shop", "app: shop", "")),
+        ],
+    );
+    let plan = repo.review("main", "pr");
+    assert!(plan.new_findings.is_empty());
+    let fixed: Vec<&str> = plan
+        .fixed_findings
+        .iter()
+        .map(|f| f.finding.rule.as_str())
+        .collect();
+    assert_eq!(fixed, ["runAsPrivileged"]);
+    assert_eq!(plan.conclusion, Conclusion::Success);
+}
+
+#[test]
+fn moving_renaming_reordering_and_reindenting_create_nothing_new() {
+    let repo = Repo::new();
+    let bad = deployment("shop", "app: shop", "            privileged: true\n");
+    let base = repo.commit(
+        "main",
+        &[],
+        &[
+            (".kubeward.yaml", POLICY),
+            ("a.yaml", &bad),
+            ("b.yaml", SERVICE),
+        ],
+    );
+    // Renamed file.
+    repo.commit(
+        "rename",
+        &[base],
+        &[
+            (".kubeward.yaml", POLICY),
+            ("deploy/a.yaml", &bad),
+            ("b.yaml", SERVICE),
+        ],
+    );
+    let plan = repo.review("main", "rename");
+    assert!(plan.new_findings.is_empty(), "{:?}", new_rules(&plan));
+    assert!(plan.fixed_findings.is_empty());
+    // Object moved into another file.
+    let merged = format!("{SERVICE}---\n{bad}");
+    repo.commit(
+        "move",
+        &[base],
+        &[(".kubeward.yaml", POLICY), ("b.yaml", &merged)],
+    );
+    let plan = repo.review("main", "move");
+    assert!(plan.new_findings.is_empty(), "{:?}", new_rules(&plan));
+    assert!(plan.fixed_findings.is_empty(), "{:?}", plan.fixed_findings);
+    // Keys reordered and the file re-indented.
+    let reordered = bad.replace("          image: shop:1.0\n", "").replace(
+        "        - name: web\n",
+        "        - image: shop:1.0\n          name: web\n",
+    );
+    let reindented = reordered.replace("\n  ", "\n    ");
+    repo.commit(
+        "reformat",
+        &[base],
+        &[
+            (".kubeward.yaml", POLICY),
+            ("a.yaml", &reindented),
+            ("b.yaml", SERVICE),
+        ],
+    );
+    let plan = repo.review("main", "reformat");
+    assert!(plan.new_findings.is_empty(), "{:?}", new_rules(&plan));
+    assert!(plan.fixed_findings.is_empty(), "{:?}", plan.fixed_findings);
+}
+
+#[test]
+fn the_same_object_in_two_overlays_stays_two_objects() {
+    let repo = Repo::new();
+    let good = deployment("shop", "app: shop", "");
+    let bad = deployment("shop", "app: shop", "            privileged: true\n");
+    let base = repo.commit(
+        "main",
+        &[],
+        &[
+            (".kubeward.yaml", POLICY),
+            ("staging/shop.yaml", &bad),
+            ("prod/shop.yaml", &good),
+        ],
+    );
+    // Prod gets the same problem staging already had: new in prod.
+    repo.commit(
+        "pr",
+        &[base],
+        &[
+            (".kubeward.yaml", POLICY),
+            ("staging/shop.yaml", &bad),
+            ("prod/shop.yaml", &bad),
+        ],
+    );
+    let plan = repo.review("main", "pr");
+    assert_eq!(new_rules(&plan), ["runAsPrivileged"]);
+    assert_eq!(plan.new_findings[0].finding.path, "prod/shop.yaml");
+}
+
+#[test]
+fn a_finding_off_the_changed_lines_goes_to_the_nearest_changed_line_of_its_container() {
+    let repo = Repo::new();
+    let base_text = deployment(
+        "shop",
+        "app: shop",
+        "            readOnlyRootFilesystem: true\n",
+    );
+    let base = repo.commit(
+        "main",
+        &[],
+        &[(".kubeward.yaml", ""), ("a.yaml", &base_text)],
+    );
+    // Drops readOnlyRootFilesystem and adds a capability drop: the new finding points at the
+    // unchanged `securityContext:` key, so it is said on the added line next to it.
+    let head_text = deployment(
+        "shop",
+        "app: shop",
+        "            capabilities: {drop: [ALL]}\n",
+    );
+    repo.commit(
+        "pr",
+        &[base],
+        &[(".kubeward.yaml", ""), ("a.yaml", &head_text)],
+    );
+    let plan = repo.review("main", "pr");
+    let f = plan
+        .new_findings
+        .iter()
+        .find(|f| f.finding.rule == "notReadOnlyRootFilesystem")
+        .expect("new finding");
+    assert_eq!(f.finding.line, 26, "found at the securityContext key");
+    let anchor = f.anchor.as_ref().expect("anchored");
+    assert_eq!(anchor.line, Some(28));
+    assert!(matches!(
+        anchor.kind,
+        AnchorKind::SameContainer | AnchorKind::Suggestion
+    ));
+}
+
+#[test]
+fn a_relabelled_workload_breaking_an_untouched_service_is_said_on_the_labels() {
+    let repo = Repo::new();
+    let base = repo.commit(
+        "main",
+        &[],
+        &[
+            (".kubeward.yaml", POLICY),
+            ("shop.yaml", &deployment("shop", "app: shop", "")),
+            ("svc.yaml", SERVICE),
+        ],
+    );
+    repo.commit(
+        "pr",
+        &[base],
+        &[
+            (".kubeward.yaml", POLICY),
+            ("shop.yaml", &deployment("shop", "app: shop-v2", "")),
+            ("svc.yaml", SERVICE),
+        ],
+    );
+    let plan = repo.review("main", "pr");
+    let f = plan
+        .new_findings
+        .iter()
+        .find(|f| f.finding.rule == "serviceSelectsNothing")
+        .expect("the untouched Service now selects nothing");
+    assert_eq!(f.finding.path, "svc.yaml");
+    let anchor = f.anchor.as_ref().expect("anchored");
+    assert_eq!(anchor.kind, AnchorKind::Cause);
+    assert_eq!(anchor.new_path, "shop.yaml");
+    assert_eq!(anchor.line, Some(14));
+}
+
+#[test]
+fn an_added_exemption_is_itself_a_finding_naming_what_it_silences() {
+    let repo = Repo::new();
+    let with_host = deployment("shop", "app: shop", "").replace(
+        "    spec:\n      securityContext:",
+        "    spec:\n      hostNetwork: true\n      securityContext:",
+    );
+    let base = repo.commit(
+        "main",
+        &[],
+        &[(".kubeward.yaml", POLICY), ("a.yaml", &with_host)],
+    );
+    let head_text = deployment("shop", "app: shop", "").replace(
+        "    metadata:\n      labels: {app: shop}\n    spec:\n      securityContext:",
+        "    metadata:\n      labels: {app: shop}\n      annotations:\n        kubeward.io/hostNetworkSet-exempt: \"true\"\n    spec:\n      hostNetwork: true\n      securityContext:",
+    );
+    repo.commit(
+        "pr",
+        &[base],
+        &[(".kubeward.yaml", POLICY), ("a.yaml", &head_text)],
+    );
+    let plan = repo.review("main", "pr");
+    let f = plan
+        .new_findings
+        .iter()
+        .find(|f| f.finding.rule == "exemptionAdded")
+        .expect("the added exemption is reported");
+    assert!(
+        f.finding.message.contains("hostNetworkSet"),
+        "{}",
+        f.finding.message
+    );
+    assert_eq!(f.finding.line, 16);
+    assert!(!new_rules(&plan).contains(&"hostNetworkSet"));
+    assert!(plan.fixed_findings.is_empty(), "silenced is not fixed");
+}
+
+#[test]
+fn policy_and_codeowners_come_from_the_base_branch_not_the_change() {
+    let repo = Repo::new();
+    let bad = deployment("shop", "app: shop", "            privileged: true\n");
+    let owners = ".github/CODEOWNERS";
+    let base = repo.commit(
+        "main",
+        &[],
+        &[
+            (".kubeward.yaml", POLICY),
+            (owners, "*.yaml @platform\n"),
+            ("a.yaml", &deployment("shop", "app: shop", "")),
+        ],
+    );
+    let relaxed = format!("{POLICY}  runAsPrivileged: ignore\n");
+    repo.commit(
+        "pr",
+        &[base],
+        &[
+            (".kubeward.yaml", &relaxed),
+            (owners, "*.yaml @me\n"),
+            ("a.yaml", &bad),
+        ],
+    );
+    let plan = repo.review("main", "pr");
+    assert_eq!(
+        new_rules(&plan),
+        ["runAsPrivileged"],
+        "the PR cannot relax its own policy"
+    );
+    assert_eq!(
+        plan.new_findings[0].owners,
+        ["@platform"],
+        "nor re-assign its findings"
+    );
+    assert!(
+        plan.summary.contains("Owned by `@\u{200b}platform`"),
+        "{}",
+        plan.summary
+    );
+}
+
+#[test]
+fn the_base_side_is_the_merge_base_not_the_base_tip() {
+    let repo = Repo::new();
+    let bad = deployment("shop", "app: shop", "            privileged: true\n");
+    let fork = repo.commit("main", &[], &[(".kubeward.yaml", POLICY), ("a.yaml", &bad)]);
+    // main fixes the problem after the PR branched off.
+    repo.commit(
+        "main",
+        &[fork],
+        &[
+            (".kubeward.yaml", POLICY),
+            ("a.yaml", &deployment("shop", "app: shop", "")),
+        ],
+    );
+    // The PR touches the same object elsewhere; it did not reintroduce anything.
+    let touched = bad.replace("replicas: 2", "replicas: 3");
+    repo.commit(
+        "pr",
+        &[fork],
+        &[(".kubeward.yaml", POLICY), ("a.yaml", &touched)],
+    );
+    let plan = repo.review("main", "pr");
+    assert!(plan.new_findings.is_empty(), "{:?}", new_rules(&plan));
+    assert_eq!(plan.counts.pre_existing.danger, 1);
+}
+
+#[test]
+fn gitlab_plans_carry_both_paths_and_lines_for_positions() {
+    let repo = Repo::new();
+    let base = repo.commit(
+        "main",
+        &[],
+        &[
+            (".kubeward.yaml", POLICY),
+            ("old.yaml", &deployment("shop", "app: shop", "")),
+        ],
+    );
+    repo.commit(
+        "pr",
+        &[base],
+        &[
+            (".kubeward.yaml", POLICY),
+            (
+                "new.yaml",
+                &deployment("shop", "app: shop", "            privileged: true\n"),
+            ),
+        ],
+    );
+    let plan = repo.review_as("main", "pr", Flavor::GitLab);
+    assert_eq!(new_rules(&plan), ["runAsPrivileged"]);
+    let comment = &plan.inline_comments[0];
+    assert_eq!(comment.path, "new.yaml");
+    assert_eq!(comment.old_path.as_deref(), Some("old.yaml"));
+    assert!(
+        comment.body.contains("```suggestion:-0+0"),
+        "{}",
+        comment.body
+    );
+}
