@@ -10,7 +10,10 @@ fn run(path: &str, manifest: &str, config: Option<&str>) -> AuditResult {
     let registry = Registry::builtin().expect("rules load");
     let file = config.map(|c| ConfigFile::parse("k.yaml", c).expect("config parses"));
     let policy = Policy::build(&registry, file.as_ref(), None).expect("valid config");
-    audit(&[ManifestFile::parse(path, manifest, Limits::default())], &policy)
+    audit(
+        &[ManifestFile::parse(path, manifest, Limits::default())],
+        &policy,
+    )
 }
 
 fn rules(result: &AuditResult) -> Vec<&str> {
@@ -33,23 +36,36 @@ fn our_annotation_on_the_pod_template_exempts_one_rule() {
         None,
     );
     assert!(!rules(&exempt).contains(&"hostNetworkSet"));
-    assert!(rules(&exempt).contains(&"runAsPrivileged"), "only the named rule");
+    assert!(
+        rules(&exempt).contains(&"runAsPrivileged"),
+        "only the named rule"
+    );
     let silenced = exempt
         .exempted
         .iter()
         .find(|f| f.rule == "hostNetworkSet")
         .expect("kept as exempted, for reviews to see");
-    assert!(silenced
-        .exempted_by
-        .as_deref()
-        .is_some_and(|e| e.contains("kubeward.io/hostNetworkSet-exempt")));
+    assert!(
+        silenced
+            .exempted_by
+            .as_deref()
+            .is_some_and(|e| e.contains("kubeward.io/hostNetworkSet-exempt"))
+    );
 }
 
 #[test]
 fn exempt_all_and_the_value_must_be_true() {
-    let all = run("d.yaml", &deployment("{kubeward.io/exempt: \"true\"}", "{}"), None);
+    let all = run(
+        "d.yaml",
+        &deployment("{kubeward.io/exempt: \"true\"}", "{}"),
+        None,
+    );
     assert!(all.findings.is_empty());
-    let not_true = run("d.yaml", &deployment("{kubeward.io/exempt: \"no\"}", "{}"), None);
+    let not_true = run(
+        "d.yaml",
+        &deployment("{kubeward.io/exempt: \"no\"}", "{}"),
+        None,
+    );
     assert!(!not_true.findings.is_empty());
 }
 
@@ -57,20 +73,29 @@ fn exempt_all_and_the_value_must_be_true() {
 fn polaris_kube_linter_and_kube_score_keys_are_honoured() {
     let polaris = run(
         "d.yaml",
-        &deployment("{polaris.fairwinds.com/hostNetworkSet-exempt: \"TRUE\"}", "{}"),
+        &deployment(
+            "{polaris.fairwinds.com/hostNetworkSet-exempt: \"TRUE\"}",
+            "{}",
+        ),
         None,
     );
     assert!(!rules(&polaris).contains(&"hostNetworkSet"));
     let kube_linter = run(
         "d.yaml",
-        &deployment("{ignore-check.kube-linter.io/host-network: \"needs node ports\"}", "{}"),
+        &deployment(
+            "{ignore-check.kube-linter.io/host-network: \"needs node ports\"}",
+            "{}",
+        ),
         None,
     );
     assert!(!rules(&kube_linter).contains(&"hostNetworkSet"));
     assert!(rules(&kube_linter).contains(&"runAsPrivileged"));
     let kube_score = run(
         "d.yaml",
-        &deployment("{kube-score/ignore: \"pod-probes, container-resources\"}", "{}"),
+        &deployment(
+            "{kube-score/ignore: \"pod-probes, container-resources\"}",
+            "{}",
+        ),
         None,
     );
     let found = rules(&kube_score);
@@ -85,7 +110,9 @@ fn config_exemptions_match_by_rule_namespace_name_container_and_path() {
     let by_container = run(
         "apps/d.yaml",
         &manifest,
-        Some("exemptions:\n- rules: [runAsPrivileged]\n  containers: [istio-*]\n  reason: mesh sidecar needs it\n"),
+        Some(
+            "exemptions:\n- rules: [runAsPrivileged]\n  containers: [istio-*]\n  reason: mesh sidecar needs it\n",
+        ),
     );
     assert!(!rules(&by_container).contains(&"runAsPrivileged"));
     let exempted = by_container
@@ -93,10 +120,12 @@ fn config_exemptions_match_by_rule_namespace_name_container_and_path() {
         .iter()
         .find(|f| f.rule == "runAsPrivileged")
         .expect("kept as exempted");
-    assert!(exempted
-        .exempted_by
-        .as_deref()
-        .is_some_and(|e| e.contains("k.yaml:2") && e.contains("mesh sidecar")));
+    assert!(
+        exempted
+            .exempted_by
+            .as_deref()
+            .is_some_and(|e| e.contains("k.yaml:2") && e.contains("mesh sidecar"))
+    );
     let wrong_namespace = run(
         "apps/d.yaml",
         &manifest,
@@ -112,14 +141,23 @@ fn config_exemptions_match_by_rule_namespace_name_container_and_path() {
     let polaris_style = run(
         "apps/d.yaml",
         &manifest,
-        Some("exemptions:\n- namespace: shop\n  controllerNames: [we]\n  rules: [hostNetworkSet]\n"),
+        Some(
+            "exemptions:\n- namespace: shop\n  controllerNames: [we]\n  rules: [hostNetworkSet]\n",
+        ),
     );
-    assert!(!rules(&polaris_style).contains(&"hostNetworkSet"), "prefix match on the name");
+    assert!(
+        !rules(&polaris_style).contains(&"hostNetworkSet"),
+        "prefix match on the name"
+    );
 }
 
 #[test]
 fn exemptions_can_be_switched_off() {
     let manifest = deployment("{kubeward.io/exempt: \"true\"}", "{}");
-    let result = run("d.yaml", &manifest, Some("disallowAnnotationExemptions: true\n"));
+    let result = run(
+        "d.yaml",
+        &manifest,
+        Some("disallowAnnotationExemptions: true\n"),
+    );
     assert!(!result.findings.is_empty());
 }

@@ -88,6 +88,15 @@ fn every_polaris_fixture_matches_or_is_an_argued_deviation() {
         }
     }
     assert_eq!(rows, 302, "EXPECTED.tsv has 302 rows");
-    assert_eq!(used_deviations, deviations.len(), "every listed deviation is a real row");
-    assert!(mismatches.is_empty(), "{} mismatches:\n{}", mismatches.len(), mismatches.join("\n"));
+    assert_eq!(
+        used_deviations,
+        deviations.len(),
+        "every listed deviation is a real row"
+    );
+    assert!(
+        mismatches.is_empty(),
+        "{} mismatches:\n{}",
+        mismatches.len(),
+        mismatches.join("\n")
+    );
 }

@@ -14,7 +14,9 @@ fn rule_docs_are_up_to_date() {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/rules");
     let bless = std::env::var_os("KUBEWARD_BLESS").is_some();
     let mut stale = Vec::new();
-    let mut index = String::from("# Rules\n\nGenerated from `rules/`; `kubeward rules ID` prints the same text.\n\n| Rule | Category | Default | Title |\n|---|---|---|---|\n");
+    let mut index = String::from(
+        "# Rules\n\nGenerated from `rules/`; `kubeward rules ID` prints the same text.\n\n| Rule | Category | Default | Title |\n|---|---|---|---|\n",
+    );
     for rule in registry.rules() {
         let text = explain(rule, policy.severity_of(&rule.id));
         let default = if rule.enabled_by_default {

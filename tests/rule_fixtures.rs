@@ -32,7 +32,11 @@ fn every_rule_has_fixtures_and_reports_exactly_the_marked_lines() {
         let policy = Policy::build(&registry, None, Some(&only)).expect("policy");
         for path in files {
             let text = std::fs::read_to_string(&path).expect("fixture is text");
-            let name = path.strip_prefix(&root).unwrap_or(&path).display().to_string();
+            let name = path
+                .strip_prefix(&root)
+                .unwrap_or(&path)
+                .display()
+                .to_string();
             let marker = format!("# expect: {}", rule.id);
             let expected: BTreeSet<u32> = text
                 .lines()

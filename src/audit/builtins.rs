@@ -62,6 +62,9 @@ pub struct Access {
     /// Alternatively to `verbs`: the rule lists every one of these.
     #[serde(default)]
     pub or_all_verbs: Vec<String>,
+    /// A rule limited to named objects (`resourceNames`) does not count.
+    #[serde(default)]
+    pub unless_resource_names: bool,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -281,6 +284,9 @@ impl Access {
         if groups.is_empty() || resources.is_empty() || verbs.is_empty() {
             return false;
         }
+        if self.unless_resource_names && !strings(rule.get("resourceNames")).is_empty() {
+            return false;
+        }
         let listed_verb = !self.verbs.is_empty() && list_matches(&verbs, &self.verbs);
         let every_verb =
             !self.or_all_verbs.is_empty() && self.or_all_verbs.iter().all(|v| verbs.contains(v));
@@ -496,13 +502,12 @@ fn pdb_above_hpa_min(cx: &Context<'_, '_>) -> Vec<Violation> {
     let Some(min_available) = pdb.node.get_path(&["spec", "minAvailable"]) else {
         return Vec::new();
     };
-    let Some(hpa_min) = hpa
+    // minReplicas defaults to 1.
+    let hpa_min = hpa
         .node
         .get_path(&["spec", "minReplicas"])
         .and_then(Node::as_i64)
-    else {
-        return Vec::new();
-    };
+        .unwrap_or(1);
     match scaled(min_available, hpa_min) {
         Some(required) if required > hpa_min => vec![Violation {
             span: cx.scope.anchor,
@@ -694,7 +699,10 @@ fn missing_network_policy(cx: &Context<'_, '_>) -> Vec<Violation> {
         if types.is_empty() {
             // Kubernetes' defaulting: Ingress always, Egress when egress rules exist.
             ingress = true;
-            egress |= spec.get("egress").is_some();
+            egress |= spec
+                .get("egress")
+                .and_then(Node::as_seq)
+                .is_some_and(|rules| !rules.is_empty());
         } else {
             ingress |= types.iter().any(|t| t.eq_ignore_ascii_case("Ingress"));
             egress |= types.iter().any(|t| t.eq_ignore_ascii_case("Egress"));
@@ -801,7 +809,9 @@ fn linux_hardening(cx: &Context<'_, '_>) -> Vec<Violation> {
     );
     let has_apparmor = pod
         .and_then(|p| p.annotations())
-        .is_some_and(|a| a.get(&apparmor_annotation).is_some())
+        .and_then(|a| a.get(&apparmor_annotation))
+        .and_then(Node::as_str)
+        .is_some_and(|profile| profile != "unconfined")
         || [Some(container.node), pod_spec]
             .into_iter()
             .flatten()

@@ -292,7 +292,7 @@ pub fn evaluate<'s, 'a>(
         pod_spec: None,
     };
     let run = |scope: Scope<'a>, container: Option<&'s Container<'a>>| {
-        run_check(&rule.check, rule, object, container, &scope, inventory)
+        run_check(&rule.check, object, container, &scope, inventory)
             .into_iter()
             .map(|v| (v, scope.clone(), container))
             .collect::<Vec<_>>()
@@ -366,7 +366,6 @@ fn object_anchor(node: &Node) -> Span {
 
 fn run_check<'a>(
     check: &Check,
-    rule: &Rule,
     object: &Object<'a>,
     container: Option<&Container<'a>>,
     scope: &Scope<'a>,
@@ -377,12 +376,12 @@ fn run_check<'a>(
         Check::Forbid(a) => a.forbid(scope),
         Check::AllOf(parts) => parts
             .iter()
-            .flat_map(|p| run_check(p, rule, object, container, scope, inventory))
+            .flat_map(|p| run_check(p, object, container, scope, inventory))
             .collect(),
         Check::AnyOf(parts) => {
             let mut first = None;
             for part in parts {
-                let violations = run_check(part, rule, object, container, scope, inventory);
+                let violations = run_check(part, object, container, scope, inventory);
                 if violations.is_empty() {
                     return Vec::new();
                 }

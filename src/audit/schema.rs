@@ -952,13 +952,7 @@ impl Compiler<'_> {
             },
             "minItems" => Keyword::MinItems(as_usize(value, key)?),
             "maxItems" => Keyword::MaxItems(as_usize(value, key)?),
-            "uniqueItems" => {
-                if value.as_bool() == Some(true) {
-                    Keyword::UniqueItems
-                } else {
-                    return Ok(None);
-                }
-            }
+            "uniqueItems" if value.as_bool() == Some(true) => Keyword::UniqueItems,
             "minimum" => Keyword::Minimum(as_f64(value, key)?),
             "maximum" => Keyword::Maximum(as_f64(value, key)?),
             "exclusiveMinimum" => Keyword::ExclusiveMinimum(as_f64(value, key)?),

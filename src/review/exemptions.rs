@@ -56,6 +56,9 @@ fn identity(o: &Object<'_>) -> (String, String, String, String) {
     )
 }
 
+/// `(where, key) -> value` of an object's exemption annotations.
+type AnnotationValues = HashMap<(String, String), String>;
+
 pub fn added(
     head_files: &[ManifestFile],
     base_files: &[ManifestFile],
@@ -65,7 +68,7 @@ pub fn added(
     severity: Severity,
 ) -> Vec<Finding> {
     // Base annotations per object identity: (where, key) -> value, and the path it was at.
-    let mut base: HashMap<_, Vec<(String, HashMap<(String, String), String>)>> = HashMap::new();
+    let mut base: HashMap<_, Vec<(String, AnnotationValues)>> = HashMap::new();
     for file in base_files {
         for o in file.objects() {
             let values = annotations(&o)

@@ -77,8 +77,7 @@ fn split_documents(text: &str) -> Vec<(u32, &str)> {
     let mut chunk_line = 1u32;
     let mut chunk_has_content = false;
     let mut offset = 0usize;
-    let mut line_no = 1u32;
-    for line in text.split_inclusive('\n') {
+    for (line_no, line) in (1u32..).zip(text.split_inclusive('\n')) {
         let is_doc_start = line.starts_with("---")
             && matches!(
                 line.as_bytes().get(3),
@@ -97,7 +96,6 @@ fn split_documents(text: &str) -> Vec<(u32, &str)> {
             chunk_has_content = true;
         }
         offset += line.len();
-        line_no += 1;
     }
     if chunk_start < text.len() {
         chunks.push((chunk_line, &text[chunk_start..]));
@@ -452,7 +450,7 @@ mod tests {
         let mut text = String::from("a0: &a0 [lol, lol, lol, lol, lol, lol, lol, lol, lol, lol]\n");
         for i in 1..10 {
             let prev = format!("*a{}", i - 1);
-            let items = vec![prev.as_str(); 10].join(", ");
+            let items = [prev.as_str(); 10].join(", ");
             text.push_str(&format!("a{i}: &a{i} [{items}]\n"));
         }
         let started = std::time::Instant::now();
