@@ -13,7 +13,9 @@ fn main() {
         .filter(|n| n.ends_with(".yaml"))
         .collect();
     names.sort();
-    let mut out = String::from("/// `(file name, contents)` of every rule file.\npub const EMBEDDED_RULES: &[(&str, &str)] = &[\n");
+    let mut out = String::from(
+        "/// `(file name, contents)` of every rule file.\npub const EMBEDDED_RULES: &[(&str, &str)] = &[\n",
+    );
     for name in &names {
         println!("cargo:rerun-if-changed=rules/{name}");
         out.push_str(&format!(
@@ -21,6 +23,7 @@ fn main() {
         ));
     }
     out.push_str("];\n");
-    let dest = Path::new(&env::var("OUT_DIR").expect("cargo sets OUT_DIR")).join("embedded_rules.rs");
+    let dest =
+        Path::new(&env::var("OUT_DIR").expect("cargo sets OUT_DIR")).join("embedded_rules.rs");
     fs::write(dest, out).expect("OUT_DIR is writable");
 }
