@@ -520,3 +520,154 @@ fn gitlab_plans_carry_both_paths_and_lines_for_positions() {
         comment.body
     );
 }
+
+#[test]
+fn fixes_on_one_block_become_one_suggestion_and_secrets_are_never_echoed() {
+    let repo = Repo::new();
+    let base = repo.commit(
+        "main",
+        &[],
+        &[("a.yaml", &deployment("shop", "app: shop", ""))],
+    );
+    // One container loses its hardening and gains a secret: three fixable findings on the same
+    // securityContext block, one suggestion; the secret's value appears nowhere.
+    let head_text = deployment("shop", "app: shop", "            privileged: true\n          env:\n            - name: API_TOKEN\n              value: s3cr3t-value-123\n")
+        .replace("            allowPrivilegeEscalation: false\n", "            allowPrivilegeEscalation: true\n");
+    repo.commit("pr", &[base], &[("a.yaml", &head_text)]);
+    let plan = repo.review("main", "pr");
+    let rules = new_rules(&plan);
+    assert!(
+        rules.contains(&"privilegeEscalationAllowed") && rules.contains(&"runAsPrivileged"),
+        "{rules:?}"
+    );
+    let with_suggestion: Vec<_> = plan
+        .inline_comments
+        .iter()
+        .filter(|c| c.suggestion.is_some())
+        .collect();
+    assert_eq!(with_suggestion.len(), 1, "{:#?}", plan.inline_comments);
+    let s = with_suggestion[0];
+    assert_eq!((s.start_line, s.line), (Some(27), 28));
+    assert!(s.fingerprints.len() >= 2);
+    let lines = s.suggestion.as_ref().expect("suggestion");
+    assert_eq!(
+        lines.iter().filter(|l| l.contains("privileged:")).count(),
+        1
+    );
+    assert_eq!(
+        lines
+            .iter()
+            .filter(|l| l.contains("allowPrivilegeEscalation:"))
+            .count(),
+        1
+    );
+    let everything = serde_json::to_string(&plan).expect("serialises");
+    assert!(
+        !everything.contains("s3cr3t-value-123"),
+        "a secret value leaked into the plan"
+    );
+    assert!(rules.contains(&"sensitiveContainerEnvVar"));
+}
+
+#[test]
+fn inline_comments_are_capped_and_the_rest_is_said_elsewhere() {
+    let repo = Repo::new();
+    let base = repo.commit(
+        "main",
+        &[],
+        &[
+            (".kubeward.yaml", "review:\n  maxInlineComments: 2\n"),
+            ("a.yaml", ""),
+        ],
+    );
+    let many: String = (0..5)
+        .map(|i| format!("apiVersion: v1\nkind: Pod\nmetadata:\n  name: p{i}\nspec:\n  hostNetwork: true\n  containers: [{{name: a, image: 'x:1'}}]\n---\n"))
+        .collect();
+    repo.commit(
+        "pr",
+        &[base],
+        &[
+            (".kubeward.yaml", "review:\n  maxInlineComments: 2\n"),
+            ("a.yaml", &many),
+        ],
+    );
+    let plan = repo.review("main", "pr");
+    assert_eq!(plan.inline_comments.len(), 2);
+    assert!(!plan.annotations.is_empty());
+    assert!(
+        plan.summary.contains("over the limit of 2 inline comments"),
+        "{}",
+        plan.summary
+    );
+    let lines: std::collections::HashSet<(String, u32)> = plan
+        .inline_comments
+        .iter()
+        .map(|c| (c.path.clone(), c.line))
+        .collect();
+    assert_eq!(
+        lines.len(),
+        plan.inline_comments.len(),
+        "one comment per line"
+    );
+}
+
+#[test]
+fn binary_mode_only_and_deleted_files_are_handled() {
+    let repo = Repo::new();
+    let base = repo.commit(
+        "main",
+        &[],
+        &[
+            (
+                "gone.yaml",
+                &deployment("shop", "app: shop", "            privileged: true\n"),
+            ),
+            ("logo.png", "\u{0}PNG"),
+        ],
+    );
+    repo.commit("pr", &[base], &[("logo.png", "\u{0}PNG2\u{0}")]);
+    let plan = repo.review("main", "pr");
+    assert!(plan.new_findings.is_empty());
+    assert!(
+        plan.fixed_findings
+            .iter()
+            .any(|f| f.finding.rule == "runAsPrivileged" && f.finding.path == "gone.yaml")
+    );
+}
+
+#[test]
+fn every_anchored_comment_is_on_a_line_the_diff_shows() {
+    let repo = Repo::new();
+    let base = repo.commit(
+        "main",
+        &[],
+        &[("a.yaml", &deployment("shop", "app: shop", ""))],
+    );
+    let head_text = deployment(
+        "web",
+        "app: web",
+        "            privileged: true\n            runAsUser: 0\n",
+    );
+    repo.commit("pr", &[base], &[("a.yaml", &head_text)]);
+    let repo_handle = Repository::open(repo.git.path()).expect("open");
+    let revisions = Revisions::resolve(&repo_handle, "main", "pr").expect("revisions");
+    let changes = repo_handle
+        .changes(revisions.merge_base, revisions.head, 1 << 20)
+        .expect("diff");
+    let plan = repo.review("main", "pr");
+    assert!(!plan.inline_comments.is_empty());
+    for c in &plan.inline_comments {
+        let change = changes
+            .iter()
+            .find(|ch| ch.new_path.as_deref() == Some(c.path.as_str()))
+            .expect("file in diff");
+        let first = c.start_line.unwrap_or(c.line);
+        assert!(
+            change.one_hunk_shows(first, c.line).is_some(),
+            "{}:{}-{} outside the diff",
+            c.path,
+            first,
+            c.line
+        );
+    }
+}

@@ -423,13 +423,16 @@ fn insert_under(
     })
 }
 
-/// Merges primitives into non-overlapping edits of contiguous line ranges.
+/// Merges primitives into non-overlapping edits of contiguous line ranges; adjacent ones join
+/// too, so fixes to one block become one suggestion.
 fn merge(lines: &[&str], mut primitives: Vec<Primitive>) -> Vec<Edit> {
     primitives.sort_by_key(|p| (p.first(), p.last()));
     let mut groups: Vec<Vec<Primitive>> = Vec::new();
     for p in primitives {
         match groups.last_mut() {
-            Some(group) if group.iter().map(Primitive::last).max().unwrap_or(0) >= p.first() => {
+            Some(group)
+                if group.iter().map(Primitive::last).max().unwrap_or(0) + 1 >= p.first() =>
+            {
                 group.push(p)
             }
             _ => groups.push(vec![p]),
