@@ -14,7 +14,7 @@ use crate::diff::FileChange;
 use crate::git::{GitError, Repository, TreeFile};
 use crate::manifest::{ManifestFile, SkipReason, classify_bytes, kustomize_patch_paths};
 use crate::owners::{CodeOwners, Flavor, MAX_SIZE as MAX_CODEOWNERS_SIZE};
-use crate::review::{ReviewInput, ReviewPlan, plan_review};
+use crate::review::{ReviewInput, ReviewPlan, audit_sides, plan_from_audits};
 
 #[derive(Debug, thiserror::Error)]
 pub enum PipelineError {
@@ -55,7 +55,10 @@ impl Revisions {
 pub struct Timings {
     pub git: Duration,
     pub parse: Duration,
-    pub review: Duration,
+    /// Auditing both sides.
+    pub audit: Duration,
+    /// Matching, anchoring, owners, fixes and text.
+    pub plan: Duration,
     pub files_parsed: usize,
     pub files_listed: usize,
 }
@@ -190,7 +193,6 @@ pub fn review(
     let base_files = at(&base_list);
     let head_files = at(&head_list);
     timings.parse = parse_started.elapsed();
-    let review_started = Instant::now();
     let mut head_texts = HashMap::new();
     for change in &changes {
         if let Some(path) = &change.new_path
@@ -201,7 +203,7 @@ pub fn review(
             head_texts.insert(path.clone(), text.to_owned());
         }
     }
-    let plan = plan_review(&ReviewInput {
+    let input = ReviewInput {
         base_files: &base_files,
         head_files: &head_files,
         changes: &changes,
@@ -212,7 +214,12 @@ pub fn review(
         base_sha: revisions.merge_base.to_string(),
         head_sha: revisions.head.to_string(),
         base_tip_sha: revisions.base_tip.to_string(),
-    });
-    timings.review = review_started.elapsed();
+    };
+    let review_started = Instant::now();
+    let (head_result, base_result) = audit_sides(&input);
+    timings.audit = review_started.elapsed();
+    let plan_started = Instant::now();
+    let plan = plan_from_audits(&input, head_result, base_result);
+    timings.plan = plan_started.elapsed();
     Ok((plan, timings))
 }

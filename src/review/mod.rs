@@ -9,7 +9,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 use serde::Serialize;
 
-use crate::audit::{Finding, ObjectRef, Severity, audit_focused};
+use crate::audit::{AuditResult, Finding, ObjectRef, Severity, audit_focused};
 use crate::config::{FailOn, Policy};
 use crate::diff::{ChangeKind, FileChange, Hunk};
 use crate::fix::{Edit, FixOp, plan};
@@ -267,12 +267,29 @@ impl<'c> Sides<'c> {
     }
 }
 
+/// The audits a review needs: each revision, focused on the files the change touched (the rest
+/// only feed cross-object rules).
+pub fn audit_sides(input: &ReviewInput<'_>) -> (AuditResult, AuditResult) {
+    let sides = Sides::new(input.changes);
+    let head = audit_focused(input.head_files, input.policy, &|p| sides.by_new.contains_key(p));
+    let base = audit_focused(input.base_files, input.policy, &|p| sides.changed_old.contains(p));
+    (head, base)
+}
+
 /// Builds the plan for a change.
 pub fn plan_review(input: &ReviewInput<'_>) -> ReviewPlan {
+    let (head, base) = audit_sides(input);
+    plan_from_audits(input, head, base)
+}
+
+/// Builds the plan from the audits of both sides (see [`audit_sides`]).
+pub fn plan_from_audits(
+    input: &ReviewInput<'_>,
+    head_result: AuditResult,
+    base_result: AuditResult,
+) -> ReviewPlan {
     let policy = input.policy;
     let sides = Sides::new(input.changes);
-    let head_result = audit_focused(input.head_files, policy, &|p| sides.by_new.contains_key(p));
-    let base_result = audit_focused(input.base_files, policy, &|p| sides.changed_old.contains(p));
     let mut head_findings = head_result.findings;
     let mut base_findings = base_result.findings;
 
