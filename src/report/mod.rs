@@ -131,8 +131,10 @@ pub fn text_report(result: &AuditResult, errors: &[InputError], color: bool) -> 
     }
     let _ = writeln!(
         out,
-        "{danger} danger, {warning} warning{exempted} in {} objects from {} files{skipped_text}",
-        s.objects, s.files_audited
+        "{danger} danger, {warning} warning{exempted} in {} objects from {} file{}{skipped_text}",
+        s.objects,
+        s.files_audited,
+        if s.files_audited == 1 { "" } else { "s" }
     );
     out
 }
