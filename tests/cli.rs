@@ -732,7 +732,7 @@ fn text_output_is_one_line_per_finding_then_a_summary() {
          risky.yaml:7:16 danger hostNetworkSet Host network should not be configured (Pod/prod/risky)\n\
          risky.yaml:9:7 danger runAsRootAllowed Should not be allowed to run as root (Pod/prod/risky, container app)\n\
          \n\
-         2 danger, 0 warning in 1 objects from 1 files\n"
+         2 danger, 0 warning in 1 object from 1 file\n"
     );
 }
 

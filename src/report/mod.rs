@@ -131,8 +131,9 @@ pub fn text_report(result: &AuditResult, errors: &[InputError], color: bool) -> 
     }
     let _ = writeln!(
         out,
-        "{danger} danger, {warning} warning{exempted} in {} objects from {} file{}{skipped_text}",
+        "{danger} danger, {warning} warning{exempted} in {} object{} from {} file{}{skipped_text}",
         s.objects,
+        if s.objects == 1 { "" } else { "s" },
         s.files_audited,
         if s.files_audited == 1 { "" } else { "s" }
     );
