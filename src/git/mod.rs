@@ -1,6 +1,8 @@
 //! git2 adapter: revisions, merge-bases, tree-to-tree diffs and blobs read straight from trees
 //! (never a checkout), for a working repository or a bare cache alike.
 
+pub mod cache;
+
 use std::path::Path;
 
 use git2::{Delta, DiffFindOptions, DiffOptions, ObjectType, Oid, TreeWalkMode, TreeWalkResult};
