@@ -4,17 +4,21 @@
 //! objects, [`audit`] runs the rules under a [`config::Policy`], and [`report`] renders findings.
 
 pub mod audit;
+pub mod bot;
 pub mod cli;
 pub mod config;
 pub mod diff;
 pub mod explain;
 pub mod fix;
+pub mod forge;
 pub mod git;
 pub mod manifest;
 pub mod owners;
 pub mod pipeline;
+pub mod queue;
 pub mod report;
 pub mod review;
+pub mod server;
 pub mod source;
 pub mod yaml;
 

@@ -48,6 +48,20 @@ pub enum Command {
     Review(ReviewArgs),
     /// List the rules, or explain one: `kubeward rules runAsRootAllowed`.
     Rules(RulesArgs),
+    /// Run the GitHub App: webhooks in, reviews out. Secrets come from the environment
+    /// (KUBEWARD_GITHUB_WEBHOOK_SECRET, KUBEWARD_GITHUB_PRIVATE_KEY or KUBEWARD_GITHUB_TOKEN)
+    /// or from files named in the settings, never from the command line.
+    Serve(ServeArgs),
+    /// Try the whole bot on this machine: a throwaway repository and pull request, the real
+    /// server and worker, and a dry-run GitHub that shows what would be posted.
+    Testdrive,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct ServeArgs {
+    /// Settings file (YAML; see docs/setup-github.md). Defaults apply without one.
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -174,6 +188,8 @@ pub fn run(cli: Cli) -> ExitCode {
     let result = match cli.command {
         Command::Audit(args) => run_audit(args),
         Command::Review(args) => crate::cli::review::run(args),
+        Command::Serve(args) => run_serve(args),
+        Command::Testdrive => run_testdrive(),
         Command::Rules(args) => run_rules(args),
     };
     match result {
@@ -183,6 +199,36 @@ pub fn run(cli: Cli) -> ExitCode {
             ExitCode::from(EXIT_FAILURE)
         }
     }
+}
+
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")
+}
+
+fn run_serve(args: ServeArgs) -> anyhow::Result<u8> {
+    let settings = match &args.config {
+        Some(path) => match crate::server::settings::ServeSettings::load(path) {
+            Ok(s) => s,
+            Err(e) => {
+                eprintln!("kubeward: {e}");
+                return Ok(EXIT_USAGE);
+            }
+        },
+        None => crate::server::settings::ServeSettings::default(),
+    };
+    runtime()?.block_on(crate::bot::serve::serve(settings))?;
+    Ok(EXIT_OK)
+}
+
+fn run_testdrive() -> anyhow::Result<u8> {
+    let report = runtime()?.block_on(crate::bot::testdrive::run())?;
+    std::io::stdout()
+        .write_all(report.as_bytes())
+        .context("writing the report")?;
+    Ok(EXIT_OK)
 }
 
 fn run_audit(args: AuditArgs) -> anyhow::Result<u8> {

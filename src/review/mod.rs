@@ -271,8 +271,12 @@ impl<'c> Sides<'c> {
 /// only feed cross-object rules).
 pub fn audit_sides(input: &ReviewInput<'_>) -> (AuditResult, AuditResult) {
     let sides = Sides::new(input.changes);
-    let head = audit_focused(input.head_files, input.policy, &|p| sides.by_new.contains_key(p));
-    let base = audit_focused(input.base_files, input.policy, &|p| sides.changed_old.contains(p));
+    let head = audit_focused(input.head_files, input.policy, &|p| {
+        sides.by_new.contains_key(p)
+    });
+    let base = audit_focused(input.base_files, input.policy, &|p| {
+        sides.changed_old.contains(p)
+    });
     (head, base)
 }
 

@@ -1,0 +1,544 @@
+//! What a worker does with a GitHub job: fetch, review, publish, and always conclude the check.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use serde_json::{Value, json};
+
+use super::job::{JobSpec, RepoRef};
+use crate::forge::github::api::{ApiError, ApiRequest, GitHubApi, repo_path};
+use crate::forge::github::publish::{
+    Outcome, Target, can_write, finish_check, publish, scan_key, start_check,
+};
+use crate::git::cache::{CacheKey, FetchRequest, GitCache};
+use crate::owners::Flavor;
+use crate::pipeline::{PipelineError, ReviewOptions, Revisions, review};
+
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// Where to fetch a repository from, and with which credentials.
+pub trait GitAccess: Send + Sync {
+    /// The clone URL, from the configured git base URL and the repository's names only.
+    fn url(&self, repo: &RepoRef) -> String;
+    /// `(user, password)` for git over HTTPS, if the server needs any.
+    fn credentials(
+        &self,
+        installation: u64,
+    ) -> BoxFuture<'_, Result<Option<(String, String)>, ApiError>>;
+}
+
+#[derive(Debug, Clone)]
+pub struct BotSettings {
+    /// Our own login: comments by anyone else are never treated as ours.
+    pub bot_login: String,
+    pub review_drafts: bool,
+    /// Per job: bytes a fetch may receive.
+    pub max_fetch_bytes: u64,
+    /// Per job: changed files beyond which the review is skipped (neutral).
+    pub max_changed_files: usize,
+    /// Shallow fetch depth; deepened to the merge-base when needed.
+    pub fetch_depth: i32,
+    /// The forge host, part of the cache key.
+    pub host: String,
+    /// Link from the check run to the service.
+    pub details_url: Option<String>,
+}
+
+pub struct GitHubWorker {
+    pub api: Arc<dyn GitHubApi>,
+    pub git: Arc<dyn GitAccess>,
+    pub cache: Arc<GitCache>,
+    pub settings: BotSettings,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum BotError {
+    #[error(transparent)]
+    Api(#[from] ApiError),
+    #[error("{0}")]
+    Review(String),
+}
+
+/// How a job ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum JobOutcome {
+    Published {
+        conclusion: String,
+        check_run_id: u64,
+    },
+    Skipped(String),
+}
+
+/// Set by the heartbeat when the job is superseded or dropped.
+#[derive(Debug, Default, Clone)]
+pub struct Cancel(Arc<AtomicBool>);
+
+impl Cancel {
+    pub fn cancel(&self) {
+        self.0.store(true, Ordering::SeqCst);
+    }
+    pub fn is_cancelled(&self) -> bool {
+        self.0.load(Ordering::SeqCst)
+    }
+}
+
+const HELP: &str = "kubeward reviews the Kubernetes manifests this pull request changes.\n\n\
+- `/kubeward rescan`: review again (people with write access).\n\
+- `/kubeward help`: this message.\n\n\
+Findings are reported only for what the change introduced; the check run summarises them by \
+CODEOWNERS owner. Policy comes from `.kubeward.yaml` on the base branch.";
+
+fn str_at<'v>(v: &'v Value, path: &[&str]) -> Option<&'v str> {
+    path.iter().try_fold(v, |v, k| v.get(k))?.as_str()
+}
+
+impl GitHubWorker {
+    pub async fn run(
+        &self,
+        spec: &JobSpec,
+        cancel: &Cancel,
+        last_attempt: bool,
+    ) -> Result<JobOutcome, BotError> {
+        match spec {
+            JobSpec::Review {
+                installation,
+                repo,
+                number,
+                head_sha,
+                new_check_run,
+                ..
+            } => {
+                self.review(
+                    *installation,
+                    repo,
+                    *number,
+                    Some(head_sha),
+                    *new_check_run,
+                    cancel,
+                    last_attempt,
+                )
+                .await
+            }
+            JobSpec::Command {
+                installation,
+                repo,
+                number,
+                comment_id,
+                login,
+                command,
+            } => {
+                self.command(
+                    *installation,
+                    repo,
+                    *number,
+                    *comment_id,
+                    login,
+                    command,
+                    cancel,
+                    last_attempt,
+                )
+                .await
+            }
+            JobSpec::Rerequest {
+                installation,
+                repo,
+                head_sha,
+                pull_numbers,
+            } => {
+                let mut numbers = pull_numbers.clone();
+                if numbers.is_empty() {
+                    let reply = self
+                        .api
+                        .call(
+                            *installation,
+                            ApiRequest::get(repo_path(
+                                &repo.owner,
+                                &repo.name,
+                                &format!("/commits/{head_sha}/pulls"),
+                            )),
+                        )
+                        .await?;
+                    numbers = reply
+                        .body
+                        .as_array()
+                        .map(|prs| {
+                            prs.iter()
+                                .filter(|p| str_at(p, &["head", "sha"]) == Some(head_sha.as_str()))
+                                .filter_map(|p| p.get("number").and_then(Value::as_u64))
+                                .collect()
+                        })
+                        .unwrap_or_default();
+                }
+                let Some(number) = numbers.first() else {
+                    return Ok(JobOutcome::Skipped(format!(
+                        "no open pull request has head {head_sha}"
+                    )));
+                };
+                self.review(
+                    *installation,
+                    repo,
+                    *number,
+                    Some(head_sha),
+                    true,
+                    cancel,
+                    last_attempt,
+                )
+                .await
+            }
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn command(
+        &self,
+        installation: u64,
+        repo: &RepoRef,
+        number: u64,
+        comment_id: u64,
+        login: &str,
+        command: &str,
+        cancel: &Cancel,
+        last_attempt: bool,
+    ) -> Result<JobOutcome, BotError> {
+        let path = repo_path(
+            &repo.owner,
+            &repo.name,
+            &format!(
+                "/collaborators/{}/permission",
+                crate::forge::github::api::segment(login)
+            ),
+        );
+        let permission = self.api.call(installation, ApiRequest::get(path)).await?;
+        if !can_write(&permission.body) {
+            return Ok(JobOutcome::Skipped(format!(
+                "{login} may not run commands here"
+            )));
+        }
+        match command {
+            "help" => {
+                let marker = format!("<!-- kubeward:help reply-to={comment_id} -->");
+                let comments_path = repo_path(
+                    &repo.owner,
+                    &repo.name,
+                    &format!("/issues/{number}/comments"),
+                );
+                let existing = crate::forge::github::api::list_all(
+                    self.api.as_ref(),
+                    installation,
+                    &comments_path,
+                    None,
+                )
+                .await?;
+                let answered = existing.iter().any(|c| {
+                    str_at(c, &["user", "login"]) == Some(self.settings.bot_login.as_str())
+                        && c.get("body")
+                            .and_then(Value::as_str)
+                            .is_some_and(|b| b.contains(&marker))
+                });
+                if !answered {
+                    self.api
+                        .call(
+                            installation,
+                            ApiRequest::post(
+                                comments_path,
+                                json!({"body": format!("{HELP}\n\n{marker}\n")}),
+                            ),
+                        )
+                        .await?;
+                }
+                Ok(JobOutcome::Skipped("help answered".into()))
+            }
+            _ => {
+                self.review(
+                    installation,
+                    repo,
+                    number,
+                    None,
+                    false,
+                    cancel,
+                    last_attempt,
+                )
+                .await
+            }
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn review(
+        &self,
+        installation: u64,
+        repo: &RepoRef,
+        number: u64,
+        expected_head: Option<&String>,
+        new_check_run: bool,
+        cancel: &Cancel,
+        last_attempt: bool,
+    ) -> Result<JobOutcome, BotError> {
+        let pull = self
+            .api
+            .call(
+                installation,
+                ApiRequest::get(repo_path(
+                    &repo.owner,
+                    &repo.name,
+                    &format!("/pulls/{number}"),
+                )),
+            )
+            .await?
+            .body;
+        if pull.get("state").and_then(Value::as_str) != Some("open") {
+            return Ok(JobOutcome::Skipped("the pull request is closed".into()));
+        }
+        let head_sha = str_at(&pull, &["head", "sha"]).unwrap_or("").to_owned();
+        if expected_head.is_some_and(|h| *h != head_sha) {
+            return Ok(JobOutcome::Skipped(format!("superseded by {head_sha}")));
+        }
+        let base_sha = str_at(&pull, &["base", "sha"]).unwrap_or("").to_owned();
+        let base_ref = str_at(&pull, &["base", "ref"]).unwrap_or("").to_owned();
+        let target = Target {
+            installation,
+            owner: repo.owner.clone(),
+            repo: repo.name.clone(),
+            number,
+            head_sha: head_sha.clone(),
+            bot_login: self.settings.bot_login.clone(),
+        };
+        // The merge-base from GitHub: exact even when our history is shallow.
+        let compare = self
+            .api
+            .call(
+                installation,
+                ApiRequest::get(repo_path(
+                    &repo.owner,
+                    &repo.name,
+                    &format!("/compare/{base_sha}...{head_sha}"),
+                )),
+            )
+            .await?
+            .body;
+        let merge_base = str_at(&compare, &["merge_base_commit", "sha"])
+            .unwrap_or(&base_sha)
+            .to_owned();
+        let scan = scan_key(&head_sha, &merge_base);
+        let check = start_check(self.api.as_ref(), &target, &scan, new_check_run).await?;
+        if pull.get("draft").and_then(Value::as_bool) == Some(true) && !self.settings.review_drafts
+        {
+            finish_check(self.api.as_ref(), &target, check, Outcome::Neutral, "Draft: not reviewed", "This pull request is a draft; kubeward reviews it when it is marked ready for review.").await?;
+            return Ok(JobOutcome::Published {
+                conclusion: "neutral".into(),
+                check_run_id: check,
+            });
+        }
+        match self
+            .fetch_and_review(
+                installation,
+                repo,
+                number,
+                &base_ref,
+                &base_sha,
+                &head_sha,
+                &merge_base,
+            )
+            .await
+        {
+            Ok(plan) => {
+                if cancel.is_cancelled() {
+                    finish_check(
+                        self.api.as_ref(),
+                        &target,
+                        check,
+                        Outcome::Cancelled,
+                        "Superseded",
+                        "A newer push or a closed pull request superseded this review.",
+                    )
+                    .await?;
+                    return Ok(JobOutcome::Skipped("cancelled".into()));
+                }
+                publish(self.api.as_ref(), &target, &plan, check).await?;
+                let conclusion = match plan.conclusion {
+                    crate::review::Conclusion::Success => "success",
+                    crate::review::Conclusion::Failure => "failure",
+                };
+                Ok(JobOutcome::Published {
+                    conclusion: conclusion.into(),
+                    check_run_id: check,
+                })
+            }
+            Err(ReviewFailure::Config(message)) => {
+                finish_check(
+                    self.api.as_ref(),
+                    &target,
+                    check,
+                    Outcome::Failure,
+                    "Invalid kubeward configuration",
+                    &format!(
+                        "The policy on the base branch cannot be read:\n\n```\n{message}\n```"
+                    ),
+                )
+                .await?;
+                Ok(JobOutcome::Published {
+                    conclusion: "failure".into(),
+                    check_run_id: check,
+                })
+            }
+            Err(ReviewFailure::TooLarge(message)) => {
+                finish_check(
+                    self.api.as_ref(),
+                    &target,
+                    check,
+                    Outcome::Neutral,
+                    "Too large to review",
+                    &message,
+                )
+                .await?;
+                Ok(JobOutcome::Published {
+                    conclusion: "neutral".into(),
+                    check_run_id: check,
+                })
+            }
+            Err(ReviewFailure::Other(message)) => {
+                if last_attempt {
+                    finish_check(
+                        self.api.as_ref(),
+                        &target,
+                        check,
+                        Outcome::Failure,
+                        "kubeward could not review this change",
+                        &format!(
+                            "The review failed and will not be retried:\n\n```\n{message}\n```"
+                        ),
+                    )
+                    .await?;
+                }
+                Err(BotError::Review(message))
+            }
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn fetch_and_review(
+        &self,
+        installation: u64,
+        repo: &RepoRef,
+        number: u64,
+        base_ref: &str,
+        base_sha: &str,
+        head_sha: &str,
+        merge_base: &str,
+    ) -> Result<crate::review::ReviewPlan, ReviewFailure> {
+        let credentials = self
+            .git
+            .credentials(installation)
+            .await
+            .map_err(|e| ReviewFailure::Other(e.to_string()))?;
+        let url = self.git.url(repo);
+        let key = CacheKey {
+            forge: "github".into(),
+            host: self.settings.host.clone(),
+            repo_id: repo.id,
+        };
+        let cache = self.cache.clone();
+        let settings = self.settings.clone();
+        let (base_sha, head_sha, merge_base) = (
+            base_sha.to_owned(),
+            head_sha.to_owned(),
+            merge_base.to_owned(),
+        );
+        let base_ref = base_ref.to_owned();
+        tokio::task::spawn_blocking(move || {
+            let cached = cache
+                .open(&key)
+                .map_err(|e| ReviewFailure::Other(e.to_string()))?;
+            let safe_ref: String = base_ref
+                .chars()
+                .map(|c| {
+                    if c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | '/') {
+                        c
+                    } else {
+                        '_'
+                    }
+                })
+                .collect();
+            let refspecs = vec![
+                format!("+refs/pull/{number}/head:refs/kubeward/pull/{number}/head"),
+                format!("+refs/heads/{safe_ref}:refs/kubeward/base/{safe_ref}"),
+            ];
+            let creds = credentials.as_ref().map(|(u, p)| (u.as_str(), p.as_str()));
+            let fetch = |specs: &[String], depth: Option<i32>| {
+                cached.fetch(&FetchRequest {
+                    url: &url,
+                    refspecs: specs,
+                    credentials: creds,
+                    depth,
+                    max_bytes: settings.max_fetch_bytes,
+                })
+            };
+            // Shallow fetches are a smart-protocol feature; local paths (testdrive) get it all.
+            let depth = url.starts_with("http").then_some(settings.fetch_depth);
+            fetch(&refspecs, depth).map_err(|e| ReviewFailure::Other(e.to_string()))?;
+            let has = |sha: &str| {
+                git2::Oid::from_str(sha)
+                    .ok()
+                    .is_some_and(|oid| cached.repo.inner().find_commit(oid).is_ok())
+            };
+            // The merge-base may lie below the shallow boundary: fetch exactly that commit.
+            if !has(&merge_base) {
+                let spec = vec![format!("+{merge_base}:refs/kubeward/merge-base")];
+                fetch(&spec, depth.map(|_| 1)).map_err(|e| ReviewFailure::Other(e.to_string()))?;
+            }
+            for sha in [&head_sha, &merge_base] {
+                if !has(sha) {
+                    return Err(ReviewFailure::Other(format!(
+                        "commit {sha} is not in the fetched history"
+                    )));
+                }
+            }
+            let oid = |sha: &str| {
+                git2::Oid::from_str(sha).map_err(|e| ReviewFailure::Other(e.to_string()))
+            };
+            let base_tip = if has(&base_sha) {
+                oid(&base_sha)?
+            } else {
+                oid(&merge_base)?
+            };
+            let revisions = Revisions {
+                merge_base: oid(&merge_base)?,
+                head: oid(&head_sha)?,
+                base_tip,
+            };
+            let changed = cached
+                .repo
+                .changes(revisions.merge_base, revisions.head, u64::MAX)
+                .map_err(|e| ReviewFailure::Other(e.to_string()))?
+                .len();
+            if changed > settings.max_changed_files {
+                return Err(ReviewFailure::TooLarge(format!(
+                    "This change touches {changed} files; kubeward reviews at most {}.",
+                    settings.max_changed_files
+                )));
+            }
+            match review(
+                &cached.repo,
+                &revisions,
+                &ReviewOptions {
+                    forge: Flavor::GitHub,
+                    config_override: None,
+                },
+            ) {
+                Ok((plan, _)) => Ok(plan),
+                Err(PipelineError::Config(e)) => Err(ReviewFailure::Config(e.to_string())),
+                Err(e) => Err(ReviewFailure::Other(e.to_string())),
+            }
+        })
+        .await
+        .map_err(|e| ReviewFailure::Other(format!("the review task failed: {e}")))?
+    }
+}
+
+enum ReviewFailure {
+    Config(String),
+    TooLarge(String),
+    Other(String),
+}

@@ -1,0 +1,99 @@
+//! The work a webhook asks for, as stored in the queue's payload.
+
+use serde::{Deserialize, Serialize};
+
+use crate::queue::NewJob;
+
+/// A repository as the forge names it; the id is what keys caches and queues.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RepoRef {
+    pub id: i64,
+    pub owner: String,
+    pub name: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", tag = "type")]
+pub enum JobSpec {
+    /// Review a pull request at a head commit.
+    Review {
+        installation: u64,
+        repo: RepoRef,
+        number: u64,
+        head_sha: String,
+        /// Why: `opened`, `synchronize`, `rescan`...
+        trigger: String,
+        /// A re-requested check gets a new check run.
+        new_check_run: bool,
+    },
+    /// A slash command in a pull-request comment.
+    Command {
+        installation: u64,
+        repo: RepoRef,
+        number: u64,
+        comment_id: u64,
+        login: String,
+        command: String,
+    },
+    /// A re-requested check run or suite: map the head commit to its pull request first (fork
+    /// PRs arrive with no pull request listed).
+    Rerequest {
+        installation: u64,
+        repo: RepoRef,
+        head_sha: String,
+        pull_numbers: Vec<u64>,
+    },
+}
+
+pub const FORGE_GITHUB: &str = "github";
+
+impl JobSpec {
+    pub fn kind(&self) -> &'static str {
+        match self {
+            JobSpec::Review { .. } => "review",
+            JobSpec::Command { .. } => "command",
+            JobSpec::Rerequest { .. } => "rerequest",
+        }
+    }
+
+    pub fn to_new_job(&self, forge: &str) -> NewJob {
+        let (installation, repo, pr, head, supersedes) = match self {
+            JobSpec::Review {
+                installation,
+                repo,
+                number,
+                head_sha,
+                ..
+            } => (
+                *installation,
+                repo,
+                Some(*number),
+                Some(head_sha.clone()),
+                true,
+            ),
+            JobSpec::Command {
+                installation,
+                repo,
+                number,
+                ..
+            } => (*installation, repo, Some(*number), None, false),
+            JobSpec::Rerequest {
+                installation,
+                repo,
+                head_sha,
+                ..
+            } => (*installation, repo, None, Some(head_sha.clone()), false),
+        };
+        NewJob {
+            kind: self.kind().to_owned(),
+            forge: forge.to_owned(),
+            installation_id: Some(installation as i64),
+            repo_id: repo.id,
+            pr_number: pr.map(|n| n as i64),
+            head_sha: head,
+            payload: serde_json::to_value(self).unwrap_or(serde_json::Value::Null),
+            supersedes,
+            run_at_ms: None,
+        }
+    }
+}

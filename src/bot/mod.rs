@@ -1,0 +1,8 @@
+//! The bot: jobs, workers, and the `serve` and `testdrive` commands that wire them to the
+//! webhook server, the queue, the git cache and a forge.
+
+pub mod github;
+pub mod job;
+pub mod serve;
+pub mod testdrive;
+pub mod worker;

@@ -1,0 +1,259 @@
+//! `kubeward testdrive`: the whole bot on this machine, nothing sent anywhere. A throwaway
+//! repository with a pull request, the real server on loopback with the embedded SQLite queue,
+//! a signed `pull_request` webhook, a real worker, and a dry-run GitHub that records what the
+//! bot would post, printed as GitHub would show it.
+
+use std::fmt::Write as _;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use serde_json::{Value, json};
+use tokio::sync::watch;
+
+use super::github::{BotSettings, BoxFuture, GitAccess, GitHubWorker};
+use super::job::RepoRef;
+use super::worker::{WorkerSettings, run as run_worker};
+use crate::forge::Secret;
+use crate::forge::github::api::{ApiError, GitHubApi};
+use crate::forge::github::fake::FakeGitHub;
+use crate::git::build;
+use crate::git::cache::GitCache;
+use crate::queue::Queue;
+use crate::server::verify::github_signature;
+use crate::server::{AppState, GitHubHooks, router};
+
+const BASE: &str = include_str!("../../examples/testdrive/base.yaml");
+const HEAD: &str = include_str!("../../examples/testdrive/head.yaml");
+const CODEOWNERS: &str = include_str!("../../examples/testdrive/CODEOWNERS");
+const POLICY: &str = include_str!("../../examples/testdrive/kubeward.yaml");
+const MANIFEST: &str = "apps/shop/deployment.yaml";
+
+/// A repository on the local disk: no credentials.
+struct LocalGit(String);
+
+impl GitAccess for LocalGit {
+    fn url(&self, _repo: &RepoRef) -> String {
+        self.0.clone()
+    }
+    fn credentials(
+        &self,
+        _installation: u64,
+    ) -> BoxFuture<'_, Result<Option<(String, String)>, ApiError>> {
+        Box::pin(async { Ok(None) })
+    }
+}
+
+fn rule(title: &str) -> String {
+    format!(
+        "\n── {title} {}\n",
+        "─".repeat(70usize.saturating_sub(title.chars().count()))
+    )
+}
+
+pub async fn run() -> anyhow::Result<String> {
+    super::serve::install_crypto();
+    let dir = tempfile::tempdir().context("creating a temporary folder")?;
+    // The repository: main, and pull request #1 on top of it.
+    let repo_path = dir.path().join("example-shop.git");
+    let repo = git2::Repository::init_bare(&repo_path).context("creating the repository")?;
+    let base = build::commit(
+        &repo,
+        Some("refs/heads/main"),
+        &[],
+        &[
+            (MANIFEST, BASE.as_bytes()),
+            (".github/CODEOWNERS", CODEOWNERS.as_bytes()),
+            (".kubeward.yaml", POLICY.as_bytes()),
+        ],
+        "shop: first version",
+    )?;
+    let head = build::commit(
+        &repo,
+        Some("refs/pull/1/head"),
+        &[base],
+        &[
+            (MANIFEST, HEAD.as_bytes()),
+            (".github/CODEOWNERS", CODEOWNERS.as_bytes()),
+            (".kubeward.yaml", POLICY.as_bytes()),
+        ],
+        "shop: 1.5.0 with a debug sidecar",
+    )?;
+    let (base, head) = (base.to_string(), head.to_string());
+
+    // The dry-run GitHub.
+    let github = Arc::new(FakeGitHub::new("kubeward[bot]"));
+    let pull = json!({
+        "number": 1, "state": "open", "draft": false,
+        "head": {"sha": head, "ref": "shop-1.5", "repo": {"id": 1}},
+        "base": {"sha": base, "ref": "main", "repo": {"id": 1}},
+    });
+    github.add_pull(1, pull.clone());
+    github.set_merge_base(&base, &head, &base);
+
+    // The real server and a real worker, on the embedded queue.
+    let queue = Queue::connect(&format!(
+        "sqlite://{}",
+        dir.path().join("queue.db").display()
+    ))
+    .await
+    .context("opening the queue")?;
+    let secret = format!("testdrive-{}", std::process::id());
+    let state = AppState {
+        queue: queue.clone(),
+        github: Some(GitHubHooks {
+            secrets: vec![Secret::new(secret.clone())],
+            app_id: None,
+            bot_login: "kubeward[bot]".into(),
+        }),
+        metrics: None,
+    };
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .context("binding loopback")?;
+    let address = listener.local_addr()?;
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let server = {
+        let mut stop = stop_rx.clone();
+        tokio::spawn(async move {
+            let app = router(state, 5 << 20, Duration::from_secs(10));
+            let _ = axum::serve(listener, app)
+                .with_graceful_shutdown(async move {
+                    let _ = stop.changed().await;
+                })
+                .await;
+        })
+    };
+    let worker = Arc::new(GitHubWorker {
+        api: github.clone() as Arc<dyn GitHubApi>,
+        git: Arc::new(LocalGit(repo_path.display().to_string())),
+        cache: Arc::new(GitCache::new(dir.path().join("cache"), 1 << 30)),
+        settings: BotSettings {
+            bot_login: "kubeward[bot]".into(),
+            review_drafts: false,
+            max_fetch_bytes: 64 << 20,
+            max_changed_files: 3000,
+            fetch_depth: 50,
+            host: "testdrive".into(),
+            details_url: None,
+        },
+    });
+    let worker_task = tokio::spawn(run_worker(
+        "testdrive".into(),
+        queue.clone(),
+        worker,
+        WorkerSettings {
+            poll_interval: Duration::from_millis(50),
+            ..WorkerSettings::default()
+        },
+        stop_rx,
+    ));
+
+    // The webhook, signed as GitHub signs it.
+    let delivery = json!({
+        "action": "opened",
+        "number": 1,
+        "pull_request": pull,
+        "repository": {"id": 1, "name": "shop", "full_name": "example/shop", "private": false, "owner": {"login": "example", "id": 3, "type": "Organization"}},
+        "installation": {"id": 1},
+        "sender": {"login": "developer", "id": 2, "type": "User"},
+    });
+    let body = serde_json::to_vec(&delivery)?;
+    let started = Instant::now();
+    let response = reqwest::Client::new()
+        .post(format!("http://{address}/webhooks/github"))
+        .header("content-type", "application/json")
+        .header("x-github-event", "pull_request")
+        .header("x-github-delivery", "testdrive-delivery-1")
+        .header("x-hub-signature-256", github_signature(&secret, &body))
+        .body(body)
+        .send()
+        .await
+        .context("sending the webhook")?;
+    let accepted_in = started.elapsed();
+    let status = response.status();
+    let answer: Value = response.json().await.unwrap_or(Value::Null);
+    anyhow::ensure!(
+        status.as_u16() == 202,
+        "the server answered {status}: {answer}"
+    );
+
+    // Wait for the worker to conclude the check run.
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let done = github
+            .check_runs()
+            .iter()
+            .any(|r| r["status"] == "completed");
+        if done {
+            break;
+        }
+        anyhow::ensure!(
+            Instant::now() < deadline,
+            "the review did not finish in time"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let reviewed_in = started.elapsed();
+    let _ = stop_tx.send(true);
+    let _ = worker_task.await;
+    let _ = server.await;
+
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "kubeward testdrive: pull request #1 of example/shop, reviewed on this machine."
+    );
+    let _ = writeln!(
+        out,
+        "Nothing was sent anywhere: the GitHub below is a dry run that records what the bot posts.\n"
+    );
+    let _ = writeln!(
+        out,
+        "webhook   POST /webhooks/github (pull_request opened, signed) -> {status} {answer} in {} ms",
+        accepted_in.as_millis()
+    );
+    let _ = writeln!(
+        out,
+        "review    fetched, audited and published in {} ms",
+        reviewed_in.as_millis()
+    );
+    for run in github.check_runs() {
+        let _ = write!(
+            out,
+            "{}",
+            rule(&format!(
+                "Check run \"{}\" on {}: {}",
+                run["name"].as_str().unwrap_or(""),
+                &head[..7],
+                run["conclusion"].as_str().unwrap_or("")
+            ))
+        );
+        let _ = writeln!(out, "{}\n", run["output"]["title"].as_str().unwrap_or(""));
+        let _ = writeln!(out, "{}", run["output"]["summary"].as_str().unwrap_or(""));
+    }
+    let comments = github.review_comments();
+    let _ = write!(
+        out,
+        "{}",
+        rule(&format!("Review comments ({})", comments.len()))
+    );
+    for c in &comments {
+        let lines = match c["start_line"].as_u64() {
+            Some(start) => format!("lines {start}-{}", c["line"]),
+            None => format!("line {}", c["line"]),
+        };
+        let _ = writeln!(out, "{} {lines}:\n", c["path"].as_str().unwrap_or(""));
+        let _ = writeln!(out, "{}", c["body"].as_str().unwrap_or(""));
+    }
+    for c in github.issue_comments() {
+        let _ = write!(out, "{}", rule("Summary comment"));
+        let _ = writeln!(out, "{}", c["body"].as_str().unwrap_or(""));
+    }
+    let _ = write!(out, "{}", rule("Requests the bot made"));
+    for line in github.request_log() {
+        let _ = writeln!(out, "{line}");
+    }
+    drop(dir);
+    Ok(out)
+}

@@ -1,0 +1,185 @@
+//! Workers: claim a job, keep its lease alive, run it under a time cap, report the result.
+//! A job that keeps failing ends dead-lettered and its check concluded, never looping.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::watch;
+use tracing::{Instrument, info, info_span, warn};
+
+use super::github::{Cancel, GitHubWorker, JobOutcome};
+use super::job::JobSpec;
+use crate::queue::{FailOutcome, Job, Queue, now_ms};
+
+#[derive(Debug, Clone)]
+pub struct WorkerSettings {
+    pub lease: Duration,
+    pub poll_interval: Duration,
+    /// Wall-time cap per job.
+    pub job_timeout: Duration,
+    /// How long a shutting-down worker lets its current job finish before releasing it.
+    pub shutdown_grace: Duration,
+}
+
+impl Default for WorkerSettings {
+    fn default() -> Self {
+        WorkerSettings {
+            lease: Duration::from_secs(60),
+            poll_interval: Duration::from_millis(500),
+            job_timeout: Duration::from_secs(600),
+            shutdown_grace: Duration::from_secs(20),
+        }
+    }
+}
+
+/// Runs one worker until `shutdown` turns true.
+pub async fn run(
+    id: String,
+    queue: Queue,
+    github: Arc<GitHubWorker>,
+    settings: WorkerSettings,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    loop {
+        if *shutdown.borrow() {
+            return;
+        }
+        let job = match queue.claim(&id, settings.lease, now_ms()).await {
+            Ok(job) => job,
+            Err(e) => {
+                warn!(worker = %id, error = %e, "cannot claim a job");
+                None
+            }
+        };
+        let Some(job) = job else {
+            tokio::select! {
+                _ = tokio::time::sleep(settings.poll_interval) => {}
+                _ = shutdown.changed() => {}
+            }
+            continue;
+        };
+        let span = info_span!("job", job = job.id, kind = %job.kind, repo = job.repo_id, pr = job.pr_number);
+        process(&id, &queue, &github, &settings, job, &mut shutdown)
+            .instrument(span)
+            .await;
+    }
+}
+
+async fn process(
+    worker: &str,
+    queue: &Queue,
+    github: &GitHubWorker,
+    settings: &WorkerSettings,
+    job: Job,
+    shutdown: &mut watch::Receiver<bool>,
+) {
+    let started = std::time::Instant::now();
+    let spec: JobSpec = match serde_json::from_value(job.payload.clone()) {
+        Ok(spec) => spec,
+        Err(e) => {
+            warn!(error = %e, "unreadable job payload: dead-lettering");
+            let _ = queue
+                .fail(
+                    job.id,
+                    worker,
+                    &format!("unreadable payload: {e}"),
+                    now_ms(),
+                )
+                .await;
+            return;
+        }
+    };
+    let cancel = Cancel::default();
+    if job.cancel_requested {
+        cancel.cancel();
+    }
+    let last_attempt = job.attempts >= i64::from(queue.config().max_attempts);
+    // Keep the lease while we work; learn about supersession.
+    let heartbeat = {
+        let queue = queue.clone();
+        let worker = worker.to_owned();
+        let cancel = cancel.clone();
+        let lease = settings.lease;
+        let id = job.id;
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(lease / 3).await;
+                match queue.heartbeat(id, &worker, lease, now_ms()).await {
+                    Ok(beat) if !beat.held => {
+                        cancel.cancel();
+                        return;
+                    }
+                    Ok(beat) if beat.cancel_requested => cancel.cancel(),
+                    _ => {}
+                }
+            }
+        })
+    };
+    let run = tokio::time::timeout(
+        settings.job_timeout,
+        github.run(&spec, &cancel, last_attempt),
+    );
+    let result = tokio::select! {
+        result = run => Some(result),
+        _ = wait_for_shutdown(shutdown, settings.shutdown_grace) => None,
+    };
+    heartbeat.abort();
+    let elapsed = started.elapsed();
+    metrics::histogram!("kubeward_job_duration_seconds", "stage" => "total")
+        .record(elapsed.as_secs_f64());
+    match result {
+        None => {
+            info!("shutting down: the job goes back to the queue");
+            let _ = queue.release(job.id, worker).await;
+        }
+        Some(Ok(Ok(outcome))) => {
+            match &outcome {
+                JobOutcome::Published {
+                    conclusion,
+                    check_run_id,
+                } => {
+                    info!(conclusion = %conclusion, check_run = check_run_id, ms = elapsed.as_millis() as u64, "published")
+                }
+                JobOutcome::Skipped(why) => info!(reason = %why, "skipped"),
+            }
+            metrics::counter!("kubeward_jobs_total", "outcome" => "done").increment(1);
+            let _ = queue.complete(job.id, worker).await;
+        }
+        Some(Ok(Err(e))) => fail(queue, worker, &job, &e.to_string()).await,
+        Some(Err(_)) => {
+            fail(
+                queue,
+                worker,
+                &job,
+                &format!(
+                    "the job hit its {}s time limit",
+                    settings.job_timeout.as_secs()
+                ),
+            )
+            .await
+        }
+    }
+}
+
+async fn fail(queue: &Queue, worker: &str, job: &Job, error: &str) {
+    match queue.fail(job.id, worker, error, now_ms()).await {
+        Ok(FailOutcome::Dead { attempts }) => {
+            warn!(attempts, error, "job failed for good: dead-lettered");
+            metrics::counter!("kubeward_jobs_total", "outcome" => "dead").increment(1);
+        }
+        Ok(outcome) => {
+            warn!(?outcome, error, "job failed; it will be retried");
+            metrics::counter!("kubeward_jobs_total", "outcome" => "retry").increment(1);
+        }
+        Err(e) => warn!(error = %e, "cannot record the failure"),
+    }
+}
+
+async fn wait_for_shutdown(shutdown: &mut watch::Receiver<bool>, grace: Duration) {
+    while !*shutdown.borrow() {
+        if shutdown.changed().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    }
+    tokio::time::sleep(grace).await;
+}

@@ -1,0 +1,175 @@
+//! The narrow view of GitHub's REST API the publisher needs, so the same publishing logic runs
+//! against the real client, the dry-run recorder of `kubeward testdrive`, and test doubles.
+
+use std::future::Future;
+use std::pin::Pin;
+
+use serde_json::Value;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Method {
+    Get,
+    Post,
+    Patch,
+    Put,
+    Delete,
+}
+
+impl Method {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Method::Get => "GET",
+            Method::Post => "POST",
+            Method::Patch => "PATCH",
+            Method::Put => "PUT",
+            Method::Delete => "DELETE",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct ApiRequest {
+    pub method: Method,
+    /// Path and query below the API base URL, built from ids only.
+    pub path: String,
+    pub body: Option<Value>,
+    /// A POST that creates something (a comment, a review, a check run): never re-sent blindly.
+    pub creates_content: bool,
+}
+
+impl ApiRequest {
+    pub fn get(path: impl Into<String>) -> ApiRequest {
+        ApiRequest {
+            method: Method::Get,
+            path: path.into(),
+            body: None,
+            creates_content: false,
+        }
+    }
+
+    pub fn post(path: impl Into<String>, body: Value) -> ApiRequest {
+        ApiRequest {
+            method: Method::Post,
+            path: path.into(),
+            body: Some(body),
+            creates_content: true,
+        }
+    }
+
+    pub fn patch(path: impl Into<String>, body: Value) -> ApiRequest {
+        ApiRequest {
+            method: Method::Patch,
+            path: path.into(),
+            body: Some(body),
+            creates_content: false,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct ApiReply {
+    pub status: u16,
+    pub body: Value,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// The request may or may not have taken effect (5xx or network error on a write).
+    #[error("{0}: the outcome is unknown")]
+    Unconfirmed(String),
+    #[error("{method} {path}: HTTP {status}: {message}")]
+    Status {
+        method: &'static str,
+        path: String,
+        status: u16,
+        message: String,
+    },
+    #[error("{0}")]
+    Other(String),
+}
+
+impl ApiError {
+    pub fn status(&self) -> Option<u16> {
+        match self {
+            ApiError::Status { status, .. } => Some(*status),
+            _ => None,
+        }
+    }
+}
+
+pub type ApiFuture<'a> = Pin<Box<dyn Future<Output = Result<ApiReply, ApiError>> + Send + 'a>>;
+
+/// One call to GitHub as an installation. Implementations handle auth, retries of safe
+/// requests and rate limits; a non-2xx answer is an [`ApiError::Status`].
+pub trait GitHubApi: Send + Sync {
+    fn call(&self, installation: u64, request: ApiRequest) -> ApiFuture<'_>;
+}
+
+/// Every page of a list endpoint (`per_page=100`), for endpoints returning an array or an
+/// object holding one under `key`.
+pub async fn list_all(
+    api: &dyn GitHubApi,
+    installation: u64,
+    path: &str,
+    key: Option<&str>,
+) -> Result<Vec<Value>, ApiError> {
+    let mut all = Vec::new();
+    let separator = if path.contains('?') { '&' } else { '?' };
+    for page in 1..=100 {
+        let reply = api
+            .call(
+                installation,
+                ApiRequest::get(format!("{path}{separator}per_page=100&page={page}")),
+            )
+            .await?;
+        let items = match key {
+            Some(k) => reply.body.get(k).and_then(Value::as_array).cloned(),
+            None => reply.body.as_array().cloned(),
+        }
+        .unwrap_or_default();
+        let done = items.len() < 100;
+        all.extend(items);
+        if done {
+            break;
+        }
+    }
+    Ok(all)
+}
+
+/// `/repos/{owner}/{repo}{rest}` with owner and repository encoded as single path segments.
+pub fn repo_path(owner: &str, repo: &str, rest: &str) -> String {
+    format!("/repos/{}/{}{rest}", segment(owner), segment(repo))
+}
+
+/// A path segment: anything outside GitHub's name alphabet is percent-encoded, so a name can
+/// never add segments or a query.
+pub fn segment(text: &str) -> String {
+    let mut out = String::new();
+    for b in text.bytes() {
+        if b.is_ascii_alphanumeric()
+            || matches!(b, b'-' | b'_')
+            || (b == b'.' && text != "." && text != "..")
+        {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_cannot_escape_their_segment() {
+        assert_eq!(
+            repo_path("octo", "shop", "/pulls/1"),
+            "/repos/octo/shop/pulls/1"
+        );
+        assert_eq!(segment("../x"), "..%2Fx");
+        assert_eq!(segment(".."), "%2E%2E");
+        assert_eq!(segment("a?b#c"), "a%3Fb%23c");
+    }
+}

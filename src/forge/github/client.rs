@@ -1,0 +1,1827 @@
+//! The GitHub REST client: App authentication, retries, rate limits and write pacing.
+//!
+//! One [`GitHubClient`] serves every installation of the App. It does not know any endpoint:
+//! callers build the path from ids ([`repo_path`], [`encode_segment`]) and the JSON body, and
+//! get back an [`ApiResponse`]. What it adds over a bare HTTP client:
+//!
+//! - **Authentication.** With [`GitHubAuth::App`] it signs a short-lived RS256 JWT and mints
+//!   one installation token per installation (`POST /app/installations/{id}/access_tokens`),
+//!   cached until [`TOKEN_REFRESH_MARGIN`] before its `expires_at`. Concurrent callers for the
+//!   same installation wait for one mint. Tokens are opaque strings of any length (GitHub's
+//!   2026 stateless tokens are ~520 characters with dots): never parsed or length-checked.
+//! - **Retries** ([`RetryPolicy`]). Reads and idempotent writes are retried on 5xx and network
+//!   errors with exponential backoff and full jitter. Content-creating POSTs are *not* retried
+//!   once they may have reached GitHub: the result is [`GitHubError::Unconfirmed`].
+//! - **Rate limits** ([`WriteLimits`]). A 403/429 rate-limit answer is waited out (`retry-after`,
+//!   else `x-ratelimit-reset` when `x-ratelimit-remaining` is 0, else at least
+//!   `secondary_min_wait` with exponential backoff) and then retried, POSTs included: a
+//!   rate-limited request was not processed. The wait pauses every request of the same
+//!   installation, not only the one that was refused. Total waiting per request is capped by
+//!   `max_wait`, after which the result is [`GitHubError::RateLimited`].
+//! - **Write pacing.** Writes of one installation are spaced `min_spacing` apart, and
+//!   content-creating ones are kept under `per_minute` and `per_hour`.
+//!
+//! URLs are always `api_base_url` + a path the caller built; a URL found in a payload or a
+//! `Link` header is followed only if it points below `api_base_url`. No token, key or JWT ever
+//! reaches a log line or an error message, and error paths never carry the query string.
+
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::fmt;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use jsonwebtoken::{Algorithm, EncodingKey, Header};
+pub use reqwest::Method;
+use reqwest::StatusCode;
+use reqwest::header::{ACCEPT, AUTHORIZATION, HeaderMap, HeaderValue, IF_NONE_MATCH};
+use serde_json::Value;
+
+use crate::forge::Secret;
+
+/// github.com's REST API.
+pub const DEFAULT_API_BASE_URL: &str = "https://api.github.com";
+/// Sent as `X-GitHub-Api-Version`.
+pub const API_VERSION: &str = "2022-11-28";
+/// Default `Accept` header.
+pub const ACCEPT_JSON: &str = "application/vnd.github+json";
+/// An installation token is replaced this long before its `expires_at`.
+pub const TOKEN_REFRESH_MARGIN: Duration = Duration::from_secs(5 * 60);
+/// The App JWT's `iat` is this far in the past, against clock drift (GitHub's advice).
+const JWT_BACKDATE_SECS: u64 = 60;
+/// The App JWT's `exp` is this far in the future; GitHub refuses more than 10 minutes.
+const JWT_LIFETIME_SECS: u64 = 9 * 60;
+/// Assumed token lifetime when `expires_at` cannot be read (GitHub documents one hour).
+const FALLBACK_TOKEN_LIFETIME: Duration = Duration::from_secs(55 * 60);
+/// Rate-limit answers tolerated per request, whatever `max_wait` allows.
+const MAX_RATE_LIMIT_RETRIES: u32 = 10;
+/// Pages [`GitHubClient::paginate`] follows before giving up.
+pub const MAX_PAGES: usize = 1000;
+const MINUTE: Duration = Duration::from_secs(60);
+const HOUR: Duration = Duration::from_secs(3600);
+
+/// How the client authenticates.
+#[derive(Clone, Debug)]
+pub enum GitHubAuth {
+    /// A GitHub App. Requests name an installation and use its installation token;
+    /// [`GitHubClient::app_request`] uses the App JWT itself.
+    App {
+        /// The numeric App ID or the App's client ID (GitHub recommends the client ID); the
+        /// JWT's `iss`.
+        app_id: String,
+        /// The App's private key, PEM (PKCS#1 or PKCS#8).
+        private_key_pem: Secret,
+    },
+    /// A fixed token (tests, GitHub Enterprise Server, personal tokens): sent as-is for every
+    /// request, whatever installation is named.
+    Token(Secret),
+}
+
+/// Retries of reads and idempotent writes after 5xx answers and network errors.
+#[derive(Clone, Debug)]
+pub struct RetryPolicy {
+    /// Retries after the first attempt.
+    pub max_retries: u32,
+    /// Backoff before retry `n` is random in `[0, min(max_delay, base_delay * 2^n)]` (full jitter).
+    pub base_delay: Duration,
+    pub max_delay: Duration,
+    /// Timeout of one attempt, body included. A timeout is a network error.
+    pub request_timeout: Duration,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        Self {
+            max_retries: 3,
+            base_delay: Duration::from_millis(500),
+            max_delay: Duration::from_secs(10),
+            request_timeout: Duration::from_secs(30),
+        }
+    }
+}
+
+/// Write pacing and rate-limit waiting. The defaults are GitHub's documented limits.
+#[derive(Clone, Debug)]
+pub struct WriteLimits {
+    /// Content-creating requests per installation in any 60 s window (0 = no limit).
+    pub per_minute: u32,
+    /// Content-creating requests per installation in any hour (0 = no limit).
+    pub per_hour: u32,
+    /// Least time between two writes (any method but GET) of one installation.
+    pub min_spacing: Duration,
+    /// First wait after a secondary rate limit that names no time; doubles on each repeat.
+    pub secondary_min_wait: Duration,
+    /// Most time one request may spend waiting for rate limits and pacing, all waits
+    /// together. A wait that would exceed it fails the request with
+    /// [`GitHubError::RateLimited`] at once, so a queue can reschedule the job.
+    pub max_wait: Duration,
+}
+
+impl Default for WriteLimits {
+    fn default() -> Self {
+        Self {
+            per_minute: 80,
+            per_hour: 500,
+            min_spacing: Duration::from_secs(1),
+            secondary_min_wait: Duration::from_secs(60),
+            max_wait: Duration::from_secs(10 * 60),
+        }
+    }
+}
+
+/// Everything [`GitHubClient::new`] needs.
+#[derive(Clone, Debug)]
+pub struct GitHubClientConfig {
+    /// `https://api.github.com`, `https://HOST/api/v3` (GHES), or a test server. No trailing
+    /// path segments beyond the API root, no query.
+    pub api_base_url: String,
+    pub auth: GitHubAuth,
+    /// GitHub requires a `User-Agent`; use the App's name.
+    pub user_agent: String,
+    pub retry: RetryPolicy,
+    pub limits: WriteLimits,
+}
+
+impl GitHubClientConfig {
+    /// A configuration with default retry and limits.
+    pub fn new(
+        api_base_url: impl Into<String>,
+        auth: GitHubAuth,
+        user_agent: impl Into<String>,
+    ) -> Self {
+        Self {
+            api_base_url: api_base_url.into(),
+            auth,
+            user_agent: user_agent.into(),
+            retry: RetryPolicy::default(),
+            limits: WriteLimits::default(),
+        }
+    }
+}
+
+/// What a request does, which decides how it may be retried and paced.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum WriteKind {
+    /// GET (or HEAD): retried on 5xx and network errors.
+    Read,
+    /// PATCH, PUT, DELETE, or a POST that is safe to repeat: retried like a read, spaced by
+    /// `min_spacing`.
+    Idempotent,
+    /// A POST that creates something (comment, review, check run, status). Spaced, counted
+    /// against `per_minute`/`per_hour`, and never re-sent once it may have reached GitHub:
+    /// a 5xx or an error after sending gives [`GitHubError::Unconfirmed`].
+    CreatesContent,
+}
+
+/// One request, for [`GitHubClient::send_request`]; [`GitHubClient::send`] covers the usual case.
+#[derive(Clone, Debug)]
+pub struct ApiRequest<'a> {
+    pub method: Method,
+    /// Path below `api_base_url`, starting with `/`, query allowed.
+    pub path: &'a str,
+    pub body: Option<&'a Value>,
+    pub kind: WriteKind,
+    /// Overrides `Accept` (default [`ACCEPT_JSON`]).
+    pub accept: Option<&'a str>,
+    /// Sent as `If-None-Match`; a `304` is returned as `Ok` with a `Null` body.
+    pub if_none_match: Option<&'a str>,
+}
+
+impl<'a> ApiRequest<'a> {
+    pub fn new(method: Method, path: &'a str, kind: WriteKind) -> Self {
+        Self {
+            method,
+            path,
+            body: None,
+            kind,
+            accept: None,
+            if_none_match: None,
+        }
+    }
+
+    pub fn get(path: &'a str) -> Self {
+        Self::new(Method::GET, path, WriteKind::Read)
+    }
+
+    pub fn body(mut self, body: &'a Value) -> Self {
+        self.body = Some(body);
+        self
+    }
+}
+
+/// The response headers callers need.
+#[derive(Clone, Debug, Default)]
+pub struct ResponseHeaders {
+    pub link: Option<String>,
+    pub etag: Option<String>,
+    pub last_modified: Option<String>,
+    pub location: Option<String>,
+    /// `x-github-request-id`, for support requests and logs.
+    pub request_id: Option<String>,
+    /// `retry-after`, in seconds.
+    pub retry_after: Option<u64>,
+    pub ratelimit_limit: Option<u64>,
+    pub ratelimit_remaining: Option<u64>,
+    /// `x-ratelimit-reset`, Unix seconds.
+    pub ratelimit_reset: Option<u64>,
+    /// `x-ratelimit-resource` (`core`, `search`, `graphql`, ...).
+    pub ratelimit_resource: Option<String>,
+}
+
+impl ResponseHeaders {
+    fn from_map(h: &HeaderMap) -> Self {
+        let text = |name: &str| {
+            h.get(name)
+                .and_then(|v| v.to_str().ok())
+                .map(|s| s.trim().to_owned())
+        };
+        let num = |name: &str| text(name).and_then(|s| s.parse::<u64>().ok());
+        Self {
+            link: text("link"),
+            etag: text("etag"),
+            last_modified: text("last-modified"),
+            location: text("location"),
+            request_id: text("x-github-request-id"),
+            retry_after: num("retry-after"),
+            ratelimit_limit: num("x-ratelimit-limit"),
+            ratelimit_remaining: num("x-ratelimit-remaining"),
+            ratelimit_reset: num("x-ratelimit-reset"),
+            ratelimit_resource: text("x-ratelimit-resource"),
+        }
+    }
+}
+
+/// A successful (2xx or 304) response.
+#[derive(Clone, Debug)]
+pub struct ApiResponse {
+    pub status: u16,
+    pub headers: ResponseHeaders,
+    /// The JSON body; `Null` when empty (204, 304), a `String` when the body is not JSON
+    /// (for example with a custom `Accept`).
+    pub body: Value,
+}
+
+impl ApiResponse {
+    /// The `rel="next"` URL of the `Link` header, as GitHub sent it (not yet checked).
+    pub fn next_link(&self) -> Option<String> {
+        self.headers
+            .link
+            .as_deref()
+            .and_then(|l| parse_link_header(l, "next"))
+    }
+}
+
+/// Why a request failed. No variant ever holds a token, key or JWT, and paths are shown
+/// without their query string.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum GitHubError {
+    #[error("invalid GitHub client configuration: {0}")]
+    Config(String),
+    /// The path was refused before sending (not below the API root, dot segments, ...).
+    #[error("refused API path {path:?}: {reason}")]
+    InvalidPath { path: String, reason: &'static str },
+    /// The App JWT could not be made, or the mint answer was unusable.
+    #[error("GitHub App authentication failed: {0}")]
+    Auth(String),
+    /// GitHub answered with an error status.
+    #[error("{0}")]
+    Api(Box<ApiError>),
+    /// A content-creating request may or may not have been applied: GitHub answered 5xx, or
+    /// the connection failed after the request was sent. It was **not** retried, because a
+    /// blind retry can post twice. List what exists (e.g. the comments carrying your marker,
+    /// the check runs for the head SHA) and decide whether to send it again.
+    #[error(
+        "{method} {path}: outcome unknown ({detail}); not retried, check whether it was applied"
+    )]
+    Unconfirmed {
+        method: String,
+        path: String,
+        status: Option<u16>,
+        detail: String,
+    },
+    /// Rate-limited, and waiting longer would exceed `max_wait` (or the retry count).
+    #[error("{method} {path}: rate limited ({detail}); waited {waited:?}")]
+    RateLimited {
+        method: String,
+        path: String,
+        /// Time already spent waiting in this request.
+        waited: Duration,
+        /// How long GitHub (or the pacing) still asked to wait, when known.
+        retry_after: Option<Duration>,
+        detail: String,
+    },
+    /// Network errors on every attempt (or one that cannot be retried). `sent` is false when
+    /// no attempt got as far as sending (connection refused, DNS, TLS).
+    #[error("{method} {path}: network error after {attempts} attempt(s): {detail}")]
+    Network {
+        method: String,
+        path: String,
+        attempts: u32,
+        sent: bool,
+        detail: String,
+    },
+    /// A 2xx answer without what it should contain.
+    #[error("{method} {path}: unexpected response: {detail}")]
+    Decode {
+        method: String,
+        path: String,
+        detail: String,
+    },
+    /// A `Link` header pointed outside `api_base_url`; pagination stopped.
+    #[error(
+        "{method} {path}: refused to follow a pagination link outside the API base URL: {link}"
+    )]
+    ForeignLink {
+        method: String,
+        path: String,
+        link: String,
+    },
+}
+
+/// GitHub's answer to a request that failed with an error status.
+#[derive(Clone, Debug)]
+pub struct ApiError {
+    pub method: String,
+    /// Without the query string.
+    pub path: String,
+    pub status: u16,
+    /// GitHub's `message` (the status reason when the body is not GitHub's JSON).
+    pub message: String,
+    /// GitHub's `errors[]` (strings or `{resource, field, code, message}` objects), mostly on 422.
+    pub errors: Vec<Value>,
+    pub documentation_url: Option<String>,
+    /// `x-github-request-id`.
+    pub request_id: Option<String>,
+}
+
+impl fmt::Display for ApiError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{} {}: HTTP {}: {}",
+            self.method,
+            self.path,
+            self.status,
+            api_error_text(&self.message, &self.errors)
+        )
+    }
+}
+
+impl GitHubError {
+    /// The HTTP status GitHub answered, if it answered.
+    pub fn status(&self) -> Option<u16> {
+        match self {
+            GitHubError::Api(e) => Some(e.status),
+            GitHubError::Unconfirmed { status, .. } => *status,
+            _ => None,
+        }
+    }
+
+    /// 422 Unprocessable Entity: the request was understood and refused (a review line not in
+    /// the diff, a description too long, ...). Retrying it unchanged cannot help.
+    pub fn is_unprocessable(&self) -> bool {
+        self.status() == Some(422)
+    }
+
+    pub fn is_not_found(&self) -> bool {
+        matches!(self, GitHubError::Api(e) if e.status == 404)
+    }
+
+    pub fn is_unconfirmed(&self) -> bool {
+        matches!(self, GitHubError::Unconfirmed { .. })
+    }
+
+    pub fn is_rate_limited(&self) -> bool {
+        matches!(self, GitHubError::RateLimited { .. })
+    }
+
+    /// `message` followed by each entry of `errors[]` as text (empty for non-API errors).
+    pub fn error_messages(&self) -> Vec<String> {
+        match self {
+            GitHubError::Api(e) => std::iter::once(e.message.clone())
+                .filter(|m| !m.is_empty())
+                .chain(e.errors.iter().map(error_entry_text))
+                .collect(),
+            _ => Vec::new(),
+        }
+    }
+}
+
+fn error_entry_text(e: &Value) -> String {
+    match e {
+        Value::String(s) => s.clone(),
+        Value::Object(o) => {
+            if let Some(m) = o.get("message").and_then(Value::as_str) {
+                return m.to_owned();
+            }
+            let part = |k: &str| o.get(k).and_then(Value::as_str).unwrap_or("");
+            let mut s = [part("resource"), part("field")]
+                .iter()
+                .filter(|p| !p.is_empty())
+                .copied()
+                .collect::<Vec<_>>()
+                .join(".");
+            let code = part("code");
+            if !code.is_empty() {
+                if !s.is_empty() {
+                    s.push_str(": ");
+                }
+                s.push_str(code);
+            }
+            s
+        }
+        other => other.to_string(),
+    }
+}
+
+fn api_error_text(message: &str, errors: &[Value]) -> String {
+    let mut text = if message.is_empty() {
+        "(no message)".to_owned()
+    } else {
+        message.to_owned()
+    };
+    let details: Vec<String> = errors
+        .iter()
+        .map(error_entry_text)
+        .filter(|e| !e.is_empty())
+        .collect();
+    if !details.is_empty() {
+        text.push_str(" [");
+        text.push_str(&details.join("; "));
+        text.push(']');
+    }
+    truncate(text, 2000)
+}
+
+fn truncate(mut s: String, max: usize) -> String {
+    if s.len() > max {
+        let mut cut = max;
+        while !s.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        s.truncate(cut);
+        s.push('…');
+    }
+    s
+}
+
+/// Counters for metrics, since the client was made.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ClientStats {
+    /// Times a request slept because GitHub rate-limited it or its installation.
+    pub rate_limit_waits: u64,
+    /// Times a write slept for pacing (`min_spacing`, `per_minute`, `per_hour`).
+    pub pacing_waits: u64,
+    /// Retries after a 5xx or network error.
+    pub retries: u64,
+    /// Content-creating requests that ended [`GitHubError::Unconfirmed`].
+    pub unconfirmed: u64,
+    /// Installation tokens minted.
+    pub token_mints: u64,
+}
+
+#[derive(Default)]
+struct Counters {
+    rate_limit_waits: AtomicU64,
+    pacing_waits: AtomicU64,
+    retries: AtomicU64,
+    unconfirmed: AtomicU64,
+    token_mints: AtomicU64,
+}
+
+fn bump(c: &AtomicU64) {
+    c.fetch_add(1, Ordering::Relaxed);
+}
+
+/// Who a request is made as: the key of token caching, pacing and rate-limit pauses.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+enum Principal {
+    App,
+    Installation(u64),
+    Token,
+}
+
+enum Credentials {
+    App { app_id: String, key: EncodingKey },
+    Token(Secret),
+}
+
+struct CachedToken {
+    token: Secret,
+    refresh_at: Instant,
+}
+
+type TokenSlot = Arc<tokio::sync::Mutex<Option<CachedToken>>>;
+
+/// Pacing and pause state of one principal.
+#[derive(Default)]
+struct Pacing {
+    /// No request before this instant (a rate limit was hit).
+    pause_until: Option<Instant>,
+    /// Slot of the latest write (may be in the future: reserved).
+    last_write: Option<Instant>,
+    /// Slots of recent content-creating writes, oldest first.
+    created: VecDeque<Instant>,
+}
+
+struct Inner {
+    http: reqwest::Client,
+    base: String,
+    credentials: Credentials,
+    retry: RetryPolicy,
+    limits: WriteLimits,
+    tokens: Mutex<HashMap<u64, TokenSlot>>,
+    pacing: Mutex<HashMap<Principal, Pacing>>,
+    counters: Counters,
+}
+
+/// The GitHub REST client. Cheap to clone; clones share token cache, pacing and counters.
+#[derive(Clone)]
+pub struct GitHubClient {
+    inner: Arc<Inner>,
+}
+
+impl fmt::Debug for GitHubClient {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let auth = match &self.inner.credentials {
+            Credentials::App { app_id, .. } => format!("App({app_id})"),
+            Credentials::Token(_) => "Token([redacted])".to_owned(),
+        };
+        f.debug_struct("GitHubClient")
+            .field("api_base_url", &self.inner.base)
+            .field("auth", &auth)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Request context for errors and logs.
+struct Ctx {
+    method: String,
+    path: String,
+}
+
+impl GitHubClient {
+    /// Builds the client. Checks the base URL and, for App auth, that the key can sign a JWT.
+    pub fn new(config: GitHubClientConfig) -> Result<Self, GitHubError> {
+        let base = normalize_base_url(&config.api_base_url)?;
+        let credentials = match config.auth {
+            GitHubAuth::App {
+                app_id,
+                private_key_pem,
+            } => {
+                if app_id.trim().is_empty() {
+                    return Err(GitHubError::Config("the App ID is empty".into()));
+                }
+                let key = EncodingKey::from_rsa_pem(private_key_pem.expose().as_bytes()).map_err(
+                    |e| {
+                        GitHubError::Config(format!(
+                            "the App private key is not an RSA PEM key ({:?})",
+                            e.kind()
+                        ))
+                    },
+                )?;
+                sign_app_jwt(&app_id, &key)?;
+                Credentials::App { app_id, key }
+            }
+            GitHubAuth::Token(token) => {
+                bearer(&token).ok_or_else(|| {
+                    GitHubError::Config("the token is empty or not a valid header value".into())
+                })?;
+                Credentials::Token(token)
+            }
+        };
+        if config.user_agent.trim().is_empty() {
+            return Err(GitHubError::Config("GitHub requires a User-Agent".into()));
+        }
+        let mut default_headers = HeaderMap::new();
+        default_headers.insert(
+            "x-github-api-version",
+            HeaderValue::from_static(API_VERSION),
+        );
+        let redirect_base = format!("{base}/");
+        let http = reqwest::Client::builder()
+            .user_agent(config.user_agent)
+            .default_headers(default_headers)
+            .timeout(config.retry.request_timeout)
+            .connect_timeout(config.retry.request_timeout.min(Duration::from_secs(10)))
+            // Follow GitHub's redirects (renamed or transferred repositories) only below the
+            // API root, like every other URL this client uses.
+            .redirect(reqwest::redirect::Policy::custom(move |attempt| {
+                if attempt.previous().len() < 5
+                    && attempt.url().as_str().starts_with(&redirect_base)
+                {
+                    attempt.follow()
+                } else {
+                    attempt.stop()
+                }
+            }))
+            .build()
+            .map_err(|e| {
+                GitHubError::Config(format!("cannot build the HTTP client: {}", e.without_url()))
+            })?;
+        Ok(Self {
+            inner: Arc::new(Inner {
+                http,
+                base,
+                credentials,
+                retry: config.retry,
+                limits: config.limits,
+                tokens: Mutex::new(HashMap::new()),
+                pacing: Mutex::new(HashMap::new()),
+                counters: Counters::default(),
+            }),
+        })
+    }
+
+    /// The API root, without trailing slash.
+    pub fn api_base_url(&self) -> &str {
+        &self.inner.base
+    }
+
+    /// Sends one request as `installation` (ignored with [`GitHubAuth::Token`]; required with
+    /// [`GitHubAuth::App`]). `path` is below `api_base_url` and starts with `/`.
+    ///
+    /// Retries, rate-limit waits and pacing follow `kind`; see [`WriteKind`]. For
+    /// [`WriteKind::CreatesContent`], [`GitHubError::Unconfirmed`] means "maybe applied".
+    pub async fn send(
+        &self,
+        installation: Option<u64>,
+        method: Method,
+        path: &str,
+        body: Option<&Value>,
+        kind: WriteKind,
+    ) -> Result<ApiResponse, GitHubError> {
+        let request = ApiRequest {
+            body,
+            ..ApiRequest::new(method, path, kind)
+        };
+        self.send_request(installation, &request).await
+    }
+
+    /// [`GitHubClient::send`] with the extra options of [`ApiRequest`].
+    pub async fn send_request(
+        &self,
+        installation: Option<u64>,
+        request: &ApiRequest<'_>,
+    ) -> Result<ApiResponse, GitHubError> {
+        let principal = self.principal_for(installation)?;
+        self.execute(principal, request, true).await
+    }
+
+    /// `GET path` as `installation`, returning the JSON body.
+    pub async fn get_json(
+        &self,
+        installation: Option<u64>,
+        path: &str,
+    ) -> Result<Value, GitHubError> {
+        Ok(self
+            .send(installation, Method::GET, path, None, WriteKind::Read)
+            .await?
+            .body)
+    }
+
+    /// Every item of a paginated list, following `Link: rel="next"` (adds `per_page=100` when
+    /// the path has no `per_page`). Pages that are objects (`{"total_count":…, "check_runs":[…]}`)
+    /// contribute their single array field. A next link outside `api_base_url` stops with
+    /// [`GitHubError::ForeignLink`]; more than [`MAX_PAGES`] pages is an error.
+    pub async fn paginate(
+        &self,
+        installation: Option<u64>,
+        path: &str,
+    ) -> Result<Vec<Value>, GitHubError> {
+        let principal = self.principal_for(installation)?;
+        self.paginate_as(principal, path).await
+    }
+
+    /// A request authenticated with the App JWT itself (`/app`, `/app/installations`,
+    /// `/app/hook/deliveries`, ...). Only with [`GitHubAuth::App`].
+    pub async fn app_request(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&Value>,
+        kind: WriteKind,
+    ) -> Result<ApiResponse, GitHubError> {
+        self.require_app()?;
+        let request = ApiRequest {
+            body,
+            ..ApiRequest::new(method, path, kind)
+        };
+        self.execute(Principal::App, &request, true).await
+    }
+
+    /// [`GitHubClient::paginate`] with the App JWT (e.g. `/app/hook/deliveries`, which pages
+    /// with a cursor in its `Link` header).
+    pub async fn app_paginate(&self, path: &str) -> Result<Vec<Value>, GitHubError> {
+        self.require_app()?;
+        self.paginate_as(Principal::App, path).await
+    }
+
+    /// The installation's token, minted or from the cache: for git over HTTPS
+    /// (`x-access-token:<token>`). With [`GitHubAuth::Token`], the fixed token.
+    pub async fn installation_token(&self, installation: u64) -> Result<Secret, GitHubError> {
+        match &self.inner.credentials {
+            Credentials::Token(t) => Ok(t.clone()),
+            Credentials::App { .. } => self.cached_installation_token(installation).await,
+        }
+    }
+
+    /// Drops the cached token of `installation` (e.g. after the installation was removed).
+    pub fn forget_installation(&self, installation: u64) {
+        lock(&self.inner.tokens).remove(&installation);
+        lock(&self.inner.pacing).remove(&Principal::Installation(installation));
+    }
+
+    /// How many times a request slept because of a rate limit.
+    pub fn rate_limit_waits(&self) -> u64 {
+        self.inner.counters.rate_limit_waits.load(Ordering::Relaxed)
+    }
+
+    /// All counters.
+    pub fn stats(&self) -> ClientStats {
+        let c = &self.inner.counters;
+        ClientStats {
+            rate_limit_waits: c.rate_limit_waits.load(Ordering::Relaxed),
+            pacing_waits: c.pacing_waits.load(Ordering::Relaxed),
+            retries: c.retries.load(Ordering::Relaxed),
+            unconfirmed: c.unconfirmed.load(Ordering::Relaxed),
+            token_mints: c.token_mints.load(Ordering::Relaxed),
+        }
+    }
+
+    fn require_app(&self) -> Result<(), GitHubError> {
+        match self.inner.credentials {
+            Credentials::App { .. } => Ok(()),
+            Credentials::Token(_) => Err(GitHubError::Config(
+                "App-authenticated requests need GitHubAuth::App".into(),
+            )),
+        }
+    }
+
+    fn principal_for(&self, installation: Option<u64>) -> Result<Principal, GitHubError> {
+        match (&self.inner.credentials, installation) {
+            (Credentials::Token(_), _) => Ok(Principal::Token),
+            (Credentials::App { .. }, Some(id)) => Ok(Principal::Installation(id)),
+            (Credentials::App { .. }, None) => Err(GitHubError::Config(
+                "with App authentication a request needs an installation id (use app_request for App endpoints)".into(),
+            )),
+        }
+    }
+
+    async fn paginate_as(
+        &self,
+        principal: Principal,
+        path: &str,
+    ) -> Result<Vec<Value>, GitHubError> {
+        let mut next = with_per_page(path);
+        let mut seen = HashSet::new();
+        let mut items = Vec::new();
+        for _ in 0..MAX_PAGES {
+            let ctx = Ctx {
+                method: "GET".into(),
+                path: display_path(&next),
+            };
+            let response = self
+                .execute(principal, &ApiRequest::get(&next), true)
+                .await?;
+            let link = response.next_link();
+            match response.body {
+                Value::Array(page) => items.extend(page),
+                Value::Object(mut obj) => {
+                    let arrays: Vec<String> = obj
+                        .iter()
+                        .filter(|(_, v)| v.is_array())
+                        .map(|(k, _)| k.clone())
+                        .collect();
+                    match arrays.as_slice() {
+                        [only] => {
+                            if let Some(Value::Array(page)) = obj.remove(only) {
+                                items.extend(page);
+                            }
+                        }
+                        _ => {
+                            return Err(
+                                ctx.decode("a page is an object without exactly one array field")
+                            );
+                        }
+                    }
+                }
+                Value::Null => {}
+                _ => return Err(ctx.decode("a page is neither an array nor an object")),
+            }
+            let Some(link) = link else { return Ok(items) };
+            let Some(path) = self.path_below_base(&link) else {
+                return Err(GitHubError::ForeignLink {
+                    method: ctx.method,
+                    path: ctx.path,
+                    link: display_url(&link),
+                });
+            };
+            if !seen.insert(path.clone()) {
+                return Err(ctx.decode("the next link repeats an earlier page"));
+            }
+            next = path;
+        }
+        Err(GitHubError::Decode {
+            method: "GET".into(),
+            path: display_path(path),
+            detail: format!("more than {MAX_PAGES} pages"),
+        })
+    }
+
+    /// `url` relative to the API root, if it is below it.
+    fn path_below_base(&self, url: &str) -> Option<String> {
+        let rest = url.strip_prefix(self.inner.base.as_str())?;
+        rest.starts_with('/').then(|| rest.to_owned())
+    }
+
+    /// The request loop: pause, pace, authenticate, send, classify, maybe wait and retry.
+    async fn execute(
+        &self,
+        principal: Principal,
+        request: &ApiRequest<'_>,
+        paced: bool,
+    ) -> Result<ApiResponse, GitHubError> {
+        let ctx = Ctx {
+            method: request.method.to_string(),
+            path: display_path(request.path),
+        };
+        validate_path(request.path)?;
+        let url = format!("{}{}", self.inner.base, request.path);
+        let kind = request.kind;
+        let retry = &self.inner.retry;
+        let limits = &self.inner.limits;
+
+        let mut transient_retries = 0u32;
+        let mut rate_limit_hits = 0u32;
+        let mut secondary_hits = 0u32;
+        let mut waited = Duration::ZERO;
+        let mut reauthenticated = false;
+
+        loop {
+            self.wait_out_pause(principal, &mut waited, &ctx).await?;
+            if paced && kind != WriteKind::Read {
+                self.pace_write(principal, kind, &mut waited, &ctx).await?;
+            }
+            let token = self.credential(principal).await?;
+            let authorization = bearer(&token)
+                .ok_or_else(|| GitHubError::Auth("the token is not a valid header value".into()))?;
+
+            let mut builder = self
+                .inner
+                .http
+                .request(request.method.clone(), &url)
+                .header(AUTHORIZATION, authorization)
+                .header(ACCEPT, request.accept.unwrap_or(ACCEPT_JSON));
+            if let Some(etag) = request.if_none_match {
+                builder = builder.header(IF_NONE_MATCH, etag);
+            }
+            if let Some(body) = request.body {
+                builder = builder.json(body);
+            }
+            tracing::debug!(method = %ctx.method, path = %ctx.path, "github request");
+
+            let outcome = match builder.send().await {
+                Ok(response) => {
+                    let status = response.status();
+                    let headers = ResponseHeaders::from_map(response.headers());
+                    match response.bytes().await {
+                        Ok(bytes) => Ok((status, headers, bytes)),
+                        Err(e) => Err((e, true, Some(status.as_u16()))),
+                    }
+                }
+                Err(e) => {
+                    // A connect error means nothing was sent: safe to retry, even a POST.
+                    let sent = !e.is_connect();
+                    Err((e, sent, None))
+                }
+            };
+
+            let (status, headers, bytes) = match outcome {
+                Ok(answer) => answer,
+                Err((error, sent, answered)) => {
+                    let detail = describe_reqwest_error(error);
+                    if kind == WriteKind::CreatesContent && sent {
+                        bump(&self.inner.counters.unconfirmed);
+                        tracing::warn!(method = %ctx.method, path = %ctx.path, %detail, "content-creating request unconfirmed");
+                        return Err(GitHubError::Unconfirmed {
+                            method: ctx.method,
+                            path: ctx.path,
+                            status: answered,
+                            detail,
+                        });
+                    }
+                    if transient_retries < retry.max_retries {
+                        let delay = backoff(retry, transient_retries);
+                        transient_retries += 1;
+                        bump(&self.inner.counters.retries);
+                        tracing::warn!(method = %ctx.method, path = %ctx.path, %detail, ?delay, attempt = transient_retries, "github network error, retrying");
+                        tokio::time::sleep(delay).await;
+                        continue;
+                    }
+                    return Err(GitHubError::Network {
+                        method: ctx.method,
+                        path: ctx.path,
+                        attempts: transient_retries + 1,
+                        sent,
+                        detail,
+                    });
+                }
+            };
+
+            let code = status.as_u16();
+            if status.is_success() || status == StatusCode::NOT_MODIFIED {
+                return Ok(ApiResponse {
+                    status: code,
+                    headers,
+                    body: parse_body(&bytes),
+                });
+            }
+            let error_body = ErrorBody::parse(&bytes, status);
+
+            if code == 401
+                && !reauthenticated
+                && let Principal::Installation(id) = principal
+            {
+                // The cached token may have been revoked; an unauthenticated request was not
+                // processed, so one retry with a fresh token is safe.
+                reauthenticated = true;
+                self.invalidate_token(id, &token).await;
+                continue;
+            }
+
+            if let Some((wait, why)) = rate_limit_wait(
+                code,
+                &headers,
+                &error_body.message,
+                secondary_hits,
+                limits,
+                unix_now_f64(),
+            ) {
+                rate_limit_hits += 1;
+                if why == RateLimitKind::Secondary {
+                    secondary_hits += 1;
+                }
+                if rate_limit_hits > MAX_RATE_LIMIT_RETRIES || waited + wait > limits.max_wait {
+                    return Err(GitHubError::RateLimited {
+                        method: ctx.method,
+                        path: ctx.path,
+                        waited,
+                        retry_after: Some(wait),
+                        detail: format!("HTTP {code}, {}: {}", why.describe(), error_body.message),
+                    });
+                }
+                let shared = why != RateLimitKind::Primary
+                    || headers
+                        .ratelimit_resource
+                        .as_deref()
+                        .is_none_or(|r| r == "core");
+                if shared {
+                    self.pause(principal, wait);
+                }
+                bump(&self.inner.counters.rate_limit_waits);
+                tracing::warn!(method = %ctx.method, path = %ctx.path, status = code, ?wait, kind = why.describe(), "github rate limit, waiting");
+                tokio::time::sleep(wait).await;
+                waited += wait;
+                continue;
+            }
+
+            if status.is_server_error() {
+                if kind == WriteKind::CreatesContent {
+                    bump(&self.inner.counters.unconfirmed);
+                    tracing::warn!(method = %ctx.method, path = %ctx.path, status = code, "content-creating request unconfirmed");
+                    return Err(GitHubError::Unconfirmed {
+                        method: ctx.method,
+                        path: ctx.path,
+                        status: Some(code),
+                        detail: format!("HTTP {code}: {}", error_body.message),
+                    });
+                }
+                if transient_retries < retry.max_retries {
+                    let delay = backoff(retry, transient_retries);
+                    transient_retries += 1;
+                    bump(&self.inner.counters.retries);
+                    tracing::warn!(method = %ctx.method, path = %ctx.path, status = code, ?delay, attempt = transient_retries, "github server error, retrying");
+                    tokio::time::sleep(delay).await;
+                    continue;
+                }
+            }
+
+            return Err(GitHubError::Api(Box::new(ApiError {
+                method: ctx.method,
+                path: ctx.path,
+                status: code,
+                message: error_body.message,
+                errors: error_body.errors,
+                documentation_url: error_body.documentation_url,
+                request_id: headers.request_id,
+            })));
+        }
+    }
+
+    /// Sleeps while the principal is paused by a rate limit.
+    async fn wait_out_pause(
+        &self,
+        principal: Principal,
+        waited: &mut Duration,
+        ctx: &Ctx,
+    ) -> Result<(), GitHubError> {
+        loop {
+            let until = lock(&self.inner.pacing)
+                .get(&principal)
+                .and_then(|p| p.pause_until);
+            let now = Instant::now();
+            let Some(until) = until.filter(|u| *u > now) else {
+                return Ok(());
+            };
+            let wait = until - now;
+            if *waited + wait > self.inner.limits.max_wait {
+                return Err(ctx.rate_limited(
+                    *waited,
+                    wait,
+                    "the installation is paused by an earlier rate limit",
+                ));
+            }
+            bump(&self.inner.counters.rate_limit_waits);
+            tokio::time::sleep(wait).await;
+            *waited += wait;
+        }
+    }
+
+    fn pause(&self, principal: Principal, wait: Duration) {
+        let until = Instant::now() + wait;
+        let mut pacing = lock(&self.inner.pacing);
+        let state = pacing.entry(principal).or_default();
+        state.pause_until = Some(state.pause_until.map_or(until, |u| u.max(until)));
+    }
+
+    /// Reserves the next write slot of the principal and sleeps until it.
+    async fn pace_write(
+        &self,
+        principal: Principal,
+        kind: WriteKind,
+        waited: &mut Duration,
+        ctx: &Ctx,
+    ) -> Result<(), GitHubError> {
+        let creates = kind == WriteKind::CreatesContent;
+        let limits = &self.inner.limits;
+        let (slot, now) = {
+            let mut pacing = lock(&self.inner.pacing);
+            let state = pacing.entry(principal).or_default();
+            let now = Instant::now();
+            prune(state, now, limits);
+            let slot = next_write_slot(state, now, limits, creates);
+            let wait = slot.saturating_duration_since(now);
+            if *waited + wait > limits.max_wait {
+                return Err(ctx.rate_limited(
+                    *waited,
+                    wait,
+                    "write pacing (per-minute/per-hour content creation limit)",
+                ));
+            }
+            state.last_write = Some(slot);
+            if creates {
+                state.created.push_back(slot);
+            }
+            (slot, now)
+        };
+        if slot > now {
+            bump(&self.inner.counters.pacing_waits);
+            tokio::time::sleep_until(tokio::time::Instant::from_std(slot)).await;
+            *waited += slot - now;
+        }
+        Ok(())
+    }
+
+    /// The secret to send as `Bearer` for this principal.
+    async fn credential(&self, principal: Principal) -> Result<Secret, GitHubError> {
+        match (principal, &self.inner.credentials) {
+            (Principal::Token, Credentials::Token(token)) => Ok(token.clone()),
+            (Principal::App, Credentials::App { app_id, key }) => sign_app_jwt(app_id, key),
+            (Principal::Installation(id), Credentials::App { .. }) => {
+                self.cached_installation_token(id).await
+            }
+            _ => Err(GitHubError::Config(
+                "authentication mode does not match the request".into(),
+            )),
+        }
+    }
+
+    fn token_slot(&self, installation: u64) -> TokenSlot {
+        lock(&self.inner.tokens)
+            .entry(installation)
+            .or_default()
+            .clone()
+    }
+
+    /// The cached token, or a new one. The per-installation lock is held across the mint, so
+    /// concurrent callers share one mint.
+    async fn cached_installation_token(&self, installation: u64) -> Result<Secret, GitHubError> {
+        let slot = self.token_slot(installation);
+        let mut cached = slot.lock().await;
+        if let Some(token) = cached.as_ref()
+            && Instant::now() < token.refresh_at
+        {
+            return Ok(token.token.clone());
+        }
+        let fresh = Box::pin(self.mint_installation_token(installation)).await?;
+        let token = fresh.token.clone();
+        *cached = Some(fresh);
+        Ok(token)
+    }
+
+    async fn invalidate_token(&self, installation: u64, used: &Secret) {
+        let slot = self.token_slot(installation);
+        let mut cached = slot.lock().await;
+        if cached
+            .as_ref()
+            .is_some_and(|c| c.token.expose() == used.expose())
+        {
+            *cached = None;
+        }
+    }
+
+    async fn mint_installation_token(&self, installation: u64) -> Result<CachedToken, GitHubError> {
+        let path = format!("/app/installations/{installation}/access_tokens");
+        // Not paced (one mint per installation per hour is no content), retried like an
+        // idempotent write: a second token does no harm.
+        let request = ApiRequest::new(Method::POST, &path, WriteKind::Idempotent);
+        let response = self.execute(Principal::App, &request, false).await?;
+        bump(&self.inner.counters.token_mints);
+        let token = response
+            .body
+            .get("token")
+            .and_then(Value::as_str)
+            .filter(|t| !t.is_empty());
+        let Some(token) = token else {
+            return Err(GitHubError::Auth(format!(
+                "the token mint for installation {installation} returned no token"
+            )));
+        };
+        let now_unix = unix_now();
+        let lifetime = match response
+            .body
+            .get("expires_at")
+            .and_then(Value::as_str)
+            .and_then(parse_rfc3339)
+        {
+            Some(expires) => Duration::from_secs(expires.saturating_sub(now_unix)),
+            None => {
+                tracing::warn!(
+                    installation,
+                    "installation token without a readable expires_at; assuming 55 minutes"
+                );
+                FALLBACK_TOKEN_LIFETIME
+            }
+        };
+        tracing::debug!(installation, ?lifetime, "minted installation token");
+        Ok(CachedToken {
+            token: Secret::new(token),
+            refresh_at: Instant::now() + lifetime.saturating_sub(TOKEN_REFRESH_MARGIN),
+        })
+    }
+}
+
+impl Ctx {
+    fn decode(&self, detail: &str) -> GitHubError {
+        GitHubError::Decode {
+            method: self.method.clone(),
+            path: self.path.clone(),
+            detail: detail.to_owned(),
+        }
+    }
+
+    fn rate_limited(&self, waited: Duration, wait: Duration, detail: &str) -> GitHubError {
+        GitHubError::RateLimited {
+            method: self.method.clone(),
+            path: self.path.clone(),
+            waited,
+            retry_after: Some(wait),
+            detail: detail.to_owned(),
+        }
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+fn bearer(secret: &Secret) -> Option<HeaderValue> {
+    if secret.is_empty() {
+        return None;
+    }
+    let mut value = HeaderValue::from_str(&format!("Bearer {}", secret.expose())).ok()?;
+    value.set_sensitive(true);
+    Some(value)
+}
+
+#[derive(serde::Serialize)]
+struct AppClaims<'a> {
+    iat: u64,
+    exp: u64,
+    iss: &'a str,
+}
+
+/// The App JWT: RS256, `iat` 60 s in the past, `exp` 9 minutes ahead, `iss` the App ID.
+fn sign_app_jwt(app_id: &str, key: &EncodingKey) -> Result<Secret, GitHubError> {
+    let now = unix_now();
+    let claims = AppClaims {
+        iat: now.saturating_sub(JWT_BACKDATE_SECS),
+        exp: now + JWT_LIFETIME_SECS,
+        iss: app_id,
+    };
+    jsonwebtoken::encode(&Header::new(Algorithm::RS256), &claims, key)
+        .map(Secret::new)
+        .map_err(|e| GitHubError::Auth(format!("cannot sign the App JWT ({:?})", e.kind())))
+}
+
+fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+fn unix_now_f64() -> f64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_secs_f64())
+}
+
+/// Full-jitter exponential backoff before retry number `retry` (0-based).
+fn backoff(policy: &RetryPolicy, retry: u32) -> Duration {
+    let cap = policy
+        .base_delay
+        .saturating_mul(2u32.saturating_pow(retry))
+        .min(policy.max_delay);
+    cap.mul_f64(rand::random::<f64>())
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum RateLimitKind {
+    RetryAfter,
+    Primary,
+    Secondary,
+}
+
+impl RateLimitKind {
+    fn describe(self) -> &'static str {
+        match self {
+            RateLimitKind::RetryAfter => "retry-after",
+            RateLimitKind::Primary => "primary rate limit",
+            RateLimitKind::Secondary => "secondary rate limit",
+        }
+    }
+}
+
+/// Whether a 403/429 is a rate limit, and how long to wait (GitHub's documented order:
+/// `retry-after`; else `x-ratelimit-reset` when `x-ratelimit-remaining` is 0; else at least
+/// `secondary_min_wait`, doubling per repeat). A 403 that is none of these (a missing
+/// permission) is not a rate limit.
+fn rate_limit_wait(
+    status: u16,
+    headers: &ResponseHeaders,
+    message: &str,
+    secondary_hits: u32,
+    limits: &WriteLimits,
+    now_unix: f64,
+) -> Option<(Duration, RateLimitKind)> {
+    if status != 403 && status != 429 {
+        return None;
+    }
+    if let Some(seconds) = headers.retry_after {
+        return Some((Duration::from_secs(seconds), RateLimitKind::RetryAfter));
+    }
+    if headers.ratelimit_remaining == Some(0)
+        && let Some(reset) = headers.ratelimit_reset
+    {
+        let wait = (reset as f64 - now_unix).max(0.0);
+        return Some((Duration::from_secs_f64(wait), RateLimitKind::Primary));
+    }
+    let lower = message.to_ascii_lowercase();
+    if status == 429
+        || headers.ratelimit_remaining == Some(0)
+        || lower.contains("rate limit")
+        || lower.contains("abuse")
+    {
+        let wait = limits
+            .secondary_min_wait
+            .saturating_mul(2u32.saturating_pow(secondary_hits.min(16)));
+        return Some((wait, RateLimitKind::Secondary));
+    }
+    None
+}
+
+/// Drops pacing history nobody needs any more.
+fn prune(state: &mut Pacing, now: Instant, limits: &WriteLimits) {
+    if let Some(horizon) = now.checked_sub(HOUR) {
+        while state.created.front().is_some_and(|t| *t <= horizon) {
+            state.created.pop_front();
+        }
+    }
+    let keep = limits.per_minute.max(limits.per_hour) as usize;
+    while state.created.len() > keep {
+        state.created.pop_front();
+    }
+    if state.pause_until.is_some_and(|u| u <= now) {
+        state.pause_until = None;
+    }
+}
+
+/// The earliest instant ≥ `now` at which a write may start: `min_spacing` after the last
+/// write, and for content creation fewer than `per_minute` in the 60 s and `per_hour` in the
+/// hour before it. (The n-th most recent creation must have left the window.)
+fn next_write_slot(state: &Pacing, now: Instant, limits: &WriteLimits, creates: bool) -> Instant {
+    let mut slot = now;
+    if let Some(last) = state.last_write {
+        slot = slot.max(last + limits.min_spacing);
+    }
+    if creates {
+        for (limit, window) in [(limits.per_minute, MINUTE), (limits.per_hour, HOUR)] {
+            let n = limit as usize;
+            if n > 0 && state.created.len() >= n {
+                slot = slot.max(state.created[state.created.len() - n] + window);
+            }
+        }
+    }
+    slot
+}
+
+/// GitHub's error body.
+struct ErrorBody {
+    message: String,
+    errors: Vec<Value>,
+    documentation_url: Option<String>,
+}
+
+impl ErrorBody {
+    fn parse(bytes: &[u8], status: StatusCode) -> Self {
+        let fallback = || status.canonical_reason().unwrap_or("error").to_owned();
+        match serde_json::from_slice::<Value>(bytes) {
+            Ok(Value::Object(o)) => Self {
+                message: o
+                    .get("message")
+                    .and_then(Value::as_str)
+                    .map_or_else(fallback, |m| truncate(m.to_owned(), 1000)),
+                errors: match o.get("errors") {
+                    Some(Value::Array(a)) => a.iter().take(50).cloned().collect(),
+                    Some(other) if !other.is_null() => vec![other.clone()],
+                    _ => Vec::new(),
+                },
+                documentation_url: o
+                    .get("documentation_url")
+                    .and_then(Value::as_str)
+                    .map(str::to_owned),
+            },
+            // HTML error pages and the like: the status says enough.
+            _ => Self {
+                message: fallback(),
+                errors: Vec::new(),
+                documentation_url: None,
+            },
+        }
+    }
+}
+
+fn parse_body(bytes: &[u8]) -> Value {
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        return Value::Null;
+    }
+    serde_json::from_slice(bytes)
+        .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(bytes).into_owned()))
+}
+
+/// A reqwest error as text: without its URL, with its causes.
+fn describe_reqwest_error(error: reqwest::Error) -> String {
+    let timeout = error.is_timeout();
+    let error = error.without_url();
+    let mut text = error.to_string();
+    let mut source = std::error::Error::source(&error);
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    if timeout && !text.contains("timed out") {
+        text.push_str(" (timed out)");
+    }
+    truncate(text, 500)
+}
+
+fn normalize_base_url(raw: &str) -> Result<String, GitHubError> {
+    let trimmed = raw.trim().trim_end_matches('/');
+    let url = reqwest::Url::parse(trimmed)
+        .map_err(|e| GitHubError::Config(format!("api_base_url is not a URL: {e}")))?;
+    if !matches!(url.scheme(), "http" | "https") {
+        return Err(GitHubError::Config(
+            "api_base_url must be http or https".into(),
+        ));
+    }
+    if url.host_str().is_none_or(str::is_empty) {
+        return Err(GitHubError::Config("api_base_url has no host".into()));
+    }
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err(GitHubError::Config(
+            "api_base_url must not carry credentials".into(),
+        ));
+    }
+    if url.query().is_some() || url.fragment().is_some() {
+        return Err(GitHubError::Config(
+            "api_base_url must not have a query or fragment".into(),
+        ));
+    }
+    // The serialized form (lower-case host, default port dropped), as reqwest will see it.
+    Ok(url.as_str().trim_end_matches('/').to_owned())
+}
+
+/// Refuses anything but a plain path below the API root.
+fn validate_path(path: &str) -> Result<(), GitHubError> {
+    let refuse = |reason| {
+        Err(GitHubError::InvalidPath {
+            path: display_path(path),
+            reason,
+        })
+    };
+    if !path.starts_with('/') {
+        return refuse("must start with '/'");
+    }
+    if path.bytes().any(|b| !(0x21..=0x7e).contains(&b)) {
+        return refuse("only printable ASCII without spaces (percent-encode the rest)");
+    }
+    if path.contains(['#', '\\']) {
+        return refuse("no '#' or '\\'");
+    }
+    let route = path.split('?').next().unwrap_or("");
+    if route.contains("//") {
+        return refuse("empty path segment");
+    }
+    for segment in route.split('/').skip(1) {
+        let decoded = segment.to_ascii_lowercase().replace("%2e", ".");
+        if decoded == "." || decoded == ".." {
+            return refuse("dot segment");
+        }
+    }
+    Ok(())
+}
+
+/// A path for errors and logs: no query string (it may carry secrets), bounded length.
+fn display_path(path: &str) -> String {
+    let route = path.split(['?', '#']).next().unwrap_or("");
+    let clean: String = route.chars().filter(|c| !c.is_control()).collect();
+    truncate(clean, 300)
+}
+
+/// A URL for errors and logs: no userinfo, no query.
+fn display_url(url: &str) -> String {
+    match reqwest::Url::parse(url) {
+        Ok(mut u) => {
+            let _ = u.set_username("");
+            let _ = u.set_password(None);
+            u.set_query(None);
+            u.set_fragment(None);
+            truncate(u.to_string(), 300)
+        }
+        Err(_) => display_path(url),
+    }
+}
+
+fn with_per_page(path: &str) -> String {
+    let query = path.split_once('?').map(|(_, q)| q).unwrap_or("");
+    if query.split('&').any(|p| p.starts_with("per_page=")) {
+        path.to_owned()
+    } else if path.contains('?') {
+        format!("{path}&per_page=100")
+    } else {
+        format!("{path}?per_page=100")
+    }
+}
+
+/// Percent-encodes `s` as one path segment: only `A-Z a-z 0-9 - . _ ~` stay as they are.
+/// `.` and `..` (and the empty string) cannot be encoded safely; they come out as segments
+/// that [`GitHubClient::send`] refuses with [`GitHubError::InvalidPath`].
+pub fn encode_segment(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    if out == "." || out == ".." {
+        return out.replace('.', "%2E");
+    }
+    out
+}
+
+/// `/repos/{owner}/{repo}{rest}` with owner and repo encoded as single segments
+/// ([`encode_segment`]). `rest` is appended as given (a leading `/` is added if missing); build
+/// it from numbers or encode its parts too.
+pub fn repo_path(owner: &str, repo: &str, rest: &str) -> String {
+    let separator = if rest.is_empty() || rest.starts_with(['/', '?']) {
+        ""
+    } else {
+        "/"
+    };
+    format!(
+        "/repos/{}/{}{separator}{rest}",
+        encode_segment(owner),
+        encode_segment(repo)
+    )
+}
+
+/// The URL of relation `rel` in a `Link` header (`<url>; rel="next", <url>; rel="last"`).
+pub fn parse_link_header(header: &str, rel: &str) -> Option<String> {
+    let mut rest = header;
+    loop {
+        let start = rest.find('<')?;
+        let after = &rest[start + 1..];
+        let end = after.find('>')?;
+        let url = &after[..end];
+        let params_all = &after[end + 1..];
+        let params_end = params_all.find('<').unwrap_or(params_all.len());
+        let params = params_all[..params_end].trim_end().trim_end_matches(',');
+        let matches = params.split(';').any(|p| {
+            let Some((key, value)) = p.split_once('=') else {
+                return false;
+            };
+            key.trim().eq_ignore_ascii_case("rel")
+                && value
+                    .trim()
+                    .trim_matches('"')
+                    .split_ascii_whitespace()
+                    .any(|r| r.eq_ignore_ascii_case(rel))
+        });
+        if matches {
+            return Some(url.to_owned());
+        }
+        rest = &params_all[params_end..];
+    }
+}
+
+/// Unix seconds of an RFC 3339 timestamp (`2026-05-20T12:00:00Z`, fractions and offsets allowed).
+fn parse_rfc3339(s: &str) -> Option<u64> {
+    let b = s.as_bytes();
+    if b.len() < 20
+        || b[4] != b'-'
+        || b[7] != b'-'
+        || !matches!(b[10], b'T' | b't' | b' ')
+        || b[13] != b':'
+        || b[16] != b':'
+    {
+        return None;
+    }
+    let num = |r: std::ops::Range<usize>| -> Option<i64> {
+        let part = s.get(r)?;
+        if part.bytes().all(|c| c.is_ascii_digit()) {
+            part.parse().ok()
+        } else {
+            None
+        }
+    };
+    let (year, month, day) = (num(0..4)?, num(5..7)?, num(8..10)?);
+    let (hour, minute, second) = (num(11..13)?, num(14..16)?, num(17..19)?);
+    if !(1..=12).contains(&month)
+        || !(1..=31).contains(&day)
+        || hour > 23
+        || minute > 59
+        || second > 60
+    {
+        return None;
+    }
+    let mut i = 19;
+    if b.get(i) == Some(&b'.') {
+        i += 1;
+        while b.get(i).is_some_and(u8::is_ascii_digit) {
+            i += 1;
+        }
+    }
+    let offset = match b.get(i..)? {
+        [b'Z' | b'z'] => 0,
+        [sign @ (b'+' | b'-'), h1, h2, b':', m1, m2] => {
+            let digits = [*h1, *h2, *m1, *m2];
+            if !digits.iter().all(u8::is_ascii_digit) {
+                return None;
+            }
+            let d = |x: u8| i64::from(x - b'0');
+            let minutes = (d(*h1) * 10 + d(*h2)) * 60 + d(*m1) * 10 + d(*m2);
+            if *sign == b'+' {
+                minutes * 60
+            } else {
+                -minutes * 60
+            }
+        }
+        _ => return None,
+    };
+    let days = days_from_civil(year, month, day);
+    let secs = days * 86_400 + hour * 3600 + minute * 60 + second - offset;
+    u64::try_from(secs).ok()
+}
+
+/// Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's algorithm).
+fn days_from_civil(year: i64, month: i64, day: i64) -> i64 {
+    let y = if month <= 2 { year - 1 } else { year };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (month + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + day - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn limits(per_minute: u32, per_hour: u32, spacing_ms: u64) -> WriteLimits {
+        WriteLimits {
+            per_minute,
+            per_hour,
+            min_spacing: Duration::from_millis(spacing_ms),
+            ..WriteLimits::default()
+        }
+    }
+
+    /// Reserves `n` content-creating slots at `now`, as `pace_write` does.
+    fn reserve(state: &mut Pacing, now: Instant, limits: &WriteLimits, creates: bool) -> Instant {
+        prune(state, now, limits);
+        let slot = next_write_slot(state, now, limits, creates);
+        state.last_write = Some(slot);
+        if creates {
+            state.created.push_back(slot);
+        }
+        slot
+    }
+
+    #[test]
+    fn spacing_applies_to_all_writes() {
+        let l = limits(80, 500, 1000);
+        let mut s = Pacing::default();
+        let t0 = Instant::now();
+        assert_eq!(reserve(&mut s, t0, &l, false), t0);
+        assert_eq!(reserve(&mut s, t0, &l, true), t0 + Duration::from_secs(1));
+        assert_eq!(reserve(&mut s, t0, &l, false), t0 + Duration::from_secs(2));
+        // Idempotent writes do not count against the content limits.
+        assert_eq!(s.created.len(), 1);
+    }
+
+    #[test]
+    fn per_minute_window() {
+        let l = limits(3, 500, 0);
+        let mut s = Pacing::default();
+        let t0 = Instant::now();
+        for _ in 0..3 {
+            assert_eq!(reserve(&mut s, t0, &l, true), t0);
+        }
+        assert_eq!(reserve(&mut s, t0, &l, true), t0 + MINUTE);
+        // Non-content writes pass.
+        assert_eq!(reserve(&mut s, t0 + MINUTE, &l, false), t0 + MINUTE);
+    }
+
+    #[test]
+    fn per_hour_window() {
+        let l = limits(0, 4, 0);
+        let mut s = Pacing::default();
+        let t0 = Instant::now();
+        let mut t = t0;
+        for _ in 0..4 {
+            assert_eq!(reserve(&mut s, t, &l, true), t);
+            t += Duration::from_secs(600);
+        }
+        // The fifth must wait until the first is an hour old.
+        assert_eq!(reserve(&mut s, t, &l, true), t0 + HOUR);
+    }
+
+    #[test]
+    fn rate_limit_classification() {
+        let l = WriteLimits {
+            secondary_min_wait: Duration::from_secs(60),
+            ..WriteLimits::default()
+        };
+        let h = |f: fn(&mut ResponseHeaders)| {
+            let mut h = ResponseHeaders::default();
+            f(&mut h);
+            h
+        };
+        let retry = h(|h| h.retry_after = Some(7));
+        assert_eq!(
+            rate_limit_wait(403, &retry, "", 0, &l, 0.0),
+            Some((Duration::from_secs(7), RateLimitKind::RetryAfter))
+        );
+        let primary = h(|h| {
+            h.ratelimit_remaining = Some(0);
+            h.ratelimit_reset = Some(1000);
+        });
+        assert_eq!(
+            rate_limit_wait(403, &primary, "API rate limit exceeded", 0, &l, 990.0),
+            Some((Duration::from_secs(10), RateLimitKind::Primary))
+        );
+        assert_eq!(
+            rate_limit_wait(403, &primary, "", 0, &l, 2000.0),
+            Some((Duration::ZERO, RateLimitKind::Primary))
+        );
+        let none = ResponseHeaders {
+            ratelimit_remaining: Some(4000),
+            ..ResponseHeaders::default()
+        };
+        let msg = "You have exceeded a secondary rate limit. Please wait a few minutes before you try again.";
+        assert_eq!(
+            rate_limit_wait(403, &none, msg, 0, &l, 0.0),
+            Some((Duration::from_secs(60), RateLimitKind::Secondary))
+        );
+        assert_eq!(
+            rate_limit_wait(403, &none, msg, 2, &l, 0.0),
+            Some((Duration::from_secs(240), RateLimitKind::Secondary))
+        );
+        assert_eq!(
+            rate_limit_wait(429, &none, "", 0, &l, 0.0),
+            Some((Duration::from_secs(60), RateLimitKind::Secondary))
+        );
+        // A permission problem is not a rate limit.
+        assert_eq!(
+            rate_limit_wait(
+                403,
+                &none,
+                "Resource not accessible by integration",
+                0,
+                &l,
+                0.0
+            ),
+            None
+        );
+        assert_eq!(rate_limit_wait(500, &retry, "", 0, &l, 0.0), None);
+    }
+
+    #[test]
+    fn timestamps() {
+        assert_eq!(parse_rfc3339("1970-01-01T00:00:00Z"), Some(0));
+        assert_eq!(parse_rfc3339("2016-07-11T22:14:10Z"), Some(1_468_275_250));
+        assert_eq!(
+            parse_rfc3339("2016-07-11T22:14:10.123Z"),
+            Some(1_468_275_250)
+        );
+        assert_eq!(
+            parse_rfc3339("2016-07-12T00:14:10+02:00"),
+            Some(1_468_275_250)
+        );
+        assert_eq!(parse_rfc3339("2024-02-29T00:00:00Z"), Some(1_709_164_800));
+        assert_eq!(parse_rfc3339("2016-07-11 22:14"), None);
+        assert_eq!(parse_rfc3339("2016-13-11T22:14:10Z"), None);
+    }
+
+    #[test]
+    fn link_header() {
+        let h = r#"<https://api.github.com/x?page=2&labels=a,b>; rel="next", <https://api.github.com/x?page=5>; rel="last""#;
+        assert_eq!(
+            parse_link_header(h, "next").as_deref(),
+            Some("https://api.github.com/x?page=2&labels=a,b")
+        );
+        assert_eq!(
+            parse_link_header(h, "last").as_deref(),
+            Some("https://api.github.com/x?page=5")
+        );
+        assert_eq!(parse_link_header(h, "prev"), None);
+        assert_eq!(parse_link_header("", "next"), None);
+    }
+
+    #[test]
+    fn paths() {
+        assert!(validate_path("/repos/o/r/pulls?per_page=100&page=2").is_ok());
+        for bad in [
+            "repos/o",
+            "//evil.example.com/x",
+            "/repos/../app",
+            "/repos/%2e%2E/x",
+            "/a b",
+            "/a#b",
+            "/a\\b",
+            "/repos//r",
+            "/é",
+        ] {
+            assert!(validate_path(bad).is_err(), "{bad} accepted");
+        }
+        assert_eq!(display_path("/x?access_token=secret"), "/x");
+        assert_eq!(with_per_page("/x"), "/x?per_page=100");
+        assert_eq!(with_per_page("/x?state=all"), "/x?state=all&per_page=100");
+        assert_eq!(with_per_page("/x?per_page=50"), "/x?per_page=50");
+    }
+
+    #[test]
+    fn segments() {
+        assert_eq!(encode_segment("my.repo-1_x~"), "my.repo-1_x~");
+        assert_eq!(encode_segment("a/b c"), "a%2Fb%20c");
+        assert_eq!(encode_segment(".."), "%2E%2E");
+        assert_eq!(
+            repo_path("octo", "hello", "/pulls/1"),
+            "/repos/octo/hello/pulls/1"
+        );
+        assert_eq!(
+            repo_path("octo", "hello", "pulls"),
+            "/repos/octo/hello/pulls"
+        );
+        assert_eq!(repo_path("octo", "hello", ""), "/repos/octo/hello");
+        assert!(validate_path(&repo_path("..", "x", "")).is_err());
+        assert!(validate_path(&repo_path("", "x", "")).is_err());
+        assert!(validate_path(&repo_path("o/../../app", "x", "")).is_ok());
+    }
+}

@@ -1,0 +1,8 @@
+//! GitHub: REST client and App authentication.
+
+pub mod api;
+pub mod client;
+pub mod events;
+pub mod fake;
+pub mod http;
+pub mod publish;

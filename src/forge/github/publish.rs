@@ -1,0 +1,601 @@
+//! Publishing a ReviewPlan on a pull request, idempotently: running the same job twice leaves
+//! the pull request exactly as running it once.
+//!
+//! - One check run per scan (head SHA + merge-base), found again by its `external_id`.
+//! - Inline comments only for fingerprints not already on the PR (read from the hidden marker of
+//!   our own comments), in one review; a 422 is retried once with only the safest comments.
+//! - Comments whose findings were fixed are edited to say so, unless a person replied.
+//! - One summary comment, created once and then edited in place.
+
+use std::collections::{HashMap, HashSet};
+
+use serde_json::{Value, json};
+
+use super::api::{ApiError, ApiRequest, GitHubApi, list_all, repo_path};
+use crate::review::render::{SUMMARY_MARKER, parse_marker, truncate};
+use crate::review::{AnchorKind, Annotation, Conclusion, ReviewPlan};
+
+/// GitHub's name for our check run.
+pub const CHECK_NAME: &str = "kubeward";
+/// At most this many annotations per check-run request.
+pub const ANNOTATIONS_PER_REQUEST: usize = 50;
+const FIXED_PREFIX: &str = "✅ **Fixed**";
+
+/// The pull request a job publishes to.
+#[derive(Debug, Clone)]
+pub struct Target {
+    pub installation: u64,
+    pub owner: String,
+    pub repo: String,
+    pub number: u64,
+    pub head_sha: String,
+    /// Our own login (`kubeward[bot]`); only comments by it are ours.
+    pub bot_login: String,
+}
+
+impl Target {
+    fn path(&self, rest: &str) -> String {
+        repo_path(&self.owner, &self.repo, rest)
+    }
+}
+
+/// The identity of one scan: the check run's `external_id`.
+pub fn scan_key(head_sha: &str, merge_base: &str) -> String {
+    format!("kubeward:{head_sha}:{merge_base}")
+}
+
+/// How a check run ends when there is no plan to publish.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    Success,
+    Failure,
+    /// Skipped (a draft) or too big to review.
+    Neutral,
+    /// Superseded by a newer push.
+    Cancelled,
+}
+
+impl Outcome {
+    fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Success => "success",
+            Outcome::Failure => "failure",
+            Outcome::Neutral => "neutral",
+            Outcome::Cancelled => "cancelled",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PublishReport {
+    pub check_run_id: u64,
+    pub comments_posted: usize,
+    pub comments_skipped: usize,
+    pub comments_marked_fixed: usize,
+    pub moved_to_summary: usize,
+    pub summary_comment_id: u64,
+}
+
+fn id_of(value: &Value) -> u64 {
+    value.get("id").and_then(Value::as_u64).unwrap_or(0)
+}
+
+/// Finds this scan's check run, or creates it `in_progress`. `new_run` forces a new one (a
+/// re-requested check must get a new run).
+pub async fn start_check(
+    api: &dyn GitHubApi,
+    target: &Target,
+    scan: &str,
+    new_run: bool,
+) -> Result<u64, ApiError> {
+    if !new_run && let Some(run) = find_check(api, target, scan).await? {
+        return Ok(id_of(&run));
+    }
+    let body = json!({
+        "name": CHECK_NAME,
+        "head_sha": target.head_sha,
+        "external_id": scan,
+        "status": "in_progress",
+        "output": {"title": "Reviewing", "summary": "kubeward is reviewing this change."},
+    });
+    match api
+        .call(
+            target.installation,
+            ApiRequest::post(target.path("/check-runs"), body.clone()),
+        )
+        .await
+    {
+        Ok(reply) => Ok(id_of(&reply.body)),
+        // The create may have landed: look before creating again.
+        Err(ApiError::Unconfirmed(_)) => match find_check(api, target, scan).await? {
+            Some(run) => Ok(id_of(&run)),
+            None => api
+                .call(
+                    target.installation,
+                    ApiRequest::post(target.path("/check-runs"), body),
+                )
+                .await
+                .map(|r| id_of(&r.body)),
+        },
+        Err(e) => Err(e),
+    }
+}
+
+async fn find_check(
+    api: &dyn GitHubApi,
+    target: &Target,
+    scan: &str,
+) -> Result<Option<Value>, ApiError> {
+    let runs = list_all(
+        api,
+        target.installation,
+        &target.path(&format!(
+            "/commits/{}/check-runs?check_name={CHECK_NAME}",
+            target.head_sha
+        )),
+        Some("check_runs"),
+    )
+    .await?;
+    Ok(runs
+        .into_iter()
+        .filter(|r| r.get("external_id").and_then(Value::as_str) == Some(scan))
+        .max_by_key(id_of))
+}
+
+/// Ends a check run without a plan (skipped draft, superseded, failed job).
+pub async fn finish_check(
+    api: &dyn GitHubApi,
+    target: &Target,
+    check_run_id: u64,
+    outcome: Outcome,
+    title: &str,
+    summary: &str,
+) -> Result<(), ApiError> {
+    let body = json!({
+        "status": "completed",
+        "conclusion": outcome.as_str(),
+        "output": {"title": truncate(title, 200), "summary": truncate(summary, 60_000)},
+    });
+    api.call(
+        target.installation,
+        ApiRequest::patch(target.path(&format!("/check-runs/{check_run_id}")), body),
+    )
+    .await
+    .map(|_| ())
+}
+
+/// A comment of ours on the pull request.
+struct Ours {
+    id: u64,
+    fingerprints: Vec<String>,
+    body: String,
+    replied: bool,
+}
+
+fn is_ours(comment: &Value, bot_login: &str) -> bool {
+    comment
+        .get("user")
+        .and_then(|u| u.get("login"))
+        .and_then(Value::as_str)
+        == Some(bot_login)
+}
+
+async fn our_review_comments(api: &dyn GitHubApi, target: &Target) -> Result<Vec<Ours>, ApiError> {
+    let all = list_all(
+        api,
+        target.installation,
+        &target.path(&format!("/pulls/{}/comments", target.number)),
+        None,
+    )
+    .await?;
+    // A thread a person took part in is theirs too: never re-posted, edited or resolved.
+    let replied_to: HashSet<u64> = all
+        .iter()
+        .filter(|c| !is_ours(c, &target.bot_login))
+        .filter_map(|c| c.get("in_reply_to_id").and_then(Value::as_u64))
+        .collect();
+    Ok(all
+        .iter()
+        .filter(|c| is_ours(c, &target.bot_login))
+        .filter_map(|c| {
+            let body = c.get("body").and_then(Value::as_str).unwrap_or("");
+            let fingerprints = parse_marker(body)?;
+            let id = id_of(c);
+            Some(Ours {
+                id,
+                fingerprints,
+                body: body.to_owned(),
+                replied: replied_to.contains(&id),
+            })
+        })
+        .collect())
+}
+
+fn review_comment_json(c: &crate::review::InlineComment) -> Value {
+    let mut comment = json!({
+        "path": c.path,
+        "line": c.line,
+        "side": c.side,
+        "body": c.body,
+    });
+    if let Some(start) = c.start_line {
+        comment["start_line"] = json!(start);
+        comment["start_side"] = json!("RIGHT");
+    }
+    comment
+}
+
+/// Publishes the plan; `check_run_id` comes from [`start_check`].
+pub async fn publish(
+    api: &dyn GitHubApi,
+    target: &Target,
+    plan: &ReviewPlan,
+    check_run_id: u64,
+) -> Result<PublishReport, ApiError> {
+    let mut report = PublishReport {
+        check_run_id,
+        ..PublishReport::default()
+    };
+    let existing = our_review_comments(api, target).await?;
+    let posted: HashSet<&str> = existing
+        .iter()
+        .flat_map(|c| c.fingerprints.iter().map(String::as_str))
+        .collect();
+
+    // New inline comments, once each.
+    let fresh: Vec<&crate::review::InlineComment> = plan
+        .inline_comments
+        .iter()
+        .filter(|c| !c.fingerprints.iter().all(|f| posted.contains(f.as_str())))
+        .collect();
+    report.comments_skipped = plan.inline_comments.len() - fresh.len();
+    let mut moved: Vec<&crate::review::InlineComment> = Vec::new();
+    if !fresh.is_empty() {
+        match post_review(api, target, &fresh).await {
+            Ok(()) => report.comments_posted = fresh.len(),
+            Err(ApiError::Status { status: 422, .. }) => {
+                // GitHub rejects the whole review and does not say which comment: keep only
+                // single-line comments on added lines, the ones our diff is surest of.
+                let (safe, risky): (Vec<_>, Vec<_>) = fresh.iter().partition(|c| {
+                    c.start_line.is_none()
+                        && plan.new_findings.iter().any(|f| {
+                            c.fingerprints.contains(&f.finding.fingerprint)
+                                && f.anchor
+                                    .as_ref()
+                                    .is_some_and(|a| a.kind == AnchorKind::OwnLine)
+                        })
+                });
+                moved.extend(risky);
+                if safe.is_empty() {
+                } else if post_review(api, target, &safe).await.is_ok() {
+                    report.comments_posted = safe.len();
+                } else {
+                    moved.extend(safe);
+                }
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    report.moved_to_summary = moved.len();
+
+    // File-level comments, once each.
+    for file in &plan.file_comments {
+        if file
+            .fingerprints
+            .iter()
+            .all(|f| posted.contains(f.as_str()))
+        {
+            continue;
+        }
+        let body = json!({
+            "body": file.body,
+            "commit_id": target.head_sha,
+            "path": file.path,
+            "subject_type": "file",
+        });
+        let path = target.path(&format!("/pulls/{}/comments", target.number));
+        if api
+            .call(target.installation, ApiRequest::post(path, body))
+            .await
+            .is_ok()
+        {
+            report.comments_posted += 1;
+        }
+    }
+
+    // Fixed findings: say so on our comment, unless a person took over the thread.
+    let fixed: HashSet<&str> = plan
+        .fixed_findings
+        .iter()
+        .map(|f| f.finding.fingerprint.as_str())
+        .collect();
+    let open: HashSet<&str> = plan
+        .new_findings
+        .iter()
+        .chain(&plan.pre_existing_findings)
+        .map(|f| f.finding.fingerprint.as_str())
+        .collect();
+    for comment in &existing {
+        let all_fixed = comment
+            .fingerprints
+            .iter()
+            .all(|f| fixed.contains(f.as_str()) && !open.contains(f.as_str()));
+        if !all_fixed || comment.replied || comment.body.starts_with(FIXED_PREFIX) {
+            continue;
+        }
+        let short = &target.head_sha[..target.head_sha.len().min(7)];
+        let body = format!(
+            "{FIXED_PREFIX} in `{short}`.\n\n<details><summary>The original comment</summary>\n\n{}\n</details>\n\n{}",
+            strip_marker(&comment.body),
+            marker_line(&comment.body)
+        );
+        api.call(
+            target.installation,
+            ApiRequest::patch(
+                target.path(&format!("/pulls/comments/{}", comment.id)),
+                json!({"body": body}),
+            ),
+        )
+        .await?;
+        report.comments_marked_fixed += 1;
+    }
+
+    // The summary: one comment, edited in place.
+    let mut summary = plan.summary.clone();
+    if !moved.is_empty() {
+        let mut extra = String::from("\n\nGitHub refused some inline comments; here they are:\n");
+        for c in &moved {
+            extra.push_str(&format!("- `{}` line {}\n", c.path, c.line));
+        }
+        summary = summary.replace(
+            SUMMARY_MARKER,
+            &format!("{}\n{SUMMARY_MARKER}", extra.trim_end()),
+        );
+    }
+    report.summary_comment_id = upsert_summary(api, target, &summary).await?;
+
+    // The check run, with annotations for what is not an inline comment.
+    complete_check(api, target, plan, check_run_id, &moved).await?;
+    Ok(report)
+}
+
+fn strip_marker(body: &str) -> String {
+    let trimmed = body.trim_end();
+    match trimmed.rfind('\n') {
+        Some(i) if parse_marker(&trimmed[i..]).is_some() => trimmed[..i].to_owned(),
+        _ => trimmed.to_owned(),
+    }
+}
+
+fn marker_line(body: &str) -> String {
+    body.trim_end().lines().last().unwrap_or("").to_owned()
+}
+
+async fn post_review(
+    api: &dyn GitHubApi,
+    target: &Target,
+    comments: &[&crate::review::InlineComment],
+) -> Result<(), ApiError> {
+    let body = json!({
+        "commit_id": target.head_sha,
+        "event": "COMMENT",
+        "body": format!("kubeward found {} new problem(s) on the changed lines.", comments.len()),
+        "comments": comments.iter().map(|c| review_comment_json(c)).collect::<Vec<_>>(),
+    });
+    let path = target.path(&format!("/pulls/{}/reviews", target.number));
+    match api
+        .call(
+            target.installation,
+            ApiRequest::post(path.clone(), body.clone()),
+        )
+        .await
+    {
+        Ok(_) => Ok(()),
+        Err(ApiError::Unconfirmed(_)) => {
+            // Look before posting again: the review may have landed.
+            let now = our_review_comments(api, target).await?;
+            let landed: HashSet<&str> = now
+                .iter()
+                .flat_map(|c| c.fingerprints.iter().map(String::as_str))
+                .collect();
+            if comments
+                .iter()
+                .all(|c| c.fingerprints.iter().all(|f| landed.contains(f.as_str())))
+            {
+                Ok(())
+            } else {
+                api.call(target.installation, ApiRequest::post(path, body))
+                    .await
+                    .map(|_| ())
+            }
+        }
+        Err(e) => Err(e),
+    }
+}
+
+async fn upsert_summary(
+    api: &dyn GitHubApi,
+    target: &Target,
+    summary: &str,
+) -> Result<u64, ApiError> {
+    let path = target.path(&format!("/issues/{}/comments", target.number));
+    let find = |comments: Vec<Value>| {
+        comments.into_iter().find(|c| {
+            is_ours(c, &target.bot_login)
+                && c.get("body")
+                    .and_then(Value::as_str)
+                    .is_some_and(|b| b.contains(SUMMARY_MARKER))
+        })
+    };
+    let existing = find(list_all(api, target.installation, &path, None).await?);
+    if let Some(comment) = existing {
+        let id = id_of(&comment);
+        if comment.get("body").and_then(Value::as_str) != Some(summary) {
+            api.call(
+                target.installation,
+                ApiRequest::patch(
+                    target.path(&format!("/issues/comments/{id}")),
+                    json!({"body": summary}),
+                ),
+            )
+            .await?;
+        }
+        return Ok(id);
+    }
+    match api
+        .call(
+            target.installation,
+            ApiRequest::post(path.clone(), json!({"body": summary})),
+        )
+        .await
+    {
+        Ok(reply) => Ok(id_of(&reply.body)),
+        Err(ApiError::Unconfirmed(_)) => {
+            match find(list_all(api, target.installation, &path, None).await?) {
+                Some(c) => Ok(id_of(&c)),
+                None => api
+                    .call(
+                        target.installation,
+                        ApiRequest::post(path, json!({"body": summary})),
+                    )
+                    .await
+                    .map(|r| id_of(&r.body)),
+            }
+        }
+        Err(e) => Err(e),
+    }
+}
+
+fn annotation_json(a: &Annotation) -> Value {
+    let level = match a.severity {
+        crate::audit::Severity::Danger => "failure",
+        _ => "warning",
+    };
+    json!({
+        "path": a.path,
+        "start_line": a.line,
+        "end_line": a.end_line.max(a.line),
+        "annotation_level": level,
+        "title": truncate(&a.title, 255),
+        "message": truncate(&a.message, 60_000),
+    })
+}
+
+/// Annotations for new findings that are not inline comments: over the inline limit, file-level,
+/// summary-only, or refused by GitHub.
+fn annotations(plan: &ReviewPlan, moved: &[&crate::review::InlineComment]) -> Vec<Annotation> {
+    let inline: HashSet<&str> = plan
+        .inline_comments
+        .iter()
+        .filter(|c| !moved.iter().any(|m| m.path == c.path && m.line == c.line))
+        .flat_map(|c| c.fingerprints.iter().map(String::as_str))
+        .collect();
+    let mut seen = HashSet::new();
+    let mut out: Vec<Annotation> = Vec::new();
+    for f in &plan.new_findings {
+        if inline.contains(f.finding.fingerprint.as_str())
+            || !seen.insert(f.finding.fingerprint.clone())
+        {
+            continue;
+        }
+        out.push(Annotation {
+            path: f.finding.path.clone(),
+            line: f.finding.line.max(1),
+            end_line: f.finding.line.max(1),
+            severity: f.finding.severity,
+            title: format!("{} ({})", f.finding.rule, f.finding.severity.as_str()),
+            message: crate::review::render::neutralize(&f.finding.message),
+            fingerprint: f.finding.fingerprint.clone(),
+        });
+    }
+    out
+}
+
+async fn complete_check(
+    api: &dyn GitHubApi,
+    target: &Target,
+    plan: &ReviewPlan,
+    check_run_id: u64,
+    moved: &[&crate::review::InlineComment],
+) -> Result<(), ApiError> {
+    let path = target.path(&format!("/check-runs/{check_run_id}"));
+    let current = api
+        .call(target.installation, ApiRequest::get(path.clone()))
+        .await?;
+    let already = current
+        .body
+        .get("output")
+        .and_then(|o| o.get("annotations_count"))
+        .and_then(Value::as_u64)
+        .unwrap_or(0) as usize;
+    let conclusion = match plan.conclusion {
+        Conclusion::Success => "success",
+        Conclusion::Failure => "failure",
+    };
+    let output = |batch: &[Annotation]| {
+        json!({
+            "title": truncate(&plan.title, 200),
+            "summary": truncate(&plan.summary, 60_000),
+            "annotations": batch.iter().map(annotation_json).collect::<Vec<_>>(),
+        })
+    };
+    let all = annotations(plan, moved);
+    // Annotations append on every update: on a re-run of the same scan, do not add them again.
+    let pending: &[Annotation] = if already >= all.len() {
+        &[]
+    } else {
+        &all[already..]
+    };
+    let mut batches = pending.chunks(ANNOTATIONS_PER_REQUEST);
+    let first = batches.next().unwrap_or(&[]);
+    let status = current.body.get("status").and_then(Value::as_str);
+    let same = status == Some("completed")
+        && current.body.get("conclusion").and_then(Value::as_str) == Some(conclusion)
+        && current
+            .body
+            .get("output")
+            .and_then(|o| o.get("summary"))
+            .and_then(Value::as_str)
+            == Some(truncate(&plan.summary, 60_000).as_str());
+    if !(same && first.is_empty()) {
+        api.call(
+            target.installation,
+            ApiRequest::patch(
+                path.clone(),
+                json!({"status": "completed", "conclusion": conclusion, "output": output(first)}),
+            ),
+        )
+        .await?;
+    }
+    for batch in batches {
+        api.call(
+            target.installation,
+            ApiRequest::patch(path.clone(), json!({"output": output(batch)})),
+        )
+        .await?;
+    }
+    Ok(())
+}
+
+/// `user -> permission` answers worth acting on: write, maintain or admin.
+pub fn can_write(permission_reply: &Value) -> bool {
+    let role = permission_reply
+        .get("role_name")
+        .and_then(Value::as_str)
+        .or_else(|| permission_reply.get("permission").and_then(Value::as_str))
+        .unwrap_or("");
+    let flags: HashMap<&str, bool> = permission_reply
+        .get("user")
+        .and_then(|u| u.get("permissions"))
+        .and_then(Value::as_object)
+        .map(|m| {
+            m.iter()
+                .filter_map(|(k, v)| v.as_bool().map(|b| (k.as_str(), b)))
+                .collect()
+        })
+        .unwrap_or_default();
+    matches!(role, "admin" | "maintain" | "write")
+        || ["admin", "maintain", "push"]
+            .iter()
+            .any(|k| flags.get(k) == Some(&true))
+}

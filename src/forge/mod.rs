@@ -1,0 +1,6 @@
+//! Forges (GitHub, GitLab): thin adapters that talk to the hosting service's API.
+
+pub mod github;
+pub mod secret;
+
+pub use secret::Secret;

@@ -1,0 +1,379 @@
+//! Durable job queue for the bot: webhook deliveries become jobs that survive restarts.
+//!
+//! Forge-neutral: a job is a handful of indexed columns (forge, repo, PR, head) plus an opaque
+//! JSON payload. Workers `claim` jobs under a time-limited lease and `heartbeat` to keep it, so a
+//! crashed worker's job is taken over once its lease runs out. Failures retry with jittered
+//! exponential backoff and end in a `dead` letter state.
+//!
+//! Times that drive scheduling (`now_ms`, `run_at_ms`, leases) are passed in, so tests control
+//! the clock; bookkeeping timestamps (created/updated/finished, delivery receipt) use [`now_ms`].
+//!
+//! The default backend is SQLite (one process). All SQL lives in the backend module
+//! (`sqlite.rs`); adding PostgreSQL means a sibling module and a `Backend` variant.
+
+mod error;
+mod sqlite;
+mod types;
+
+use std::time::Duration;
+
+pub use error::QueueError;
+pub use types::{
+    DropOutcome, EnqueueOutcome, FailOutcome, Heartbeat, Job, JobState, NewJob, PruneOutcome,
+    QueueConfig, QueueStats, UnknownJobState,
+};
+
+/// Longest `last_error` kept; a whole HTTP body or backtrace must not bloat the table.
+pub const MAX_ERROR_LEN: usize = 8 * 1024;
+
+/// Wall-clock epoch milliseconds: what callers pass as `now_ms` outside tests.
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|elapsed| i64::try_from(elapsed.as_millis()).unwrap_or(i64::MAX))
+        .unwrap_or(0)
+}
+
+/// The storage behind a [`Queue`]; one variant per database.
+#[derive(Debug, Clone)]
+enum Backend {
+    Sqlite(sqlite::SqliteBackend),
+}
+
+/// Handle to the queue. Cheap to clone (a connection pool inside); share one per process.
+#[derive(Debug, Clone)]
+pub struct Queue {
+    backend: Backend,
+    config: QueueConfig,
+}
+
+impl Queue {
+    /// Opens (creating if needed) and migrates the queue at `url`, with the default [`QueueConfig`].
+    ///
+    /// `sqlite://path/to/queue.db` (created if missing, WAL) or `sqlite::memory:` (tests).
+    pub async fn connect(url: &str) -> Result<Queue, QueueError> {
+        Queue::connect_with(url, QueueConfig::default()).await
+    }
+
+    /// [`Queue::connect`] with an explicit retry policy.
+    pub async fn connect_with(url: &str, config: QueueConfig) -> Result<Queue, QueueError> {
+        config.validate()?;
+        let scheme = url.split_once(':').map_or("", |(scheme, _)| scheme);
+        let backend = match scheme {
+            "sqlite" => Backend::Sqlite(sqlite::SqliteBackend::connect(url).await?),
+            "postgres" | "postgresql" => {
+                return Err(QueueError::UnsupportedBackend {
+                    scheme: scheme.to_owned(),
+                    hint: "the PostgreSQL queue backend is not implemented yet; use sqlite://",
+                });
+            }
+            _ => {
+                return Err(QueueError::UnsupportedBackend {
+                    // Only the scheme: the rest of a URL may hold credentials.
+                    scheme: scheme.chars().take(32).collect(),
+                    hint: "expected sqlite://PATH or sqlite::memory:",
+                });
+            }
+        };
+        Ok(Queue { backend, config })
+    }
+
+    /// Replaces the retry policy of this handle (clones keep theirs).
+    pub fn with_config(mut self, config: QueueConfig) -> Result<Queue, QueueError> {
+        config.validate()?;
+        self.config = config;
+        Ok(self)
+    }
+
+    pub fn config(&self) -> &QueueConfig {
+        &self.config
+    }
+
+    /// Remembers a webhook delivery; true if it is new, false if this forge sent it before
+    /// (a redelivery, to be acknowledged and ignored).
+    pub async fn record_delivery(
+        &self,
+        forge: &str,
+        delivery_id: &str,
+    ) -> Result<bool, QueueError> {
+        match &self.backend {
+            Backend::Sqlite(b) => b.record_delivery(forge, delivery_id, now_ms()).await,
+        }
+    }
+
+    /// Whether this forge's delivery was recorded, without recording it (e.g. to decide
+    /// whether to ask the forge to redeliver a failed one).
+    pub async fn delivery_seen(&self, forge: &str, delivery_id: &str) -> Result<bool, QueueError> {
+        match &self.backend {
+            Backend::Sqlite(b) => b.delivery_seen(forge, delivery_id).await,
+        }
+    }
+
+    /// Stores a job. With `supersedes`, older queued jobs of the same PR become `superseded`
+    /// and running ones get `cancel_requested`, in the same transaction as the insert.
+    pub async fn enqueue(&self, job: NewJob) -> Result<EnqueueOutcome, QueueError> {
+        let payload = prepare(&job)?;
+        match &self.backend {
+            Backend::Sqlite(b) => b.enqueue(&job, &payload, now_ms()).await,
+        }
+    }
+
+    /// Records a webhook delivery and enqueues its jobs in one transaction: `None` if the
+    /// delivery was already recorded (nothing is enqueued), else the new job ids in order.
+    ///
+    /// One transaction, so a crash between the two cannot mark a delivery seen whose jobs were
+    /// lost (the redelivery would then be ignored) or queue them twice.
+    pub async fn enqueue_delivery(
+        &self,
+        forge: &str,
+        delivery_id: &str,
+        jobs: Vec<NewJob>,
+    ) -> Result<Option<Vec<i64>>, QueueError> {
+        let jobs = jobs
+            .into_iter()
+            .map(|job| prepare(&job).map(|payload| (job, payload)))
+            .collect::<Result<Vec<_>, _>>()?;
+        match &self.backend {
+            Backend::Sqlite(b) => {
+                b.enqueue_delivery(forge, delivery_id, &jobs, now_ms())
+                    .await
+            }
+        }
+    }
+
+    /// Takes the oldest runnable job for `worker_id` until `now_ms + lease`, counting an attempt.
+    ///
+    /// Runnable: `queued` with `run_at <= now_ms`, or `running` with an expired lease (its worker
+    /// died). Expired jobs that were cancel-requested or are out of attempts are finalized
+    /// (superseded/dropped, or dead) instead of being handed out again, so a job that keeps
+    /// crashing its worker cannot loop forever.
+    pub async fn claim(
+        &self,
+        worker_id: &str,
+        lease: Duration,
+        now_ms: i64,
+    ) -> Result<Option<Job>, QueueError> {
+        let lease_until = now_ms.saturating_add(duration_ms(lease));
+        let max_attempts = i64::from(self.config.max_attempts);
+        match &self.backend {
+            Backend::Sqlite(b) => b.claim(worker_id, lease_until, max_attempts, now_ms).await,
+        }
+    }
+
+    /// Extends the lease if `worker_id` still holds job `id`; also reports cancellation.
+    pub async fn heartbeat(
+        &self,
+        id: i64,
+        worker_id: &str,
+        lease: Duration,
+        now_ms: i64,
+    ) -> Result<Heartbeat, QueueError> {
+        let lease_until = now_ms.saturating_add(duration_ms(lease));
+        match &self.backend {
+            Backend::Sqlite(b) => b.heartbeat(id, worker_id, lease_until, now_ms).await,
+        }
+    }
+
+    /// Marks a held job `done`. False if the worker no longer held it (its result is stale).
+    pub async fn complete(&self, id: i64, worker_id: &str) -> Result<bool, QueueError> {
+        match &self.backend {
+            Backend::Sqlite(b) => b.complete(id, worker_id, now_ms()).await,
+        }
+    }
+
+    /// Records a failed attempt: retry after a jittered backoff, or dead-letter once
+    /// `max_attempts` claims have failed. A cancel-requested job is not retried.
+    pub async fn fail(
+        &self,
+        id: i64,
+        worker_id: &str,
+        error: &str,
+        now_ms: i64,
+    ) -> Result<FailOutcome, QueueError> {
+        let error = truncate(error, MAX_ERROR_LEN);
+        match &self.backend {
+            Backend::Sqlite(b) => b.fail(id, worker_id, error, &self.config, now_ms).await,
+        }
+    }
+
+    /// Gives a held job back without counting the attempt (graceful shutdown). A
+    /// cancel-requested job goes to its terminal state instead. False if not held.
+    pub async fn release(&self, id: i64, worker_id: &str) -> Result<bool, QueueError> {
+        match &self.backend {
+            Backend::Sqlite(b) => b.release(id, worker_id, now_ms()).await,
+        }
+    }
+
+    /// The PR was closed or merged: its queued jobs are `dropped`, running ones cancel-requested.
+    pub async fn drop_pr(
+        &self,
+        forge: &str,
+        repo_id: i64,
+        pr_number: i64,
+    ) -> Result<DropOutcome, QueueError> {
+        self.drop_jobs(forge, DropScope::Pr { repo_id, pr_number })
+            .await
+    }
+
+    /// The app was uninstalled: like [`Queue::drop_pr`] for every job of the installation.
+    pub async fn drop_installation(
+        &self,
+        forge: &str,
+        installation_id: i64,
+    ) -> Result<DropOutcome, QueueError> {
+        self.drop_jobs(forge, DropScope::Installation(installation_id))
+            .await
+    }
+
+    /// The repository left the installation (or was deleted): like [`Queue::drop_pr`] for
+    /// every job of the repository.
+    pub async fn drop_repository(
+        &self,
+        forge: &str,
+        repo_id: i64,
+    ) -> Result<DropOutcome, QueueError> {
+        self.drop_jobs(forge, DropScope::Repository(repo_id)).await
+    }
+
+    async fn drop_jobs(&self, forge: &str, scope: DropScope) -> Result<DropOutcome, QueueError> {
+        match &self.backend {
+            Backend::Sqlite(b) => b.drop_jobs(forge, scope, now_ms()).await,
+        }
+    }
+
+    /// Records which PR a head commit belongs to: a check-run re-request from a fork carries
+    /// only the SHA, and the forge will not say which PR it came from.
+    pub async fn remember_pr_head(
+        &self,
+        forge: &str,
+        repo_id: i64,
+        head_sha: &str,
+        pr_number: i64,
+    ) -> Result<(), QueueError> {
+        match &self.backend {
+            Backend::Sqlite(b) => {
+                b.remember_pr_head(forge, repo_id, head_sha, pr_number, now_ms())
+                    .await
+            }
+        }
+    }
+
+    /// The PR last remembered for `head_sha`, if any.
+    pub async fn pr_for_head(
+        &self,
+        forge: &str,
+        repo_id: i64,
+        head_sha: &str,
+    ) -> Result<Option<i64>, QueueError> {
+        match &self.backend {
+            Backend::Sqlite(b) => b.pr_for_head(forge, repo_id, head_sha).await,
+        }
+    }
+
+    /// Counts for metrics, as of `now_ms`.
+    pub async fn stats(&self, now_ms: i64) -> Result<QueueStats, QueueError> {
+        match &self.backend {
+            Backend::Sqlite(b) => b.stats(now_ms).await,
+        }
+    }
+
+    /// One job by id.
+    pub async fn get(&self, id: i64) -> Result<Option<Job>, QueueError> {
+        match &self.backend {
+            Backend::Sqlite(b) => b.get(id).await,
+        }
+    }
+
+    /// Puts a dead job back in the queue with fresh attempts (an operator fixed the cause).
+    /// False if the job is not dead.
+    pub async fn retry_dead(&self, id: i64, now_ms: i64) -> Result<bool, QueueError> {
+        match &self.backend {
+            Backend::Sqlite(b) => b.retry_dead(id, now_ms).await,
+        }
+    }
+
+    /// Deletes history older than `before_ms` (wall-clock epoch ms): deliveries, PR-head
+    /// mappings, and finished jobs (`done`, `superseded`, `dropped`). Dead jobs are kept for
+    /// an operator. Without pruning these tables only grow.
+    pub async fn prune(&self, before_ms: i64) -> Result<PruneOutcome, QueueError> {
+        match &self.backend {
+            Backend::Sqlite(b) => b.prune(before_ms).await,
+        }
+    }
+}
+
+/// What a drop applies to.
+#[derive(Debug, Clone, Copy)]
+enum DropScope {
+    Pr { repo_id: i64, pr_number: i64 },
+    Installation(i64),
+    Repository(i64),
+}
+
+/// Checks a job before it is stored and serializes its payload.
+fn prepare(job: &NewJob) -> Result<String, QueueError> {
+    if job.supersedes && job.pr_number.is_none() {
+        return Err(QueueError::Invalid(format!(
+            "a `{}` job for repo {} supersedes but has no pr_number",
+            job.kind, job.repo_id
+        )));
+    }
+    serde_json::to_string(&job.payload)
+        .map_err(|err| QueueError::Invalid(format!("payload is not serializable: {err}")))
+}
+
+/// Lease lengths in ms, saturating (a lease of years is a caller bug, not a reason to panic).
+fn duration_ms(duration: Duration) -> i64 {
+    i64::try_from(duration.as_millis()).unwrap_or(i64::MAX)
+}
+
+/// At most `max` bytes, cut on a character boundary.
+fn truncate(text: &str, max: usize) -> &str {
+    if text.len() <= max {
+        return text;
+    }
+    let mut end = max;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    &text[..end]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn truncate_respects_char_boundaries() {
+        assert_eq!(truncate("héllo", 2), "h");
+        assert_eq!(truncate("héllo", 3), "hé");
+        assert_eq!(truncate("abc", 10), "abc");
+    }
+
+    #[test]
+    fn backoff_doubles_and_caps() {
+        let config = QueueConfig::default().with_backoff(1_000, 10_000);
+        assert_eq!(config.backoff_ceiling_ms(1), 1_000);
+        assert_eq!(config.backoff_ceiling_ms(2), 2_000);
+        assert_eq!(config.backoff_ceiling_ms(4), 8_000);
+        assert_eq!(config.backoff_ceiling_ms(5), 10_000);
+        assert_eq!(config.backoff_ceiling_ms(500), 10_000);
+        assert_eq!(config.backoff_ceiling_ms(0), 1_000);
+        for attempts in 1..10 {
+            let delay = config.backoff_ms(attempts);
+            let ceiling = config.backoff_ceiling_ms(attempts);
+            assert!(
+                delay >= ceiling / 2 && delay <= ceiling,
+                "{delay} vs {ceiling}"
+            );
+        }
+    }
+
+    #[test]
+    fn job_state_round_trips() {
+        for state in JobState::ALL {
+            assert_eq!(state.as_str().parse::<JobState>(), Ok(state));
+        }
+        assert!("bogus".parse::<JobState>().is_err());
+    }
+}

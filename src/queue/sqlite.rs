@@ -1,0 +1,809 @@
+//! SQLite backend: every SQL statement and migration the queue runs on SQLite lives here.
+//!
+//! SQLite serializes writers, so a single `UPDATE … WHERE id = (SELECT … LIMIT 1) RETURNING …`
+//! is an atomic claim. Multi-statement operations use `BEGIN IMMEDIATE`, which takes the write
+//! lock up front: a deferred transaction that reads first and then writes can fail with
+//! `SQLITE_BUSY` without waiting for `busy_timeout`.
+//!
+//! The statements use `$n` placeholders and integer epoch milliseconds so a PostgreSQL backend
+//! can reuse most of them; what differs there is the claim (`FOR UPDATE SKIP LOCKED`) and the DDL.
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use sqlx::Row;
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow,
+    SqliteSynchronous,
+};
+
+use super::error::db;
+use super::{
+    DropOutcome, DropScope, EnqueueOutcome, FailOutcome, Heartbeat, Job, JobState, NewJob,
+    PruneOutcome, QueueConfig, QueueError, QueueStats,
+};
+
+/// How long a statement waits for another connection's write lock before giving up.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
+/// Connections per pool on a file: WAL lets readers run beside the one writer.
+const FILE_POOL_SIZE: u32 = 8;
+
+struct Migration {
+    version: i64,
+    name: &'static str,
+    sql: &'static str,
+}
+
+/// Applied in order, each at most once; append only, never edit a released one.
+const MIGRATIONS: &[Migration] = &[Migration {
+    version: 1,
+    name: "init",
+    sql: include_str!("migrations/sqlite/0001_init.sql"),
+}];
+
+const CREATE_MIGRATIONS_TABLE: &str = "CREATE TABLE IF NOT EXISTS schema_migrations (
+    version       INTEGER PRIMARY KEY,
+    name          TEXT    NOT NULL,
+    applied_at_ms INTEGER NOT NULL
+)";
+const CURRENT_VERSION: &str = "SELECT COALESCE(MAX(version), 0) AS version FROM schema_migrations";
+const RECORD_MIGRATION: &str =
+    "INSERT INTO schema_migrations (version, name, applied_at_ms) VALUES ($1, $2, $3)";
+
+/// The columns [`job_from_row`] reads, in one place for every statement that returns a job.
+macro_rules! job_columns {
+    () => {
+        "id, kind, forge, installation_id, repo_id, pr_number, head_sha, payload, state, \
+         attempts, last_error, cancel_requested"
+    };
+}
+
+const DELIVERY_SEEN: &str =
+    "SELECT 1 AS seen FROM deliveries WHERE forge = $1 AND delivery_id = $2";
+const RECORD_DELIVERY: &str = "INSERT INTO deliveries (forge, delivery_id, received_at_ms)
+    VALUES ($1, $2, $3) ON CONFLICT (forge, delivery_id) DO NOTHING";
+
+const INSERT_JOB: &str = "INSERT INTO jobs (kind, forge, installation_id, repo_id, pr_number,
+        head_sha, payload, state, attempts, run_at_ms, created_at_ms, updated_at_ms)
+    VALUES ($1, $2, $3, $4, $5, $6, $7, 'queued', 0, $8, $9, $9)
+    RETURNING id";
+
+const SUPERSEDE_QUEUED: &str = "UPDATE jobs
+    SET state = 'superseded', finished_at_ms = $4, updated_at_ms = $4
+    WHERE forge = $1 AND repo_id = $2 AND pr_number = $3 AND state = 'queued'
+    RETURNING id";
+/// A job already being dropped stays dropped: the PR is gone, not merely outdated.
+const SUPERSEDE_RUNNING: &str = "UPDATE jobs
+    SET cancel_requested = 1, cancel_reason = COALESCE(cancel_reason, 'superseded'),
+        updated_at_ms = $4
+    WHERE forge = $1 AND repo_id = $2 AND pr_number = $3 AND state = 'running'
+    RETURNING id";
+
+// Drops bind $1 forge, $2 now, then their scope.
+const DROP_PR_QUEUED: &str = "UPDATE jobs
+    SET state = 'dropped', finished_at_ms = $2, updated_at_ms = $2
+    WHERE forge = $1 AND repo_id = $3 AND pr_number = $4 AND state = 'queued'
+    RETURNING id";
+const DROP_PR_RUNNING: &str = "UPDATE jobs
+    SET cancel_requested = 1, cancel_reason = 'dropped', updated_at_ms = $2
+    WHERE forge = $1 AND repo_id = $3 AND pr_number = $4 AND state = 'running'
+    RETURNING id";
+const DROP_INSTALLATION_QUEUED: &str = "UPDATE jobs
+    SET state = 'dropped', finished_at_ms = $2, updated_at_ms = $2
+    WHERE forge = $1 AND installation_id = $3 AND state = 'queued'
+    RETURNING id";
+const DROP_INSTALLATION_RUNNING: &str = "UPDATE jobs
+    SET cancel_requested = 1, cancel_reason = 'dropped', updated_at_ms = $2
+    WHERE forge = $1 AND installation_id = $3 AND state = 'running'
+    RETURNING id";
+const DROP_REPOSITORY_QUEUED: &str = "UPDATE jobs
+    SET state = 'dropped', finished_at_ms = $2, updated_at_ms = $2
+    WHERE forge = $1 AND repo_id = $3 AND state = 'queued'
+    RETURNING id";
+const DROP_REPOSITORY_RUNNING: &str = "UPDATE jobs
+    SET cancel_requested = 1, cancel_reason = 'dropped', updated_at_ms = $2
+    WHERE forge = $1 AND repo_id = $3 AND state = 'running'
+    RETURNING id";
+
+/// Expired leases that must not be handed out again: cancel-requested jobs take their terminal
+/// state, jobs out of attempts (their worker died on the last one) go dead.
+const REAP_EXPIRED: &str = "UPDATE jobs
+    SET state = CASE WHEN cancel_requested = 1 THEN COALESCE(cancel_reason, 'dropped')
+                     ELSE 'dead' END,
+        last_error = CASE WHEN cancel_requested = 1 THEN last_error
+                          ELSE 'lease of worker ' || COALESCE(locked_by, '?')
+                               || ' expired on the last attempt'
+                               || COALESCE('; previous error: ' || last_error, '') END,
+        lease_until_ms = NULL, locked_by = NULL, finished_at_ms = $1, updated_at_ms = $1
+    WHERE state = 'running' AND lease_until_ms <= $1
+      AND (cancel_requested = 1 OR attempts >= $2)
+    RETURNING id, state";
+
+/// Oldest first by id (enqueue order), so a retry that becomes due is not starved by newer work.
+const CLAIM: &str = concat!(
+    "UPDATE jobs
+    SET state = 'running', lease_until_ms = $2, locked_by = $3, attempts = attempts + 1,
+        updated_at_ms = $1
+    WHERE id = (
+        SELECT id FROM jobs
+        WHERE (state = 'queued' AND run_at_ms <= $1)
+           OR (state = 'running' AND lease_until_ms <= $1 AND cancel_requested = 0
+               AND attempts < $4)
+        ORDER BY id
+        LIMIT 1)
+    RETURNING ",
+    job_columns!()
+);
+
+const HEARTBEAT: &str = "UPDATE jobs SET lease_until_ms = $3, updated_at_ms = $4
+    WHERE id = $1 AND state = 'running' AND locked_by = $2
+    RETURNING cancel_requested";
+
+const COMPLETE: &str = "UPDATE jobs
+    SET state = 'done', lease_until_ms = NULL, locked_by = NULL,
+        finished_at_ms = $3, updated_at_ms = $3
+    WHERE id = $1 AND state = 'running' AND locked_by = $2";
+
+const HELD_JOB: &str = "SELECT attempts, cancel_requested, cancel_reason FROM jobs
+    WHERE id = $1 AND state = 'running' AND locked_by = $2";
+const FINISH_WITH_ERROR: &str = "UPDATE jobs
+    SET state = $2, last_error = $3, lease_until_ms = NULL, locked_by = NULL,
+        finished_at_ms = $4, updated_at_ms = $4
+    WHERE id = $1";
+const RETRY_LATER: &str = "UPDATE jobs
+    SET state = 'queued', run_at_ms = $2, last_error = $3, lease_until_ms = NULL,
+        locked_by = NULL, updated_at_ms = $4
+    WHERE id = $1";
+
+/// Keeps `run_at_ms`, so the job goes back to its old place in line.
+const RELEASE: &str = "UPDATE jobs
+    SET state = CASE WHEN cancel_requested = 1 THEN COALESCE(cancel_reason, 'dropped')
+                     ELSE 'queued' END,
+        attempts = CASE WHEN attempts > 0 THEN attempts - 1 ELSE 0 END,
+        finished_at_ms = CASE WHEN cancel_requested = 1 THEN $3 ELSE NULL END,
+        lease_until_ms = NULL, locked_by = NULL, updated_at_ms = $3
+    WHERE id = $1 AND state = 'running' AND locked_by = $2";
+
+const REMEMBER_PR_HEAD: &str = "INSERT INTO pr_heads (forge, repo_id, head_sha, pr_number,
+        updated_at_ms)
+    VALUES ($1, $2, $3, $4, $5)
+    ON CONFLICT (forge, repo_id, head_sha)
+    DO UPDATE SET pr_number = excluded.pr_number, updated_at_ms = excluded.updated_at_ms";
+const PR_FOR_HEAD: &str = "SELECT pr_number FROM pr_heads
+    WHERE forge = $1 AND repo_id = $2 AND head_sha = $3";
+
+/// A job has been waiting since it was enqueued or, if later, since its `run_at` (a retry).
+/// Two-argument `MAX` is SQLite's scalar max (PostgreSQL: `GREATEST`).
+const STATS: &str = "SELECT
+        COUNT(CASE WHEN state = 'queued' THEN 1 END) AS queued,
+        COUNT(CASE WHEN state = 'running' THEN 1 END) AS running,
+        COUNT(CASE WHEN state = 'dead' THEN 1 END) AS dead,
+        MIN(CASE WHEN state = 'queued' AND run_at_ms <= $1
+                 THEN MAX(run_at_ms, created_at_ms) END) AS oldest_runnable_since
+    FROM jobs WHERE state IN ('queued', 'running', 'dead')";
+
+const GET_JOB: &str = concat!("SELECT ", job_columns!(), " FROM jobs WHERE id = $1");
+
+const RETRY_DEAD: &str = "UPDATE jobs
+    SET state = 'queued', attempts = 0, run_at_ms = $2, cancel_requested = 0,
+        cancel_reason = NULL, lease_until_ms = NULL, locked_by = NULL, finished_at_ms = NULL,
+        updated_at_ms = $2
+    WHERE id = $1 AND state = 'dead'";
+
+const PRUNE_DELIVERIES: &str = "DELETE FROM deliveries WHERE received_at_ms < $1";
+const PRUNE_JOBS: &str = "DELETE FROM jobs
+    WHERE state IN ('done', 'superseded', 'dropped') AND finished_at_ms < $1";
+const PRUNE_PR_HEADS: &str = "DELETE FROM pr_heads WHERE updated_at_ms < $1";
+
+#[derive(Debug, Clone)]
+pub(super) struct SqliteBackend {
+    pool: SqlitePool,
+}
+
+impl SqliteBackend {
+    /// Opens `sqlite://path` (creating file and directory) or `sqlite::memory:`, then migrates.
+    pub(super) async fn connect(url: &str) -> Result<SqliteBackend, QueueError> {
+        let rest = url
+            .strip_prefix("sqlite://")
+            .or_else(|| url.strip_prefix("sqlite:"))
+            .ok_or_else(|| QueueError::InvalidUrl("expected a sqlite: URL".into()))?;
+        let (database, params) = rest.split_once('?').unwrap_or((rest, ""));
+        let in_memory = database == ":memory:" || params.split('&').any(|p| p == "mode=memory");
+        if database.is_empty() && !in_memory {
+            return Err(QueueError::InvalidUrl(
+                "sqlite URL has no path; use sqlite://PATH or sqlite::memory:".into(),
+            ));
+        }
+
+        let options = SqliteConnectOptions::from_str(url)
+            .map_err(|err| QueueError::InvalidUrl(err.to_string()))?
+            .busy_timeout(BUSY_TIMEOUT)
+            .foreign_keys(true);
+
+        let pool = if in_memory {
+            // An in-memory database lives as long as a connection to it: keep exactly one,
+            // forever (a shared cache across several would also bring table-level locking).
+            SqlitePoolOptions::new()
+                .max_connections(1)
+                .min_connections(1)
+                .idle_timeout(None)
+                .max_lifetime(None)
+                .connect_with(options)
+                .await
+        } else {
+            if let Some(dir) = options.get_filename().parent()
+                && !dir.as_os_str().is_empty()
+            {
+                tokio::fs::create_dir_all(dir)
+                    .await
+                    .map_err(|source| QueueError::CreateDir {
+                        path: dir.display().to_string(),
+                        source,
+                    })?;
+            }
+            let options = options
+                .create_if_missing(true)
+                .journal_mode(SqliteJournalMode::Wal)
+                // Durable across process crashes; WAL + NORMAL may lose the last commits only on
+                // power loss, and a lost job is recovered by the forge's next event.
+                .synchronous(SqliteSynchronous::Normal);
+            SqlitePoolOptions::new()
+                .max_connections(FILE_POOL_SIZE)
+                .connect_with(options)
+                .await
+        }
+        .map_err(QueueError::Connect)?;
+
+        let backend = SqliteBackend { pool };
+        backend.migrate().await?;
+        Ok(backend)
+    }
+
+    /// Brings the schema to the newest version, in one write transaction so two processes
+    /// starting at once do not both apply a migration.
+    async fn migrate(&self) -> Result<(), QueueError> {
+        sqlx::raw_sql(CREATE_MIGRATIONS_TABLE)
+            .execute(&self.pool)
+            .await
+            .map_err(db("create schema_migrations"))?;
+        let mut tx = self
+            .pool
+            .begin_with("BEGIN IMMEDIATE")
+            .await
+            .map_err(db("begin migration"))?;
+        let current: i64 = sqlx::query(CURRENT_VERSION)
+            .fetch_one(&mut *tx)
+            .await
+            .and_then(|row| row.try_get("version"))
+            .map_err(db("read schema version"))?;
+        let supported = MIGRATIONS.last().map_or(0, |m| m.version);
+        if current > supported {
+            return Err(QueueError::SchemaTooNew {
+                found: current,
+                supported,
+            });
+        }
+        for migration in MIGRATIONS.iter().filter(|m| m.version > current) {
+            let failed = |source| QueueError::Migration {
+                version: migration.version,
+                name: migration.name,
+                source,
+            };
+            sqlx::raw_sql(migration.sql)
+                .execute(&mut *tx)
+                .await
+                .map_err(failed)?;
+            sqlx::query(RECORD_MIGRATION)
+                .bind(migration.version)
+                .bind(migration.name)
+                .bind(super::now_ms())
+                .execute(&mut *tx)
+                .await
+                .map_err(failed)?;
+            tracing::info!(
+                version = migration.version,
+                name = migration.name,
+                "applied queue migration"
+            );
+        }
+        tx.commit().await.map_err(db("commit migration"))?;
+        Ok(())
+    }
+
+    pub(super) async fn record_delivery(
+        &self,
+        forge: &str,
+        delivery_id: &str,
+        now_ms: i64,
+    ) -> Result<bool, QueueError> {
+        let result = sqlx::query(RECORD_DELIVERY)
+            .bind(forge)
+            .bind(delivery_id)
+            .bind(now_ms)
+            .execute(&self.pool)
+            .await
+            .map_err(db("record delivery"))?;
+        Ok(result.rows_affected() == 1)
+    }
+
+    pub(super) async fn delivery_seen(
+        &self,
+        forge: &str,
+        delivery_id: &str,
+    ) -> Result<bool, QueueError> {
+        let rows = sqlx::query(DELIVERY_SEEN)
+            .bind(forge)
+            .bind(delivery_id)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(db("look up delivery"))?;
+        Ok(!rows.is_empty())
+    }
+
+    pub(super) async fn enqueue(
+        &self,
+        job: &NewJob,
+        payload: &str,
+        now_ms: i64,
+    ) -> Result<EnqueueOutcome, QueueError> {
+        let mut tx = self
+            .pool
+            .begin_with("BEGIN IMMEDIATE")
+            .await
+            .map_err(db("begin enqueue"))?;
+        let outcome = enqueue_in(&mut tx, job, payload, now_ms).await?;
+        tx.commit().await.map_err(db("commit enqueue"))?;
+        Ok(outcome)
+    }
+
+    /// `jobs` pairs each job with its serialized payload.
+    pub(super) async fn enqueue_delivery(
+        &self,
+        forge: &str,
+        delivery_id: &str,
+        jobs: &[(NewJob, String)],
+        now_ms: i64,
+    ) -> Result<Option<Vec<i64>>, QueueError> {
+        let mut tx = self
+            .pool
+            .begin_with("BEGIN IMMEDIATE")
+            .await
+            .map_err(db("begin enqueue_delivery"))?;
+        let recorded = sqlx::query(RECORD_DELIVERY)
+            .bind(forge)
+            .bind(delivery_id)
+            .bind(now_ms)
+            .execute(&mut *tx)
+            .await
+            .map_err(db("record delivery"))?;
+        if recorded.rows_affected() == 0 {
+            // Dropping `tx` rolls back; nothing was written anyway.
+            return Ok(None);
+        }
+        let mut ids = Vec::with_capacity(jobs.len());
+        for (job, payload) in jobs {
+            ids.push(enqueue_in(&mut tx, job, payload, now_ms).await?.id);
+        }
+        tx.commit().await.map_err(db("commit enqueue_delivery"))?;
+        Ok(Some(ids))
+    }
+
+    pub(super) async fn claim(
+        &self,
+        worker_id: &str,
+        lease_until: i64,
+        max_attempts: i64,
+        now_ms: i64,
+    ) -> Result<Option<Job>, QueueError> {
+        let reaped = sqlx::query(REAP_EXPIRED)
+            .bind(now_ms)
+            .bind(max_attempts)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(db("finalize expired jobs"))?;
+        for row in &reaped {
+            let id: i64 = row.try_get("id").map_err(db("finalize expired jobs"))?;
+            let state: String = row.try_get("state").map_err(db("finalize expired jobs"))?;
+            if state == JobState::Dead.as_str() {
+                tracing::warn!(
+                    id,
+                    "job dead-lettered: its worker's lease expired on the last attempt"
+                );
+            } else {
+                tracing::debug!(id, state, "canceled job's lease expired");
+            }
+        }
+
+        // fetch_all, not fetch_optional: the statement must run to completion so it does not
+        // keep the write transaction open.
+        let rows = sqlx::query(CLAIM)
+            .bind(now_ms)
+            .bind(lease_until)
+            .bind(worker_id)
+            .bind(max_attempts)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(db("claim job"))?;
+        rows.first().map(job_from_row).transpose()
+    }
+
+    pub(super) async fn heartbeat(
+        &self,
+        id: i64,
+        worker_id: &str,
+        lease_until: i64,
+        now_ms: i64,
+    ) -> Result<Heartbeat, QueueError> {
+        let rows = sqlx::query(HEARTBEAT)
+            .bind(id)
+            .bind(worker_id)
+            .bind(lease_until)
+            .bind(now_ms)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(db("heartbeat"))?;
+        match rows.first() {
+            None => Ok(Heartbeat {
+                held: false,
+                cancel_requested: false,
+            }),
+            Some(row) => {
+                let cancel: i64 = row.try_get("cancel_requested").map_err(db("heartbeat"))?;
+                Ok(Heartbeat {
+                    held: true,
+                    cancel_requested: cancel != 0,
+                })
+            }
+        }
+    }
+
+    pub(super) async fn complete(
+        &self,
+        id: i64,
+        worker_id: &str,
+        now_ms: i64,
+    ) -> Result<bool, QueueError> {
+        let result = sqlx::query(COMPLETE)
+            .bind(id)
+            .bind(worker_id)
+            .bind(now_ms)
+            .execute(&self.pool)
+            .await
+            .map_err(db("complete job"))?;
+        Ok(result.rows_affected() == 1)
+    }
+
+    pub(super) async fn fail(
+        &self,
+        id: i64,
+        worker_id: &str,
+        error: &str,
+        config: &QueueConfig,
+        now_ms: i64,
+    ) -> Result<FailOutcome, QueueError> {
+        let mut tx = self
+            .pool
+            .begin_with("BEGIN IMMEDIATE")
+            .await
+            .map_err(db("begin fail"))?;
+        let rows = sqlx::query(HELD_JOB)
+            .bind(id)
+            .bind(worker_id)
+            .fetch_all(&mut *tx)
+            .await
+            .map_err(db("fail job"))?;
+        let Some(row) = rows.first() else {
+            return Ok(FailOutcome::NotHeld);
+        };
+        let attempts: i64 = row.try_get("attempts").map_err(db("fail job"))?;
+        let cancel: i64 = row.try_get("cancel_requested").map_err(db("fail job"))?;
+        let reason: Option<String> = row.try_get("cancel_reason").map_err(db("fail job"))?;
+
+        let outcome = if cancel != 0 {
+            let state = match reason.as_deref() {
+                Some(text) => parse_state(id, text)?,
+                None => JobState::Dropped,
+            };
+            finish_with_error(&mut tx, id, state, error, now_ms).await?;
+            FailOutcome::Canceled { state }
+        } else if attempts >= i64::from(config.max_attempts) {
+            finish_with_error(&mut tx, id, JobState::Dead, error, now_ms).await?;
+            tracing::warn!(id, attempts, error, "job dead-lettered");
+            FailOutcome::Dead { attempts }
+        } else {
+            let delay = i64::try_from(config.backoff_ms(attempts)).unwrap_or(i64::MAX);
+            let run_at_ms = now_ms.saturating_add(delay);
+            sqlx::query(RETRY_LATER)
+                .bind(id)
+                .bind(run_at_ms)
+                .bind(error)
+                .bind(now_ms)
+                .execute(&mut *tx)
+                .await
+                .map_err(db("fail job"))?;
+            FailOutcome::Retry {
+                attempts,
+                run_at_ms,
+            }
+        };
+        tx.commit().await.map_err(db("commit fail"))?;
+        Ok(outcome)
+    }
+
+    pub(super) async fn release(
+        &self,
+        id: i64,
+        worker_id: &str,
+        now_ms: i64,
+    ) -> Result<bool, QueueError> {
+        let result = sqlx::query(RELEASE)
+            .bind(id)
+            .bind(worker_id)
+            .bind(now_ms)
+            .execute(&self.pool)
+            .await
+            .map_err(db("release job"))?;
+        Ok(result.rows_affected() == 1)
+    }
+
+    /// Queued jobs matching `scope` become `dropped`; running ones get `cancel_requested`.
+    pub(super) async fn drop_jobs(
+        &self,
+        forge: &str,
+        scope: DropScope,
+        now_ms: i64,
+    ) -> Result<DropOutcome, QueueError> {
+        let (op, statements) = match scope {
+            DropScope::Pr { .. } => ("drop_pr", [DROP_PR_QUEUED, DROP_PR_RUNNING]),
+            DropScope::Installation(_) => (
+                "drop_installation",
+                [DROP_INSTALLATION_QUEUED, DROP_INSTALLATION_RUNNING],
+            ),
+            DropScope::Repository(_) => (
+                "drop_repository",
+                [DROP_REPOSITORY_QUEUED, DROP_REPOSITORY_RUNNING],
+            ),
+        };
+        let mut tx = self
+            .pool
+            .begin_with("BEGIN IMMEDIATE")
+            .await
+            .map_err(db(op))?;
+        let mut ids = Vec::with_capacity(2);
+        for statement in statements {
+            // Every drop statement binds $1 forge, $2 now, then its scope.
+            let query = sqlx::query(statement).bind(forge).bind(now_ms);
+            let query = match scope {
+                DropScope::Pr { repo_id, pr_number } => query.bind(repo_id).bind(pr_number),
+                DropScope::Installation(id) | DropScope::Repository(id) => query.bind(id),
+            };
+            let rows = query.fetch_all(&mut *tx).await.map_err(db(op))?;
+            ids.push(ids_of(&rows).map_err(db(op))?);
+        }
+        tx.commit().await.map_err(db(op))?;
+        let cancel_requested = ids.pop().unwrap_or_default();
+        let dropped = ids.pop().unwrap_or_default();
+        Ok(DropOutcome {
+            dropped,
+            cancel_requested,
+        })
+    }
+
+    pub(super) async fn remember_pr_head(
+        &self,
+        forge: &str,
+        repo_id: i64,
+        head_sha: &str,
+        pr_number: i64,
+        now_ms: i64,
+    ) -> Result<(), QueueError> {
+        sqlx::query(REMEMBER_PR_HEAD)
+            .bind(forge)
+            .bind(repo_id)
+            .bind(head_sha)
+            .bind(pr_number)
+            .bind(now_ms)
+            .execute(&self.pool)
+            .await
+            .map_err(db("remember PR head"))?;
+        Ok(())
+    }
+
+    pub(super) async fn pr_for_head(
+        &self,
+        forge: &str,
+        repo_id: i64,
+        head_sha: &str,
+    ) -> Result<Option<i64>, QueueError> {
+        sqlx::query(PR_FOR_HEAD)
+            .bind(forge)
+            .bind(repo_id)
+            .bind(head_sha)
+            .fetch_optional(&self.pool)
+            .await
+            .and_then(|row| row.map(|row| row.try_get("pr_number")).transpose())
+            .map_err(db("look up PR head"))
+    }
+
+    pub(super) async fn stats(&self, now_ms: i64) -> Result<QueueStats, QueueError> {
+        let row = sqlx::query(STATS)
+            .bind(now_ms)
+            .fetch_one(&self.pool)
+            .await
+            .map_err(db("stats"))?;
+        let get = |column: &str| row.try_get::<i64, _>(column).map_err(db("stats"));
+        let oldest: Option<i64> = row.try_get("oldest_runnable_since").map_err(db("stats"))?;
+        Ok(QueueStats {
+            queued: get("queued")?,
+            running: get("running")?,
+            dead: get("dead")?,
+            oldest_queued_age_ms: oldest.map(|since| now_ms.saturating_sub(since).max(0)),
+        })
+    }
+
+    pub(super) async fn get(&self, id: i64) -> Result<Option<Job>, QueueError> {
+        let row = sqlx::query(GET_JOB)
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(db("get job"))?;
+        row.as_ref().map(job_from_row).transpose()
+    }
+
+    pub(super) async fn retry_dead(&self, id: i64, now_ms: i64) -> Result<bool, QueueError> {
+        let result = sqlx::query(RETRY_DEAD)
+            .bind(id)
+            .bind(now_ms)
+            .execute(&self.pool)
+            .await
+            .map_err(db("retry dead job"))?;
+        Ok(result.rows_affected() == 1)
+    }
+
+    pub(super) async fn prune(&self, before_ms: i64) -> Result<PruneOutcome, QueueError> {
+        let mut counts = [0u64; 3];
+        for (count, statement) in
+            counts
+                .iter_mut()
+                .zip([PRUNE_DELIVERIES, PRUNE_JOBS, PRUNE_PR_HEADS])
+        {
+            *count = sqlx::query(statement)
+                .bind(before_ms)
+                .execute(&self.pool)
+                .await
+                .map_err(db("prune"))?
+                .rows_affected();
+        }
+        let [deliveries, jobs, pr_heads] = counts;
+        Ok(PruneOutcome {
+            deliveries,
+            jobs,
+            pr_heads,
+        })
+    }
+}
+
+async fn finish_with_error(
+    tx: &mut sqlx::Transaction<'static, sqlx::Sqlite>,
+    id: i64,
+    state: JobState,
+    error: &str,
+    now_ms: i64,
+) -> Result<(), QueueError> {
+    sqlx::query(FINISH_WITH_ERROR)
+        .bind(id)
+        .bind(state.as_str())
+        .bind(error)
+        .bind(now_ms)
+        .execute(&mut **tx)
+        .await
+        .map_err(db("fail job"))?;
+    Ok(())
+}
+
+/// The `id` column of `RETURNING id` rows, ascending (RETURNING order is unspecified).
+fn ids_of(rows: &[SqliteRow]) -> Result<Vec<i64>, sqlx::Error> {
+    let mut ids = rows
+        .iter()
+        .map(|row| row.try_get::<i64, _>("id"))
+        .collect::<Result<Vec<_>, _>>()?;
+    ids.sort_unstable();
+    Ok(ids)
+}
+
+/// Inserts `job` inside `tx`, superseding older work of its PR first if asked.
+async fn enqueue_in(
+    tx: &mut sqlx::Transaction<'static, sqlx::Sqlite>,
+    job: &NewJob,
+    payload: &str,
+    now_ms: i64,
+) -> Result<EnqueueOutcome, QueueError> {
+    let mut superseded = Vec::new();
+    let mut cancel_requested = Vec::new();
+    if let (true, Some(pr_number)) = (job.supersedes, job.pr_number) {
+        for (statement, ids) in [
+            (SUPERSEDE_QUEUED, &mut superseded),
+            (SUPERSEDE_RUNNING, &mut cancel_requested),
+        ] {
+            let rows = sqlx::query(statement)
+                .bind(job.forge.as_str())
+                .bind(job.repo_id)
+                .bind(pr_number)
+                .bind(now_ms)
+                .fetch_all(&mut **tx)
+                .await
+                .map_err(db("supersede jobs"))?;
+            *ids = ids_of(&rows).map_err(db("supersede jobs"))?;
+        }
+    }
+    let id = sqlx::query(INSERT_JOB)
+        .bind(job.kind.as_str())
+        .bind(job.forge.as_str())
+        .bind(job.installation_id)
+        .bind(job.repo_id)
+        .bind(job.pr_number)
+        .bind(job.head_sha.as_deref())
+        .bind(payload)
+        // No run_at: runnable under any clock a caller passes to `claim` (tests use fake
+        // ones), so not the wall clock here.
+        .bind(job.run_at_ms.unwrap_or(0))
+        .bind(now_ms)
+        .fetch_one(&mut **tx)
+        .await
+        .and_then(|row| row.try_get("id"))
+        .map_err(db("enqueue job"))?;
+    if !superseded.is_empty() || !cancel_requested.is_empty() {
+        tracing::debug!(
+            id,
+            ?superseded,
+            ?cancel_requested,
+            "job supersedes older work"
+        );
+    }
+    Ok(EnqueueOutcome {
+        id,
+        superseded,
+        cancel_requested,
+    })
+}
+
+fn parse_state(id: i64, text: &str) -> Result<JobState, QueueError> {
+    text.parse()
+        .map_err(|err: super::UnknownJobState| QueueError::CorruptRow {
+            id,
+            detail: err.to_string(),
+        })
+}
+
+/// One column of `row`, with the queue operation named in the error.
+fn col<'r, T>(row: &'r SqliteRow, name: &str, op: &'static str) -> Result<T, QueueError>
+where
+    T: sqlx::Decode<'r, sqlx::Sqlite> + sqlx::Type<sqlx::Sqlite>,
+{
+    row.try_get(name).map_err(db(op))
+}
+
+fn job_from_row(row: &SqliteRow) -> Result<Job, QueueError> {
+    const OP: &str = "decode job";
+    let id: i64 = col(row, "id", OP)?;
+    let payload: String = col(row, "payload", OP)?;
+    let state: String = col(row, "state", OP)?;
+    let cancel: i64 = col(row, "cancel_requested", OP)?;
+    Ok(Job {
+        id,
+        kind: col(row, "kind", OP)?,
+        forge: col(row, "forge", OP)?,
+        installation_id: col(row, "installation_id", OP)?,
+        repo_id: col(row, "repo_id", OP)?,
+        pr_number: col(row, "pr_number", OP)?,
+        head_sha: col(row, "head_sha", OP)?,
+        payload: serde_json::from_str(&payload).map_err(|err| QueueError::CorruptRow {
+            id,
+            detail: format!("payload is not JSON: {err}"),
+        })?,
+        state: parse_state(id, &state)?,
+        attempts: col(row, "attempts", OP)?,
+        last_error: col(row, "last_error", OP)?,
+        cancel_requested: cancel != 0,
+    })
+}

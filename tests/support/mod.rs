@@ -1,0 +1,10 @@
+//! Shared test support, included with `mod support;` (each test binary uses only part of it).
+//!
+//! - [`npm`]: the GitHub fixtures installed from npm by `scripts/test.sh`.
+//! - [`github_openapi`]: checks requests to GitHub against its OpenAPI description and limits.
+//!
+//! (`git_http.rs` is included on its own, with `#[path = "support/git_http.rs"]`.)
+#![allow(dead_code)]
+
+pub mod github_openapi;
+pub mod npm;
