@@ -44,6 +44,8 @@ pub struct BotSettings {
     pub host: String,
     /// Link from the check run to the service.
     pub details_url: Option<String>,
+    /// Wall time for fetching and reviewing; past it the check concludes neutral, saying so.
+    pub review_time_limit: std::time::Duration,
 }
 
 pub struct GitHubWorker {

@@ -197,6 +197,9 @@ pub async fn serve(settings: ServeSettings) -> anyhow::Result<()> {
             fetch_depth: settings.fetch_depth,
             host,
             details_url: None,
+            review_time_limit: Duration::from_secs(
+                settings.job_timeout_seconds.saturating_sub(30).max(30),
+            ),
         },
     });
     let app_id = github_settings

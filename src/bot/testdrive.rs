@@ -136,6 +136,7 @@ pub async fn run() -> anyhow::Result<String> {
             fetch_depth: 50,
             host: "testdrive".into(),
             details_url: None,
+            review_time_limit: Duration::from_secs(120),
         },
     });
     let worker_task = tokio::spawn(run_worker(

@@ -303,12 +303,8 @@ pub async fn publish(
         }
     }
 
-    // Fixed findings: say so on our comment, unless a person took over the thread.
-    let fixed: HashSet<&str> = plan
-        .fixed_findings
-        .iter()
-        .map(|f| f.finding.fingerprint.as_str())
-        .collect();
+    // Findings no longer reported (fixed by this push or an earlier one): say so on our
+    // comment, unless a person took over the thread.
     let open: HashSet<&str> = plan
         .new_findings
         .iter()
@@ -316,11 +312,11 @@ pub async fn publish(
         .map(|f| f.finding.fingerprint.as_str())
         .collect();
     for comment in &existing {
-        let all_fixed = comment
+        let gone = comment
             .fingerprints
             .iter()
-            .all(|f| fixed.contains(f.as_str()) && !open.contains(f.as_str()));
-        if !all_fixed || comment.replied || comment.body.starts_with(FIXED_PREFIX) {
+            .all(|f| !open.contains(f.as_str()));
+        if !gone || comment.replied || comment.body.starts_with(FIXED_PREFIX) {
             continue;
         }
         let short = &target.head_sha[..target.head_sha.len().min(7)];

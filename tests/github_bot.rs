@@ -1,0 +1,626 @@
+//! End to end: the real server on 127.0.0.1, real workers, a real git server with real
+//! repositories, and a mock GitHub (wiremock, backed by the in-memory fake) that records every
+//! request. Every request the bot sends is checked against GitHub's published OpenAPI
+//! description and the documented limits.
+
+#[path = "support/git_http.rs"]
+mod git_http;
+mod support;
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use kubeward::bot::github::{BotSettings, GitHubWorker};
+use kubeward::bot::serve::HttpsGit;
+use kubeward::bot::worker::{WorkerSettings, run as run_worker};
+use kubeward::forge::Secret;
+use kubeward::forge::github::api::{GitHubApi, Method};
+use kubeward::forge::github::client::{
+    GitHubAuth, GitHubClient, GitHubClientConfig, RetryPolicy, WriteLimits,
+};
+use kubeward::forge::github::fake::{FakeGitHub, Snapshot};
+use kubeward::git::build;
+use kubeward::git::cache::GitCache;
+use kubeward::queue::Queue;
+use kubeward::server::verify::github_signature;
+use kubeward::server::{AppState, GitHubHooks, router};
+use serde_json::{Value, json};
+use tokio::sync::watch;
+use wiremock::{Mock, MockServer, Request, Respond, ResponseTemplate};
+
+const SECRET: &str = "webhook-secret-for-tests";
+const TOKEN: &str = "ghs_stateless.token.that.is.long.and.has.dots.0123456789abcdef";
+const BOT: &str = "kubeward[bot]";
+
+/// The mock GitHub: the fake's answers, every request recorded and checked.
+struct Forwarder {
+    fake: Arc<FakeGitHub>,
+    violations: Arc<Mutex<Vec<String>>>,
+}
+
+impl Respond for Forwarder {
+    fn respond(&self, request: &Request) -> ResponseTemplate {
+        let method = match request.method.as_str() {
+            "GET" => Method::Get,
+            "POST" => Method::Post,
+            "PATCH" => Method::Patch,
+            "PUT" => Method::Put,
+            _ => Method::Delete,
+        };
+        let path = match request.url.query() {
+            Some(q) => format!("{}?{q}", request.url.path()),
+            None => request.url.path().to_owned(),
+        };
+        let body: Option<Value> = if request.body.is_empty() {
+            None
+        } else {
+            serde_json::from_slice(&request.body).ok()
+        };
+        let auth = request
+            .headers
+            .get("authorization")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("");
+        let mut problems = Vec::new();
+        if !auth.contains(TOKEN) {
+            problems.push(format!(
+                "{} {path}: not authenticated with the installation token",
+                method.as_str()
+            ));
+        }
+        if let Err(e) =
+            support::github_openapi::validate_request(method.as_str(), &path, body.as_ref())
+        {
+            problems.push(format!("{} {path}: {e}", method.as_str()));
+        }
+        if let Err(e) = support::github_openapi::check_limits(method.as_str(), &path, body.as_ref())
+        {
+            problems.push(format!("{} {path}: {e}", method.as_str()));
+        }
+        self.violations.lock().expect("lock").extend(problems);
+        let (status, reply) = self.fake.handle(method, &path, body.as_ref());
+        ResponseTemplate::new(status).set_body_json(reply)
+    }
+}
+
+struct Bot {
+    url: String,
+    fake: Arc<FakeGitHub>,
+    violations: Arc<Mutex<Vec<String>>>,
+    queue: Queue,
+    stop: watch::Sender<bool>,
+    _git: git_http::GitHttpServer,
+    _mock: MockServer,
+    _dirs: Vec<tempfile::TempDir>,
+}
+
+struct Upstream {
+    repo: git2::Repository,
+    _dir: tempfile::TempDir,
+    served: std::path::PathBuf,
+}
+
+impl Upstream {
+    fn new() -> Upstream {
+        let dir = tempfile::tempdir().expect("temp");
+        let repo = git2::Repository::init_bare(dir.path().join("octo/shop.git")).expect("init");
+        Upstream {
+            served: dir.path().to_path_buf(),
+            repo,
+            _dir: dir,
+        }
+    }
+
+    fn commit(&self, reference: &str, parents: &[git2::Oid], files: &[(&str, &str)]) -> git2::Oid {
+        let files: Vec<(&str, &[u8])> = files.iter().map(|(p, c)| (*p, c.as_bytes())).collect();
+        build::commit(&self.repo, Some(reference), parents, &files, "commit").expect("commit")
+    }
+}
+
+async fn start(upstream: &Upstream) -> Bot {
+    let fake = Arc::new(FakeGitHub::new(BOT));
+    let violations = Arc::new(Mutex::new(Vec::new()));
+    let mock = MockServer::start().await;
+    Mock::given(wiremock::matchers::any())
+        .respond_with(Forwarder {
+            fake: fake.clone(),
+            violations: violations.clone(),
+        })
+        .mount(&mock)
+        .await;
+    let git = git_http::serve(upstream.served.clone(), Some(TOKEN)).await;
+    let data = tempfile::tempdir().expect("temp");
+    let queue = Queue::connect(&format!(
+        "sqlite://{}",
+        data.path().join("queue.db").display()
+    ))
+    .await
+    .expect("queue");
+    let client = Arc::new(
+        GitHubClient::new(GitHubClientConfig {
+            api_base_url: mock.uri(),
+            auth: GitHubAuth::Token(Secret::new(TOKEN)),
+            user_agent: "kubeward-tests".into(),
+            retry: RetryPolicy {
+                base_delay: Duration::from_millis(5),
+                ..RetryPolicy::default()
+            },
+            limits: WriteLimits {
+                min_spacing: Duration::from_millis(1),
+                ..WriteLimits::default()
+            },
+        })
+        .expect("client"),
+    );
+    let worker = Arc::new(GitHubWorker {
+        api: client.clone() as Arc<dyn GitHubApi>,
+        git: Arc::new(HttpsGit {
+            base_url: git.base_url.clone(),
+            client,
+        }),
+        cache: Arc::new(GitCache::new(data.path().join("cache"), 1 << 30)),
+        settings: BotSettings {
+            bot_login: BOT.into(),
+            review_drafts: false,
+            max_fetch_bytes: 64 << 20,
+            max_changed_files: 100,
+            fetch_depth: 50,
+            host: "github.test".into(),
+            details_url: None,
+            review_time_limit: Duration::from_secs(60),
+        },
+    });
+    let (stop, stop_rx) = watch::channel(false);
+    for i in 0..2 {
+        tokio::spawn(run_worker(
+            format!("w{i}"),
+            queue.clone(),
+            worker.clone(),
+            WorkerSettings {
+                poll_interval: Duration::from_millis(20),
+                ..WorkerSettings::default()
+            },
+            stop_rx.clone(),
+        ));
+    }
+    let state = AppState {
+        queue: queue.clone(),
+        github: Some(GitHubHooks {
+            secrets: vec![Secret::new(SECRET)],
+            app_id: None,
+            bot_login: BOT.into(),
+        }),
+        metrics: None,
+    };
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let url = format!("http://{}", listener.local_addr().expect("address"));
+    let mut server_stop = stop_rx.clone();
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, router(state, 64 * 1024, Duration::from_secs(5)))
+            .with_graceful_shutdown(async move {
+                let _ = server_stop.changed().await;
+            })
+            .await;
+    });
+    Bot {
+        url,
+        fake,
+        violations,
+        queue,
+        stop,
+        _git: git,
+        _mock: mock,
+        _dirs: vec![data],
+    }
+}
+
+impl Bot {
+    async fn deliver(&self, event: &str, delivery: &str, payload: &Value) -> (u16, Value) {
+        let body = serde_json::to_vec(payload).expect("json");
+        let response = reqwest::Client::new()
+            .post(format!("{}/webhooks/github", self.url))
+            .header("content-type", "application/json")
+            .header("x-github-event", event)
+            .header("x-github-delivery", delivery)
+            .header("x-hub-signature-256", github_signature(SECRET, &body))
+            .body(body)
+            .send()
+            .await
+            .expect("delivered");
+        let status = response.status().as_u16();
+        (status, response.json().await.unwrap_or(Value::Null))
+    }
+
+    /// Waits until every queued job is finished.
+    async fn settle(&self) {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let stats = self
+                .queue
+                .stats(kubeward::queue::now_ms())
+                .await
+                .expect("stats");
+            if stats.queued == 0 && stats.running == 0 {
+                return;
+            }
+            assert!(Instant::now() < deadline, "jobs did not finish: {stats:?}");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    fn assert_requests_valid(&self) {
+        let violations = self.violations.lock().expect("lock");
+        assert!(
+            violations.is_empty(),
+            "requests GitHub would reject:\n{}",
+            violations.join("\n")
+        );
+    }
+}
+
+/// GitHub's own example payload for `event`/`action`, pointed at our repository and PR.
+fn pull_request_payload(action: &str, number: u64, base: git2::Oid, head: git2::Oid) -> Value {
+    let example = support::npm::webhook_example("pull_request", Some(action));
+    let mut payload = example.payload.clone();
+    payload["number"] = json!(number);
+    payload["installation"] = json!({"id": 77});
+    payload["repository"]["id"] = json!(4242);
+    payload["repository"]["name"] = json!("shop");
+    payload["repository"]["full_name"] = json!("octo/shop");
+    payload["repository"]["owner"]["login"] = json!("octo");
+    let pr = &mut payload["pull_request"];
+    pr["number"] = json!(number);
+    pr["draft"] = json!(false);
+    pr["state"] = json!("open");
+    pr["head"]["sha"] = json!(head.to_string());
+    pr["head"]["repo"]["id"] = json!(4242);
+    pr["base"]["sha"] = json!(base.to_string());
+    pr["base"]["ref"] = json!("main");
+    payload
+}
+
+fn pull(number: u64, base: git2::Oid, head: git2::Oid) -> Value {
+    json!({
+        "number": number, "state": "open", "draft": false,
+        "head": {"sha": head.to_string(), "ref": "feature", "repo": {"id": 4242}},
+        "base": {"sha": base.to_string(), "ref": "main", "repo": {"id": 4242}},
+    })
+}
+
+fn comment_payload(number: u64, body: &str, login: &str, kind: &str) -> Value {
+    let example = support::npm::webhook_example("issue_comment", Some("created"));
+    let mut payload = example.payload.clone();
+    payload["installation"] = json!({"id": 77});
+    payload["repository"]["id"] = json!(4242);
+    payload["repository"]["name"] = json!("shop");
+    payload["repository"]["owner"]["login"] = json!("octo");
+    payload["issue"]["number"] = json!(number);
+    payload["issue"]["pull_request"] =
+        json!({"url": "https://api.github.com/repos/octo/shop/pulls/7"});
+    payload["comment"]["id"] = json!(555);
+    payload["comment"]["body"] = json!(body);
+    payload["comment"]["user"]["login"] = json!(login);
+    payload["comment"]["user"]["type"] = json!(kind);
+    payload["comment"]["performed_via_github_app"] = Value::Null;
+    payload
+}
+
+const OWNERS: &str = "*.yaml @octo/platform\n/apps/ @octo/shop-team\n";
+
+fn deployment(extra_container_lines: &str, replicas: u32) -> String {
+    format!(
+        "apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: shop
+  namespace: shop
+  labels: {{app.kubernetes.io/instance: shop}}
+spec:
+  replicas: {replicas}
+  selector:
+    matchLabels: {{app: shop}}
+  template:
+    metadata:
+      labels: {{app: shop}}
+    spec:
+      securityContext:
+        runAsNonRoot: true
+      containers:
+        - name: web
+          image: shop:1.0
+          resources:
+            limits: {{cpu: 100m, memory: 128Mi}}
+          readinessProbe:
+            httpGet: {{path: /, port: 8080}}
+          securityContext:
+            allowPrivilegeEscalation: false
+{extra_container_lines}"
+    )
+}
+
+const POLICY: &str = "rules:\n  priorityClassNotSet: ignore\n  topologySpreadConstraint: ignore\n  missingNetworkPolicy: ignore\n  missingPodDisruptionBudget: ignore\n  automountServiceAccountToken: ignore\n  linuxHardening: ignore\n  pullPolicyNotAlways: ignore\n  insecureCapabilities: ignore\n  notReadOnlyRootFilesystem: ignore\n";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_pull_request_is_reviewed_once_rescans_add_nothing_and_fixes_are_marked() {
+    let upstream = Upstream::new();
+    let files = |deploy: &str| {
+        vec![
+            (".kubeward.yaml", POLICY.to_owned()),
+            (".github/CODEOWNERS", OWNERS.to_owned()),
+            ("apps/shop.yaml", deploy.to_owned()),
+        ]
+    };
+    let as_refs = |f: &Vec<(&'static str, String)>| {
+        f.iter().map(|(p, c)| (*p, c.clone())).collect::<Vec<_>>()
+    };
+    // main already lacks a liveness probe (pre-existing) and runs with hostNetwork.
+    let base_files = files(&deployment("", 2).replace(
+        "      securityContext:\n        runAsNonRoot",
+        "      hostNetwork: true\n      securityContext:\n        runAsNonRoot",
+    ));
+    let base_refs = as_refs(&base_files);
+    let base = upstream.commit(
+        "refs/heads/main",
+        &[],
+        &base_refs
+            .iter()
+            .map(|(p, c)| (*p, c.as_str()))
+            .collect::<Vec<_>>(),
+    );
+    // The PR: removes hostNetwork (a fix) and makes the container privileged (new).
+    let head_files = files(&deployment("            privileged: true\n", 2));
+    let head_refs = as_refs(&head_files);
+    let head = upstream.commit(
+        "refs/pull/7/head",
+        &[base],
+        &head_refs
+            .iter()
+            .map(|(p, c)| (*p, c.as_str()))
+            .collect::<Vec<_>>(),
+    );
+    let bot = start(&upstream).await;
+    bot.fake.add_pull(7, pull(7, base, head));
+    bot.fake
+        .set_merge_base(&base.to_string(), &head.to_string(), &base.to_string());
+    bot.fake.set_permission("maintainer", "maintain");
+    bot.fake.set_permission("reader", "read");
+
+    // Unsigned and forged deliveries are refused and queue nothing.
+    let forged = reqwest::Client::new()
+        .post(format!("{}/webhooks/github", bot.url))
+        .header("x-github-event", "pull_request")
+        .header("x-github-delivery", "forged")
+        .header(
+            "x-hub-signature-256",
+            github_signature("wrong secret", b"{}"),
+        )
+        .body("{}")
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(forged.status().as_u16(), 401);
+    let too_big = reqwest::Client::new()
+        .post(format!("{}/webhooks/github", bot.url))
+        .header("x-github-event", "pull_request")
+        .header("x-github-delivery", "big")
+        .body(vec![b' '; 100 * 1024])
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(too_big.status().as_u16(), 413);
+
+    let opened = pull_request_payload("opened", 7, base, head);
+    let (status, answer) = bot.deliver("pull_request", "d-1", &opened).await;
+    assert_eq!(status, 202, "{answer}");
+    bot.settle().await;
+
+    // One review comment on the privileged line, with a suggestion; owners in the summary.
+    let comments = bot.fake.review_comments();
+    assert_eq!(comments.len(), 1, "{comments:#?}");
+    assert_eq!(comments[0]["path"], "apps/shop.yaml");
+    let privileged_line = head_files[2]
+        .1
+        .lines()
+        .position(|l| l.contains("privileged: true"))
+        .expect("line")
+        + 1;
+    assert_eq!(comments[0]["line"], privileged_line);
+    assert_eq!(comments[0]["side"], "RIGHT");
+    let body = comments[0]["body"].as_str().expect("body");
+    assert!(
+        body.contains("runAsPrivileged") && body.contains("```suggestion"),
+        "{body}"
+    );
+    let runs = bot.fake.check_runs();
+    assert_eq!(runs.len(), 1);
+    assert_eq!(runs[0]["conclusion"], "failure");
+    assert_eq!(runs[0]["name"], "kubeward");
+    let summary = runs[0]["output"]["summary"].as_str().expect("summary");
+    assert!(summary.contains("shop-team"), "{summary}");
+    assert!(
+        summary.contains("| Fixed | 1 |"),
+        "hostNetworkSet was fixed: {summary}"
+    );
+    assert_eq!(bot.fake.issue_comments().len(), 1, "one summary comment");
+    let once: Snapshot = bot.fake.snapshot();
+
+    // The same delivery again: deduplicated, nothing queued.
+    let (status, answer) = bot.deliver("pull_request", "d-1", &opened).await;
+    assert_eq!(
+        (status, answer["status"].as_str()),
+        (200, Some("duplicate"))
+    );
+    // A rescan by a maintainer: the PR ends exactly as after one run.
+    let (status, _) = bot
+        .deliver(
+            "issue_comment",
+            "d-2",
+            &comment_payload(7, "/kubeward rescan", "maintainer", "User"),
+        )
+        .await;
+    assert_eq!(status, 202);
+    bot.settle().await;
+    assert_eq!(
+        bot.fake.snapshot(),
+        once,
+        "a rescan changes nothing on the PR"
+    );
+    // A rescan by a reader, or by a bot, does nothing.
+    bot.deliver(
+        "issue_comment",
+        "d-3",
+        &comment_payload(7, "/kubeward rescan", "reader", "User"),
+    )
+    .await;
+    let (status, answer) = bot
+        .deliver(
+            "issue_comment",
+            "d-4",
+            &comment_payload(7, "/kubeward rescan", "other[bot]", "Bot"),
+        )
+        .await;
+    assert_eq!((status, answer["status"].as_str()), (200, Some("ignored")));
+    bot.settle().await;
+    assert_eq!(bot.fake.snapshot(), once);
+
+    // A person replies in our thread; then a push fixes the finding: the comment is not edited.
+    // Without the reply, it would say "Fixed".
+    let fixed_files = files(&deployment("", 3));
+    let fixed_refs = as_refs(&fixed_files);
+    let fixed_head = upstream.commit(
+        "refs/pull/7/head",
+        &[head],
+        &fixed_refs
+            .iter()
+            .map(|(p, c)| (*p, c.as_str()))
+            .collect::<Vec<_>>(),
+    );
+    bot.fake.add_pull(7, pull(7, base, fixed_head));
+    bot.fake.set_merge_base(
+        &base.to_string(),
+        &fixed_head.to_string(),
+        &base.to_string(),
+    );
+    let (status, _) = bot
+        .deliver(
+            "pull_request",
+            "d-5",
+            &pull_request_payload("synchronize", 7, base, fixed_head),
+        )
+        .await;
+    assert_eq!(status, 202);
+    bot.settle().await;
+    let comments = bot.fake.review_comments();
+    assert_eq!(comments.len(), 1, "no new comment");
+    assert!(
+        comments[0]["body"]
+            .as_str()
+            .is_some_and(|b| b.starts_with("✅ **Fixed**")),
+        "{comments:#?}"
+    );
+    let runs = bot.fake.check_runs();
+    assert_eq!(runs.len(), 2, "one check run per head");
+    assert_eq!(runs[1]["conclusion"], "success");
+    assert_eq!(
+        bot.fake.issue_comments().len(),
+        1,
+        "the summary is edited in place"
+    );
+
+    bot.assert_requests_valid();
+    let _ = bot.stop.send(true);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn threads_people_replied_to_are_left_alone_and_rerequests_get_a_new_run() {
+    let upstream = Upstream::new();
+    let base = upstream.commit(
+        "refs/heads/main",
+        &[],
+        &[
+            (".kubeward.yaml", POLICY),
+            ("apps/shop.yaml", &deployment("", 2)),
+        ],
+    );
+    let bad = deployment("            privileged: true\n", 2);
+    let head = upstream.commit(
+        "refs/pull/7/head",
+        &[base],
+        &[(".kubeward.yaml", POLICY), ("apps/shop.yaml", &bad)],
+    );
+    let bot = start(&upstream).await;
+    bot.fake.add_pull(7, pull(7, base, head));
+    bot.fake
+        .set_merge_base(&base.to_string(), &head.to_string(), &base.to_string());
+    bot.deliver(
+        "pull_request",
+        "a-1",
+        &pull_request_payload("opened", 7, base, head),
+    )
+    .await;
+    bot.settle().await;
+    let ours = bot.fake.review_comments()[0]["id"].as_u64().expect("id");
+    bot.fake.add_review_comment_by(
+        "developer",
+        Some(ours),
+        "We need privileged for the GPU driver.",
+    );
+    // The fix lands; the thread has a human reply, so our comment stays as it was.
+    let fixed = upstream.commit(
+        "refs/pull/7/head",
+        &[head],
+        &[
+            (".kubeward.yaml", POLICY),
+            ("apps/shop.yaml", &deployment("", 2)),
+        ],
+    );
+    bot.fake.add_pull(7, pull(7, base, fixed));
+    bot.fake
+        .set_merge_base(&base.to_string(), &fixed.to_string(), &base.to_string());
+    bot.deliver(
+        "pull_request",
+        "a-2",
+        &pull_request_payload("synchronize", 7, base, fixed),
+    )
+    .await;
+    bot.settle().await;
+    let ours_now = bot
+        .fake
+        .review_comments()
+        .into_iter()
+        .find(|c| c["id"].as_u64() == Some(ours))
+        .expect("still there");
+    assert!(
+        !ours_now["body"].as_str().unwrap_or("").starts_with("✅"),
+        "a thread with a human reply is not edited"
+    );
+    // A re-requested check run (fork PRs list no pull requests) gets a new run.
+    let example = support::npm::webhook_example("check_run", Some("rerequested"));
+    let mut rerun = example.payload.clone();
+    rerun["installation"] = json!({"id": 77});
+    rerun["repository"]["id"] = json!(4242);
+    rerun["repository"]["name"] = json!("shop");
+    rerun["repository"]["owner"]["login"] = json!("octo");
+    rerun["check_run"]["name"] = json!("kubeward");
+    rerun["check_run"]["head_sha"] = json!(fixed.to_string());
+    rerun["check_run"]["pull_requests"] = json!([]);
+    rerun["check_run"]["app"] = Value::Null;
+    let before = bot.fake.check_runs().len();
+    let (status, answer) = bot.deliver("check_run", "a-3", &rerun).await;
+    assert_eq!(status, 202, "{answer}");
+    bot.settle().await;
+    assert_eq!(
+        bot.fake.check_runs().len(),
+        before + 1,
+        "a rerequested check gets a new run"
+    );
+    // Closing the PR drops queued work.
+    let mut closed = pull_request_payload("closed", 7, base, fixed);
+    closed["pull_request"]["state"] = json!("closed");
+    let (status, _) = bot.deliver("pull_request", "a-4", &closed).await;
+    assert_eq!(status, 200);
+    bot.assert_requests_valid();
+    let _ = bot.stop.send(true);
+}
