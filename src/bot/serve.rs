@@ -98,21 +98,22 @@ pub async fn redeliver_failed(
         .app_paginate("/app/hook/deliveries")
         .await
         .context("listing the App's deliveries")?;
+    let ok = |d: &serde_json::Value| {
+        d.get("status_code")
+            .and_then(|s| s.as_u64())
+            .is_some_and(|s| (200..300).contains(&s))
+    };
+    // One delivery has several attempts: any success settles it, whatever the listing order.
+    let mut seen: std::collections::HashSet<String> = deliveries
+        .iter()
+        .filter(|d| ok(d))
+        .filter_map(|d| d.get("guid").and_then(|g| g.as_str()).map(str::to_owned))
+        .collect();
     let mut asked = 0;
-    let mut seen = std::collections::HashSet::new();
-    for d in deliveries {
+    for d in &deliveries {
         let Some(guid) = d.get("guid").and_then(|g| g.as_str()) else {
             continue;
         };
-        let ok = d
-            .get("status_code")
-            .and_then(|s| s.as_u64())
-            .is_some_and(|s| (200..300).contains(&s));
-        // One delivery has several attempts: a later success settles it.
-        if ok {
-            seen.insert(guid.to_owned());
-            continue;
-        }
         if seen.contains(guid) || queue.delivery_seen("github", guid).await.unwrap_or(false) {
             continue;
         }
