@@ -170,12 +170,17 @@ async fn start(upstream: &Upstream) -> Bot {
             review_time_limit: Duration::from_secs(60),
         },
     });
+    let runners: kubeward::bot::worker::Runners =
+        std::sync::Arc::new(std::collections::HashMap::from([(
+            "github".to_owned(),
+            worker.clone() as std::sync::Arc<dyn kubeward::bot::github::JobRunner>,
+        )]));
     let (stop, stop_rx) = watch::channel(false);
     for i in 0..2 {
         tokio::spawn(run_worker(
             format!("w{i}"),
             queue.clone(),
-            worker.clone(),
+            runners.clone(),
             WorkerSettings {
                 poll_interval: Duration::from_millis(20),
                 ..WorkerSettings::default()

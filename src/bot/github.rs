@@ -73,6 +73,31 @@ pub enum JobOutcome {
     Skipped(String),
 }
 
+/// Runs the jobs of one forge. Workers dispatch on the job's `forge` column.
+pub trait JobRunner: Send + Sync {
+    fn run_job<'a>(
+        &'a self,
+        payload: &'a Value,
+        cancel: &'a Cancel,
+        last_attempt: bool,
+    ) -> BoxFuture<'a, Result<JobOutcome, BotError>>;
+}
+
+impl JobRunner for GitHubWorker {
+    fn run_job<'a>(
+        &'a self,
+        payload: &'a Value,
+        cancel: &'a Cancel,
+        last_attempt: bool,
+    ) -> BoxFuture<'a, Result<JobOutcome, BotError>> {
+        Box::pin(async move {
+            let spec: JobSpec = serde_json::from_value(payload.clone())
+                .map_err(|e| BotError::Review(format!("unreadable job payload: {e}")))?;
+            self.run(&spec, cancel, last_attempt).await
+        })
+    }
+}
+
 /// Set by the heartbeat when the job is superseded or dropped.
 #[derive(Debug, Default, Clone)]
 pub struct Cancel(Arc<AtomicBool>);

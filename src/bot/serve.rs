@@ -221,12 +221,17 @@ pub async fn serve(settings: ServeSettings) -> anyhow::Result<()> {
         job_timeout: Duration::from_secs(settings.job_timeout_seconds),
         ..WorkerSettings::default()
     };
+    let runners: crate::bot::worker::Runners =
+        std::sync::Arc::new(std::collections::HashMap::from([(
+            "github".to_owned(),
+            worker.clone() as std::sync::Arc<dyn crate::bot::github::JobRunner>,
+        )]));
     let mut workers = Vec::new();
     for i in 0..settings.workers.max(1) {
         workers.push(tokio::spawn(run_worker(
             format!("{}-{i}", std::process::id()),
             queue.clone(),
-            worker.clone(),
+            runners.clone(),
             worker_settings.clone(),
             stop_rx.clone(),
         )));

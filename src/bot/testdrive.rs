@@ -139,10 +139,15 @@ pub async fn run() -> anyhow::Result<String> {
             review_time_limit: Duration::from_secs(120),
         },
     });
+    let runners: crate::bot::worker::Runners =
+        std::sync::Arc::new(std::collections::HashMap::from([(
+            "github".to_owned(),
+            worker.clone() as std::sync::Arc<dyn crate::bot::github::JobRunner>,
+        )]));
     let worker_task = tokio::spawn(run_worker(
         "testdrive".into(),
         queue.clone(),
-        worker,
+        runners,
         WorkerSettings {
             poll_interval: Duration::from_millis(50),
             ..WorkerSettings::default()

@@ -7,8 +7,9 @@ use std::time::Duration;
 use tokio::sync::watch;
 use tracing::{Instrument, info, info_span, warn};
 
-use super::github::{Cancel, GitHubWorker, JobOutcome};
-use super::job::JobSpec;
+use std::collections::HashMap;
+
+use super::github::{Cancel, JobOutcome, JobRunner};
 use crate::queue::{FailOutcome, Job, Queue, now_ms};
 
 #[derive(Debug, Clone)]
@@ -32,11 +33,14 @@ impl Default for WorkerSettings {
     }
 }
 
+/// The job runners by forge name (`github`, `gitlab`).
+pub type Runners = Arc<HashMap<String, Arc<dyn JobRunner>>>;
+
 /// Runs one worker until `shutdown` turns true.
 pub async fn run(
     id: String,
     queue: Queue,
-    github: Arc<GitHubWorker>,
+    runners: Runners,
     settings: WorkerSettings,
     mut shutdown: watch::Receiver<bool>,
 ) {
@@ -59,7 +63,7 @@ pub async fn run(
             continue;
         };
         let span = info_span!("job", job = job.id, kind = %job.kind, repo = job.repo_id, pr = job.pr_number);
-        process(&id, &queue, &github, &settings, job, &mut shutdown)
+        process(&id, &queue, &runners, &settings, job, &mut shutdown)
             .instrument(span)
             .await;
     }
@@ -68,26 +72,17 @@ pub async fn run(
 async fn process(
     worker: &str,
     queue: &Queue,
-    github: &GitHubWorker,
+    runners: &Runners,
     settings: &WorkerSettings,
     job: Job,
     shutdown: &mut watch::Receiver<bool>,
 ) {
     let started = std::time::Instant::now();
-    let spec: JobSpec = match serde_json::from_value(job.payload.clone()) {
-        Ok(spec) => spec,
-        Err(e) => {
-            warn!(error = %e, "unreadable job payload: dead-lettering");
-            let _ = queue
-                .fail(
-                    job.id,
-                    worker,
-                    &format!("unreadable payload: {e}"),
-                    now_ms(),
-                )
-                .await;
-            return;
-        }
+    let Some(runner) = runners.get(&job.forge).cloned() else {
+        warn!(forge = %job.forge, "no runner for this forge");
+        let message = format!("no runner for forge `{}`", job.forge);
+        let _ = queue.fail(job.id, worker, &message, now_ms()).await;
+        return;
     };
     let cancel = Cancel::default();
     if job.cancel_requested {
@@ -117,7 +112,7 @@ async fn process(
     };
     let run = tokio::time::timeout(
         settings.job_timeout,
-        github.run(&spec, &cancel, last_attempt),
+        runner.run_job(&job.payload, &cancel, last_attempt),
     );
     let result = tokio::select! {
         result = run => Some(result),
