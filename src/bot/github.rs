@@ -383,7 +383,9 @@ impl GitHubWorker {
                     .await?;
                     return Ok(JobOutcome::Skipped("cancelled".into()));
                 }
+                let publish_started = std::time::Instant::now();
                 publish(self.api.as_ref(), &target, &plan, check).await?;
+                stage("publish", publish_started.elapsed());
                 let conclusion = match plan.conclusion {
                     crate::review::Conclusion::Success => "success",
                     crate::review::Conclusion::Failure => "failure",
@@ -504,6 +506,7 @@ impl GitHubWorker {
             };
             // Shallow fetches are a smart-protocol feature; local paths (testdrive) get it all.
             let depth = url.starts_with("http").then_some(settings.fetch_depth);
+            let fetch_started = std::time::Instant::now();
             fetch(&refspecs, depth).map_err(|e| ReviewFailure::Other(e.to_string()))?;
             let has = |sha: &str| {
                 git2::Oid::from_str(sha)
@@ -515,6 +518,7 @@ impl GitHubWorker {
                 let spec = vec![format!("+{merge_base}:refs/kubeward/merge-base")];
                 fetch(&spec, depth.map(|_| 1)).map_err(|e| ReviewFailure::Other(e.to_string()))?;
             }
+            stage("fetch", fetch_started.elapsed());
             for sha in [&head_sha, &merge_base] {
                 if !has(sha) {
                     return Err(ReviewFailure::Other(format!(
@@ -554,7 +558,13 @@ impl GitHubWorker {
                     config_override: None,
                 },
             ) {
-                Ok((plan, _)) => Ok(plan),
+                Ok((plan, timings)) => {
+                    stage("diff", timings.git);
+                    stage("parse", timings.parse);
+                    stage("audit", timings.audit);
+                    stage("plan", timings.plan);
+                    Ok(plan)
+                }
                 Err(PipelineError::Config(e)) => Err(ReviewFailure::Config(e.to_string())),
                 Err(e) => Err(ReviewFailure::Other(e.to_string())),
             }
@@ -562,6 +572,12 @@ impl GitHubWorker {
         .await
         .map_err(|e| ReviewFailure::Other(format!("the review task failed: {e}")))?
     }
+}
+
+/// Records how long a stage of a review took.
+fn stage(name: &'static str, elapsed: std::time::Duration) {
+    metrics::histogram!("kubeward_job_duration_seconds", "stage" => name)
+        .record(elapsed.as_secs_f64());
 }
 
 enum ReviewFailure {

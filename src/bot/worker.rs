@@ -62,7 +62,13 @@ pub async fn run(
             }
             continue;
         };
-        let span = info_span!("job", job = job.id, kind = %job.kind, repo = job.repo_id, pr = job.pr_number);
+        let delivery = job
+            .payload
+            .get("delivery")
+            .and_then(|d| d.as_str())
+            .unwrap_or("")
+            .to_owned();
+        let span = info_span!("job", job = job.id, forge = %job.forge, kind = %job.kind, repo = job.repo_id, pr = job.pr_number, delivery = %delivery);
         process(&id, &queue, &runners, &settings, job, &mut shutdown)
             .instrument(span)
             .await;

@@ -14,7 +14,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use serde_json::json;
-use tracing::{info, warn};
+use tracing::{Instrument, info, warn};
 
 use crate::bot::job::{FORGE_GITHUB, JobSpec, RepoRef};
 use crate::forge::Secret;
@@ -92,6 +92,23 @@ async fn github_webhook(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
+    let value = |name: &str| {
+        headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+    };
+    // Every line logged for this delivery carries its id.
+    let span = tracing::info_span!(
+        "webhook",
+        forge = "github",
+        delivery = %value("x-github-delivery"),
+        event = %value("x-github-event")
+    );
+    handle_github(state, &headers, body).instrument(span).await
+}
+
+async fn handle_github(state: Arc<AppState>, headers: &HeaderMap, body: Bytes) -> Response {
     let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
     let Some(hooks) = &state.github else {
         return reply(
@@ -132,13 +149,19 @@ async fn github_webhook(
             );
         }
     };
-    let jobs = match route {
+    let mut jobs = match route {
         Route::Ignore(why) => {
             delivery_outcome(&event, "ignored");
             return reply(StatusCode::OK, json!({"status": "ignored", "reason": why}));
         }
         Route::Jobs(jobs) => jobs,
     };
+    // The delivery id follows the job into the worker's log lines.
+    for job in &mut jobs {
+        if let Some(payload) = job.payload.as_object_mut() {
+            payload.insert("delivery".into(), json!(delivery));
+        }
+    }
     // Recording the delivery and queueing its jobs is one transaction: a redelivery after a
     // failure here is processed, a redelivery after success is not.
     match state
