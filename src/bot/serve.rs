@@ -219,6 +219,7 @@ pub async fn serve(settings: ServeSettings) -> anyhow::Result<()> {
     let (stop_tx, stop_rx) = watch::channel(false);
     let worker_settings = WorkerSettings {
         job_timeout: Duration::from_secs(settings.job_timeout_seconds),
+        lease: Duration::from_secs(settings.lease_seconds.max(1)),
         ..WorkerSettings::default()
     };
     let runners: crate::bot::worker::Runners =

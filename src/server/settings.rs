@@ -48,6 +48,9 @@ fn default_api_url() -> String {
 fn default_git_url() -> String {
     "https://github.com".into()
 }
+fn default_lease_seconds() -> u64 {
+    60
+}
 fn default_redeliver_minutes() -> u64 {
     10
 }
@@ -106,6 +109,10 @@ pub struct ServeSettings {
     pub read_timeout_seconds: u64,
     #[serde(default = "default_job_timeout")]
     pub job_timeout_seconds: u64,
+    /// How long a claimed job stays a worker's without a heartbeat: after a crash, another
+    /// worker (or replica) takes it over once this runs out.
+    #[serde(default = "default_lease_seconds")]
+    pub lease_seconds: u64,
     #[serde(default = "default_max_fetch_bytes")]
     pub max_fetch_bytes: u64,
     #[serde(default = "default_max_changed_files")]
@@ -131,6 +138,7 @@ impl Default for ServeSettings {
             max_body_bytes: default_max_body(),
             read_timeout_seconds: default_read_timeout(),
             job_timeout_seconds: default_job_timeout(),
+            lease_seconds: default_lease_seconds(),
             max_fetch_bytes: default_max_fetch_bytes(),
             max_changed_files: default_max_changed_files(),
             fetch_depth: default_fetch_depth(),
