@@ -7,14 +7,14 @@
 mod git_http;
 mod support;
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use kubeward::bot::github::{BotSettings, GitHubWorker};
 use kubeward::bot::serve::HttpsGit;
 use kubeward::bot::worker::{WorkerSettings, run as run_worker};
 use kubeward::forge::Secret;
-use kubeward::forge::github::api::{GitHubApi, Method};
+use kubeward::forge::github::api::GitHubApi;
 use kubeward::forge::github::client::{
     GitHubAuth, GitHubClient, GitHubClientConfig, RetryPolicy, WriteLimits,
 };
@@ -26,71 +26,18 @@ use kubeward::server::verify::github_signature;
 use kubeward::server::{AppState, GitHubHooks, router};
 use serde_json::{Value, json};
 use tokio::sync::watch;
-use wiremock::{Mock, MockServer, Request, Respond, ResponseTemplate};
 
 const SECRET: &str = "webhook-secret-for-tests";
 const TOKEN: &str = "ghs_stateless.token.that.is.long.and.has.dots.0123456789abcdef";
 const BOT: &str = "kubeward[bot]";
 
-/// The mock GitHub: the fake's answers, every request recorded and checked.
-struct Forwarder {
-    fake: Arc<FakeGitHub>,
-    violations: Arc<Mutex<Vec<String>>>,
-}
-
-impl Respond for Forwarder {
-    fn respond(&self, request: &Request) -> ResponseTemplate {
-        let method = match request.method.as_str() {
-            "GET" => Method::Get,
-            "POST" => Method::Post,
-            "PATCH" => Method::Patch,
-            "PUT" => Method::Put,
-            _ => Method::Delete,
-        };
-        let path = match request.url.query() {
-            Some(q) => format!("{}?{q}", request.url.path()),
-            None => request.url.path().to_owned(),
-        };
-        let body: Option<Value> = if request.body.is_empty() {
-            None
-        } else {
-            serde_json::from_slice(&request.body).ok()
-        };
-        let auth = request
-            .headers
-            .get("authorization")
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or("");
-        let mut problems = Vec::new();
-        if !auth.contains(TOKEN) {
-            problems.push(format!(
-                "{} {path}: not authenticated with the installation token",
-                method.as_str()
-            ));
-        }
-        if let Err(e) =
-            support::github_openapi::validate_request(method.as_str(), &path, body.as_ref())
-        {
-            problems.push(format!("{} {path}: {e}", method.as_str()));
-        }
-        if let Err(e) = support::github_openapi::check_limits(method.as_str(), &path, body.as_ref())
-        {
-            problems.push(format!("{} {path}: {e}", method.as_str()));
-        }
-        self.violations.lock().expect("lock").extend(problems);
-        let (status, reply) = self.fake.handle(method, &path, body.as_ref());
-        ResponseTemplate::new(status).set_body_json(reply)
-    }
-}
-
 struct Bot {
     url: String,
     fake: Arc<FakeGitHub>,
-    violations: Arc<Mutex<Vec<String>>>,
+    mock: support::mock_github::MockGitHub,
     queue: Queue,
     stop: watch::Sender<bool>,
     _git: git_http::GitHttpServer,
-    _mock: MockServer,
     _dirs: Vec<tempfile::TempDir>,
 }
 
@@ -118,16 +65,8 @@ impl Upstream {
 }
 
 async fn start(upstream: &Upstream) -> Bot {
-    let fake = Arc::new(FakeGitHub::new(BOT));
-    let violations = Arc::new(Mutex::new(Vec::new()));
-    let mock = MockServer::start().await;
-    Mock::given(wiremock::matchers::any())
-        .respond_with(Forwarder {
-            fake: fake.clone(),
-            violations: violations.clone(),
-        })
-        .mount(&mock)
-        .await;
+    let mock = support::mock_github::MockGitHub::start(BOT, TOKEN).await;
+    let fake = mock.fake.clone();
     let git = git_http::serve(upstream.served.clone(), Some(TOKEN)).await;
     let data = tempfile::tempdir().expect("temp");
     let queue = Queue::connect(&format!(
@@ -212,11 +151,10 @@ async fn start(upstream: &Upstream) -> Bot {
     Bot {
         url,
         fake,
-        violations,
+        mock,
         queue,
         stop,
         _git: git,
-        _mock: mock,
         _dirs: vec![data],
     }
 }
@@ -256,12 +194,7 @@ impl Bot {
     }
 
     fn assert_requests_valid(&self) {
-        let violations = self.violations.lock().expect("lock");
-        assert!(
-            violations.is_empty(),
-            "requests GitHub would reject:\n{}",
-            violations.join("\n")
-        );
+        self.mock.assert_requests_valid();
     }
 }
 

@@ -1,0 +1,114 @@
+//! A mock GitHub over HTTP: wiremock in front of the in-memory fake (`FakeGitHub`), recording
+//! every request and checking it against GitHub's OpenAPI description and documented limits.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use kubeward::forge::github::api::Method;
+use kubeward::forge::github::fake::FakeGitHub;
+use serde_json::Value;
+use wiremock::{Mock, MockServer, Request, Respond, ResponseTemplate};
+
+pub struct MockGitHub {
+    pub server: MockServer,
+    pub fake: Arc<FakeGitHub>,
+    pub violations: Arc<Mutex<Vec<String>>>,
+    /// Answers to requests whose path contains this are held back this long (to catch a worker
+    /// mid-review).
+    pub slow: Arc<Mutex<Option<(String, Duration)>>>,
+}
+
+struct Forwarder {
+    fake: Arc<FakeGitHub>,
+    violations: Arc<Mutex<Vec<String>>>,
+    token: String,
+    slow: Arc<Mutex<Option<(String, Duration)>>>,
+}
+
+impl Respond for Forwarder {
+    fn respond(&self, request: &Request) -> ResponseTemplate {
+        let method = match request.method.as_str() {
+            "GET" => Method::Get,
+            "POST" => Method::Post,
+            "PATCH" => Method::Patch,
+            "PUT" => Method::Put,
+            _ => Method::Delete,
+        };
+        let path = match request.url.query() {
+            Some(q) => format!("{}?{q}", request.url.path()),
+            None => request.url.path().to_owned(),
+        };
+        let body: Option<Value> = if request.body.is_empty() {
+            None
+        } else {
+            serde_json::from_slice(&request.body).ok()
+        };
+        let auth = request
+            .headers
+            .get("authorization")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("");
+        let mut problems = Vec::new();
+        if !auth.contains(&self.token) {
+            problems.push(format!(
+                "{} {path}: not authenticated with the token",
+                method.as_str()
+            ));
+        }
+        if let Err(e) =
+            super::github_openapi::validate_request(method.as_str(), &path, body.as_ref())
+        {
+            problems.push(format!("{} {path}: {e}", method.as_str()));
+        }
+        if let Err(e) = super::github_openapi::check_limits(method.as_str(), &path, body.as_ref()) {
+            problems.push(format!("{} {path}: {e}", method.as_str()));
+        }
+        if let Ok(mut v) = self.violations.lock() {
+            v.extend(problems);
+        }
+        let (status, reply) = self.fake.handle(method, &path, body.as_ref());
+        let template = ResponseTemplate::new(status).set_body_json(reply);
+        match self.slow.lock().ok().and_then(|s| s.clone()) {
+            Some((needle, delay)) if path.contains(&needle) => template.set_delay(delay),
+            _ => template,
+        }
+    }
+}
+
+impl MockGitHub {
+    pub async fn start(bot_login: &str, token: &str) -> MockGitHub {
+        let fake = Arc::new(FakeGitHub::new(bot_login));
+        let violations = Arc::new(Mutex::new(Vec::new()));
+        let slow = Arc::new(Mutex::new(None));
+        let server = MockServer::start().await;
+        Mock::given(wiremock::matchers::any())
+            .respond_with(Forwarder {
+                fake: fake.clone(),
+                violations: violations.clone(),
+                token: token.to_owned(),
+                slow: slow.clone(),
+            })
+            .mount(&server)
+            .await;
+        MockGitHub {
+            server,
+            fake,
+            violations,
+            slow,
+        }
+    }
+
+    pub fn uri(&self) -> String {
+        self.server.uri()
+    }
+
+    /// Panics listing every request GitHub would have rejected.
+    pub fn assert_requests_valid(&self) {
+        let violations = self.violations.lock().expect("lock");
+        assert!(
+            violations.is_empty(),
+            "requests GitHub would reject:\n{}",
+            violations.join("\n")
+        );
+    }
+}
