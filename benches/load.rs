@@ -1,0 +1,359 @@
+//! Load: a real `kubeward serve` process (release build, embedded SQLite queue) under a stream of
+//! signed deliveries, with a mock GitHub and a real git server on loopback.
+//!
+//! `cargo bench --bench load` prints:
+//! - deliveries accepted per second, and time to 202 (p50, p99) at a steady 200 deliveries/s;
+//! - reviews completed per second for typical 5-file pull requests;
+//! - the process's resident memory idle and at its busiest.
+//!
+//! Goals (docs/benchmarks.md): p99 time to 202 ≤ 20 ms at 200 deliveries/s with nothing lost;
+//! under 64 MiB idle and 256 MiB busy. `KUBEWARD_LOAD_SECONDS` (default 10) sets the length of
+//! the steady phase, `KUBEWARD_LOAD_PRS` (default 40) the number of reviewed pull requests.
+
+#[path = "../tests/support/git_http.rs"]
+mod git_http;
+
+use std::process::{Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use kubeward::forge::github::api::Method;
+use kubeward::forge::github::fake::FakeGitHub;
+use kubeward::git::build;
+use kubeward::server::verify::github_signature;
+use serde_json::{Value, json};
+use wiremock::{Mock, MockServer, Request, Respond, ResponseTemplate};
+
+const SECRET: &str = "load-secret";
+const TOKEN: &str = "ghs_load";
+
+struct Forward(Arc<FakeGitHub>);
+
+impl Respond for Forward {
+    fn respond(&self, request: &Request) -> ResponseTemplate {
+        let method = match request.method.as_str() {
+            "GET" => Method::Get,
+            "POST" => Method::Post,
+            "PATCH" => Method::Patch,
+            "PUT" => Method::Put,
+            _ => Method::Delete,
+        };
+        let path = match request.url.query() {
+            Some(q) => format!("{}?{q}", request.url.path()),
+            None => request.url.path().to_owned(),
+        };
+        let body: Option<Value> = serde_json::from_slice(&request.body).ok();
+        let (status, reply) = self.0.handle(method, &path, body.as_ref());
+        ResponseTemplate::new(status).set_body_json(reply)
+    }
+}
+
+fn rss_kib(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmRSS:"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|n| n.parse().ok())
+        })
+        .unwrap_or(0)
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    if sorted.is_empty() {
+        return Duration::ZERO;
+    }
+    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[i.min(sorted.len() - 1)]
+}
+
+fn env_number(name: &str, default: u64) -> u64 {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+fn deployment(i: u64, privileged: bool) -> String {
+    format!(
+        "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: app-{i}\n  namespace: load\nspec:\n  replicas: 2\n  selector:\n    matchLabels: {{app: app-{i}}}\n  template:\n    metadata:\n      labels: {{app: app-{i}}}\n    spec:\n      containers:\n        - name: web\n          image: app:{i}\n          securityContext:\n            privileged: {privileged}\n"
+    )
+}
+
+fn event(number: u64, installation: u64, base: &str, head: &str) -> Value {
+    json!({
+        "action": "opened",
+        "number": number,
+        "pull_request": {
+            "number": number, "state": "open", "draft": false,
+            "head": {"sha": head, "ref": format!("f{number}"), "repo": {"id": 9}},
+            "base": {"sha": base, "ref": "main", "repo": {"id": 9}},
+        },
+        "repository": {"id": 9, "name": "load", "full_name": "octo/load", "private": false,
+                       "owner": {"login": "octo", "id": 1, "type": "Organization"}},
+        "installation": {"id": installation},
+        "sender": {"login": "dev", "id": 2, "type": "User"},
+    })
+}
+
+#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+async fn main() {
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+    if std::env::args().any(|a| a == "--list") {
+        return;
+    }
+    let steady_seconds = env_number("KUBEWARD_LOAD_SECONDS", 10);
+    let prs = env_number("KUBEWARD_LOAD_PRS", 40);
+
+    // A repository: main with 5 manifests; one pull request per number changing all 5.
+    let served = tempfile::tempdir().expect("temp");
+    let repo = git2::Repository::init_bare(served.path().join("octo/load.git")).expect("init");
+    let base_texts: Vec<(String, String)> = (0..5)
+        .map(|i| (format!("apps/app-{i}.yaml"), deployment(i, false)))
+        .collect();
+    let base_files: Vec<(&str, &[u8])> = base_texts
+        .iter()
+        .map(|(p, t)| (p.as_str(), t.as_bytes()))
+        .collect();
+    let base =
+        build::commit(&repo, Some("refs/heads/main"), &[], &base_files, "base").expect("base");
+    let fake = Arc::new(FakeGitHub::new("kubeward[bot]"));
+    let mut heads = Vec::new();
+    for n in 1..=prs {
+        let texts: Vec<(String, String)> = (0..5)
+            .map(|i| (format!("apps/app-{i}.yaml"), deployment(i + n * 10, i == 0)))
+            .collect();
+        let files: Vec<(&str, &[u8])> = texts
+            .iter()
+            .map(|(p, t)| (p.as_str(), t.as_bytes()))
+            .collect();
+        let head = build::commit(
+            &repo,
+            Some(&format!("refs/pull/{n}/head")),
+            &[base],
+            &files,
+            "pr",
+        )
+        .expect("pr");
+        fake.add_pull(
+            n,
+            json!({"number": n, "state": "open", "draft": false,
+            "head": {"sha": head.to_string(), "ref": format!("f{n}"), "repo": {"id": 9}},
+            "base": {"sha": base.to_string(), "ref": "main", "repo": {"id": 9}}}),
+        );
+        fake.set_merge_base(&base.to_string(), &head.to_string(), &base.to_string());
+        heads.push(head);
+    }
+    // Pull requests for the intake phase, kept apart from the reviewed ones.
+    let mut intake_heads = Vec::new();
+    for n in 1001..=1010u64 {
+        let texts: Vec<(String, String)> = (0..5)
+            .map(|i| (format!("apps/app-{i}.yaml"), deployment(i + n * 10, false)))
+            .collect();
+        let files: Vec<(&str, &[u8])> = texts
+            .iter()
+            .map(|(p, t)| (p.as_str(), t.as_bytes()))
+            .collect();
+        let head = build::commit(
+            &repo,
+            Some(&format!("refs/pull/{n}/head")),
+            &[base],
+            &files,
+            "pr",
+        )
+        .expect("pr");
+        fake.add_pull(
+            n,
+            json!({"number": n, "state": "open", "draft": false,
+            "head": {"sha": head.to_string(), "ref": format!("f{n}"), "repo": {"id": 9}},
+            "base": {"sha": base.to_string(), "ref": "main", "repo": {"id": 9}}}),
+        );
+        fake.set_merge_base(&base.to_string(), &head.to_string(), &base.to_string());
+        intake_heads.push((n, head));
+    }
+    let git = git_http::serve(served.path().to_path_buf(), Some(TOKEN)).await;
+    let github = MockServer::start().await;
+    Mock::given(wiremock::matchers::any())
+        .respond_with(Forward(fake.clone()))
+        .mount(&github)
+        .await;
+
+    // The server, as a separate process so its memory is its own.
+    let dir = tempfile::tempdir().expect("temp");
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("port");
+    let settings = dir.path().join("serve.yaml");
+    std::fs::write(&settings, format!(
+        "listen: 127.0.0.1:{port}\ndatabase: sqlite://{}\ncacheDir: {}\nworkers: 16\ngithub:\n  apiUrl: {}\n  gitUrl: {}\n  botLogin: 'kubeward[bot]'\n",
+        dir.path().join("queue.db").display(), dir.path().join("cache").display(), github.uri(), git.base_url)).expect("settings");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_kubeward"))
+        .args(["serve", "--config"])
+        .arg(&settings)
+        .env("KUBEWARD_GITHUB_WEBHOOK_SECRET", SECRET)
+        .env("KUBEWARD_GITHUB_TOKEN", TOKEN)
+        .env("RUST_LOG", "error")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("serve starts");
+    let pid = child.id();
+    let url = format!("http://127.0.0.1:{port}");
+    let client = reqwest::Client::new();
+    let ready = Instant::now();
+    while client
+        .get(format!("{url}/readyz"))
+        .send()
+        .await
+        .map(|r| !r.status().is_success())
+        .unwrap_or(true)
+    {
+        assert!(
+            ready.elapsed() < Duration::from_secs(30),
+            "server did not start"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let idle_kib = rss_kib(pid);
+
+    // Phase 1: a steady 200 deliveries per second: pushes to ten pull requests, each persisted
+    // with its job before the 202; newer pushes supersede queued older ones, as in real life.
+    let rate = 200u64;
+    let total = rate * steady_seconds;
+    let interval = Duration::from_micros(1_000_000 / rate);
+    let mut tasks = Vec::with_capacity(total as usize);
+    let started = Instant::now();
+    let mut peak_kib = idle_kib;
+    for i in 0..total {
+        let due = started + interval * i as u32;
+        if let Some(wait) = due.checked_duration_since(Instant::now()) {
+            tokio::time::sleep(wait).await;
+        }
+        if i % 50 == 0 {
+            peak_kib = peak_kib.max(rss_kib(pid));
+        }
+        let (n, head) = intake_heads[(i % 10) as usize];
+        let mut payload = event(n, 1, &base.to_string(), &head.to_string());
+        payload["action"] = json!("synchronize");
+        let body = serde_json::to_vec(&payload).expect("json");
+        let signature = github_signature(SECRET, &body);
+        let client = client.clone();
+        let url = url.clone();
+        tasks.push(tokio::spawn(async move {
+            let sent = Instant::now();
+            let status = client
+                .post(format!("{url}/webhooks/github"))
+                .header("x-github-event", "pull_request")
+                .header("x-github-delivery", format!("steady-{i}"))
+                .header("x-hub-signature-256", signature)
+                .body(body)
+                .send()
+                .await
+                .map(|r| r.status().as_u16())
+                .unwrap_or(0);
+            (status, sent.elapsed())
+        }));
+    }
+    let mut latencies = Vec::new();
+    let mut failed = 0;
+    for t in tasks {
+        let (status, latency) = t.await.expect("task");
+        if !(200..300).contains(&status) {
+            failed += 1;
+        }
+        latencies.push(latency);
+    }
+    let steady_elapsed = started.elapsed();
+    latencies.sort();
+    // Nothing lost: every delivery is in the queue's records; then let the workers drain.
+    let db = sqlx::SqlitePool::connect(&format!(
+        "sqlite://{}",
+        dir.path().join("queue.db").display()
+    ))
+    .await
+    .expect("queue db");
+    let recorded: i64 = sqlx::query_scalar("SELECT count(*) FROM deliveries")
+        .fetch_one(&db)
+        .await
+        .expect("count");
+    loop {
+        let open: i64 =
+            sqlx::query_scalar("SELECT count(*) FROM jobs WHERE state IN ('queued', 'running')")
+                .fetch_one(&db)
+                .await
+                .expect("count");
+        peak_kib = peak_kib.max(rss_kib(pid));
+        if open == 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    // Phase 2: reviews of 5-file pull requests, one installation each (as many repositories).
+    let review_started = Instant::now();
+    for (i, head) in heads.iter().enumerate() {
+        let n = i as u64 + 1;
+        let body = serde_json::to_vec(&event(n, 1000 + n, &base.to_string(), &head.to_string()))
+            .expect("json");
+        let status = client
+            .post(format!("{url}/webhooks/github"))
+            .header("x-github-event", "pull_request")
+            .header("x-github-delivery", format!("review-{n}"))
+            .header("x-hub-signature-256", github_signature(SECRET, &body))
+            .body(body)
+            .send()
+            .await
+            .map(|r| r.status().as_u16())
+            .unwrap_or(0);
+        assert_eq!(status, 202);
+    }
+    loop {
+        peak_kib = peak_kib.max(rss_kib(pid));
+        let done = fake
+            .check_runs()
+            .iter()
+            .filter(|r| {
+                r["status"] == "completed"
+                    && heads
+                        .iter()
+                        .any(|h| r["head_sha"] == h.to_string().as_str())
+            })
+            .count();
+        if done as u64 >= prs {
+            break;
+        }
+        assert!(
+            review_started.elapsed() < Duration::from_secs(600),
+            "reviews did not finish"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let review_elapsed = review_started.elapsed();
+    let _ = child.kill();
+    let _ = child.wait();
+
+    let cpus = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1);
+    println!("load benchmark ({cpus} CPUs): kubeward serve, SQLite queue, 16 workers");
+    println!(
+        "intake: {total} deliveries at {rate}/s over {:.1} s: {:.0} accepted/s, {failed} not 2xx, {recorded} recorded; time to 202 p50 {:.1} ms, p99 {:.1} ms",
+        steady_elapsed.as_secs_f64(),
+        (total - failed) as f64 / steady_elapsed.as_secs_f64(),
+        percentile(&latencies, 0.50).as_secs_f64() * 1000.0,
+        percentile(&latencies, 0.99).as_secs_f64() * 1000.0,
+    );
+    println!(
+        "reviews: {prs} five-file pull requests in {:.1} s: {:.2} reviews/s",
+        review_elapsed.as_secs_f64(),
+        prs as f64 / review_elapsed.as_secs_f64()
+    );
+    println!(
+        "memory: {:.1} MiB idle, {:.1} MiB at peak",
+        idle_kib as f64 / 1024.0,
+        peak_kib as f64 / 1024.0
+    );
+}
