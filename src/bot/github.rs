@@ -318,9 +318,11 @@ impl GitHubWorker {
         if pull.get("state").and_then(Value::as_str) != Some("open") {
             return Ok(JobOutcome::Skipped("the pull request is closed".into()));
         }
+        // Deliveries can arrive out of order, so a job may be older or newer than the pull
+        // request it names: review what the pull request is now.
         let head_sha = str_at(&pull, &["head", "sha"]).unwrap_or("").to_owned();
-        if expected_head.is_some_and(|h| *h != head_sha) {
-            return Ok(JobOutcome::Skipped(format!("superseded by {head_sha}")));
+        if let Some(expected) = expected_head.filter(|h| **h != head_sha) {
+            tracing::info!(job_head = %expected, current_head = %head_sha, "reviewing the current head");
         }
         let base_sha = str_at(&pull, &["base", "sha"]).unwrap_or("").to_owned();
         let base_ref = str_at(&pull, &["base", "ref"]).unwrap_or("").to_owned();

@@ -8,10 +8,12 @@
 //! Times that drive scheduling (`now_ms`, `run_at_ms`, leases) are passed in, so tests control
 //! the clock; bookkeeping timestamps (created/updated/finished, delivery receipt) use [`now_ms`].
 //!
-//! The default backend is SQLite (one process). All SQL lives in the backend module
-//! (`sqlite.rs`); adding PostgreSQL means a sibling module and a `Backend` variant.
+//! The default backend is SQLite (one process); PostgreSQL lets several replicas share one
+//! queue. All SQL lives in the backend modules (`sqlite.rs`, `postgres.rs`), which give every
+//! method the same semantics; the URL's scheme picks one.
 
 mod error;
+mod postgres;
 mod sqlite;
 mod types;
 
@@ -38,6 +40,7 @@ pub fn now_ms() -> i64 {
 #[derive(Debug, Clone)]
 enum Backend {
     Sqlite(sqlite::SqliteBackend),
+    Postgres(postgres::PostgresBackend),
 }
 
 /// Handle to the queue. Cheap to clone (a connection pool inside); share one per process.
@@ -50,7 +53,10 @@ pub struct Queue {
 impl Queue {
     /// Opens (creating if needed) and migrates the queue at `url`, with the default [`QueueConfig`].
     ///
-    /// `sqlite://path/to/queue.db` (created if missing, WAL) or `sqlite::memory:` (tests).
+    /// `sqlite://path/to/queue.db` (created if missing, WAL) or `sqlite::memory:` (tests), or
+    /// `postgres://user:password@host:port/database` (also `postgresql://`, libpq-style query
+    /// parameters such as `sslmode`) for a queue shared by several replicas. Errors never
+    /// quote the URL, so its password does not reach logs.
     pub async fn connect(url: &str) -> Result<Queue, QueueError> {
         Queue::connect_with(url, QueueConfig::default()).await
     }
@@ -62,16 +68,13 @@ impl Queue {
         let backend = match scheme {
             "sqlite" => Backend::Sqlite(sqlite::SqliteBackend::connect(url).await?),
             "postgres" | "postgresql" => {
-                return Err(QueueError::UnsupportedBackend {
-                    scheme: scheme.to_owned(),
-                    hint: "the PostgreSQL queue backend is not implemented yet; use sqlite://",
-                });
+                Backend::Postgres(postgres::PostgresBackend::connect(url).await?)
             }
             _ => {
                 return Err(QueueError::UnsupportedBackend {
                     // Only the scheme: the rest of a URL may hold credentials.
                     scheme: scheme.chars().take(32).collect(),
-                    hint: "expected sqlite://PATH or sqlite::memory:",
+                    hint: "expected sqlite://PATH, sqlite::memory: or postgres://HOST/DATABASE",
                 });
             }
         };
@@ -98,6 +101,7 @@ impl Queue {
     ) -> Result<bool, QueueError> {
         match &self.backend {
             Backend::Sqlite(b) => b.record_delivery(forge, delivery_id, now_ms()).await,
+            Backend::Postgres(b) => b.record_delivery(forge, delivery_id, now_ms()).await,
         }
     }
 
@@ -106,6 +110,7 @@ impl Queue {
     pub async fn delivery_seen(&self, forge: &str, delivery_id: &str) -> Result<bool, QueueError> {
         match &self.backend {
             Backend::Sqlite(b) => b.delivery_seen(forge, delivery_id).await,
+            Backend::Postgres(b) => b.delivery_seen(forge, delivery_id).await,
         }
     }
 
@@ -115,6 +120,7 @@ impl Queue {
         let payload = prepare(&job)?;
         match &self.backend {
             Backend::Sqlite(b) => b.enqueue(&job, &payload, now_ms()).await,
+            Backend::Postgres(b) => b.enqueue(&job, &payload, now_ms()).await,
         }
     }
 
@@ -138,6 +144,10 @@ impl Queue {
                 b.enqueue_delivery(forge, delivery_id, &jobs, now_ms())
                     .await
             }
+            Backend::Postgres(b) => {
+                b.enqueue_delivery(forge, delivery_id, &jobs, now_ms())
+                    .await
+            }
         }
     }
 
@@ -157,6 +167,7 @@ impl Queue {
         let max_attempts = i64::from(self.config.max_attempts);
         match &self.backend {
             Backend::Sqlite(b) => b.claim(worker_id, lease_until, max_attempts, now_ms).await,
+            Backend::Postgres(b) => b.claim(worker_id, lease_until, max_attempts, now_ms).await,
         }
     }
 
@@ -171,6 +182,7 @@ impl Queue {
         let lease_until = now_ms.saturating_add(duration_ms(lease));
         match &self.backend {
             Backend::Sqlite(b) => b.heartbeat(id, worker_id, lease_until, now_ms).await,
+            Backend::Postgres(b) => b.heartbeat(id, worker_id, lease_until, now_ms).await,
         }
     }
 
@@ -178,6 +190,7 @@ impl Queue {
     pub async fn complete(&self, id: i64, worker_id: &str) -> Result<bool, QueueError> {
         match &self.backend {
             Backend::Sqlite(b) => b.complete(id, worker_id, now_ms()).await,
+            Backend::Postgres(b) => b.complete(id, worker_id, now_ms()).await,
         }
     }
 
@@ -193,6 +206,7 @@ impl Queue {
         let error = truncate(error, MAX_ERROR_LEN);
         match &self.backend {
             Backend::Sqlite(b) => b.fail(id, worker_id, error, &self.config, now_ms).await,
+            Backend::Postgres(b) => b.fail(id, worker_id, error, &self.config, now_ms).await,
         }
     }
 
@@ -201,6 +215,7 @@ impl Queue {
     pub async fn release(&self, id: i64, worker_id: &str) -> Result<bool, QueueError> {
         match &self.backend {
             Backend::Sqlite(b) => b.release(id, worker_id, now_ms()).await,
+            Backend::Postgres(b) => b.release(id, worker_id, now_ms()).await,
         }
     }
 
@@ -238,6 +253,7 @@ impl Queue {
     async fn drop_jobs(&self, forge: &str, scope: DropScope) -> Result<DropOutcome, QueueError> {
         match &self.backend {
             Backend::Sqlite(b) => b.drop_jobs(forge, scope, now_ms()).await,
+            Backend::Postgres(b) => b.drop_jobs(forge, scope, now_ms()).await,
         }
     }
 
@@ -255,6 +271,10 @@ impl Queue {
                 b.remember_pr_head(forge, repo_id, head_sha, pr_number, now_ms())
                     .await
             }
+            Backend::Postgres(b) => {
+                b.remember_pr_head(forge, repo_id, head_sha, pr_number, now_ms())
+                    .await
+            }
         }
     }
 
@@ -267,6 +287,7 @@ impl Queue {
     ) -> Result<Option<i64>, QueueError> {
         match &self.backend {
             Backend::Sqlite(b) => b.pr_for_head(forge, repo_id, head_sha).await,
+            Backend::Postgres(b) => b.pr_for_head(forge, repo_id, head_sha).await,
         }
     }
 
@@ -274,6 +295,7 @@ impl Queue {
     pub async fn stats(&self, now_ms: i64) -> Result<QueueStats, QueueError> {
         match &self.backend {
             Backend::Sqlite(b) => b.stats(now_ms).await,
+            Backend::Postgres(b) => b.stats(now_ms).await,
         }
     }
 
@@ -281,6 +303,7 @@ impl Queue {
     pub async fn get(&self, id: i64) -> Result<Option<Job>, QueueError> {
         match &self.backend {
             Backend::Sqlite(b) => b.get(id).await,
+            Backend::Postgres(b) => b.get(id).await,
         }
     }
 
@@ -289,6 +312,7 @@ impl Queue {
     pub async fn retry_dead(&self, id: i64, now_ms: i64) -> Result<bool, QueueError> {
         match &self.backend {
             Backend::Sqlite(b) => b.retry_dead(id, now_ms).await,
+            Backend::Postgres(b) => b.retry_dead(id, now_ms).await,
         }
     }
 
@@ -298,6 +322,7 @@ impl Queue {
     pub async fn prune(&self, before_ms: i64) -> Result<PruneOutcome, QueueError> {
         match &self.backend {
             Backend::Sqlite(b) => b.prune(before_ms).await,
+            Backend::Postgres(b) => b.prune(before_ms).await,
         }
     }
 }

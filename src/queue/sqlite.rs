@@ -120,15 +120,22 @@ const REAP_EXPIRED: &str = "UPDATE jobs
     RETURNING id, state";
 
 /// Oldest first by id (enqueue order), so a retry that becomes due is not starved by newer work.
+/// One pull request's jobs run one at a time: a queued job waits while another job of the same
+/// pull request holds a live lease, so two workers never publish to one PR at once.
 const CLAIM: &str = concat!(
     "UPDATE jobs
     SET state = 'running', lease_until_ms = $2, locked_by = $3, attempts = attempts + 1,
         updated_at_ms = $1
     WHERE id = (
-        SELECT id FROM jobs
-        WHERE (state = 'queued' AND run_at_ms <= $1)
-           OR (state = 'running' AND lease_until_ms <= $1 AND cancel_requested = 0
-               AND attempts < $4)
+        SELECT id FROM jobs j
+        WHERE (j.state = 'queued' AND j.run_at_ms <= $1
+               AND (j.pr_number IS NULL OR NOT EXISTS (
+                   SELECT 1 FROM jobs r
+                   WHERE r.state = 'running' AND r.lease_until_ms > $1
+                     AND r.forge = j.forge AND r.repo_id = j.repo_id
+                     AND r.pr_number = j.pr_number)))
+           OR (j.state = 'running' AND j.lease_until_ms <= $1 AND j.cancel_requested = 0
+               AND j.attempts < $4)
         ORDER BY id
         LIMIT 1)
     RETURNING ",

@@ -1,0 +1,1215 @@
+//! The queue's behaviour, written once and run against every backend: each scenario is an
+//! `async fn(&Store)`, and [`shared_scenarios!`] / [`single_handle_scenarios!`] turn the list
+//! into `#[tokio::test]`s for one [`StoreKind`]. Included with
+//! `#[macro_use] #[path = "support/queue_scenarios.rs"] mod scenarios;` by `tests/queue.rs`
+//! (SQLite) and `tests/queue_postgres.rs` (PostgreSQL).
+//!
+//! A [`Store`] is one empty queue database; [`Store::queue`] opens a handle on it. Every
+//! handle on a file or PostgreSQL store is another pool on the same data, like another
+//! `kubeward serve` replica; on `sqlite::memory:` every handle is its own database, so only the
+//! single-handle scenarios run there.
+//!
+//! PostgreSQL stores are databases created on the server named by `KUBEWARD_TEST_DATABASE_URL`
+//! (which `scripts/test.sh` starts), one per test, so tests run in parallel; they are dropped
+//! when the test passes (a failed test leaves its database for a look).
+
+#![allow(dead_code)]
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::Duration;
+
+use kubeward::queue::{
+    DropOutcome, FailOutcome, JobState, NewJob, Queue, QueueConfig, QueueError, now_ms,
+};
+use serde_json::json;
+use sqlx::Connection;
+use tokio::sync::Mutex;
+
+pub const LEASE: Duration = Duration::from_secs(30);
+pub const LEASE_MS: i64 = 30_000;
+
+/// The variable naming the PostgreSQL server the tests use.
+pub const DATABASE_URL_VAR: &str = "KUBEWARD_TEST_DATABASE_URL";
+
+/// Which backend a [`Store`] uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StoreKind {
+    SqliteMemory,
+    SqliteFile,
+    Postgres,
+}
+
+/// One empty queue database for one test.
+pub enum Store {
+    SqliteMemory,
+    SqliteFile(tempfile::TempDir),
+    Postgres(PgDatabase),
+}
+
+/// A database of its own on the test server.
+pub struct PgDatabase {
+    /// The server's URL as given (its database is the admin connection's).
+    pub server_url: String,
+    pub name: String,
+    /// The server's URL with this database.
+    pub url: String,
+}
+
+impl Store {
+    pub async fn new(kind: StoreKind) -> Store {
+        match kind {
+            StoreKind::SqliteMemory => Store::SqliteMemory,
+            StoreKind::SqliteFile => Store::SqliteFile(tempfile::tempdir().unwrap()),
+            StoreKind::Postgres => Store::Postgres(PgDatabase::create().await),
+        }
+    }
+
+    /// The queue URL (for `sqlite::memory:`, every connect is a new database).
+    pub fn url(&self) -> String {
+        match self {
+            Store::SqliteMemory => "sqlite::memory:".into(),
+            Store::SqliteFile(dir) => {
+                format!("sqlite://{}", dir.path().join("state/queue.db").display())
+            }
+            Store::Postgres(db) => db.url.clone(),
+        }
+    }
+
+    pub async fn queue(&self) -> Queue {
+        Queue::connect(&self.url()).await.expect("queue connects")
+    }
+
+    pub async fn queue_with(&self, config: QueueConfig) -> Queue {
+        Queue::connect_with(&self.url(), config)
+            .await
+            .expect("queue connects")
+    }
+
+    /// Drops the PostgreSQL database; called after a passing test.
+    pub async fn finish(self) {
+        if let Store::Postgres(db) = self {
+            db.drop_database().await;
+        }
+    }
+}
+
+/// The server URL from `KUBEWARD_TEST_DATABASE_URL`; without it the test fails, naming the fix.
+pub fn server_url() -> String {
+    match std::env::var(DATABASE_URL_VAR) {
+        Ok(url) if !url.is_empty() => url,
+        _ => panic!(
+            "{DATABASE_URL_VAR} is not set: run the PostgreSQL queue tests with scripts/test.sh \
+             (e.g. `scripts/test.sh --test queue_postgres`), which starts a throwaway PostgreSQL \
+             server and sets it; or set it to postgres://USER:PASSWORD@HOST:PORT/DATABASE for a \
+             role allowed to CREATE DATABASE"
+        ),
+    }
+}
+
+static DATABASES: AtomicU32 = AtomicU32::new(0);
+
+impl PgDatabase {
+    pub async fn create() -> PgDatabase {
+        let server_url = server_url();
+        let name = format!(
+            "kubeward_t{}_{}_{:08x}",
+            std::process::id(),
+            DATABASES.fetch_add(1, Ordering::Relaxed),
+            rand::random::<u32>()
+        );
+        let mut admin = sqlx::PgConnection::connect(&server_url)
+            .await
+            .unwrap_or_else(|err| panic!("cannot connect to {DATABASE_URL_VAR}: {err}"));
+        sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE DATABASE \"{name}\"")))
+            .execute(&mut admin)
+            .await
+            .unwrap_or_else(|err| panic!("cannot create test database {name}: {err}"));
+        let _ = admin.close().await;
+        let mut url = reqwest::Url::parse(&server_url).expect("the test database URL parses");
+        url.set_path(&name);
+        PgDatabase {
+            server_url,
+            name,
+            url: url.into(),
+        }
+    }
+
+    pub async fn drop_database(&self) {
+        let Ok(mut admin) = sqlx::PgConnection::connect(&self.server_url).await else {
+            return;
+        };
+        let _ = sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+            "DROP DATABASE IF EXISTS \"{}\" WITH (FORCE)",
+            self.name
+        )))
+        .execute(&mut admin)
+        .await;
+        let _ = admin.close().await;
+    }
+}
+
+/// `#[tokio::test]`s running the named scenarios on a fresh store of `$kind` each.
+#[macro_export]
+macro_rules! scenario_tests {
+    ($kind:ident: $($name:ident),* $(,)?) => {
+        $(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+            async fn $name() {
+                let store = $crate::scenarios::Store::new($crate::scenarios::StoreKind::$kind).await;
+                $crate::scenarios::$name(&store).await;
+                store.finish().await;
+            }
+        )*
+    };
+}
+
+/// Scenarios that open one queue handle: they run on every store, `sqlite::memory:` included.
+#[macro_export]
+macro_rules! single_handle_scenarios {
+    ($kind:ident) => {
+        $crate::scenario_tests!($kind:
+            claims_in_enqueue_order_and_respects_run_at,
+            expired_lease_is_taken_over_and_stale_worker_loses_it,
+            job_whose_worker_dies_on_the_last_attempt_goes_dead,
+            supersede_marks_queued_and_cancels_running,
+            release_of_cancel_requested_job_is_terminal_and_expired_one_is_finalized,
+            retries_back_off_then_dead_letter,
+            release_does_not_count_an_attempt,
+            long_errors_are_truncated,
+            drop_pr_and_drop_installation,
+            drop_repository_drops_every_pr_of_the_repo,
+            stats_count_states_and_oldest_age,
+            prune_removes_old_history_but_keeps_live_and_dead_jobs,
+            payload_round_trips_verbatim,
+        );
+    };
+}
+
+/// Every scenario, the ones with several handles on one database (replicas, restarts)
+/// included: for file and PostgreSQL stores.
+#[macro_export]
+macro_rules! shared_scenarios {
+    ($kind:ident) => {
+        $crate::single_handle_scenarios!($kind);
+        $crate::scenario_tests!($kind:
+            delivery_dedupe_survives_reconnect,
+            replicas_claim_every_job_exactly_once,
+            dead_replica_lease_is_taken_over,
+            concurrent_superseding_enqueues_leave_the_newest_job,
+            retries_move_between_replicas_then_dead_letter,
+            pr_head_mapping,
+            enqueue_delivery_is_one_transaction_and_deduplicates,
+            concurrent_redeliveries_enqueue_once,
+        );
+    };
+}
+
+pub fn job(repo_id: i64, pr_number: Option<i64>) -> NewJob {
+    NewJob {
+        kind: "review".into(),
+        forge: "github".into(),
+        installation_id: Some(7),
+        repo_id,
+        pr_number,
+        head_sha: Some("abc123".into()),
+        payload: json!({"pr": pr_number, "nested": {"list": [1, 2, 3]}}),
+        supersedes: false,
+        run_at_ms: None,
+    }
+}
+
+pub fn superseding(repo_id: i64, pr_number: i64) -> NewJob {
+    NewJob {
+        supersedes: true,
+        ..job(repo_id, Some(pr_number))
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Single-handle scenarios.
+
+pub async fn claims_in_enqueue_order_and_respects_run_at(store: &Store) {
+    let queue = store.queue().await;
+    let t = now_ms();
+    let later = queue
+        .enqueue(NewJob {
+            run_at_ms: Some(t + 60_000),
+            ..job(1, Some(1))
+        })
+        .await
+        .unwrap()
+        .id;
+    let first = queue.enqueue(job(1, Some(2))).await.unwrap().id;
+    let second = queue.enqueue(job(2, None)).await.unwrap().id;
+
+    let now = t + 1_000;
+    let a = queue.claim("w", LEASE, now).await.unwrap().unwrap();
+    let b = queue.claim("w", LEASE, now).await.unwrap().unwrap();
+    assert_eq!((a.id, b.id), (first, second));
+    assert_eq!(a.state, JobState::Running);
+    assert_eq!(a.attempts, 1);
+    assert_eq!(b.pr_number, None);
+    assert!(queue.claim("w", LEASE, now).await.unwrap().is_none());
+
+    let c = queue.claim("w", LEASE, t + 60_000).await.unwrap().unwrap();
+    assert_eq!(c.id, later);
+
+    assert!(queue.complete(a.id, "w").await.unwrap());
+    assert_eq!(
+        queue.get(a.id).await.unwrap().unwrap().state,
+        JobState::Done
+    );
+    // Completing twice, or as another worker, changes nothing.
+    assert!(!queue.complete(a.id, "w").await.unwrap());
+    assert!(!queue.complete(b.id, "other").await.unwrap());
+    assert!(queue.get(9_999).await.unwrap().is_none());
+}
+
+pub async fn expired_lease_is_taken_over_and_stale_worker_loses_it(store: &Store) {
+    let queue = store.queue().await;
+    let t = now_ms();
+    let id = queue.enqueue(job(1, Some(1))).await.unwrap().id;
+
+    let first = queue.claim("old", LEASE, t).await.unwrap().unwrap();
+    assert_eq!(first.id, id);
+    // Still leased: nobody else gets it.
+    assert!(
+        queue
+            .claim("new", LEASE, t + LEASE_MS - 1)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    // Heartbeat extends the lease.
+    let beat = queue.heartbeat(id, "old", LEASE, t + 20_000).await.unwrap();
+    assert!(beat.held && !beat.cancel_requested);
+    assert!(
+        queue
+            .claim("new", LEASE, t + LEASE_MS)
+            .await
+            .unwrap()
+            .is_none()
+    );
+
+    // The old worker goes silent; after its extended lease, another takes over.
+    let taken = queue
+        .claim("new", LEASE, t + 20_000 + LEASE_MS)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(taken.id, id);
+    assert_eq!(taken.attempts, 2);
+
+    let stale = queue.heartbeat(id, "old", LEASE, t + 60_000).await.unwrap();
+    assert!(!stale.held);
+    assert!(!queue.complete(id, "old").await.unwrap());
+    assert_eq!(
+        queue.fail(id, "old", "late", t + 60_000).await.unwrap(),
+        FailOutcome::NotHeld
+    );
+    assert!(!queue.release(id, "old").await.unwrap());
+    assert!(
+        queue
+            .heartbeat(id, "new", LEASE, t + 60_000)
+            .await
+            .unwrap()
+            .held
+    );
+    assert!(queue.complete(id, "new").await.unwrap());
+}
+
+pub async fn job_whose_worker_dies_on_the_last_attempt_goes_dead(store: &Store) {
+    let queue = store
+        .queue_with(QueueConfig::default().with_max_attempts(2))
+        .await;
+    let t = now_ms();
+    let id = queue.enqueue(job(1, Some(1))).await.unwrap().id;
+    queue.claim("a", LEASE, t).await.unwrap().unwrap();
+    let again = queue
+        .claim("b", LEASE, t + LEASE_MS)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!((again.id, again.attempts), (id, 2));
+    // Worker b dies too; the job is not handed out a third time.
+    assert!(
+        queue
+            .claim("c", LEASE, t + 2 * LEASE_MS)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    let dead = queue.get(id).await.unwrap().unwrap();
+    assert_eq!(dead.state, JobState::Dead);
+    assert!(
+        dead.last_error
+            .unwrap()
+            .contains("lease of worker b expired")
+    );
+    assert_eq!(queue.stats(t + 2 * LEASE_MS).await.unwrap().dead, 1);
+}
+
+pub async fn supersede_marks_queued_and_cancels_running(store: &Store) {
+    let queue = store.queue().await;
+    let t = now_ms();
+    let running = queue.enqueue(job(1, Some(5))).await.unwrap().id;
+    assert_eq!(
+        queue.claim("w", LEASE, t).await.unwrap().unwrap().id,
+        running
+    );
+    let queued = queue.enqueue(job(1, Some(5))).await.unwrap().id;
+    let other_pr = queue.enqueue(job(1, Some(6))).await.unwrap().id;
+    let other_repo = queue.enqueue(job(2, Some(5))).await.unwrap().id;
+    let other_forge = queue
+        .enqueue(NewJob {
+            forge: "gitlab".into(),
+            ..job(1, Some(5))
+        })
+        .await
+        .unwrap()
+        .id;
+
+    let outcome = queue.enqueue(superseding(1, 5)).await.unwrap();
+    assert_eq!(outcome.superseded, vec![queued]);
+    assert_eq!(outcome.cancel_requested, vec![running]);
+
+    assert_eq!(
+        queue.get(queued).await.unwrap().unwrap().state,
+        JobState::Superseded
+    );
+    let run = queue.get(running).await.unwrap().unwrap();
+    assert_eq!(run.state, JobState::Running);
+    assert!(run.cancel_requested);
+    for id in [other_pr, other_repo, other_forge, outcome.id] {
+        let job = queue.get(id).await.unwrap().unwrap();
+        assert_eq!(job.state, JobState::Queued, "job {id}");
+        assert!(!job.cancel_requested);
+    }
+
+    // The worker notices, and a failure is not retried: the job takes its terminal state.
+    let beat = queue.heartbeat(running, "w", LEASE, t + 1).await.unwrap();
+    assert!(beat.held && beat.cancel_requested);
+    assert_eq!(
+        queue.fail(running, "w", "canceled", t + 2).await.unwrap(),
+        FailOutcome::Canceled {
+            state: JobState::Superseded
+        }
+    );
+    assert_eq!(
+        queue.get(running).await.unwrap().unwrap().state,
+        JobState::Superseded
+    );
+
+    // The superseded job is never claimed; the next one is the other PR's.
+    let next = queue.claim("w", LEASE, t + 3).await.unwrap().unwrap();
+    assert_eq!(next.id, other_pr);
+
+    // A dropped PR's running job stays dropped when a superseding job arrives after all.
+    queue.drop_pr("github", 1, 6).await.unwrap();
+    queue.enqueue(superseding(1, 6)).await.unwrap();
+    assert_eq!(
+        queue.fail(other_pr, "w", "canceled", t + 4).await.unwrap(),
+        FailOutcome::Canceled {
+            state: JobState::Dropped
+        }
+    );
+
+    // supersedes without a PR is refused rather than silently ignored.
+    let err = queue
+        .enqueue(NewJob {
+            supersedes: true,
+            ..job(1, None)
+        })
+        .await
+        .unwrap_err();
+    assert!(matches!(err, QueueError::Invalid(_)), "{err}");
+}
+
+pub async fn release_of_cancel_requested_job_is_terminal_and_expired_one_is_finalized(
+    store: &Store,
+) {
+    let queue = store.queue().await;
+    let t = now_ms();
+    let a = queue.enqueue(job(1, Some(1))).await.unwrap().id;
+    let b = queue.enqueue(job(1, Some(2))).await.unwrap().id;
+    queue.claim("w", LEASE, t).await.unwrap().unwrap();
+    queue.claim("w", LEASE, t).await.unwrap().unwrap();
+    queue.enqueue(superseding(1, 1)).await.unwrap();
+    queue.drop_pr("github", 1, 2).await.unwrap();
+
+    assert!(queue.release(a, "w").await.unwrap());
+    assert_eq!(
+        queue.get(a).await.unwrap().unwrap().state,
+        JobState::Superseded
+    );
+    // b's worker dies; once its lease expires the job is dropped, not taken over.
+    let next = queue
+        .claim("x", LEASE, t + LEASE_MS)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_ne!(next.id, b);
+    assert_eq!(
+        queue.get(b).await.unwrap().unwrap().state,
+        JobState::Dropped
+    );
+}
+
+pub async fn retries_back_off_then_dead_letter(store: &Store) {
+    let config = QueueConfig::default()
+        .with_max_attempts(3)
+        .with_backoff(1_000, 3_000);
+    let queue = store.queue_with(config).await;
+    let mut now = now_ms();
+    let id = queue.enqueue(job(1, Some(1))).await.unwrap().id;
+
+    for attempt in 1..=2i64 {
+        let claimed = queue.claim("w", LEASE, now).await.unwrap().unwrap();
+        assert_eq!((claimed.id, claimed.attempts), (id, attempt));
+        let outcome = queue
+            .fail(id, "w", &format!("boom {attempt}"), now)
+            .await
+            .unwrap();
+        let FailOutcome::Retry {
+            attempts,
+            run_at_ms,
+        } = outcome
+        else {
+            panic!("expected a retry, got {outcome:?}");
+        };
+        assert_eq!(attempts, attempt);
+        // Equal jitter: between half and all of base * 2^(attempt-1), capped.
+        let ceiling = (1_000i64 << (attempt - 1)).min(3_000);
+        let delay = run_at_ms - now;
+        assert!(
+            delay >= ceiling / 2 && delay <= ceiling,
+            "delay {delay}, ceiling {ceiling}"
+        );
+
+        let waiting = queue.get(id).await.unwrap().unwrap();
+        assert_eq!(waiting.state, JobState::Queued);
+        assert_eq!(
+            waiting.last_error.as_deref(),
+            Some(format!("boom {attempt}").as_str())
+        );
+        assert!(
+            queue
+                .claim("w", LEASE, run_at_ms - 1)
+                .await
+                .unwrap()
+                .is_none()
+        );
+        now = run_at_ms;
+    }
+
+    queue.claim("w", LEASE, now).await.unwrap().unwrap();
+    assert_eq!(
+        queue.fail(id, "w", "final", now).await.unwrap(),
+        FailOutcome::Dead { attempts: 3 }
+    );
+    let dead = queue.get(id).await.unwrap().unwrap();
+    assert_eq!(dead.state, JobState::Dead);
+    assert_eq!(dead.attempts, 3);
+    assert_eq!(dead.last_error.as_deref(), Some("final"));
+    assert!(
+        queue
+            .claim("w", LEASE, now + 10_000_000)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert_eq!(queue.stats(now).await.unwrap().dead, 1);
+
+    // An operator can put it back; only a dead job can be.
+    assert!(queue.retry_dead(id, now).await.unwrap());
+    assert!(!queue.retry_dead(id, now).await.unwrap());
+    let again = queue.claim("w", LEASE, now).await.unwrap().unwrap();
+    assert_eq!((again.id, again.attempts), (id, 1));
+    assert_eq!(queue.stats(now).await.unwrap().dead, 0);
+}
+
+pub async fn release_does_not_count_an_attempt(store: &Store) {
+    let queue = store.queue().await;
+    let t = now_ms();
+    let id = queue.enqueue(job(1, Some(1))).await.unwrap().id;
+    queue.claim("w", LEASE, t).await.unwrap().unwrap();
+    assert!(queue.release(id, "w").await.unwrap());
+    let job = queue.get(id).await.unwrap().unwrap();
+    assert_eq!((job.state, job.attempts), (JobState::Queued, 0));
+    let again = queue.claim("v", LEASE, t).await.unwrap().unwrap();
+    assert_eq!((again.id, again.attempts), (id, 1));
+}
+
+pub async fn long_errors_are_truncated(store: &Store) {
+    let queue = store.queue().await;
+    let t = now_ms();
+    let id = queue.enqueue(job(1, Some(1))).await.unwrap().id;
+    queue.claim("w", LEASE, t).await.unwrap().unwrap();
+    queue.fail(id, "w", &"é".repeat(10_000), t).await.unwrap();
+    let error = queue.get(id).await.unwrap().unwrap().last_error.unwrap();
+    assert!(error.len() <= kubeward::queue::MAX_ERROR_LEN);
+    assert!(error.chars().all(|c| c == 'é'));
+}
+
+pub async fn drop_pr_and_drop_installation(store: &Store) {
+    let queue = store.queue().await;
+    let t = now_ms();
+    let running = queue.enqueue(job(1, Some(1))).await.unwrap().id;
+    queue.claim("w", LEASE, t).await.unwrap().unwrap();
+    let queued = queue.enqueue(job(1, Some(1))).await.unwrap().id;
+    let kept = queue.enqueue(job(1, Some(2))).await.unwrap().id;
+
+    let outcome = queue.drop_pr("github", 1, 1).await.unwrap();
+    assert_eq!(
+        outcome,
+        DropOutcome {
+            dropped: vec![queued],
+            cancel_requested: vec![running],
+        }
+    );
+    assert_eq!(
+        queue.get(queued).await.unwrap().unwrap().state,
+        JobState::Dropped
+    );
+    assert!(queue.get(running).await.unwrap().unwrap().cancel_requested);
+    assert_eq!(
+        queue.get(kept).await.unwrap().unwrap().state,
+        JobState::Queued
+    );
+    // A worker that finishes anyway records the truth.
+    assert!(queue.complete(running, "w").await.unwrap());
+    assert_eq!(
+        queue.get(running).await.unwrap().unwrap().state,
+        JobState::Done
+    );
+
+    let other_installation = queue
+        .enqueue(NewJob {
+            installation_id: Some(8),
+            ..job(3, Some(1))
+        })
+        .await
+        .unwrap()
+        .id;
+    let gitlab_same_id = queue
+        .enqueue(NewJob {
+            forge: "gitlab".into(),
+            ..job(4, Some(1))
+        })
+        .await
+        .unwrap()
+        .id;
+    let claimed = queue.claim("w", LEASE, t).await.unwrap().unwrap();
+    assert_eq!(claimed.id, kept);
+    let more = queue.enqueue(job(5, None)).await.unwrap().id;
+
+    let outcome = queue.drop_installation("github", 7).await.unwrap();
+    assert_eq!(outcome.dropped, vec![more]);
+    assert_eq!(outcome.cancel_requested, vec![kept]);
+    assert_eq!(
+        queue.get(other_installation).await.unwrap().unwrap().state,
+        JobState::Queued
+    );
+    assert_eq!(
+        queue.get(gitlab_same_id).await.unwrap().unwrap().state,
+        JobState::Queued
+    );
+    // Dropping again finds nothing new to drop.
+    assert_eq!(
+        queue.drop_installation("github", 7).await.unwrap().dropped,
+        Vec::<i64>::new()
+    );
+}
+
+pub async fn drop_repository_drops_every_pr_of_the_repo(store: &Store) {
+    let queue = store.queue().await;
+    let t = now_ms();
+    let running = queue.enqueue(job(1, Some(1))).await.unwrap().id;
+    queue.claim("w", LEASE, t).await.unwrap().unwrap();
+    let a = queue.enqueue(job(1, Some(2))).await.unwrap().id;
+    let b = queue.enqueue(job(1, None)).await.unwrap().id;
+    let other = queue.enqueue(job(2, Some(1))).await.unwrap().id;
+
+    let outcome = queue.drop_repository("github", 1).await.unwrap();
+    assert_eq!(outcome.dropped, vec![a, b]);
+    assert_eq!(outcome.cancel_requested, vec![running]);
+    assert_eq!(
+        queue.get(other).await.unwrap().unwrap().state,
+        JobState::Queued
+    );
+    // The canceled job's worker gives it back: it ends dropped, not requeued.
+    assert!(queue.release(running, "w").await.unwrap());
+    assert_eq!(
+        queue.get(running).await.unwrap().unwrap().state,
+        JobState::Dropped
+    );
+}
+
+pub async fn stats_count_states_and_oldest_age(store: &Store) {
+    let queue = store.queue().await;
+    // Ahead of the wall clock, so the explicit run_at (not the enqueue time) is what counts.
+    let t = now_ms() + 60_000;
+    assert_eq!(queue.stats(t).await.unwrap().oldest_queued_age_ms, None);
+    let first = queue
+        .enqueue(NewJob {
+            run_at_ms: Some(t),
+            ..job(1, Some(1))
+        })
+        .await
+        .unwrap()
+        .id;
+    queue
+        .enqueue(NewJob {
+            run_at_ms: Some(t + 1_000),
+            ..job(1, Some(2))
+        })
+        .await
+        .unwrap();
+    // Not yet runnable: counted as queued, but not waiting.
+    queue
+        .enqueue(NewJob {
+            run_at_ms: Some(t + 100_000),
+            ..job(1, Some(3))
+        })
+        .await
+        .unwrap();
+
+    let stats = queue.stats(t + 5_000).await.unwrap();
+    assert_eq!((stats.queued, stats.running, stats.dead), (3, 0, 0));
+    assert_eq!(stats.oldest_queued_age_ms, Some(5_000));
+
+    assert_eq!(
+        queue
+            .claim("w", LEASE, t + 5_000)
+            .await
+            .unwrap()
+            .unwrap()
+            .id,
+        first
+    );
+    let stats = queue.stats(t + 5_000).await.unwrap();
+    assert_eq!((stats.queued, stats.running), (2, 1));
+    assert_eq!(stats.oldest_queued_age_ms, Some(4_000));
+
+    // Without run_at a job waits from its enqueue (wall clock), and is runnable under any clock.
+    // (Repository 1's queued jobs go first, so only the new one waits; its running one is leased
+    // until long after the clock used below.)
+    queue.drop_repository("github", 1).await.unwrap();
+    let stats = queue.stats(t + 5_000).await.unwrap();
+    assert_eq!(
+        (stats.queued, stats.running, stats.oldest_queued_age_ms),
+        (0, 1, None)
+    );
+    let before = now_ms();
+    let id = queue.enqueue(job(2, Some(1))).await.unwrap().id;
+    let age = queue
+        .stats(before + 10_000)
+        .await
+        .unwrap()
+        .oldest_queued_age_ms
+        .unwrap();
+    assert!((9_000..=10_000).contains(&age), "{age}");
+    assert_eq!(
+        queue
+            .stats(before - 10_000)
+            .await
+            .unwrap()
+            .oldest_queued_age_ms,
+        Some(0)
+    );
+    assert_eq!(
+        queue.claim("w", LEASE, 1_000).await.unwrap().unwrap().id,
+        id
+    );
+}
+
+pub async fn prune_removes_old_history_but_keeps_live_and_dead_jobs(store: &Store) {
+    let queue = store
+        .queue_with(QueueConfig::default().with_max_attempts(1))
+        .await;
+    let t = now_ms();
+    queue.record_delivery("github", "old").await.unwrap();
+    queue.remember_pr_head("github", 1, "sha", 1).await.unwrap();
+    let done = queue.enqueue(job(1, Some(1))).await.unwrap().id;
+    let dead = queue.enqueue(job(1, Some(2))).await.unwrap().id;
+    let live = queue.enqueue(job(1, Some(3))).await.unwrap().id;
+    queue.claim("w", LEASE, t).await.unwrap().unwrap();
+    queue.complete(done, "w").await.unwrap();
+    queue.claim("w", LEASE, t).await.unwrap().unwrap();
+    queue.fail(dead, "w", "x", t).await.unwrap();
+
+    // Nothing is older than a cutoff in the past.
+    let pruned = queue.prune(t - 60_000).await.unwrap();
+    assert_eq!((pruned.deliveries, pruned.jobs, pruned.pr_heads), (0, 0, 0));
+
+    let pruned = queue.prune(now_ms() + 1).await.unwrap();
+    assert_eq!((pruned.deliveries, pruned.jobs, pruned.pr_heads), (1, 1, 1));
+    assert!(queue.get(done).await.unwrap().is_none());
+    assert!(queue.get(dead).await.unwrap().is_some());
+    assert!(queue.get(live).await.unwrap().is_some());
+    assert_eq!(queue.pr_for_head("github", 1, "sha").await.unwrap(), None);
+    assert!(queue.record_delivery("github", "old").await.unwrap());
+}
+
+/// The payload comes back exactly as enqueued: key order, unicode, big numbers, nulls.
+pub async fn payload_round_trips_verbatim(store: &Store) {
+    let queue = store.queue().await;
+    let payload = json!({
+        "zeta": 1,
+        "alpha": {"b": [true, null, 1.5], "a": "ünïcødé ✓ \u{0}"},
+        "big": 9_007_199_254_740_993_i64,
+        "": "empty key",
+    });
+    let id = queue
+        .enqueue(NewJob {
+            payload: payload.clone(),
+            head_sha: None,
+            installation_id: None,
+            ..job(i64::MAX, Some(i64::MIN))
+        })
+        .await
+        .unwrap()
+        .id;
+    let got = queue.get(id).await.unwrap().unwrap();
+    assert_eq!(got.payload, payload);
+    assert_eq!(
+        serde_json::to_string(&got.payload).unwrap(),
+        serde_json::to_string(&payload).unwrap(),
+        "key order is kept"
+    );
+    assert_eq!((got.repo_id, got.pr_number), (i64::MAX, Some(i64::MIN)));
+    assert_eq!((got.head_sha, got.installation_id), (None, None));
+    let claimed = queue.claim("w", LEASE, now_ms()).await.unwrap().unwrap();
+    assert_eq!(claimed.payload, payload);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Scenarios with several handles on one database: restarts and replicas.
+
+pub async fn delivery_dedupe_survives_reconnect(store: &Store) {
+    {
+        let queue = store.queue().await;
+        if let Store::SqliteFile(dir) = store {
+            // The file (and its directory) was created, in WAL mode.
+            assert!(dir.path().join("state/queue.db-wal").exists());
+        }
+        assert!(queue.record_delivery("github", "d-1").await.unwrap());
+        assert!(!queue.record_delivery("github", "d-1").await.unwrap());
+        // The key is per forge.
+        assert!(queue.record_delivery("gitlab", "d-1").await.unwrap());
+        queue.enqueue(job(1, Some(1))).await.unwrap();
+    }
+    // A restart loses nothing: deliveries and jobs are still there, and migrations are idempotent.
+    let queue = store.queue().await;
+    assert!(!queue.record_delivery("github", "d-1").await.unwrap());
+    assert!(!queue.record_delivery("gitlab", "d-1").await.unwrap());
+    assert!(queue.record_delivery("github", "d-2").await.unwrap());
+    let claimed = queue.claim("w", LEASE, now_ms()).await.unwrap().unwrap();
+    assert_eq!(
+        claimed.payload,
+        json!({"pr": 1, "nested": {"list": [1, 2, 3]}})
+    );
+}
+
+/// Many workers on several handles ("replicas") claim concurrently; some attempts fail and are
+/// retried at once. Every job is completed exactly once, and no claim returns a job another
+/// worker holds.
+pub async fn replicas_claim_every_job_exactly_once(store: &Store) {
+    const JOBS: i64 = 300;
+    const REPLICAS: usize = 4;
+    const WORKERS_PER_REPLICA: usize = 6;
+    // No backoff: a failed job is runnable again at once, so retries race too.
+    let config = QueueConfig::default()
+        .with_max_attempts(3)
+        .with_backoff(0, 0);
+    let mut replicas = Vec::new();
+    for _ in 0..REPLICAS {
+        replicas.push(store.queue_with(config).await);
+    }
+    let mut expected = HashSet::new();
+    for i in 0..JOBS {
+        let queue = &replicas[i as usize % REPLICAS];
+        expected.insert(queue.enqueue(job(i % 7, Some(i))).await.unwrap().id);
+    }
+
+    let completed = Arc::new(Mutex::new(Vec::new()));
+    let holding = Arc::new(Mutex::new(HashSet::new()));
+    let now = now_ms() + 1;
+    let mut tasks = Vec::new();
+    for (r, queue) in replicas.iter().enumerate() {
+        for w in 0..WORKERS_PER_REPLICA {
+            let queue = queue.clone();
+            let completed = Arc::clone(&completed);
+            let holding = Arc::clone(&holding);
+            tasks.push(tokio::spawn(async move {
+                let name = format!("replica-{r}-worker-{w}");
+                while let Some(job) = queue.claim(&name, LEASE, now).await.unwrap() {
+                    assert!(
+                        holding.lock().await.insert(job.id),
+                        "job {} claimed while another worker held it",
+                        job.id
+                    );
+                    tokio::task::yield_now().await;
+                    // Every fifth job fails its first attempt.
+                    let fail = job.id % 5 == 0 && job.attempts == 1;
+                    holding.lock().await.remove(&job.id);
+                    if fail {
+                        let outcome = queue.fail(job.id, &name, "flaky", now).await.unwrap();
+                        assert!(matches!(outcome, FailOutcome::Retry { .. }), "{outcome:?}");
+                    } else {
+                        assert!(queue.complete(job.id, &name).await.unwrap());
+                        completed.lock().await.push((job.id, job.attempts));
+                    }
+                }
+            }));
+        }
+    }
+    for task in tasks {
+        task.await.unwrap();
+    }
+
+    let completed = completed.lock().await;
+    let unique: HashSet<i64> = completed.iter().map(|&(id, _)| id).collect();
+    assert_eq!(completed.len(), unique.len(), "a job was completed twice");
+    assert_eq!(unique, expected, "every job is completed exactly once");
+    for &(id, attempts) in completed.iter() {
+        let want = if id % 5 == 0 { 2 } else { 1 };
+        assert_eq!(attempts, want, "job {id}");
+    }
+    let stats = replicas[0].stats(now).await.unwrap();
+    assert_eq!((stats.queued, stats.running, stats.dead), (0, 0, 0));
+}
+
+/// A replica dies holding a job (no more heartbeats, its handle gone): once the lease runs out,
+/// another replica takes the job over, and the dead replica's worker, should it come back,
+/// cannot report a result.
+pub async fn dead_replica_lease_is_taken_over(store: &Store) {
+    let t = now_ms();
+    let id = {
+        let replica_a = store.queue().await;
+        let id = replica_a.enqueue(job(1, Some(1))).await.unwrap().id;
+        let held = replica_a.claim("a-1", LEASE, t).await.unwrap().unwrap();
+        assert_eq!((held.id, held.attempts), (id, 1));
+        assert!(
+            replica_a
+                .heartbeat(id, "a-1", LEASE, t + 10_000)
+                .await
+                .unwrap()
+                .held
+        );
+        id
+    };
+
+    let replica_b = store.queue().await;
+    // The last heartbeat's lease still holds.
+    assert!(
+        replica_b
+            .claim("b-1", LEASE, t + 10_000 + LEASE_MS - 1)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    let stats = replica_b.stats(t + 10_000).await.unwrap();
+    assert_eq!((stats.queued, stats.running), (0, 1));
+    let taken = replica_b
+        .claim("b-1", LEASE, t + 10_000 + LEASE_MS)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!((taken.id, taken.attempts), (id, 2));
+
+    let replica_a = store.queue().await;
+    let late = t + 10_000 + LEASE_MS + 1;
+    assert!(
+        !replica_a
+            .heartbeat(id, "a-1", LEASE, late)
+            .await
+            .unwrap()
+            .held
+    );
+    assert!(!replica_a.complete(id, "a-1").await.unwrap());
+    assert_eq!(
+        replica_a.fail(id, "a-1", "late", late).await.unwrap(),
+        FailOutcome::NotHeld
+    );
+    assert!(replica_b.complete(id, "b-1").await.unwrap());
+    let done = replica_a.get(id).await.unwrap().unwrap();
+    assert_eq!((done.state, done.attempts), (JobState::Done, 2));
+}
+
+/// Replicas enqueue superseding jobs for the same PRs at the same time (pushes in quick
+/// succession): afterwards each PR has exactly one job left to run, its newest, and the job a
+/// worker was running for it is asked to stop.
+pub async fn concurrent_superseding_enqueues_leave_the_newest_job(store: &Store) {
+    const REPLICAS: usize = 4;
+    const PUSHES: usize = 15;
+    let t = now_ms();
+    let mut replicas = Vec::new();
+    for _ in 0..REPLICAS {
+        replicas.push(store.queue().await);
+    }
+    let running = replicas[0].enqueue(job(1, Some(5))).await.unwrap().id;
+    assert_eq!(
+        replicas[0].claim("w", LEASE, t).await.unwrap().unwrap().id,
+        running
+    );
+    let old_queued = replicas[1].enqueue(job(1, Some(5))).await.unwrap().id;
+
+    let mut tasks = Vec::new();
+    for (r, queue) in replicas.iter().enumerate() {
+        let queue = queue.clone();
+        tasks.push(tokio::spawn(async move {
+            // (pr, id) of every job enqueued here.
+            let mut enqueued = Vec::new();
+            for push in 0..PUSHES {
+                // Both PRs in one delivery, in varying order: each delivery locks two PRs.
+                let prs = if (r + push) % 2 == 0 { [5, 6] } else { [6, 5] };
+                let ids = queue
+                    .enqueue_delivery(
+                        "github",
+                        &format!("push-{r}-{push}"),
+                        prs.iter().map(|&pr| superseding(1, pr)).collect(),
+                    )
+                    .await
+                    .unwrap()
+                    .unwrap();
+                enqueued.extend(prs.into_iter().zip(ids));
+                let outcome = queue.enqueue(superseding(1, 5)).await.unwrap();
+                // Never more than one job per PR is waiting.
+                assert!(outcome.superseded.len() <= 1, "{outcome:?}");
+                enqueued.push((5, outcome.id));
+            }
+            enqueued
+        }));
+    }
+    let mut newest: HashMap<i64, i64> = HashMap::new();
+    for task in tasks {
+        for (pr, id) in task.await.unwrap() {
+            let entry = newest.entry(pr).or_insert(id);
+            *entry = (*entry).max(id);
+        }
+    }
+
+    let queue = &replicas[0];
+    let stats = queue.stats(t).await.unwrap();
+    assert_eq!((stats.queued, stats.running), (2, 1), "one job per PR left");
+    // PR 5's newest job waits for the running one: one PR's jobs never run at once.
+    let first = queue.claim("w2", LEASE, t).await.unwrap().unwrap();
+    assert_eq!(first.pr_number, Some(6));
+    assert!(queue.claim("w2", LEASE, t).await.unwrap().is_none());
+    // Its worker notices the cancellation and stops; now PR 5's newest job can run.
+    let beat = queue.heartbeat(running, "w", LEASE, t + 1).await.unwrap();
+    assert!(beat.held && beat.cancel_requested);
+    assert!(queue.release(running, "w").await.unwrap());
+    assert!(queue.release(first.id, "w2").await.unwrap());
+    let mut survivors = [
+        queue.claim("w2", LEASE, t).await.unwrap().unwrap(),
+        queue.claim("w2", LEASE, t).await.unwrap().unwrap(),
+    ];
+    assert!(queue.claim("w2", LEASE, t).await.unwrap().is_none());
+    survivors.sort_by_key(|job| job.pr_number);
+    // The survivor of each PR is its newest job (the highest id).
+    assert_eq!(
+        survivors
+            .iter()
+            .map(|job| (job.pr_number.unwrap(), job.id))
+            .collect::<Vec<_>>(),
+        vec![(5, newest[&5]), (6, newest[&6])]
+    );
+    assert_eq!(
+        queue.get(old_queued).await.unwrap().unwrap().state,
+        JobState::Superseded
+    );
+}
+
+/// A failing job moves between replicas: each retry waits out its backoff wherever it runs,
+/// and after `max_attempts` failures the job is dead on every replica.
+pub async fn retries_move_between_replicas_then_dead_letter(store: &Store) {
+    let config = QueueConfig::default()
+        .with_max_attempts(3)
+        .with_backoff(1_000, 4_000);
+    let replicas = [
+        store.queue_with(config).await,
+        store.queue_with(config).await,
+        store.queue_with(config).await,
+    ];
+    let mut now = now_ms();
+    let id = replicas[0].enqueue(job(1, Some(1))).await.unwrap().id;
+    for (attempt, queue) in (1..=3i64).zip(&replicas) {
+        let worker = format!("worker-{attempt}");
+        let claimed = queue.claim(&worker, LEASE, now).await.unwrap().unwrap();
+        assert_eq!((claimed.id, claimed.attempts), (id, attempt));
+        let outcome = queue
+            .fail(id, &worker, &format!("boom {attempt}"), now)
+            .await
+            .unwrap();
+        if attempt < 3 {
+            let FailOutcome::Retry { run_at_ms, .. } = outcome else {
+                panic!("expected a retry, got {outcome:?}");
+            };
+            let ceiling = 1_000i64 << (attempt - 1);
+            assert!((ceiling / 2..=ceiling).contains(&(run_at_ms - now)));
+            for other in &replicas {
+                assert!(
+                    other
+                        .claim("early", LEASE, run_at_ms - 1)
+                        .await
+                        .unwrap()
+                        .is_none()
+                );
+            }
+            now = run_at_ms;
+        } else {
+            assert_eq!(outcome, FailOutcome::Dead { attempts: 3 });
+        }
+    }
+    for queue in &replicas {
+        let dead = queue.get(id).await.unwrap().unwrap();
+        assert_eq!(
+            (dead.state, dead.last_error.as_deref()),
+            (JobState::Dead, Some("boom 3"))
+        );
+        assert_eq!(queue.stats(now).await.unwrap().dead, 1);
+        assert!(
+            queue
+                .claim("w", LEASE, now + 1_000_000)
+                .await
+                .unwrap()
+                .is_none()
+        );
+    }
+    assert!(replicas[2].retry_dead(id, now).await.unwrap());
+    let again = replicas[0].claim("w", LEASE, now).await.unwrap().unwrap();
+    assert_eq!((again.id, again.attempts), (id, 1));
+}
+
+pub async fn pr_head_mapping(store: &Store) {
+    let queue = store.queue().await;
+    assert_eq!(queue.pr_for_head("github", 1, "sha1").await.unwrap(), None);
+    queue
+        .remember_pr_head("github", 1, "sha1", 10)
+        .await
+        .unwrap();
+    queue
+        .remember_pr_head("github", 2, "sha1", 20)
+        .await
+        .unwrap();
+    assert_eq!(
+        queue.pr_for_head("github", 1, "sha1").await.unwrap(),
+        Some(10)
+    );
+    assert_eq!(
+        queue.pr_for_head("github", 2, "sha1").await.unwrap(),
+        Some(20)
+    );
+    assert_eq!(queue.pr_for_head("gitlab", 1, "sha1").await.unwrap(), None);
+    // The latest PR wins (the same commit pushed to a new PR).
+    queue
+        .remember_pr_head("github", 1, "sha1", 11)
+        .await
+        .unwrap();
+    drop(queue);
+    let queue = store.queue().await;
+    assert_eq!(
+        queue.pr_for_head("github", 1, "sha1").await.unwrap(),
+        Some(11)
+    );
+}
+
+pub async fn enqueue_delivery_is_one_transaction_and_deduplicates(store: &Store) {
+    let queue = store.queue().await;
+    let t = now_ms();
+    let running = queue.enqueue(job(1, Some(1))).await.unwrap().id;
+    queue.claim("w", LEASE, t).await.unwrap().unwrap();
+
+    assert!(!queue.delivery_seen("github", "d-1").await.unwrap());
+    let ids = queue
+        .enqueue_delivery("github", "d-1", vec![superseding(1, 1), job(2, None)])
+        .await
+        .unwrap()
+        .expect("a new delivery");
+    assert_eq!(ids.len(), 2);
+    assert!(ids[0] < ids[1], "ids follow the delivery's order");
+    assert!(queue.delivery_seen("github", "d-1").await.unwrap());
+    assert!(!queue.delivery_seen("gitlab", "d-1").await.unwrap());
+    // Supersession applies inside the delivery's transaction too.
+    assert!(queue.get(running).await.unwrap().unwrap().cancel_requested);
+
+    // The redelivery (even after a restart) enqueues nothing.
+    let queue = store.queue().await;
+    assert_eq!(
+        queue
+            .enqueue_delivery("github", "d-1", vec![job(3, None)])
+            .await
+            .unwrap(),
+        None
+    );
+    assert_eq!(queue.stats(t).await.unwrap().queued, 2);
+    assert!(!queue.record_delivery("github", "d-1").await.unwrap());
+
+    // An invalid job refuses the whole delivery, leaving it unrecorded for a redelivery.
+    let err = queue
+        .enqueue_delivery(
+            "github",
+            "d-2",
+            vec![
+                job(4, None),
+                NewJob {
+                    supersedes: true,
+                    ..job(4, None)
+                },
+            ],
+        )
+        .await
+        .unwrap_err();
+    assert!(matches!(err, QueueError::Invalid(_)), "{err}");
+    assert!(!queue.delivery_seen("github", "d-2").await.unwrap());
+    assert_eq!(queue.stats(t).await.unwrap().queued, 2);
+    // A delivery without jobs is still remembered.
+    assert_eq!(
+        queue
+            .enqueue_delivery("github", "d-3", Vec::new())
+            .await
+            .unwrap(),
+        Some(vec![])
+    );
+    assert!(queue.delivery_seen("github", "d-3").await.unwrap());
+}
+
+/// The forge redelivers while the first delivery is still being handled, to different
+/// replicas: exactly one of them enqueues its jobs.
+pub async fn concurrent_redeliveries_enqueue_once(store: &Store) {
+    const REPLICAS: usize = 6;
+    let mut replicas = Vec::new();
+    for _ in 0..REPLICAS {
+        replicas.push(store.queue().await);
+    }
+    let barrier = Arc::new(tokio::sync::Barrier::new(REPLICAS));
+    let mut tasks = Vec::new();
+    for queue in &replicas {
+        let queue = queue.clone();
+        let barrier = Arc::clone(&barrier);
+        tasks.push(tokio::spawn(async move {
+            barrier.wait().await;
+            queue
+                .enqueue_delivery(
+                    "github",
+                    "same-delivery",
+                    vec![superseding(1, 1), job(1, None), job(2, Some(3))],
+                )
+                .await
+                .unwrap()
+        }));
+    }
+    let mut accepted = Vec::new();
+    for task in tasks {
+        if let Some(ids) = task.await.unwrap() {
+            accepted.push(ids);
+        }
+    }
+    assert_eq!(accepted.len(), 1, "{accepted:?}");
+    assert_eq!(accepted[0].len(), 3);
+    assert_eq!(replicas[0].stats(now_ms()).await.unwrap().queued, 3);
+}
