@@ -46,6 +46,8 @@ pub enum JobSpec {
 }
 
 pub const FORGE_GITHUB: &str = "github";
+/// The `forge` column of GitLab jobs (see [`crate::bot::gitlab::GitLabJob`]).
+pub const FORGE_GITLAB: &str = "gitlab";
 
 impl JobSpec {
     pub fn kind(&self) -> &'static str {

@@ -2,6 +2,7 @@
 //! webhook server, the queue, the git cache and a forge.
 
 pub mod github;
+pub mod gitlab;
 pub mod job;
 pub mod serve;
 pub mod testdrive;

@@ -8,15 +8,19 @@ use anyhow::Context;
 use tokio::sync::watch;
 use tracing::{info, warn};
 
-use super::github::{BotSettings, BoxFuture, GitAccess, GitHubWorker};
-use super::job::RepoRef;
+use super::github::{BotSettings, BoxFuture, GitAccess, GitHubWorker, JobRunner};
+use super::gitlab::{GitLabBotSettings, GitLabWorker};
+use super::job::{FORGE_GITHUB, FORGE_GITLAB, RepoRef};
 use super::worker::{WorkerSettings, run as run_worker};
 use crate::forge::github::api::{ApiError, GitHubApi, segment};
 use crate::forge::github::client::{GitHubAuth, GitHubClient, GitHubClientConfig};
+use crate::forge::gitlab::GitLabApi;
+use crate::forge::gitlab::client::{GitLabClient, GitLabClientConfig, normalize_instance_url};
 use crate::git::cache::GitCache;
 use crate::queue::Queue;
-use crate::server::settings::{LogFormat, Secrets, ServeSettings};
-use crate::server::{AppState, GitHubHooks, router};
+use crate::server::gitlab::{DEFAULT_TIMESTAMP_TOLERANCE, GitLabHooks};
+use crate::server::settings::{GitLabSecrets, GitLabSettings, LogFormat, Secrets, ServeSettings};
+use crate::server::{AppState, GitHubHooks, router_with_gitlab};
 
 /// Git over HTTPS from the configured git base URL, with the installation token.
 pub struct HttpsGit {
@@ -138,82 +142,165 @@ pub async fn redeliver_failed(
     Ok(asked)
 }
 
+/// The GitLab side of `serve`: the API client, the worker (sharing the git cache) and the
+/// webhook settings. Every URL comes from the configured instance URL.
+pub fn gitlab_parts(
+    settings: &ServeSettings,
+    gitlab: &GitLabSettings,
+    secrets: &GitLabSecrets,
+    cache: Arc<GitCache>,
+) -> anyhow::Result<(Arc<GitLabWorker>, Arc<GitLabClient>, GitLabHooks)> {
+    let client = Arc::new(
+        GitLabClient::new(GitLabClientConfig::new(
+            &gitlab.instance_url,
+            secrets.token.clone(),
+        ))
+        .context("building the GitLab client")?,
+    );
+    let git_base = match &gitlab.git_url {
+        Some(url) => normalize_instance_url(url).context("gitlab.gitUrl")?,
+        None => client.instance_url().to_owned(),
+    };
+    let host = reqwest::Url::parse(client.instance_url())
+        .ok()
+        .and_then(|u| {
+            u.host_str().map(|h| {
+                u.port()
+                    .map_or_else(|| h.to_owned(), |p| format!("{h}_{p}"))
+            })
+        })
+        .unwrap_or_else(|| "gitlab".to_owned());
+    let worker = Arc::new(GitLabWorker {
+        api: client.clone() as Arc<dyn GitLabApi>,
+        cache,
+        git_token: Some(secrets.token.clone()),
+        settings: GitLabBotSettings {
+            bot_username: gitlab.bot_username.clone(),
+            review_drafts: settings.review_drafts,
+            max_fetch_bytes: settings.max_fetch_bytes,
+            max_changed_files: settings.max_changed_files,
+            fetch_depth: settings.fetch_depth,
+            host,
+            git_base_url: git_base,
+            git_username: gitlab.git_username.clone(),
+        },
+    });
+    let hooks = GitLabHooks {
+        bindings: secrets.hooks.clone(),
+        bot_username: gitlab.bot_username.clone(),
+        timestamp_tolerance: DEFAULT_TIMESTAMP_TOLERANCE,
+    };
+    Ok((worker, client, hooks))
+}
+
 pub async fn serve(settings: ServeSettings) -> anyhow::Result<()> {
     install_crypto();
     init_logging(settings.log_format);
-    let github_settings = settings
-        .github
-        .clone()
-        .context("the settings have no `github:` section")?;
+    if settings.github.is_none() && settings.gitlab.is_none() {
+        anyhow::bail!("the settings have neither a `github:` nor a `gitlab:` section");
+    }
     let env = |k: &str| std::env::var(k).ok();
-    let secrets = Secrets::load(&github_settings, &env).map_err(|e| anyhow::anyhow!(e.0))?;
+    // Secrets first: a missing one stops start-up before anything listens.
+    let github_secrets = settings
+        .github
+        .as_ref()
+        .map(|g| Secrets::load(g, &env))
+        .transpose()
+        .map_err(|e| anyhow::anyhow!(e.0))?;
+    let gitlab_secrets = settings
+        .gitlab
+        .as_ref()
+        .map(|g| GitLabSecrets::load(g, &env))
+        .transpose()
+        .map_err(|e| anyhow::anyhow!(e.0))?;
     let metrics = metrics_exporter_prometheus::PrometheusBuilder::new()
         .install_recorder()
         .ok();
     let queue = Queue::connect(&settings.database)
         .await
         .with_context(|| format!("opening the queue at {}", redact_url(&settings.database)))?;
-    let auth = match (
-        &github_settings.app_id,
-        &secrets.private_key,
-        &secrets.token,
-    ) {
-        (Some(app_id), Some(key), _) => GitHubAuth::App {
-            app_id: app_id.clone(),
-            private_key_pem: key.clone(),
-        },
-        (_, _, Some(token)) => GitHubAuth::Token(token.clone()),
-        _ => anyhow::bail!("no GitHub credentials"),
-    };
-    let app_mode = matches!(auth, GitHubAuth::App { .. });
-    let client = Arc::new(
-        GitHubClient::new(GitHubClientConfig::new(
-            &github_settings.api_url,
-            auth,
-            "kubeward",
-        ))
-        .context("building the GitHub client")?,
-    );
-    let host = github_settings
-        .git_url
-        .split("://")
-        .nth(1)
-        .unwrap_or(&github_settings.git_url)
-        .split('/')
-        .next()
-        .unwrap_or("github")
-        .to_owned();
-    let worker = Arc::new(GitHubWorker {
-        api: client.clone() as Arc<dyn GitHubApi>,
-        git: Arc::new(HttpsGit {
-            base_url: github_settings.git_url.clone(),
-            client: client.clone(),
-        }),
-        cache: Arc::new(GitCache::new(&settings.cache_dir, settings.cache_max_bytes)),
-        settings: BotSettings {
+    let cache = Arc::new(GitCache::new(&settings.cache_dir, settings.cache_max_bytes));
+    let mut runners: std::collections::HashMap<String, Arc<dyn JobRunner>> =
+        std::collections::HashMap::new();
+    let mut github_hooks = None;
+    let mut github_client = None;
+    let mut app_mode = false;
+    let mut every = Duration::from_secs(10 * 60);
+    if let (Some(github_settings), Some(secrets)) = (&settings.github, &github_secrets) {
+        let auth = match (
+            &github_settings.app_id,
+            &secrets.private_key,
+            &secrets.token,
+        ) {
+            (Some(app_id), Some(key), _) => GitHubAuth::App {
+                app_id: app_id.clone(),
+                private_key_pem: key.clone(),
+            },
+            (_, _, Some(token)) => GitHubAuth::Token(token.clone()),
+            _ => anyhow::bail!("no GitHub credentials"),
+        };
+        app_mode = matches!(auth, GitHubAuth::App { .. });
+        let client = Arc::new(
+            GitHubClient::new(GitHubClientConfig::new(
+                &github_settings.api_url,
+                auth,
+                "kubeward",
+            ))
+            .context("building the GitHub client")?,
+        );
+        let host = github_settings
+            .git_url
+            .split("://")
+            .nth(1)
+            .unwrap_or(&github_settings.git_url)
+            .split('/')
+            .next()
+            .unwrap_or("github")
+            .to_owned();
+        let worker = Arc::new(GitHubWorker {
+            api: client.clone() as Arc<dyn GitHubApi>,
+            git: Arc::new(HttpsGit {
+                base_url: github_settings.git_url.clone(),
+                client: client.clone(),
+            }),
+            cache: cache.clone(),
+            settings: BotSettings {
+                bot_login: github_settings.bot_login.clone(),
+                review_drafts: settings.review_drafts,
+                max_fetch_bytes: settings.max_fetch_bytes,
+                max_changed_files: settings.max_changed_files,
+                fetch_depth: settings.fetch_depth,
+                host,
+                details_url: None,
+                review_time_limit: Duration::from_secs(
+                    settings.job_timeout_seconds.saturating_sub(30).max(30),
+                ),
+            },
+        });
+        runners.insert(FORGE_GITHUB.to_owned(), worker as Arc<dyn JobRunner>);
+        github_hooks = Some(GitHubHooks {
+            secrets: secrets.webhook_secrets.clone(),
+            app_id: github_settings
+                .app_id
+                .as_deref()
+                .and_then(|a| a.parse().ok()),
             bot_login: github_settings.bot_login.clone(),
-            review_drafts: settings.review_drafts,
-            max_fetch_bytes: settings.max_fetch_bytes,
-            max_changed_files: settings.max_changed_files,
-            fetch_depth: settings.fetch_depth,
-            host,
-            details_url: None,
-            review_time_limit: Duration::from_secs(
-                settings.job_timeout_seconds.saturating_sub(30).max(30),
-            ),
-        },
-    });
-    let app_id = github_settings
-        .app_id
-        .as_deref()
-        .and_then(|a| a.parse().ok());
+        });
+        every = Duration::from_secs(github_settings.redeliver_every_minutes.max(1) * 60);
+        github_client = Some(client);
+    }
+    let mut gitlab_hooks = None;
+    let mut gitlab_client = None;
+    if let (Some(gitlab_settings), Some(secrets)) = (&settings.gitlab, &gitlab_secrets) {
+        let (worker, client, hooks) =
+            gitlab_parts(&settings, gitlab_settings, secrets, cache.clone())?;
+        runners.insert(FORGE_GITLAB.to_owned(), worker as Arc<dyn JobRunner>);
+        gitlab_hooks = Some(hooks);
+        gitlab_client = Some(client);
+    }
     let state = AppState {
         queue: queue.clone(),
-        github: Some(GitHubHooks {
-            secrets: secrets.webhook_secrets.clone(),
-            app_id,
-            bot_login: github_settings.bot_login.clone(),
-        }),
+        github: github_hooks,
         metrics: metrics.clone(),
     };
     let (stop_tx, stop_rx) = watch::channel(false);
@@ -222,11 +309,7 @@ pub async fn serve(settings: ServeSettings) -> anyhow::Result<()> {
         lease: Duration::from_secs(settings.lease_seconds.max(1)),
         ..WorkerSettings::default()
     };
-    let runners: crate::bot::worker::Runners =
-        std::sync::Arc::new(std::collections::HashMap::from([(
-            "github".to_owned(),
-            worker.clone() as std::sync::Arc<dyn crate::bot::github::JobRunner>,
-        )]));
+    let runners: crate::bot::worker::Runners = Arc::new(runners);
     let mut workers = Vec::new();
     for i in 0..settings.workers.max(1) {
         workers.push(tokio::spawn(run_worker(
@@ -237,17 +320,16 @@ pub async fn serve(settings: ServeSettings) -> anyhow::Result<()> {
             stop_rx.clone(),
         )));
     }
-    // Housekeeping: metrics upkeep, cache eviction, redelivery of failed deliveries.
+    // Housekeeping: metrics upkeep, cache eviction, redelivery of failed GitHub deliveries
+    // (GitLab retries failed deliveries itself).
     let housekeeping = {
         let queue = queue.clone();
-        let client = client.clone();
-        let cache = worker.cache.clone();
-        let every = Duration::from_secs(github_settings.redeliver_every_minutes.max(1) * 60);
+        let cache = cache.clone();
         let metrics = metrics.clone();
         tokio::spawn(async move {
             loop {
-                if app_mode {
-                    match redeliver_failed(&client, &queue).await {
+                if let Some(client) = github_client.as_ref().filter(|_| app_mode) {
+                    match redeliver_failed(client, &queue).await {
                         Ok(n) if n > 0 => {
                             info!(count = n, "asked GitHub to redeliver failed deliveries")
                         }
@@ -263,8 +345,9 @@ pub async fn serve(settings: ServeSettings) -> anyhow::Result<()> {
                 if let Some(m) = &metrics {
                     m.run_upkeep();
                 }
-                metrics::counter!("kubeward_rate_limit_waits_total")
-                    .absolute(client.rate_limit_waits());
+                let waits = github_client.as_ref().map_or(0, |c| c.rate_limit_waits())
+                    + gitlab_client.as_ref().map_or(0, |c| c.rate_limit_waits());
+                metrics::counter!("kubeward_rate_limit_waits_total").absolute(waits);
                 tokio::time::sleep(every).await;
             }
         })
@@ -272,11 +355,12 @@ pub async fn serve(settings: ServeSettings) -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind(&settings.listen)
         .await
         .with_context(|| format!("binding {}", settings.listen))?;
-    info!(listen = %settings.listen, workers = settings.workers, "kubeward is serving");
+    info!(listen = %settings.listen, workers = settings.workers, forges = ?runners.keys().collect::<Vec<_>>(), "kubeward is serving");
     axum::serve(
         listener,
-        router(
+        router_with_gitlab(
             state,
+            gitlab_hooks,
             settings.max_body_bytes,
             Duration::from_secs(settings.read_timeout_seconds),
         ),

@@ -1,6 +1,7 @@
 //! Forges (GitHub, GitLab): thin adapters that talk to the hosting service's API.
 
 pub mod github;
+pub mod gitlab;
 pub mod secret;
 
 pub use secret::Secret;

@@ -1,6 +1,7 @@
 //! `kubeward serve`: webhooks in, durable jobs out. The handler verifies, records and enqueues,
 //! then answers 202 in milliseconds; workers do the reviews.
 
+pub mod gitlab;
 pub mod settings;
 pub mod verify;
 
@@ -45,17 +46,33 @@ pub struct GitHubHooks {
 
 /// The router: webhooks, health and metrics. `max_body` caps webhook bodies (413 beyond).
 pub fn router(state: AppState, max_body: usize, read_timeout: Duration) -> Router {
-    Router::new()
+    router_with_gitlab(state, None, max_body, read_timeout)
+}
+
+/// [`router`], plus `POST /webhooks/gitlab` when GitLab is configured. GitLab's route keeps
+/// its own state (see [`gitlab::routes`]) and shares the queue, the body limit and the timeout.
+pub fn router_with_gitlab(
+    state: AppState,
+    gitlab: Option<gitlab::GitLabHooks>,
+    max_body: usize,
+    read_timeout: Duration,
+) -> Router {
+    let queue = state.queue.clone();
+    let mut app = Router::new()
         .route("/webhooks/github", post(github_webhook))
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(ready))
         .route("/metrics", get(metrics_page))
-        .layer(DefaultBodyLimit::max(max_body))
-        .layer(tower_http::timeout::TimeoutLayer::with_status_code(
+        .with_state(Arc::new(state));
+    if let Some(hooks) = gitlab {
+        app = app.merge(gitlab::routes(queue, hooks));
+    }
+    app.layer(DefaultBodyLimit::max(max_body)).layer(
+        tower_http::timeout::TimeoutLayer::with_status_code(
             StatusCode::REQUEST_TIMEOUT,
             read_timeout,
-        ))
-        .with_state(Arc::new(state))
+        ),
+    )
 }
 
 async fn ready(State(state): State<Arc<AppState>>) -> Response {

@@ -54,6 +54,9 @@ fn default_lease_seconds() -> u64 {
 fn default_redeliver_minutes() -> u64 {
     10
 }
+fn default_gitlab_git_username() -> String {
+    "oauth2".into()
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
 #[serde(rename_all = "lowercase")]
@@ -86,6 +89,68 @@ pub struct GitHubSettings {
     /// Ask GitHub to redeliver failed deliveries at start-up and this often (App mode).
     #[serde(default = "default_redeliver_minutes")]
     pub redeliver_every_minutes: u64,
+}
+
+/// Where one GitLab project webhook's secrets come from. Only the *names* of environment
+/// variables or files appear here, never a secret itself.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct GitLabProjectHook {
+    /// The numeric project id the webhook was created on: deliveries for any other project
+    /// are refused with this secret.
+    pub id: u64,
+    /// Environment variable holding the webhook's secret token (`X-Gitlab-Token`).
+    #[serde(default)]
+    pub secret_env: Option<String>,
+    #[serde(default)]
+    pub secret_file: Option<PathBuf>,
+    /// Environment variable holding the webhook's signing token (`whsec_...`); when set, only
+    /// signed deliveries are accepted for this webhook.
+    #[serde(default)]
+    pub signing_token_env: Option<String>,
+    #[serde(default)]
+    pub signing_token_file: Option<PathBuf>,
+}
+
+/// Where one GitLab group webhook's secrets come from (see [`GitLabProjectHook`]).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct GitLabGroupHook {
+    /// The group's full path (`platform` or `platform/infra`): deliveries must be about a
+    /// project below it, which the worker confirms through the API.
+    pub path: String,
+    #[serde(default)]
+    pub secret_env: Option<String>,
+    #[serde(default)]
+    pub secret_file: Option<PathBuf>,
+    #[serde(default)]
+    pub signing_token_env: Option<String>,
+    #[serde(default)]
+    pub signing_token_file: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct GitLabSettings {
+    /// `https://gitlab.com`, or the self-managed instance (possibly below a path). Every API
+    /// and git URL is built from it and numeric ids, never from a payload.
+    pub instance_url: String,
+    /// Git base URL, when it differs from the instance URL (rare; tests).
+    #[serde(default)]
+    pub git_url: Option<String>,
+    /// The username of the token's user (a project or group access token's bot user, or a bot
+    /// account): its notes are ours, its comments never commands.
+    pub bot_username: String,
+    /// The user name for git over HTTPS with the token: `oauth2` works for every token type.
+    #[serde(default = "default_gitlab_git_username")]
+    pub git_username: String,
+    /// File holding the API token, when `KUBEWARD_GITLAB_TOKEN` is not set.
+    #[serde(default)]
+    pub token_file: Option<PathBuf>,
+    #[serde(default)]
+    pub projects: Vec<GitLabProjectHook>,
+    #[serde(default)]
+    pub groups: Vec<GitLabGroupHook>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -125,6 +190,8 @@ pub struct ServeSettings {
     pub log_format: LogFormat,
     #[serde(default)]
     pub github: Option<GitHubSettings>,
+    #[serde(default)]
+    pub gitlab: Option<GitLabSettings>,
 }
 
 impl Default for ServeSettings {
@@ -145,6 +212,7 @@ impl Default for ServeSettings {
             review_drafts: false,
             log_format: LogFormat::Text,
             github: None,
+            gitlab: None,
         }
     }
 }
@@ -246,6 +314,113 @@ impl Secrets {
     }
 }
 
+/// GitLab's secrets, from the environment or files named in the settings.
+#[derive(Debug, Clone)]
+pub struct GitLabSecrets {
+    pub token: Secret,
+    pub hooks: Vec<crate::server::gitlab::HookBinding>,
+}
+
+/// A secret named by an environment variable or a file; `what` names it in errors.
+fn named_secret(
+    env_name: Option<&str>,
+    file: Option<&Path>,
+    env: &dyn Fn(&str) -> Option<String>,
+    what: &str,
+) -> Result<Option<Secret>, SettingsError> {
+    match (env_name, file) {
+        (Some(_), Some(_)) => Err(SettingsError(format!(
+            "{what}: name an environment variable or a file, not both"
+        ))),
+        (Some(name), None) => match env(name).filter(|v| !v.trim().is_empty()) {
+            Some(value) => Ok(Some(Secret::new(value.trim_end_matches(['\n', '\r'])))),
+            None => Err(SettingsError(format!(
+                "{what}: the environment variable {name} is not set"
+            ))),
+        },
+        (None, Some(path)) => read_secret(path).map(Some),
+        (None, None) => Ok(None),
+    }
+}
+
+impl GitLabSecrets {
+    /// The API token from `KUBEWARD_GITLAB_TOKEN` or `gitlab.tokenFile`, and each webhook's
+    /// secret token and/or signing token. Every webhook needs at least one of them, and there
+    /// must be at least one webhook.
+    pub fn load(
+        settings: &GitLabSettings,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<GitLabSecrets, SettingsError> {
+        use crate::server::gitlab::{HookBinding, HookScope, SigningKey};
+        let token = match (env("KUBEWARD_GITLAB_TOKEN"), &settings.token_file) {
+            (Some(token), _) if !token.trim().is_empty() => Secret::new(token.trim()),
+            (_, Some(path)) => read_secret(path)?,
+            _ => {
+                return Err(SettingsError(
+                    "no GitLab token: set KUBEWARD_GITLAB_TOKEN or gitlab.tokenFile".into(),
+                ));
+            }
+        };
+        let mut hooks = Vec::new();
+        let entries = settings
+            .projects
+            .iter()
+            .map(|p| {
+                (
+                    HookScope::Project(p.id),
+                    format!("gitlab.projects[id={}]", p.id),
+                    (&p.secret_env, &p.secret_file),
+                    (&p.signing_token_env, &p.signing_token_file),
+                )
+            })
+            .chain(settings.groups.iter().map(|g| {
+                (
+                    HookScope::Group(g.path.trim_matches('/').to_owned()),
+                    format!("gitlab.groups[path={}]", g.path),
+                    (&g.secret_env, &g.secret_file),
+                    (&g.signing_token_env, &g.signing_token_file),
+                )
+            }));
+        for (scope, what, (secret_env, secret_file), (signing_env, signing_file)) in entries {
+            if scope == HookScope::Group(String::new()) {
+                return Err(SettingsError(format!("{what}: the group path is empty")));
+            }
+            let token = named_secret(
+                secret_env.as_deref(),
+                secret_file.as_deref(),
+                env,
+                &format!("{what} secret token"),
+            )?;
+            let signing = named_secret(
+                signing_env.as_deref(),
+                signing_file.as_deref(),
+                env,
+                &format!("{what} signing token"),
+            )?;
+            let signing_key = signing
+                .map(|s| SigningKey::parse(&s).map_err(|e| SettingsError(format!("{what}: {e}"))))
+                .transpose()?;
+            if token.is_none() && signing_key.is_none() {
+                return Err(SettingsError(format!(
+                    "{what}: set secretEnv or secretFile, or signingTokenEnv or signingTokenFile"
+                )));
+            }
+            hooks.push(HookBinding {
+                scope,
+                token,
+                signing_key,
+            });
+        }
+        if hooks.is_empty() {
+            return Err(SettingsError(
+                "no GitLab webhook: list gitlab.projects or gitlab.groups with their secrets"
+                    .into(),
+            ));
+        }
+        Ok(GitLabSecrets { token, hooks })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -271,5 +446,54 @@ mod tests {
         assert_eq!(format!("{secrets:?}").matches("[redacted]").count(), 3);
         let none = |_: &str| None;
         assert!(Secrets::load(&github, &none).is_err());
+    }
+
+    #[test]
+    fn gitlab_secrets_are_bound_to_projects_and_groups_and_come_from_the_environment() {
+        let settings = ServeSettings::parse(
+            "serve.yaml",
+            "gitlab:\n  instanceUrl: https://gitlab.example.com\n  botUsername: kubeward-bot\n  projects:\n    - id: 42\n      secretEnv: SHOP_HOOK\n  groups:\n    - path: platform/infra/\n      signingTokenEnv: INFRA_SIGNING\n",
+        )
+        .expect("valid");
+        let gitlab = settings.gitlab.expect("gitlab section");
+        assert_eq!(gitlab.git_username, "oauth2");
+        let env = |k: &str| match k {
+            "KUBEWARD_GITLAB_TOKEN" => Some("glpat-secret".to_owned()),
+            "SHOP_HOOK" => Some("shop-secret\n".to_owned()),
+            "INFRA_SIGNING" => Some("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw".to_owned()),
+            _ => None,
+        };
+        let secrets = GitLabSecrets::load(&gitlab, &env).expect("complete");
+        assert_eq!(secrets.hooks.len(), 2);
+        assert_eq!(
+            secrets.hooks[0].scope,
+            crate::server::gitlab::HookScope::Project(42)
+        );
+        assert_eq!(
+            secrets.hooks[0].token.as_ref().map(|t| t.expose()),
+            Some("shop-secret")
+        );
+        assert_eq!(
+            secrets.hooks[1].scope,
+            crate::server::gitlab::HookScope::Group("platform/infra".into())
+        );
+        assert!(secrets.hooks[1].signing_key.is_some() && secrets.hooks[1].token.is_none());
+        let debug = format!("{secrets:?}");
+        assert!(
+            !debug.contains("glpat") && !debug.contains("shop-secret") && !debug.contains("MfKQ")
+        );
+        // A named variable that is not set, or no token at all, is an error naming no secret.
+        let no_hook = |k: &str| (k == "KUBEWARD_GITLAB_TOKEN").then(|| "glpat".to_owned());
+        let err = GitLabSecrets::load(&gitlab, &no_hook).expect_err("SHOP_HOOK missing");
+        assert!(err.0.contains("SHOP_HOOK"), "{err}");
+        assert!(GitLabSecrets::load(&gitlab, &|_: &str| None).is_err());
+        // Secret values cannot be written into the settings file.
+        assert!(
+            ServeSettings::parse(
+                "serve.yaml",
+                "gitlab:\n  instanceUrl: https://x\n  botUsername: b\n  projects:\n    - id: 1\n      secret: inline\n",
+            )
+            .is_err()
+        );
     }
 }

@@ -1,0 +1,777 @@
+//! What a worker does with a GitLab job: re-read the merge request, fetch it, review it,
+//! publish, and always leave the commit status in a final state.
+//!
+//! The job payload says which project and merge request (numeric ids) and, for commands, which
+//! note. Nothing else from the webhook is trusted: the project's path (for the git URL), the
+//! merge request's head and `diff_refs`, the note's text and author, and the author's access
+//! level are all read from the API by id.
+
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use super::github::{BotError, BoxFuture, Cancel, JobOutcome, JobRunner};
+use super::job::FORGE_GITLAB;
+use crate::forge::Secret;
+use crate::forge::gitlab::events::{Command, parse_command};
+use crate::forge::gitlab::publish::{
+    DiffRefs, NoteTarget, StatusState, Target, publish, set_status, upsert_note,
+};
+use crate::forge::gitlab::{
+    ApiError, GitLabApi, Request, merge_request_path, project_path, str_at, u64_at,
+};
+use crate::git::cache::{CacheKey, FetchRequest, GitCache};
+use crate::owners::Flavor;
+use crate::pipeline::{PipelineError, ReviewOptions, Revisions, review};
+use crate::queue::NewJob;
+use crate::review::ReviewPlan;
+use crate::review::render::SUMMARY_MARKER;
+
+/// Queue `kind` of a review job.
+pub const KIND_REVIEW: &str = "gitlab-review";
+/// Queue `kind` of a slash-command job.
+pub const KIND_COMMAND: &str = "gitlab-command";
+/// GitLab's Developer access level: the least that may run commands.
+pub const DEVELOPER_ACCESS: u64 = 30;
+
+/// A GitLab job, as stored in the queue's payload.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", tag = "type")]
+pub enum GitLabJob {
+    /// Review a merge request (opened, reopened, pushed to, retargeted, marked ready).
+    #[serde(rename = "gitlabReview", rename_all = "camelCase")]
+    Review {
+        project_id: u64,
+        iid: u64,
+        /// The head the event was about; a newer head means a newer job is coming.
+        head_sha: Option<String>,
+        /// Why: `open`, `push`, `target branch`...
+        trigger: String,
+        /// The delivery was authenticated by a secret bound to these groups: the project must
+        /// be in one of them (checked through the API). Empty: bound to the project itself.
+        #[serde(default)]
+        allowed_groups: Vec<String>,
+    },
+    /// A `/kubeward` comment on a merge request. The note is re-read by id; its text and author
+    /// decide, not the webhook's.
+    #[serde(rename = "gitlabCommand", rename_all = "camelCase")]
+    Command {
+        project_id: u64,
+        iid: u64,
+        note_id: u64,
+        #[serde(default)]
+        allowed_groups: Vec<String>,
+    },
+}
+
+impl GitLabJob {
+    pub fn kind(&self) -> &'static str {
+        match self {
+            GitLabJob::Review { .. } => KIND_REVIEW,
+            GitLabJob::Command { .. } => KIND_COMMAND,
+        }
+    }
+
+    /// The queue row: keyed by project id and merge request iid, so a push supersedes queued
+    /// reviews of the same merge request and closing it drops them.
+    pub fn to_new_job(&self) -> NewJob {
+        let (project_id, iid, head_sha, supersedes) = match self {
+            GitLabJob::Review {
+                project_id,
+                iid,
+                head_sha,
+                ..
+            } => (*project_id, *iid, head_sha.clone(), true),
+            GitLabJob::Command {
+                project_id, iid, ..
+            } => (*project_id, *iid, None, false),
+        };
+        NewJob {
+            kind: self.kind().to_owned(),
+            forge: FORGE_GITLAB.to_owned(),
+            installation_id: None,
+            repo_id: project_id as i64,
+            pr_number: Some(iid as i64),
+            head_sha,
+            payload: serde_json::to_value(self).unwrap_or(Value::Null),
+            supersedes,
+            run_at_ms: None,
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct GitLabBotSettings {
+    /// Our own username (the token's user): our notes are ours, our comments never commands.
+    pub bot_username: String,
+    pub review_drafts: bool,
+    /// Per job: bytes a fetch may receive.
+    pub max_fetch_bytes: u64,
+    /// Per job: changed files beyond which the review is skipped.
+    pub max_changed_files: usize,
+    /// Shallow fetch depth; missing base commits are fetched by SHA.
+    pub fetch_depth: i32,
+    /// The instance's host, part of the cache key.
+    pub host: String,
+    /// Where repositories are cloned from: the configured instance URL. The clone URL is this
+    /// plus the project's `path_with_namespace` read from the API by id, never a URL from a
+    /// payload.
+    pub git_base_url: String,
+    /// The user name for git over HTTPS with a token (`oauth2`, or the bot's username).
+    pub git_username: String,
+}
+
+pub struct GitLabWorker {
+    pub api: Arc<dyn GitLabApi>,
+    pub cache: Arc<GitCache>,
+    /// Given to git as the password, through the credentials callback only. `None` for
+    /// repositories that need none (local tests).
+    pub git_token: Option<Secret>,
+    pub settings: GitLabBotSettings,
+}
+
+/// Why a GitLab job failed (and will be retried by the queue).
+#[derive(Debug, thiserror::Error)]
+pub enum GitLabJobError {
+    #[error(transparent)]
+    Api(#[from] ApiError),
+    #[error("{0}")]
+    Review(String),
+}
+
+impl From<GitLabJobError> for BotError {
+    fn from(error: GitLabJobError) -> BotError {
+        BotError::Review(error.to_string())
+    }
+}
+
+impl JobRunner for GitLabWorker {
+    fn run_job<'a>(
+        &'a self,
+        payload: &'a Value,
+        cancel: &'a Cancel,
+        last_attempt: bool,
+    ) -> BoxFuture<'a, Result<JobOutcome, BotError>> {
+        Box::pin(async move {
+            let job: GitLabJob = serde_json::from_value(payload.clone())
+                .map_err(|e| BotError::Review(format!("unreadable GitLab job payload: {e}")))?;
+            Ok(self.run(&job, cancel, last_attempt).await?)
+        })
+    }
+}
+
+const HELP: &str = "kubeward reviews the Kubernetes manifests this merge request changes.\n\n\
+- `/kubeward rescan`: review again (project members with the Developer role or more).\n\
+- `/kubeward help`: this message.\n\n\
+Findings are reported only for what the change introduced, on the changed lines; the summary \
+note groups them by CODEOWNERS owner (with GitLab's sections). Policy comes from \
+`.kubeward.yaml` on the target branch.";
+
+/// A project as the API describes it.
+struct Project {
+    path_with_namespace: String,
+}
+
+/// Whether the project path `path` lies in the group `group` (or a subgroup of it), by whole
+/// path segments: `platform-evil/x` is not in `platform`. GitLab paths are case-insensitive.
+pub fn in_group(path: &str, group: &str) -> bool {
+    let group = group.trim_matches('/');
+    !group.is_empty()
+        && path.len() > group.len()
+        && path.as_bytes()[group.len()] == b'/'
+        && path.as_bytes()[..group.len()].eq_ignore_ascii_case(group.as_bytes())
+}
+
+/// `{base}/{path_with_namespace}.git`, refusing any path outside GitLab's path alphabet (a
+/// path is letters, digits, `_`, `-` and `.`, per segment).
+pub fn clone_url(base: &str, path_with_namespace: &str) -> Result<String, String> {
+    let segments: Vec<&str> = path_with_namespace.split('/').collect();
+    let valid = |s: &&str| {
+        !s.is_empty()
+            && *s != "."
+            && *s != ".."
+            && s.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'))
+    };
+    if segments.len() < 2 || !segments.iter().all(valid) {
+        return Err(format!(
+            "the project path {path_with_namespace:?} is not a GitLab path"
+        ));
+    }
+    Ok(format!(
+        "{}/{}.git",
+        base.trim_end_matches('/'),
+        segments.join("/")
+    ))
+}
+
+impl GitLabWorker {
+    pub async fn run(
+        &self,
+        job: &GitLabJob,
+        cancel: &Cancel,
+        last_attempt: bool,
+    ) -> Result<JobOutcome, GitLabJobError> {
+        match job {
+            GitLabJob::Review {
+                project_id,
+                iid,
+                head_sha,
+                allowed_groups,
+                ..
+            } => {
+                let Some(project) = self.project(*project_id, allowed_groups).await? else {
+                    return Ok(outside_groups(*project_id));
+                };
+                self.review(
+                    *project_id,
+                    &project,
+                    *iid,
+                    head_sha.as_deref(),
+                    cancel,
+                    last_attempt,
+                )
+                .await
+            }
+            GitLabJob::Command {
+                project_id,
+                iid,
+                note_id,
+                allowed_groups,
+            } => {
+                let Some(project) = self.project(*project_id, allowed_groups).await? else {
+                    return Ok(outside_groups(*project_id));
+                };
+                self.command(*project_id, &project, *iid, *note_id, cancel, last_attempt)
+                    .await
+            }
+        }
+    }
+
+    /// The project, read by id; `None` if it lies outside the groups the delivery's secret
+    /// is bound to.
+    async fn project(
+        &self,
+        project_id: u64,
+        allowed_groups: &[String],
+    ) -> Result<Option<Project>, GitLabJobError> {
+        let reply = self
+            .api
+            .call(Request::get(project_path(project_id, "")))
+            .await?;
+        let path = str_at(&reply.body, &["path_with_namespace"])
+            .ok_or_else(|| {
+                GitLabJobError::Review(format!("project {project_id} has no path_with_namespace"))
+            })?
+            .to_owned();
+        if !allowed_groups.is_empty() && !allowed_groups.iter().any(|g| in_group(&path, g)) {
+            tracing::warn!(project = project_id, path = %path, "the project is outside the groups its webhook secret is bound to");
+            return Ok(None);
+        }
+        Ok(Some(Project {
+            path_with_namespace: path,
+        }))
+    }
+
+    async fn command(
+        &self,
+        project_id: u64,
+        project: &Project,
+        iid: u64,
+        note_id: u64,
+        cancel: &Cancel,
+        last_attempt: bool,
+    ) -> Result<JobOutcome, GitLabJobError> {
+        // The note as GitLab has it now: its author and text decide, not the delivery's.
+        let note = match self
+            .api
+            .call(Request::get(merge_request_path(
+                project_id,
+                iid,
+                &format!("/notes/{note_id}"),
+            )))
+            .await
+        {
+            Ok(reply) => reply.body,
+            Err(e) if e.status() == Some(404) => {
+                return Ok(JobOutcome::Skipped("the comment is gone".into()));
+            }
+            Err(e) => return Err(e.into()),
+        };
+        let author = str_at(&note, &["author", "username"]).unwrap_or("");
+        let author_id = u64_at(&note, &["author", "id"]);
+        if note.get("system").and_then(Value::as_bool) == Some(true)
+            || author == self.settings.bot_username
+        {
+            return Ok(JobOutcome::Skipped("not a person's comment".into()));
+        }
+        let Some(command) = parse_command(str_at(&note, &["body"]).unwrap_or("")) else {
+            return Ok(JobOutcome::Skipped(
+                "the comment is no longer a command".into(),
+            ));
+        };
+        let Some(author_id) = author_id else {
+            return Ok(JobOutcome::Skipped("the comment has no author".into()));
+        };
+        let member = match self
+            .api
+            .call(Request::get(project_path(
+                project_id,
+                &format!("/members/all/{author_id}"),
+            )))
+            .await
+        {
+            Ok(reply) => reply.body,
+            Err(e) if e.status() == Some(404) => {
+                return Ok(JobOutcome::Skipped(format!(
+                    "{author} is not a member of the project"
+                )));
+            }
+            Err(e) => return Err(e.into()),
+        };
+        let level = u64_at(&member, &["access_level"]).unwrap_or(0);
+        let active = str_at(&member, &["state"]).is_none_or(|s| s == "active");
+        if level < DEVELOPER_ACCESS || !active {
+            return Ok(JobOutcome::Skipped(format!(
+                "{author} (access level {level}) may not run commands here"
+            )));
+        }
+        match command {
+            Command::Help => {
+                let marker = format!("<!-- kubeward:help reply-to={note_id} -->");
+                let notes = NoteTarget {
+                    project_id,
+                    iid,
+                    bot_username: &self.settings.bot_username,
+                };
+                upsert_note(
+                    self.api.as_ref(),
+                    &notes,
+                    &marker,
+                    &format!("{HELP}\n\n{marker}\n"),
+                )
+                .await?;
+                Ok(JobOutcome::Skipped("help answered".into()))
+            }
+            Command::Rescan => {
+                self.review(project_id, project, iid, None, cancel, last_attempt)
+                    .await
+            }
+        }
+    }
+
+    /// Where the commit status goes. GitLab wants it on the merge request's source project; a
+    /// fork may not let us in, then it goes on the target project's merge request ref.
+    async fn status_location(
+        &self,
+        project_id: u64,
+        iid: u64,
+        merge_request: &Value,
+        head_sha: &str,
+    ) -> (u64, Option<String>) {
+        let source = u64_at(merge_request, &["source_project_id"]).unwrap_or(project_id);
+        let branch = str_at(merge_request, &["source_branch"]).map(str::to_owned);
+        let fallback = (project_id, Some(format!("refs/merge-requests/{iid}/head")));
+        if source == project_id {
+            return match branch {
+                Some(branch) => (project_id, Some(branch)),
+                None => fallback,
+            };
+        }
+        let probe = project_path(
+            source,
+            &format!("/repository/commits/{head_sha}/statuses?per_page=1"),
+        );
+        match self.api.call(Request::get(probe)).await {
+            Ok(_) => (source, branch),
+            Err(e) => {
+                tracing::info!(source, error = %e, "cannot reach the fork: the status goes on the target project");
+                fallback
+            }
+        }
+    }
+
+    async fn review(
+        &self,
+        project_id: u64,
+        project: &Project,
+        iid: u64,
+        expected_head: Option<&str>,
+        cancel: &Cancel,
+        last_attempt: bool,
+    ) -> Result<JobOutcome, GitLabJobError> {
+        let merge_request = self
+            .api
+            .call(Request::get(merge_request_path(project_id, iid, "")))
+            .await?
+            .body;
+        if str_at(&merge_request, &["state"]) != Some("opened") {
+            return Ok(JobOutcome::Skipped("the merge request is not open".into()));
+        }
+        let head_sha = str_at(&merge_request, &["sha"]).unwrap_or("").to_owned();
+        if expected_head.is_some_and(|h| h != head_sha) {
+            return Ok(JobOutcome::Skipped(format!("superseded by {head_sha}")));
+        }
+        if merge_request.get("draft").and_then(Value::as_bool) == Some(true)
+            && !self.settings.review_drafts
+        {
+            return Ok(JobOutcome::Skipped(
+                "a draft: reviewed when marked ready".into(),
+            ));
+        }
+        // The diff GitLab shows, hence the one positions must refer to. Right after a push
+        // GitLab may not have computed it yet: fail, and the queue retries shortly.
+        let diff_refs = DiffRefs::from_merge_request(&merge_request)
+            .filter(|refs| refs.head_sha == head_sha)
+            .ok_or_else(|| {
+                GitLabJobError::Review(format!(
+                    "merge request !{iid}: GitLab has no diff refs for head {head_sha} yet"
+                ))
+            })?;
+        let (status_project_id, status_ref) = self
+            .status_location(project_id, iid, &merge_request, &head_sha)
+            .await;
+        let target = Target {
+            project_id,
+            iid,
+            diff_refs,
+            bot_username: self.settings.bot_username.clone(),
+            status_project_id,
+            status_ref,
+            web_url: str_at(&merge_request, &["web_url"]).map(str::to_owned),
+        };
+        let api = self.api.as_ref();
+        set_status(api, &target, StatusState::Pending, "Waiting to be reviewed").await?;
+        set_status(
+            api,
+            &target,
+            StatusState::Running,
+            "Reviewing the Kubernetes manifests this change touches",
+        )
+        .await?;
+        let target_branch = str_at(&merge_request, &["target_branch"])
+            .unwrap_or("")
+            .to_owned();
+        let outcome = self
+            .fetch_and_review(project_id, project, iid, &target_branch, &target.diff_refs)
+            .await;
+        let result = self.conclude(&target, outcome, cancel).await;
+        if result.is_err() && last_attempt {
+            // Never leave the status running: this job will not be retried. Best effort: the
+            // job's own error is what gets recorded.
+            let _ = set_status(
+                api,
+                &target,
+                StatusState::Failed,
+                "kubeward could not review this change and will not retry",
+            )
+            .await;
+        }
+        result
+    }
+
+    async fn conclude(
+        &self,
+        target: &Target,
+        outcome: Result<ReviewPlan, ReviewFailure>,
+        cancel: &Cancel,
+    ) -> Result<JobOutcome, GitLabJobError> {
+        let api = self.api.as_ref();
+        let summary_note = |title: &str, text: &str| {
+            format!("### kubeward: {title}\n\n{text}\n\n{SUMMARY_MARKER}\n")
+        };
+        match outcome {
+            Ok(plan) => {
+                if cancel.is_cancelled() {
+                    set_status(
+                        api,
+                        target,
+                        StatusState::Canceled,
+                        "Superseded by a newer push, or the merge request closed",
+                    )
+                    .await?;
+                    return Ok(JobOutcome::Skipped("cancelled".into()));
+                }
+                let started = std::time::Instant::now();
+                let report = publish(api, target, &plan).await?;
+                let state = StatusState::of(plan.conclusion);
+                set_status(api, target, state, &plan.title).await?;
+                stage("publish", started.elapsed());
+                tracing::info!(
+                    posted = report.discussions_posted,
+                    skipped = report.discussions_skipped,
+                    resolved = report.discussions_resolved,
+                    reopened = report.discussions_reopened,
+                    moved = report.moved_to_summary,
+                    "published to GitLab"
+                );
+                Ok(JobOutcome::Published {
+                    conclusion: state.as_str().into(),
+                    check_run_id: report.summary_note_id,
+                })
+            }
+            Err(ReviewFailure::Config(message)) => {
+                let body = summary_note(
+                    "invalid configuration",
+                    &format!(
+                        "The policy on the target branch cannot be read:\n\n```\n{message}\n```"
+                    ),
+                );
+                let note = upsert_note(api, &target.notes(), SUMMARY_MARKER, &body).await?;
+                set_status(
+                    api,
+                    target,
+                    StatusState::Failed,
+                    "Invalid kubeward configuration on the target branch",
+                )
+                .await?;
+                Ok(JobOutcome::Published {
+                    conclusion: "failed".into(),
+                    check_run_id: note,
+                })
+            }
+            Err(ReviewFailure::TooLarge(message)) => {
+                let note = upsert_note(
+                    api,
+                    &target.notes(),
+                    SUMMARY_MARKER,
+                    &summary_note("not reviewed", &message),
+                )
+                .await?;
+                // GitLab has no neutral state; `success` does not block the merge, and the
+                // description says why nothing was reviewed.
+                set_status(
+                    api,
+                    target,
+                    StatusState::Success,
+                    &format!("Not reviewed: {message}"),
+                )
+                .await?;
+                Ok(JobOutcome::Published {
+                    conclusion: "success".into(),
+                    check_run_id: note,
+                })
+            }
+            // The queue retries; on the last attempt the caller fails the status.
+            Err(ReviewFailure::Other(message)) => Err(GitLabJobError::Review(message)),
+        }
+    }
+
+    async fn fetch_and_review(
+        &self,
+        project_id: u64,
+        project: &Project,
+        iid: u64,
+        target_branch: &str,
+        refs: &DiffRefs,
+    ) -> Result<ReviewPlan, ReviewFailure> {
+        let url = clone_url(&self.settings.git_base_url, &project.path_with_namespace)
+            .map_err(ReviewFailure::Other)?;
+        let key = CacheKey {
+            forge: FORGE_GITLAB.into(),
+            host: self.settings.host.clone(),
+            repo_id: project_id as i64,
+        };
+        let cache = self.cache.clone();
+        let settings = self.settings.clone();
+        let token = self.git_token.clone();
+        let refs = refs.clone();
+        let target_branch = target_branch.to_owned();
+        tokio::task::spawn_blocking(move || {
+            let cached = cache
+                .open(&key)
+                .map_err(|e| ReviewFailure::Other(e.to_string()))?;
+            let safe_branch: String = target_branch
+                .chars()
+                .map(|c| {
+                    if c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | '/') {
+                        c
+                    } else {
+                        '_'
+                    }
+                })
+                .collect();
+            let mut refspecs = vec![format!(
+                "+refs/merge-requests/{iid}/head:refs/kubeward/mr/{iid}/head"
+            )];
+            if !safe_branch.is_empty() && !safe_branch.contains("..") {
+                refspecs.push(format!(
+                    "+refs/heads/{safe_branch}:refs/kubeward/base/{safe_branch}"
+                ));
+            }
+            let credentials = token
+                .as_ref()
+                .map(|t| (settings.git_username.as_str(), t.expose()));
+            let fetch = |specs: &[String], depth: Option<i32>| {
+                cached.fetch(&FetchRequest {
+                    url: &url,
+                    refspecs: specs,
+                    credentials,
+                    depth,
+                    max_bytes: settings.max_fetch_bytes,
+                })
+            };
+            // Shallow fetches are a smart-protocol feature; local paths get everything.
+            let depth = url.starts_with("http").then_some(settings.fetch_depth);
+            let started = std::time::Instant::now();
+            fetch(&refspecs, depth).map_err(|e| ReviewFailure::Other(e.to_string()))?;
+            let has = |sha: &str| {
+                git2::Oid::from_str(sha)
+                    .ok()
+                    .is_some_and(|oid| cached.repo.inner().find_commit(oid).is_ok())
+            };
+            // The merge-base may lie below the shallow boundary, and the target branch may
+            // have moved on since this version: fetch exactly those commits.
+            for (sha, name) in [(&refs.base_sha, "base"), (&refs.start_sha, "start")] {
+                if !has(sha) {
+                    let spec = vec![format!("+{sha}:refs/kubeward/mr/{iid}/{name}")];
+                    fetch(&spec, depth.map(|_| 1))
+                        .map_err(|e| ReviewFailure::Other(e.to_string()))?;
+                }
+            }
+            stage("fetch", started.elapsed());
+            for sha in [&refs.head_sha, &refs.base_sha] {
+                if !has(sha) {
+                    return Err(ReviewFailure::Other(format!(
+                        "commit {sha} is not in the fetched history"
+                    )));
+                }
+            }
+            let oid = |sha: &str| {
+                git2::Oid::from_str(sha).map_err(|e| ReviewFailure::Other(e.to_string()))
+            };
+            // Policy and CODEOWNERS come from the target branch as of this version.
+            let base_tip = if has(&refs.start_sha) {
+                oid(&refs.start_sha)?
+            } else {
+                oid(&refs.base_sha)?
+            };
+            // The merge-base is GitLab's: the diff we review is the diff it shows.
+            let revisions = Revisions {
+                merge_base: oid(&refs.base_sha)?,
+                head: oid(&refs.head_sha)?,
+                base_tip,
+            };
+            let changed = cached
+                .repo
+                .changes(revisions.merge_base, revisions.head, u64::MAX)
+                .map_err(|e| ReviewFailure::Other(e.to_string()))?
+                .len();
+            if changed > settings.max_changed_files {
+                return Err(ReviewFailure::TooLarge(format!(
+                    "this change touches {changed} files; kubeward reviews at most {}.",
+                    settings.max_changed_files
+                )));
+            }
+            match review(
+                &cached.repo,
+                &revisions,
+                &ReviewOptions {
+                    forge: Flavor::GitLab,
+                    config_override: None,
+                },
+            ) {
+                Ok((plan, timings)) => {
+                    stage("diff", timings.git);
+                    stage("parse", timings.parse);
+                    stage("audit", timings.audit);
+                    stage("plan", timings.plan);
+                    Ok(plan)
+                }
+                Err(PipelineError::Config(e)) => Err(ReviewFailure::Config(e.to_string())),
+                Err(e) => Err(ReviewFailure::Other(e.to_string())),
+            }
+        })
+        .await
+        .map_err(|e| ReviewFailure::Other(format!("the review task failed: {e}")))?
+    }
+}
+
+fn outside_groups(project_id: u64) -> JobOutcome {
+    JobOutcome::Skipped(format!(
+        "project {project_id} is outside the groups its webhook secret is bound to"
+    ))
+}
+
+/// Records how long a stage of a review took.
+fn stage(name: &'static str, elapsed: std::time::Duration) {
+    metrics::histogram!("kubeward_job_duration_seconds", "stage" => name)
+        .record(elapsed.as_secs_f64());
+}
+
+enum ReviewFailure {
+    Config(String),
+    TooLarge(String),
+    Other(String),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn group_membership_is_by_whole_path_segments() {
+        assert!(in_group("platform/shop", "platform"));
+        assert!(in_group("platform/infra/shop", "platform/infra"));
+        assert!(in_group("Platform/shop", "platform/"));
+        assert!(!in_group("platform-evil/shop", "platform"));
+        assert!(!in_group("platform", "platform"));
+        assert!(!in_group("other/platform/shop", "platform"));
+        assert!(!in_group("platform/shop", ""));
+    }
+
+    #[test]
+    fn clone_urls_come_from_the_configured_base_and_a_checked_path() {
+        assert_eq!(
+            clone_url("https://gitlab.example.com/", "platform/infra/shop").as_deref(),
+            Ok("https://gitlab.example.com/platform/infra/shop.git")
+        );
+        for bad in [
+            "shop",
+            "../x",
+            "a/../b",
+            "a//b",
+            "a/b c",
+            "a/b?x",
+            "a/b@evil.com",
+        ] {
+            assert!(
+                clone_url("https://gitlab.example.com", bad).is_err(),
+                "{bad}"
+            );
+        }
+    }
+
+    #[test]
+    fn jobs_are_keyed_by_project_and_merge_request() {
+        let job = GitLabJob::Review {
+            project_id: 42,
+            iid: 7,
+            head_sha: Some("abc".into()),
+            trigger: "open".into(),
+            allowed_groups: vec![],
+        };
+        let row = job.to_new_job();
+        assert_eq!(
+            (
+                row.kind.as_str(),
+                row.forge.as_str(),
+                row.repo_id,
+                row.pr_number
+            ),
+            ("gitlab-review", "gitlab", 42, Some(7))
+        );
+        assert!(row.supersedes);
+        assert_eq!(row.payload["type"], "gitlabReview");
+        let back: GitLabJob = serde_json::from_value(row.payload).expect("round trip");
+        assert_eq!(back, job);
+        let command = GitLabJob::Command {
+            project_id: 42,
+            iid: 7,
+            note_id: 9,
+            allowed_groups: vec!["platform".into()],
+        };
+        assert!(!command.to_new_job().supersedes);
+    }
+}
