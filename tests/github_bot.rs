@@ -112,7 +112,7 @@ async fn start(upstream: &Upstream) -> Bot {
     let runners: kubeward::bot::worker::Runners =
         std::sync::Arc::new(std::collections::HashMap::from([(
             "github".to_owned(),
-            worker.clone() as std::sync::Arc<dyn kubeward::bot::github::JobRunner>,
+            worker.clone() as std::sync::Arc<dyn kubeward::bot::runner::JobRunner>,
         )]));
     let (stop, stop_rx) = watch::channel(false);
     for i in 0..2 {

@@ -11,8 +11,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use base64::Engine;
-use kubeward::bot::github::JobRunner;
 use kubeward::bot::gitlab::{GitLabBotSettings, GitLabWorker};
+use kubeward::bot::runner::JobRunner;
 use kubeward::bot::worker::{WorkerSettings, run as run_worker};
 use kubeward::forge::Secret;
 use kubeward::forge::gitlab::client::{GitLabClient, GitLabClientConfig, RetryPolicy};

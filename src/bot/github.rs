@@ -1,13 +1,11 @@
 //! What a worker does with a GitHub job: fetch, review, publish, and always conclude the check.
 
-use std::future::Future;
-use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 
 use serde_json::{Value, json};
 
 use super::job::{JobSpec, RepoRef};
+use super::runner::{BotError, BoxFuture, Cancel, JobOutcome, JobRunner};
 use crate::forge::github::api::{ApiError, ApiRequest, GitHubApi, repo_path};
 use crate::forge::github::publish::{
     Outcome, Target, can_write, finish_check, publish, scan_key, start_check,
@@ -15,8 +13,6 @@ use crate::forge::github::publish::{
 use crate::git::cache::{CacheKey, FetchRequest, GitCache};
 use crate::owners::Flavor;
 use crate::pipeline::{PipelineError, ReviewOptions, Revisions, review};
-
-pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
 /// Where to fetch a repository from, and with which credentials.
 pub trait GitAccess: Send + Sync {
@@ -55,34 +51,6 @@ pub struct GitHubWorker {
     pub settings: BotSettings,
 }
 
-#[derive(Debug, thiserror::Error)]
-pub enum BotError {
-    #[error(transparent)]
-    Api(#[from] ApiError),
-    #[error("{0}")]
-    Review(String),
-}
-
-/// How a job ended.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum JobOutcome {
-    Published {
-        conclusion: String,
-        check_run_id: u64,
-    },
-    Skipped(String),
-}
-
-/// Runs the jobs of one forge. Workers dispatch on the job's `forge` column.
-pub trait JobRunner: Send + Sync {
-    fn run_job<'a>(
-        &'a self,
-        payload: &'a Value,
-        cancel: &'a Cancel,
-        last_attempt: bool,
-    ) -> BoxFuture<'a, Result<JobOutcome, BotError>>;
-}
-
 impl JobRunner for GitHubWorker {
     fn run_job<'a>(
         &'a self,
@@ -95,19 +63,6 @@ impl JobRunner for GitHubWorker {
                 .map_err(|e| BotError::Review(format!("unreadable job payload: {e}")))?;
             self.run(&spec, cancel, last_attempt).await
         })
-    }
-}
-
-/// Set by the heartbeat when the job is superseded or dropped.
-#[derive(Debug, Default, Clone)]
-pub struct Cancel(Arc<AtomicBool>);
-
-impl Cancel {
-    pub fn cancel(&self) {
-        self.0.store(true, Ordering::SeqCst);
-    }
-    pub fn is_cancelled(&self) -> bool {
-        self.0.load(Ordering::SeqCst)
     }
 }
 
@@ -357,7 +312,7 @@ impl GitHubWorker {
             finish_check(self.api.as_ref(), &target, check, Outcome::Neutral, "Draft: not reviewed", "This pull request is a draft; kubeward reviews it when it is marked ready for review.").await?;
             return Ok(JobOutcome::Published {
                 conclusion: "neutral".into(),
-                check_run_id: check,
+                published_id: check,
             });
         }
         match self
@@ -394,7 +349,7 @@ impl GitHubWorker {
                 };
                 Ok(JobOutcome::Published {
                     conclusion: conclusion.into(),
-                    check_run_id: check,
+                    published_id: check,
                 })
             }
             Err(ReviewFailure::Config(message)) => {
@@ -411,7 +366,7 @@ impl GitHubWorker {
                 .await?;
                 Ok(JobOutcome::Published {
                     conclusion: "failure".into(),
-                    check_run_id: check,
+                    published_id: check,
                 })
             }
             Err(ReviewFailure::TooLarge(message)) => {
@@ -426,7 +381,7 @@ impl GitHubWorker {
                 .await?;
                 Ok(JobOutcome::Published {
                     conclusion: "neutral".into(),
-                    check_run_id: check,
+                    published_id: check,
                 })
             }
             Err(ReviewFailure::Other(message)) => {

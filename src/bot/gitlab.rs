@@ -11,8 +11,8 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use super::github::{BotError, BoxFuture, Cancel, JobOutcome, JobRunner};
 use super::job::FORGE_GITLAB;
+use super::runner::{BotError, BoxFuture, Cancel, JobOutcome, JobRunner};
 use crate::forge::Secret;
 use crate::forge::gitlab::events::{Command, parse_command};
 use crate::forge::gitlab::publish::{
@@ -508,7 +508,7 @@ impl GitLabWorker {
                 );
                 Ok(JobOutcome::Published {
                     conclusion: state.as_str().into(),
-                    check_run_id: report.summary_note_id,
+                    published_id: report.summary_note_id,
                 })
             }
             Err(ReviewFailure::Config(message)) => {
@@ -528,7 +528,7 @@ impl GitLabWorker {
                 .await?;
                 Ok(JobOutcome::Published {
                     conclusion: "failed".into(),
-                    check_run_id: note,
+                    published_id: note,
                 })
             }
             Err(ReviewFailure::TooLarge(message)) => {
@@ -550,7 +550,7 @@ impl GitLabWorker {
                 .await?;
                 Ok(JobOutcome::Published {
                     conclusion: "success".into(),
-                    check_run_id: note,
+                    published_id: note,
                 })
             }
             // The queue retries; on the last attempt the caller fails the status.

@@ -4,6 +4,7 @@
 pub mod github;
 pub mod gitlab;
 pub mod job;
+pub mod runner;
 pub mod serve;
 pub mod testdrive;
 pub mod worker;

@@ -8,9 +8,10 @@ use anyhow::Context;
 use tokio::sync::watch;
 use tracing::{info, warn};
 
-use super::github::{BotSettings, BoxFuture, GitAccess, GitHubWorker, JobRunner};
+use super::github::{BotSettings, GitAccess, GitHubWorker};
 use super::gitlab::{GitLabBotSettings, GitLabWorker};
 use super::job::{FORGE_GITHUB, FORGE_GITLAB, RepoRef};
+use super::runner::{BoxFuture, JobRunner};
 use super::worker::{WorkerSettings, run as run_worker};
 use crate::forge::github::api::{ApiError, GitHubApi, segment};
 use crate::forge::github::client::{GitHubAuth, GitHubClient, GitHubClientConfig};

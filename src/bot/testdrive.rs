@@ -11,8 +11,9 @@ use anyhow::Context;
 use serde_json::{Value, json};
 use tokio::sync::watch;
 
-use super::github::{BotSettings, BoxFuture, GitAccess, GitHubWorker};
+use super::github::{BotSettings, GitAccess, GitHubWorker};
 use super::job::RepoRef;
+use super::runner::BoxFuture;
 use super::worker::{WorkerSettings, run as run_worker};
 use crate::forge::Secret;
 use crate::forge::github::api::{ApiError, GitHubApi};
@@ -142,7 +143,7 @@ pub async fn run() -> anyhow::Result<String> {
     let runners: crate::bot::worker::Runners =
         std::sync::Arc::new(std::collections::HashMap::from([(
             "github".to_owned(),
-            worker.clone() as std::sync::Arc<dyn crate::bot::github::JobRunner>,
+            worker.clone() as std::sync::Arc<dyn crate::bot::runner::JobRunner>,
         )]));
     let worker_task = tokio::spawn(run_worker(
         "testdrive".into(),

@@ -9,7 +9,7 @@ use tracing::{Instrument, info, info_span, warn};
 
 use std::collections::HashMap;
 
-use super::github::{Cancel, JobOutcome, JobRunner};
+use super::runner::{Cancel, JobOutcome, JobRunner};
 use crate::queue::{FailOutcome, Job, Queue, now_ms};
 
 #[derive(Debug, Clone)]
@@ -137,9 +137,9 @@ async fn process(
             match &outcome {
                 JobOutcome::Published {
                     conclusion,
-                    check_run_id,
+                    published_id,
                 } => {
-                    info!(conclusion = %conclusion, check_run = check_run_id, ms = elapsed.as_millis() as u64, "published")
+                    info!(conclusion = %conclusion, published = published_id, ms = elapsed.as_millis() as u64, "published")
                 }
                 JobOutcome::Skipped(why) => info!(reason = %why, "skipped"),
             }

@@ -1,0 +1,54 @@
+//! What every forge's worker shares: the job-runner interface, cancellation and outcomes.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use serde_json::Value;
+
+use crate::forge::github::api::ApiError;
+
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+#[derive(Debug, thiserror::Error)]
+pub enum BotError {
+    #[error(transparent)]
+    Api(#[from] ApiError),
+    #[error("{0}")]
+    Review(String),
+}
+
+/// How a job ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum JobOutcome {
+    Published {
+        conclusion: String,
+        /// The check run (GitHub) or summary note (GitLab) that carries the result.
+        published_id: u64,
+    },
+    Skipped(String),
+}
+
+/// Runs the jobs of one forge. Workers dispatch on the job's `forge` column.
+pub trait JobRunner: Send + Sync {
+    fn run_job<'a>(
+        &'a self,
+        payload: &'a Value,
+        cancel: &'a Cancel,
+        last_attempt: bool,
+    ) -> BoxFuture<'a, Result<JobOutcome, BotError>>;
+}
+
+/// Set by the heartbeat when the job is superseded or dropped.
+#[derive(Debug, Default, Clone)]
+pub struct Cancel(Arc<AtomicBool>);
+
+impl Cancel {
+    pub fn cancel(&self) {
+        self.0.store(true, Ordering::SeqCst);
+    }
+    pub fn is_cancelled(&self) -> bool {
+        self.0.load(Ordering::SeqCst)
+    }
+}
