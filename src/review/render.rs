@@ -268,8 +268,12 @@ pub fn summary(plan: &ReviewPlan, policy: &Policy) -> String {
                 if out.len() > MAX_BODY_CHARS - 2_000 {
                     let _ = writeln!(
                         out,
-                        "\n…and {} more; the JSON plan and the check annotations list them all.",
-                        total - listed
+                        "\n…and {} more; {}",
+                        total - listed,
+                        match plan.forge {
+                            Flavor::GitHub => "the check run's annotations list them all.",
+                            Flavor::GitLab => "`kubeward review --format json` lists them all.",
+                        }
                     );
                     break 'groups;
                 }
@@ -316,8 +320,12 @@ pub fn summary(plan: &ReviewPlan, policy: &Policy) -> String {
     if overflow > 0 {
         let _ = writeln!(
             out,
-            "{overflow} findings were over the limit of {} inline comments and are shown as annotations instead.\n",
-            policy.review.max_inline_comments
+            "{overflow} findings were over the limit of {} inline comments and are {} instead.\n",
+            policy.review.max_inline_comments,
+            match plan.forge {
+                Flavor::GitHub => "shown as check-run annotations",
+                Flavor::GitLab => "listed in this summary only",
+            }
         );
     }
     for note in &plan.notes {

@@ -434,7 +434,7 @@ pub async fn publish(
         }
     }
 
-    let mut summary = gitlab_wording(&plan.summary);
+    let mut summary = plan.summary.clone();
     if !moved.is_empty() {
         let mut extra =
             String::from("\n\nGitLab refused to place some comments on the diff; here they are:\n");
@@ -452,20 +452,6 @@ pub async fn publish(
     }
     report.summary_note_id = upsert_note(api, &target.notes(), SUMMARY_MARKER, &summary).await?;
     Ok(report)
-}
-
-/// The plan's summary speaks of GitHub's check annotations; on GitLab the overflow is listed
-/// in the summary itself (every new finding is, grouped by owner).
-fn gitlab_wording(summary: &str) -> String {
-    summary
-        .replace(
-            "inline comments and are shown as annotations instead.",
-            "inline comments and are listed in this summary only.",
-        )
-        .replace(
-            "the JSON plan and the check annotations list them all.",
-            "the JSON plan (`kubeward review --format json`) lists them all.",
-        )
 }
 
 /// Creates or edits our note holding `marker`; returns its id. An unchanged note is not
