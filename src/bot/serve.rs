@@ -217,9 +217,12 @@ pub async fn serve(settings: ServeSettings) -> anyhow::Result<()> {
     let metrics = metrics_exporter_prometheus::PrometheusBuilder::new()
         .install_recorder()
         .ok();
-    let queue = Queue::connect(&settings.database)
+    // A database URL with a password is a secret: the environment may give it instead.
+    let database =
+        std::env::var("KUBEWARD_DATABASE_URL").unwrap_or_else(|_| settings.database.clone());
+    let queue = Queue::connect(&database)
         .await
-        .with_context(|| format!("opening the queue at {}", redact_url(&settings.database)))?;
+        .with_context(|| format!("opening the queue at {}", redact_url(&database)))?;
     let cache = Arc::new(GitCache::new(&settings.cache_dir, settings.cache_max_bytes));
     let mut runners: std::collections::HashMap<String, Arc<dyn JobRunner>> =
         std::collections::HashMap::new();

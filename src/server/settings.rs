@@ -159,6 +159,7 @@ pub struct ServeSettings {
     #[serde(default = "default_listen")]
     pub listen: String,
     /// `sqlite://path` (default, one process) or `postgres://...` (several replicas).
+    /// `KUBEWARD_DATABASE_URL` overrides it, for a URL holding a password.
     #[serde(default = "default_database")]
     pub database: String,
     #[serde(default = "default_cache_dir")]
