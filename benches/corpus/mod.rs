@@ -94,12 +94,30 @@ impl Corpus {
     pub fn summary(&self) -> String {
         let kinds: Vec<String> = self.kinds.iter().map(|(k, n)| format!("{k} {n}")).collect();
         format!(
-            "{} files, {} documents, {:.1} MiB; {}",
+            "{} files, {} documents, {} bytes, fnv1a64 {:016x}; {}",
             self.files.len(),
             self.documents,
-            self.bytes as f64 / (1024.0 * 1024.0),
+            self.bytes,
+            self.fingerprint(),
             kinds.join(", ")
         )
+    }
+
+    /// FNV-1a over every path and text, to check two machines generated the same bytes.
+    pub fn fingerprint(&self) -> u64 {
+        let mut hash = 0xcbf2_9ce4_8422_2325u64;
+        for file in &self.files {
+            for byte in file
+                .path
+                .bytes()
+                .chain([0])
+                .chain(file.text.bytes())
+                .chain([0])
+            {
+                hash = (hash ^ u64::from(byte)).wrapping_mul(0x0000_0100_0000_01b3);
+            }
+        }
+        hash
     }
 }
 
