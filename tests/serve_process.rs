@@ -1,0 +1,329 @@
+//! `kubeward serve` as a process: health, readiness and metrics, JSON logs that carry the
+//! delivery id and never a secret, and a graceful shutdown that finishes or re-queues the job
+//! in flight.
+
+#[path = "support/git_http.rs"]
+mod git_http;
+mod support;
+
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use kubeward::git::build;
+use kubeward::server::verify::github_signature;
+use serde_json::{Value, json};
+use support::mock_github::MockGitHub;
+
+const SECRET: &str = "serve-process-secret";
+const TOKEN: &str = "ghs_serve.process.token.value";
+const BOT: &str = "kubeward[bot]";
+
+struct Served {
+    child: Child,
+    url: String,
+    dir: tempfile::TempDir,
+}
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+async fn serve(api: &str, git: &str) -> Served {
+    let dir = tempfile::tempdir().expect("temp");
+    let port = free_port();
+    let settings = dir.path().join("serve.yaml");
+    std::fs::write(
+        &settings,
+        format!(
+            "listen: 127.0.0.1:{port}\ndatabase: sqlite://{}\ncacheDir: {}\nworkers: 1\nlogFormat: json\ngithub:\n  apiUrl: {api}\n  gitUrl: {git}\n  botLogin: '{BOT}'\n",
+            dir.path().join("queue.db").display(),
+            dir.path().join("cache").display()
+        ),
+    )
+    .expect("settings");
+    let child = Command::new(env!("CARGO_BIN_EXE_kubeward"))
+        .args(["serve", "--config"])
+        .arg(&settings)
+        .env("KUBEWARD_GITHUB_WEBHOOK_SECRET", SECRET)
+        .env("KUBEWARD_GITHUB_TOKEN", TOKEN)
+        .env("RUST_LOG", "info")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("serve starts");
+    let url = format!("http://127.0.0.1:{port}");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        if let Ok(r) = reqwest::get(format!("{url}/readyz")).await
+            && r.status().is_success()
+        {
+            break;
+        }
+        assert!(Instant::now() < deadline, "serve never became ready");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    Served { child, url, dir }
+}
+
+async fn deliver(url: &str, delivery: &str, secret: &str, payload: &Value) -> u16 {
+    let body = serde_json::to_vec(payload).expect("json");
+    reqwest::Client::new()
+        .post(format!("{url}/webhooks/github"))
+        .header("x-github-event", "pull_request")
+        .header("x-github-delivery", delivery)
+        .header("x-hub-signature-256", github_signature(secret, &body))
+        .body(body)
+        .send()
+        .await
+        .map(|r| r.status().as_u16())
+        .unwrap_or(0)
+}
+
+fn opened(base: git2::Oid, head: git2::Oid) -> Value {
+    let mut payload = support::npm::webhook_example("pull_request", Some("opened"))
+        .payload
+        .clone();
+    payload["number"] = json!(7);
+    payload["installation"] = json!({"id": 77});
+    payload["repository"]["id"] = json!(4242);
+    payload["repository"]["name"] = json!("shop");
+    payload["repository"]["owner"]["login"] = json!("octo");
+    payload["pull_request"] = json!({
+        "number": 7, "state": "open", "draft": false,
+        "head": {"sha": head.to_string(), "ref": "f", "repo": {"id": 4242}},
+        "base": {"sha": base.to_string(), "ref": "main", "repo": {"id": 4242}},
+    });
+    payload
+}
+
+struct Upstream {
+    _dir: tempfile::TempDir,
+    git: git_http::GitHttpServer,
+    base: git2::Oid,
+    head: git2::Oid,
+}
+
+async fn upstream(mock: &MockGitHub) -> Upstream {
+    let dir = tempfile::tempdir().expect("temp");
+    let repo = git2::Repository::init_bare(dir.path().join("octo/shop.git")).expect("init");
+    let base = build::commit(
+        &repo,
+        Some("refs/heads/main"),
+        &[],
+        &[("README.md", b"x\n")],
+        "base",
+    )
+    .expect("base");
+    let pod = b"apiVersion: v1\nkind: Pod\nmetadata: {name: p, namespace: shop}\nspec:\n  hostNetwork: true\n  containers: [{name: a, image: 'a:1'}]\n";
+    let head = build::commit(
+        &repo,
+        Some("refs/pull/7/head"),
+        &[base],
+        &[("README.md", b"x\n"), ("pod.yaml", pod)],
+        "pr",
+    )
+    .expect("head");
+    mock.fake.add_pull(
+        7,
+        json!({
+            "number": 7, "state": "open", "draft": false,
+            "head": {"sha": head.to_string(), "ref": "f", "repo": {"id": 4242}},
+            "base": {"sha": base.to_string(), "ref": "main", "repo": {"id": 4242}},
+        }),
+    );
+    mock.fake
+        .set_merge_base(&base.to_string(), &head.to_string(), &base.to_string());
+    let git = git_http::serve(dir.path().to_path_buf(), Some(TOKEN)).await;
+    Upstream {
+        _dir: dir,
+        git,
+        base,
+        head,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_and_json_logs_carry_what_operators_need_and_no_secret() {
+    let mock = MockGitHub::start(BOT, TOKEN).await;
+    let up = upstream(&mock).await;
+    let mut served = serve(&mock.uri(), &up.git.base_url).await;
+    assert_eq!(
+        reqwest::get(format!("{}/healthz", served.url))
+            .await
+            .map(|r| r.status().as_u16())
+            .unwrap_or(0),
+        200
+    );
+    // A forged delivery: refused, and not recorded as seen.
+    assert_eq!(
+        deliver(
+            &served.url,
+            "forged-1",
+            "not the secret",
+            &opened(up.base, up.head)
+        )
+        .await,
+        401
+    );
+    assert_eq!(
+        deliver(&served.url, "real-1", SECRET, &opened(up.base, up.head)).await,
+        202
+    );
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !mock
+        .fake
+        .check_runs()
+        .iter()
+        .any(|r| r["status"] == "completed")
+    {
+        assert!(Instant::now() < deadline, "the review did not finish");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let metrics = reqwest::get(format!("{}/metrics", served.url))
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("text");
+    for name in [
+        "kubeward_signature_failures_total",
+        "kubeward_deliveries_total",
+        "kubeward_queue_depth",
+        "kubeward_queue_oldest_age_seconds",
+        "kubeward_job_duration_seconds",
+        "kubeward_forge_requests_total",
+    ] {
+        assert!(
+            metrics.contains(name),
+            "{name} missing from /metrics:\n{metrics}"
+        );
+    }
+    assert!(
+        metrics.contains("stage=\"publish\""),
+        "per-stage durations: {metrics}"
+    );
+    // The forged delivery id never reached the database.
+    let queue = kubeward::queue::Queue::connect(&format!(
+        "sqlite://{}",
+        served.dir.path().join("queue.db").display()
+    ))
+    .await
+    .expect("queue");
+    assert!(
+        !queue
+            .delivery_seen("github", "forged-1")
+            .await
+            .expect("query")
+    );
+    assert!(
+        queue
+            .delivery_seen("github", "real-1")
+            .await
+            .expect("query")
+    );
+    // Logs: JSON lines, the delivery id on the job's lines, never the token or the secret.
+    let _ = Command::new("kill")
+        .args(["-TERM", &served.child.id().to_string()])
+        .status();
+    let output = served.child.wait_with_output_ref();
+    let logs = String::from_utf8_lossy(&output);
+    assert!(
+        !logs.contains(TOKEN) && !logs.contains(SECRET),
+        "a secret reached the logs"
+    );
+    let lines: Vec<Value> = logs
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect();
+    assert!(!lines.is_empty(), "JSON logs: {logs}");
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.to_string().contains("real-1") && l.to_string().contains("published")),
+        "the job's lines carry the delivery id: {logs}"
+    );
+    mock.assert_requests_valid();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_graceful_shutdown_finishes_or_requeues_the_job_in_flight() {
+    let mock = MockGitHub::start(BOT, TOKEN).await;
+    let up = upstream(&mock).await;
+    // Hold the review in publishing for longer than the process takes to shut down.
+    *mock.slow.lock().expect("lock") = Some(("/pulls/7/comments".into(), Duration::from_secs(40)));
+    let mut served = serve(&mock.uri(), &up.git.base_url).await;
+    assert_eq!(
+        deliver(&served.url, "d-1", SECRET, &opened(up.base, up.head)).await,
+        202
+    );
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !mock
+        .fake
+        .request_log()
+        .iter()
+        .any(|r| r.contains("/pulls/7/comments"))
+    {
+        assert!(
+            Instant::now() < deadline,
+            "the review never reached publishing"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let stopped = Instant::now();
+    let _ = Command::new("kill")
+        .args(["-TERM", &served.child.id().to_string()])
+        .status();
+    let status = loop {
+        if let Some(status) = served.child.try_wait().expect("wait") {
+            break status;
+        }
+        assert!(
+            stopped.elapsed() < Duration::from_secs(35),
+            "serve did not stop within its grace period"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert!(status.success(), "a clean exit: {status:?}");
+    let queue = kubeward::queue::Queue::connect(&format!(
+        "sqlite://{}",
+        served.dir.path().join("queue.db").display()
+    ))
+    .await
+    .expect("queue");
+    let stats = queue.stats(kubeward::queue::now_ms()).await.expect("stats");
+    assert_eq!(stats.running, 0, "nothing left running: {stats:?}");
+    assert_eq!(
+        stats.queued, 1,
+        "the job went back to the queue for the next start: {stats:?}"
+    );
+}
+
+trait WaitOutput {
+    fn wait_with_output_ref(&mut self) -> Vec<u8>;
+}
+
+impl WaitOutput for Child {
+    /// Waits for the process and returns what it wrote to stdout and stderr.
+    fn wait_with_output_ref(&mut self) -> Vec<u8> {
+        use std::io::Read;
+        let _ = self.wait();
+        let mut out = Vec::new();
+        if let Some(mut s) = self.stdout.take() {
+            let _ = s.read_to_end(&mut out);
+        }
+        if let Some(mut s) = self.stderr.take() {
+            let _ = s.read_to_end(&mut out);
+        }
+        out
+    }
+}
