@@ -25,7 +25,6 @@ use serde_json::{Value, json};
 use wiremock::{Mock, MockServer, Request, Respond, ResponseTemplate};
 
 const SECRET: &str = "load-secret";
-const TOKEN: &str = "ghs_load";
 
 struct Forward(Arc<FakeGitHub>);
 
@@ -85,16 +84,72 @@ fn event(number: u64, installation: u64, base: &str, head: &str) -> Value {
     json!({
         "action": "opened",
         "number": number,
-        "pull_request": {
-            "number": number, "state": "open", "draft": false,
-            "head": {"sha": head, "ref": format!("f{number}"), "repo": {"id": 9}},
-            "base": {"sha": base, "ref": "main", "repo": {"id": 9}},
-        },
-        "repository": {"id": 9, "name": "load", "full_name": "octo/load", "private": false,
+        "pull_request": pull(number, base, head),
+        "repository": {"id": 1000 + number, "name": format!("load-{number}"), "full_name": format!("octo/load-{number}"), "private": false,
                        "owner": {"login": "octo", "id": 1, "type": "Organization"}},
         "installation": {"id": installation},
         "sender": {"login": "dev", "id": 2, "type": "User"},
     })
+}
+
+fn pull(number: u64, base: &str, head: &str) -> Value {
+    json!({
+        "number": number, "state": "open", "draft": false,
+        "head": {"sha": head, "ref": format!("f{number}"), "repo": {"id": 1000 + number}},
+        "base": {"sha": base, "ref": "main", "repo": {"id": 1000 + number}},
+    })
+}
+
+/// Repository `octo/load-{number}`: main with five manifests, and a pull request changing
+/// all five (one of them to a privileged container).
+fn repository(root: &std::path::Path, fake: &FakeGitHub, number: u64) -> (git2::Oid, git2::Oid) {
+    let repo =
+        git2::Repository::init_bare(root.join(format!("octo/load-{number}.git"))).expect("init");
+    let base_texts: Vec<(String, String)> = (0..5)
+        .map(|i| (format!("apps/app-{i}.yaml"), deployment(i, false)))
+        .collect();
+    let base_files: Vec<(&str, &[u8])> = base_texts
+        .iter()
+        .map(|(p, t)| (p.as_str(), t.as_bytes()))
+        .collect();
+    let base =
+        build::commit(&repo, Some("refs/heads/main"), &[], &base_files, "base").expect("base");
+    let texts: Vec<(String, String)> = (0..5)
+        .map(|i| {
+            (
+                format!("apps/app-{i}.yaml"),
+                deployment(i + number * 10, i == 0),
+            )
+        })
+        .collect();
+    let files: Vec<(&str, &[u8])> = texts
+        .iter()
+        .map(|(p, t)| (p.as_str(), t.as_bytes()))
+        .collect();
+    let head = build::commit(
+        &repo,
+        Some(&format!("refs/pull/{number}/head")),
+        &[base],
+        &files,
+        "pr",
+    )
+    .expect("pr");
+    fake.add_pull(number, pull(number, &base.to_string(), &head.to_string()));
+    fake.set_merge_base(&base.to_string(), &head.to_string(), &base.to_string());
+    (base, head)
+}
+
+/// A throwaway RSA key for the App's JWTs (the mock accepts any).
+fn app_key(dir: &std::path::Path) -> String {
+    let key = dir.join("app.pem");
+    let status = Command::new("openssl")
+        .args(["genrsa", "-out"])
+        .arg(&key)
+        .arg("2048")
+        .output()
+        .expect("openssl");
+    assert!(status.status.success(), "openssl genrsa failed");
+    std::fs::read_to_string(key).expect("key")
 }
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
@@ -106,73 +161,24 @@ async fn main() {
     let steady_seconds = env_number("KUBEWARD_LOAD_SECONDS", 10);
     let prs = env_number("KUBEWARD_LOAD_PRS", 40);
 
-    // A repository: main with 5 manifests; one pull request per number changing all 5.
+    // One repository per pull request (as an organisation with many repositories), one
+    // installation each: GitHub's write pacing is per installation.
     let served = tempfile::tempdir().expect("temp");
-    let repo = git2::Repository::init_bare(served.path().join("octo/load.git")).expect("init");
-    let base_texts: Vec<(String, String)> = (0..5)
-        .map(|i| (format!("apps/app-{i}.yaml"), deployment(i, false)))
-        .collect();
-    let base_files: Vec<(&str, &[u8])> = base_texts
-        .iter()
-        .map(|(p, t)| (p.as_str(), t.as_bytes()))
-        .collect();
-    let base =
-        build::commit(&repo, Some("refs/heads/main"), &[], &base_files, "base").expect("base");
     let fake = Arc::new(FakeGitHub::new("kubeward[bot]"));
-    let mut heads = Vec::new();
-    for n in 1..=prs {
-        let texts: Vec<(String, String)> = (0..5)
-            .map(|i| (format!("apps/app-{i}.yaml"), deployment(i + n * 10, i == 0)))
-            .collect();
-        let files: Vec<(&str, &[u8])> = texts
-            .iter()
-            .map(|(p, t)| (p.as_str(), t.as_bytes()))
-            .collect();
-        let head = build::commit(
-            &repo,
-            Some(&format!("refs/pull/{n}/head")),
-            &[base],
-            &files,
-            "pr",
-        )
-        .expect("pr");
-        fake.add_pull(
-            n,
-            json!({"number": n, "state": "open", "draft": false,
-            "head": {"sha": head.to_string(), "ref": format!("f{n}"), "repo": {"id": 9}},
-            "base": {"sha": base.to_string(), "ref": "main", "repo": {"id": 9}}}),
-        );
-        fake.set_merge_base(&base.to_string(), &head.to_string(), &base.to_string());
-        heads.push(head);
-    }
+    let heads: Vec<(u64, git2::Oid, git2::Oid)> = (1..=prs)
+        .map(|n| {
+            let (base, head) = repository(served.path(), &fake, n);
+            (n, base, head)
+        })
+        .collect();
     // Pull requests for the intake phase, kept apart from the reviewed ones.
-    let mut intake_heads = Vec::new();
-    for n in 1001..=1010u64 {
-        let texts: Vec<(String, String)> = (0..5)
-            .map(|i| (format!("apps/app-{i}.yaml"), deployment(i + n * 10, false)))
-            .collect();
-        let files: Vec<(&str, &[u8])> = texts
-            .iter()
-            .map(|(p, t)| (p.as_str(), t.as_bytes()))
-            .collect();
-        let head = build::commit(
-            &repo,
-            Some(&format!("refs/pull/{n}/head")),
-            &[base],
-            &files,
-            "pr",
-        )
-        .expect("pr");
-        fake.add_pull(
-            n,
-            json!({"number": n, "state": "open", "draft": false,
-            "head": {"sha": head.to_string(), "ref": format!("f{n}"), "repo": {"id": 9}},
-            "base": {"sha": base.to_string(), "ref": "main", "repo": {"id": 9}}}),
-        );
-        fake.set_merge_base(&base.to_string(), &head.to_string(), &base.to_string());
-        intake_heads.push((n, head));
-    }
-    let git = git_http::serve(served.path().to_path_buf(), Some(TOKEN)).await;
+    let intake_heads: Vec<(u64, git2::Oid, git2::Oid)> = (5001..=5010u64)
+        .map(|n| {
+            let (base, head) = repository(served.path(), &fake, n);
+            (n, base, head)
+        })
+        .collect();
+    let git = git_http::serve(served.path().to_path_buf(), Some("ghs_fake")).await;
     let github = MockServer::start().await;
     Mock::given(wiremock::matchers::any())
         .respond_with(Forward(fake.clone()))
@@ -187,13 +193,13 @@ async fn main() {
         .expect("port");
     let settings = dir.path().join("serve.yaml");
     std::fs::write(&settings, format!(
-        "listen: 127.0.0.1:{port}\ndatabase: sqlite://{}\ncacheDir: {}\nworkers: 16\ngithub:\n  apiUrl: {}\n  gitUrl: {}\n  botLogin: 'kubeward[bot]'\n",
+        "listen: 127.0.0.1:{port}\ndatabase: sqlite://{}\ncacheDir: {}\nworkers: 16\ngithub:\n  appId: '1'\n  apiUrl: {}\n  gitUrl: {}\n  botLogin: 'kubeward[bot]'\n  redeliverEveryMinutes: 1000\n",
         dir.path().join("queue.db").display(), dir.path().join("cache").display(), github.uri(), git.base_url)).expect("settings");
     let mut child = Command::new(env!("CARGO_BIN_EXE_kubeward"))
         .args(["serve", "--config"])
         .arg(&settings)
         .env("KUBEWARD_GITHUB_WEBHOOK_SECRET", SECRET)
-        .env("KUBEWARD_GITHUB_TOKEN", TOKEN)
+        .env("KUBEWARD_GITHUB_PRIVATE_KEY", app_key(dir.path()))
         .env("RUST_LOG", "error")
         .stdout(Stdio::null())
         .stderr(Stdio::null())
@@ -235,8 +241,8 @@ async fn main() {
         if i % 50 == 0 {
             peak_kib = peak_kib.max(rss_kib(pid));
         }
-        let (n, head) = intake_heads[(i % 10) as usize];
-        let mut payload = event(n, 1, &base.to_string(), &head.to_string());
+        let (n, base, head) = intake_heads[(i % 10) as usize];
+        let mut payload = event(n, n, &base.to_string(), &head.to_string());
         payload["action"] = json!("synchronize");
         let body = serde_json::to_vec(&payload).expect("json");
         let signature = github_signature(SECRET, &body);
@@ -294,10 +300,10 @@ async fn main() {
 
     // Phase 2: reviews of 5-file pull requests, one installation each (as many repositories).
     let review_started = Instant::now();
-    for (i, head) in heads.iter().enumerate() {
-        let n = i as u64 + 1;
-        let body = serde_json::to_vec(&event(n, 1000 + n, &base.to_string(), &head.to_string()))
-            .expect("json");
+    for (n, base, head) in &heads {
+        let n = *n;
+        let body =
+            serde_json::to_vec(&event(n, n, &base.to_string(), &head.to_string())).expect("json");
         let status = client
             .post(format!("{url}/webhooks/github"))
             .header("x-github-event", "pull_request")
@@ -319,7 +325,7 @@ async fn main() {
                 r["status"] == "completed"
                     && heads
                         .iter()
-                        .any(|h| r["head_sha"] == h.to_string().as_str())
+                        .any(|(_, _, h)| r["head_sha"] == h.to_string().as_str())
             })
             .count();
         if done as u64 >= prs {
