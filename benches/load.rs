@@ -230,48 +230,74 @@ async fn main() {
     let rate = 200u64;
     let total = rate * steady_seconds;
     let interval = Duration::from_micros(1_000_000 / rate);
-    let mut tasks = Vec::with_capacity(total as usize);
+    // The sender runs on its own thread and runtime, so its timing is not held up by the mock
+    // GitHub and git server of this process. Bodies are signed ahead of time.
+    let bodies: Vec<(Vec<u8>, String)> = (0..total)
+        .map(|i| {
+            let (n, base, head) = intake_heads[(i % 10) as usize];
+            let mut payload = event(n, n, &base.to_string(), &head.to_string());
+            payload["action"] = json!("synchronize");
+            let body = serde_json::to_vec(&payload).expect("json");
+            let signature = github_signature(SECRET, &body);
+            (body, signature)
+        })
+        .collect();
+    let sender_url = url.clone();
+    let memory = std::thread::spawn(move || {
+        let mut peak = 0;
+        for _ in 0..(steady_seconds * 10) {
+            peak = rss_kib(pid).max(peak);
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        peak
+    });
     let started = Instant::now();
-    let mut peak_kib = idle_kib;
-    for i in 0..total {
-        let due = started + interval * i as u32;
-        if let Some(wait) = due.checked_duration_since(Instant::now()) {
-            tokio::time::sleep(wait).await;
-        }
-        if i % 50 == 0 {
-            peak_kib = peak_kib.max(rss_kib(pid));
-        }
-        let (n, base, head) = intake_heads[(i % 10) as usize];
-        let mut payload = event(n, n, &base.to_string(), &head.to_string());
-        payload["action"] = json!("synchronize");
-        let body = serde_json::to_vec(&payload).expect("json");
-        let signature = github_signature(SECRET, &body);
-        let client = client.clone();
-        let url = url.clone();
-        tasks.push(tokio::spawn(async move {
-            let sent = Instant::now();
-            let status = client
-                .post(format!("{url}/webhooks/github"))
-                .header("x-github-event", "pull_request")
-                .header("x-github-delivery", format!("steady-{i}"))
-                .header("x-hub-signature-256", signature)
-                .body(body)
-                .send()
-                .await
-                .map(|r| r.status().as_u16())
-                .unwrap_or(0);
-            (status, sent.elapsed())
-        }));
-    }
-    let mut latencies = Vec::new();
-    let mut failed = 0;
-    for t in tasks {
-        let (status, latency) = t.await.expect("task");
-        if !(200..300).contains(&status) {
-            failed += 1;
-        }
-        latencies.push(latency);
-    }
+    let (latencies, failed) = std::thread::spawn(move || {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime");
+        runtime.block_on(async move {
+            let client = reqwest::Client::new();
+            let mut tasks = Vec::with_capacity(bodies.len());
+            for (i, (body, signature)) in bodies.into_iter().enumerate() {
+                let due = started + interval * i as u32;
+                if let Some(wait) = due.checked_duration_since(Instant::now()) {
+                    tokio::time::sleep(wait).await;
+                }
+                let client = client.clone();
+                let url = sender_url.clone();
+                tasks.push(tokio::spawn(async move {
+                    let sent = Instant::now();
+                    let status = client
+                        .post(format!("{url}/webhooks/github"))
+                        .header("x-github-event", "pull_request")
+                        .header("x-github-delivery", format!("steady-{i}"))
+                        .header("x-hub-signature-256", signature)
+                        .body(body)
+                        .send()
+                        .await
+                        .map(|r| r.status().as_u16())
+                        .unwrap_or(0);
+                    (status, sent.elapsed())
+                }));
+            }
+            let mut latencies = Vec::new();
+            let mut failed = 0u64;
+            for t in tasks {
+                let (status, latency) = t.await.expect("task");
+                if !(200..300).contains(&status) {
+                    failed += 1;
+                }
+                latencies.push(latency);
+            }
+            (latencies, failed)
+        })
+    })
+    .join()
+    .expect("sender");
+    let mut latencies = latencies;
+    let mut peak_kib = memory.join().expect("memory sampler").max(idle_kib);
     let steady_elapsed = started.elapsed();
     latencies.sort();
     // Nothing lost: every delivery is in the queue's records; then let the workers drain.

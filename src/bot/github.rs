@@ -433,6 +433,7 @@ impl GitHubWorker {
             merge_base.to_owned(),
         );
         let base_ref = base_ref.to_owned();
+        let _slot = super::runner::review_slot().await;
         tokio::task::spawn_blocking(move || {
             let cached = cache
                 .open(&key)

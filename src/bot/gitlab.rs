@@ -578,6 +578,7 @@ impl GitLabWorker {
         let token = self.git_token.clone();
         let refs = refs.clone();
         let target_branch = target_branch.to_owned();
+        let _slot = super::runner::review_slot().await;
         tokio::task::spawn_blocking(move || {
             let cached = cache
                 .open(&key)

@@ -52,3 +52,18 @@ impl Cancel {
         self.0.load(Ordering::SeqCst)
     }
 }
+
+/// Reviews (fetch, parse, audit) are CPU work: at most one per core but one runs at a time,
+/// so a core stays free to answer webhooks in milliseconds even when every worker is busy.
+pub async fn review_slot() -> tokio::sync::SemaphorePermit<'static> {
+    static SLOTS: std::sync::OnceLock<tokio::sync::Semaphore> = std::sync::OnceLock::new();
+    let slots = SLOTS.get_or_init(|| {
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        tokio::sync::Semaphore::new(cores.saturating_sub(1).max(1))
+    });
+    // The semaphore is never closed, so acquiring cannot fail.
+    match slots.acquire().await {
+        Ok(permit) => permit,
+        Err(_) => unreachable!("the review semaphore is never closed"),
+    }
+}

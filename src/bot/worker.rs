@@ -26,7 +26,9 @@ impl Default for WorkerSettings {
     fn default() -> Self {
         WorkerSettings {
             lease: Duration::from_secs(60),
-            poll_interval: Duration::from_millis(500),
+            // Work queued by this process wakes workers at once; this finds other replicas' work
+            // and retries coming due.
+            poll_interval: Duration::from_secs(2),
             job_timeout: Duration::from_secs(600),
             shutdown_grace: Duration::from_secs(20),
         }
@@ -57,7 +59,7 @@ pub async fn run(
         };
         let Some(job) = job else {
             tokio::select! {
-                _ = tokio::time::sleep(settings.poll_interval) => {}
+                _ = queue.wait_for_work(settings.poll_interval) => {}
                 _ = shutdown.changed() => {}
             }
             continue;

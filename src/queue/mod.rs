@@ -48,6 +48,8 @@ enum Backend {
 pub struct Queue {
     backend: Backend,
     config: QueueConfig,
+    /// Wakes this process's idle workers when it queues work, so they need not poll often.
+    work: std::sync::Arc<tokio::sync::Notify>,
 }
 
 impl Queue {
@@ -78,7 +80,11 @@ impl Queue {
                 });
             }
         };
-        Ok(Queue { backend, config })
+        Ok(Queue {
+            backend,
+            config,
+            work: std::sync::Arc::new(tokio::sync::Notify::new()),
+        })
     }
 
     /// Replaces the retry policy of this handle (clones keep theirs).
@@ -118,10 +124,19 @@ impl Queue {
     /// and running ones get `cancel_requested`, in the same transaction as the insert.
     pub async fn enqueue(&self, job: NewJob) -> Result<EnqueueOutcome, QueueError> {
         let payload = prepare(&job)?;
-        match &self.backend {
+        let outcome = match &self.backend {
             Backend::Sqlite(b) => b.enqueue(&job, &payload, now_ms()).await,
             Backend::Postgres(b) => b.enqueue(&job, &payload, now_ms()).await,
-        }
+        };
+        // One idle worker per new job, not all of them (no herd on the database).
+        self.work.notify_one();
+        outcome
+    }
+
+    /// Waits until this process queues work, or `timeout` passes (work queued by other
+    /// replicas is found by the next claim after the timeout).
+    pub async fn wait_for_work(&self, timeout: Duration) {
+        let _ = tokio::time::timeout(timeout, self.work.notified()).await;
     }
 
     /// Records a webhook delivery and enqueues its jobs in one transaction: `None` if the
@@ -139,7 +154,7 @@ impl Queue {
             .into_iter()
             .map(|job| prepare(&job).map(|payload| (job, payload)))
             .collect::<Result<Vec<_>, _>>()?;
-        match &self.backend {
+        let outcome = match &self.backend {
             Backend::Sqlite(b) => {
                 b.enqueue_delivery(forge, delivery_id, &jobs, now_ms())
                     .await
@@ -148,7 +163,10 @@ impl Queue {
                 b.enqueue_delivery(forge, delivery_id, &jobs, now_ms())
                     .await
             }
-        }
+        };
+        // One idle worker per new job, not all of them (no herd on the database).
+        self.work.notify_one();
+        outcome
     }
 
     /// Takes the oldest runnable job for `worker_id` until `now_ms + lease`, counting an attempt.

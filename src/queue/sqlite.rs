@@ -725,6 +725,19 @@ async fn enqueue_in(
     payload: &str,
     now_ms: i64,
 ) -> Result<EnqueueOutcome, QueueError> {
+    // A job for a pull request at a head remembers that head, in the same transaction: a
+    // re-requested check on a fork PR names only the head.
+    if let (Some(pr_number), Some(head_sha)) = (job.pr_number, job.head_sha.as_deref()) {
+        sqlx::query(REMEMBER_PR_HEAD)
+            .bind(job.forge.as_str())
+            .bind(job.repo_id)
+            .bind(head_sha)
+            .bind(pr_number)
+            .bind(now_ms)
+            .execute(&mut **tx)
+            .await
+            .map_err(db("remember PR head"))?;
+    }
     let mut superseded = Vec::new();
     let mut cancel_requested = Vec::new();
     if let (true, Some(pr_number)) = (job.supersedes, job.pr_number) {

@@ -232,11 +232,9 @@ async fn route(
             let Some(installation) = pr.installation_id else {
                 return Ok(Route::Ignore("no installation"));
             };
+            // Queued review jobs also remember which PR their head belongs to (fork PRs'
+            // check re-runs do not say), in the same transaction.
             let repo = repo_ref(&pr.repository);
-            // Remember which PR a head belongs to: fork PRs' check re-runs do not say.
-            queue
-                .remember_pr_head(FORGE_GITHUB, repo.id, &pr.head_sha, pr.number as i64)
-                .await?;
             let review = |trigger: &str| {
                 job(JobSpec::Review {
                     installation,

@@ -744,12 +744,21 @@ pub async fn prune_removes_old_history_but_keeps_live_and_dead_jobs(store: &Stor
     let pruned = queue.prune(t - 60_000).await.unwrap();
     assert_eq!((pruned.deliveries, pruned.jobs, pruned.pr_heads), (0, 0, 0));
 
+    // Queued jobs remembered their head ("abc123", last written by PR 3) as well.
+    assert_eq!(
+        queue.pr_for_head("github", 1, "abc123").await.unwrap(),
+        Some(3)
+    );
     let pruned = queue.prune(now_ms() + 1).await.unwrap();
-    assert_eq!((pruned.deliveries, pruned.jobs, pruned.pr_heads), (1, 1, 1));
+    assert_eq!((pruned.deliveries, pruned.jobs, pruned.pr_heads), (1, 1, 2));
     assert!(queue.get(done).await.unwrap().is_none());
     assert!(queue.get(dead).await.unwrap().is_some());
     assert!(queue.get(live).await.unwrap().is_some());
     assert_eq!(queue.pr_for_head("github", 1, "sha").await.unwrap(), None);
+    assert_eq!(
+        queue.pr_for_head("github", 1, "abc123").await.unwrap(),
+        None
+    );
     assert!(queue.record_delivery("github", "old").await.unwrap());
 }
 
