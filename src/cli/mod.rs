@@ -48,9 +48,10 @@ pub enum Command {
     Review(ReviewArgs),
     /// List the rules, or explain one: `kubeward rules runAsRootAllowed`.
     Rules(RulesArgs),
-    /// Run the GitHub App: webhooks in, reviews out. Secrets come from the environment
-    /// (KUBEWARD_GITHUB_WEBHOOK_SECRET, KUBEWARD_GITHUB_PRIVATE_KEY or KUBEWARD_GITHUB_TOKEN)
-    /// or from files named in the settings, never from the command line.
+    /// Run the bot for GitHub and/or GitLab: webhooks in, reviews out. Secrets come from the
+    /// environment (KUBEWARD_GITHUB_WEBHOOK_SECRET, KUBEWARD_GITHUB_PRIVATE_KEY or
+    /// KUBEWARD_GITHUB_TOKEN; KUBEWARD_GITLAB_TOKEN and the per-project variables the settings
+    /// name) or from files named in the settings, never from the command line.
     Serve(ServeArgs),
     /// Try the whole bot on this machine: a throwaway repository and pull request, the real
     /// server and worker, and a dry-run GitHub that shows what would be posted.
@@ -59,7 +60,8 @@ pub enum Command {
 
 #[derive(Debug, clap::Args)]
 pub struct ServeArgs {
-    /// Settings file (YAML; see docs/setup-github.md). Defaults apply without one.
+    /// Settings file (YAML; see docs/setup-github.md and docs/setup-gitlab.md). Defaults apply
+    /// without one.
     #[arg(long, value_name = "FILE")]
     pub config: Option<PathBuf>,
 }
