@@ -7,6 +7,10 @@
 
 mod corpus;
 
+/// The binary's allocator (src/main.rs), so the figures are what `kubeward` does.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use std::time::Duration;
 
 use criterion::{Criterion, SamplingMode, criterion_group, criterion_main};

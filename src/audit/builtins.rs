@@ -3,11 +3,13 @@
 //!
 //! Each takes its parameters from the rule file, so the rule file still says what is checked.
 
+use std::borrow::Cow;
+
 use serde::Deserialize;
 
 use super::eval::{Scope, Violation};
 use super::rule::Target;
-use crate::manifest::{Container, FieldPath, Inventory, Object};
+use crate::manifest::{Container, FieldPath, Inventory, Labels, Object, first_required_label};
 use crate::yaml::{Node, Value};
 
 #[derive(Debug, Clone, Deserialize)]
@@ -248,9 +250,8 @@ fn automount(cx: &Context<'_, '_>) -> Vec<Violation> {
         .or_else(|| spec.get("serviceAccount"))
         .and_then(Node::as_str)
         .unwrap_or("default");
-    let disabled_by_account = cx.inventory.of_kind("ServiceAccount").any(|sa| {
-        sa.name == account
-            && sa.same_namespace(cx.object)
+    let disabled_by_account = cx.inventory.named("ServiceAccount", account).any(|sa| {
+        sa.same_namespace(cx.object)
             && sa
                 .node
                 .get("automountServiceAccountToken")
@@ -368,9 +369,8 @@ fn binding_grants(cx: &Context<'_, '_>, p: &BindingGrants) -> Vec<Violation> {
     if p.cluster_admin_by_name && role_name == "cluster-admin" {
         return vec![name_at("binds the cluster-admin ClusterRole".into())];
     }
-    let role = cx.inventory.of_kind(wanted_kind).find(|r| {
-        r.name == role_name
-            && r.group() == "rbac.authorization.k8s.io"
+    let role = cx.inventory.named(wanted_kind, role_name).find(|r| {
+        r.group() == "rbac.authorization.k8s.io"
             && (p.role_kind == RoleKind::ClusterRole || r.same_namespace(binding))
     });
     let grants = match role {
@@ -430,38 +430,43 @@ fn scaled(value: &Node, total: i64) -> Option<i64> {
 }
 
 fn hpa_for<'s, 'a>(cx: &Context<'s, 'a>) -> Option<&'s Object<'a>> {
-    cx.inventory.of_kind("HorizontalPodAutoscaler").find(|hpa| {
-        hpa.same_namespace(cx.object)
-            && hpa
-                .node
-                .get_path(&["spec", "scaleTargetRef", "kind"])
-                .and_then(Node::as_str)
-                == Some(cx.object.kind)
-            && hpa
-                .node
-                .get_path(&["spec", "scaleTargetRef", "name"])
-                .and_then(Node::as_str)
-                == Some(cx.object.name)
-    })
+    let namespace = cx.object.namespace_or_default();
+    cx.inventory
+        .scalers_of(namespace, cx.object.name)
+        .find(|hpa| {
+            hpa.kind == "HorizontalPodAutoscaler"
+                && hpa.same_namespace(cx.object)
+                && hpa
+                    .node
+                    .get_path(&["spec", "scaleTargetRef", "kind"])
+                    .and_then(Node::as_str)
+                    == Some(cx.object.kind)
+                && hpa
+                    .node
+                    .get_path(&["spec", "scaleTargetRef", "name"])
+                    .and_then(Node::as_str)
+                    == Some(cx.object.name)
+        })
 }
 
 fn pdbs_for<'s, 'a>(cx: &'s Context<'s, 'a>) -> impl Iterator<Item = &'s Object<'a>> + 's {
-    let labels = cx
-        .object
-        .pod
-        .as_ref()
-        .map(|p| p.labels())
-        .unwrap_or_default();
-    cx.inventory
-        .of_kind("PodDisruptionBudget")
-        .filter(move |pdb| {
-            pdb.same_namespace(cx.object)
-                && !labels.is_empty()
-                && pdb
-                    .node
-                    .get_path(&["spec", "selector"])
-                    .is_some_and(|s| selector_matches(s, &labels))
-        })
+    let labels = cx.object.pod.as_ref().map_or(&[][..], |p| p.labels());
+    let candidates = if labels.is_empty() {
+        Vec::new()
+    } else {
+        cx.inventory.selecting(
+            "PodDisruptionBudget",
+            cx.object.namespace_or_default(),
+            labels,
+        )
+    };
+    candidates.into_iter().filter(move |pdb| {
+        pdb.same_namespace(cx.object)
+            && pdb
+                .node
+                .get_path(&["spec", "selector"])
+                .is_some_and(|s| selector_matches(s, labels))
+    })
 }
 
 fn missing_pdb(cx: &Context<'_, '_>) -> Vec<Violation> {
@@ -537,8 +542,8 @@ fn hpa_target_missing(cx: &Context<'_, '_>) -> Vec<Violation> {
     }
     let found = cx
         .inventory
-        .of_kind(kind)
-        .any(|o| o.name == name && o.same_namespace(cx.object));
+        .named(kind, name)
+        .any(|o| o.same_namespace(cx.object));
     if found {
         Vec::new()
     } else {
@@ -554,19 +559,19 @@ fn hpa_target_missing(cx: &Context<'_, '_>) -> Vec<Violation> {
 
 /// Kubernetes `LabelSelector` semantics (matchLabels and matchExpressions). An empty selector
 /// selects everything.
-pub fn selector_matches(selector: &Node, labels: &[(&str, String)]) -> bool {
+pub fn selector_matches(selector: &Node, labels: &Labels<'_>) -> bool {
     let get = |key: &str| {
         labels
             .iter()
             .find(|(k, _)| *k == key)
-            .map(|(_, v)| v.as_str())
+            .map(|(_, v)| v.as_ref())
     };
     for entry in selector
         .get("matchLabels")
         .and_then(Node::as_map)
         .unwrap_or(&[])
     {
-        if get(&entry.key) != entry.value.scalar_text().as_deref() {
+        if get(&entry.key) != entry.value.scalar_str().as_deref() {
             return false;
         }
     }
@@ -576,11 +581,18 @@ pub fn selector_matches(selector: &Node, labels: &[(&str, String)]) -> bool {
         .unwrap_or(&[])
     {
         let key = expr.get("key").and_then(Node::as_str).unwrap_or("");
-        let values = strings(expr.get("values"));
+        let listed = |actual: &str| {
+            expr.get("values")
+                .and_then(Node::as_seq)
+                .unwrap_or(&[])
+                .iter()
+                .filter_map(Node::scalar_str)
+                .any(|v| v == actual)
+        };
         let actual = get(key);
         let ok = match expr.get("operator").and_then(Node::as_str).unwrap_or("") {
-            "In" => actual.is_some_and(|a| values.iter().any(|v| v == a)),
-            "NotIn" => actual.is_none_or(|a| !values.iter().any(|v| v == a)),
+            "In" => actual.is_some_and(listed),
+            "NotIn" => actual.is_none_or(|a| !listed(a)),
             "Exists" => actual.is_some(),
             "DoesNotExist" => actual.is_none(),
             _ => false,
@@ -593,29 +605,45 @@ pub fn selector_matches(selector: &Node, labels: &[(&str, String)]) -> bool {
 }
 
 /// A plain `key: value` map selector, as Services use.
-fn map_selector_matches(selector: &Node, labels: &[(&str, String)]) -> bool {
+fn map_selector_matches(selector: &Node, labels: &Labels<'_>) -> bool {
     selector.as_map().unwrap_or(&[]).iter().all(|e| {
+        let wanted = e.value.scalar_str();
         labels
             .iter()
-            .any(|(k, v)| *k == e.key && Some(v.as_str()) == e.value.scalar_text().as_deref())
+            .any(|(k, v)| *k == e.key && Some(v.as_ref()) == wanted.as_deref())
     })
 }
 
-fn any_template_matches(cx: &Context<'_, '_>, matches: impl Fn(&[(&str, String)]) -> bool) -> bool {
-    cx.inventory.workloads().any(|w| {
-        w.same_namespace(cx.object) && w.pod.as_ref().is_some_and(|p| matches(&p.labels()))
-    })
+/// Whether a pod template in the object's namespace satisfies `matches`. `required` is a label
+/// every matching template carries, when the selector names one: only templates carrying it
+/// are looked at.
+fn any_template_matches(
+    cx: &Context<'_, '_>,
+    required: Option<(&str, Cow<'_, str>)>,
+    matches: impl Fn(&Labels<'_>) -> bool,
+) -> bool {
+    let required = required.as_ref().map(|(k, v)| (*k, v.as_ref()));
+    cx.inventory
+        .workloads_in(cx.object.namespace_or_default(), required)
+        .any(|w| w.same_namespace(cx.object) && w.pod.as_ref().is_some_and(|p| matches(p.labels())))
 }
 
 fn service_selects_nothing(cx: &Context<'_, '_>) -> Vec<Violation> {
     let Some(selector) = cx.object.node.get_path(&["spec", "selector"]) else {
         return Vec::new();
     };
+    // Every pair must match, so the first one narrows the candidates.
+    let required = selector
+        .as_map()
+        .and_then(<[_]>::first)
+        .and_then(|e| Some((e.key.as_str(), e.value.scalar_str()?)));
     if selector.as_map().is_none_or(<[_]>::is_empty)
         || cx
             .inventory
             .has_custom_resources_in(cx.object.namespace_or_default())
-        || any_template_matches(cx, |labels| map_selector_matches(selector, labels))
+        || any_template_matches(cx, required, |labels| {
+            map_selector_matches(selector, labels)
+        })
     {
         return Vec::new();
     }
@@ -638,7 +666,9 @@ fn network_policy_selects_nothing(cx: &Context<'_, '_>) -> Vec<Violation> {
         || cx
             .inventory
             .has_custom_resources_in(cx.object.namespace_or_default())
-        || any_template_matches(cx, |labels| selector_matches(selector, labels))
+        || any_template_matches(cx, first_required_label(selector), |labels| {
+            selector_matches(selector, labels)
+        })
     {
         return Vec::new();
     }
@@ -665,9 +695,9 @@ fn selector_mismatch(cx: &Context<'_, '_>) -> Vec<Violation> {
     }
     let labels = pod.labels();
     let matches = if cx.object.kind == "ReplicationController" {
-        map_selector_matches(selector, &labels)
+        map_selector_matches(selector, labels)
     } else {
-        selector_matches(selector, &labels)
+        selector_matches(selector, labels)
     };
     if matches {
         Vec::new()
@@ -682,7 +712,10 @@ fn missing_network_policy(cx: &Context<'_, '_>) -> Vec<Violation> {
     };
     let labels = pod.labels();
     let (mut ingress, mut egress) = (false, false);
-    for policy in cx.inventory.of_kind("NetworkPolicy") {
+    let policies =
+        cx.inventory
+            .selecting("NetworkPolicy", cx.object.namespace_or_default(), labels);
+    for policy in policies {
         if !policy.same_namespace(cx.object) {
             continue;
         }
@@ -691,7 +724,7 @@ fn missing_network_policy(cx: &Context<'_, '_>) -> Vec<Violation> {
         };
         let selects = spec
             .get("podSelector")
-            .is_some_and(|s| selector_matches(s, &labels));
+            .is_some_and(|s| selector_matches(s, labels));
         if !selects {
             continue;
         }
@@ -753,8 +786,8 @@ fn ingress_backend_missing(cx: &Context<'_, '_>) -> Vec<Violation> {
         };
         let exists = cx
             .inventory
-            .of_kind("Service")
-            .any(|s| s.name == name && s.same_namespace(cx.object));
+            .named("Service", name)
+            .any(|s| s.same_namespace(cx.object));
         if !exists {
             violations.push(Violation {
                 span: name_node.span,
@@ -962,5 +995,156 @@ fn deprecated_api(cx: &Context<'_, '_>, table: &[Deprecation]) -> Vec<Violation>
             )),
         )],
         None => Vec::new(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::manifest::ManifestFile;
+    use crate::yaml::Limits;
+
+    /// Selectors and labels of every awkward shape: numbers, non-scalar values, empty and
+    /// expression-only selectors, objects with no namespace.
+    const MANIFESTS: &str = "
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: a, namespace: ns}
+spec: {template: {metadata: {labels: {app: a, tier: web, v: 1}}, spec: {containers: [{name: c}]}}}
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: b, namespace: ns}
+spec: {template: {metadata: {labels: {app: b, odd: [x]}}, spec: {containers: [{name: c}]}}}
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: c}
+spec: {template: {metadata: {labels: {app: a}}, spec: {containers: [{name: c}]}}}
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: d, namespace: ns}
+spec: {template: {spec: {containers: [{name: c}]}}}
+---
+apiVersion: networking.k8s.io/v1
+kind: NetworkPolicy
+metadata: {name: by-app, namespace: ns}
+spec: {podSelector: {matchLabels: {app: a}}}
+---
+apiVersion: networking.k8s.io/v1
+kind: NetworkPolicy
+metadata: {name: by-number, namespace: ns}
+spec: {podSelector: {matchLabels: {v: '1'}}}
+---
+apiVersion: networking.k8s.io/v1
+kind: NetworkPolicy
+metadata: {name: all, namespace: ns}
+spec: {podSelector: {}}
+---
+apiVersion: networking.k8s.io/v1
+kind: NetworkPolicy
+metadata: {name: without-odd, namespace: ns}
+spec: {podSelector: {matchLabels: {odd: [y]}}}
+---
+apiVersion: networking.k8s.io/v1
+kind: NetworkPolicy
+metadata: {name: expressions, namespace: ns}
+spec: {podSelector: {matchExpressions: [{key: app, operator: In, values: [b]}]}}
+---
+apiVersion: policy/v1
+kind: PodDisruptionBudget
+metadata: {name: pdb-a}
+spec: {selector: {matchLabels: {app: a}}}
+---
+apiVersion: policy/v1
+kind: PodDisruptionBudget
+metadata: {name: pdb-tier, namespace: ns}
+spec: {selector: {matchLabels: {tier: web, app: a}}}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: s1, namespace: ns}
+spec: {selector: {v: 1}}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: s2, namespace: ns}
+spec: {selector: {odd: [x]}}
+";
+
+    #[test]
+    fn indexed_lookups_miss_no_object_a_full_scan_would_match() {
+        let file = ManifestFile::parse("m.yaml", MANIFESTS, Limits::default());
+        let inventory = Inventory::new(file.objects());
+        let workloads: Vec<_> = inventory.workloads().collect();
+        let selectors = inventory
+            .objects
+            .iter()
+            .filter_map(|o| match o.kind {
+                "NetworkPolicy" => Some((o, o.node.get_path(&["spec", "podSelector"])?)),
+                "PodDisruptionBudget" => Some((o, o.node.get_path(&["spec", "selector"])?)),
+                _ => None,
+            })
+            .collect::<Vec<_>>();
+        let mut matched = 0;
+        for w in &workloads {
+            let labels = w.pod.as_ref().map_or(&[][..], |p| p.labels());
+            for (o, selector) in &selectors {
+                if o.same_namespace(w) && selector_matches(selector, labels) {
+                    matched += 1;
+                    let found = inventory.selecting(o.kind, w.namespace_or_default(), labels);
+                    assert!(
+                        found.iter().any(|c| std::ptr::eq(*c, *o)),
+                        "{} selects {}",
+                        o.name,
+                        w.name
+                    );
+                }
+            }
+        }
+        for (o, selector) in &selectors {
+            for w in &workloads {
+                let labels = w.pod.as_ref().map_or(&[][..], |p| p.labels());
+                if w.same_namespace(o) && selector_matches(selector, labels) {
+                    let required = first_required_label(selector);
+                    let required = required.as_ref().map(|(k, v)| (*k, v.as_ref()));
+                    assert!(
+                        inventory
+                            .workloads_in(o.namespace_or_default(), required)
+                            .any(|c| std::ptr::eq(c, *w)),
+                        "{} selects {}",
+                        o.name,
+                        w.name
+                    );
+                }
+            }
+        }
+        for service in inventory.objects.iter().filter(|o| o.kind == "Service") {
+            let Some(selector) = service.node.get_path(&["spec", "selector"]) else {
+                continue;
+            };
+            for w in &workloads {
+                let labels = w.pod.as_ref().map_or(&[][..], |p| p.labels());
+                if w.same_namespace(service) && map_selector_matches(selector, labels) {
+                    matched += 1;
+                    let first = selector.as_map().and_then(<[_]>::first);
+                    let required = first
+                        .and_then(|e| Some((e.key.as_str(), e.value.scalar_str()?)))
+                        .map(|(k, v)| (k, v.into_owned()));
+                    let required = required.as_ref().map(|(k, v)| (*k, v.as_str()));
+                    assert!(
+                        inventory
+                            .workloads_in(service.namespace_or_default(), required)
+                            .any(|c| std::ptr::eq(c, *w)),
+                        "{} selects {}",
+                        service.name,
+                        w.name
+                    );
+                }
+            }
+        }
+        // The fixture is only useful if it exercises matches of each kind.
+        assert!(matched >= 8, "{matched} matches");
     }
 }

@@ -52,28 +52,53 @@ pub fn audit_focused(
     policy: &Policy,
     focus: &(dyn Fn(&str) -> bool + Sync),
 ) -> AuditResult {
-    let objects: Vec<Object<'_>> = files.iter().flat_map(ManifestFile::objects).collect();
+    let mut objects: Vec<Object<'_>> = Vec::with_capacity(
+        files
+            .iter()
+            .filter_map(|f| f.content.as_ref().ok())
+            .map(|docs| docs.len())
+            .sum(),
+    );
+    for file in files {
+        objects.extend(file.objects());
+    }
     let inventory = Inventory::new(objects);
-    let mut results: Vec<(Finding, bool)> = inventory
+    // One list per object, in object order. Findings are large, so they are moved as few
+    // times as possible: once into `slots`, once into their sorted place.
+    let per_object: Vec<Vec<(Finding, bool)>> = inventory
         .objects
         .par_iter()
-        .flat_map_iter(|object| {
+        .map(|object| {
             let all_rules = focus(object.file);
             audit_object(object, &inventory, policy, all_rules)
         })
         .collect();
     let parse_errors_on = policy.parse_error_severity != Severity::Ignore;
-    for file in files.iter().filter(|f| parse_errors_on && focus(&f.path)) {
-        for (_, error) in file.parse_errors() {
-            results.push((parse_error_finding(&file.path, error, policy), false));
-        }
-    }
+    let parse_errors = files
+        .iter()
+        .filter(|f| parse_errors_on && focus(&f.path))
+        .flat_map(|file| {
+            file.parse_errors()
+                .map(|(_, error)| (parse_error_finding(&file.path, error, policy), false))
+        });
     let mut stats = Stats {
         files: files.len(),
         rules: policy.rules.len(),
         objects: inventory.objects.len(),
         ..Stats::default()
     };
+    let mut slots: Vec<Option<Finding>> = Vec::with_capacity(per_object.iter().map(Vec::len).sum());
+    let mut counted = Vec::new();
+    let mut exempted = Vec::new();
+    for (finding, is_exempt) in per_object.into_iter().flatten().chain(parse_errors) {
+        if is_exempt {
+            exempted.push(slots.len());
+        } else {
+            *stats.findings.entry(finding.severity).or_default() += 1;
+            counted.push(slots.len());
+        }
+        slots.push(Some(finding));
+    }
     for file in files {
         match &file.content {
             Ok(docs) => {
@@ -83,27 +108,53 @@ pub fn audit_focused(
             Err(reason) => *stats.files_skipped.entry(*reason).or_default() += 1,
         }
     }
-    let mut result = AuditResult::default();
-    for (finding, exempted) in results {
-        if exempted {
-            result.exempted.push(finding);
-        } else {
-            *stats.findings.entry(finding.severity).or_default() += 1;
-            result.findings.push(finding);
-        }
+    // Findings are ordered by (path, line, column, rule, fingerprint), ties keeping their
+    // order. Sorting compact keys (the path's rank, line, column, position) decides almost
+    // every comparison without touching the findings; rule and fingerprint break the rest.
+    let mut paths: Vec<&str> = slots.iter().flatten().map(|f| f.path.as_str()).collect();
+    paths.dedup(); // an object's findings are adjacent: about one entry per file is left
+    paths.sort_unstable();
+    paths.dedup();
+    let mut ranks = Vec::with_capacity(slots.len());
+    let mut last: Option<(&str, usize)> = None;
+    for finding in slots.iter().flatten() {
+        let path = finding.path.as_str();
+        let rank = match last {
+            Some((p, rank)) if p == path => rank,
+            _ => paths.binary_search(&path).unwrap_or_default(),
+        };
+        last = Some((path, rank));
+        ranks.push(rank);
     }
-    stats.exempted = result.exempted.len();
-    let order = |a: &Finding, b: &Finding| {
-        (&a.path, a.line, a.column, &a.rule, &a.fingerprint).cmp(&(
-            &b.path,
-            b.line,
-            b.column,
-            &b.rule,
-            &b.fingerprint,
-        ))
+    let sort_key = |i: usize| {
+        let (line, column) = slots[i].as_ref().map_or((0, 0), |f| (f.line, f.column));
+        (ranks[i], line, column, i)
     };
-    result.findings.sort_by(order);
-    result.exempted.sort_by(order);
+    let tie = |i: usize| slots[i].as_ref().map(|f| (&f.rule, &f.fingerprint));
+    let order = |positions: Vec<usize>| -> Vec<usize> {
+        let mut keys: Vec<_> = positions.into_iter().map(sort_key).collect();
+        keys.sort_unstable_by(|a, b| {
+            (a.0, a.1, a.2)
+                .cmp(&(b.0, b.1, b.2))
+                .then_with(|| tie(a.3).cmp(&tie(b.3)))
+                .then(a.3.cmp(&b.3))
+        });
+        keys.into_iter().map(|k| k.3).collect()
+    };
+    let counted = order(counted);
+    let exempted = order(exempted);
+    let mut take = |order: Vec<usize>| -> Vec<Finding> {
+        order
+            .into_iter()
+            .filter_map(|i| slots.get_mut(i).and_then(Option::take))
+            .collect()
+    };
+    let mut result = AuditResult {
+        findings: take(counted),
+        exempted: take(exempted),
+        ..AuditResult::default()
+    };
+    stats.exempted = result.exempted.len();
     result.stats = stats;
     result
 }
@@ -139,12 +190,8 @@ fn audit_object(
     policy: &Policy,
     all_rules: bool,
 ) -> Vec<(Finding, bool)> {
-    let object_ref = ObjectRef {
-        api_version: object.api_version.to_owned(),
-        kind: object.kind.to_owned(),
-        namespace: object.namespace_or_default().to_owned(),
-        name: object.name.to_owned(),
-    };
+    // Built on the first finding: most objects have few, many have none.
+    let mut object_ref: Option<ObjectRef> = None;
     let mut out = Vec::new();
     for active in &policy.rules {
         let rule = &active.rule;
@@ -153,11 +200,17 @@ fn audit_object(
         }
         for (violation, scope, container) in evaluate(rule, object, inventory) {
             let fix = fix_ops(rule, &scope, &violation);
+            let object_ref = object_ref.get_or_insert_with(|| ObjectRef {
+                api_version: object.api_version.to_owned(),
+                kind: object.kind.to_owned(),
+                namespace: object.namespace_or_default().to_owned(),
+                name: object.name.to_owned(),
+            });
             let mut finding = make_finding(
                 rule,
                 active.severity,
                 object,
-                &object_ref,
+                object_ref,
                 container,
                 violation,
             );
@@ -206,7 +259,7 @@ fn make_finding(
     container: Option<&Container<'_>>,
     violation: Violation,
 ) -> Finding {
-    let field_path = violation.path.to_string();
+    let field_path = violation.path.to_text();
     let container_name = container.map(|c| c.name.to_owned());
     let message = match &violation.detail {
         Some(detail) => format!("{}: {detail}", rule.message),
@@ -250,15 +303,14 @@ fn fix_ops(rule: &Rule, scope: &Scope<'_>, violation: &Violation) -> Vec<FixOp> 
     for autofix in &rule.autofix {
         match autofix {
             Autofix::Set(steps, value) => {
-                let keys: Vec<&str> = steps
-                    .iter()
-                    .filter_map(|s| match s {
-                        Step::Key(k) => Some(k.as_str()),
-                        _ => None,
-                    })
-                    .collect();
+                let mut path = scope.path.copy_with_room(steps.len());
+                for step in steps {
+                    if let Step::Key(k) = step {
+                        path.push_key(k);
+                    }
+                }
                 ops.push(FixOp::Set {
-                    path: scope.path.keys(&keys),
+                    path,
                     value: value.clone(),
                 });
             }
@@ -267,7 +319,7 @@ fn fix_ops(rule: &Rule, scope: &Scope<'_>, violation: &Violation) -> Vec<FixOp> 
                     let (a, b) = (p.segments(), violation.path.segments());
                     a.starts_with(b) || b.starts_with(a)
                 };
-                for path in expand(scope.node, &scope.path, steps) {
+                for path in expand(scope.node, scope.path, steps) {
                     if related(&path) {
                         ops.push(FixOp::Remove { path });
                     }
@@ -278,23 +330,26 @@ fn fix_ops(rule: &Rule, scope: &Scope<'_>, violation: &Violation) -> Vec<FixOp> 
     ops
 }
 
+/// The path of an object's own root (List items are rebased later, from `list_path`).
+static ROOT: FieldPath = FieldPath::root();
+
 /// Violations of one rule on one object, with the container each concerns.
 pub fn evaluate<'s, 'a>(
     rule: &Rule,
     object: &'s Object<'a>,
     inventory: &'s Inventory<'a>,
-) -> Vec<(Violation, Scope<'a>, Option<&'s Container<'a>>)> {
+) -> Vec<(Violation, Scope<'s>, Option<&'s Container<'a>>)> {
     let object_scope = || Scope {
         node: object.node,
-        path: FieldPath::root(),
+        path: &ROOT,
         anchor: object_anchor(object.node),
         object: object.node,
         pod_spec: None,
     };
-    let run = |scope: Scope<'a>, container: Option<&'s Container<'a>>| {
+    let run = |scope: Scope<'s>, container: Option<&'s Container<'a>>| {
         run_check(&rule.check, object, container, &scope, inventory)
             .into_iter()
-            .map(|v| (v, scope.clone(), container))
+            .map(|v| (v, scope, container))
             .collect::<Vec<_>>()
     };
     match rule.target {
@@ -320,7 +375,7 @@ pub fn evaluate<'s, 'a>(
                 Target::PodSpec => run(
                     Scope {
                         node: pod.spec,
-                        path: pod.spec_path.clone(),
+                        path: &pod.spec_path,
                         anchor: pod.spec_anchor,
                         object: object.node,
                         pod_spec: None,
@@ -330,7 +385,7 @@ pub fn evaluate<'s, 'a>(
                 Target::PodTemplate => run(
                     Scope {
                         node: pod.template,
-                        path: pod.template_path.clone(),
+                        path: &pod.template_path,
                         anchor: pod.template.span,
                         object: object.node,
                         pod_spec: None,
@@ -345,10 +400,10 @@ pub fn evaluate<'s, 'a>(
                         run(
                             Scope {
                                 node: c.node,
-                                path: c.path.clone(),
+                                path: &c.path,
                                 anchor: c.node.span,
                                 object: object.node,
-                                pod_spec: Some((pod.spec, pod.spec_path.clone(), pod.spec_anchor)),
+                                pod_spec: Some((pod.spec, &pod.spec_path, pod.spec_anchor)),
                             },
                             Some(c),
                         )

@@ -1,12 +1,15 @@
 //! The path-and-condition language of rule files, evaluated over YAML nodes with their places.
 
+use std::borrow::Cow;
+
 use regex::Regex;
 use serde::Deserialize;
 use serde_json::Value as Json;
 
 use super::rule::Target;
-use crate::manifest::FieldPath;
-use crate::yaml::{Node, Span, Value};
+use crate::manifest::path::item_key;
+use crate::manifest::{FieldPath, ItemKey, Segment};
+use crate::yaml::{Entry, Node, Span, Value};
 
 /// Fields of a container's `securityContext` that Kubernetes also accepts on the pod and
 /// inherits from there. Anything else (privileged, readOnlyRootFilesystem...) is container-only.
@@ -83,6 +86,10 @@ pub struct Assertion {
     pub inherit: bool,
     pub default: Option<Json>,
     conditions: Vec<Condition>,
+    /// `default` as a node, built once (conditions never look at its place).
+    default_node: Option<Node>,
+    /// Whether a condition reads the key a wildcard reached (`keyMatches`).
+    reads_key: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -212,23 +219,31 @@ impl AssertionSpec {
         Ok(Assertion {
             steps,
             inherit: self.inherit,
+            default_node: self
+                .default
+                .as_ref()
+                .map(|d| Node::from_json(d, Span::default())),
             default: self.default,
+            reads_key: conditions
+                .iter()
+                .any(|c| matches!(c, Condition::KeyMatches(_))),
             conditions,
         })
     }
 }
 
 /// Where a rule is evaluated: a node, its path in the document, and where to point when a
-/// field directly below it is missing.
-#[derive(Debug, Clone)]
-pub struct Scope<'a> {
-    pub node: &'a Node,
-    pub path: FieldPath,
+/// field directly below it is missing. Borrowed: a scope is built per container and rule, and
+/// its path is only copied into the violations it produces.
+#[derive(Debug, Clone, Copy)]
+pub struct Scope<'s> {
+    pub node: &'s Node,
+    pub path: &'s FieldPath,
     pub anchor: Span,
     /// The object root, for `equalsField`.
-    pub object: &'a Node,
+    pub object: &'s Node,
     /// The pod spec and its path, for `inherit`.
-    pub pod_spec: Option<(&'a Node, FieldPath, Span)>,
+    pub pod_spec: Option<(&'s Node, &'s FieldPath, Span)>,
 }
 
 /// One reason a check failed, and where.
@@ -239,44 +254,77 @@ pub struct Violation {
     pub detail: Option<String>,
 }
 
+/// What a wildcard step chose on the way to a value.
+#[derive(Debug, Clone, Copy)]
+enum Choice<'w> {
+    /// Item `index` of the list named `list` (the key above it, empty when there is none).
+    Item {
+        list: &'w str,
+        index: usize,
+        item: &'w Node,
+    },
+    Entry(&'w Entry),
+}
+
+impl<'w> Choice<'w> {
+    /// The key `keyMatches` tests: the mapping key, or the list item's merge-key value.
+    fn key(self) -> Option<Cow<'w, str>> {
+        match self {
+            Choice::Entry(entry) => Some(Cow::Borrowed(entry.key.as_str())),
+            Choice::Item { list, index, item } => match item_key(list, index, item) {
+                ItemKey::Field(_, v) | ItemKey::Value(v) => Some(Cow::Owned(v)),
+                ItemKey::Index(_) => None,
+            },
+        }
+    }
+}
+
+/// The wildcard choices made so far, innermost first, linked through the walk's stack frames:
+/// walking allocates nothing, and a path is only spelled out for the values that are reported.
+struct Chain<'c, 'w> {
+    choice: Choice<'w>,
+    parent: Option<&'c Chain<'c, 'w>>,
+}
+
 /// A value reached by a path, or the place where it should have been.
-#[derive(Debug)]
-enum Reached<'a> {
+#[derive(Clone, Copy)]
+enum Reached<'c, 'w> {
     Found {
-        node: &'a Node,
-        path: FieldPath,
-        key: Option<String>,
+        node: &'w Node,
+        chain: Option<&'c Chain<'c, 'w>>,
     },
     Missing {
         anchor: Span,
-        path: FieldPath,
+        chain: Option<&'c Chain<'c, 'w>>,
     },
 }
 
-fn walk<'a>(
-    node: &'a Node,
-    path: FieldPath,
+/// Follows `steps` below `node`, calling `on` for every value reached or found missing.
+/// `list` names the list an item wildcard at the first step would walk (see [`item_key`]).
+fn walk<'w>(
+    node: &'w Node,
     anchor: Span,
-    key: Option<String>,
-    steps: &[Step],
-    out: &mut Vec<Reached<'a>>,
+    list: &'w str,
+    steps: &'w [Step],
+    chain: Option<&Chain<'_, 'w>>,
+    on: &mut dyn FnMut(Reached<'_, 'w>),
 ) {
     let Some((step, rest)) = steps.split_first() else {
         if node.is_null() {
-            out.push(Reached::Missing { anchor, path });
+            on(Reached::Missing { anchor, chain });
         } else {
-            out.push(Reached::Found { node, path, key });
+            on(Reached::Found { node, chain });
         }
         return;
     };
     match step {
         Step::Key(k) => match node.entry(k) {
             Some(entry) if !entry.value.is_null() => {
-                walk(&entry.value, path.key(k), entry.key_span, key, rest, out)
+                walk(&entry.value, entry.key_span, k, rest, chain, on)
             }
-            Some(entry) => out.push(Reached::Missing {
+            Some(entry) => on(Reached::Missing {
                 anchor: entry.key_span,
-                path: extend_keys(path.key(k), rest),
+                chain,
             }),
             None => {
                 // Below a wildcard nothing is "missing": the list simply has no such items.
@@ -284,62 +332,79 @@ fn walk<'a>(
                     .iter()
                     .any(|s| matches!(s, Step::AnyItem | Step::AnyValue))
                 {
-                    out.push(Reached::Missing {
-                        anchor,
-                        path: extend_keys(path.key(k), rest),
-                    });
+                    on(Reached::Missing { anchor, chain });
                 }
             }
         },
         Step::AnyItem => {
-            for (i, item) in node.as_seq().unwrap_or(&[]).iter().enumerate() {
-                let item_path = path.item(i, item);
-                let item_key = match item_path.segments().last() {
-                    Some(crate::manifest::Segment::Item(crate::manifest::ItemKey::Field(_, v))) => {
-                        Some(v.clone())
-                    }
-                    Some(crate::manifest::Segment::Item(crate::manifest::ItemKey::Value(v))) => {
-                        Some(v.clone())
-                    }
-                    _ => None,
+            for (index, item) in node.as_seq().unwrap_or(&[]).iter().enumerate() {
+                let link = Chain {
+                    choice: Choice::Item { list, index, item },
+                    parent: chain,
                 };
-                walk(item, item_path, item.span, item_key, rest, out);
+                walk(item, item.span, "", rest, Some(&link), on);
             }
         }
         Step::AnyValue => {
             for entry in node.as_map().unwrap_or(&[]) {
+                let link = Chain {
+                    choice: Choice::Entry(entry),
+                    parent: chain,
+                };
                 walk(
                     &entry.value,
-                    path.key(&entry.key),
                     entry.key_span,
-                    Some(entry.key.clone()),
+                    &entry.key,
                     rest,
-                    out,
+                    Some(&link),
+                    on,
                 );
             }
         }
     }
 }
 
-/// The concrete paths of every existing value `steps` reaches below `node`.
-pub fn expand(node: &Node, base: &FieldPath, steps: &[Step]) -> Vec<FieldPath> {
-    let mut out = Vec::new();
-    walk(node, base.clone(), node.span, None, steps, &mut out);
-    out.into_iter()
-        .filter_map(|r| match r {
-            Reached::Found { path, .. } => Some(path),
-            Reached::Missing { .. } => None,
-        })
-        .collect()
+/// The name of the list an item wildcard directly below `base` walks.
+fn list_name(base: &FieldPath) -> &str {
+    match base.segments().last() {
+        Some(Segment::Key(k)) => k,
+        _ => "",
+    }
 }
 
-fn extend_keys(mut path: FieldPath, rest: &[Step]) -> FieldPath {
-    for step in rest {
-        if let Step::Key(k) = step {
-            path = path.key(k);
+/// The concrete path of a reached value: `base`, then every step, wildcards replaced by their
+/// choices. A value found missing has no choices for the wildcards after the missing key, which
+/// then add nothing (the path names the missing key and the keys below it).
+fn concrete_path(base: &FieldPath, steps: &[Step], chain: Option<&Chain<'_, '_>>) -> FieldPath {
+    let mut choices = Vec::new();
+    let mut link = chain;
+    while let Some(l) = link {
+        choices.push(l.choice);
+        link = l.parent;
+    }
+    let mut path = base.copy_with_room(steps.len());
+    for step in steps {
+        match step {
+            Step::Key(k) => path.push_key(k),
+            Step::AnyItem | Step::AnyValue => match choices.pop() {
+                Some(Choice::Item { index, item, .. }) => path.push_item(index, item),
+                Some(Choice::Entry(entry)) => path.push_key(&entry.key),
+                None => {}
+            },
         }
     }
     path
+}
+
+/// The concrete paths of every existing value `steps` reaches below `node`.
+pub fn expand(node: &Node, base: &FieldPath, steps: &[Step]) -> Vec<FieldPath> {
+    let mut out = Vec::new();
+    walk(node, node.span, list_name(base), steps, None, &mut |r| {
+        if let Reached::Found { chain, .. } = r {
+            out.push(concrete_path(base, steps, chain));
+        }
+    });
+    out
 }
 
 fn json_eq(node: &Node, expected: &Json, ignore_case: bool) -> bool {
@@ -351,6 +416,8 @@ fn json_eq(node: &Node, expected: &Json, ignore_case: bool) -> bool {
                 a == b
             }
         }
+        // A string is only ever equal to a JSON string.
+        (Value::Str(_), _) => false,
         (Value::Int(_) | Value::Float(_), Json::Number(n)) => node.as_f64() == n.as_f64(),
         (Value::Bool(a), Json::Bool(b)) => a == b,
         (Value::Null, Json::Null) => true,
@@ -373,8 +440,8 @@ impl Condition {
             Condition::NotEquals(v, ic) => !json_eq(node, v, *ic),
             Condition::OneOf(vs, ic) => vs.iter().any(|v| json_eq(node, v, *ic)),
             Condition::NotOneOf(vs, ic) => !vs.iter().any(|v| json_eq(node, v, *ic)),
-            Condition::Matches(re) => node.scalar_text().is_some_and(|t| re.is_match(&t)),
-            Condition::NotMatches(re) => !node.scalar_text().is_some_and(|t| re.is_match(&t)),
+            Condition::Matches(re) => node.scalar_str().is_some_and(|t| re.is_match(&t)),
+            Condition::NotMatches(re) => !node.scalar_str().is_some_and(|t| re.is_match(&t)),
             Condition::KeyMatches(re) => key.is_some_and(|k| re.is_match(k)),
             Condition::Min(min) => node.as_f64().is_some_and(|v| v >= *min),
             Condition::Max(max) => node.as_f64().is_some_and(|v| v <= *max),
@@ -399,21 +466,42 @@ impl Condition {
                 _ => true,
             },
             Condition::EqualsField(keys) => {
-                let keys: Vec<&str> = keys.iter().map(String::as_str).collect();
-                object
-                    .get_path(&keys)
-                    .is_some_and(|other| other.to_json() == node.to_json())
+                let mut other = Some(object);
+                for k in keys {
+                    other = other.and_then(|n| n.get(k));
+                }
+                other.is_some_and(|other| other.to_json() == node.to_json())
             }
         }
     }
 }
 
-fn seq_texts(node: &Node) -> Vec<String> {
+fn seq_texts(node: &Node) -> Vec<Cow<'_, str>> {
     node.as_seq()
         .unwrap_or(&[])
         .iter()
-        .filter_map(Node::scalar_text)
+        .filter_map(Node::scalar_str)
         .collect()
+}
+
+/// How many values a walk reached, and whether the first was found or missing.
+#[derive(Default)]
+struct Tally {
+    count: usize,
+    first_found: bool,
+}
+
+impl Tally {
+    fn of(node: &Node, anchor: Span, base: &FieldPath, steps: &[Step]) -> Tally {
+        let mut tally = Tally::default();
+        walk(node, anchor, list_name(base), steps, None, &mut |r| {
+            if tally.count == 0 {
+                tally.first_found = matches!(r, Reached::Found { .. });
+            }
+            tally.count += 1;
+        });
+        tally
+    }
 }
 
 impl Assertion {
@@ -421,99 +509,102 @@ impl Assertion {
         self.conditions.iter().all(|c| c.holds(node, key, object))
     }
 
-    fn reach<'a>(&self, scope: &Scope<'a>) -> Vec<Reached<'a>> {
-        let mut out = Vec::new();
-        walk(
-            scope.node,
-            scope.path.clone(),
-            scope.anchor,
-            None,
-            &self.steps,
-            &mut out,
-        );
+    /// Walks the assertion's path from the scope, calling `on` with the base path of each
+    /// value reached.
+    fn reach<'w>(&'w self, scope: &Scope<'w>, on: &mut dyn FnMut(&'w FieldPath, Reached<'_, 'w>)) {
+        let steps = self.steps.as_slice();
         if self.inherit
-            && let Some((pod_spec, pod_path, pod_anchor)) = &scope.pod_spec
-            && matches!(out.as_slice(), [Reached::Missing { .. }])
+            && let Some((pod_spec, pod_path, pod_anchor)) = scope.pod_spec
         {
-            let mut from_pod = Vec::new();
-            walk(
-                pod_spec,
-                pod_path.clone(),
-                *pod_anchor,
-                None,
-                &self.steps,
-                &mut from_pod,
-            );
-            if let [Reached::Found { .. }] = from_pod.as_slice() {
-                return from_pod;
+            // Kubernetes falls back to the pod's field when the container has none: when the
+            // container's path reaches one missing value and the pod's one existing value.
+            // Counting walks allocate nothing, so the chosen walk simply runs again.
+            let own = Tally::of(scope.node, scope.anchor, scope.path, steps);
+            if own.count == 1 && !own.first_found {
+                let pod = Tally::of(pod_spec, pod_anchor, pod_path, steps);
+                if pod.count == 1 && pod.first_found {
+                    walk(
+                        pod_spec,
+                        pod_anchor,
+                        list_name(pod_path),
+                        steps,
+                        None,
+                        &mut |r| on(pod_path, r),
+                    );
+                    return;
+                }
             }
         }
-        out
+        walk(
+            scope.node,
+            scope.anchor,
+            list_name(scope.path),
+            steps,
+            None,
+            &mut |r| on(scope.path, r),
+        );
     }
 
-    fn default_node(&self, anchor: Span) -> Option<Node> {
-        self.default.as_ref().map(|d| Node::from_json(d, anchor))
+    /// The key `keyMatches` tests, computed only when a condition reads it.
+    fn key<'w>(&self, chain: Option<&Chain<'_, 'w>>) -> Option<Cow<'w, str>> {
+        if self.reads_key {
+            chain.and_then(|c| c.choice.key())
+        } else {
+            None
+        }
+    }
+
+    /// Whether Kubernetes' default for a missing value satisfies the conditions.
+    fn default_satisfies(&self, object: &Node) -> Option<bool> {
+        self.default_node
+            .as_ref()
+            .map(|d| self.satisfied(d, None, object))
+    }
+
+    /// Calls `report` with the base path, place and wildcard choices of every value that
+    /// breaks the assertion: one failing the conditions (`require`), or satisfying them
+    /// (`forbid`). A missing value stands for Kubernetes' default, when there is one.
+    fn each_violation<'w>(
+        &'w self,
+        scope: &Scope<'w>,
+        forbid: bool,
+        report: &mut dyn FnMut(&'w FieldPath, Span, Option<&Chain<'_, 'w>>),
+    ) {
+        self.reach(scope, &mut |base, reached| match reached {
+            Reached::Found { node, chain } => {
+                let key = self.key(chain);
+                if self.satisfied(node, key.as_deref(), scope.object) == forbid {
+                    report(base, node.span, chain);
+                }
+            }
+            Reached::Missing { anchor, chain } => {
+                if (self.default_satisfies(scope.object) == Some(true)) == forbid {
+                    report(base, anchor, chain);
+                }
+            }
+        });
+    }
+
+    fn violations(&self, scope: &Scope<'_>, forbid: bool) -> Vec<Violation> {
+        let mut violations = Vec::new();
+        self.each_violation(scope, forbid, &mut |base, span, chain| {
+            violations.push(Violation {
+                span,
+                path: concrete_path(base, &self.steps, chain),
+                detail: None,
+            });
+        });
+        violations
     }
 
     /// Violations of "the value must satisfy the conditions".
     pub fn require(&self, scope: &Scope<'_>) -> Vec<Violation> {
-        let mut violations = Vec::new();
-        for reached in self.reach(scope) {
-            match reached {
-                Reached::Found { node, path, key } => {
-                    if !self.satisfied(node, key.as_deref(), scope.object) {
-                        violations.push(Violation {
-                            span: node.span,
-                            path,
-                            detail: None,
-                        });
-                    }
-                }
-                Reached::Missing { anchor, path } => {
-                    let ok = self
-                        .default_node(anchor)
-                        .is_some_and(|d| self.satisfied(&d, None, scope.object));
-                    if !ok {
-                        violations.push(Violation {
-                            span: anchor,
-                            path,
-                            detail: None,
-                        });
-                    }
-                }
-            }
-        }
-        violations
+        self.violations(scope, false)
     }
 
     /// Violations of "no value may satisfy the conditions".
     pub fn forbid(&self, scope: &Scope<'_>) -> Vec<Violation> {
-        let mut violations = Vec::new();
-        for reached in self.reach(scope) {
-            match reached {
-                Reached::Found { node, path, key } => {
-                    if self.satisfied(node, key.as_deref(), scope.object) {
-                        violations.push(Violation {
-                            span: node.span,
-                            path,
-                            detail: None,
-                        });
-                    }
-                }
-                Reached::Missing { anchor, path } => {
-                    if let Some(d) = self.default_node(anchor)
-                        && self.satisfied(&d, None, scope.object)
-                    {
-                        violations.push(Violation {
-                            span: anchor,
-                            path,
-                            detail: None,
-                        });
-                    }
-                }
-            }
-        }
-        violations
+        self.violations(scope, true)
     }
 }
 
@@ -522,10 +613,12 @@ mod tests {
     use super::*;
     use crate::yaml::{Limits, parse_stream};
 
+    static ROOT: FieldPath = FieldPath::root();
+
     fn scope(root: &Node) -> Scope<'_> {
         Scope {
             node: root,
-            path: FieldPath::root(),
+            path: &ROOT,
             anchor: root.span,
             object: root,
             pod_spec: None,

@@ -86,8 +86,14 @@ pub fn annotation_exemption(rule: &Rule, object: &Object<'_>) -> Option<String> 
 /// Whether one annotation exempts `rule`.
 pub fn annotation_exempts(key: &str, value: &Node, rule: &Rule) -> bool {
     let id = rule.id.as_str();
+    // `{prefix}/exempt` or `{prefix}/{id}-exempt`, compared piecewise: this runs for every
+    // annotation of every finding.
     let truthy_key = |prefix: &str| {
-        (key == format!("{prefix}/exempt") || key == format!("{prefix}/{id}-exempt"))
+        key.strip_prefix(prefix)
+            .and_then(|rest| rest.strip_prefix('/'))
+            .is_some_and(|name| {
+                name == "exempt" || name.strip_suffix("-exempt").is_some_and(|r| r == id)
+            })
             && is_true(value)
     };
     if truthy_key("kubeward.io") || truthy_key("polaris.fairwinds.com") {

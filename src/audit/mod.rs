@@ -106,29 +106,40 @@ pub fn fingerprint(
     field_path: &str,
 ) -> String {
     let mut hasher = Sha256::new();
-    let (group_kind, namespace, name) = match object {
-        Some(o) => (
-            format!("{}/{}", o.group(), o.kind),
-            o.namespace.as_str(),
-            o.name.as_str(),
-        ),
-        None => (String::new(), "", ""),
-    };
-    for part in [
-        FINGERPRINT_VERSION,
-        rule,
-        &group_kind,
-        namespace,
-        name,
-        container.unwrap_or(""),
-        field_path,
-    ] {
-        hasher.update(part.as_bytes());
+    // Each part is followed by a unit separator. The hash sees one byte stream, so feeding
+    // `group`, `/` and `kind` separately is the same as hashing `group/kind`.
+    let mut part = |pieces: &[&str]| {
+        for piece in pieces {
+            hasher.update(piece.as_bytes());
+        }
         hasher.update([0x1f]);
+    };
+    part(&[FINGERPRINT_VERSION]);
+    part(&[rule]);
+    match object {
+        Some(o) => {
+            part(&[o.group(), "/", &o.kind]);
+            part(&[&o.namespace]);
+            part(&[&o.name]);
+        }
+        None => {
+            part(&[]);
+            part(&[]);
+            part(&[]);
+        }
     }
+    part(&[container.unwrap_or("")]);
+    part(&[field_path]);
     let digest = hasher.finalize();
-    let hex: String = digest[..12].iter().map(|b| format!("{b:02x}")).collect();
-    format!("{FINGERPRINT_VERSION}-{hex}")
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let mut out = String::with_capacity(FINGERPRINT_VERSION.len() + 1 + 24);
+    out.push_str(FINGERPRINT_VERSION);
+    out.push('-');
+    for byte in &digest[..12] {
+        out.push(char::from(HEX[usize::from(byte >> 4)]));
+        out.push(char::from(HEX[usize::from(byte & 0xf)]));
+    }
+    out
 }
 
 #[cfg(test)]

@@ -2,11 +2,13 @@
 //!
 //! Pure: callers hand in file contents, nothing here touches the disk.
 
+mod inventory;
 pub mod path;
 
-use std::collections::HashSet;
+use std::borrow::Cow;
 use std::sync::Arc;
 
+pub use inventory::{Inventory, first_required_label};
 pub use path::{FieldPath, ItemKey, Segment};
 
 use crate::yaml::{Limits, Node, ParseError, ParsedDocument, Span, Value, parse_stream};
@@ -233,11 +235,13 @@ pub struct PodTemplate<'a> {
     /// Where to point when a pod-level field is missing: the `spec:` key.
     pub spec_anchor: Span,
     pub containers: Vec<Container<'a>>,
+    /// The template's labels, read once: every cross-object rule matches selectors on them.
+    pub labels: Vec<(&'a str, Cow<'a, str>)>,
 }
 
 impl<'a> PodTemplate<'a> {
-    pub fn labels(&self) -> Vec<(&'a str, String)> {
-        labels_of(self.template.get_path(&["metadata", "labels"]))
+    pub fn labels(&self) -> &Labels<'a> {
+        &self.labels
     }
 
     pub fn annotations(&self) -> Option<&'a Node> {
@@ -245,11 +249,14 @@ impl<'a> PodTemplate<'a> {
     }
 }
 
-pub fn labels_of(node: Option<&Node>) -> Vec<(&str, String)> {
+/// Labels as `(key, value)`, values as text (a non-scalar value reads as empty).
+pub type Labels<'a> = [(&'a str, Cow<'a, str>)];
+
+pub fn labels_of(node: Option<&Node>) -> Vec<(&str, Cow<'_, str>)> {
     node.and_then(Node::as_map)
         .unwrap_or(&[])
         .iter()
-        .map(|e| (e.key.as_str(), e.value.scalar_text().unwrap_or_default()))
+        .map(|e| (e.key.as_str(), e.value.scalar_str().unwrap_or_default()))
         .collect()
 }
 
@@ -326,7 +333,7 @@ impl<'a> Object<'a> {
         WORKLOAD_KINDS.contains(&self.kind) || KNOWN_KINDS.contains(&self.kind)
     }
 
-    pub fn labels(&self) -> Vec<(&'a str, String)> {
+    pub fn labels(&self) -> Vec<(&'a str, Cow<'a, str>)> {
         labels_of(self.node.get_path(&["metadata", "labels"]))
     }
 
@@ -430,14 +437,11 @@ fn pod_template<'a>(kind: &str, node: &'a Node) -> Option<PodTemplate<'a>> {
         ContainerKind::EphemeralContainer,
     ] {
         let list_key = container_kind.list_key();
+        let Some(items) = spec.get(list_key).and_then(Node::as_seq) else {
+            continue;
+        };
         let list_path = spec_path.key(list_key);
-        for (i, item) in spec
-            .get(list_key)
-            .and_then(Node::as_seq)
-            .unwrap_or(&[])
-            .iter()
-            .enumerate()
-        {
+        for (i, item) in items.iter().enumerate() {
             if !matches!(item.value, Value::Map(_)) {
                 continue;
             }
@@ -456,42 +460,8 @@ fn pod_template<'a>(kind: &str, node: &'a Node) -> Option<PodTemplate<'a>> {
         spec_path,
         spec_anchor: spec_entry.key_span,
         containers,
+        labels: labels_of(template.get_path(&["metadata", "labels"])),
     })
-}
-
-/// Object names seen per (group/kind, namespace): a quick index for cross-object rules.
-#[derive(Debug, Default)]
-pub struct Inventory<'a> {
-    pub objects: Vec<Object<'a>>,
-    custom_kind_namespaces: HashSet<&'a str>,
-}
-
-impl<'a> Inventory<'a> {
-    pub fn new(objects: Vec<Object<'a>>) -> Inventory<'a> {
-        let custom_kind_namespaces = objects
-            .iter()
-            .filter(|o| !o.is_known_kind() && !o.is_workload())
-            .map(|o| o.namespace_or_default())
-            .collect();
-        Inventory {
-            objects,
-            custom_kind_namespaces,
-        }
-    }
-
-    pub fn of_kind<'s>(&'s self, kind: &'s str) -> impl Iterator<Item = &'s Object<'a>> + 's {
-        self.objects.iter().filter(move |o| o.kind == kind)
-    }
-
-    pub fn workloads(&self) -> impl Iterator<Item = &Object<'a>> {
-        self.objects.iter().filter(|o| o.pod.is_some())
-    }
-
-    /// Whether custom resources share this namespace: they may create pods or services we
-    /// cannot see, so "selects nothing" findings there would be guesses.
-    pub fn has_custom_resources_in(&self, namespace: &str) -> bool {
-        self.custom_kind_namespaces.contains(namespace)
-    }
 }
 
 #[cfg(test)]

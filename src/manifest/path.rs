@@ -24,7 +24,7 @@ pub enum ItemKey {
 }
 
 impl FieldPath {
-    pub fn root() -> FieldPath {
+    pub const fn root() -> FieldPath {
         FieldPath(Vec::new())
     }
 
@@ -38,14 +38,21 @@ impl FieldPath {
         )
     }
 
+    /// A copy with room for `extra` more segments, so extending it does not reallocate.
+    pub fn copy_with_room(&self, extra: usize) -> FieldPath {
+        let mut segments = Vec::with_capacity(self.0.len() + extra);
+        segments.extend_from_slice(&self.0);
+        FieldPath(segments)
+    }
+
     pub fn key(&self, key: &str) -> FieldPath {
-        let mut next = self.clone();
-        next.0.push(Segment::Key(key.to_owned()));
+        let mut next = self.copy_with_room(1);
+        next.push_key(key);
         next
     }
 
     pub fn keys(&self, keys: &[&str]) -> FieldPath {
-        let mut next = self.clone();
+        let mut next = self.copy_with_room(keys.len());
         next.0
             .extend(keys.iter().map(|k| Segment::Key((*k).to_owned())));
         next
@@ -53,24 +60,33 @@ impl FieldPath {
 
     /// The path of item `index` of the list at this path.
     pub fn item(&self, index: usize, item: &Node) -> FieldPath {
+        let mut next = self.copy_with_room(1);
+        next.push_item(index, item);
+        next
+    }
+
+    /// Appends a key, in place.
+    pub fn push_key(&mut self, key: &str) {
+        self.0.push(Segment::Key(key.to_owned()));
+    }
+
+    /// Appends item `index` of the list at this path, in place.
+    pub fn push_item(&mut self, index: usize, item: &Node) {
         let list_name = match self.0.last() {
             Some(Segment::Key(k)) => k.as_str(),
             _ => "",
         };
-        let mut next = self.clone();
-        next.0.push(Segment::Item(item_key(list_name, index, item)));
-        next
+        let key = item_key(list_name, index, item);
+        self.0.push(Segment::Item(key));
     }
 
     pub fn join(&self, other: &FieldPath) -> FieldPath {
-        let mut next = self.clone();
-        next.0.extend(other.0.iter().cloned());
-        next
+        self.extend(&other.0)
     }
 
     pub fn extend(&self, segments: &[Segment]) -> FieldPath {
-        let mut next = self.clone();
-        next.0.extend(segments.iter().cloned());
+        let mut next = self.copy_with_room(segments.len());
+        next.0.extend_from_slice(segments);
         next
     }
 
@@ -79,6 +95,25 @@ impl FieldPath {
         let mut next = self.clone();
         next.0.pop();
         next
+    }
+
+    /// The path as text, as `Display` writes it, in one allocation of about the right size
+    /// (`to_string` grows its buffer a few times for a typical path).
+    pub fn to_text(&self) -> String {
+        let estimate: usize = self
+            .0
+            .iter()
+            .map(|segment| match segment {
+                Segment::Key(k) => k.len() + 1,
+                Segment::Item(ItemKey::Field(field, value)) => field.len() + value.len() + 3,
+                Segment::Item(ItemKey::Value(value)) => value.len() + 3,
+                Segment::Item(ItemKey::Index(_)) => 6,
+            })
+            .sum();
+        let mut text = String::with_capacity(estimate);
+        // Writing to a `String` cannot fail.
+        let _ = fmt::Write::write_fmt(&mut text, format_args!("{self}"));
+        text
     }
 
     pub fn segments(&self) -> &[Segment] {

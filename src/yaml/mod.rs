@@ -13,6 +13,7 @@ pub use de::{DeError, from_node, nearest, unknown_word_message};
 pub use parse::{Limits, ParseError, ParsedDocument, parse_stream};
 pub use scalar::resolve_plain;
 
+use std::borrow::Cow;
 use std::fmt;
 
 /// A position in a source file: 1-based line, 1-based column (in characters).
@@ -153,6 +154,18 @@ impl Node {
             Value::Int(i) => Some(i.to_string()),
             Value::Float(f) => Some(f.to_string()),
             Value::Str(s) => Some(s.clone()),
+            Value::Seq(_) | Value::Map(_) => None,
+        }
+    }
+
+    /// [`Node::scalar_text`] without a copy when the scalar is already a string.
+    pub fn scalar_str(&self) -> Option<Cow<'_, str>> {
+        match &self.value {
+            Value::Str(s) => Some(Cow::Borrowed(s)),
+            Value::Null => Some(Cow::Borrowed("")),
+            Value::Bool(b) => Some(Cow::Borrowed(if *b { "true" } else { "false" })),
+            Value::Int(i) => Some(Cow::Owned(i.to_string())),
+            Value::Float(f) => Some(Cow::Owned(f.to_string())),
             Value::Seq(_) | Value::Map(_) => None,
         }
     }

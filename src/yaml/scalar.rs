@@ -5,47 +5,63 @@
 //! `0x`/`0o`/`0b` prefixes and `_` digit separators are accepted (Go's `ParseInt(s, 0, 64)`).
 //! Only plain (unquoted, untagged) scalars are resolved; quoted and block scalars are strings.
 
+use std::borrow::Cow;
+
 use super::Value;
 
 pub fn resolve_plain(text: &str) -> Value {
+    resolve_typed(text).unwrap_or_else(|| Value::Str(text.to_owned()))
+}
+
+/// What [`resolve_plain`] gives when that is not a string, `None` when it is: callers that own
+/// the text then keep their allocation instead of copying it.
+pub(super) fn resolve_typed(text: &str) -> Option<Value> {
     match text {
-        "" | "~" | "null" | "Null" | "NULL" => return Value::Null,
+        "" | "~" | "null" | "Null" | "NULL" => return Some(Value::Null),
         "y" | "Y" | "yes" | "Yes" | "YES" | "true" | "True" | "TRUE" | "on" | "On" | "ON" => {
-            return Value::Bool(true);
+            return Some(Value::Bool(true));
         }
         "n" | "N" | "no" | "No" | "NO" | "false" | "False" | "FALSE" | "off" | "Off" | "OFF" => {
-            return Value::Bool(false);
+            return Some(Value::Bool(false));
         }
         ".inf" | ".Inf" | ".INF" | "+.inf" | "+.Inf" | "+.INF" => {
-            return Value::Float(f64::INFINITY);
+            return Some(Value::Float(f64::INFINITY));
         }
-        "-.inf" | "-.Inf" | "-.INF" => return Value::Float(f64::NEG_INFINITY),
-        ".nan" | ".NaN" | ".NAN" => return Value::Float(f64::NAN),
+        "-.inf" | "-.Inf" | "-.INF" => return Some(Value::Float(f64::NEG_INFINITY)),
+        ".nan" | ".NaN" | ".NAN" => return Some(Value::Float(f64::NAN)),
         _ => {}
     }
     let first = text.as_bytes()[0];
     if !(first.is_ascii_digit() || matches!(first, b'-' | b'+' | b'.')) {
-        return Value::Str(text.to_owned());
+        return None;
     }
-    if let Some(i) = parse_int(text) {
-        return Value::Int(i);
+    // Go strips `_` digit separators first; most numbers have none, so no copy then.
+    let cleaned = without_underscores(text);
+    if let Some(i) = parse_int(&cleaned) {
+        return Some(Value::Int(i));
     }
-    if is_float(text) {
-        let cleaned: String = text.chars().filter(|&c| c != '_').collect();
-        if let Ok(f) = cleaned.parse::<f64>() {
-            return Value::Float(f);
-        }
+    if is_float(text)
+        && let Ok(f) = cleaned.parse::<f64>()
+    {
+        return Some(Value::Float(f));
     }
-    Value::Str(text.to_owned())
+    None
 }
 
-/// Go's `strconv.ParseInt(strings.ReplaceAll(s, "_", ""), 0, 64)`.
-fn parse_int(text: &str) -> Option<i64> {
-    let cleaned: String = text.chars().filter(|&c| c != '_').collect();
+fn without_underscores(text: &str) -> Cow<'_, str> {
+    if text.contains('_') {
+        Cow::Owned(text.chars().filter(|&c| c != '_').collect())
+    } else {
+        Cow::Borrowed(text)
+    }
+}
+
+/// Go's `strconv.ParseInt(s, 0, 64)`, on text whose `_` separators are already removed.
+fn parse_int(cleaned: &str) -> Option<i64> {
     let (negative, digits) = match cleaned.as_bytes().first()? {
         b'-' => (true, &cleaned[1..]),
         b'+' => (false, &cleaned[1..]),
-        _ => (false, cleaned.as_str()),
+        _ => (false, cleaned),
     };
     if digits.is_empty() {
         return None;
