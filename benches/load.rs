@@ -2,13 +2,15 @@
 //! signed deliveries, with a mock GitHub and a real git server on loopback.
 //!
 //! `cargo bench --bench load` prints:
-//! - deliveries accepted per second, and time to 202 (p50, p99) at a steady 200 deliveries/s;
+//! - time to 202 (p50, p99) at a steady 200 deliveries/s, then the most deliveries per second
+//!   the intake accepts (32 concurrent senders), each checked to be recorded;
 //! - reviews completed per second for typical 5-file pull requests;
 //! - the process's resident memory idle and at its busiest.
 //!
-//! Goals (docs/benchmarks.md): p99 time to 202 ≤ 20 ms at 200 deliveries/s with nothing lost;
-//! under 64 MiB idle and 256 MiB busy. `KUBEWARD_LOAD_SECONDS` (default 10) sets the length of
-//! the steady phase, `KUBEWARD_LOAD_PRS` (default 40) the number of reviewed pull requests.
+//! Goals: p99 time to 202 ≤ 20 ms at 200 deliveries/s with nothing lost; under 64 MiB idle
+//! and 256 MiB busy (figures: docs/benchmarks.md, README.md). `KUBEWARD_LOAD_SECONDS`
+//! (default 10) sets the length of the steady phase, `KUBEWARD_LOAD_PRS` (default 40) the
+//! number of reviewed pull requests.
 
 #[path = "../tests/support/git_http.rs"]
 mod git_http;
@@ -72,6 +74,127 @@ fn env_number(name: &str, default: u64) -> u64 {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(default)
+}
+
+/// Signed `synchronize` deliveries for the ten intake pull requests, in turn.
+fn intake_bodies(count: u64, heads: &[(u64, git2::Oid, git2::Oid)]) -> Vec<(Vec<u8>, String)> {
+    (0..count)
+        .map(|i| {
+            let (n, base, head) = heads[(i as usize) % heads.len()];
+            let mut payload = event(n, n, &base.to_string(), &head.to_string());
+            payload["action"] = json!("synchronize");
+            let body = serde_json::to_vec(&payload).expect("json");
+            let signature = github_signature(SECRET, &body);
+            (body, signature)
+        })
+        .collect()
+}
+
+/// How deliveries are sent: on a fixed schedule, or as fast as `connections` clients can.
+#[derive(Clone, Copy)]
+enum Pace {
+    Every(Duration),
+    Saturate { connections: usize },
+}
+
+/// What the sender saw: one time to answer per delivery, and how many were not 2xx.
+struct Sent {
+    latencies: Vec<Duration>,
+    failed: u64,
+    elapsed: Duration,
+}
+
+/// Sends the deliveries from a thread with its own runtime, so its timing is not held up by
+/// the mock GitHub and git server of this process.
+fn send_deliveries(
+    url: String,
+    bodies: Vec<(Vec<u8>, String)>,
+    id_prefix: &'static str,
+    pace: Pace,
+) -> Sent {
+    std::thread::spawn(move || {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime");
+        runtime.block_on(async move {
+            let client = reqwest::Client::new();
+            let limit = match pace {
+                Pace::Every(_) => bodies.len().max(1),
+                Pace::Saturate { connections } => connections,
+            };
+            let permits = Arc::new(tokio::sync::Semaphore::new(limit));
+            let started = Instant::now();
+            let mut tasks = Vec::with_capacity(bodies.len());
+            for (i, (body, signature)) in bodies.into_iter().enumerate() {
+                if let Pace::Every(interval) = pace {
+                    let due = started + interval * i as u32;
+                    if let Some(wait) = due.checked_duration_since(Instant::now()) {
+                        tokio::time::sleep(wait).await;
+                    }
+                }
+                let permit = permits.clone().acquire_owned().await.expect("semaphore");
+                let client = client.clone();
+                let url = url.clone();
+                tasks.push(tokio::spawn(async move {
+                    let sent = Instant::now();
+                    let status = client
+                        .post(format!("{url}/webhooks/github"))
+                        .header("x-github-event", "pull_request")
+                        .header("x-github-delivery", format!("{id_prefix}-{i}"))
+                        .header("x-hub-signature-256", signature)
+                        .body(body)
+                        .send()
+                        .await
+                        .map(|r| r.status().as_u16())
+                        .unwrap_or(0);
+                    drop(permit);
+                    (status, sent.elapsed())
+                }));
+            }
+            let mut latencies = Vec::with_capacity(tasks.len());
+            let mut failed = 0u64;
+            for t in tasks {
+                let (status, latency) = t.await.expect("task");
+                if !(200..300).contains(&status) {
+                    failed += 1;
+                }
+                latencies.push(latency);
+            }
+            latencies.sort();
+            Sent {
+                latencies,
+                failed,
+                elapsed: started.elapsed(),
+            }
+        })
+    })
+    .join()
+    .expect("sender")
+}
+
+async fn deliveries_recorded(db: &sqlx::SqlitePool) -> i64 {
+    sqlx::query_scalar("SELECT count(*) FROM deliveries")
+        .fetch_one(db)
+        .await
+        .expect("count")
+}
+
+/// Waits until the workers have no queued or running job; returns the peak memory meanwhile.
+async fn drain(db: &sqlx::SqlitePool, pid: u32) -> u64 {
+    let mut peak = 0;
+    loop {
+        let open: i64 =
+            sqlx::query_scalar("SELECT count(*) FROM jobs WHERE state IN ('queued', 'running')")
+                .fetch_one(db)
+                .await
+                .expect("count");
+        peak = peak.max(rss_kib(pid));
+        if open == 0 {
+            return peak;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }
 
 fn deployment(i: u64, privileged: bool) -> String {
@@ -230,19 +353,7 @@ async fn main() {
     let rate = 200u64;
     let total = rate * steady_seconds;
     let interval = Duration::from_micros(1_000_000 / rate);
-    // The sender runs on its own thread and runtime, so its timing is not held up by the mock
-    // GitHub and git server of this process. Bodies are signed ahead of time.
-    let bodies: Vec<(Vec<u8>, String)> = (0..total)
-        .map(|i| {
-            let (n, base, head) = intake_heads[(i % 10) as usize];
-            let mut payload = event(n, n, &base.to_string(), &head.to_string());
-            payload["action"] = json!("synchronize");
-            let body = serde_json::to_vec(&payload).expect("json");
-            let signature = github_signature(SECRET, &body);
-            (body, signature)
-        })
-        .collect();
-    let sender_url = url.clone();
+    let bodies = intake_bodies(total, &intake_heads);
     let memory = std::thread::spawn(move || {
         let mut peak = 0;
         for _ in 0..(steady_seconds * 10) {
@@ -251,55 +362,8 @@ async fn main() {
         }
         peak
     });
-    let started = Instant::now();
-    let (latencies, failed) = std::thread::spawn(move || {
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .expect("runtime");
-        runtime.block_on(async move {
-            let client = reqwest::Client::new();
-            let mut tasks = Vec::with_capacity(bodies.len());
-            for (i, (body, signature)) in bodies.into_iter().enumerate() {
-                let due = started + interval * i as u32;
-                if let Some(wait) = due.checked_duration_since(Instant::now()) {
-                    tokio::time::sleep(wait).await;
-                }
-                let client = client.clone();
-                let url = sender_url.clone();
-                tasks.push(tokio::spawn(async move {
-                    let sent = Instant::now();
-                    let status = client
-                        .post(format!("{url}/webhooks/github"))
-                        .header("x-github-event", "pull_request")
-                        .header("x-github-delivery", format!("steady-{i}"))
-                        .header("x-hub-signature-256", signature)
-                        .body(body)
-                        .send()
-                        .await
-                        .map(|r| r.status().as_u16())
-                        .unwrap_or(0);
-                    (status, sent.elapsed())
-                }));
-            }
-            let mut latencies = Vec::new();
-            let mut failed = 0u64;
-            for t in tasks {
-                let (status, latency) = t.await.expect("task");
-                if !(200..300).contains(&status) {
-                    failed += 1;
-                }
-                latencies.push(latency);
-            }
-            (latencies, failed)
-        })
-    })
-    .join()
-    .expect("sender");
-    let mut latencies = latencies;
+    let steady = send_deliveries(url.clone(), bodies, "steady", Pace::Every(interval));
     let mut peak_kib = memory.join().expect("memory sampler").max(idle_kib);
-    let steady_elapsed = started.elapsed();
-    latencies.sort();
     // Nothing lost: every delivery is in the queue's records; then let the workers drain.
     let db = sqlx::SqlitePool::connect(&format!(
         "sqlite://{}",
@@ -307,22 +371,20 @@ async fn main() {
     ))
     .await
     .expect("queue db");
-    let recorded: i64 = sqlx::query_scalar("SELECT count(*) FROM deliveries")
-        .fetch_one(&db)
-        .await
-        .expect("count");
-    loop {
-        let open: i64 =
-            sqlx::query_scalar("SELECT count(*) FROM jobs WHERE state IN ('queued', 'running')")
-                .fetch_one(&db)
-                .await
-                .expect("count");
-        peak_kib = peak_kib.max(rss_kib(pid));
-        if open == 0 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let recorded = deliveries_recorded(&db).await;
+    peak_kib = peak_kib.max(drain(&db, pid).await);
+
+    // Phase 1b: capacity. As many deliveries again, sent as fast as 32 concurrent clients can:
+    // the most the intake accepts per second on this machine, each still persisted before 202.
+    let connections = 32;
+    let burst = send_deliveries(
+        url.clone(),
+        intake_bodies(total, &intake_heads),
+        "burst",
+        Pace::Saturate { connections },
+    );
+    let recorded_after_burst = deliveries_recorded(&db).await;
+    peak_kib = peak_kib.max(drain(&db, pid).await);
 
     // Phase 2: reviews of 5-file pull requests, one installation each (as many repositories).
     let review_started = Instant::now();
@@ -372,11 +434,21 @@ async fn main() {
         .unwrap_or(1);
     println!("load benchmark ({cpus} CPUs): kubeward serve, SQLite queue, 16 workers");
     println!(
-        "intake: {total} deliveries at {rate}/s over {:.1} s: {:.0} accepted/s, {failed} not 2xx, {recorded} recorded; time to 202 p50 {:.1} ms, p99 {:.1} ms",
-        steady_elapsed.as_secs_f64(),
-        (total - failed) as f64 / steady_elapsed.as_secs_f64(),
-        percentile(&latencies, 0.50).as_secs_f64() * 1000.0,
-        percentile(&latencies, 0.99).as_secs_f64() * 1000.0,
+        "intake: {total} deliveries at {rate}/s over {:.1} s: {:.0} accepted/s, {} not 2xx, {recorded} recorded; time to 202 p50 {:.1} ms, p99 {:.1} ms",
+        steady.elapsed.as_secs_f64(),
+        (total - steady.failed) as f64 / steady.elapsed.as_secs_f64(),
+        steady.failed,
+        percentile(&steady.latencies, 0.50).as_secs_f64() * 1000.0,
+        percentile(&steady.latencies, 0.99).as_secs_f64() * 1000.0,
+    );
+    println!(
+        "capacity: {total} deliveries from {connections} concurrent clients in {:.1} s: {:.0} accepted/s, {} not 2xx, {} recorded; time to 202 p50 {:.1} ms, p99 {:.1} ms",
+        burst.elapsed.as_secs_f64(),
+        (total - burst.failed) as f64 / burst.elapsed.as_secs_f64(),
+        burst.failed,
+        recorded_after_burst - recorded,
+        percentile(&burst.latencies, 0.50).as_secs_f64() * 1000.0,
+        percentile(&burst.latencies, 0.99).as_secs_f64() * 1000.0,
     );
     println!(
         "reviews: {prs} five-file pull requests in {:.1} s: {:.2} reviews/s",

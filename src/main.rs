@@ -3,8 +3,8 @@ use std::process::ExitCode;
 use clap::Parser;
 
 /// Parsing allocates hundreds of thousands of small strings and vectors per run; mimalloc
-/// makes parse + audit of the benchmark corpus some 15% faster than the system allocator and
-/// frees a parsed tree three times as fast (`cargo bench --bench audit`, docs/benchmarks.md).
+/// frees a parsed tree three times as fast as glibc's allocator (docs/benchmarks.md). Built
+/// with `no_thp`: transparent huge pages doubled the server's resident memory for no speed.
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
