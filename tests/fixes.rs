@@ -3,7 +3,10 @@
 //! (MUTATIONS.tsv), ours must be equal to it as data.
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
+
+#[path = "support/polaris.rs"]
+mod polaris;
 
 use kubeward::audit::{AuditResult, Registry, audit};
 use kubeward::config::Policy;
@@ -66,19 +69,9 @@ fn as_data(text: &str) -> Vec<serde_json::Value> {
         .collect()
 }
 
-fn polaris_dir() -> Option<PathBuf> {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/conformance/polaris");
-    std::env::var_os("KUBEWARD_POLARIS_FIXTURES")
-        .map(PathBuf::from)
-        .or_else(|| dir.join("MUTATIONS.tsv").is_file().then_some(dir))
-}
-
 #[test]
 fn fixes_equal_polaris_golden_outputs_where_both_fix_the_rule() {
-    let Some(dir) = polaris_dir() else {
-        eprintln!("Polaris fixtures not found; skipping");
-        return;
-    };
+    let dir = polaris::fixtures_dir();
     let registry = Registry::builtin().expect("rules load");
     let table = std::fs::read_to_string(dir.join("MUTATIONS.tsv")).expect("MUTATIONS.tsv");
     let deviations = include_str!("conformance/polaris-deviations.tsv");

@@ -4,20 +4,15 @@
 //! the list is enforced exactly, so it cannot go stale.
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
+
+#[path = "support/polaris.rs"]
+mod polaris;
 
 use kubeward::audit::{Registry, audit};
 use kubeward::config::{ConfigFile, Policy};
 use kubeward::manifest::ManifestFile;
 use kubeward::yaml::Limits;
-
-fn fixtures_dir() -> Option<PathBuf> {
-    if let Some(dir) = std::env::var_os("KUBEWARD_POLARIS_FIXTURES") {
-        return Some(PathBuf::from(dir));
-    }
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/conformance/polaris");
-    dir.join("EXPECTED.tsv").is_file().then_some(dir)
-}
 
 fn policy_for(registry: &Registry, dir: &Path, check: &str) -> Policy {
     let mut config = format!("checks:\n  {check}: danger\n");
@@ -47,10 +42,7 @@ fn deviations() -> BTreeMap<(String, String), String> {
 
 #[test]
 fn every_polaris_fixture_matches_or_is_an_argued_deviation() {
-    let Some(dir) = fixtures_dir() else {
-        eprintln!("Polaris fixtures not found (set KUBEWARD_POLARIS_FIXTURES); skipping");
-        return;
-    };
+    let dir = polaris::fixtures_dir();
     let registry = Registry::builtin().expect("built-in rules load");
     let deviations = deviations();
     let expected = std::fs::read_to_string(dir.join("EXPECTED.tsv")).expect("EXPECTED.tsv");
