@@ -130,7 +130,9 @@ fn manifest_candidates(files: Vec<TreeFile>, repo: &Repository, policy: &Policy)
         {
             let dir = f.path.strip_suffix(name).unwrap_or("");
             for p in kustomize_patch_paths(&String::from_utf8_lossy(&bytes)) {
-                patches.insert(format!("{dir}{}", p.trim_start_matches("./")));
+                if let Some(path) = repository_path(dir, &p) {
+                    patches.insert(path);
+                }
             }
         }
     }
@@ -139,6 +141,22 @@ fn manifest_candidates(files: Vec<TreeFile>, repo: &Repository, policy: &Policy)
         .filter(|f| is_manifest_name(&f.path) && !policy.ignores(&f.path))
         .filter(|f| !patches.contains(&f.path))
         .collect()
+}
+
+/// `relative` (a path written in a file of folder `dir`) as a path from the repository root,
+/// `.` and `..` resolved; `None` when it leaves the repository.
+fn repository_path(dir: &str, relative: &str) -> Option<String> {
+    let mut parts: Vec<&str> = Vec::new();
+    for part in dir.split('/').chain(relative.split('/')) {
+        match part {
+            "" | "." => {}
+            ".." => {
+                parts.pop()?;
+            }
+            part => parts.push(part),
+        }
+    }
+    Some(parts.join("/"))
 }
 
 /// Reviews `revisions` of `repo`: the whole pipeline minus the forge.
@@ -222,4 +240,26 @@ pub fn review(
     let plan = plan_from_audits(&input, head_result, base_result);
     timings.plan = plan_started.elapsed();
     Ok((plan, timings))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::repository_path;
+
+    #[test]
+    fn paths_named_in_a_folder_resolve_from_the_repository_root() {
+        assert_eq!(
+            repository_path("overlays/prod/", "../../patches/a.yaml").as_deref(),
+            Some("patches/a.yaml")
+        );
+        assert_eq!(
+            repository_path("overlays/prod/", "./b.yaml").as_deref(),
+            Some("overlays/prod/b.yaml")
+        );
+        assert_eq!(
+            repository_path("", "a/./b.yaml").as_deref(),
+            Some("a/b.yaml")
+        );
+        assert_eq!(repository_path("a/", "../../x.yaml"), None, "outside");
+    }
 }

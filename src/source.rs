@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use rayon::prelude::*;
 use serde::Serialize;
 
-use crate::config::Policy;
+use crate::config::{Policy, lexical_normal};
 use crate::manifest::{ManifestFile, SkipReason, classify_bytes, kustomize_patch_paths};
 
 /// A problem with an input that is not a finding: unreadable, binary, too large.
@@ -93,13 +93,13 @@ pub fn load(paths: &[PathBuf], policy: &Policy) -> Loaded {
     let patches = kustomize_patches(&candidates);
     // `a.yaml` and `./a.yaml` are one file: audit it once.
     let mut seen = HashSet::new();
-    candidates.retain(|p| seen.insert(normalise(p)));
+    candidates.retain(|p| seen.insert(lexical_normal(p)));
     let results: Vec<(ManifestFile, Option<InputError>)> = candidates
         .par_iter()
         .filter(|p| !policy.ignores(&display(p)))
         .map(|path| {
             let name = display(path);
-            if patches.contains(path) {
+            if patches.contains(&lexical_normal(path)) {
                 return (
                     ManifestFile::skipped(name, SkipReason::KustomizePatch),
                     None,
@@ -135,12 +135,6 @@ pub fn load(paths: &[PathBuf], policy: &Policy) -> Loaded {
         errors,
         missing,
     }
-}
-
-fn normalise(path: &Path) -> PathBuf {
-    path.components()
-        .filter(|c| !matches!(c, std::path::Component::CurDir))
-        .collect()
 }
 
 /// Reads at most one byte past the limit, so an oversized file is never read whole.
@@ -205,7 +199,7 @@ fn kustomize_patches(files: &[PathBuf]) -> HashSet<PathBuf> {
                 continue;
             };
             for patch in kustomize_patch_paths(&text) {
-                patches.insert(dir.join(patch));
+                patches.insert(lexical_normal(&dir.join(patch)));
             }
         }
     }

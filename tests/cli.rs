@@ -600,6 +600,100 @@ fn a_kustomize_patch_named_in_kustomization_yaml_is_skipped() {
     );
 }
 
+/// Path globs are relative to the folder of the policy file, however the paths are typed and
+/// wherever the command runs from.
+#[test]
+fn path_globs_mean_the_same_from_any_folder() {
+    let dir = workspace(&[
+        (
+            ".kubeward.yaml",
+            b"ignorePaths: [\"vendor/**\"]\nexemptions:\n- paths: [\"sub/*.yaml\"]\n  rules: [hostNetworkSet]\n  reason: the debug pod of the sub team\n",
+        ),
+        ("sub/risky.yaml", RISKY_POD.as_bytes()),
+        ("vendor/risky.yaml", RISKY_POD.as_bytes()),
+    ]);
+    let root = dir.path().display().to_string();
+    let sub = dir.path().join("sub");
+    let absolute_sub = format!("{root}/sub");
+    let absolute_vendor = format!("{root}/vendor");
+    let runs: [(&Path, &str); 6] = [
+        (dir.path(), "sub"),
+        (dir.path(), "./sub"),
+        (dir.path(), &absolute_sub),
+        (&sub, "."),
+        (&sub, "../sub/risky.yaml"),
+        (dir.path(), &absolute_vendor),
+    ];
+    for (cwd, target) in runs {
+        let run = kubeward(
+            cwd,
+            &[
+                "audit",
+                "--only",
+                "hostNetworkSet",
+                "--format",
+                "json",
+                target,
+            ],
+        );
+        assert_eq!(
+            run.code,
+            Some(0),
+            "{} in {}: {run:?}",
+            target,
+            cwd.display()
+        );
+        assert!(run.rules_at().is_empty(), "{target}: {run:?}");
+    }
+    // Outside the globs: reported.
+    let run = kubeward(dir.path(), &["audit", "--only", "hostNetworkSet", "."]);
+    assert_eq!(run.code, Some(0), "{run:?}");
+    std::fs::write(dir.path().join("other.yaml"), RISKY_POD).expect("write");
+    let run = kubeward(&sub, &["audit", "--only", "hostNetworkSet", ".."]);
+    assert_eq!(
+        run.code,
+        Some(3),
+        "other.yaml is neither exempt nor ignored: {run:?}"
+    );
+}
+
+/// Overlays usually name shared patches in another folder: `../../patches/x.yaml`.
+#[test]
+fn a_kustomize_patch_in_another_folder_is_skipped() {
+    let patch =
+        b"apiVersion: v1\nkind: Pod\nmetadata:\n  name: risky\nspec:\n  hostNetwork: true\n";
+    let dir = workspace(&[
+        (
+            "overlays/prod/kustomization.yaml",
+            b"apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nresources:\n- ../../base\npatches:\n- path: ../../patches/host-network.yaml\n- path: ./local.yaml\n",
+        ),
+        ("overlays/prod/local.yaml", patch),
+        ("patches/host-network.yaml", patch),
+        ("base/pod.yaml", RISKY_POD.as_bytes()),
+    ]);
+    for root in [".", "./overlays/../"] {
+        let run = kubeward(
+            dir.path(),
+            &[
+                "audit",
+                "--only",
+                "hostNetworkSet",
+                "--format",
+                "json",
+                root,
+            ],
+        );
+        let paths: Vec<String> = run.rules_at().into_iter().map(|(p, _, _)| p).collect();
+        assert_eq!(paths.len(), 1, "only base/pod.yaml: {run:?}");
+        assert!(paths[0].ends_with("base/pod.yaml"), "{run:?}");
+        assert_eq!(
+            run.json()["stats"]["filesSkipped"],
+            serde_json::json!({"kustomizePatch": 2}),
+            "{run:?}"
+        );
+    }
+}
+
 /// `kubeward audit . pod.yaml` names one file twice (once through the folder).
 #[test]
 fn the_same_file_named_twice_is_audited_once() {

@@ -242,8 +242,14 @@ fn exemption(
     }
     if policy.config_exemptions {
         let container_name = container.map(|c| c.name);
+        let mut path = None;
         for e in &policy.exemptions {
-            if e.matches(&rule.id, Some(object), container_name, object.file) {
+            // Only path globs need the policy's view of the path: worked out once, if at all.
+            let path = match e.paths.is_empty() {
+                true => "",
+                false => path.get_or_insert_with(|| policy.policy_path(object.file)),
+            };
+            if e.matches(&rule.id, Some(object), container_name, path) {
                 return Some(e.describe());
             }
         }

@@ -183,7 +183,12 @@ pub fn load_policy(
             .and_then(|cwd| ConfigFile::discover(&cwd)),
     };
     let file = path.as_deref().map(ConfigFile::load).transpose()?;
-    Policy::build(&registry, file.as_ref(), only)
+    let mut policy = Policy::build(&registry, file.as_ref(), only)?;
+    policy.path_root = path
+        .as_deref()
+        .and_then(|p| std::path::absolute(p).ok())
+        .and_then(|p| p.parent().map(crate::config::lexical_normal));
+    Ok(policy)
 }
 
 pub fn run(cli: Cli) -> ExitCode {

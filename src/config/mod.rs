@@ -6,6 +6,7 @@
 
 mod custom;
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -229,13 +230,25 @@ impl ConfigFile {
         None
     }
 
+    /// Where `path` is in the file: as deep as it can be followed. A step is a mapping key,
+    /// or in a list an index or an item's scalar value (a rule ID in `rules: [...]`).
     fn mark_of(&self, path: &[&str]) -> Option<Mark> {
         let mut node = &self.node;
         let mut mark = None;
         for key in path {
-            let entry = node.entry(key)?;
-            mark = Some(entry.key_span.start);
-            node = &entry.value;
+            if let Some(items) = node.as_seq() {
+                let item = match key.parse::<usize>() {
+                    Ok(i) => items.get(i),
+                    Err(_) => items.iter().find(|n| n.as_str() == Some(*key)),
+                };
+                let Some(item) = item else { break };
+                mark = Some(item.span.start);
+                node = item;
+            } else {
+                let Some(entry) = node.entry(key) else { break };
+                mark = Some(entry.key_span.start);
+                node = &entry.value;
+            }
         }
         mark
     }
@@ -278,6 +291,10 @@ pub struct Policy {
     pub registry: Registry,
     /// The configuration file the policy came from, if any.
     pub source: Option<String>,
+    /// The absolute folder that path globs (`ignorePaths`, exemption `paths`) are relative to:
+    /// the folder of the configuration file read from disk. `None` when paths already are
+    /// relative to it (a review reads repository paths and the policy at the repository root).
+    pub path_root: Option<PathBuf>,
 }
 
 impl Policy {
@@ -301,6 +318,7 @@ impl Policy {
             review: ReviewSettings::default(),
             registry: registry.clone(),
             source: None,
+            path_root: None,
         }
     }
 
@@ -380,11 +398,21 @@ impl Policy {
             for (i, e) in spec.exemptions.iter().enumerate() {
                 let index = i.to_string();
                 for id in &e.rules {
-                    check_id(id, &["exemptions"])?;
+                    check_id(id, &["exemptions", &index, "rules", id])?;
                 }
-                policy.exemptions.push(exemption(config, e, i).map_err(|m| {
-                    config.error(&["exemptions"], format!("exemption {index}: {m}"))
-                })?);
+                policy
+                    .exemptions
+                    .push(exemption(config, e, i).map_err(|error| {
+                        let mut at = vec!["exemptions", index.as_str()];
+                        at.extend(
+                            error
+                                .at
+                                .iter()
+                                .map(String::as_str)
+                                .filter(|k| !k.is_empty()),
+                        );
+                        config.error(&at, format!("exemption {index}: {}", error.message))
+                    })?);
             }
             policy.ignore_paths = spec
                 .ignore_paths
@@ -452,7 +480,33 @@ impl Policy {
 
     /// Whether a file is excluded by `ignorePaths`.
     pub fn ignores(&self, path: &str) -> bool {
-        self.ignore_paths.iter().any(|g| g.is_match(path))
+        !self.ignore_paths.is_empty() && {
+            let path = self.policy_path(path);
+            self.ignore_paths.iter().any(|g| g.is_match(path.as_ref()))
+        }
+    }
+
+    /// `path` as path globs see it: relative to [`Policy::path_root`], however it was typed
+    /// (`sub/a.yaml`, `./sub/a.yaml`, an absolute path, or `.` from inside `sub`), so one
+    /// policy means the same thing wherever it runs from. Paths outside the root are matched
+    /// as given.
+    pub fn policy_path<'p>(&self, path: &'p str) -> Cow<'p, str> {
+        let Some(root) = &self.path_root else {
+            return Cow::Borrowed(path.strip_prefix("./").unwrap_or(path));
+        };
+        let absolute = std::path::absolute(path)
+            .map(|p| lexical_normal(&p))
+            .unwrap_or_else(|_| PathBuf::from(path));
+        match absolute.strip_prefix(root) {
+            Ok(relative) => Cow::Owned(
+                relative
+                    .components()
+                    .map(|c| c.as_os_str().to_string_lossy())
+                    .collect::<Vec<_>>()
+                    .join("/"),
+            ),
+            Err(_) => Cow::Borrowed(path.strip_prefix("./").unwrap_or(path)),
+        }
     }
 
     pub fn severity_of(&self, rule: &str) -> Option<Severity> {
@@ -469,34 +523,56 @@ fn glob(pattern: &str) -> Result<GlobMatcher, String> {
         .map_err(|e| format!("invalid glob `{pattern}`: {e}"))
 }
 
-fn exemption(config: &ConfigFile, e: &ExemptionSpec, index: usize) -> Result<Exemption, String> {
+/// Why an exemption is invalid, with where inside it: keys (and a list value) below the
+/// exemption's own item, for the error's line.
+struct ExemptionError {
+    at: Vec<String>,
+    message: String,
+}
+
+fn exemption(
+    config: &ConfigFile,
+    e: &ExemptionSpec,
+    index: usize,
+) -> Result<Exemption, ExemptionError> {
     let polaris_style =
         e.namespace.is_some() || !e.controller_names.is_empty() || !e.container_names.is_empty();
     let reason = match (&e.reason, polaris_style) {
         (Some(r), _) if !r.trim().is_empty() => r.clone(),
         (_, true) => "Polaris exemption".into(),
-        _ => return Err("needs a `reason`".into()),
+        _ => {
+            return Err(ExemptionError {
+                at: Vec::new(),
+                message: "needs a `reason`".into(),
+            });
+        }
     };
-    let globs = |patterns: &[String]| {
+    let compile = |field: &str, pattern: &str, text: &str| {
+        glob(text).map_err(|message| ExemptionError {
+            at: vec![field.to_owned(), pattern.to_owned()],
+            message,
+        })
+    };
+    let globs = |field: &str, patterns: &[String]| {
         patterns
             .iter()
-            .map(|p| glob(p))
+            .map(|p| compile(field, p, p))
             .collect::<Result<Vec<_>, _>>()
     };
-    let prefixes = |names: &[String]| {
+    let prefixes = |field: &str, names: &[String]| {
         names
             .iter()
-            .map(|n| glob(&format!("{}*", globset_escape(n))))
+            .map(|n| compile(field, n, &format!("{}*", globset_escape(n))))
             .collect::<Result<Vec<_>, _>>()
     };
-    let mut namespaces = globs(&e.namespaces)?;
+    let mut namespaces = globs("namespaces", &e.namespaces)?;
     if let Some(ns) = &e.namespace {
-        namespaces.push(glob(&globset_escape(ns))?);
+        namespaces.push(compile("namespace", "", &globset_escape(ns))?);
     }
-    let mut names = globs(&e.names)?;
-    names.extend(prefixes(&e.controller_names)?);
-    let mut containers = globs(&e.containers)?;
-    containers.extend(prefixes(&e.container_names)?);
+    let mut names = globs("names", &e.names)?;
+    names.extend(prefixes("controllerNames", &e.controller_names)?);
+    let mut containers = globs("containers", &e.containers)?;
+    containers.extend(prefixes("containerNames", &e.container_names)?);
     let line = config
         .node
         .get("exemptions")
@@ -508,13 +584,31 @@ fn exemption(config: &ConfigFile, e: &ExemptionSpec, index: usize) -> Result<Exe
         namespaces,
         names,
         containers,
-        paths: globs(&e.paths)?,
+        paths: globs("paths", &e.paths)?,
         reason,
         source: ExemptionSource::Config {
             file: config.name.clone(),
             line,
         },
     })
+}
+
+/// `.` and `..` resolved without touching the file system.
+pub fn lexical_normal(path: &Path) -> PathBuf {
+    use std::path::Component;
+    let mut out = PathBuf::new();
+    for component in path.components() {
+        match component {
+            Component::CurDir => {}
+            Component::ParentDir
+                if matches!(out.components().next_back(), Some(Component::Normal(_))) =>
+            {
+                out.pop();
+            }
+            other => out.push(other),
+        }
+    }
+    out
 }
 
 fn globset_escape(text: &str) -> String {
@@ -554,6 +648,21 @@ mod tests {
             err.message.contains("did you mean `hostNetworkSet`"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn errors_inside_an_exemption_point_at_the_offending_value() {
+        let text = "exemptions:\n- rules: [hostPortSet]\n  reason: ok\n- reason: typo\n  rules:\n  - hostNetworkSet\n  - hostPortSett\n- reason: glob\n  paths: [\"ok/*\", \"bad/[\"]\n";
+        let file = ConfigFile::parse("k.yaml", text).expect("parses");
+        let err = Policy::build(&registry(), Some(&file), None).expect_err("unknown rule");
+        assert_eq!(err.mark.map(|m| (m.line, m.col)), Some((7, 5)), "{err}");
+        assert!(err.message.contains("did you mean `hostPortSet`"), "{err}");
+
+        let fixed = text.replace("hostPortSett", "hostPortSet");
+        let file = ConfigFile::parse("k.yaml", &fixed).expect("parses");
+        let err = Policy::build(&registry(), Some(&file), None).expect_err("bad glob");
+        assert_eq!(err.mark.map(|m| m.line), Some(9), "{err}");
+        assert!(err.message.contains("exemption 2"), "{err}");
     }
 
     #[test]

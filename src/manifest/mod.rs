@@ -73,13 +73,16 @@ impl ManifestFile {
     /// Parses text. Files that are not manifests are marked skipped, never reported.
     pub fn parse(path: impl Into<String>, text: &str, limits: Limits) -> ManifestFile {
         let path = path.into();
-        if looks_like_template(text) {
-            return ManifestFile {
-                path,
-                content: Err(SkipReason::HelmTemplate),
-            };
+        let has_actions = text.contains("{{");
+        if has_actions && uses_helm(text) {
+            return ManifestFile::skipped(path, SkipReason::HelmTemplate);
         }
         let docs = parse_stream(text, limits);
+        // Other Go template actions are data when the file is valid YAML (a PrometheusRule's
+        // `{{ $labels.instance }}`); where they break the YAML, it is a template to render first.
+        if has_actions && docs.iter().any(|d| d.root.is_err()) {
+            return ManifestFile::skipped(path, SkipReason::HelmTemplate);
+        }
         let has_object = docs.iter().any(|d| match &d.root {
             Ok(root) => object_header(root).is_some(),
             Err(_) => false,
@@ -161,10 +164,29 @@ impl ManifestFile {
     }
 }
 
-/// Go template actions. `{{` never starts valid plain YAML, and quoted uses in real manifests
-/// are rare enough that treating them as templates is the safer mistake.
-fn looks_like_template(text: &str) -> bool {
-    text.contains("{{") && (text.contains("}}") || text.contains("{{-"))
+/// Whether a Go template action in the text uses Helm's built-in objects or functions: the
+/// file is a chart template, meaningless until rendered, even where it happens to parse (a
+/// quoted `"{{ .Values.image }}"`).
+fn uses_helm(text: &str) -> bool {
+    const HELM: &[&str] = &[
+        ".Values",
+        ".Release",
+        ".Chart",
+        ".Capabilities",
+        ".Files",
+        ".Template",
+        "include ",
+        "tpl ",
+        "toYaml",
+        "required ",
+        "lookup ",
+        "define ",
+        "template ",
+    ];
+    text.split("{{").skip(1).any(|rest| {
+        let action = rest.split("}}").next().unwrap_or(rest);
+        HELM.iter().any(|word| action.contains(word))
+    })
 }
 
 /// Kustomize and similar tool configs carry apiVersion/kind but are not cluster objects.
@@ -525,12 +547,41 @@ mod tests {
                 .err(),
             Some(SkipReason::HelmTemplate)
         );
+        // Quoted, so valid YAML, but still a chart template.
+        assert_eq!(
+            file("apiVersion: v1\nkind: Pod\nspec:\n  containers:\n  - name: a\n    image: \"{{ .Values.image }}\"\n")
+                .content
+                .err(),
+            Some(SkipReason::HelmTemplate)
+        );
+        // Control actions that break the YAML.
+        assert_eq!(
+            file("{{- if .Capabilities }}\napiVersion: v1\nkind: Service\n{{- end }}\n")
+                .content
+                .err(),
+            Some(SkipReason::HelmTemplate)
+        );
         assert_eq!(classify_bytes(b"a\0b", 100).err(), Some(SkipReason::Binary));
         assert_eq!(
             classify_bytes(&[0xff, 0xfe], 100).err(),
             Some(SkipReason::NotUtf8)
         );
         assert_eq!(classify_bytes(b"abc", 2).err(), Some(SkipReason::TooLarge));
+    }
+
+    #[test]
+    fn go_template_text_in_valid_yaml_is_data_not_a_template() {
+        let f = file(
+            "apiVersion: v1\nkind: Pod\nmetadata: {name: p}\nspec:\n  hostNetwork: true\n---\napiVersion: monitoring.coreos.com/v1\nkind: PrometheusRule\nmetadata: {name: r}\nspec:\n  groups:\n  - name: g\n    rules:\n    - alert: Down\n      annotations:\n        summary: \"Instance {{ $labels.instance }} down\"\n",
+        );
+        assert_eq!(f.objects().len(), 2, "both documents are audited");
+        // The same action where it breaks the YAML: a template after all.
+        assert_eq!(
+            file("apiVersion: v1\nkind: ConfigMap\ndata:\n  {{ $key }}: x\n")
+                .content
+                .err(),
+            Some(SkipReason::HelmTemplate)
+        );
     }
 
     #[test]
