@@ -671,3 +671,79 @@ fn every_anchored_comment_is_on_a_line_the_diff_shows() {
         );
     }
 }
+
+/// Applies each inline suggestion of the plan where the plan puts it (`start_line..=line` of
+/// the head file), as a reviewer clicking "Commit suggestion" would.
+fn apply_plan_suggestions(plan: &ReviewPlan, path: &str, text: &str) -> String {
+    let mut lines: Vec<String> = text.lines().map(str::to_owned).collect();
+    let mut comments: Vec<_> = plan
+        .inline_comments
+        .iter()
+        .filter(|c| c.path == path && c.suggestion.is_some())
+        .collect();
+    comments.sort_by_key(|c| std::cmp::Reverse(c.line));
+    for c in comments {
+        let start = c.start_line.unwrap_or(c.line) as usize - 1;
+        let end = c.line as usize;
+        lines.splice(start..end, c.suggestion.clone().unwrap_or_default());
+    }
+    lines.join("\n") + "\n"
+}
+
+/// A finding without a fix sharing the last line of a multi-line suggestion: the comment must
+/// still span every line the suggestion replaces, or applying it duplicates keys.
+#[test]
+fn a_suggestion_replaces_exactly_the_lines_its_comment_spans() {
+    let base_text = "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: shop\n  namespace: shop\nspec:\n  replicas: 2\n  selector:\n    matchLabels:\n      app: shop\n  template:\n    metadata:\n      labels:\n        app: shop\n    spec:\n      containers:\n        - name: web\n          image: shop:1.0\n          ports:\n            - containerPort: 8080\n          securityContext:\n            allowPrivilegeEscalation: false\n            readOnlyRootFilesystem: true\n            capabilities: {drop: [ALL]}\n            runAsNonRoot: true\n          readinessProbe:\n            httpGet: {path: /, port: 8080}\n";
+    let head_text = base_text
+        .replace("containerPort: 8080", "containerPort: 9090")
+        .replace(
+            "readOnlyRootFilesystem: true\n            capabilities: {drop: [ALL]}",
+            "readOnlyRootFilesystem: false\n            capabilities: {add: [CHOWN]}",
+        );
+    for forge in [Flavor::GitHub, Flavor::GitLab] {
+        let repo = Repo::new();
+        let base = repo.commit("main", &[], &[("d.yaml", base_text)]);
+        repo.commit("pr", &[base], &[("d.yaml", &head_text)]);
+        let plan = repo.review_as("main", "pr", forge);
+        assert!(
+            plan.inline_comments.iter().any(|c| c.suggestion.is_some()),
+            "{:#?}",
+            plan.inline_comments
+        );
+        for c in plan
+            .inline_comments
+            .iter()
+            .filter(|c| c.suggestion.is_some())
+        {
+            let replaced = c.line - c.start_line.unwrap_or(c.line);
+            if forge == Flavor::GitLab {
+                assert!(
+                    c.body.contains(&format!("```suggestion:-{replaced}+0")),
+                    "GitLab's range matches the comment's: {}",
+                    c.body
+                );
+            }
+        }
+        let fixed = apply_plan_suggestions(&plan, "d.yaml", &head_text);
+        let parsed = kubeward::manifest::ManifestFile::parse(
+            "d.yaml",
+            &fixed,
+            kubeward::yaml::Limits::default(),
+        );
+        assert_eq!(
+            parsed.parse_errors().count(),
+            0,
+            "applied suggestions leave valid YAML:\n{fixed}"
+        );
+        let registry = kubeward::audit::Registry::builtin().expect("rules");
+        let policy = kubeward::config::Policy::defaults(&registry);
+        let after = kubeward::audit::audit(&[parsed], &policy);
+        for rule in ["notReadOnlyRootFilesystem", "insecureCapabilities"] {
+            assert!(
+                !after.findings.iter().any(|f| f.rule == rule),
+                "{rule} is fixed by its suggestion:\n{fixed}"
+            );
+        }
+    }
+}

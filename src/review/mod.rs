@@ -664,6 +664,22 @@ pub(crate) struct Suggestion {
     pub lines: Vec<String>,
 }
 
+impl Suggestion {
+    /// The first line it replaces, when that is above its anchor line.
+    pub fn start_line(&self) -> Option<u32> {
+        let line = self.anchor.line?;
+        self.anchor.start_line.filter(|s| *s < line)
+    }
+
+    /// How many lines above its anchor line it replaces too.
+    pub fn lines_above(&self) -> u32 {
+        match (self.anchor.line, self.start_line()) {
+            (Some(line), Some(start)) => line - start,
+            _ => 0,
+        }
+    }
+}
+
 fn suggestions(new: &[Finding], input: &ReviewInput<'_>) -> HashMap<String, Suggestion> {
     let mut out = HashMap::new();
     // Group fixable findings per object of a changed file.
@@ -828,8 +844,13 @@ fn comments(
         let suggestion = findings
             .iter()
             .find_map(|f| suggestions.get(&f.finding.fingerprint))
-            .filter(|s| s.anchor.line == Some(line))
-            .map(|s| s.lines.clone());
+            .filter(|s| s.anchor.line == Some(line));
+        // A suggestion replaces exactly its own lines: the comment must span them, whichever
+        // finding of the line came first.
+        let start_line = match suggestion {
+            Some(s) => s.start_line(),
+            None => anchor.start_line.filter(|s| *s < line),
+        };
         let mut owners: Vec<String> = Vec::new();
         for f in &findings {
             for o in &f.owners {
@@ -838,8 +859,7 @@ fn comments(
                 }
             }
         }
-        let body =
-            render::comment_body(&findings, suggestion.as_deref(), input.policy, input.forge);
+        let body = render::comment_body(&findings, suggestion, input.policy, input.forge);
         inline.push(InlineComment {
             path: path.clone(),
             old_path: sides
@@ -847,7 +867,7 @@ fn comments(
                 .get(path.as_str())
                 .and_then(|c| c.old_path.clone()),
             line,
-            start_line: anchor.start_line.filter(|s| *s < line),
+            start_line,
             side: "RIGHT",
             old_line: anchor.old_line,
             hunk: anchor.hunk.clone().unwrap_or(HunkRef {
@@ -862,7 +882,7 @@ fn comments(
                 .map(|f| f.finding.fingerprint.clone())
                 .collect(),
             owners,
-            suggestion,
+            suggestion: suggestion.map(|s| s.lines.clone()),
             severity: findings
                 .iter()
                 .map(|f| f.finding.severity)

@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 use std::fmt::Write;
 
-use super::{AnchorKind, Conclusion, MAX_BODY_CHARS, PlannedFinding, ReviewPlan};
+use super::{AnchorKind, Conclusion, MAX_BODY_CHARS, PlannedFinding, ReviewPlan, Suggestion};
 use crate::audit::Severity;
 use crate::config::Policy;
 use crate::owners::Flavor;
@@ -103,9 +103,9 @@ fn owners_text(owners: &[String]) -> String {
 
 /// The body of one inline or file-level comment: each finding's what, where, why and fix, an
 /// optional suggestion, owners, and the hidden marker.
-pub fn comment_body(
+pub(crate) fn comment_body(
     findings: &[&PlannedFinding],
-    suggestion: Option<&[String]>,
+    suggestion: Option<&Suggestion>,
     policy: &Policy,
     forge: Flavor,
 ) -> String {
@@ -147,13 +147,13 @@ pub fn comment_body(
         }
         body.push('\n');
     }
-    if let Some(lines) = suggestion {
+    if let Some(suggestion) = suggestion {
         let fence = match forge {
             Flavor::GitHub => "```suggestion".to_owned(),
             // GitLab's range is relative to the commented (last) line.
-            Flavor::GitLab => format!("```suggestion:-{}+0", findings_span(findings, lines)),
+            Flavor::GitLab => format!("```suggestion:-{}+0", suggestion.lines_above()),
         };
-        let _ = writeln!(body, "{fence}\n{}\n```\n", lines.join("\n"));
+        let _ = writeln!(body, "{fence}\n{}\n```\n", suggestion.lines.join("\n"));
     }
     let mut owners: Vec<String> = Vec::new();
     for f in findings {
@@ -170,15 +170,6 @@ pub fn comment_body(
         .map(|f| f.finding.fingerprint.clone())
         .collect();
     format!("{body}\n{}\n", marker(&fps))
-}
-
-/// Lines above the commented line that a GitLab suggestion replaces.
-fn findings_span(findings: &[&PlannedFinding], _lines: &[String]) -> u32 {
-    findings
-        .iter()
-        .filter_map(|f| f.anchor.as_ref())
-        .find_map(|a| Some(a.line? - a.start_line.unwrap_or(a.line?)))
-        .unwrap_or(0)
 }
 
 pub fn title(plan: &ReviewPlan) -> String {
