@@ -101,6 +101,7 @@ fn run(f: &Fixture) -> Timings {
         &ReviewOptions {
             forge: Flavor::GitHub,
             config_override: None,
+            fail_on: None,
         },
     )
     .expect("review");

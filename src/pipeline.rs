@@ -9,7 +9,7 @@ use git2::Oid;
 use rayon::prelude::*;
 
 use crate::audit::Registry;
-use crate::config::{CONFIG_FILE_NAMES, ConfigError, ConfigFile, Policy};
+use crate::config::{CONFIG_FILE_NAMES, ConfigError, ConfigFile, FailOn, Policy};
 use crate::diff::FileChange;
 use crate::git::{GitError, Repository, TreeFile};
 use crate::manifest::{ManifestFile, SkipReason, classify_bytes, kustomize_patch_paths};
@@ -67,6 +67,8 @@ pub struct ReviewOptions<'a> {
     pub forge: Flavor,
     /// A local policy file instead of the base branch's (`--config`).
     pub config_override: Option<&'a Path>,
+    /// `--fail-on`, over the policy's `failOn`.
+    pub fail_on: Option<FailOn>,
 }
 
 fn is_manifest_name(path: &str) -> bool {
@@ -94,7 +96,11 @@ fn read_policy(
             found
         }
     };
-    Ok(Policy::build(&registry, file.as_ref(), None)?)
+    let mut policy = Policy::build(&registry, file.as_ref(), None)?;
+    if let Some(fail_on) = options.fail_on {
+        policy.fail_on = fail_on;
+    }
+    Ok(policy)
 }
 
 fn read_codeowners(repo: &Repository, commit: Oid, flavor: Flavor) -> Result<CodeOwners, GitError> {

@@ -87,6 +87,21 @@ fn formats_and_fail_on() {
         markdown.contains("<!-- kubeward:summary v1 -->"),
         "{markdown}"
     );
+    // The summary says what the exit status says.
+    assert!(markdown.contains("**Passing**"), "{markdown}");
+    assert!(!markdown.contains("**Failing**"), "{markdown}");
+    let (_, json, _) = kubeward(
+        dir.path(),
+        &["review", "--format", "json", "--fail-on", "never"],
+    );
+    let plan: serde_json::Value = serde_json::from_str(&json).expect("JSON");
+    assert_eq!(plan["conclusion"], "success");
+    assert!(
+        plan["summary"]
+            .as_str()
+            .is_some_and(|s| s.contains("**Passing**")),
+        "{json}"
+    );
     let (_, sarif, _) = kubeward(dir.path(), &["review", "--format", "sarif"]);
     let sarif: serde_json::Value = serde_json::from_str(&sarif).expect("SARIF");
     assert_eq!(sarif["version"], "2.1.0");

@@ -45,6 +45,7 @@ impl Repo {
             &ReviewOptions {
                 forge,
                 config_override: None,
+                fail_on: None,
             },
         )
         .expect("review")

@@ -302,9 +302,20 @@ impl GitHubWorker {
             )
             .await?
             .body;
-        let merge_base = str_at(&compare, &["merge_base_commit", "sha"])
-            .unwrap_or(&base_sha)
-            .to_owned();
+        // Never approximated by the base tip: later commits on the base branch would look
+        // reverted by the pull request.
+        let Some(merge_base) = str_at(&compare, &["merge_base_commit", "sha"])
+            .filter(|sha| !sha.is_empty())
+            .map(str::to_owned)
+        else {
+            let scan = scan_key(&head_sha, "no-merge-base");
+            let check = start_check(self.api.as_ref(), &target, &scan, new_check_run).await?;
+            finish_check(self.api.as_ref(), &target, check, Outcome::Failure, "No merge base", "GitHub's comparison of the base and head commits names no merge base (unrelated histories?), so kubeward cannot tell what this pull request changed.").await?;
+            return Ok(JobOutcome::Published {
+                conclusion: "failure".into(),
+                published_id: check,
+            });
+        };
         let scan = scan_key(&head_sha, &merge_base);
         let check = start_check(self.api.as_ref(), &target, &scan, new_check_run).await?;
         if pull.get("draft").and_then(Value::as_bool) == Some(true) && !self.settings.review_drafts
@@ -514,6 +525,7 @@ impl GitHubWorker {
                 &ReviewOptions {
                     forge: Flavor::GitHub,
                     config_override: None,
+                    fail_on: None,
                 },
             ) {
                 Ok((plan, timings)) => {

@@ -671,6 +671,7 @@ impl GitLabWorker {
                 &ReviewOptions {
                     forge: Flavor::GitLab,
                     config_override: None,
+                    fail_on: None,
                 },
             ) {
                 Ok((plan, timings)) => {

@@ -41,8 +41,9 @@ pub fn run(args: ReviewArgs) -> anyhow::Result<u8> {
     let options = ReviewOptions {
         forge,
         config_override: args.config.as_deref(),
+        fail_on: args.fail_on.map(Into::into),
     };
-    let (mut plan, _) = match review(&repo, &revisions, &options) {
+    let (plan, _) = match review(&repo, &revisions, &options) {
         Ok(result) => result,
         Err(PipelineError::Config(e)) => {
             eprintln!("kubeward: configuration error: {e}");
@@ -50,18 +51,6 @@ pub fn run(args: ReviewArgs) -> anyhow::Result<u8> {
         }
         Err(e) => return Err(e).context("reviewing the change"),
     };
-    if let Some(fail_on) = args.fail_on {
-        plan.fail_on = fail_on.into();
-        plan.conclusion = if plan
-            .new_findings
-            .iter()
-            .any(|f| plan.fail_on.fails(f.finding.severity))
-        {
-            Conclusion::Failure
-        } else {
-            Conclusion::Success
-        };
-    }
     let output = match args.format {
         ReviewFormat::Text => text(&plan),
         ReviewFormat::Markdown => plan.summary.clone(),
