@@ -636,6 +636,43 @@ fn binary_mode_only_and_deleted_files_are_handled() {
     );
 }
 
+/// Padding a manifest past the size limit must not hide it silently.
+#[test]
+fn a_manifest_over_the_size_limit_is_named_in_the_summary() {
+    let repo = Repo::new();
+    let small = deployment("shop", "app: shop", "");
+    let base = repo.commit(
+        "main",
+        &[],
+        &[
+            (".kubeward.yaml", "limits: {maxFileSize: 4000}\n"),
+            ("big.yaml", &small),
+        ],
+    );
+    let padded = format!(
+        "{}{}",
+        deployment("shop", "app: shop", "            privileged: true\n"),
+        "# padding\n".repeat(500)
+    );
+    repo.commit(
+        "pr",
+        &[base],
+        &[
+            (".kubeward.yaml", "limits: {maxFileSize: 4000}\n"),
+            ("big.yaml", &padded),
+        ],
+    );
+    let plan = repo.review("main", "pr");
+    assert!(
+        plan.notes
+            .iter()
+            .any(|n| n.contains("big.yaml") && n.contains("too large")),
+        "{:?}",
+        plan.notes
+    );
+    assert!(plan.summary.contains("big.yaml"), "{}", plan.summary);
+}
+
 #[test]
 fn every_anchored_comment_is_on_a_line_the_diff_shows() {
     let repo = Repo::new();

@@ -132,6 +132,14 @@ impl Repository {
         Ok(files)
     }
 
+    /// A blob's size without reading it (0 when the object is missing).
+    fn blob_size(&self, oid: Oid) -> u64 {
+        self.repo
+            .odb()
+            .and_then(|odb| odb.read_header(oid))
+            .map_or(0, |(size, _)| size as u64)
+    }
+
     pub fn blob(&self, oid: Oid) -> Result<Vec<u8>, GitError> {
         let blob = self
             .repo
@@ -156,11 +164,7 @@ impl Repository {
         if entry.kind() != Some(ObjectType::Blob) {
             return Ok(None);
         }
-        let size = self
-            .repo
-            .odb()
-            .and_then(|odb| odb.read_header(entry.id()))
-            .map_or(0, |(size, _)| size);
+        let size = self.blob_size(entry.id()) as usize;
         Ok(Some(TreeFile {
             path: path.to_owned(),
             blob: entry.id(),
@@ -207,7 +211,11 @@ impl Repository {
             let new_path = (kind != ChangeKind::Deleted)
                 .then(|| path_of(delta.new_file()))
                 .flatten();
-            let too_big = delta.old_file().size() > max_blob || delta.new_file().size() > max_blob;
+            // A tree-to-tree diff leaves `DiffFile::size` at 0: ask the object database.
+            let too_big = [delta.old_file().id(), delta.new_file().id()]
+                .into_iter()
+                .filter(|id| !id.is_zero())
+                .any(|id| self.blob_size(id) > max_blob);
             let mut change = FileChange {
                 kind,
                 old_path,
