@@ -383,6 +383,39 @@ fn a_relabelled_workload_breaking_an_untouched_service_is_said_on_the_labels() {
     assert_eq!(anchor.line, Some(14));
 }
 
+/// A label change on a workload the finding's object never selected is not its cause.
+#[test]
+fn unrelated_label_changes_are_not_blamed_for_a_new_finding() {
+    let pdb = "apiVersion: policy/v1\nkind: PodDisruptionBudget\nmetadata:\n  name: other\n  namespace: shop\nspec:\n  minAvailable: 1\n  selector:\n    matchLabels: {app: other}\n";
+    let repo = Repo::new();
+    let base = repo.commit(
+        "main",
+        &[],
+        &[
+            ("a.yaml", &deployment("shop", "app: shop", "")),
+            ("b.yaml", &deployment("other", "app: other", "")),
+            ("pdb.yaml", pdb),
+        ],
+    );
+    repo.commit(
+        "pr",
+        &[base],
+        &[
+            ("a.yaml", &deployment("shop", "app: shop, tier: web", "")),
+            ("b.yaml", &deployment("other", "app: other", "")),
+        ],
+    );
+    let plan = repo.review("main", "pr");
+    let f = plan
+        .new_findings
+        .iter()
+        .find(|f| f.finding.rule == "missingPodDisruptionBudget" && f.finding.path == "b.yaml")
+        .expect("deleting the PDB leaves `other` without one");
+    let anchor = f.anchor.as_ref().expect("anchored");
+    assert_ne!(anchor.kind, AnchorKind::Cause, "{anchor:?}");
+    assert_ne!(anchor.new_path, "a.yaml", "{anchor:?}");
+}
+
 #[test]
 fn an_added_exemption_is_itself_a_finding_naming_what_it_silences() {
     let repo = Repo::new();

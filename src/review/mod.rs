@@ -13,8 +13,9 @@ use crate::audit::{AuditResult, Finding, ObjectRef, Severity, audit_focused};
 use crate::config::{FailOn, Policy};
 use crate::diff::{ChangeKind, FileChange, Hunk};
 use crate::fix::{Edit, FixOp, plan};
-use crate::manifest::ManifestFile;
+use crate::manifest::{ManifestFile, Object};
 use crate::owners::{CodeOwners, Flavor};
+use crate::yaml::Node;
 
 pub use exemptions::EXEMPTION_ADDED;
 
@@ -620,15 +621,52 @@ fn anchor_for(f: &Finding, sides: &Sides<'_>, input: &ReviewInput<'_>) -> Anchor
 }
 
 /// For a finding on an object the change did not touch (a Service whose selector no longer
-/// matches), the changed labels of a workload in the same namespace are the likely cause.
+/// matches), the changed labels of a workload that this object selected, or now selects, are
+/// the likely cause. A workload whose labels never carried a pair of the object's selector had
+/// nothing to do with it: then there is no cause to point at.
 fn cause_anchor(f: &Finding, sides: &Sides<'_>, input: &ReviewInput<'_>) -> Option<Anchor> {
     let object = f.object.as_ref()?;
+    let same = |o: &Object<'_>| {
+        o.kind == object.kind
+            && o.name == object.name
+            && o.namespace_or_default() == object.namespace
+    };
+    let selector: Vec<(String, String)> = input
+        .head_files
+        .iter()
+        .chain(input.base_files)
+        .flat_map(|file| file.objects())
+        .find(|o| same(o))
+        .map(|o| selector_pairs(o.node))?;
+    if selector.is_empty() {
+        return None;
+    }
+    let carries_selected_pair = |o: &Object<'_>| {
+        o.pod.as_ref().is_some_and(|p| {
+            p.labels
+                .iter()
+                .any(|(k, v)| selector.iter().any(|(sk, sv)| sk == k && sv == v))
+        })
+    };
     for file in input.head_files {
         let Some(change) = sides.by_new.get(file.path.as_str()).copied() else {
             continue;
         };
         for o in file.objects() {
-            if o.namespace_or_default() != object.namespace || o.pod.is_none() {
+            if o.namespace_or_default() != object.namespace || o.pod.is_none() || same(&o) {
+                continue;
+            }
+            let was_selected = input
+                .base_files
+                .iter()
+                .flat_map(|file| file.objects())
+                .any(|b| {
+                    b.kind == o.kind
+                        && b.name == o.name
+                        && b.namespace_or_default() == o.namespace_or_default()
+                        && carries_selected_pair(&b)
+                });
+            if !was_selected && !carries_selected_pair(&o) {
                 continue;
             }
             let label_blocks = [
@@ -655,6 +693,23 @@ fn cause_anchor(f: &Finding, sides: &Sides<'_>, input: &ReviewInput<'_>) -> Opti
         }
     }
     None
+}
+
+/// The label pairs an object selects pods by: a Service's `spec.selector`, or the
+/// `matchLabels` of `spec.selector` / `spec.podSelector` (workloads, PDBs, NetworkPolicies).
+fn selector_pairs(node: &Node) -> Vec<(String, String)> {
+    let spec = node.get("spec");
+    let blocks = [
+        spec.and_then(|s| s.get("selector")),
+        spec.and_then(|s| s.get_path(&["selector", "matchLabels"])),
+        spec.and_then(|s| s.get_path(&["podSelector", "matchLabels"])),
+    ];
+    blocks
+        .into_iter()
+        .flatten()
+        .flat_map(|block| block.as_map().unwrap_or(&[]))
+        .filter_map(|e| Some((e.key.clone(), e.value.scalar_str()?.into_owned())))
+        .collect()
 }
 
 /// A suggestion and the lines it replaces, shared by the findings it fixes.
