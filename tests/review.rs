@@ -307,6 +307,34 @@ fn the_same_object_in_two_overlays_stays_two_objects() {
     let plan = repo.review("main", "pr");
     assert_eq!(new_rules(&plan), ["runAsPrivileged"]);
     assert_eq!(plan.new_findings[0].finding.path, "prod/shop.yaml");
+
+    // Prod's copy moves to a new file (too different for git to call it a rename) and gains
+    // the problem while staging, which has it, stays where it is: still new in prod.
+    let settings: String = (0..80).map(|i| format!("  key{i}: value-{i}\n")).collect();
+    let moved_bad = format!(
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: settings\n  namespace: shop\ndata:\n{settings}---\n{}",
+        bad.replace("replicas: 2", "replicas: 5")
+    );
+    repo.commit(
+        "pr2",
+        &[base],
+        &[
+            (".kubeward.yaml", POLICY),
+            (
+                "staging/shop.yaml",
+                &bad.replace("replicas: 2", "replicas: 3"),
+            ),
+            ("prod/app.yaml", &moved_bad),
+        ],
+    );
+    let plan = repo.review("main", "pr2");
+    assert_eq!(
+        new_rules(&plan),
+        ["runAsPrivileged"],
+        "{:#?}",
+        plan.new_findings
+    );
+    assert_eq!(plan.new_findings[0].finding.path, "prod/app.yaml");
 }
 
 #[test]

@@ -326,13 +326,32 @@ pub fn plan_from_audits(
             .as_ref()
             .is_some_and(|o| moved.contains(&object_key(o)))
     };
+    // Only a copy of the object that arrived at a path (new in the head there) may match by
+    // fingerprint alone, and only copies that left their path: the same object kept in two
+    // overlays stays two objects even when a third copy moves.
+    let arrived = |f: &Finding| {
+        is_moved(f)
+            && f.object.as_ref().is_some_and(|o| {
+                !base_objects
+                    .get(&object_key(o))
+                    .is_some_and(|paths| paths.contains(&f.path))
+            })
+    };
+    let left = |f: &Finding| {
+        is_moved(f)
+            && f.object.as_ref().is_some_and(|o| {
+                !head_objects
+                    .get(&object_key(o))
+                    .is_some_and(|paths| paths.contains(sides.mapped(&f.path)))
+            })
+    };
     let base_keys: HashSet<(String, String)> = base_findings
         .iter()
         .map(|f| (sides.mapped(&f.path).to_owned(), f.fingerprint.clone()))
         .collect();
     let base_moved_fps: HashSet<String> = base_findings
         .iter()
-        .filter(|f| is_moved(f))
+        .filter(|f| left(f))
         .map(|f| f.fingerprint.clone())
         .collect();
     // A finding the change exempted is silenced, not fixed.
@@ -343,7 +362,8 @@ pub fn plan_from_audits(
         .collect();
     let head_moved_fps: HashSet<String> = head_findings
         .iter()
-        .filter(|f| is_moved(f))
+        .chain(&head_result.exempted)
+        .filter(|f| arrived(f))
         .map(|f| f.fingerprint.clone())
         .collect();
 
@@ -352,7 +372,7 @@ pub fn plan_from_audits(
     let mut pre_existing = Vec::new();
     for f in head_findings.drain(..) {
         let matched = base_keys.contains(&(f.path.clone(), f.fingerprint.clone()))
-            || (is_moved(&f) && base_moved_fps.contains(&f.fingerprint));
+            || (arrived(&f) && base_moved_fps.contains(&f.fingerprint));
         if !matched {
             new.push(f);
         } else if touched.contains(&(f.path.clone(), f.object.as_ref().map(object_key))) {
@@ -363,7 +383,7 @@ pub fn plan_from_audits(
     for f in base_findings.drain(..) {
         let mapped = sides.mapped(&f.path).to_owned();
         let matched = head_keys.contains(&(mapped, f.fingerprint.clone()))
-            || (is_moved(&f) && head_moved_fps.contains(&f.fingerprint));
+            || (left(&f) && head_moved_fps.contains(&f.fingerprint));
         if !matched {
             fixed.push(f);
         }
