@@ -949,6 +949,13 @@ fn rules_explains_one_rule() {
     let run = kubeward(dir.path(), &["rules", "imageNotPinnedByDigest"]);
     assert_eq!(run.code, Some(0), "{run:?}");
     assert!(run.stdout.contains("off by default"), "{run:?}");
+    // The engine's own findings are explained too.
+    for id in ["parseError", "exemptionAdded"] {
+        let run = kubeward(dir.path(), &["rules", id]);
+        assert_eq!(run.code, Some(0), "{run:?}");
+        assert!(run.stdout.contains(&format!("# {id}")), "{run:?}");
+        assert!(run.stdout.contains("## How to fix"), "{run:?}");
+    }
 }
 
 #[test]

@@ -479,6 +479,19 @@ fn an_added_exemption_is_itself_a_finding_naming_what_it_silences() {
     assert_eq!(f.finding.line, 16);
     assert!(!new_rules(&plan).contains(&"hostNetworkSet"));
     assert!(plan.fixed_findings.is_empty(), "silenced is not fixed");
+    // Its comment says why it matters, what to do, and links its page like any rule.
+    let comment = plan
+        .inline_comments
+        .iter()
+        .find(|c| c.fingerprints.contains(&f.finding.fingerprint))
+        .expect("said inline");
+    assert!(comment.body.contains("**Why:**"), "{}", comment.body);
+    assert!(comment.body.contains("**Fix:**"), "{}", comment.body);
+    assert!(
+        comment.body.contains("exemptionAdded.md"),
+        "{}",
+        comment.body
+    );
 }
 
 #[test]

@@ -37,6 +37,24 @@ fn rule_docs_are_up_to_date() {
             stale.push(rule.id.clone());
         }
     }
+    index.push_str(
+        "\nReported by the engine itself, without a rule file:\n\n| Finding | Default | Title |\n|---|---|---|\n",
+    );
+    for pseudo in kubeward::audit::PSEUDO_RULES {
+        index.push_str(&format!(
+            "| [{id}]({id}.md) | {} | {} |\n",
+            pseudo.default_severity.as_str(),
+            pseudo.title,
+            id = pseudo.id
+        ));
+        let text = pseudo.explain();
+        let path = dir.join(format!("{}.md", pseudo.id));
+        if bless {
+            std::fs::write(&path, &text).expect("docs/rules is writable");
+        } else if std::fs::read_to_string(&path).ok().as_deref() != Some(text.as_str()) {
+            stale.push(pseudo.id.to_owned());
+        }
+    }
     let index_path = dir.join("README.md");
     if bless {
         std::fs::write(&index_path, &index).expect("docs/rules is writable");

@@ -25,6 +25,64 @@ pub const PARSE_ERROR: &str = "parseError";
 /// The pseudo-rule for exemption annotations a change adds (reviews only: it needs a base).
 pub const EXEMPTION_ADDED: &str = "exemptionAdded";
 
+/// A finding the engine itself reports rather than a rule file: what it means and what to do,
+/// for comments, `kubeward rules ID` and the docs.
+#[derive(Debug, Clone, Copy)]
+pub struct PseudoRule {
+    pub id: &'static str,
+    pub title: &'static str,
+    pub default_severity: Severity,
+    pub why: &'static str,
+    pub fix: &'static str,
+}
+
+pub const PSEUDO_RULES: &[PseudoRule] = &[
+    PseudoRule {
+        id: PARSE_ERROR,
+        title: "Document is not valid YAML",
+        default_severity: Severity::Danger,
+        why: "A document that does not parse cannot be audited, and `kubectl apply` rejects it: \
+              nothing else in it has been checked.",
+        fix: "Fix the YAML at the reported line (indentation, an unclosed quote or bracket, a \
+              tab). Severity: `rules: {parseError: ...}` in the policy.",
+    },
+    PseudoRule {
+        id: EXEMPTION_ADDED,
+        title: "The change adds or widens an exemption",
+        default_severity: Severity::Warning,
+        why: "An exemption annotation (`kubeward.io/exempt`, `kubeward.io/<rule>-exempt`, or \
+              Polaris's, kube-linter's and kube-score's keys) silences findings. Added in the same \
+              change as the code it silences, it would pass review unseen; the comment names \
+              what it silences so a reviewer can agree to it.",
+        fix: "Remove the annotation and fix the findings it silences, or keep it with a reason \
+              the reviewers accept. Exemptions that platform teams own belong in the policy \
+              file on the base branch, which a pull request cannot change for its own review.",
+    },
+];
+
+/// The engine's own finding kinds, by ID.
+pub fn pseudo_rule(id: &str) -> Option<&'static PseudoRule> {
+    PSEUDO_RULES.iter().find(|p| p.id == id)
+}
+
+impl PseudoRule {
+    pub fn doc_url(&self) -> String {
+        format!("{}/{}.md", crate::RULE_DOCS_BASE, self.id)
+    }
+
+    /// The same text as `kubeward rules ID` prints for a rule file.
+    pub fn explain(&self) -> String {
+        format!(
+            "# {}\n\n{}\n\nReported by the engine itself (no rule file). Default severity: {}.\n\n## Why it matters\n\n{}\n\n## How to fix\n\n{}\n",
+            self.id,
+            self.title,
+            self.default_severity.as_str(),
+            self.why,
+            self.fix
+        )
+    }
+}
+
 /// Which object a finding is about.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
 #[serde(rename_all = "camelCase")]

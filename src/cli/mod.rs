@@ -305,15 +305,21 @@ fn run_rules(args: RulesArgs) -> anyhow::Result<u8> {
             }
         }
         Some(id) => {
-            let Some(rule) = registry.get(&id) else {
-                let ids: Vec<&str> = registry.ids().collect();
+            if let Some(pseudo) = crate::audit::pseudo_rule(&id) {
+                out.push_str(&pseudo.explain());
+            } else if let Some(rule) = registry.get(&id) {
+                out.push_str(&crate::explain::explain(rule, policy.severity_of(&rule.id)));
+            } else {
+                let ids: Vec<&str> = registry
+                    .ids()
+                    .chain(crate::audit::PSEUDO_RULES.iter().map(|p| p.id))
+                    .collect();
                 eprintln!(
                     "kubeward: {}",
                     crate::yaml::unknown_word_message("rule", &id, &ids)
                 );
                 return Ok(EXIT_USAGE);
-            };
-            out.push_str(&crate::explain::explain(rule, policy.severity_of(&rule.id)));
+            }
         }
     }
     std::io::stdout()

@@ -113,8 +113,14 @@ pub(crate) fn comment_body(
     for f in findings {
         let finding = &f.finding;
         let rule = policy.registry.get(&finding.rule);
-        let title = rule.map_or(finding.rule.as_str(), |r| r.title.as_str());
-        let doc = rule.map(|r| r.doc_url());
+        let pseudo = crate::audit::pseudo_rule(&finding.rule);
+        let title = rule
+            .map(|r| r.title.as_str())
+            .or(pseudo.map(|p| p.title))
+            .unwrap_or(finding.rule.as_str());
+        let doc = rule
+            .map(|r| r.doc_url())
+            .or_else(|| pseudo.map(|p| p.doc_url()));
         let rule_ref = match &doc {
             Some(url) => format!("[`{}`]({url})", finding.rule),
             None => format!("`{}`", finding.rule),
@@ -137,13 +143,16 @@ pub(crate) fn comment_body(
             location.trim_start_matches(": "),
             neutralize(&finding.message)
         );
-        if let Some(rule) = rule {
-            if !rule.why.is_empty() {
-                let _ = writeln!(body, "\n**Why:** {}", rule.why.trim());
-            }
-            if !rule.fix.is_empty() {
-                let _ = writeln!(body, "**Fix:** {}", rule.fix.trim());
-            }
+        let (why, fix) = match (rule, pseudo) {
+            (Some(rule), _) => (rule.why.trim(), rule.fix.trim()),
+            (None, Some(pseudo)) => (pseudo.why, pseudo.fix),
+            (None, None) => ("", ""),
+        };
+        if !why.is_empty() {
+            let _ = writeln!(body, "\n**Why:** {why}");
+        }
+        if !fix.is_empty() {
+            let _ = writeln!(body, "**Fix:** {fix}");
         }
         body.push('\n');
     }
