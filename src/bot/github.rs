@@ -318,98 +318,128 @@ impl GitHubWorker {
         };
         let scan = scan_key(&head_sha, &merge_base);
         let check = start_check(self.api.as_ref(), &target, &scan, new_check_run).await?;
-        if pull.get("draft").and_then(Value::as_bool) == Some(true) && !self.settings.review_drafts
-        {
-            finish_check(self.api.as_ref(), &target, check, Outcome::Neutral, "Draft: not reviewed", "This pull request is a draft; kubeward reviews it when it is marked ready for review.").await?;
-            return Ok(JobOutcome::Published {
-                conclusion: "neutral".into(),
-                published_id: check,
-            });
-        }
-        match self
-            .fetch_and_review(
-                installation,
-                repo,
-                number,
-                &base_ref,
-                &base_sha,
-                &head_sha,
-                &merge_base,
-            )
-            .await
-        {
-            Ok(plan) => {
-                if cancel.is_cancelled() {
+        // Whatever happens from here on, the check run is concluded: a review that fails for
+        // good or outruns its time limit must not leave a required check pending forever.
+        let work = async {
+            if pull.get("draft").and_then(Value::as_bool) == Some(true)
+                && !self.settings.review_drafts
+            {
+                finish_check(self.api.as_ref(), &target, check, Outcome::Neutral, "Draft: not reviewed", "This pull request is a draft; kubeward reviews it when it is marked ready for review.").await?;
+                return Ok(JobOutcome::Published {
+                    conclusion: "neutral".into(),
+                    published_id: check,
+                });
+            }
+            match self
+                .fetch_and_review(
+                    installation,
+                    repo,
+                    number,
+                    &base_ref,
+                    &base_sha,
+                    &head_sha,
+                    &merge_base,
+                )
+                .await
+            {
+                Ok(plan) => {
+                    if cancel.is_cancelled() {
+                        finish_check(
+                            self.api.as_ref(),
+                            &target,
+                            check,
+                            Outcome::Cancelled,
+                            "Superseded",
+                            "A newer push or a closed pull request superseded this review.",
+                        )
+                        .await?;
+                        return Ok(JobOutcome::Skipped("cancelled".into()));
+                    }
+                    let publish_started = std::time::Instant::now();
+                    publish(self.api.as_ref(), &target, &plan, check).await?;
+                    stage("publish", publish_started.elapsed());
+                    let conclusion = match plan.conclusion {
+                        crate::review::Conclusion::Success => "success",
+                        crate::review::Conclusion::Failure => "failure",
+                    };
+                    Ok(JobOutcome::Published {
+                        conclusion: conclusion.into(),
+                        published_id: check,
+                    })
+                }
+                Err(ReviewFailure::Config(message)) => {
                     finish_check(
                         self.api.as_ref(),
                         &target,
                         check,
-                        Outcome::Cancelled,
-                        "Superseded",
-                        "A newer push or a closed pull request superseded this review.",
+                        Outcome::Failure,
+                        "Invalid kubeward configuration",
+                        &format!(
+                            "The policy on the base branch cannot be read:\n\n```\n{message}\n```"
+                        ),
                     )
                     .await?;
-                    return Ok(JobOutcome::Skipped("cancelled".into()));
+                    Ok(JobOutcome::Published {
+                        conclusion: "failure".into(),
+                        published_id: check,
+                    })
                 }
-                let publish_started = std::time::Instant::now();
-                publish(self.api.as_ref(), &target, &plan, check).await?;
-                stage("publish", publish_started.elapsed());
-                let conclusion = match plan.conclusion {
-                    crate::review::Conclusion::Success => "success",
-                    crate::review::Conclusion::Failure => "failure",
-                };
-                Ok(JobOutcome::Published {
-                    conclusion: conclusion.into(),
-                    published_id: check,
-                })
+                Err(ReviewFailure::TooLarge(message)) => {
+                    finish_check(
+                        self.api.as_ref(),
+                        &target,
+                        check,
+                        Outcome::Neutral,
+                        "Too large to review",
+                        &message,
+                    )
+                    .await?;
+                    Ok(JobOutcome::Published {
+                        conclusion: "neutral".into(),
+                        published_id: check,
+                    })
+                }
+                // Concluded below, on the last attempt.
+                Err(ReviewFailure::Other(message)) => Err(BotError::Review(message)),
             }
-            Err(ReviewFailure::Config(message)) => {
-                finish_check(
+        };
+        match tokio::time::timeout(self.settings.review_time_limit, work).await {
+            Ok(Err(error)) if last_attempt => {
+                let summary =
+                    format!("The review failed and will not be retried:\n\n```\n{error}\n```");
+                if let Err(e) = finish_check(
                     self.api.as_ref(),
                     &target,
                     check,
                     Outcome::Failure,
-                    "Invalid kubeward configuration",
-                    &format!(
-                        "The policy on the base branch cannot be read:\n\n```\n{message}\n```"
-                    ),
+                    "kubeward could not review this change",
+                    &summary,
                 )
-                .await?;
-                Ok(JobOutcome::Published {
-                    conclusion: "failure".into(),
-                    published_id: check,
-                })
+                .await
+                {
+                    tracing::warn!(error = %e, "cannot conclude the check run of a failed review");
+                }
+                Err(error)
             }
-            Err(ReviewFailure::TooLarge(message)) => {
+            Ok(result) => result,
+            Err(_) => {
+                let summary = format!(
+                    "The review did not finish within its time limit ({} s); push again or comment `/kubeward rescan` to retry.",
+                    self.settings.review_time_limit.as_secs()
+                );
                 finish_check(
                     self.api.as_ref(),
                     &target,
                     check,
                     Outcome::Neutral,
-                    "Too large to review",
-                    &message,
+                    "Time limit reached",
+                    &summary,
                 )
                 .await?;
                 Ok(JobOutcome::Published {
                     conclusion: "neutral".into(),
                     published_id: check,
                 })
-            }
-            Err(ReviewFailure::Other(message)) => {
-                if last_attempt {
-                    finish_check(
-                        self.api.as_ref(),
-                        &target,
-                        check,
-                        Outcome::Failure,
-                        "kubeward could not review this change",
-                        &format!(
-                            "The review failed and will not be retried:\n\n```\n{message}\n```"
-                        ),
-                    )
-                    .await?;
-                }
-                Err(BotError::Review(message))
             }
         }
     }

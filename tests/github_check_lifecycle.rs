@@ -1,0 +1,240 @@
+//! The check run is always concluded: a review that outruns its time limit or fails for good
+//! on its last attempt leaves a completed check that says so, never one in progress.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use kubeward::bot::github::{BotSettings, GitAccess, GitHubWorker};
+use kubeward::bot::job::{JobSpec, RepoRef};
+use kubeward::bot::runner::BoxFuture;
+use kubeward::bot::worker::{WorkerSettings, run as run_worker};
+use kubeward::forge::github::api::{ApiError, ApiFuture, ApiRequest, GitHubApi, Method};
+use kubeward::forge::github::fake::FakeGitHub;
+use kubeward::git::build;
+use kubeward::git::cache::GitCache;
+use kubeward::queue::{Queue, QueueConfig, now_ms};
+use serde_json::json;
+use tokio::sync::watch;
+
+struct LocalGit(String);
+impl GitAccess for LocalGit {
+    fn url(&self, _repo: &RepoRef) -> String {
+        self.0.clone()
+    }
+    fn credentials(&self, _i: u64) -> BoxFuture<'_, Result<Option<(String, String)>, ApiError>> {
+        Box::pin(async { Ok(None) })
+    }
+}
+
+/// The fake GitHub, with chosen requests slowed down or failing.
+struct Wrapped {
+    fake: Arc<FakeGitHub>,
+    slow_get: Option<(String, Duration)>,
+    fail_post: Option<String>,
+}
+impl GitHubApi for Wrapped {
+    fn call(&self, installation: u64, request: ApiRequest) -> ApiFuture<'_> {
+        Box::pin(async move {
+            if let Some((needle, d)) = &self.slow_get
+                && request.method == Method::Get
+                && request.path.contains(needle.as_str())
+            {
+                tokio::time::sleep(*d).await;
+            }
+            if let Some(needle) = &self.fail_post
+                && request.method == Method::Post
+                && request.path.contains(needle.as_str())
+            {
+                return Err(ApiError::Status {
+                    method: "POST",
+                    path: request.path.clone(),
+                    status: 500,
+                    message: "boom".into(),
+                });
+            }
+            self.fake.call(installation, request).await
+        })
+    }
+}
+
+const DEPLOY: &str = "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: s, namespace: s}\nspec:\n  selector: {matchLabels: {a: s}}\n  template:\n    metadata: {labels: {a: s}}\n    spec:\n      containers:\n        - name: w\n          image: s:1\n          securityContext:\n            privileged: true\n";
+
+fn setup() -> (tempfile::TempDir, String, git2::Oid, git2::Oid) {
+    let dir = tempfile::tempdir().expect("test setup");
+    let path = dir.path().join("up.git");
+    let repo = git2::Repository::init_bare(&path).expect("test setup");
+    let base = build::commit(
+        &repo,
+        Some("refs/heads/main"),
+        &[],
+        &[("README", b"x\n")],
+        "b",
+    )
+    .expect("test setup");
+    let head = build::commit(
+        &repo,
+        Some("refs/pull/7/head"),
+        &[base],
+        &[("README", b"x\n"), ("d.yaml", DEPLOY.as_bytes())],
+        "h",
+    )
+    .expect("test setup");
+    (dir, path.display().to_string(), base, head)
+}
+
+fn pull(base: git2::Oid, head: git2::Oid) -> serde_json::Value {
+    json!({"number": 7, "state": "open", "draft": false,
+        "head": {"sha": head.to_string(), "ref": "f", "repo": {"id": 1}},
+        "base": {"sha": base.to_string(), "ref": "main", "repo": {"id": 1}}})
+}
+
+fn review_job(head: &str) -> kubeward::queue::NewJob {
+    JobSpec::Review {
+        installation: 1,
+        repo: RepoRef {
+            id: 1,
+            owner: "o".into(),
+            name: "r".into(),
+        },
+        number: 7,
+        head_sha: head.into(),
+        trigger: "opened".into(),
+        new_check_run: false,
+    }
+    .to_new_job("github")
+}
+
+async fn run_until_settled(
+    queue: &Queue,
+    api: Arc<dyn GitHubApi>,
+    git: String,
+    dir: &std::path::Path,
+    job_timeout: Duration,
+    review_time_limit: Duration,
+) {
+    let worker = Arc::new(GitHubWorker {
+        api,
+        git: Arc::new(LocalGit(git)),
+        cache: Arc::new(GitCache::new(dir.join("cache"), 1 << 30)),
+        settings: BotSettings {
+            bot_login: "kubeward[bot]".into(),
+            review_drafts: false,
+            max_fetch_bytes: 64 << 20,
+            max_changed_files: 100,
+            fetch_depth: 50,
+            host: "t".into(),
+            details_url: None,
+            review_time_limit,
+        },
+    });
+    let runners: kubeward::bot::worker::Runners = Arc::new(std::collections::HashMap::from([(
+        "github".to_owned(),
+        worker as Arc<dyn kubeward::bot::runner::JobRunner>,
+    )]));
+    let (stop, rx) = watch::channel(false);
+    let task = tokio::spawn(run_worker(
+        "w".into(),
+        queue.clone(),
+        runners,
+        WorkerSettings {
+            poll_interval: Duration::from_millis(20),
+            job_timeout,
+            ..WorkerSettings::default()
+        },
+        rx,
+    ));
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let s = queue.stats(now_ms()).await.expect("test setup");
+        if s.queued == 0 && s.running == 0 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "{s:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let _ = stop.send(true);
+    let _ = task.await;
+}
+
+fn only_check_run(fake: &FakeGitHub) -> serde_json::Value {
+    let runs = fake.check_runs();
+    assert_eq!(runs.len(), 1, "{runs:#?}");
+    runs[0].clone()
+}
+
+async fn one_attempt_queue() -> Queue {
+    Queue::connect("sqlite::memory:")
+        .await
+        .expect("queue")
+        .with_config(QueueConfig::default().with_max_attempts(1))
+        .expect("config")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_review_past_its_time_limit_concludes_its_check_neutral() {
+    let (dir, git, base, head) = setup();
+    let fake = Arc::new(FakeGitHub::new("kubeward[bot]"));
+    fake.add_pull(7, pull(base, head));
+    fake.set_merge_base(&base.to_string(), &head.to_string(), &base.to_string());
+    let api = Arc::new(Wrapped {
+        fake: fake.clone(),
+        slow_get: Some(("/pulls/7/comments".into(), Duration::from_secs(3))),
+        fail_post: None,
+    });
+    let queue = one_attempt_queue().await;
+    queue
+        .enqueue(review_job(&head.to_string()))
+        .await
+        .expect("enqueue");
+    run_until_settled(
+        &queue,
+        api,
+        git,
+        dir.path(),
+        Duration::from_secs(30),
+        Duration::from_millis(300),
+    )
+    .await;
+    let check = only_check_run(&fake);
+    assert_eq!(check["status"], "completed", "{check:#}");
+    assert_eq!(check["conclusion"], "neutral", "{check:#}");
+    assert!(
+        check["output"]["title"]
+            .as_str()
+            .is_some_and(|t| t.contains("Time limit")),
+        "{check:#}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_review_failing_at_the_api_on_its_last_attempt_concludes_its_check() {
+    let (dir, git, base, head) = setup();
+    let fake = Arc::new(FakeGitHub::new("kubeward[bot]"));
+    fake.add_pull(7, pull(base, head));
+    fake.set_merge_base(&base.to_string(), &head.to_string(), &base.to_string());
+    let api = Arc::new(Wrapped {
+        fake: fake.clone(),
+        slow_get: None,
+        fail_post: Some("/issues/7/comments".into()),
+    });
+    let queue = one_attempt_queue().await;
+    let id = queue
+        .enqueue(review_job(&head.to_string()))
+        .await
+        .expect("enqueue")
+        .id;
+    run_until_settled(
+        &queue,
+        api,
+        git,
+        dir.path(),
+        Duration::from_secs(30),
+        Duration::from_secs(20),
+    )
+    .await;
+    let job = queue.get(id).await.expect("read").expect("job");
+    assert!(job.last_error.is_some(), "{job:?}");
+    let check = only_check_run(&fake);
+    assert_eq!(check["status"], "completed", "{check:#}");
+    assert_eq!(check["conclusion"], "failure", "{check:#}");
+}
