@@ -212,6 +212,11 @@ async fn metrics_and_json_logs_carry_what_operators_need_and_no_secret() {
         metrics.contains("stage=\"publish\""),
         "per-stage durations: {metrics}"
     );
+    assert!(
+        metrics.contains("# TYPE kubeward_job_duration_seconds histogram")
+            && metrics.contains("kubeward_job_duration_seconds_bucket{"),
+        "durations are histograms, which add up across replicas: {metrics}"
+    );
     // The forged delivery id never reached the database.
     let queue = kubeward::queue::Queue::connect(&format!(
         "sqlite://{}",

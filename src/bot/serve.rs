@@ -214,8 +214,14 @@ pub async fn serve(settings: ServeSettings) -> anyhow::Result<()> {
         .map(|g| GitLabSecrets::load(g, &env))
         .transpose()
         .map_err(|e| anyhow::anyhow!(e.0))?;
+    // Histograms with buckets, not summaries: bucket counts add up across replicas, quantiles
+    // do not. Bounds in seconds, from a fast API call to a review at its time limit.
     let metrics = metrics_exporter_prometheus::PrometheusBuilder::new()
-        .install_recorder()
+        .set_buckets(&[
+            0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0,
+            300.0, 600.0,
+        ])
+        .and_then(|builder| builder.install_recorder())
         .ok();
     // A database URL with a password is a secret: the environment may give it instead.
     let database =

@@ -259,9 +259,16 @@ fn allowed_scope(matched: &[&HookBinding], project: &ProjectRef) -> Option<Vec<S
 
 /// The delivery's identity for de-duplication: `Idempotency-Key` (kept across GitLab's
 /// retries and "Resend Request"), else `webhook-id` (the same value on signed deliveries),
-/// else `X-Gitlab-Event-UUID`, else a hash of the body (older instances).
+/// else `X-Gitlab-Event-UUID`, else a hash of the body (older instances). A signed delivery
+/// is known by its `webhook-id`, which the signature covers: an unsigned header would let a
+/// captured delivery be replayed, within the timestamp window, under fresh keys.
 fn delivery_key(headers: &HeaderMap, body: &[u8]) -> String {
-    ["idempotency-key", "webhook-id", "x-gitlab-event-uuid"]
+    let order: [&str; 3] = if header(headers, "webhook-signature").is_some() {
+        ["webhook-id", "idempotency-key", "x-gitlab-event-uuid"]
+    } else {
+        ["idempotency-key", "webhook-id", "x-gitlab-event-uuid"]
+    };
+    order
         .iter()
         .find_map(|name| {
             header(headers, name)
@@ -554,5 +561,8 @@ mod tests {
         assert_eq!(delivery_key(&headers, b"{}"), "msg");
         headers.insert("idempotency-key", "idem".parse().expect("header"));
         assert_eq!(delivery_key(&headers, b"{}"), "idem");
+        // Signed: the id the signature covers, whatever the unsigned headers say.
+        headers.insert("webhook-signature", "v1,c2ln".parse().expect("header"));
+        assert_eq!(delivery_key(&headers, b"{}"), "msg");
     }
 }
