@@ -506,7 +506,7 @@ impl GitHubWorker {
             // Shallow fetches are a smart-protocol feature; local paths (testdrive) get it all.
             let depth = url.starts_with("http").then_some(settings.fetch_depth);
             let fetch_started = std::time::Instant::now();
-            fetch(&refspecs, depth).map_err(|e| ReviewFailure::Other(e.to_string()))?;
+            fetch(&refspecs, depth).map_err(ReviewFailure::from_fetch)?;
             let has = |sha: &str| {
                 git2::Oid::from_str(sha)
                     .ok()
@@ -515,7 +515,7 @@ impl GitHubWorker {
             // The merge-base may lie below the shallow boundary: fetch exactly that commit.
             if !has(&merge_base) {
                 let spec = vec![format!("+{merge_base}:refs/kubeward/merge-base")];
-                fetch(&spec, depth.map(|_| 1)).map_err(|e| ReviewFailure::Other(e.to_string()))?;
+                fetch(&spec, depth.map(|_| 1)).map_err(ReviewFailure::from_fetch)?;
             }
             stage("fetch", fetch_started.elapsed());
             for sha in [&head_sha, &merge_base] {
@@ -584,4 +584,16 @@ enum ReviewFailure {
     Config(String),
     TooLarge(String),
     Other(String),
+}
+
+impl ReviewFailure {
+    /// A fetch over the byte cap concludes at once; other fetch errors may be retried.
+    fn from_fetch(error: crate::git::GitError) -> ReviewFailure {
+        match error {
+            crate::git::GitError::FetchTooLarge { .. } => {
+                ReviewFailure::TooLarge(error.to_string())
+            }
+            error => ReviewFailure::Other(error.to_string()),
+        }
+    }
 }

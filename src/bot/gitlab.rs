@@ -616,7 +616,7 @@ impl GitLabWorker {
             // Shallow fetches are a smart-protocol feature; local paths get everything.
             let depth = url.starts_with("http").then_some(settings.fetch_depth);
             let started = std::time::Instant::now();
-            fetch(&refspecs, depth).map_err(|e| ReviewFailure::Other(e.to_string()))?;
+            fetch(&refspecs, depth).map_err(ReviewFailure::from_fetch)?;
             let has = |sha: &str| {
                 git2::Oid::from_str(sha)
                     .ok()
@@ -627,8 +627,7 @@ impl GitLabWorker {
             for (sha, name) in [(&refs.base_sha, "base"), (&refs.start_sha, "start")] {
                 if !has(sha) {
                     let spec = vec![format!("+{sha}:refs/kubeward/mr/{iid}/{name}")];
-                    fetch(&spec, depth.map(|_| 1))
-                        .map_err(|e| ReviewFailure::Other(e.to_string()))?;
+                    fetch(&spec, depth.map(|_| 1)).map_err(ReviewFailure::from_fetch)?;
                 }
             }
             stage("fetch", started.elapsed());
@@ -706,6 +705,18 @@ enum ReviewFailure {
     Config(String),
     TooLarge(String),
     Other(String),
+}
+
+impl ReviewFailure {
+    /// A fetch over the byte cap concludes at once; other fetch errors may be retried.
+    fn from_fetch(error: crate::git::GitError) -> ReviewFailure {
+        match error {
+            crate::git::GitError::FetchTooLarge { .. } => {
+                ReviewFailure::TooLarge(error.to_string())
+            }
+            error => ReviewFailure::Other(error.to_string()),
+        }
+    }
 }
 
 #[cfg(test)]

@@ -203,9 +203,7 @@ impl CachedRepo {
         let bytes = received.load(Ordering::Relaxed);
         match result {
             Ok(()) => Ok(bytes),
-            Err(_) if bytes > cap => Err(GitError::Other(format!(
-                "fetch stopped: more than {cap} bytes"
-            ))),
+            Err(_) if bytes > cap => Err(GitError::FetchTooLarge { cap }),
             Err(e) => Err(GitError::Git {
                 // The URL holds no secret: credentials only go through the callback.
                 context: format!("cannot fetch from {}", request.url),

@@ -17,6 +17,9 @@ pub enum GitError {
         #[source]
         source: git2::Error,
     },
+    /// The fetch brought more than the job's byte cap: retrying cannot help.
+    #[error("the fetch stopped at the cap of {cap} bytes: the change is too large to review")]
+    FetchTooLarge { cap: u64 },
     #[error("{0}")]
     Other(String),
 }
