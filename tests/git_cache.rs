@@ -159,7 +159,10 @@ async fn a_fetch_over_the_byte_cap_stops() {
     .await
     .expect("join");
     assert!(
-        matches!(error, kubeward::git::GitError::FetchTooLarge { cap: 100_000 }),
+        matches!(
+            error,
+            kubeward::git::GitError::FetchTooLarge { cap: 100_000 }
+        ),
         "a distinct error, so the job concludes instead of retrying: {error}"
     );
 }

@@ -257,6 +257,16 @@ async fn metrics_and_json_logs_carry_what_operators_need_and_no_secret() {
             .any(|l| l.to_string().contains("real-1") && l.to_string().contains("published")),
         "the job's lines carry the delivery id: {logs}"
     );
+    // The intake's lines name the repository and pull request too, like the worker's.
+    let queued = lines
+        .iter()
+        .find(|l| l["fields"]["message"] == "queued" && l.to_string().contains("real-1"))
+        .unwrap_or_else(|| panic!("a queued line for real-1: {logs}"));
+    let text = queued.to_string();
+    assert!(
+        text.contains("\"repo\":4242") && text.contains("\"pr\":7"),
+        "{queued:#}"
+    );
     mock.assert_requests_valid();
 }
 

@@ -304,7 +304,14 @@ async fn gitlab_webhook(
     let key = delivery_key(&headers, &body);
     let event = header(&headers, "x-gitlab-event").unwrap_or("").to_owned();
     // Every line logged for this delivery carries its id.
-    let span = tracing::info_span!("webhook", forge = "gitlab", delivery = %key, event = %event);
+    let span = tracing::info_span!(
+        "webhook",
+        forge = "gitlab",
+        delivery = %key,
+        event = %event,
+        repo = tracing::field::Empty,
+        pr = tracing::field::Empty,
+    );
     handle(state, &headers, body, key, event)
         .instrument(span)
         .await
@@ -366,6 +373,7 @@ async fn handle(
             );
         }
     };
+    super::record_target(&jobs);
     let jobs: Vec<NewJob> = jobs
         .into_iter()
         .map(|mut job| {

@@ -120,9 +120,23 @@ async fn github_webhook(
         "webhook",
         forge = "github",
         delivery = %value("x-github-delivery"),
-        event = %value("x-github-event")
+        event = %value("x-github-event"),
+        repo = tracing::field::Empty,
+        pr = tracing::field::Empty,
     );
     handle_github(state, &headers, body).instrument(span).await
+}
+
+/// Names the repository and pull request on the delivery's span, so every later line of it
+/// (and the "queued" line) says which, as the worker's lines do.
+pub(crate) fn record_target(jobs: &[NewJob]) {
+    if let Some(job) = jobs.first() {
+        let span = tracing::Span::current();
+        span.record("repo", job.repo_id);
+        if let Some(pr) = job.pr_number {
+            span.record("pr", pr);
+        }
+    }
 }
 
 async fn handle_github(state: Arc<AppState>, headers: &HeaderMap, body: Bytes) -> Response {
@@ -173,6 +187,7 @@ async fn handle_github(state: Arc<AppState>, headers: &HeaderMap, body: Bytes) -
         }
         Route::Jobs(jobs) => jobs,
     };
+    record_target(&jobs);
     // The delivery id follows the job into the worker's log lines.
     for job in &mut jobs {
         if let Some(payload) = job.payload.as_object_mut() {
