@@ -238,3 +238,30 @@ async fn a_review_failing_at_the_api_on_its_last_attempt_concludes_its_check() {
     assert_eq!(check["status"], "completed", "{check:#}");
     assert_eq!(check["conclusion"], "failure", "{check:#}");
 }
+
+/// A re-requested check on a known pull request is that PR's work: a newer push supersedes it
+/// while it waits, instead of two jobs publishing on the same pull request.
+#[tokio::test]
+async fn a_newer_push_supersedes_a_queued_rerequest_of_the_same_pull_request() {
+    let queue = one_attempt_queue().await;
+    let repo = RepoRef {
+        id: 1,
+        owner: "o".into(),
+        name: "r".into(),
+    };
+    let rerequest = JobSpec::Rerequest {
+        installation: 1,
+        repo: repo.clone(),
+        head_sha: "a".repeat(40),
+        pull_numbers: vec![7],
+    }
+    .to_new_job("github");
+    assert_eq!(rerequest.pr_number, Some(7));
+    let rerequest = queue.enqueue(rerequest).await.expect("enqueue").id;
+    queue
+        .enqueue(review_job(&"b".repeat(40)))
+        .await
+        .expect("enqueue");
+    let job = queue.get(rerequest).await.expect("read").expect("job");
+    assert_eq!(job.state, kubeward::queue::JobState::Superseded, "{job:?}");
+}

@@ -79,12 +79,20 @@ impl JobSpec {
                 number,
                 ..
             } => (*installation, repo, Some(*number), None, false),
+            // Known to belong to one pull request: queued as that PR's work, so it runs one at
+            // a time with the PR's other jobs and a newer push supersedes it.
             JobSpec::Rerequest {
                 installation,
                 repo,
                 head_sha,
-                ..
-            } => (*installation, repo, None, Some(head_sha.clone()), false),
+                pull_numbers,
+            } => {
+                let pr = match pull_numbers.as_slice() {
+                    [one] => Some(*one),
+                    _ => None,
+                };
+                (*installation, repo, pr, Some(head_sha.clone()), false)
+            }
         };
         NewJob {
             kind: self.kind().to_owned(),
