@@ -104,14 +104,15 @@ fn review_job(head: &str) -> kubeward::queue::NewJob {
     .to_new_job("github")
 }
 
-async fn run_until_settled(
+/// A real worker on `queue`; send `true` to stop it.
+fn start_worker(
     queue: &Queue,
     api: Arc<dyn GitHubApi>,
     git: String,
     dir: &std::path::Path,
     job_timeout: Duration,
     review_time_limit: Duration,
-) {
+) -> (watch::Sender<bool>, tokio::task::JoinHandle<()>) {
     let worker = Arc::new(GitHubWorker {
         api,
         git: Arc::new(LocalGit(git)),
@@ -143,6 +144,18 @@ async fn run_until_settled(
         },
         rx,
     ));
+    (stop, task)
+}
+
+async fn run_until_settled(
+    queue: &Queue,
+    api: Arc<dyn GitHubApi>,
+    git: String,
+    dir: &std::path::Path,
+    job_timeout: Duration,
+    review_time_limit: Duration,
+) {
+    let (stop, task) = start_worker(queue, api, git, dir, job_timeout, review_time_limit);
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
         let s = queue.stats(now_ms()).await.expect("test setup");
@@ -264,4 +277,69 @@ async fn a_newer_push_supersedes_a_queued_rerequest_of_the_same_pull_request() {
         .expect("enqueue");
     let job = queue.get(rerequest).await.expect("read").expect("job");
     assert_eq!(job.state, kubeward::queue::JobState::Superseded, "{job:?}");
+}
+
+/// A failed attempt that will be retried concludes its check as a failure (never neutral, which
+/// a required check counts as passing): if a newer push then supersedes the retry, the older
+/// head's check is not left in progress.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_retried_review_superseded_while_waiting_leaves_no_check_in_progress() {
+    let (dir, git, base, head) = setup();
+    let fake = Arc::new(FakeGitHub::new("kubeward[bot]"));
+    fake.add_pull(7, pull(base, head));
+    fake.set_merge_base(&base.to_string(), &head.to_string(), &base.to_string());
+    let api = Arc::new(Wrapped {
+        fake: fake.clone(),
+        slow_get: None,
+        fail_post: Some("/issues/7/comments".into()),
+    });
+    let queue = Queue::connect("sqlite::memory:")
+        .await
+        .expect("queue")
+        .with_config(
+            QueueConfig::default()
+                .with_max_attempts(3)
+                .with_backoff(60_000, 60_000),
+        )
+        .expect("config");
+    let id = queue
+        .enqueue(review_job(&head.to_string()))
+        .await
+        .expect("enqueue")
+        .id;
+    let (stop, task) = start_worker(
+        &queue,
+        api,
+        git,
+        dir.path(),
+        Duration::from_secs(30),
+        Duration::from_secs(20),
+    );
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let job = queue.get(id).await.expect("read").expect("job");
+        if job.attempts >= 1 && job.state == kubeward::queue::JobState::Queued {
+            break;
+        }
+        assert!(Instant::now() < deadline, "{job:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let _ = stop.send(true);
+    let _ = task.await;
+    let check = only_check_run(&fake);
+    assert_eq!(check["status"], "completed", "{check:#}");
+    assert_eq!(check["conclusion"], "failure", "{check:#}");
+
+    // A newer push supersedes the waiting retry; nothing is left in progress.
+    queue
+        .enqueue(review_job(&"f".repeat(40)))
+        .await
+        .expect("enqueue");
+    let job = queue.get(id).await.expect("read").expect("job");
+    assert_eq!(job.state, kubeward::queue::JobState::Superseded);
+    assert!(
+        fake.check_runs().iter().all(|r| r["status"] == "completed"),
+        "{:#?}",
+        fake.check_runs()
+    );
 }

@@ -404,7 +404,27 @@ impl GitHubWorker {
             }
         };
         match tokio::time::timeout(self.settings.review_time_limit, work).await {
-            Ok(Err(error)) if last_attempt => {
+            // Not the last attempt: said as a failure (never neutral, which a required check
+            // would count as passing), replaced by the retry's result. Should a newer push
+            // supersede the retry, the old head's check is not left in progress.
+            Ok(Err(error)) if !last_attempt => {
+                let summary =
+                    format!("The review failed and will be retried:\n\n```\n{error}\n```");
+                if let Err(e) = finish_check(
+                    self.api.as_ref(),
+                    &target,
+                    check,
+                    Outcome::Failure,
+                    "kubeward hit an error; retrying",
+                    &summary,
+                )
+                .await
+                {
+                    tracing::warn!(error = %e, "cannot conclude the check run of a failed attempt");
+                }
+                Err(error)
+            }
+            Ok(Err(error)) => {
                 let summary =
                     format!("The review failed and will not be retried:\n\n```\n{error}\n```");
                 if let Err(e) = finish_check(
