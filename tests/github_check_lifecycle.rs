@@ -343,3 +343,51 @@ async fn a_retried_review_superseded_while_waiting_leaves_no_check_in_progress()
         fake.check_runs()
     );
 }
+
+/// GitHub rejects a whole review (422) when a comment's line is not in its diff, without saying
+/// which. The review is posted again with only the safest comments; when GitHub rejects that
+/// too, every comment is said in the summary comment: the job still concludes, nothing is lost.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn comments_of_a_rejected_review_are_said_in_the_summary_and_the_check_concludes() {
+    let (dir, git, base, head) = setup();
+    let fake = Arc::new(FakeGitHub::new("kubeward[bot]"));
+    fake.add_pull(7, pull(base, head));
+    fake.set_merge_base(&base.to_string(), &head.to_string(), &base.to_string());
+    // GitHub's diff lacks line 13 (`privileged: true`), which our plan comments on.
+    fake.set_diff_lines("d.yaml", (1..=12).chain(14..=20));
+    let queue = one_attempt_queue().await;
+    let id = queue
+        .enqueue(review_job(&head.to_string()))
+        .await
+        .expect("enqueue")
+        .id;
+    run_until_settled(
+        &queue,
+        fake.clone(),
+        git,
+        dir.path(),
+        Duration::from_secs(30),
+        Duration::from_secs(20),
+    )
+    .await;
+    let job = queue.get(id).await.expect("read").expect("job");
+    assert_eq!(job.state, kubeward::queue::JobState::Done, "{job:?}");
+    assert!(
+        fake.review_comments().is_empty(),
+        "{:#?}",
+        fake.review_comments()
+    );
+    let summary = fake
+        .issue_comments()
+        .into_iter()
+        .find_map(|c| c["body"].as_str().map(str::to_owned))
+        .expect("a summary comment");
+    assert!(
+        summary.contains("GitHub refused some inline comments")
+            && summary.contains("- `d.yaml` line 13"),
+        "{summary}"
+    );
+    let check = only_check_run(&fake);
+    assert_eq!(check["status"], "completed", "{check:#}");
+    assert_eq!(check["conclusion"], "failure", "{check:#}");
+}
