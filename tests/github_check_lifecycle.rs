@@ -169,6 +169,14 @@ async fn run_until_settled(
     let _ = task.await;
 }
 
+/// The fake GitHub holding pull request 7 from `base` to `head`.
+fn github_with_pull(base: git2::Oid, head: git2::Oid) -> Arc<FakeGitHub> {
+    let fake = Arc::new(FakeGitHub::new("kubeward[bot]"));
+    fake.add_pull(7, pull(base, head));
+    fake.set_merge_base(&base.to_string(), &head.to_string(), &base.to_string());
+    fake
+}
+
 fn only_check_run(fake: &FakeGitHub) -> serde_json::Value {
     let runs = fake.check_runs();
     assert_eq!(runs.len(), 1, "{runs:#?}");
@@ -186,9 +194,7 @@ async fn one_attempt_queue() -> Queue {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_review_past_its_time_limit_concludes_its_check_neutral() {
     let (dir, git, base, head) = setup();
-    let fake = Arc::new(FakeGitHub::new("kubeward[bot]"));
-    fake.add_pull(7, pull(base, head));
-    fake.set_merge_base(&base.to_string(), &head.to_string(), &base.to_string());
+    let fake = github_with_pull(base, head);
     let api = Arc::new(Wrapped {
         fake: fake.clone(),
         slow_get: Some(("/pulls/7/comments".into(), Duration::from_secs(3))),
@@ -222,9 +228,7 @@ async fn a_review_past_its_time_limit_concludes_its_check_neutral() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_review_failing_at_the_api_on_its_last_attempt_concludes_its_check() {
     let (dir, git, base, head) = setup();
-    let fake = Arc::new(FakeGitHub::new("kubeward[bot]"));
-    fake.add_pull(7, pull(base, head));
-    fake.set_merge_base(&base.to_string(), &head.to_string(), &base.to_string());
+    let fake = github_with_pull(base, head);
     let api = Arc::new(Wrapped {
         fake: fake.clone(),
         slow_get: None,
@@ -285,9 +289,7 @@ async fn a_newer_push_supersedes_a_queued_rerequest_of_the_same_pull_request() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_retried_review_superseded_while_waiting_leaves_no_check_in_progress() {
     let (dir, git, base, head) = setup();
-    let fake = Arc::new(FakeGitHub::new("kubeward[bot]"));
-    fake.add_pull(7, pull(base, head));
-    fake.set_merge_base(&base.to_string(), &head.to_string(), &base.to_string());
+    let fake = github_with_pull(base, head);
     let api = Arc::new(Wrapped {
         fake: fake.clone(),
         slow_get: None,
@@ -350,9 +352,7 @@ async fn a_retried_review_superseded_while_waiting_leaves_no_check_in_progress()
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn comments_of_a_rejected_review_are_said_in_the_summary_and_the_check_concludes() {
     let (dir, git, base, head) = setup();
-    let fake = Arc::new(FakeGitHub::new("kubeward[bot]"));
-    fake.add_pull(7, pull(base, head));
-    fake.set_merge_base(&base.to_string(), &head.to_string(), &base.to_string());
+    let fake = github_with_pull(base, head);
     // GitHub's diff lacks line 13 (`privileged: true`), which our plan comments on.
     fake.set_diff_lines("d.yaml", (1..=12).chain(14..=20));
     let queue = one_attempt_queue().await;
