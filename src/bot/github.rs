@@ -5,7 +5,7 @@ use std::sync::Arc;
 use serde_json::{Value, json};
 
 use super::job::{JobSpec, RepoRef};
-use super::runner::{BotError, BoxFuture, Cancel, JobOutcome, JobRunner};
+use super::runner::{BotError, BoxFuture, Cancel, JobOutcome, JobRunner, ReviewFailure};
 use crate::forge::github::api::{ApiError, ApiRequest, GitHubApi, repo_path};
 use crate::forge::github::publish::{
     Outcome, Target, can_write, finish_check, publish, scan_key, start_check,
@@ -404,35 +404,24 @@ impl GitHubWorker {
             }
         };
         match tokio::time::timeout(self.settings.review_time_limit, work).await {
-            // Not the last attempt: said as a failure (never neutral, which a required check
-            // would count as passing), replaced by the retry's result. Should a newer push
-            // supersede the retry, the old head's check is not left in progress.
-            Ok(Err(error)) if !last_attempt => {
-                let summary =
-                    format!("The review failed and will be retried:\n\n```\n{error}\n```");
-                if let Err(e) = finish_check(
-                    self.api.as_ref(),
-                    &target,
-                    check,
-                    Outcome::Failure,
-                    "kubeward hit an error; retrying",
-                    &summary,
-                )
-                .await
-                {
-                    tracing::warn!(error = %e, "cannot conclude the check run of a failed attempt");
-                }
-                Err(error)
-            }
+            // Said as a failure either way: never neutral, which a required check counts as
+            // passing. Before the last attempt the retry's result replaces it; should a newer
+            // push supersede the retry, the old head's check is not left in progress.
             Ok(Err(error)) => {
-                let summary =
-                    format!("The review failed and will not be retried:\n\n```\n{error}\n```");
+                let (title, will) = match last_attempt {
+                    true => (
+                        "kubeward could not review this change",
+                        "will not be retried",
+                    ),
+                    false => ("kubeward hit an error; retrying", "will be retried"),
+                };
+                let summary = format!("The review failed and {will}:\n\n```\n{error}\n```");
                 if let Err(e) = finish_check(
                     self.api.as_ref(),
                     &target,
                     check,
                     Outcome::Failure,
-                    "kubeward could not review this change",
+                    title,
                     &summary,
                 )
                 .await
@@ -598,22 +587,4 @@ impl GitHubWorker {
 fn stage(name: &'static str, elapsed: std::time::Duration) {
     metrics::histogram!("kubeward_job_duration_seconds", "stage" => name)
         .record(elapsed.as_secs_f64());
-}
-
-enum ReviewFailure {
-    Config(String),
-    TooLarge(String),
-    Other(String),
-}
-
-impl ReviewFailure {
-    /// A fetch over the byte cap concludes at once; other fetch errors may be retried.
-    fn from_fetch(error: crate::git::GitError) -> ReviewFailure {
-        match error {
-            crate::git::GitError::FetchTooLarge { .. } => {
-                ReviewFailure::TooLarge(error.to_string())
-            }
-            error => ReviewFailure::Other(error.to_string()),
-        }
-    }
 }

@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::job::FORGE_GITLAB;
-use super::runner::{BotError, BoxFuture, Cancel, JobOutcome, JobRunner};
+use super::runner::{BotError, BoxFuture, Cancel, JobOutcome, JobRunner, ReviewFailure};
 use crate::forge::Secret;
 use crate::forge::gitlab::events::{Command, parse_command};
 use crate::forge::gitlab::publish::{
@@ -699,24 +699,6 @@ fn outside_groups(project_id: u64) -> JobOutcome {
 fn stage(name: &'static str, elapsed: std::time::Duration) {
     metrics::histogram!("kubeward_job_duration_seconds", "stage" => name)
         .record(elapsed.as_secs_f64());
-}
-
-enum ReviewFailure {
-    Config(String),
-    TooLarge(String),
-    Other(String),
-}
-
-impl ReviewFailure {
-    /// A fetch over the byte cap concludes at once; other fetch errors may be retried.
-    fn from_fetch(error: crate::git::GitError) -> ReviewFailure {
-        match error {
-            crate::git::GitError::FetchTooLarge { .. } => {
-                ReviewFailure::TooLarge(error.to_string())
-            }
-            error => ReviewFailure::Other(error.to_string()),
-        }
-    }
 }
 
 #[cfg(test)]
