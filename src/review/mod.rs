@@ -676,19 +676,7 @@ fn cause_anchor(f: &Finding, sides: &Sides<'_>, input: &ReviewInput<'_>) -> Opti
             if o.namespace_or_default() != object.namespace || o.pod.is_none() || same(&o) {
                 continue;
             }
-            let was_selected = input
-                .base_files
-                .iter()
-                .flat_map(|file| file.objects())
-                .any(|b| {
-                    b.kind == o.kind
-                        && b.name == o.name
-                        && b.namespace_or_default() == o.namespace_or_default()
-                        && carries_selected_pair(&b)
-                });
-            if !was_selected && !carries_selected_pair(&o) {
-                continue;
-            }
+            // Cheap test first: did the change touch this workload's labels at all?
             let label_blocks = [
                 o.node
                     .get_path(&["metadata"])
@@ -698,17 +686,27 @@ fn cause_anchor(f: &Finding, sides: &Sides<'_>, input: &ReviewInput<'_>) -> Opti
                     .and_then(|p| p.template.get("metadata"))
                     .and_then(|m| m.entry("labels")),
             ];
-            for entry in label_blocks.into_iter().flatten() {
-                let range = (
-                    entry.key_span.start.line,
-                    entry.value.span.last_line().max(entry.key_span.start.line),
-                );
-                if let Some(line) = change
-                    .added_lines()
-                    .find(|l| (range.0..=range.1).contains(l))
-                {
-                    return line_anchor(AnchorKind::Cause, change, line);
-                }
+            let Some(line) = label_blocks.into_iter().flatten().find_map(|entry| {
+                let range = entry.key_span.start.line
+                    ..=entry.value.span.last_line().max(entry.key_span.start.line);
+                change.added_lines().find(|l| range.contains(l))
+            }) else {
+                continue;
+            };
+            let was_selected = || {
+                input
+                    .base_files
+                    .iter()
+                    .flat_map(|file| file.objects())
+                    .any(|b| {
+                        b.kind == o.kind
+                            && b.name == o.name
+                            && b.namespace_or_default() == o.namespace_or_default()
+                            && carries_selected_pair(&b)
+                    })
+            };
+            if carries_selected_pair(&o) || was_selected() {
+                return line_anchor(AnchorKind::Cause, change, line);
             }
         }
     }
