@@ -248,20 +248,24 @@ fn comment_payload(number: u64, body: &str, login: &str, kind: &str) -> Value {
 const OWNERS: &str = "*.yaml @octo/platform\n/apps/ @octo/shop-team\n";
 
 fn deployment(extra_container_lines: &str, replicas: u32) -> String {
+    deployment_named("shop", extra_container_lines, replicas)
+}
+
+fn deployment_named(name: &str, extra_container_lines: &str, replicas: u32) -> String {
     format!(
         "apiVersion: apps/v1
 kind: Deployment
 metadata:
-  name: shop
+  name: {name}
   namespace: shop
-  labels: {{app.kubernetes.io/instance: shop}}
+  labels: {{app.kubernetes.io/instance: {name}}}
 spec:
   replicas: {replicas}
   selector:
-    matchLabels: {{app: shop}}
+    matchLabels: {{app: {name}}}
   template:
     metadata:
-      labels: {{app: shop}}
+      labels: {{app: {name}}}
     spec:
       securityContext:
         runAsNonRoot: true
@@ -283,41 +287,34 @@ const POLICY: &str = "rules:\n  priorityClassNotSet: ignore\n  topologySpreadCon
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_pull_request_is_reviewed_once_rescans_add_nothing_and_fixes_are_marked() {
     let upstream = Upstream::new();
-    let files = |deploy: &str| {
-        vec![
-            (".kubeward.yaml", POLICY.to_owned()),
-            (".github/CODEOWNERS", OWNERS.to_owned()),
-            ("apps/shop.yaml", deploy.to_owned()),
-        ]
+    let commit = |reference: &str, parents: &[git2::Oid], shop: &str, cart: &str| {
+        upstream.commit(
+            reference,
+            parents,
+            &[
+                (".kubeward.yaml", POLICY),
+                (".github/CODEOWNERS", OWNERS),
+                ("apps/shop.yaml", shop),
+                ("apps/cart.yaml", cart),
+            ],
+        )
     };
-    let as_refs = |f: &Vec<(&'static str, String)>| {
-        f.iter().map(|(p, c)| (*p, c.clone())).collect::<Vec<_>>()
-    };
-    // main already lacks a liveness probe (pre-existing) and runs with hostNetwork.
-    let base_files = files(&deployment("", 2).replace(
-        "      securityContext:\n        runAsNonRoot",
-        "      hostNetwork: true\n      securityContext:\n        runAsNonRoot",
-    ));
-    let base_refs = as_refs(&base_files);
-    let base = upstream.commit(
+    let privileged = "            privileged: true\n";
+    // main already lacks a liveness probe (pre-existing) and runs shop with hostNetwork.
+    let base = commit(
         "refs/heads/main",
         &[],
-        &base_refs
-            .iter()
-            .map(|(p, c)| (*p, c.as_str()))
-            .collect::<Vec<_>>(),
+        &deployment("", 2).replace(
+            "      securityContext:\n        runAsNonRoot",
+            "      hostNetwork: true\n      securityContext:\n        runAsNonRoot",
+        ),
+        &deployment_named("cart", "", 2),
     );
-    // The PR: removes hostNetwork (a fix) and makes the container privileged (new).
-    let head_files = files(&deployment("            privileged: true\n", 2));
-    let head_refs = as_refs(&head_files);
-    let head = upstream.commit(
-        "refs/pull/7/head",
-        &[base],
-        &head_refs
-            .iter()
-            .map(|(p, c)| (*p, c.as_str()))
-            .collect::<Vec<_>>(),
-    );
+    // The PR removes hostNetwork (a fix) and makes both containers privileged (two new
+    // findings).
+    let head_shop = deployment(privileged, 2);
+    let head_cart = deployment_named("cart", privileged, 2);
+    let head = commit("refs/pull/7/head", &[base], &head_shop, &head_cart);
     let bot = start(&upstream).await;
     bot.fake.add_pull(7, pull(7, base, head));
     bot.fake
@@ -354,23 +351,35 @@ async fn a_pull_request_is_reviewed_once_rescans_add_nothing_and_fixes_are_marke
     assert_eq!(status, 202, "{answer}");
     bot.settle().await;
 
-    // One review comment on the privileged line, with a suggestion; owners in the summary.
-    let comments = bot.fake.review_comments();
-    assert_eq!(comments.len(), 1, "{comments:#?}");
-    assert_eq!(comments[0]["path"], "apps/shop.yaml");
-    let privileged_line = head_files[2]
-        .1
-        .lines()
-        .position(|l| l.contains("privileged: true"))
-        .expect("line")
-        + 1;
-    assert_eq!(comments[0]["line"], privileged_line);
-    assert_eq!(comments[0]["side"], "RIGHT");
-    let body = comments[0]["body"].as_str().expect("body");
-    assert!(
-        body.contains("runAsPrivileged") && body.contains("```suggestion"),
-        "{body}"
-    );
+    // One review comment on each privileged line, with a suggestion; owners in the summary.
+    let line_of =
+        |text: &str, needle: &str| text.lines().position(|l| l.contains(needle)).expect("line") + 1;
+    let comment_on = |path: &str| {
+        let found: Vec<Value> = bot
+            .fake
+            .review_comments()
+            .into_iter()
+            .filter(|c| c["path"] == path)
+            .collect();
+        found
+    };
+    assert_eq!(bot.fake.review_comments().len(), 2);
+    for (path, text) in [
+        ("apps/shop.yaml", &head_shop),
+        ("apps/cart.yaml", &head_cart),
+    ] {
+        let comments = comment_on(path);
+        assert_eq!(comments.len(), 1, "{path}: {comments:#?}");
+        assert_eq!(comments[0]["line"], line_of(text, "privileged: true"));
+        assert_eq!(comments[0]["side"], "RIGHT");
+        let body = comments[0]["body"].as_str().expect("body");
+        assert!(
+            body.contains("runAsPrivileged") && body.contains("```suggestion"),
+            "{body}"
+        );
+    }
+    let shop_comment = comment_on("apps/shop.yaml")[0]["id"].as_u64().expect("id");
+    let cart_comment = comment_on("apps/cart.yaml")[0].clone();
     let runs = bot.fake.check_runs();
     assert_eq!(runs.len(), 1);
     assert_eq!(runs[0]["conclusion"], "failure");
@@ -423,70 +432,108 @@ async fn a_pull_request_is_reviewed_once_rescans_add_nothing_and_fixes_are_marke
     bot.settle().await;
     assert_eq!(bot.fake.snapshot(), once);
 
-    // A person replies in our thread; then a push fixes the finding: the comment is not edited.
-    // Without the reply, it would say "Fixed".
-    let fixed_files = files(&deployment("", 3));
-    let fixed_refs = as_refs(&fixed_files);
-    let fixed_head = upstream.commit(
+    // A push fixes shop, keeps cart privileged and adds hostPID to cart: the fixed comment
+    // says so and its thread is resolved, the kept one is not posted again, the new one is.
+    let pushed_cart = deployment_named("cart", privileged, 2).replace(
+        "      securityContext:\n        runAsNonRoot",
+        "      hostPID: true\n      securityContext:\n        runAsNonRoot",
+    );
+    let pushed = commit(
         "refs/pull/7/head",
         &[head],
-        &fixed_refs
-            .iter()
-            .map(|(p, c)| (*p, c.as_str()))
-            .collect::<Vec<_>>(),
+        &deployment("", 3),
+        &pushed_cart,
     );
-    bot.fake.add_pull(7, pull(7, base, fixed_head));
-    bot.fake.set_merge_base(
-        &base.to_string(),
-        &fixed_head.to_string(),
-        &base.to_string(),
-    );
-    let (status, _) = bot
-        .deliver(
-            "pull_request",
-            "d-5",
-            &pull_request_payload("synchronize", 7, base, fixed_head),
-        )
-        .await;
+    bot.fake.add_pull(7, pull(7, base, pushed));
+    bot.fake
+        .set_merge_base(&base.to_string(), &pushed.to_string(), &base.to_string());
+    let synchronize = pull_request_payload("synchronize", 7, base, pushed);
+    let (status, _) = bot.deliver("pull_request", "d-5", &synchronize).await;
     assert_eq!(status, 202);
     bot.settle().await;
-    let comments = bot.fake.review_comments();
-    assert_eq!(comments.len(), 1, "no new comment");
+    let shop = comment_on("apps/shop.yaml");
+    assert_eq!(shop.len(), 1, "{shop:#?}");
     assert!(
-        comments[0]["body"]
+        shop[0]["body"]
             .as_str()
             .is_some_and(|b| b.starts_with("✅ **Fixed**")),
-        "{comments:#?}"
+        "{shop:#?}"
+    );
+    assert!(
+        bot.fake.thread_resolved(shop_comment),
+        "the fixed finding's thread is resolved"
+    );
+    let cart = comment_on("apps/cart.yaml");
+    assert_eq!(cart.len(), 2, "kept once, new once: {cart:#?}");
+    assert!(
+        cart.contains(&cart_comment),
+        "the kept finding's comment is untouched"
+    );
+    let host_pid = cart
+        .iter()
+        .find(|c| c["body"].as_str().is_some_and(|b| b.contains("hostPIDSet")))
+        .expect("a comment for the new finding");
+    assert_eq!(host_pid["line"], line_of(&pushed_cart, "hostPID: true"));
+    assert!(
+        !bot.fake
+            .thread_resolved(cart_comment["id"].as_u64().expect("id"))
     );
     let runs = bot.fake.check_runs();
     assert_eq!(runs.len(), 2, "one check run per head");
-    assert_eq!(runs[1]["conclusion"], "success");
+    assert_eq!(runs[1]["conclusion"], "failure");
     assert_eq!(
         bot.fake.issue_comments().len(),
         1,
         "the summary is edited in place"
     );
 
+    // After the push, a redelivery and a rescan leave the PR as it is.
+    let after_push = bot.fake.snapshot();
+    assert_eq!(
+        after_push
+            .review_comments
+            .iter()
+            .filter(|c| c.resolved)
+            .count(),
+        1
+    );
+    let (status, answer) = bot.deliver("pull_request", "d-5", &synchronize).await;
+    assert_eq!(
+        (status, answer["status"].as_str()),
+        (200, Some("duplicate"))
+    );
+    bot.deliver(
+        "issue_comment",
+        "d-6",
+        &comment_payload(7, "/kubeward rescan", "maintainer", "User"),
+    )
+    .await;
+    bot.settle().await;
+    assert_eq!(bot.fake.snapshot(), after_push);
+
     bot.assert_requests_valid();
     let _ = bot.stop.send(true);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn threads_people_replied_to_are_left_alone_and_rerequests_get_a_new_run() {
+async fn threads_people_replied_to_or_resolved_are_left_alone_and_rerequests_get_a_new_run() {
     let upstream = Upstream::new();
-    let base = upstream.commit(
-        "refs/heads/main",
-        &[],
-        &[
-            (".kubeward.yaml", POLICY),
-            ("apps/shop.yaml", &deployment("", 2)),
-        ],
-    );
-    let bad = deployment("            privileged: true\n", 2);
-    let head = upstream.commit(
+    let commit = |reference: &str, parents: &[git2::Oid], extra: &str| {
+        upstream.commit(
+            reference,
+            parents,
+            &[
+                (".kubeward.yaml", POLICY),
+                ("apps/shop.yaml", &deployment(extra, 2)),
+                ("apps/cart.yaml", &deployment_named("cart", extra, 2)),
+            ],
+        )
+    };
+    let base = commit("refs/heads/main", &[], "");
+    let head = commit(
         "refs/pull/7/head",
         &[base],
-        &[(".kubeward.yaml", POLICY), ("apps/shop.yaml", &bad)],
+        "            privileged: true\n",
     );
     let bot = start(&upstream).await;
     bot.fake.add_pull(7, pull(7, base, head));
@@ -499,21 +546,27 @@ async fn threads_people_replied_to_are_left_alone_and_rerequests_get_a_new_run()
     )
     .await;
     bot.settle().await;
-    let ours = bot.fake.review_comments()[0]["id"].as_u64().expect("id");
+    let ours = |path: &str| {
+        bot.fake
+            .review_comments()
+            .into_iter()
+            .find(|c| c["path"] == path)
+            .expect("our comment")
+    };
+    // A person replies in the shop thread and resolves the cart thread without a word.
+    let replied = ours("apps/shop.yaml");
+    let resolved = ours("apps/cart.yaml");
+    let replied_id = replied["id"].as_u64().expect("id");
+    let resolved_id = resolved["id"].as_u64().expect("id");
     bot.fake.add_review_comment_by(
         "developer",
-        Some(ours),
+        Some(replied_id),
         "We need privileged for the GPU driver.",
     );
-    // The fix lands; the thread has a human reply, so our comment stays as it was.
-    let fixed = upstream.commit(
-        "refs/pull/7/head",
-        &[head],
-        &[
-            (".kubeward.yaml", POLICY),
-            ("apps/shop.yaml", &deployment("", 2)),
-        ],
-    );
+    bot.fake.resolve_thread(resolved_id);
+    // The fix lands: both threads belong to people now, so neither is edited, resolved or
+    // unresolved.
+    let fixed = commit("refs/pull/7/head", &[head], "");
     bot.fake.add_pull(7, pull(7, base, fixed));
     bot.fake
         .set_merge_base(&base.to_string(), &fixed.to_string(), &base.to_string());
@@ -524,15 +577,33 @@ async fn threads_people_replied_to_are_left_alone_and_rerequests_get_a_new_run()
     )
     .await;
     bot.settle().await;
-    let ours_now = bot
+    assert_eq!(
+        ours("apps/shop.yaml"),
+        replied,
+        "a thread with a reply is untouched"
+    );
+    assert_eq!(
+        ours("apps/cart.yaml"),
+        resolved,
+        "a resolved thread is untouched"
+    );
+    assert!(bot.fake.thread_resolved(resolved_id));
+    assert!(!bot.fake.thread_resolved(replied_id));
+    let thread_writes: Vec<_> = bot
         .fake
-        .review_comments()
+        .requests()
         .into_iter()
-        .find(|c| c["id"].as_u64() == Some(ours))
-        .expect("still there");
+        .filter(|r| {
+            r.body
+                .as_ref()
+                .and_then(|b| b["query"].as_str())
+                .is_some_and(|q| q.contains("ReviewThread("))
+        })
+        .collect();
+    assert!(thread_writes.is_empty(), "{thread_writes:#?}");
     assert!(
-        !ours_now["body"].as_str().unwrap_or("").starts_with("✅"),
-        "a thread with a human reply is not edited"
+        bot.fake.request_log().iter().any(|r| r == "POST /graphql"),
+        "resolution was looked up"
     );
     // A re-requested check run (fork PRs list no pull requests) gets a new run.
     let example = support::npm::webhook_example("check_run", Some("rerequested"));

@@ -1291,3 +1291,58 @@ fn free_port() -> u16 {
         .unwrap()
         .port()
 }
+
+#[tokio::test]
+async fn graphql_goes_beside_the_rest_root_on_ghes_and_its_errors_are_errors() {
+    use kubeward::forge::github::api::{self, GitHubApi};
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path("/api/graphql"))
+        .and(bearer_token("ghp_t"))
+        .respond_with(ResponseTemplate::new(502))
+        .up_to_n_times(1)
+        .with_priority(1)
+        .mount(&server)
+        .await;
+    Mock::given(method("POST"))
+        .and(path("/api/graphql"))
+        .respond_with(|request: &Request| {
+            let body: Value = serde_json::from_slice(&request.body).unwrap_or(Value::Null);
+            if body["variables"]["ok"] == json!(true) {
+                ResponseTemplate::new(200)
+                    .set_body_json(json!({"data": {"viewer": {"login": "me"}}}))
+            } else {
+                ResponseTemplate::new(200).set_body_json(
+                    json!({"data": null, "errors": [{"message": "Field 'x' doesn't exist"}]}),
+                )
+            }
+        })
+        .mount(&server)
+        .await;
+    let client = token_client(&format!("{}/api/v3", server.uri()), "ghp_t");
+    let api: &dyn GitHubApi = &client;
+    let query = "query { viewer { login } }";
+    // A query is a read: retried after the 502.
+    let data = api::graphql(
+        api,
+        1,
+        api::ApiRequest::graphql_query(query, json!({"ok": true})),
+    )
+    .await
+    .expect("data");
+    assert_eq!(data, json!({"viewer": {"login": "me"}}));
+    let err = api::graphql(
+        api,
+        1,
+        api::ApiRequest::graphql_query(query, json!({"ok": false})),
+    )
+    .await
+    .expect_err("GraphQL errors fail the call");
+    assert!(err.to_string().contains("doesn't exist"), "{err}");
+    assert_eq!(requests_to(&server, "POST", "/api/graphql").await.len(), 3);
+    assert!(
+        requests_to(&server, "POST", "/api/v3/graphql")
+            .await
+            .is_empty()
+    );
+}

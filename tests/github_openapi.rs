@@ -376,3 +376,40 @@ fn nullable_becomes_a_union_with_null() {
         })
     );
 }
+
+#[test]
+fn the_bots_graphql_operations_validate_against_githubs_schema() {
+    use kubeward::forge::github::publish::{RESOLVE_THREAD, REVIEW_THREADS};
+    use support::github_graphql::validate_request as validate_graphql;
+
+    let threads = |variables: Value| json!({"query": REVIEW_THREADS, "variables": variables});
+    let first_page = json!({"owner": "octo", "repo": "shop", "number": 7, "cursor": null});
+    assert_eq!(validate_graphql(Some(&threads(first_page))), Ok(()));
+    assert_eq!(
+        validate_graphql(Some(
+            &json!({"query": RESOLVE_THREAD, "variables": {"thread": "PRRT_x"}})
+        )),
+        Ok(())
+    );
+
+    // What the checker must refuse: a field GitHub does not have, a variable of the wrong
+    // type, a missing required variable, one the operation does not declare, no query at all.
+    let misspelled = REVIEW_THREADS.replace("isResolved", "resolved");
+    let err = validate_graphql(Some(&json!({"query": misspelled, "variables": {
+        "owner": "octo", "repo": "shop", "number": 7
+    }})))
+    .expect_err("unknown field");
+    assert!(err.contains("resolved"), "{err}");
+    let err = validate_graphql(Some(&threads(
+        json!({"owner": "octo", "repo": "shop", "number": "7"}),
+    )))
+    .expect_err("number is an Int");
+    assert!(err.contains("variables"), "{err}");
+    validate_graphql(Some(&threads(json!({"owner": "octo", "repo": "shop"}))))
+        .expect_err("number is required");
+    validate_graphql(Some(&threads(
+        json!({"owner": "octo", "repo": "shop", "number": 7, "extra": 1}),
+    )))
+    .expect_err("undeclared variable");
+    validate_graphql(Some(&json!({"variables": {}}))).expect_err("no query");
+}

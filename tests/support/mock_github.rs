@@ -55,12 +55,16 @@ impl Respond for Forwarder {
                 method.as_str()
             ));
         }
-        if let Err(e) =
-            super::github_openapi::validate_request(method.as_str(), &path, body.as_ref())
-        {
-            problems.push(format!("{} {path}: {e}", method.as_str()));
-        }
-        if let Err(e) = super::github_openapi::check_limits(method.as_str(), &path, body.as_ref()) {
+        // GraphQL is not part of the REST description: its requests are checked against the
+        // GraphQL schema instead.
+        let checked = if method == Method::Post && path == "/graphql" {
+            super::github_graphql::validate_request(body.as_ref())
+        } else {
+            super::github_openapi::validate_request(method.as_str(), &path, body.as_ref()).and_then(
+                |()| super::github_openapi::check_limits(method.as_str(), &path, body.as_ref()),
+            )
+        };
+        if let Err(e) = checked {
             problems.push(format!("{} {path}: {e}", method.as_str()));
         }
         if let Ok(mut v) = self.violations.lock() {

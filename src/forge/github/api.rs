@@ -35,7 +35,12 @@ pub struct ApiRequest {
     pub body: Option<Value>,
     /// A POST that creates something (a comment, a review, a check run): never re-sent blindly.
     pub creates_content: bool,
+    /// Changes nothing (a GET, a GraphQL query): retried freely and not paced like a write.
+    pub reads_only: bool,
 }
+
+/// The path that stands for GitHub's GraphQL endpoint (the client knows where it lives).
+pub const GRAPHQL_PATH: &str = "/graphql";
 
 impl ApiRequest {
     pub fn get(path: impl Into<String>) -> ApiRequest {
@@ -44,6 +49,7 @@ impl ApiRequest {
             path: path.into(),
             body: None,
             creates_content: false,
+            reads_only: true,
         }
     }
 
@@ -53,6 +59,7 @@ impl ApiRequest {
             path: path.into(),
             body: Some(body),
             creates_content: true,
+            reads_only: false,
         }
     }
 
@@ -62,6 +69,26 @@ impl ApiRequest {
             path: path.into(),
             body: Some(body),
             creates_content: false,
+            reads_only: false,
+        }
+    }
+
+    /// A GraphQL query; names and numbers go in `variables`, never into the query text.
+    pub fn graphql_query(query: &str, variables: Value) -> ApiRequest {
+        ApiRequest {
+            reads_only: true,
+            ..ApiRequest::graphql_mutation(query, variables)
+        }
+    }
+
+    /// A GraphQL mutation that is safe to repeat (resolving a resolved thread changes nothing).
+    pub fn graphql_mutation(mutation: &str, variables: Value) -> ApiRequest {
+        ApiRequest {
+            method: Method::Post,
+            path: GRAPHQL_PATH.to_owned(),
+            body: Some(serde_json::json!({"query": mutation, "variables": variables})),
+            creates_content: false,
+            reads_only: false,
         }
     }
 }
@@ -103,6 +130,32 @@ pub type ApiFuture<'a> = Pin<Box<dyn Future<Output = Result<ApiReply, ApiError>>
 /// requests and rate limits; a non-2xx answer is an [`ApiError::Status`].
 pub trait GitHubApi: Send + Sync {
     fn call(&self, installation: u64, request: ApiRequest) -> ApiFuture<'_>;
+}
+
+/// Sends a GraphQL request and returns its `data`. GraphQL reports errors in a 200 answer:
+/// any entry in `errors` fails the call, so partial data is never taken for the whole.
+pub async fn graphql(
+    api: &dyn GitHubApi,
+    installation: u64,
+    request: ApiRequest,
+) -> Result<Value, ApiError> {
+    let reply = api.call(installation, request).await?;
+    if let Some(errors) = reply.body.get("errors").and_then(Value::as_array)
+        && !errors.is_empty()
+    {
+        let messages: Vec<&str> = errors
+            .iter()
+            .filter_map(|e| e.get("message").and_then(Value::as_str))
+            .take(3)
+            .collect();
+        return Err(ApiError::Other(format!("GraphQL: {}", messages.join("; "))));
+    }
+    reply
+        .body
+        .get("data")
+        .cloned()
+        .filter(|d| !d.is_null())
+        .ok_or_else(|| ApiError::Other("GraphQL: the answer has no data".into()))
 }
 
 /// Every page of a list endpoint (`per_page=100`), for endpoints returning an array or an

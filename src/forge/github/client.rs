@@ -528,6 +528,8 @@ struct Pacing {
 struct Inner {
     http: reqwest::Client,
     base: String,
+    /// Where [`super::api::GRAPHQL_PATH`] goes: `{base}/graphql`, or `https://HOST/api/graphql` on GHES.
+    graphql_url: String,
     credentials: Credentials,
     retry: RetryPolicy,
     limits: WriteLimits,
@@ -623,6 +625,7 @@ impl GitHubClient {
         Ok(Self {
             inner: Arc::new(Inner {
                 http,
+                graphql_url: graphql_url(&base),
                 base,
                 credentials,
                 retry: config.retry,
@@ -848,7 +851,11 @@ impl GitHubClient {
             path: display_path(request.path),
         };
         validate_path(request.path)?;
-        let url = format!("{}{}", self.inner.base, request.path);
+        let url = if request.path == super::api::GRAPHQL_PATH {
+            self.inner.graphql_url.clone()
+        } else {
+            format!("{}{}", self.inner.base, request.path)
+        };
         let kind = request.kind;
         let retry = &self.inner.retry;
         let limits = &self.inner.limits;
@@ -1408,6 +1415,16 @@ fn describe_reqwest_error(error: reqwest::Error) -> String {
     truncate(text, 500)
 }
 
+/// GitHub's GraphQL endpoint for a REST root: `https://api.github.com/graphql`, and on GHES
+/// `https://HOST/api/graphql` for `https://HOST/api/v3` (the rule octokit's clients follow).
+fn graphql_url(base: &str) -> String {
+    use super::api::GRAPHQL_PATH;
+    match base.strip_suffix("/api/v3") {
+        Some(host) => format!("{host}/api/graphql"),
+        None => format!("{base}{GRAPHQL_PATH}"),
+    }
+}
+
 fn normalize_base_url(raw: &str) -> Result<String, GitHubError> {
     let trimmed = raw.trim().trim_end_matches('/');
     let url = reqwest::Url::parse(trimmed)
@@ -1632,6 +1649,22 @@ fn days_from_civil(year: i64, month: i64, day: i64) -> i64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn graphql_lives_beside_the_rest_root_on_ghes() {
+        assert_eq!(
+            graphql_url("https://api.github.com"),
+            "https://api.github.com/graphql"
+        );
+        assert_eq!(
+            graphql_url("https://ghe.example.com/api/v3"),
+            "https://ghe.example.com/api/graphql"
+        );
+        assert_eq!(
+            graphql_url("http://127.0.0.1:8080"),
+            "http://127.0.0.1:8080/graphql"
+        );
+    }
 
     fn limits(per_minute: u32, per_hour: u32, spacing_ms: u64) -> WriteLimits {
         WriteLimits {

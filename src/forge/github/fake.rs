@@ -2,7 +2,8 @@
 //! to answer what the bot asks, recording every request. `kubeward testdrive` publishes to it
 //! (a dry run that shows what GitHub would show), and tests serve it over HTTP.
 //!
-//! Like GitHub, it rejects a whole review when one comment is outside the diff (422).
+//! Like GitHub, it rejects a whole review when one comment is outside the diff (422), and
+//! it answers the two GraphQL operations the bot sends (listing review threads, resolving one).
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Mutex;
@@ -23,6 +24,8 @@ struct State {
     next_id: u64,
     pulls: HashMap<u64, Value>,
     review_comments: Vec<Value>,
+    /// Review threads that are resolved, by the id of their first comment.
+    resolved_threads: HashSet<u64>,
     issue_comments: Vec<Value>,
     reviews: Vec<Value>,
     check_runs: Vec<Value>,
@@ -43,9 +46,29 @@ pub struct FakeGitHub {
 /// equal pull requests.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Snapshot {
-    pub review_comments: Vec<(String, u64, String)>,
+    pub review_comments: Vec<CommentView>,
     pub issue_comments: Vec<String>,
+    /// `(head_sha, status, conclusion, summary, annotation count)`.
     pub check_runs: Vec<(String, String, String, String, usize)>,
+}
+
+/// A review comment as a person sees it.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct CommentView {
+    pub path: String,
+    pub start_line: Option<u64>,
+    pub line: u64,
+    pub side: String,
+    pub body: String,
+    /// Whether the comment is a reply in someone's thread.
+    pub reply: bool,
+    /// Whether its thread is resolved.
+    pub resolved: bool,
+}
+
+/// The GraphQL node id of the thread opened by review comment `root`.
+fn thread_id(root: u64) -> String {
+    format!("PRRT_kw{root}")
 }
 
 fn query_param(query: &str, name: &str) -> Option<String> {
@@ -129,6 +152,16 @@ impl FakeGitHub {
         id
     }
 
+    /// A person resolves the thread that review comment `root` opened.
+    pub fn resolve_thread(&self, root: u64) {
+        self.state().resolved_threads.insert(root);
+    }
+
+    /// Whether the thread that review comment `root` opened is resolved.
+    pub fn thread_resolved(&self, root: u64) -> bool {
+        self.state().resolved_threads.contains(&root)
+    }
+
     pub fn requests(&self) -> Vec<Recorded> {
         self.state().requests.clone()
     }
@@ -147,15 +180,18 @@ impl FakeGitHub {
 
     pub fn snapshot(&self) -> Snapshot {
         let state = self.state();
+        let root_of = |c: &Value| c["in_reply_to_id"].as_u64().or(c["id"].as_u64());
         let mut review_comments: Vec<_> = state
             .review_comments
             .iter()
-            .map(|c| {
-                (
-                    c["path"].as_str().unwrap_or("").to_owned(),
-                    c["line"].as_u64().unwrap_or(0),
-                    c["body"].as_str().unwrap_or("").to_owned(),
-                )
+            .map(|c| CommentView {
+                path: c["path"].as_str().unwrap_or("").to_owned(),
+                start_line: c["start_line"].as_u64(),
+                line: c["line"].as_u64().unwrap_or(0),
+                side: c["side"].as_str().unwrap_or("").to_owned(),
+                body: c["body"].as_str().unwrap_or("").to_owned(),
+                reply: c["in_reply_to_id"].as_u64().is_some(),
+                resolved: root_of(c).is_some_and(|r| state.resolved_threads.contains(&r)),
             })
             .collect();
         review_comments.sort();
@@ -380,6 +416,7 @@ impl FakeGitHub {
                 Some(sha) => (200, json!({"merge_base_commit": {"sha": sha}})),
                 None => not_found(),
             },
+            (Method::Post, ["graphql"]) => graphql(&mut state, body),
             (Method::Get, ["repos", _, _, "commits", sha, "pulls"]) => {
                 let pulls: Vec<Value> = state
                     .pulls
@@ -409,6 +446,77 @@ impl FakeGitHub {
         }
         counts
     }
+}
+
+/// The GraphQL operations the bot sends: the review threads of a pull request (one page of
+/// `first` threads after the cursor, which is an index) and `resolveReviewThread`. Anything else
+/// is answered with a GraphQL error, as GitHub answers a query it cannot run.
+fn graphql(state: &mut State, body: Option<&Value>) -> (u16, Value) {
+    let query = body.and_then(|b| b["query"].as_str()).unwrap_or("");
+    let variables = body.map(|b| b["variables"].clone()).unwrap_or(Value::Null);
+    if query.contains("resolveReviewThread") || query.contains("unresolveReviewThread") {
+        let resolve = !query.contains("unresolveReviewThread");
+        let root = variables["thread"]
+            .as_str()
+            .and_then(|t| t.strip_prefix("PRRT_kw"))
+            .and_then(|n| n.parse::<u64>().ok());
+        let Some(root) = root.filter(|r| {
+            state
+                .review_comments
+                .iter()
+                .any(|c| c["id"].as_u64() == Some(*r))
+        }) else {
+            return (
+                200,
+                json!({"data": null, "errors": [{"type": "NOT_FOUND", "message": "Could not resolve to a node"}]}),
+            );
+        };
+        if resolve {
+            state.resolved_threads.insert(root);
+        } else {
+            state.resolved_threads.remove(&root);
+        }
+        return (
+            200,
+            json!({"data": {"resolveReviewThread": {"thread": {"id": thread_id(root), "isResolved": resolve}}}}),
+        );
+    }
+    if query.contains("reviewThreads") {
+        let number = variables["number"].as_u64().unwrap_or(0);
+        let roots: Vec<u64> = state
+            .review_comments
+            .iter()
+            .filter(|c| c["pull"].as_u64().is_none_or(|p| p == number))
+            .filter(|c| c["in_reply_to_id"].as_u64().is_none())
+            .filter_map(|c| c["id"].as_u64())
+            .collect();
+        let start: usize = variables["cursor"]
+            .as_str()
+            .and_then(|c| c.parse().ok())
+            .unwrap_or(0);
+        let end = (start + 100).min(roots.len());
+        let nodes: Vec<Value> = roots[start.min(end)..end]
+            .iter()
+            .map(|root| {
+                json!({
+                    "id": thread_id(*root),
+                    "isResolved": state.resolved_threads.contains(root),
+                    "comments": {"nodes": [{"databaseId": root}]},
+                })
+            })
+            .collect();
+        return (
+            200,
+            json!({"data": {"repository": {"pullRequest": {"reviewThreads": {
+                "pageInfo": {"hasNextPage": end < roots.len(), "endCursor": end.to_string()},
+                "nodes": nodes,
+            }}}}}),
+        );
+    }
+    (
+        200,
+        json!({"data": null, "errors": [{"message": "the fake GitHub does not know this query"}]}),
+    )
 }
 
 impl GitHubApi for FakeGitHub {

@@ -37,10 +37,12 @@ fn convert(method: Method, path: &str, error: GitHubError) -> ApiError {
 impl GitHubApi for GitHubClient {
     fn call(&self, installation: u64, request: ApiRequest) -> ApiFuture<'_> {
         Box::pin(async move {
-            let kind = match (request.method, request.creates_content) {
-                (Method::Get, _) => WriteKind::Read,
-                (_, true) => WriteKind::CreatesContent,
-                _ => WriteKind::Idempotent,
+            let kind = if request.reads_only {
+                WriteKind::Read
+            } else if request.creates_content {
+                WriteKind::CreatesContent
+            } else {
+                WriteKind::Idempotent
             };
             let started = std::time::Instant::now();
             let result = self

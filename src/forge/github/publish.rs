@@ -4,14 +4,15 @@
 //! - One check run per scan (head SHA + merge-base), found again by its `external_id`.
 //! - Inline comments only for fingerprints not already on the PR (read from the hidden marker of
 //!   our own comments), in one review; a 422 is retried once with only the safest comments.
-//! - Comments whose findings were fixed are edited to say so, unless a person replied.
+//! - Comments whose findings were fixed are edited to say so and their threads resolved,
+//!   unless a person replied or resolved the thread (GitHub shows resolution only in GraphQL).
 //! - One summary comment, created once and then edited in place.
 
 use std::collections::{HashMap, HashSet};
 
 use serde_json::{Value, json};
 
-use super::api::{ApiError, ApiRequest, GitHubApi, list_all, repo_path};
+use super::api::{ApiError, ApiRequest, GitHubApi, graphql, list_all, repo_path};
 use crate::review::render::{SUMMARY_MARKER, parse_marker, truncate};
 use crate::review::{AnchorKind, Annotation, Conclusion, ReviewPlan};
 
@@ -311,12 +312,29 @@ pub async fn publish(
         .chain(&plan.pre_existing_findings)
         .map(|f| f.finding.fingerprint.as_str())
         .collect();
-    for comment in &existing {
-        let gone = comment
-            .fingerprints
-            .iter()
-            .all(|f| !open.contains(f.as_str()));
-        if !gone || comment.replied || comment.body.starts_with(FIXED_PREFIX) {
+    let fixed: Vec<&Ours> = existing
+        .iter()
+        .filter(|c| {
+            !c.replied
+                && !c.body.starts_with(FIXED_PREFIX)
+                && c.fingerprints.iter().all(|f| !open.contains(f.as_str()))
+        })
+        .collect();
+    // Whether a person resolved a thread is only known to GraphQL; without that answer no
+    // thread is touched, since editing one a person closed is worse than leaving it.
+    let threads = if fixed.is_empty() {
+        HashMap::new()
+    } else {
+        review_threads(api, target).await.unwrap_or_else(|e| {
+            tracing::warn!(error = %e, "cannot read review threads: fixed findings are not marked this time");
+            HashMap::new()
+        })
+    };
+    for comment in fixed {
+        let Some(thread) = threads.get(&comment.id) else {
+            continue;
+        };
+        if thread.resolved {
             continue;
         }
         let short = &target.head_sha[..target.head_sha.len().min(7)];
@@ -331,6 +349,12 @@ pub async fn publish(
                 target.path(&format!("/pulls/comments/{}", comment.id)),
                 json!({"body": body}),
             ),
+        )
+        .await?;
+        graphql(
+            api,
+            target.installation,
+            ApiRequest::graphql_mutation(RESOLVE_THREAD, json!({"thread": thread.id})),
         )
         .await?;
         report.comments_marked_fixed += 1;
@@ -353,6 +377,72 @@ pub async fn publish(
     // The check run, with annotations for what is not an inline comment.
     complete_check(api, target, plan, check_run_id, &moved).await?;
     Ok(report)
+}
+
+/// The review threads of a pull request, 100 per page (GraphQL only: REST has no threads).
+pub const REVIEW_THREADS: &str = "query($owner: String!, $repo: String!, $number: Int!, $cursor: String) { \
+    repository(owner: $owner, name: $repo) { pullRequest(number: $number) { \
+    reviewThreads(first: 100, after: $cursor) { pageInfo { hasNextPage endCursor } \
+    nodes { id isResolved comments(first: 1) { nodes { databaseId } } } } } } }";
+
+/// Resolves one review thread; repeating it changes nothing.
+pub const RESOLVE_THREAD: &str = "mutation($thread: ID!) { \
+    resolveReviewThread(input: {threadId: $thread}) { thread { id isResolved } } }";
+
+/// GraphQL allows 100 threads per page; this bounds the listing at 5,000 threads.
+const MAX_THREAD_PAGES: usize = 50;
+
+/// A review thread, as GraphQL shows it.
+#[derive(Debug)]
+struct Thread {
+    id: String,
+    resolved: bool,
+}
+
+/// The review threads of the pull request, by the REST id of their first comment (ours are
+/// always first: the bot never replies in a thread).
+async fn review_threads(
+    api: &dyn GitHubApi,
+    target: &Target,
+) -> Result<HashMap<u64, Thread>, ApiError> {
+    let mut threads = HashMap::new();
+    let mut cursor = Value::Null;
+    for _ in 0..MAX_THREAD_PAGES {
+        let variables = json!({
+            "owner": target.owner,
+            "repo": target.repo,
+            "number": target.number,
+            "cursor": cursor,
+        });
+        let data = graphql(
+            api,
+            target.installation,
+            ApiRequest::graphql_query(REVIEW_THREADS, variables),
+        )
+        .await?;
+        let page = &data["repository"]["pullRequest"]["reviewThreads"];
+        let nodes = page["nodes"]
+            .as_array()
+            .ok_or_else(|| ApiError::Other("GraphQL: no review threads in the answer".into()))?;
+        for node in nodes {
+            let first = node["comments"]["nodes"][0]["databaseId"].as_u64();
+            if let (Some(first), Some(id)) = (first, node["id"].as_str()) {
+                let resolved = node["isResolved"].as_bool().unwrap_or(true);
+                threads.insert(
+                    first,
+                    Thread {
+                        id: id.to_owned(),
+                        resolved,
+                    },
+                );
+            }
+        }
+        if page["pageInfo"]["hasNextPage"].as_bool() != Some(true) {
+            return Ok(threads);
+        }
+        cursor = page["pageInfo"]["endCursor"].clone();
+    }
+    Ok(threads)
 }
 
 fn strip_marker(body: &str) -> String {
