@@ -30,7 +30,8 @@ impl GitAccess for LocalGit {
 struct Wrapped {
     fake: Arc<FakeGitHub>,
     slow_get: Option<(String, Duration)>,
-    fail_post: Option<String>,
+    /// POSTs whose path contains the text fail with the status.
+    fail_post: Option<(String, u16)>,
 }
 impl GitHubApi for Wrapped {
     fn call(&self, installation: u64, request: ApiRequest) -> ApiFuture<'_> {
@@ -41,15 +42,15 @@ impl GitHubApi for Wrapped {
             {
                 tokio::time::sleep(*d).await;
             }
-            if let Some(needle) = &self.fail_post
+            if let Some((needle, status)) = &self.fail_post
                 && request.method == Method::Post
                 && request.path.contains(needle.as_str())
             {
                 return Err(ApiError::Status {
                     method: "POST",
                     path: request.path.clone(),
-                    status: 500,
-                    message: "boom".into(),
+                    status: *status,
+                    message: "refused".into(),
                 });
             }
             self.fake.call(installation, request).await
@@ -177,6 +178,13 @@ fn github_with_pull(base: git2::Oid, head: git2::Oid) -> Arc<FakeGitHub> {
     fake
 }
 
+fn summary_comment(fake: &FakeGitHub) -> String {
+    fake.issue_comments()
+        .into_iter()
+        .find_map(|c| c["body"].as_str().map(str::to_owned))
+        .expect("a summary comment")
+}
+
 fn only_check_run(fake: &FakeGitHub) -> serde_json::Value {
     let runs = fake.check_runs();
     assert_eq!(runs.len(), 1, "{runs:#?}");
@@ -232,7 +240,7 @@ async fn a_review_failing_at_the_api_on_its_last_attempt_concludes_its_check() {
     let api = Arc::new(Wrapped {
         fake: fake.clone(),
         slow_get: None,
-        fail_post: Some("/issues/7/comments".into()),
+        fail_post: Some(("/issues/7/comments".into(), 500)),
     });
     let queue = one_attempt_queue().await;
     let id = queue
@@ -293,7 +301,7 @@ async fn a_retried_review_superseded_while_waiting_leaves_no_check_in_progress()
     let api = Arc::new(Wrapped {
         fake: fake.clone(),
         slow_get: None,
-        fail_post: Some("/issues/7/comments".into()),
+        fail_post: Some(("/issues/7/comments".into(), 500)),
     });
     let queue = Queue::connect("sqlite::memory:")
         .await
@@ -346,15 +354,19 @@ async fn a_retried_review_superseded_while_waiting_leaves_no_check_in_progress()
     );
 }
 
-/// GitHub rejects a whole review (422) when a comment's line is not in its diff, without saying
-/// which. The review is posted again with only the safest comments; when GitHub rejects that
-/// too, every comment is said in the summary comment: the job still concludes, nothing is lost.
+/// GitHub rejects a whole review (422) without saying which comment. When even the retry with
+/// the comments GitHub's own diff can anchor is refused, every comment is said in the summary
+/// comment: the job still concludes, nothing is lost.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn comments_of_a_rejected_review_are_said_in_the_summary_and_the_check_concludes() {
     let (dir, git, base, head) = setup();
     let fake = github_with_pull(base, head);
-    // GitHub's diff lacks line 13 (`privileged: true`), which our plan comments on.
-    fake.set_diff_lines("d.yaml", (1..=12).chain(14..=20));
+    fake.set_diff_lines("d.yaml", 1..=13);
+    let api = Arc::new(Wrapped {
+        fake: fake.clone(),
+        slow_get: None,
+        fail_post: Some(("/pulls/7/reviews".into(), 422)),
+    });
     let queue = one_attempt_queue().await;
     let id = queue
         .enqueue(review_job(&head.to_string()))
@@ -363,7 +375,7 @@ async fn comments_of_a_rejected_review_are_said_in_the_summary_and_the_check_con
         .id;
     run_until_settled(
         &queue,
-        fake.clone(),
+        api,
         git,
         dir.path(),
         Duration::from_secs(30),
@@ -377,17 +389,95 @@ async fn comments_of_a_rejected_review_are_said_in_the_summary_and_the_check_con
         "{:#?}",
         fake.review_comments()
     );
-    let summary = fake
-        .issue_comments()
-        .into_iter()
-        .find_map(|c| c["body"].as_str().map(str::to_owned))
-        .expect("a summary comment");
+    let summary = summary_comment(&fake);
     assert!(
         summary.contains("GitHub refused some inline comments")
+            && summary.contains("- `d.yaml` line 10")
             && summary.contains("- `d.yaml` line 13"),
         "{summary}"
     );
     let check = only_check_run(&fake);
     assert_eq!(check["status"], "completed", "{check:#}");
     assert_eq!(check["conclusion"], "failure", "{check:#}");
+}
+
+/// When GitHub refuses the review, the comments its own diff (`GET /pulls/{n}/files`) can
+/// anchor are posted again at once; the others are said in the summary and become annotations,
+/// and a rescan posts nothing twice.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_review_is_retried_with_what_githubs_diff_can_anchor() {
+    let (dir, git, base, head) = setup();
+    let fake = github_with_pull(base, head);
+    // GitHub's diff lacks line 10 (the container), where findings about what the container
+    // lacks are anchored; line 13 (`privileged: true`) is there.
+    fake.set_diff_lines("d.yaml", (1..=9).chain(11..=20));
+    let queue = one_attempt_queue().await;
+    for _ in 0..2 {
+        queue
+            .enqueue(review_job(&head.to_string()))
+            .await
+            .expect("enqueue");
+        run_until_settled(
+            &queue,
+            fake.clone(),
+            git.clone(),
+            dir.path(),
+            Duration::from_secs(30),
+            Duration::from_secs(20),
+        )
+        .await;
+    }
+    let reviews: Vec<_> = fake
+        .requests()
+        .into_iter()
+        .filter(|r| r.path.ends_with("/pulls/7/reviews"))
+        .collect();
+    let lines = |r: &kubeward::forge::github::fake::Recorded| -> Vec<u64> {
+        r.body.as_ref().expect("body")["comments"]
+            .as_array()
+            .expect("comments")
+            .iter()
+            .filter_map(|c| c["line"].as_u64())
+            .collect()
+    };
+    let sent: Vec<Vec<u64>> = reviews.iter().map(lines).collect();
+    // Refused with line 10; retried at once without it; the rescan tries line 10 alone (it is
+    // not on the PR) and, refused again, does not retry.
+    assert_eq!(sent.len(), 3, "{sent:?}");
+    assert!(sent[0].contains(&10) && sent[0].contains(&13), "{sent:?}");
+    assert_eq!(
+        sent[1],
+        sent[0]
+            .iter()
+            .copied()
+            .filter(|l| *l != 10)
+            .collect::<Vec<_>>()
+    );
+    assert_eq!(sent[2], vec![10]);
+    let posted: Vec<u64> = fake
+        .review_comments()
+        .iter()
+        .filter_map(|c| c["line"].as_u64())
+        .collect();
+    assert_eq!(posted, sent[1], "posted once each");
+    assert!(
+        fake.request_log()
+            .iter()
+            .any(|r| r.starts_with("GET /repos/o/r/pulls/7/files")),
+        "GitHub's diff was read"
+    );
+    let summary = summary_comment(&fake);
+    assert!(
+        summary.contains("GitHub refused some inline comments")
+            && summary.contains("- `d.yaml` line 10")
+            && !summary.contains("- `d.yaml` line 13")
+            && !summary.contains("- `d.yaml` line 3"),
+        "{summary}"
+    );
+    let check = only_check_run(&fake);
+    assert_eq!(check["conclusion"], "failure", "{check:#}");
+    assert!(
+        check["output"]["annotations_count"].as_u64() >= Some(1),
+        "the refused comments are annotations: {check:#}"
+    );
 }

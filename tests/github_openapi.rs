@@ -66,6 +66,12 @@ fn paths_match_the_most_specific_template() {
         ),
         (
             "GET",
+            "/repos/o/r/pulls/3/files?per_page=100&page=1",
+            "/repos/{owner}/{repo}/pulls/{pull_number}/files",
+            "pulls/list-files",
+        ),
+        (
+            "GET",
             "/repos/o/r/pulls/comments?per_page=100&page=2",
             "/repos/{owner}/{repo}/pulls/comments",
             "pulls/list-review-comments-for-repo",

@@ -121,3 +121,111 @@ impl FileChange {
             .find(|h| (start..=end).all(|l| h.shows_new_line(l)))
     }
 }
+
+/// A unified diff that does not parse.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("line {line} of the diff: {reason}")]
+pub struct PatchError {
+    pub line: usize,
+    pub reason: &'static str,
+}
+
+/// The hunks of one file's unified diff: the `patch` GitHub lists for a pull request's file
+/// (which starts at the first `@@`). Text before the first hunk header is skipped.
+pub fn parse_unified_hunks(patch: &str) -> Result<Vec<Hunk>, PatchError> {
+    let mut hunks: Vec<Hunk> = Vec::new();
+    let (mut old, mut new) = (0u32, 0u32);
+    for (index, text) in patch.lines().enumerate() {
+        let error = |reason| PatchError {
+            line: index + 1,
+            reason,
+        };
+        if text.starts_with("@@") {
+            let hunk = parse_hunk_header(text).ok_or(error("malformed hunk header"))?;
+            (old, new) = (hunk.old_start, hunk.new_start);
+            hunks.push(hunk);
+            continue;
+        }
+        let Some(hunk) = hunks.last_mut() else {
+            continue;
+        };
+        let (kind, old_line, new_line) = match text.as_bytes().first() {
+            Some(b'+') => (LineKind::Added, None, Some(new)),
+            Some(b'-') => (LineKind::Removed, Some(old), None),
+            // Some tools drop the space of an empty context line.
+            Some(b' ') | None => (LineKind::Context, Some(old), Some(new)),
+            Some(b'\\') => continue, // "\ No newline at end of file"
+            Some(_) => return Err(error("a diff line starts with neither ' ', '+' nor '-'")),
+        };
+        if old_line.is_some() {
+            old += 1;
+        }
+        if new_line.is_some() {
+            new += 1;
+        }
+        hunk.lines.push(DiffLine {
+            kind,
+            old_line,
+            new_line,
+        });
+    }
+    Ok(hunks)
+}
+
+/// `@@ -a[,b] +c[,d] @@ ...`
+fn parse_hunk_header(text: &str) -> Option<Hunk> {
+    let rest = text.strip_prefix("@@ -")?;
+    let (ranges, _) = rest.split_once(" @@")?;
+    let (old, new) = ranges.split_once(" +")?;
+    let range = |r: &str| -> Option<(u32, u32)> {
+        match r.split_once(',') {
+            Some((start, count)) => Some((start.parse().ok()?, count.parse().ok()?)),
+            None => Some((r.parse().ok()?, 1)),
+        }
+    };
+    let (old_start, old_lines) = range(old)?;
+    let (new_start, new_lines) = range(new)?;
+    Some(Hunk {
+        old_start,
+        old_lines,
+        new_start,
+        new_lines,
+        lines: Vec::new(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unified_hunks_number_both_sides() {
+        let patch = "@@ -1,3 +1,4 @@ kind: Deployment\n a\n-b\n+B\n+C\n c\n@@ -10 +11,0 @@\n-z\n\\ No newline at end of file";
+        let hunks = parse_unified_hunks(patch).expect("parses");
+        assert_eq!(hunks.len(), 2);
+        let first = &hunks[0];
+        assert_eq!((first.new_start, first.new_lines), (1, 4));
+        assert_eq!(first.added_lines().collect::<Vec<_>>(), [2, 3]);
+        assert_eq!(first.removed_lines().collect::<Vec<_>>(), [2]);
+        assert!(first.shows_new_line(4) && !first.shows_new_line(5));
+        assert_eq!(first.old_line_of(4), Some(3));
+        assert_eq!(hunks[1].removed_lines().collect::<Vec<_>>(), [10]);
+        assert!(!hunks[1].shows_new_line(11));
+    }
+
+    #[test]
+    fn malformed_diffs_say_where() {
+        assert_eq!(
+            parse_unified_hunks("@@ -x +1 @@\n+a"),
+            Err(PatchError {
+                line: 1,
+                reason: "malformed hunk header"
+            })
+        );
+        assert_eq!(
+            parse_unified_hunks("@@ -1 +1 @@\n*a").map_err(|e| e.line),
+            Err(2)
+        );
+        assert_eq!(parse_unified_hunks(""), Ok(vec![]));
+    }
+}

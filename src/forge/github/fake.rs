@@ -30,7 +30,8 @@ struct State {
     reviews: Vec<Value>,
     check_runs: Vec<Value>,
     permissions: HashMap<String, String>,
-    /// Lines each path shows on the new side of the diff; absent: any line is accepted.
+    /// Lines each path shows on the new side of the diff; absent: any line is accepted. Only
+    /// these paths are listed by `GET /pulls/{n}/files`.
     diff_lines: HashMap<String, HashSet<u64>>,
     merge_bases: HashMap<String, String>,
     requests: Vec<Recorded>,
@@ -259,6 +260,15 @@ impl FakeGitHub {
                     .collect();
                 (200, Value::Array(page(&items, query)))
             }
+            (Method::Get, ["repos", _, _, "pulls", _, "files"]) => {
+                let mut files: Vec<Value> = state
+                    .diff_lines
+                    .iter()
+                    .map(|(path, lines)| json!({"filename": path, "status": "modified", "patch": patch_showing(lines)}))
+                    .collect();
+                files.sort_by(|a, b| a["filename"].as_str().cmp(&b["filename"].as_str()));
+                (200, Value::Array(page(&files, query)))
+            }
             (Method::Post, ["repos", _, _, "pulls", n, "reviews"]) => {
                 let n: u64 = n.parse().unwrap_or(0);
                 let body = body.cloned().unwrap_or(Value::Null);
@@ -446,6 +456,28 @@ impl FakeGitHub {
         }
         counts
     }
+}
+
+/// A unified diff whose hunks show exactly `lines` on the new side, one hunk per run of
+/// consecutive lines (what `GET /pulls/{n}/files` lists for the paths given diff lines).
+fn patch_showing(lines: &HashSet<u64>) -> String {
+    let mut sorted: Vec<u64> = lines.iter().copied().collect();
+    sorted.sort_unstable();
+    let mut patch = String::new();
+    let mut runs: Vec<(u64, u64)> = Vec::new();
+    for line in sorted {
+        match runs.last_mut() {
+            Some((_, end)) if *end + 1 == line => *end = line,
+            _ => runs.push((line, line)),
+        }
+    }
+    for (start, end) in runs {
+        patch.push_str(&format!("@@ -{start},0 +{start},{} @@\n", end - start + 1));
+        for line in start..=end {
+            patch.push_str(&format!("+line {line}\n"));
+        }
+    }
+    patch
 }
 
 /// The GraphQL operations the bot sends: the review threads of a pull request (one page of

@@ -3,7 +3,8 @@
 //!
 //! - One check run per scan (head SHA + merge-base), found again by its `external_id`.
 //! - Inline comments only for fingerprints not already on the PR (read from the hidden marker of
-//!   our own comments), in one review; a 422 is retried once with only the safest comments.
+//!   our own comments), in one review; a 422 is retried once with only the comments GitHub's own
+//!   diff of the pull request can anchor.
 //! - Comments whose findings were fixed are edited to say so and their threads resolved,
 //!   unless a person replied or resolved the thread (GitHub shows resolution only in GraphQL).
 //! - One summary comment, created once and then edited in place.
@@ -13,8 +14,9 @@ use std::collections::{HashMap, HashSet};
 use serde_json::{Value, json};
 
 use super::api::{ApiError, ApiRequest, GitHubApi, graphql, list_all, repo_path};
+use crate::diff::{Hunk, parse_unified_hunks};
 use crate::review::render::{SUMMARY_MARKER, parse_marker, truncate};
-use crate::review::{AnchorKind, Annotation, Conclusion, ReviewPlan};
+use crate::review::{Annotation, Conclusion, InlineComment, ReviewPlan};
 
 /// GitHub's name for our check run.
 pub const CHECK_NAME: &str = "kubeward";
@@ -212,7 +214,7 @@ async fn our_review_comments(api: &dyn GitHubApi, target: &Target) -> Result<Vec
         .collect())
 }
 
-fn review_comment_json(c: &crate::review::InlineComment) -> Value {
+fn review_comment_json(c: &InlineComment) -> Value {
     let mut comment = json!({
         "path": c.path,
         "line": c.line,
@@ -244,34 +246,35 @@ pub async fn publish(
         .collect();
 
     // New inline comments, once each.
-    let fresh: Vec<&crate::review::InlineComment> = plan
+    let fresh: Vec<&InlineComment> = plan
         .inline_comments
         .iter()
         .filter(|c| !c.fingerprints.iter().all(|f| posted.contains(f.as_str())))
         .collect();
     report.comments_skipped = plan.inline_comments.len() - fresh.len();
-    let mut moved: Vec<&crate::review::InlineComment> = Vec::new();
+    let mut moved: Vec<&InlineComment> = Vec::new();
     if !fresh.is_empty() {
         match post_review(api, target, &fresh).await {
             Ok(()) => report.comments_posted = fresh.len(),
             Err(ApiError::Status { status: 422, .. }) => {
-                // GitHub rejects the whole review and does not say which comment: keep only
-                // single-line comments on added lines, the ones our diff is surest of.
-                let (safe, risky): (Vec<_>, Vec<_>) = fresh.iter().partition(|c| {
-                    c.start_line.is_none()
-                        && plan.new_findings.iter().any(|f| {
-                            c.fingerprints.contains(&f.finding.fingerprint)
-                                && f.anchor
-                                    .as_ref()
-                                    .is_some_and(|a| a.kind == AnchorKind::OwnLine)
-                        })
-                });
-                moved.extend(risky);
-                if safe.is_empty() {
-                } else if post_review(api, target, &safe).await.is_ok() {
-                    report.comments_posted = safe.len();
+                // GitHub rejects the whole review without saying which comment. Its own diff
+                // of the pull request says which lines it accepts: retry once with the
+                // comments it can anchor; the others go to the summary.
+                let accepted = match github_diff(api, target).await {
+                    Ok(diff) => diff,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "cannot read GitHub's diff after a refused review");
+                        HashMap::new()
+                    }
+                };
+                let (kept, refused): (Vec<_>, Vec<_>) =
+                    fresh.iter().partition(|c| github_can_anchor(&accepted, c));
+                moved.extend(refused);
+                if kept.is_empty() {
+                } else if post_review(api, target, &kept).await.is_ok() {
+                    report.comments_posted = kept.len();
                 } else {
-                    moved.extend(safe);
+                    moved.extend(kept);
                 }
             }
             Err(e) => return Err(e),
@@ -445,6 +448,43 @@ async fn review_threads(
     Ok(threads)
 }
 
+/// GitHub's diff of the pull request: the hunks of each file it shows (files without a `patch`,
+/// too large or binary, have none).
+async fn github_diff(
+    api: &dyn GitHubApi,
+    target: &Target,
+) -> Result<HashMap<String, Vec<Hunk>>, ApiError> {
+    let files = list_all(
+        api,
+        target.installation,
+        &target.path(&format!("/pulls/{}/files", target.number)),
+        None,
+    )
+    .await?;
+    Ok(files
+        .iter()
+        .filter_map(|f| {
+            let path = f.get("filename").and_then(Value::as_str)?;
+            let hunks = f
+                .get("patch")
+                .and_then(Value::as_str)
+                .map(|p| parse_unified_hunks(p).unwrap_or_default())
+                .unwrap_or_default();
+            Some((path.to_owned(), hunks))
+        })
+        .collect())
+}
+
+/// Whether GitHub accepts the comment: one of its hunks shows every line the comment spans.
+fn github_can_anchor(diff: &HashMap<String, Vec<Hunk>>, comment: &InlineComment) -> bool {
+    let start = comment.start_line.unwrap_or(comment.line);
+    diff.get(&comment.path).is_some_and(|hunks| {
+        hunks
+            .iter()
+            .any(|h| (start..=comment.line).all(|l| h.shows_new_line(l)))
+    })
+}
+
 fn strip_marker(body: &str) -> String {
     let trimmed = body.trim_end();
     match trimmed.rfind('\n') {
@@ -460,7 +500,7 @@ fn marker_line(body: &str) -> String {
 async fn post_review(
     api: &dyn GitHubApi,
     target: &Target,
-    comments: &[&crate::review::InlineComment],
+    comments: &[&InlineComment],
 ) -> Result<(), ApiError> {
     let body = json!({
         "commit_id": target.head_sha,
@@ -569,7 +609,7 @@ fn annotation_json(a: &Annotation) -> Value {
 
 /// Annotations for new findings that are not inline comments: over the inline limit, file-level,
 /// summary-only, or refused by GitHub.
-fn annotations(plan: &ReviewPlan, moved: &[&crate::review::InlineComment]) -> Vec<Annotation> {
+fn annotations(plan: &ReviewPlan, moved: &[&InlineComment]) -> Vec<Annotation> {
     let inline: HashSet<&str> = plan
         .inline_comments
         .iter()
@@ -602,7 +642,7 @@ async fn complete_check(
     target: &Target,
     plan: &ReviewPlan,
     check_run_id: u64,
-    moved: &[&crate::review::InlineComment],
+    moved: &[&InlineComment],
 ) -> Result<(), ApiError> {
     let path = target.path(&format!("/check-runs/{check_run_id}"));
     let current = api
