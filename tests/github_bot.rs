@@ -633,3 +633,119 @@ async fn threads_people_replied_to_or_resolved_are_left_alone_and_rerequests_get
     bot.assert_requests_valid();
     let _ = bot.stop.send(true);
 }
+
+/// A head can be the head of several pull requests (one branch proposed to two bases), and a
+/// fork's head arrives with no pull request at all: a re-requested check runs once per open
+/// pull request of its head, each as that PR's work.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn rerequested_checks_run_once_per_pull_request_of_their_head() {
+    let upstream = Upstream::new();
+    let base = upstream.commit(
+        "refs/heads/main",
+        &[],
+        &[
+            (".kubeward.yaml", POLICY),
+            ("apps/shop.yaml", &deployment("", 2)),
+        ],
+    );
+    let files = [
+        (".kubeward.yaml", POLICY),
+        (
+            "apps/shop.yaml",
+            &deployment("            privileged: true\n", 2) as &str,
+        ),
+    ];
+    let head = upstream.commit("refs/pull/7/head", &[base], &files);
+    upstream
+        .repo
+        .reference("refs/pull/8/head", head, true, "second pull request")
+        .expect("ref");
+    let bot = start(&upstream).await;
+    bot.fake.add_pull(7, pull(7, base, head));
+    // Pull request 8 comes from a fork; 9 had the same head but is closed.
+    let mut fork = pull(8, base, head);
+    fork["head"]["repo"]["id"] = json!(9999);
+    bot.fake.add_pull(8, fork);
+    let mut closed = pull(9, base, head);
+    closed["state"] = json!("closed");
+    bot.fake.add_pull(9, closed);
+    bot.fake
+        .set_merge_base(&base.to_string(), &head.to_string(), &base.to_string());
+    let with_repository = |mut payload: Value| {
+        payload["installation"] = json!({"id": 77});
+        payload["repository"]["id"] = json!(4242);
+        payload["repository"]["name"] = json!("shop");
+        payload["repository"]["owner"]["login"] = json!("octo");
+        payload
+    };
+    let reviews_of = |number: u64| {
+        bot.fake
+            .requests()
+            .iter()
+            .filter(|r| r.path == format!("/repos/octo/shop/pulls/{number}/reviews"))
+            .count()
+    };
+    let completed_runs = || {
+        let runs = bot.fake.check_runs();
+        assert!(runs.iter().all(|r| r["status"] == "completed"), "{runs:#?}");
+        runs.len()
+    };
+    let listings = || {
+        bot.fake
+            .request_log()
+            .iter()
+            .filter(|r| r.starts_with("GET /repos/octo/shop/pulls?state=open"))
+            .count()
+    };
+    let mut rerun = with_repository(
+        support::npm::webhook_example("check_run", Some("rerequested"))
+            .payload
+            .clone(),
+    );
+    rerun["check_run"]["name"] = json!("kubeward");
+    rerun["check_run"]["head_sha"] = json!(head.to_string());
+    rerun["check_run"]["pull_requests"] = json!([]);
+    rerun["check_run"]["app"] = Value::Null;
+
+    // A check run naming no pull request, for a head never delivered to us: the worker finds
+    // the open pull requests with that head and hands off one job each.
+    let (status, answer) = bot.deliver("check_run", "r-1", &rerun).await;
+    assert_eq!(status, 202, "{answer}");
+    bot.settle().await;
+    assert_eq!(listings(), 1, "the head was mapped to its pull requests");
+    assert_eq!(completed_runs(), 2, "a new run per open pull request");
+    assert_eq!((reviews_of(7), reviews_of(8), reviews_of(9)), (1, 1, 0));
+
+    // Again: now the head is known, each pull request is queued at once.
+    let (status, answer) = bot.deliver("check_run", "r-2", &rerun).await;
+    assert_eq!(status, 202, "{answer}");
+    bot.settle().await;
+    assert_eq!(listings(), 1, "no lookup needed");
+    assert_eq!(completed_runs(), 4);
+
+    // A suite listing both pull requests: two jobs.
+    let mut suite = with_repository(
+        support::npm::webhook_example("check_suite", Some("rerequested"))
+            .payload
+            .clone(),
+    );
+    suite["check_suite"]["head_sha"] = json!(head.to_string());
+    suite["check_suite"]["pull_requests"] = json!([{"number": 7}, {"number": 8}]);
+    suite["check_suite"]["app"] = Value::Null;
+    let (status, answer) = bot.deliver("check_suite", "r-3", &suite).await;
+    assert_eq!(status, 202, "{answer}");
+    bot.settle().await;
+    assert_eq!(completed_runs(), 6);
+
+    // Every review after the first on each pull request found its comment already posted.
+    let mut commented: Vec<Option<u64>> = bot
+        .fake
+        .review_comments()
+        .iter()
+        .map(|c| c["pull"].as_u64())
+        .collect();
+    commented.sort();
+    assert_eq!(commented, vec![Some(7), Some(8)]);
+    bot.assert_requests_valid();
+    let _ = bot.stop.send(true);
+}

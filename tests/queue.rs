@@ -61,3 +61,39 @@ async fn unsupported_and_invalid_urls_are_clear_errors() {
     .unwrap_err();
     assert!(matches!(err, QueueError::Invalid(_)), "{err}");
 }
+
+/// A queue file made by the first schema (one remembered PR per head) is upgraded in place:
+/// its remembered heads survive, and a head can then name several pull requests.
+#[tokio::test]
+async fn a_first_schema_queue_file_is_upgraded_keeping_its_data() {
+    use sqlx::Connection;
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!(
+        "sqlite://{}?mode=rwc",
+        dir.path().join("queue.db").display()
+    );
+    {
+        let mut conn = sqlx::SqliteConnection::connect(&url).await.unwrap();
+        sqlx::raw_sql(include_str!("../src/queue/migrations/sqlite/0001_init.sql"))
+            .execute(&mut conn)
+            .await
+            .unwrap();
+        sqlx::raw_sql(
+            "CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL,
+                applied_at_ms INTEGER NOT NULL);
+             INSERT INTO schema_migrations VALUES (1, 'init', 0);
+             INSERT INTO pr_heads VALUES ('github', 1, 'sha', 5, 0);",
+        )
+        .execute(&mut conn)
+        .await
+        .unwrap();
+        conn.close().await.unwrap();
+    }
+    let queue = Queue::connect(&url).await.unwrap();
+    assert_eq!(queue.prs_for_head("github", 1, "sha").await.unwrap(), [5]);
+    queue.remember_pr_head("github", 1, "sha", 6).await.unwrap();
+    assert_eq!(
+        queue.prs_for_head("github", 1, "sha").await.unwrap(),
+        [5, 6]
+    );
+}

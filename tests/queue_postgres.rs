@@ -238,7 +238,10 @@ async fn replicas_starting_together_migrate_once() {
         .iter()
         .map(|row| (row.get("version"), row.get("name")))
         .collect();
-    assert_eq!(applied, vec![(1, "init".to_owned())]);
+    assert_eq!(
+        applied,
+        vec![(1, "init".to_owned()), (2, "pr_heads_many".to_owned())]
+    );
     // And they share one queue.
     let id = replicas[3].enqueue(job(1, Some(1))).await.unwrap().id;
     assert_eq!(
@@ -271,7 +274,7 @@ async fn newer_schema_is_refused() {
             err,
             QueueError::SchemaTooNew {
                 found: 99,
-                supported: 1
+                supported: 2
             }
         ),
         "{err}"

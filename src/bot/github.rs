@@ -129,47 +129,72 @@ impl GitHubWorker {
                 head_sha,
                 pull_numbers,
             } => {
-                let mut numbers = pull_numbers.clone();
-                if numbers.is_empty() {
-                    let reply = self
-                        .api
-                        .call(
+                // Queued as one pull request's work: run it.
+                if let [number] = pull_numbers.as_slice() {
+                    return self
+                        .review(
                             *installation,
-                            ApiRequest::get(repo_path(
-                                &repo.owner,
-                                &repo.name,
-                                &format!("/commits/{head_sha}/pulls"),
-                            )),
+                            repo,
+                            *number,
+                            Some(head_sha),
+                            true,
+                            cancel,
+                            last_attempt,
                         )
-                        .await?;
-                    numbers = reply
-                        .body
-                        .as_array()
-                        .map(|prs| {
-                            prs.iter()
-                                .filter(|p| str_at(p, &["head", "sha"]) == Some(head_sha.as_str()))
-                                .filter_map(|p| p.get("number").and_then(Value::as_u64))
-                                .collect()
-                        })
-                        .unwrap_or_default();
+                        .await;
                 }
-                let Some(number) = numbers.first() else {
+                let numbers = if pull_numbers.is_empty() {
+                    self.pulls_with_head(*installation, repo, head_sha).await?
+                } else {
+                    pull_numbers.clone()
+                };
+                if numbers.is_empty() {
                     return Ok(JobOutcome::Skipped(format!(
                         "no open pull request has head {head_sha}"
                     )));
-                };
-                self.review(
-                    *installation,
-                    repo,
-                    *number,
-                    Some(head_sha),
-                    true,
-                    cancel,
-                    last_attempt,
-                )
-                .await
+                }
+                // One job per pull request, serialised with (and superseded by) its work.
+                let jobs = numbers
+                    .iter()
+                    .map(|n| {
+                        JobSpec::Rerequest {
+                            installation: *installation,
+                            repo: repo.clone(),
+                            head_sha: head_sha.clone(),
+                            pull_numbers: vec![*n],
+                        }
+                        .to_new_job(super::job::FORGE_GITHUB)
+                    })
+                    .collect();
+                Ok(JobOutcome::HandOff {
+                    jobs,
+                    why: format!("head {head_sha} is the head of pull request(s) {numbers:?}"),
+                })
             }
         }
+    }
+
+    /// The open pull requests whose head is `head_sha`. GitHub's commit-to-PR lookup
+    /// (`/commits/{sha}/pulls`) finds nothing for a fork's head, whose commit the base
+    /// repository only holds under `refs/pull/N/head`, so the open pull requests are listed.
+    async fn pulls_with_head(
+        &self,
+        installation: u64,
+        repo: &RepoRef,
+        head_sha: &str,
+    ) -> Result<Vec<u64>, BotError> {
+        let pulls = crate::forge::github::api::list_all(
+            self.api.as_ref(),
+            installation,
+            &repo_path(&repo.owner, &repo.name, "/pulls?state=open"),
+            None,
+        )
+        .await?;
+        Ok(pulls
+            .iter()
+            .filter(|p| str_at(p, &["head", "sha"]) == Some(head_sha))
+            .filter_map(|p| p.get("number").and_then(Value::as_u64))
+            .collect())
     }
 
     #[allow(clippy::too_many_arguments)]

@@ -42,7 +42,7 @@ impl ReviewFailure {
 }
 
 /// How a job ended.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum JobOutcome {
     Published {
         conclusion: String,
@@ -50,6 +50,13 @@ pub enum JobOutcome {
         published_id: u64,
     },
     Skipped(String),
+    /// The job's work belongs to other jobs (e.g. a re-requested check, once its head is mapped
+    /// to pull requests, becomes one job per pull request so each runs with that PR's work).
+    /// The worker queues them and completes this one.
+    HandOff {
+        jobs: Vec<crate::queue::NewJob>,
+        why: String,
+    },
 }
 
 /// Runs the jobs of one forge. Workers dispatch on the job's `forge` column.

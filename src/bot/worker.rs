@@ -135,6 +135,24 @@ async fn process(
             info!("shutting down: the job goes back to the queue");
             let _ = queue.release(job.id, worker).await;
         }
+        Some(Ok(Ok(JobOutcome::HandOff { jobs, why }))) => {
+            for next in jobs {
+                if let Err(e) = queue.enqueue(next).await {
+                    // Nothing is lost: the job runs again and hands off again.
+                    fail(
+                        queue,
+                        worker,
+                        &job,
+                        &format!("cannot queue the follow-up: {e}"),
+                    )
+                    .await;
+                    return;
+                }
+            }
+            info!(reason = %why, "handed off");
+            metrics::counter!("kubeward_jobs_total", "outcome" => "done").increment(1);
+            let _ = queue.complete(job.id, worker).await;
+        }
         Some(Ok(Ok(outcome))) => {
             match &outcome {
                 JobOutcome::Published {
@@ -144,6 +162,7 @@ async fn process(
                     info!(conclusion = %conclusion, published = published_id, ms = elapsed.as_millis() as u64, "published")
                 }
                 JobOutcome::Skipped(why) => info!(reason = %why, "skipped"),
+                JobOutcome::HandOff { .. } => {}
             }
             metrics::counter!("kubeward_jobs_total", "outcome" => "done").increment(1);
             let _ = queue.complete(job.id, worker).await;

@@ -296,16 +296,16 @@ impl Queue {
         }
     }
 
-    /// The PR last remembered for `head_sha`, if any.
-    pub async fn pr_for_head(
+    /// Every PR remembered with `head_sha` as its head, in number order.
+    pub async fn prs_for_head(
         &self,
         forge: &str,
         repo_id: i64,
         head_sha: &str,
-    ) -> Result<Option<i64>, QueueError> {
+    ) -> Result<Vec<i64>, QueueError> {
         match &self.backend {
-            Backend::Sqlite(b) => b.pr_for_head(forge, repo_id, head_sha).await,
-            Backend::Postgres(b) => b.pr_for_head(forge, repo_id, head_sha).await,
+            Backend::Sqlite(b) => b.prs_for_head(forge, repo_id, head_sha).await,
+            Backend::Postgres(b) => b.prs_for_head(forge, repo_id, head_sha).await,
         }
     }
 

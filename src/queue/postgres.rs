@@ -53,11 +53,18 @@ struct Migration {
 
 /// Applied in order, each at most once; append only, never edit a released one. Versions match
 /// the SQLite backend's (the same schema change has the same number on both).
-const MIGRATIONS: &[Migration] = &[Migration {
-    version: 1,
-    name: "init",
-    sql: include_str!("migrations/postgres/0001_init.sql"),
-}];
+const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        name: "init",
+        sql: include_str!("migrations/postgres/0001_init.sql"),
+    },
+    Migration {
+        version: 2,
+        name: "pr_heads_many",
+        sql: include_str!("migrations/postgres/0002_pr_heads_many.sql"),
+    },
+];
 
 const MIGRATION_LOCK_SQL: &str = "SELECT pg_advisory_xact_lock($1)";
 const MIGRATIONS_TABLE_EXISTS: &str =
@@ -207,10 +214,10 @@ const RELEASE: &str = "UPDATE jobs
 const REMEMBER_PR_HEAD: &str = "INSERT INTO pr_heads (forge, repo_id, head_sha, pr_number,
         updated_at_ms)
     VALUES ($1, $2, $3, $4, $5)
-    ON CONFLICT (forge, repo_id, head_sha)
-    DO UPDATE SET pr_number = excluded.pr_number, updated_at_ms = excluded.updated_at_ms";
-const PR_FOR_HEAD: &str = "SELECT pr_number FROM pr_heads
-    WHERE forge = $1 AND repo_id = $2 AND head_sha = $3";
+    ON CONFLICT (forge, repo_id, head_sha, pr_number)
+    DO UPDATE SET updated_at_ms = excluded.updated_at_ms";
+const PRS_FOR_HEAD: &str = "SELECT pr_number FROM pr_heads
+    WHERE forge = $1 AND repo_id = $2 AND head_sha = $3 ORDER BY pr_number";
 
 /// A job has been waiting since it was enqueued or, if later, since its `run_at` (a retry).
 const STATS: &str = "SELECT
@@ -616,19 +623,22 @@ impl PostgresBackend {
         Ok(())
     }
 
-    pub(super) async fn pr_for_head(
+    pub(super) async fn prs_for_head(
         &self,
         forge: &str,
         repo_id: i64,
         head_sha: &str,
-    ) -> Result<Option<i64>, QueueError> {
-        sqlx::query(PR_FOR_HEAD)
+    ) -> Result<Vec<i64>, QueueError> {
+        let rows = sqlx::query(PRS_FOR_HEAD)
             .bind(forge)
             .bind(repo_id)
             .bind(head_sha)
-            .fetch_optional(&self.pool)
+            .fetch_all(&self.pool)
             .await
-            .and_then(|row| row.map(|row| row.try_get("pr_number")).transpose())
+            .map_err(db("look up PR head"))?;
+        rows.iter()
+            .map(|row| row.try_get("pr_number"))
+            .collect::<Result<_, _>>()
             .map_err(db("look up PR head"))
     }
 

@@ -375,18 +375,28 @@ async fn rerequest(
 ) -> Result<Route, crate::queue::QueueError> {
     let mut numbers = pull_requests.to_vec();
     // Fork PRs arrive without pull requests: use the heads we have seen.
-    if numbers.is_empty()
-        && let Some(n) = queue
-            .pr_for_head(FORGE_GITHUB, repository.id as i64, head_sha)
+    if numbers.is_empty() {
+        numbers = queue
+            .prs_for_head(FORGE_GITHUB, repository.id as i64, head_sha)
             .await?
-    {
-        numbers.push(n as u64);
+            .into_iter()
+            .map(|n| n as u64)
+            .collect();
     }
-    let spec = JobSpec::Rerequest {
-        installation,
-        repo: repo_ref(repository),
-        head_sha: head_sha.to_owned(),
-        pull_numbers: numbers,
+    let spec = |pull_numbers: Vec<u64>| {
+        JobSpec::Rerequest {
+            installation,
+            repo: repo_ref(repository),
+            head_sha: head_sha.to_owned(),
+            pull_numbers,
+        }
+        .to_new_job(FORGE_GITHUB)
     };
-    Ok(Route::Jobs(vec![spec.to_new_job(FORGE_GITHUB)]))
+    // One job per pull request, each queued as that PR's work; with none known yet, the worker
+    // maps the head to its pull requests and hands off the same way.
+    Ok(Route::Jobs(if numbers.is_empty() {
+        vec![spec(Vec::new())]
+    } else {
+        numbers.into_iter().map(|n| spec(vec![n])).collect()
+    }))
 }

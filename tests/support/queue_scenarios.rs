@@ -744,20 +744,29 @@ pub async fn prune_removes_old_history_but_keeps_live_and_dead_jobs(store: &Stor
     let pruned = queue.prune(t - 60_000).await.unwrap();
     assert_eq!((pruned.deliveries, pruned.jobs, pruned.pr_heads), (0, 0, 0));
 
-    // Queued jobs remembered their head ("abc123", last written by PR 3) as well.
+    // Queued jobs remembered their head ("abc123", the head of PRs 1, 2 and 3) as well.
     assert_eq!(
-        queue.pr_for_head("github", 1, "abc123").await.unwrap(),
-        Some(3)
+        queue.prs_for_head("github", 1, "abc123").await.unwrap(),
+        vec![1, 2, 3]
     );
     let pruned = queue.prune(now_ms() + 1).await.unwrap();
-    assert_eq!((pruned.deliveries, pruned.jobs, pruned.pr_heads), (1, 1, 2));
+    assert_eq!((pruned.deliveries, pruned.jobs, pruned.pr_heads), (1, 1, 4));
     assert!(queue.get(done).await.unwrap().is_none());
     assert!(queue.get(dead).await.unwrap().is_some());
     assert!(queue.get(live).await.unwrap().is_some());
-    assert_eq!(queue.pr_for_head("github", 1, "sha").await.unwrap(), None);
-    assert_eq!(
-        queue.pr_for_head("github", 1, "abc123").await.unwrap(),
-        None
+    assert!(
+        queue
+            .prs_for_head("github", 1, "sha")
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert!(
+        queue
+            .prs_for_head("github", 1, "abc123")
+            .await
+            .unwrap()
+            .is_empty()
     );
     assert!(queue.record_delivery("github", "old").await.unwrap());
 }
@@ -1096,7 +1105,10 @@ pub async fn retries_move_between_replicas_then_dead_letter(store: &Store) {
 
 pub async fn pr_head_mapping(store: &Store) {
     let queue = store.queue().await;
-    assert_eq!(queue.pr_for_head("github", 1, "sha1").await.unwrap(), None);
+    let prs = |queue: Queue, repo: i64, forge: &'static str| async move {
+        queue.prs_for_head(forge, repo, "sha1").await.unwrap()
+    };
+    assert!(prs(queue.clone(), 1, "github").await.is_empty());
     queue
         .remember_pr_head("github", 1, "sha1", 10)
         .await
@@ -1105,26 +1117,19 @@ pub async fn pr_head_mapping(store: &Store) {
         .remember_pr_head("github", 2, "sha1", 20)
         .await
         .unwrap();
-    assert_eq!(
-        queue.pr_for_head("github", 1, "sha1").await.unwrap(),
-        Some(10)
-    );
-    assert_eq!(
-        queue.pr_for_head("github", 2, "sha1").await.unwrap(),
-        Some(20)
-    );
-    assert_eq!(queue.pr_for_head("gitlab", 1, "sha1").await.unwrap(), None);
-    // The latest PR wins (the same commit pushed to a new PR).
-    queue
-        .remember_pr_head("github", 1, "sha1", 11)
-        .await
-        .unwrap();
+    assert_eq!(prs(queue.clone(), 1, "github").await, vec![10]);
+    assert_eq!(prs(queue.clone(), 2, "github").await, vec![20]);
+    assert!(prs(queue.clone(), 1, "gitlab").await.is_empty());
+    // One head, two pull requests (a branch proposed to two bases): both are remembered, once.
+    for pr in [11, 10, 11] {
+        queue
+            .remember_pr_head("github", 1, "sha1", pr)
+            .await
+            .unwrap();
+    }
     drop(queue);
     let queue = store.queue().await;
-    assert_eq!(
-        queue.pr_for_head("github", 1, "sha1").await.unwrap(),
-        Some(11)
-    );
+    assert_eq!(prs(queue, 1, "github").await, vec![10, 11]);
 }
 
 pub async fn enqueue_delivery_is_one_transaction_and_deduplicates(store: &Store) {

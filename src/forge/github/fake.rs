@@ -427,14 +427,20 @@ impl FakeGitHub {
                 None => not_found(),
             },
             (Method::Post, ["graphql"]) => graphql(&mut state, body),
-            (Method::Get, ["repos", _, _, "commits", sha, "pulls"]) => {
-                let pulls: Vec<Value> = state
+            (Method::Get, ["repos", _, _, "pulls"]) => {
+                let state_filter = query_param(query, "state").unwrap_or_else(|| "open".into());
+                let mut pulls: Vec<(u64, Value)> = state
                     .pulls
-                    .values()
-                    .filter(|p| p["head"]["sha"].as_str() == Some(sha))
-                    .cloned()
+                    .iter()
+                    .filter(|(_, p)| {
+                        state_filter == "all"
+                            || p["state"].as_str().unwrap_or("open") == state_filter
+                    })
+                    .map(|(n, p)| (*n, p.clone()))
                     .collect();
-                (200, Value::Array(pulls))
+                pulls.sort_by_key(|(n, _)| std::cmp::Reverse(*n));
+                let pulls: Vec<Value> = pulls.into_iter().map(|(_, p)| p).collect();
+                (200, Value::Array(page(&pulls, query)))
             }
             _ => not_found(),
         }
