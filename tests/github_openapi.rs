@@ -418,4 +418,10 @@ fn the_bots_graphql_operations_validate_against_githubs_schema() {
     )))
     .expect_err("undeclared variable");
     validate_graphql(Some(&json!({"variables": {}}))).expect_err("no query");
+    let old_id = REVIEW_THREADS.replace("fullDatabaseId", "databaseId");
+    let err = validate_graphql(Some(&json!({"query": old_id, "variables": {
+        "owner": "octo", "repo": "shop", "number": 7
+    }})))
+    .expect_err("deprecated field");
+    assert!(err.contains("PullRequestReviewComment.databaseId"), "{err}");
 }

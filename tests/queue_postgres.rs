@@ -240,7 +240,7 @@ async fn replicas_starting_together_migrate_once() {
         .collect();
     assert_eq!(
         applied,
-        vec![(1, "init".to_owned()), (2, "pr_heads_many".to_owned())]
+        vec![(1, "init".to_owned()), (2, "pr_head_prs".to_owned())]
     );
     // And they share one queue.
     let id = replicas[3].enqueue(job(1, Some(1))).await.unwrap().id;
@@ -323,5 +323,37 @@ async fn errors_with_nul_bytes_are_stored() {
     let failed = queue.get(id).await.unwrap().unwrap();
     assert_eq!(failed.state, JobState::Queued);
     assert_eq!(failed.last_error.as_deref(), Some("bad body: a\u{fffd}b"));
+    store.finish().await;
+}
+
+/// During a rolling update, replicas of the previous version keep running against the migrated
+/// database: the statement they use to remember a head must still work.
+#[tokio::test]
+async fn the_previous_versions_head_statement_still_runs_after_migrating() {
+    let store = Store::new(StoreKind::Postgres).await;
+    let queue = store.queue().await;
+    let mut conn = admin(pg(&store)).await;
+    // Verbatim from the first schema's version of the queue.
+    let previous = "INSERT INTO pr_heads (forge, repo_id, head_sha, pr_number, updated_at_ms)
+        VALUES ($1, $2, $3, $4, $5)
+        ON CONFLICT (forge, repo_id, head_sha)
+        DO UPDATE SET pr_number = excluded.pr_number, updated_at_ms = excluded.updated_at_ms";
+    for pr in [1_i64, 2] {
+        sqlx::query(previous)
+            .bind("github")
+            .bind(1_i64)
+            .bind("sha")
+            .bind(pr)
+            .bind(0_i64)
+            .execute(&mut conn)
+            .await
+            .expect("the previous version's statement runs");
+    }
+    queue.remember_pr_head("github", 1, "sha", 3).await.unwrap();
+    queue.remember_pr_head("github", 1, "sha", 4).await.unwrap();
+    assert_eq!(
+        queue.prs_for_head("github", 1, "sha").await.unwrap(),
+        [3, 4]
+    );
     store.finish().await;
 }

@@ -52,7 +52,7 @@ pub enum JobOutcome {
     Skipped(String),
     /// The job's work belongs to other jobs (e.g. a re-requested check, once its head is mapped
     /// to pull requests, becomes one job per pull request so each runs with that PR's work).
-    /// The worker queues them and completes this one.
+    /// The worker queues them, at most once per job, and completes this one.
     HandOff {
         jobs: Vec<crate::queue::NewJob>,
         why: String,

@@ -136,20 +136,18 @@ async fn process(
             let _ = queue.release(job.id, worker).await;
         }
         Some(Ok(Ok(JobOutcome::HandOff { jobs, why }))) => {
-            for next in jobs {
-                if let Err(e) = queue.enqueue(next).await {
-                    // Nothing is lost: the job runs again and hands off again.
-                    fail(
-                        queue,
-                        worker,
-                        &job,
-                        &format!("cannot queue the follow-up: {e}"),
-                    )
-                    .await;
+            // All follow-ups in one transaction, recorded under this job's id: if this job runs
+            // again (a failed completion, a lost lease), it hands off nothing twice.
+            let key = format!("handoff:{}", job.id);
+            match queue.enqueue_delivery(&job.forge, &key, jobs).await {
+                Ok(Some(ids)) => info!(reason = %why, jobs = ?ids, "handed off"),
+                Ok(None) => info!(reason = %why, "already handed off"),
+                Err(e) => {
+                    let error = format!("cannot queue the follow-ups: {e}");
+                    fail(queue, worker, &job, &error).await;
                     return;
                 }
             }
-            info!(reason = %why, "handed off");
             metrics::counter!("kubeward_jobs_total", "outcome" => "done").increment(1);
             let _ = queue.complete(job.id, worker).await;
         }

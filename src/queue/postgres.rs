@@ -61,8 +61,8 @@ const MIGRATIONS: &[Migration] = &[
     },
     Migration {
         version: 2,
-        name: "pr_heads_many",
-        sql: include_str!("migrations/postgres/0002_pr_heads_many.sql"),
+        name: "pr_head_prs",
+        sql: include_str!("migrations/postgres/0002_pr_head_prs.sql"),
     },
 ];
 
@@ -211,12 +211,12 @@ const RELEASE: &str = "UPDATE jobs
         lease_until_ms = NULL, locked_by = NULL, updated_at_ms = $3
     WHERE id = $1 AND state = 'running' AND locked_by = $2";
 
-const REMEMBER_PR_HEAD: &str = "INSERT INTO pr_heads (forge, repo_id, head_sha, pr_number,
+const REMEMBER_PR_HEAD: &str = "INSERT INTO pr_head_prs (forge, repo_id, head_sha, pr_number,
         updated_at_ms)
     VALUES ($1, $2, $3, $4, $5)
     ON CONFLICT (forge, repo_id, head_sha, pr_number)
     DO UPDATE SET updated_at_ms = excluded.updated_at_ms";
-const PRS_FOR_HEAD: &str = "SELECT pr_number FROM pr_heads
+const PRS_FOR_HEAD: &str = "SELECT pr_number FROM pr_head_prs
     WHERE forge = $1 AND repo_id = $2 AND head_sha = $3 ORDER BY pr_number";
 
 /// A job has been waiting since it was enqueued or, if later, since its `run_at` (a retry).
@@ -239,7 +239,7 @@ const RETRY_DEAD: &str = "UPDATE jobs
 const PRUNE_DELIVERIES: &str = "DELETE FROM deliveries WHERE received_at_ms < $1";
 const PRUNE_JOBS: &str = "DELETE FROM jobs
     WHERE state IN ('done', 'superseded', 'dropped') AND finished_at_ms < $1";
-const PRUNE_PR_HEADS: &str = "DELETE FROM pr_heads WHERE updated_at_ms < $1";
+const PRUNE_PR_HEADS: &str = "DELETE FROM pr_head_prs WHERE updated_at_ms < $1";
 
 /// `Debug` shows the pool's sizes and settings, never the connect options (which hold the
 /// password).

@@ -1,10 +1,12 @@
 //! Checks a GraphQL request the bot sends to GitHub against GitHub's published GraphQL schema
 //! (`@octokit/graphql-schema`, `schema.graphql`, installed by `scripts/test.sh`): the document
-//! parses, validates against the schema (fields, arguments, variable types), holds exactly one
-//! operation, and the `variables` coerce to the types the operation declares.
+//! parses, validates against the schema (fields, arguments, variable types), selects no
+//! deprecated field (GitHub removes them on a date: `databaseId` outgrew 32 bits), holds exactly
+//! one operation, and the `variables` coerce to the types the operation declares.
 
 use std::sync::OnceLock;
 
+use apollo_compiler::executable::{Selection, SelectionSet};
 use apollo_compiler::response::JsonMap;
 use apollo_compiler::validation::Valid;
 use apollo_compiler::{ExecutableDocument, Schema};
@@ -49,6 +51,14 @@ pub fn validate_request(body: Option<&Value>) -> Result<(), String> {
         .operations
         .get(body["operationName"].as_str())
         .map_err(|e| format!("no single operation to run: {}", e.message()))?;
+    let mut deprecated = Vec::new();
+    deprecated_fields(&document, &operation.selection_set, &mut deprecated);
+    if !deprecated.is_empty() {
+        return Err(format!(
+            "deprecated fields selected: {}",
+            deprecated.join(", ")
+        ));
+    }
     let variables: JsonMap = match &body["variables"] {
         Value::Null => JsonMap::new(),
         v => serde_json::from_value(v.clone())
@@ -68,4 +78,26 @@ pub fn validate_request(body: Option<&Value>) -> Result<(), String> {
     apollo_compiler::request::coerce_variable_values(schema(), operation, &variables)
         .map_err(|e| format!("the variables do not fit the operation: {}", e.message()))?;
     Ok(())
+}
+
+/// `Type.field` for every selected field the schema marks `@deprecated`.
+fn deprecated_fields(document: &ExecutableDocument, set: &SelectionSet, out: &mut Vec<String>) {
+    for selection in &set.selections {
+        match selection {
+            Selection::Field(field) => {
+                if field.definition.directives.get("deprecated").is_some() {
+                    out.push(format!("{}.{}", set.ty, field.name));
+                }
+                deprecated_fields(document, &field.selection_set, out);
+            }
+            Selection::InlineFragment(fragment) => {
+                deprecated_fields(document, &fragment.selection_set, out)
+            }
+            Selection::FragmentSpread(spread) => {
+                if let Some(fragment) = document.fragments.get(&spread.fragment_name) {
+                    deprecated_fields(document, &fragment.selection_set, out);
+                }
+            }
+        }
+    }
 }

@@ -539,7 +539,7 @@ fn graphql(state: &mut State, body: Option<&Value>) -> (u16, Value) {
                 json!({
                     "id": thread_id(*root),
                     "isResolved": state.resolved_threads.contains(root),
-                    "comments": {"nodes": [{"databaseId": root}]},
+                    "comments": {"nodes": [{"fullDatabaseId": root.to_string()}]},
                 })
             })
             .collect();

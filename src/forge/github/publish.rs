@@ -354,13 +354,17 @@ pub async fn publish(
             ),
         )
         .await?;
-        graphql(
+        report.comments_marked_fixed += 1;
+        // Cosmetic next to the edit: a failure must not fail the review (and its check).
+        if let Err(e) = graphql(
             api,
             target.installation,
             ApiRequest::graphql_mutation(RESOLVE_THREAD, json!({"thread": thread.id})),
         )
-        .await?;
-        report.comments_marked_fixed += 1;
+        .await
+        {
+            tracing::warn!(error = %e, comment = comment.id, "cannot resolve the thread of a fixed finding");
+        }
     }
 
     // The summary: one comment, edited in place.
@@ -386,7 +390,7 @@ pub async fn publish(
 pub const REVIEW_THREADS: &str = "query($owner: String!, $repo: String!, $number: Int!, $cursor: String) { \
     repository(owner: $owner, name: $repo) { pullRequest(number: $number) { \
     reviewThreads(first: 100, after: $cursor) { pageInfo { hasNextPage endCursor } \
-    nodes { id isResolved comments(first: 1) { nodes { databaseId } } } } } } }";
+    nodes { id isResolved comments(first: 1) { nodes { fullDatabaseId } } } } } } }";
 
 /// Resolves one review thread; repeating it changes nothing.
 pub const RESOLVE_THREAD: &str = "mutation($thread: ID!) { \
@@ -428,7 +432,13 @@ async fn review_threads(
             .as_array()
             .ok_or_else(|| ApiError::Other("GraphQL: no review threads in the answer".into()))?;
         for node in nodes {
-            let first = node["comments"]["nodes"][0]["databaseId"].as_u64();
+            // `fullDatabaseId` is a BigInt, sent as a string (`databaseId` is 32-bit and
+            // deprecated: review comment ids outgrew it).
+            let first = &node["comments"]["nodes"][0]["fullDatabaseId"];
+            let first = first
+                .as_str()
+                .and_then(|id| id.parse::<u64>().ok())
+                .or_else(|| first.as_u64());
             if let (Some(first), Some(id)) = (first, node["id"].as_str()) {
                 let resolved = node["isResolved"].as_bool().unwrap_or(true);
                 threads.insert(
@@ -440,11 +450,17 @@ async fn review_threads(
                 );
             }
         }
-        if page["pageInfo"]["hasNextPage"].as_bool() != Some(true) {
+        let next = &page["pageInfo"]["endCursor"];
+        if page["pageInfo"]["hasNextPage"].as_bool() != Some(true) || !next.is_string() {
             return Ok(threads);
         }
-        cursor = page["pageInfo"]["endCursor"].clone();
+        cursor = next.clone();
     }
+    // Threads past the cap are unknown, so their comments are left as they are.
+    tracing::warn!(
+        threads = threads.len(),
+        "more review threads than are read; the rest are left alone"
+    );
     Ok(threads)
 }
 
@@ -465,11 +481,13 @@ async fn github_diff(
         .iter()
         .filter_map(|f| {
             let path = f.get("filename").and_then(Value::as_str)?;
-            let hunks = f
-                .get("patch")
-                .and_then(Value::as_str)
-                .map(|p| parse_unified_hunks(p).unwrap_or_default())
-                .unwrap_or_default();
+            let hunks = match f.get("patch").and_then(Value::as_str) {
+                Some(patch) => parse_unified_hunks(patch).unwrap_or_else(|e| {
+                    tracing::warn!(path, error = %e, "cannot read GitHub's diff of a file");
+                    Vec::new()
+                }),
+                None => Vec::new(),
+            };
             Some((path.to_owned(), hunks))
         })
         .collect())
@@ -724,4 +742,42 @@ pub fn can_write(permission_reply: &Value) -> bool {
         || ["admin", "maintain", "push"]
             .iter()
             .any(|k| flags.get(k) == Some(&true))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::forge::github::fake::FakeGitHub;
+
+    #[tokio::test]
+    async fn review_threads_are_read_across_pages() {
+        let fake = FakeGitHub::new("kubeward[bot]");
+        let roots: Vec<u64> = (0..250)
+            .map(|i| fake.add_review_comment_by("kubeward[bot]", None, &format!("c{i}")))
+            .collect();
+        fake.add_review_comment_by("dev", Some(roots[0]), "a reply is no thread");
+        fake.resolve_thread(roots[120]);
+        let target = Target {
+            installation: 1,
+            owner: "o".into(),
+            repo: "r".into(),
+            number: 7,
+            head_sha: "a".repeat(40),
+            bot_login: "kubeward[bot]".into(),
+        };
+        let threads = review_threads(&fake, &target).await.expect("threads");
+        assert_eq!(threads.len(), 250);
+        let resolved: Vec<u64> = roots
+            .iter()
+            .copied()
+            .filter(|r| threads[r].resolved)
+            .collect();
+        assert_eq!(resolved, [roots[120]]);
+        let pages = fake
+            .request_log()
+            .iter()
+            .filter(|r| *r == "POST /graphql")
+            .count();
+        assert_eq!(pages, 3);
+    }
 }
