@@ -170,6 +170,25 @@ async fn run_until_settled(
     let _ = task.await;
 }
 
+/// Queues a review of `head` and runs a worker (usual limits) until the queue is empty; the
+/// job's id.
+async fn review_until_settled(
+    queue: &Queue,
+    api: Arc<dyn GitHubApi>,
+    git: &str,
+    dir: &std::path::Path,
+    head: git2::Oid,
+) -> i64 {
+    let id = queue
+        .enqueue(review_job(&head.to_string()))
+        .await
+        .expect("enqueue")
+        .id;
+    let limits = (Duration::from_secs(30), Duration::from_secs(20));
+    run_until_settled(queue, api, git.to_owned(), dir, limits.0, limits.1).await;
+    id
+}
+
 /// The fake GitHub holding pull request 7 from `base` to `head`.
 fn github_with_pull(base: git2::Oid, head: git2::Oid) -> Arc<FakeGitHub> {
     let fake = Arc::new(FakeGitHub::new("kubeward[bot]"));
@@ -243,20 +262,7 @@ async fn a_review_failing_at_the_api_on_its_last_attempt_concludes_its_check() {
         fail_post: Some(("/issues/7/comments".into(), 500)),
     });
     let queue = one_attempt_queue().await;
-    let id = queue
-        .enqueue(review_job(&head.to_string()))
-        .await
-        .expect("enqueue")
-        .id;
-    run_until_settled(
-        &queue,
-        api,
-        git,
-        dir.path(),
-        Duration::from_secs(30),
-        Duration::from_secs(20),
-    )
-    .await;
+    let id = review_until_settled(&queue, api, &git, dir.path(), head).await;
     let job = queue.get(id).await.expect("read").expect("job");
     assert!(job.last_error.is_some(), "{job:?}");
     let check = only_check_run(&fake);
@@ -368,20 +374,7 @@ async fn comments_of_a_rejected_review_are_said_in_the_summary_and_the_check_con
         fail_post: Some(("/pulls/7/reviews".into(), 422)),
     });
     let queue = one_attempt_queue().await;
-    let id = queue
-        .enqueue(review_job(&head.to_string()))
-        .await
-        .expect("enqueue")
-        .id;
-    run_until_settled(
-        &queue,
-        api,
-        git,
-        dir.path(),
-        Duration::from_secs(30),
-        Duration::from_secs(20),
-    )
-    .await;
+    let id = review_until_settled(&queue, api, &git, dir.path(), head).await;
     let job = queue.get(id).await.expect("read").expect("job");
     assert_eq!(job.state, kubeward::queue::JobState::Done, "{job:?}");
     assert!(
@@ -413,19 +406,7 @@ async fn a_refused_review_is_retried_with_what_githubs_diff_can_anchor() {
     fake.set_diff_lines("d.yaml", (1..=9).chain(11..=20));
     let queue = one_attempt_queue().await;
     for _ in 0..2 {
-        queue
-            .enqueue(review_job(&head.to_string()))
-            .await
-            .expect("enqueue");
-        run_until_settled(
-            &queue,
-            fake.clone(),
-            git.clone(),
-            dir.path(),
-            Duration::from_secs(30),
-            Duration::from_secs(20),
-        )
-        .await;
+        review_until_settled(&queue, fake.clone(), &git, dir.path(), head).await;
     }
     let reviews: Vec<_> = fake
         .requests()

@@ -116,10 +116,16 @@ impl FileChange {
 
     /// Whether new-side lines `start..=end` are all shown by one hunk.
     pub fn one_hunk_shows(&self, start: u32, end: u32) -> Option<&Hunk> {
-        self.hunks
-            .iter()
-            .find(|h| (start..=end).all(|l| h.shows_new_line(l)))
+        one_hunk_shows(&self.hunks, start, end)
     }
+}
+
+/// The hunk that shows every new-side line `start..=end`, if one does: where a forge accepts
+/// a comment spanning those lines.
+pub fn one_hunk_shows(hunks: &[Hunk], start: u32, end: u32) -> Option<&Hunk> {
+    hunks
+        .iter()
+        .find(|h| (start..=end).all(|l| h.shows_new_line(l)))
 }
 
 /// A unified diff that does not parse.

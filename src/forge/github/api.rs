@@ -6,6 +6,8 @@ use std::pin::Pin;
 
 use serde_json::Value;
 
+pub use super::client::WriteKind;
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Method {
     Get,
@@ -33,10 +35,9 @@ pub struct ApiRequest {
     /// Path and query below the API base URL, built from ids only.
     pub path: String,
     pub body: Option<Value>,
-    /// A POST that creates something (a comment, a review, a check run): never re-sent blindly.
-    pub creates_content: bool,
-    /// Changes nothing (a GET, a GraphQL query): retried freely and not paced like a write.
-    pub reads_only: bool,
+    /// How it may be retried and paced: a read (a GET, a GraphQL query) is retried freely; a
+    /// POST that creates something (a comment, a review, a check run) is never re-sent blindly.
+    pub kind: WriteKind,
 }
 
 /// The path that stands for GitHub's GraphQL endpoint (the client knows where it lives).
@@ -48,8 +49,7 @@ impl ApiRequest {
             method: Method::Get,
             path: path.into(),
             body: None,
-            creates_content: false,
-            reads_only: true,
+            kind: WriteKind::Read,
         }
     }
 
@@ -58,8 +58,7 @@ impl ApiRequest {
             method: Method::Post,
             path: path.into(),
             body: Some(body),
-            creates_content: true,
-            reads_only: false,
+            kind: WriteKind::CreatesContent,
         }
     }
 
@@ -68,15 +67,14 @@ impl ApiRequest {
             method: Method::Patch,
             path: path.into(),
             body: Some(body),
-            creates_content: false,
-            reads_only: false,
+            kind: WriteKind::Idempotent,
         }
     }
 
     /// A GraphQL query; names and numbers go in `variables`, never into the query text.
     pub fn graphql_query(query: &str, variables: Value) -> ApiRequest {
         ApiRequest {
-            reads_only: true,
+            kind: WriteKind::Read,
             ..ApiRequest::graphql_mutation(query, variables)
         }
     }
@@ -87,8 +85,7 @@ impl ApiRequest {
             method: Method::Post,
             path: GRAPHQL_PATH.to_owned(),
             body: Some(serde_json::json!({"query": mutation, "variables": variables})),
-            creates_content: false,
-            reads_only: false,
+            kind: WriteKind::Idempotent,
         }
     }
 }

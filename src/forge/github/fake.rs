@@ -492,7 +492,8 @@ fn patch_showing(lines: &HashSet<u64>) -> String {
 fn graphql(state: &mut State, body: Option<&Value>) -> (u16, Value) {
     let query = body.and_then(|b| b["query"].as_str()).unwrap_or("");
     let variables = body.map(|b| b["variables"].clone()).unwrap_or(Value::Null);
-    if query.contains("resolveReviewThread") || query.contains("unresolveReviewThread") {
+    // Also matches `unresolveReviewThread`.
+    if query.contains("resolveReviewThread") {
         let resolve = !query.contains("unresolveReviewThread");
         let root = variables["thread"]
             .as_str()

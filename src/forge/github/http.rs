@@ -3,7 +3,7 @@
 use reqwest::Method as HttpMethod;
 
 use super::api::{ApiError, ApiFuture, ApiReply, ApiRequest, GitHubApi, Method};
-use super::client::{GitHubClient, GitHubError, WriteKind};
+use super::client::{GitHubClient, GitHubError};
 
 fn http_method(method: Method) -> HttpMethod {
     match method {
@@ -37,13 +37,6 @@ fn convert(method: Method, path: &str, error: GitHubError) -> ApiError {
 impl GitHubApi for GitHubClient {
     fn call(&self, installation: u64, request: ApiRequest) -> ApiFuture<'_> {
         Box::pin(async move {
-            let kind = if request.reads_only {
-                WriteKind::Read
-            } else if request.creates_content {
-                WriteKind::CreatesContent
-            } else {
-                WriteKind::Idempotent
-            };
             let started = std::time::Instant::now();
             let result = self
                 .send(
@@ -51,7 +44,7 @@ impl GitHubApi for GitHubClient {
                     http_method(request.method),
                     &request.path,
                     request.body.as_ref(),
-                    kind,
+                    request.kind,
                 )
                 .await;
             let status = match &result {

@@ -14,7 +14,7 @@ use std::collections::{HashMap, HashSet};
 use serde_json::{Value, json};
 
 use super::api::{ApiError, ApiRequest, GitHubApi, graphql, list_all, repo_path};
-use crate::diff::{Hunk, parse_unified_hunks};
+use crate::diff::{Hunk, one_hunk_shows, parse_unified_hunks};
 use crate::review::render::{SUMMARY_MARKER, parse_marker, truncate};
 use crate::review::{Annotation, Conclusion, InlineComment, ReviewPlan};
 
@@ -496,11 +496,8 @@ async fn github_diff(
 /// Whether GitHub accepts the comment: one of its hunks shows every line the comment spans.
 fn github_can_anchor(diff: &HashMap<String, Vec<Hunk>>, comment: &InlineComment) -> bool {
     let start = comment.start_line.unwrap_or(comment.line);
-    diff.get(&comment.path).is_some_and(|hunks| {
-        hunks
-            .iter()
-            .any(|h| (start..=comment.line).all(|l| h.shows_new_line(l)))
-    })
+    diff.get(&comment.path)
+        .is_some_and(|hunks| one_hunk_shows(hunks, start, comment.line).is_some())
 }
 
 fn strip_marker(body: &str) -> String {
