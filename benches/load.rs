@@ -12,7 +12,9 @@
 //! (default 10) sets the length of the steady phase, `KUBEWARD_LOAD_PRS` (default 40) the
 //! number of reviewed pull requests.
 
-#[path = "../tests/support/git_http.rs"]
+// The tests' git server; the bench uses only part of it.
+#[allow(dead_code)]
+#[path = "../tests/integration/support/git_http.rs"]
 mod git_http;
 
 use std::process::{Command, Stdio};

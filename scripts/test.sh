@@ -6,7 +6,7 @@
 # Both are npm packages, pinned in tests/npm/package.json and package-lock.json; `npm ci`
 # installs exactly the locked versions into tests/npm/node_modules (git-ignored).
 #
-# The queue's PostgreSQL tests (tests/queue_postgres.rs) need a real server. Unless
+# The queue's PostgreSQL tests (tests/integration/queue_postgres.rs) need a real server. Unless
 # KUBEWARD_TEST_DATABASE_URL already names one (postgres://user:password@host:port/database, a
 # role allowed to CREATE DATABASE), this script starts a throwaway cluster for the run: `initdb`
 # into a temporary directory, listening only on 127.0.0.1 on a free port, password auth, no
@@ -17,8 +17,8 @@
 # /usr/lib/postgresql/*/bin (Debian: apt-get install postgresql).
 #
 # Usage: scripts/test.sh [cargo test arguments...]
-#   e.g. scripts/test.sh --test github_events --test github_openapi
-#        scripts/test.sh --test queue --test queue_postgres
+#   e.g. scripts/test.sh --test integration github_
+#        scripts/test.sh --test integration queue
 set -euo pipefail
 cd "$(dirname "$0")/.."
 

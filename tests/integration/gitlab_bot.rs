@@ -3,8 +3,7 @@
 //! by the in-memory fake) that records every request. Payloads follow GitLab's documented
 //! shapes (tests/data/gitlab, see tests/data/README.md).
 
-#[path = "support/git_http.rs"]
-mod git_http;
+use crate::support::git_http;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};

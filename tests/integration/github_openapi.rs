@@ -1,13 +1,11 @@
-//! The test-support validator for requests to GitHub (`tests/support/github_openapi.rs`):
+//! The test-support validator for requests to GitHub (`support/github_openapi.rs`):
 //! path matching against GitHub's OpenAPI description, body validation and the limits the
 //! description does not state.
 
-mod support;
-
-use serde_json::{Value, json};
-use support::github_openapi::{
+use crate::support::github_openapi::{
     check_limits, openapi_to_json_schema, operation_for, request_examples, validate_request,
 };
+use serde_json::{Value, json};
 
 const SHA: &str = "ec26c3e57ca3a959ca5aad62de7213c562f8c821";
 
@@ -385,8 +383,8 @@ fn nullable_becomes_a_union_with_null() {
 
 #[test]
 fn the_bots_graphql_operations_validate_against_githubs_schema() {
+    use crate::support::github_graphql::validate_request as validate_graphql;
     use kubeward::forge::github::publish::{RESOLVE_THREAD, REVIEW_THREADS};
-    use support::github_graphql::validate_request as validate_graphql;
 
     let threads = |variables: Value| json!({"query": REVIEW_THREADS, "variables": variables});
     let first_page = json!({"owner": "octo", "repo": "shop", "number": 7, "cursor": null});

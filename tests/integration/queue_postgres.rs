@@ -2,13 +2,11 @@
 //! names, which `scripts/test.sh` starts for the run (these tests fail, naming the script, when
 //! it is not set). Each test works in a database of its own, so they run in parallel.
 //!
-//! Every scenario of `support/queue_scenarios.rs` (also run on SQLite by `tests/queue.rs`), plus
+//! Every scenario of `support/queue_scenarios.rs` (also run on SQLite by `queue.rs`), plus
 //! what only a shared server shows: claims skip rows other replicas hold locked instead of
 //! waiting, replicas starting together migrate once, and credentials stay out of errors.
 
-#[macro_use]
-#[path = "support/queue_scenarios.rs"]
-mod scenarios;
+use crate::support::queue_scenarios as scenarios;
 
 use std::time::Duration;
 

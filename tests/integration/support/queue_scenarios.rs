@@ -1,8 +1,7 @@
 //! The queue's behaviour, written once and run against every backend: each scenario is an
 //! `async fn(&Store)`, and [`shared_scenarios!`] / [`single_handle_scenarios!`] turn the list
-//! into `#[tokio::test]`s for one [`StoreKind`]. Included with
-//! `#[macro_use] #[path = "support/queue_scenarios.rs"] mod scenarios;` by `tests/queue.rs`
-//! (SQLite) and `tests/queue_postgres.rs` (PostgreSQL).
+//! into `#[tokio::test]`s for one [`StoreKind`]: `queue.rs` runs them on SQLite and
+//! `queue_postgres.rs` on PostgreSQL.
 //!
 //! A [`Store`] is one empty queue database; [`Store::queue`] opens a handle on it. Every
 //! handle on a file or PostgreSQL store is another pool on the same data, like another
@@ -12,8 +11,6 @@
 //! PostgreSQL stores are databases created on the server named by `KUBEWARD_TEST_DATABASE_URL`
 //! (which `scripts/test.sh` starts), one per test, so tests run in parallel; they are dropped
 //! when the test passes (a failed test leaves its database for a look).
-
-#![allow(dead_code)]
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -101,7 +98,7 @@ pub fn server_url() -> String {
         Ok(url) if !url.is_empty() => url,
         _ => panic!(
             "{DATABASE_URL_VAR} is not set: run the PostgreSQL queue tests with scripts/test.sh \
-             (e.g. `scripts/test.sh --test queue_postgres`), which starts a throwaway PostgreSQL \
+             (e.g. `scripts/test.sh --test integration queue_postgres::`), which starts a throwaway PostgreSQL \
              server and sets it; or set it to postgres://USER:PASSWORD@HOST:PORT/DATABASE for a \
              role allowed to CREATE DATABASE"
         ),
@@ -157,8 +154,8 @@ macro_rules! scenario_tests {
         $(
             #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
             async fn $name() {
-                let store = $crate::scenarios::Store::new($crate::scenarios::StoreKind::$kind).await;
-                $crate::scenarios::$name(&store).await;
+                let store = $crate::support::queue_scenarios::Store::new($crate::support::queue_scenarios::StoreKind::$kind).await;
+                $crate::support::queue_scenarios::$name(&store).await;
                 store.finish().await;
             }
         )*

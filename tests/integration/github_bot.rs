@@ -3,9 +3,8 @@
 //! request. Every request the bot sends is checked against GitHub's published OpenAPI
 //! description and the documented limits.
 
-#[path = "support/git_http.rs"]
-mod git_http;
-mod support;
+use crate::support;
+use crate::support::git_http;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};

@@ -7,19 +7,18 @@
 //! - Several hundred signed deliveries at once, spread over both replicas: every one answered 2xx
 //!   and processed exactly once (newer pushes may coalesce older ones).
 
-#[path = "support/git_http.rs"]
-mod git_http;
-mod support;
+use crate::support;
+use crate::support::git_http;
 
 use std::collections::HashMap;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use crate::support::mock_github::MockGitHub;
 use kubeward::git::build;
 use kubeward::server::verify::github_signature;
 use serde_json::{Value, json};
 use sqlx::{Connection, Row};
-use support::mock_github::MockGitHub;
 
 const SECRET: &str = "scale-out-secret";
 const TOKEN: &str = "ghs_scale.out.token";

@@ -2,17 +2,16 @@
 //! delivery id and never a secret, and a graceful shutdown that finishes or re-queues the job
 //! in flight.
 
-#[path = "support/git_http.rs"]
-mod git_http;
-mod support;
+use crate::support;
+use crate::support::git_http;
 
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use crate::support::mock_github::MockGitHub;
 use kubeward::git::build;
 use kubeward::server::verify::github_signature;
 use serde_json::{Value, json};
-use support::mock_github::MockGitHub;
 
 const SECRET: &str = "serve-process-secret";
 const TOKEN: &str = "ghs_serve.process.token.value";

@@ -1,8 +1,6 @@
 //! A real git smart-HTTP server for tests: axum on 127.0.0.1 in front of `git http-backend`,
 //! requiring HTTP Basic auth with a given password, and recording what clients sent.
 
-#![allow(dead_code)]
-
 use std::path::PathBuf;
 use std::process::Stdio;
 use std::sync::{Arc, Mutex};

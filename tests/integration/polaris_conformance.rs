@@ -6,8 +6,7 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-#[path = "support/polaris.rs"]
-mod polaris;
+use crate::support::polaris;
 
 use kubeward::audit::{Registry, audit};
 use kubeward::config::{ConfigFile, Policy};
@@ -28,7 +27,7 @@ fn policy_for(registry: &Registry, dir: &Path, check: &str) -> Policy {
 }
 
 fn deviations() -> BTreeMap<(String, String), String> {
-    let text = include_str!("conformance/polaris-deviations.tsv");
+    let text = include_str!("../conformance/polaris-deviations.tsv");
     text.lines()
         .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
         .map(|l| {

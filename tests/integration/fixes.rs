@@ -5,8 +5,7 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-#[path = "support/polaris.rs"]
-mod polaris;
+use crate::support::polaris;
 
 use kubeward::audit::{AuditResult, Registry, audit};
 use kubeward::config::Policy;
@@ -74,7 +73,7 @@ fn fixes_equal_polaris_golden_outputs_where_both_fix_the_rule() {
     let dir = polaris::fixtures_dir();
     let registry = Registry::builtin().expect("rules load");
     let table = std::fs::read_to_string(dir.join("MUTATIONS.tsv")).expect("MUTATIONS.tsv");
-    let deviations = include_str!("conformance/polaris-deviations.tsv");
+    let deviations = include_str!("../conformance/polaris-deviations.tsv");
     let mut compared = Vec::new();
     let mut failures = Vec::new();
     for line in table.lines().skip(1) {

@@ -1,7 +1,6 @@
 //! The bot's bare caches, fetched over real smart HTTP from a local git server.
 
-#[path = "support/git_http.rs"]
-mod git_http;
+use crate::support::git_http;
 
 use git2::Repository;
 use kubeward::git::build;

@@ -1,12 +1,8 @@
 //! The durable job queue against real SQLite: files in temporary directories and in-memory.
 //!
 //! The scenarios themselves live in `support/queue_scenarios.rs`, shared with
-//! `tests/queue_postgres.rs`, so both backends are held to the same behaviour. These tests need
+//! `queue_postgres.rs`, so both backends are held to the same behaviour. These tests need
 //! no PostgreSQL.
-
-#[macro_use]
-#[path = "support/queue_scenarios.rs"]
-mod scenarios;
 
 use kubeward::queue::{Queue, QueueConfig, QueueError};
 
@@ -74,10 +70,12 @@ async fn a_first_schema_queue_file_is_upgraded_keeping_its_data() {
     );
     {
         let mut conn = sqlx::SqliteConnection::connect(&url).await.unwrap();
-        sqlx::raw_sql(include_str!("../src/queue/migrations/sqlite/0001_init.sql"))
-            .execute(&mut conn)
-            .await
-            .unwrap();
+        sqlx::raw_sql(include_str!(
+            "../../src/queue/migrations/sqlite/0001_init.sql"
+        ))
+        .execute(&mut conn)
+        .await
+        .unwrap();
         sqlx::raw_sql(
             "CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL,
                 applied_at_ms INTEGER NOT NULL);

@@ -98,8 +98,6 @@ pub struct WebhookExample {
     pub event: String,
     /// The body's top-level `action`, if any.
     pub action: Option<String>,
-    /// Which index it came from: `api.github.com`, `ghes-3.x`...
-    pub target: String,
     /// The payload, as GitHub would send it in the body.
     pub payload: Value,
 }
@@ -138,7 +136,6 @@ pub fn load_webhook_examples(target: &str) -> Vec<WebhookExample> {
             examples.push(WebhookExample {
                 event: event.to_owned(),
                 action: payload["action"].as_str().map(str::to_owned),
-                target: target.to_owned(),
                 payload: payload.clone(),
             });
         }

@@ -5,17 +5,15 @@
 //! each extracted value is compared with the raw JSON field it comes from; everything else
 //! must come out as `WebhookEvent::Other` with the example's event and action.
 
-mod support;
-
 use std::collections::BTreeSet;
 
+use crate::support::npm::{self, WebhookExample};
 use kubeward::forge::github::events::{
     Account, AccountKind, CheckRunAction, CheckSuiteAction, Command, CommentAction, EventError,
     InstallationAction, InstallationRepositoriesAction, InstalledRepository, PullRequestAction,
     PullRequestState, Repository, WebhookEvent, parse_command, parse_event,
 };
 use serde_json::{Value, json};
-use support::npm::{self, WebhookExample};
 
 // ----------------------------------------------------------------------------------------
 // Expected values, read straight from the JSON.

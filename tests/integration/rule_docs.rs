@@ -1,5 +1,5 @@
 //! `docs/rules/<id>.md` is generated from the rule files; this test fails when they drift.
-//! Regenerate with `KUBEWARD_BLESS=1 cargo test --test rule_docs`.
+//! Regenerate with `KUBEWARD_BLESS=1 cargo test --test integration rule_docs::`.
 
 use std::path::Path;
 
@@ -63,6 +63,6 @@ fn rule_docs_are_up_to_date() {
     }
     assert!(
         stale.is_empty(),
-        "stale rule docs {stale:?}: run KUBEWARD_BLESS=1 cargo test --test rule_docs"
+        "stale rule docs {stale:?}: run KUBEWARD_BLESS=1 cargo test --test integration rule_docs::"
     );
 }

@@ -1,0 +1,35 @@
+//! The integration tests, one module per area, built as a single test binary: each extra
+//! binary links its own copy of the crate and every dependency (hundreds of MB with debug
+//! info), which is what filled CI's disk when every file here was its own binary.
+//!
+//! Run one area with `cargo test --test integration <module>::`, e.g.
+//! `cargo test --test integration github_bot::`.
+
+#[macro_use]
+mod support;
+
+mod bot_operations;
+mod cli;
+mod cli_review;
+mod deploy;
+mod exemptions;
+mod fixes;
+mod git_cache;
+mod github_bot;
+mod github_check_lifecycle;
+mod github_client;
+mod github_events;
+mod github_openapi;
+mod gitlab_bot;
+mod gitlab_client;
+mod gitlab_events;
+mod gitlab_serve;
+mod output_formats;
+mod polaris_conformance;
+mod queue;
+mod queue_postgres;
+mod review;
+mod rule_docs;
+mod rule_fixtures;
+mod scale_out;
+mod serve_process;
