@@ -4,6 +4,7 @@
 //! Every test runs in its own temporary folder that holds a `.git` folder, so the search for a
 //! `.kubeward.yaml` stops there and never picks up one from outside the test.
 
+use crate::support::workspace;
 use std::io::Write;
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -106,20 +107,6 @@ fn kubeward_with_stdin(dir: &Path, args: &[&str], stdin: Option<&[u8]>) -> Run {
 
 fn kubeward(dir: &Path, args: &[&str]) -> Run {
     kubeward_with_stdin(dir, args, None)
-}
-
-/// A temporary folder that is its own repository root, with these files in it.
-fn workspace(files: &[(&str, &[u8])]) -> tempfile::TempDir {
-    let dir = tempfile::tempdir().expect("temp dir");
-    std::fs::create_dir(dir.path().join(".git")).expect("mkdir .git");
-    for (name, bytes) in files {
-        let path = dir.path().join(name);
-        if let Some(parent) = path.parent() {
-            std::fs::create_dir_all(parent).expect("mkdir");
-        }
-        std::fs::write(&path, bytes).expect("write");
-    }
-    dir
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -4,7 +4,7 @@
 //! The RSA key is generated per test run with `openssl genrsa` into a temporary directory;
 //! it is a throwaway key and never leaves the machine.
 
-use std::net::TcpListener;
+use crate::support::{free_port, unix_now};
 use std::process::Command;
 use std::sync::OnceLock;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -114,13 +114,6 @@ fn token_client_with(
     let mut c = config(base, GitHubAuth::Token(Secret::new(token)));
     f(&mut c);
     GitHubClient::new(c).expect("token client")
-}
-
-fn unix_now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_secs()
 }
 
 fn unix_now_f64() -> f64 {
@@ -1282,14 +1275,6 @@ async fn secrets_never_appear_in_debug_or_errors() {
         assert!(!text.contains("PRIVATE KEY"), "{text}");
     }
     assert_eq!(format!("{}", Secret::new(TOKEN)), "[redacted]");
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 #[tokio::test]

@@ -4,10 +4,11 @@
 //! shapes (tests/data/gitlab, see tests/data/README.md).
 
 use crate::support::git_http;
+use crate::support::unix_now;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use base64::Engine;
 use kubeward::bot::gitlab::{GitLabBotSettings, GitLabWorker};
@@ -1194,13 +1195,6 @@ async fn a_review_that_fails_for_good_leaves_a_failed_status_not_a_running_one()
     assert!(bot.fake.snapshot(PROJECT, IID).discussions.is_empty());
     bot.assert_requests_valid();
     let _ = bot.stop.send(true);
-}
-
-fn unix_now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -1,6 +1,7 @@
 //! `kubeward serve` with only a `gitlab:` section: secrets from the environment, the GitLab
 //! route wired, GitHub's absent, and no secret in any output.
 
+use crate::support::free_port;
 use std::io::Read;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -27,11 +28,6 @@ gitlab:
     );
     std::fs::write(&path, text).expect("settings");
     path
-}
-
-fn free_port() -> u16 {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-    listener.local_addr().expect("address").port()
 }
 
 fn serve(config: &std::path::Path, env: &[(&str, &str)]) -> Child {

@@ -8,6 +8,7 @@
 //! Everything runs the real engine: `source` to read, `audit` to judge, `report` to render, and
 //! a few tests run the built binary end to end.
 
+use crate::support::workspace;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 use std::process::{Command, Output};
@@ -233,20 +234,6 @@ fn kubeward(dir: &Path, args: &[&str]) -> Output {
         .env_remove("NO_COLOR")
         .output()
         .expect("kubeward runs")
-}
-
-/// A temporary folder that is its own repository root, so no `.kubeward.yaml` above it is found.
-fn workspace(files: &[(&str, &[u8])]) -> tempfile::TempDir {
-    let dir = tempfile::tempdir().expect("temp dir");
-    std::fs::create_dir(dir.path().join(".git")).expect("mkdir .git");
-    for (name, bytes) in files {
-        let path = dir.path().join(name);
-        if let Some(parent) = path.parent() {
-            std::fs::create_dir_all(parent).expect("mkdir");
-        }
-        std::fs::write(&path, bytes).expect("write");
-    }
-    dir
 }
 
 // ---------------------------------------------------------------------------------------------

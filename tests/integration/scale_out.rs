@@ -8,6 +8,7 @@
 //!   and processed exactly once (newer pushes may coalesce older ones).
 
 use crate::support;
+use crate::support::free_port;
 use crate::support::git_http;
 
 use std::collections::HashMap;
@@ -49,13 +50,6 @@ fn rand_suffix() -> u64 {
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.subsec_nanos() as u64)
         .unwrap_or(0)
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
 }
 
 struct Replica {

@@ -3,6 +3,7 @@
 //! in flight.
 
 use crate::support;
+use crate::support::free_port;
 use crate::support::git_http;
 
 use std::process::{Child, Command, Stdio};
@@ -28,13 +29,6 @@ impl Drop for Served {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
 }
 
 async fn serve(api: &str, git: &str) -> Served {

@@ -16,3 +16,36 @@ pub mod npm;
 pub mod polaris;
 #[macro_use]
 pub mod queue_scenarios;
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+/// A loopback port nothing listens on right now, for a server started in another process.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|listener| listener.local_addr())
+        .map(|address| address.port())
+        .expect("a free port")
+}
+
+/// A temporary folder that is its own repository root (so no `.kubeward.yaml` above it is
+/// found), with these files in it.
+pub fn workspace(files: &[(&str, &[u8])]) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().expect("temp dir");
+    std::fs::create_dir(dir.path().join(".git")).expect("mkdir .git");
+    for (name, bytes) in files {
+        let path = dir.path().join(name);
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent).expect("mkdir");
+        }
+        std::fs::write(&path, bytes).expect("write");
+    }
+    dir
+}
+
+/// Seconds since the Unix epoch.
+pub fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .expect("the clock is after 1970")
+        .as_secs()
+}
