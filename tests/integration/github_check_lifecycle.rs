@@ -2,6 +2,7 @@
 //! on its last attempt leaves a completed check that says so, never one in progress.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use kubeward::bot::github::{BotSettings, GitAccess, GitHubWorker};
@@ -32,10 +33,37 @@ struct Wrapped {
     slow_get: Option<(String, Duration)>,
     /// POSTs whose path contains the text fail with the status.
     fail_post: Option<(String, u16)>,
+    /// How many check-run updates carrying annotations land but lose their answer.
+    lost_annotation_answers: AtomicUsize,
+}
+impl Wrapped {
+    fn around(fake: Arc<FakeGitHub>) -> Wrapped {
+        Wrapped {
+            fake,
+            slow_get: None,
+            fail_post: None,
+            lost_annotation_answers: AtomicUsize::new(0),
+        }
+    }
 }
 impl GitHubApi for Wrapped {
     fn call(&self, installation: u64, request: ApiRequest) -> ApiFuture<'_> {
         Box::pin(async move {
+            let carries_annotations = request.method == Method::Patch
+                && request.body.as_ref().is_some_and(|b| {
+                    b["output"]["annotations"]
+                        .as_array()
+                        .is_some_and(|a| !a.is_empty())
+                });
+            if carries_annotations
+                && self
+                    .lost_annotation_answers
+                    .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+                    .is_ok()
+            {
+                self.fake.call(installation, request.clone()).await?;
+                return Err(ApiError::Unconfirmed(format!("PATCH {}", request.path)));
+            }
             if let Some((needle, d)) = &self.slow_get
                 && request.method == Method::Get
                 && request.path.contains(needle.as_str())
@@ -61,6 +89,11 @@ impl GitHubApi for Wrapped {
 const DEPLOY: &str = "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: s, namespace: s}\nspec:\n  selector: {matchLabels: {a: s}}\n  template:\n    metadata: {labels: {a: s}}\n    spec:\n      containers:\n        - name: w\n          image: s:1\n          securityContext:\n            privileged: true\n";
 
 fn setup() -> (tempfile::TempDir, String, git2::Oid, git2::Oid) {
+    setup_with(DEPLOY)
+}
+
+/// A repository whose pull request 7 adds `d.yaml` with this text.
+fn setup_with(manifest: &str) -> (tempfile::TempDir, String, git2::Oid, git2::Oid) {
     let dir = tempfile::tempdir().expect("test setup");
     let path = dir.path().join("up.git");
     let repo = git2::Repository::init_bare(&path).expect("test setup");
@@ -76,7 +109,7 @@ fn setup() -> (tempfile::TempDir, String, git2::Oid, git2::Oid) {
         &repo,
         Some("refs/pull/7/head"),
         &[base],
-        &[("README", b"x\n"), ("d.yaml", DEPLOY.as_bytes())],
+        &[("README", b"x\n"), ("d.yaml", manifest.as_bytes())],
         "h",
     )
     .expect("test setup");
@@ -223,9 +256,8 @@ async fn a_review_past_its_time_limit_concludes_its_check_neutral() {
     let (dir, git, base, head) = setup();
     let fake = github_with_pull(base, head);
     let api = Arc::new(Wrapped {
-        fake: fake.clone(),
         slow_get: Some(("/pulls/7/comments".into(), Duration::from_secs(3))),
-        fail_post: None,
+        ..Wrapped::around(fake.clone())
     });
     let queue = one_attempt_queue().await;
     queue
@@ -257,9 +289,8 @@ async fn a_review_failing_at_the_api_on_its_last_attempt_concludes_its_check() {
     let (dir, git, base, head) = setup();
     let fake = github_with_pull(base, head);
     let api = Arc::new(Wrapped {
-        fake: fake.clone(),
-        slow_get: None,
         fail_post: Some(("/issues/7/comments".into(), 500)),
+        ..Wrapped::around(fake.clone())
     });
     let queue = one_attempt_queue().await;
     let id = review_until_settled(&queue, api, &git, dir.path(), head).await;
@@ -305,9 +336,8 @@ async fn a_retried_review_superseded_while_waiting_leaves_no_check_in_progress()
     let (dir, git, base, head) = setup();
     let fake = github_with_pull(base, head);
     let api = Arc::new(Wrapped {
-        fake: fake.clone(),
-        slow_get: None,
         fail_post: Some(("/issues/7/comments".into(), 500)),
+        ..Wrapped::around(fake.clone())
     });
     let queue = Queue::connect("sqlite::memory:")
         .await
@@ -369,9 +399,8 @@ async fn comments_of_a_rejected_review_are_said_in_the_summary_and_the_check_con
     let fake = github_with_pull(base, head);
     fake.set_diff_lines("d.yaml", 1..=13);
     let api = Arc::new(Wrapped {
-        fake: fake.clone(),
-        slow_get: None,
         fail_post: Some(("/pulls/7/reviews".into(), 422)),
+        ..Wrapped::around(fake.clone())
     });
     let queue = one_attempt_queue().await;
     let id = review_until_settled(&queue, api, &git, dir.path(), head).await;
@@ -392,6 +421,64 @@ async fn comments_of_a_rejected_review_are_said_in_the_summary_and_the_check_con
     let check = only_check_run(&fake);
     assert_eq!(check["status"], "completed", "{check:#}");
     assert_eq!(check["conclusion"], "failure", "{check:#}");
+}
+
+/// Annotations append on every check-run update. When an update carrying them lands but its
+/// answer is lost, the publisher reads the run back and goes on from what landed: the check
+/// ends with each annotation once, over several updates of at most 50.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_check_run_update_with_a_lost_answer_adds_no_annotation_twice() {
+    let manifest = (0..20)
+        .map(|i| DEPLOY.replace("name: s,", &format!("name: s{i},")))
+        .collect::<Vec<_>>()
+        .join("---\n");
+    let lines = manifest.lines().count() as u64;
+    let (dir, git, base, head) = setup_with(&manifest);
+    let mut runs = Vec::new();
+    for lost in [0, 2] {
+        let fake = github_with_pull(base, head);
+        fake.set_diff_lines("d.yaml", 1..=lines);
+        // A refused review: its comments become annotations.
+        let api = Arc::new(Wrapped {
+            fail_post: Some(("/pulls/7/reviews".into(), 422)),
+            lost_annotation_answers: AtomicUsize::new(lost),
+            ..Wrapped::around(fake.clone())
+        });
+        let queue = one_attempt_queue().await;
+        let cache = dir.path().join(format!("lost-{lost}"));
+        let id = review_until_settled(&queue, api.clone(), &git, &cache, head).await;
+        let job = queue.get(id).await.expect("read").expect("job");
+        assert_eq!(job.state, kubeward::queue::JobState::Done, "{job:?}");
+        assert_eq!(api.lost_annotation_answers.load(Ordering::SeqCst), 0);
+        let check = only_check_run(&fake);
+        assert_eq!(check["conclusion"], "failure", "{check:#}");
+        let to_run = |method: Method| {
+            fake.requests()
+                .into_iter()
+                .filter(|r| r.method == method && r.path.contains("/check-runs/"))
+                .count()
+        };
+        runs.push((
+            check["output"]["annotations_count"]
+                .as_u64()
+                .expect("count"),
+            to_run(Method::Patch),
+            to_run(Method::Get),
+        ));
+    }
+    let [
+        (annotations, updates, reads),
+        (lossy_annotations, lossy_updates, lossy_reads),
+    ] = runs[..]
+    else {
+        unreachable!("two runs")
+    };
+    assert!(annotations > 100, "{runs:?}");
+    assert_eq!(annotations, lossy_annotations, "each annotation once");
+    assert_eq!(updates, annotations.div_ceil(50) as usize, "{runs:?}");
+    // Each lost answer cost one fresh read of the run, not a second update.
+    assert_eq!(updates, lossy_updates, "{runs:?}");
+    assert_eq!(reads + 2, lossy_reads, "{runs:?}");
 }
 
 /// When GitHub refuses the review, the comments its own diff (`GET /pulls/{n}/files`) can

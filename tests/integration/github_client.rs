@@ -684,6 +684,53 @@ async fn idempotent_patch_is_retried_on_5xx() {
     );
 }
 
+/// Check-run annotations append on every update, so a PATCH that carries them is sent once: a
+/// 5xx leaves its outcome unknown for the publisher to read back, never a second copy.
+#[tokio::test]
+async fn annotation_patch_through_the_api_is_not_retried_on_5xx() {
+    use kubeward::forge::github::api::{self, ApiError, GitHubApi};
+    let server = MockServer::start().await;
+    Mock::given(method("PATCH"))
+        .and(path("/repos/o/r/check-runs/4"))
+        .respond_with(ResponseTemplate::new(502))
+        .mount(&server)
+        .await;
+    let client = token_client(&server.uri(), "ghp_t");
+    let api: &dyn GitHubApi = &client;
+    let body = json!({"output": {"title": "t", "summary": "s", "annotations": [
+        {"path": "a.yaml", "start_line": 1, "end_line": 1, "annotation_level": "warning", "message": "m"}
+    ]}});
+    let err = api
+        .call(
+            1,
+            api::ApiRequest::patch_appending("/repos/o/r/check-runs/4", body.clone()),
+        )
+        .await
+        .expect_err("a 502");
+    assert!(matches!(err, ApiError::Unconfirmed(_)), "{err:?}");
+    assert_eq!(
+        requests_to(&server, "PATCH", "/repos/o/r/check-runs/4")
+            .await
+            .len(),
+        1
+    );
+    // The same update without annotations is idempotent: retried.
+    let err = api
+        .call(
+            1,
+            api::ApiRequest::patch("/repos/o/r/check-runs/4", json!({"status": "completed"})),
+        )
+        .await
+        .expect_err("still a 502");
+    assert!(!matches!(err, ApiError::Unconfirmed(_)), "{err:?}");
+    assert!(
+        requests_to(&server, "PATCH", "/repos/o/r/check-runs/4")
+            .await
+            .len()
+            > 2
+    );
+}
+
 #[tokio::test]
 async fn unprocessable_carries_message_and_errors_and_is_not_retried() {
     let server = MockServer::start().await;

@@ -71,6 +71,15 @@ impl ApiRequest {
         }
     }
 
+    /// A PATCH that adds to what is there (check-run annotations append on every update): like
+    /// a POST, never re-sent blindly; a lost answer is [`ApiError::Unconfirmed`].
+    pub fn patch_appending(path: impl Into<String>, body: Value) -> ApiRequest {
+        ApiRequest {
+            kind: WriteKind::CreatesContent,
+            ..ApiRequest::patch(path, body)
+        }
+    }
+
     /// A GraphQL query; names and numbers go in `variables`, never into the query text.
     pub fn graphql_query(query: &str, variables: Value) -> ApiRequest {
         ApiRequest {

@@ -167,7 +167,8 @@ pub enum WriteKind {
     /// PATCH, PUT, DELETE, or a POST that is safe to repeat: retried like a read, spaced by
     /// `min_spacing`.
     Idempotent,
-    /// A POST that creates something (comment, review, check run, status). Spaced, counted
+    /// A POST that creates something (comment, review, check run, status), or a PATCH that
+    /// adds to what is there (check-run annotations append on every update). Spaced, counted
     /// against `per_minute`/`per_hour`, and never re-sent once it may have reached GitHub:
     /// a 5xx or an error after sending gives [`GitHubError::Unconfirmed`].
     CreatesContent,

@@ -652,6 +652,9 @@ fn annotations(plan: &ReviewPlan, moved: &[&InlineComment]) -> Vec<Annotation> {
     out
 }
 
+/// Concludes the check run and adds the annotations that are not on it yet. Annotations append
+/// on every update, so an update whose answer was lost is never re-sent blindly: the run is
+/// read again and the work goes on from what landed.
 async fn complete_check(
     api: &dyn GitHubApi,
     target: &Target,
@@ -660,62 +663,89 @@ async fn complete_check(
     moved: &[&InlineComment],
 ) -> Result<(), ApiError> {
     let path = target.path(&format!("/check-runs/{check_run_id}"));
-    let current = api
-        .call(target.installation, ApiRequest::get(path.clone()))
-        .await?;
-    let already = current
-        .body
-        .get("output")
-        .and_then(|o| o.get("annotations_count"))
-        .and_then(Value::as_u64)
-        .unwrap_or(0) as usize;
     let conclusion = match plan.conclusion {
         Conclusion::Success => "success",
         Conclusion::Failure => "failure",
     };
+    let summary = truncate(&plan.summary, 60_000);
     let output = |batch: &[Annotation]| {
         json!({
             "title": truncate(&plan.title, 200),
-            "summary": truncate(&plan.summary, 60_000),
+            "summary": summary,
             "annotations": batch.iter().map(annotation_json).collect::<Vec<_>>(),
         })
     };
     let all = annotations(plan, moved);
-    // Annotations append on every update: on a re-run of the same scan, do not add them again.
-    let pending: &[Annotation] = if already >= all.len() {
-        &[]
-    } else {
-        &all[already..]
-    };
-    let mut batches = pending.chunks(ANNOTATIONS_PER_REQUEST);
-    let first = batches.next().unwrap_or(&[]);
-    let status = current.body.get("status").and_then(Value::as_str);
-    let same = status == Some("completed")
-        && current.body.get("conclusion").and_then(Value::as_str) == Some(conclusion)
-        && current
-            .body
-            .get("output")
-            .and_then(|o| o.get("summary"))
-            .and_then(Value::as_str)
-            == Some(truncate(&plan.summary, 60_000).as_str());
-    if !(same && first.is_empty()) {
-        api.call(
-            target.installation,
-            ApiRequest::patch(
-                path.clone(),
-                json!({"status": "completed", "conclusion": conclusion, "output": output(first)}),
-            ),
-        )
-        .await?;
-    }
-    for batch in batches {
-        api.call(
-            target.installation,
-            ApiRequest::patch(path.clone(), json!({"output": output(batch)})),
-        )
-        .await?;
+    let mut progress = CheckProgress::read(api, target, &path, conclusion, &summary).await?;
+    let mut rereads = 0;
+    while !progress.concluded || progress.annotations < all.len() {
+        let batch = &all[progress.annotations.min(all.len())..];
+        let batch = &batch[..batch.len().min(ANNOTATIONS_PER_REQUEST)];
+        let body = match progress.concluded {
+            true => json!({"output": output(batch)}),
+            false => {
+                json!({"status": "completed", "conclusion": conclusion, "output": output(batch)})
+            }
+        };
+        match api
+            .call(
+                target.installation,
+                ApiRequest::patch_appending(path.clone(), body),
+            )
+            .await
+        {
+            Ok(_) => {
+                progress.concluded = true;
+                progress.annotations += batch.len();
+            }
+            Err(ApiError::Unconfirmed(why)) if rereads < MAX_REREADS => {
+                rereads += 1;
+                tracing::warn!(error = %why, "a check-run update may not have landed: reading the run again");
+                progress = CheckProgress::read(api, target, &path, conclusion, &summary).await?;
+            }
+            Err(error) => return Err(error),
+        }
     }
     Ok(())
+}
+
+/// How many times a check-run update with a lost answer is followed by a fresh read.
+const MAX_REREADS: usize = 3;
+
+/// What a check run already says of this plan.
+struct CheckProgress {
+    /// Completed with this conclusion and summary.
+    concluded: bool,
+    /// Annotations on the run (this plan's come in a fixed order, so the first ones are these).
+    annotations: usize,
+}
+
+impl CheckProgress {
+    async fn read(
+        api: &dyn GitHubApi,
+        target: &Target,
+        path: &str,
+        conclusion: &str,
+        summary: &str,
+    ) -> Result<CheckProgress, ApiError> {
+        let run = api
+            .call(target.installation, ApiRequest::get(path))
+            .await?
+            .body;
+        let output = run.get("output");
+        Ok(CheckProgress {
+            concluded: run.get("status").and_then(Value::as_str) == Some("completed")
+                && run.get("conclusion").and_then(Value::as_str) == Some(conclusion)
+                && output
+                    .and_then(|o| o.get("summary"))
+                    .and_then(Value::as_str)
+                    == Some(summary),
+            annotations: output
+                .and_then(|o| o.get("annotations_count"))
+                .and_then(Value::as_u64)
+                .unwrap_or(0) as usize,
+        })
+    }
 }
 
 /// `user -> permission` answers worth acting on: write, maintain or admin.
