@@ -8,7 +8,8 @@ use super::job::{JobSpec, RepoRef};
 use super::runner::{BotError, BoxFuture, Cancel, JobOutcome, JobRunner, ReviewFailure};
 use crate::forge::github::api::{ApiError, ApiRequest, GitHubApi, repo_path};
 use crate::forge::github::publish::{
-    Outcome, Target, can_write, finish_check, publish, scan_key, start_check,
+    Outcome, Target, can_write, fail_unfinished_checks, finish_check, publish, scan_key,
+    start_check,
 };
 use crate::git::cache::{CacheKey, FetchRequest, GitCache};
 use crate::owners::Flavor;
@@ -51,6 +52,11 @@ pub struct GitHubWorker {
     pub settings: BotSettings,
 }
 
+fn job_spec(payload: &Value) -> Result<JobSpec, BotError> {
+    serde_json::from_value(payload.clone())
+        .map_err(|e| BotError::Review(format!("unreadable job payload: {e}")))
+}
+
 impl JobRunner for GitHubWorker {
     fn run_job<'a>(
         &'a self,
@@ -59,9 +65,19 @@ impl JobRunner for GitHubWorker {
         last_attempt: bool,
     ) -> BoxFuture<'a, Result<JobOutcome, BotError>> {
         Box::pin(async move {
-            let spec: JobSpec = serde_json::from_value(payload.clone())
-                .map_err(|e| BotError::Review(format!("unreadable job payload: {e}")))?;
+            let spec = job_spec(payload)?;
             self.run(&spec, cancel, last_attempt).await
+        })
+    }
+
+    fn conclude_abandoned<'a>(
+        &'a self,
+        payload: &'a Value,
+        reason: &'a str,
+    ) -> BoxFuture<'a, Result<(), BotError>> {
+        Box::pin(async move {
+            let spec = job_spec(payload)?;
+            self.fail_unfinished_checks(&spec, reason).await
         })
     }
 }
@@ -77,6 +93,61 @@ fn str_at<'v>(v: &'v Value, path: &[&str]) -> Option<&'v str> {
 }
 
 impl GitHubWorker {
+    /// Fails the unfinished check runs of the heads a job was about: a review or command
+    /// reviews its pull request's current head; a re-request names its head.
+    async fn fail_unfinished_checks(&self, spec: &JobSpec, reason: &str) -> Result<(), BotError> {
+        let (installation, repo, number, head_sha) = match spec {
+            JobSpec::Review {
+                installation,
+                repo,
+                number,
+                ..
+            }
+            | JobSpec::Command {
+                installation,
+                repo,
+                number,
+                ..
+            } => {
+                let path = repo_path(&repo.owner, &repo.name, &format!("/pulls/{number}"));
+                let pull = self
+                    .api
+                    .call(*installation, ApiRequest::get(path))
+                    .await?
+                    .body;
+                let head = str_at(&pull, &["head", "sha"]).unwrap_or("").to_owned();
+                (*installation, repo, *number, head)
+            }
+            JobSpec::Rerequest {
+                installation,
+                repo,
+                head_sha,
+                pull_numbers,
+            } => {
+                let number = pull_numbers.first().copied().unwrap_or(0);
+                (*installation, repo, number, head_sha.clone())
+            }
+        };
+        if head_sha.is_empty() {
+            return Ok(());
+        }
+        let summary = format!(
+            "kubeward gave this review up: {reason}. Push again or comment `/kubeward rescan` to retry."
+        );
+        let target = Target {
+            installation,
+            owner: repo.owner.clone(),
+            repo: repo.name.clone(),
+            number,
+            head_sha,
+            bot_login: self.settings.bot_login.clone(),
+        };
+        let title = "kubeward could not finish this review";
+        let concluded = fail_unfinished_checks(self.api.as_ref(), &target, title, &summary).await?;
+        tracing::info!(concluded, head = %target.head_sha, "the check runs a given-up job left unfinished");
+        Ok(())
+    }
+
     pub async fn run(
         &self,
         spec: &JobSpec,
@@ -355,8 +426,11 @@ impl GitHubWorker {
                     published_id: check,
                 });
             }
-            match self
-                .fetch_and_review(
+            // The limit covers fetching and reviewing, not publishing: once there is a plan,
+            // the check says its conclusion, never a neutral that required checks let pass.
+            let reviewed = tokio::time::timeout(
+                self.settings.review_time_limit,
+                self.fetch_and_review(
                     installation,
                     repo,
                     number,
@@ -364,9 +438,29 @@ impl GitHubWorker {
                     &base_sha,
                     &head_sha,
                     &merge_base,
+                ),
+            )
+            .await;
+            let Ok(reviewed) = reviewed else {
+                let summary = format!(
+                    "The review did not finish within its time limit ({} s); push again or comment `/kubeward rescan` to retry.",
+                    self.settings.review_time_limit.as_secs()
+                );
+                finish_check(
+                    self.api.as_ref(),
+                    &target,
+                    check,
+                    Outcome::Neutral,
+                    "Time limit reached",
+                    &summary,
                 )
-                .await
-            {
+                .await?;
+                return Ok(JobOutcome::Published {
+                    conclusion: "neutral".into(),
+                    published_id: check,
+                });
+            };
+            match reviewed {
                 Ok(plan) => {
                     if cancel.is_cancelled() {
                         finish_check(
@@ -428,11 +522,11 @@ impl GitHubWorker {
                 Err(ReviewFailure::Other(message)) => Err(BotError::Review(message)),
             }
         };
-        match tokio::time::timeout(self.settings.review_time_limit, work).await {
-            // Said as a failure either way: never neutral, which a required check counts as
-            // passing. Before the last attempt the retry's result replaces it; should a newer
-            // push supersede the retry, the old head's check is not left in progress.
-            Ok(Err(error)) => {
+        match work.await {
+            // Said as a failure: never neutral, which a required check counts as passing.
+            // Before the last attempt the retry's result replaces it; should a newer push
+            // supersede the retry, the old head's check is not left in progress.
+            Err(error) => {
                 let (title, will) = match last_attempt {
                     true => (
                         "kubeward could not review this change",
@@ -455,26 +549,7 @@ impl GitHubWorker {
                 }
                 Err(error)
             }
-            Ok(result) => result,
-            Err(_) => {
-                let summary = format!(
-                    "The review did not finish within its time limit ({} s); push again or comment `/kubeward rescan` to retry.",
-                    self.settings.review_time_limit.as_secs()
-                );
-                finish_check(
-                    self.api.as_ref(),
-                    &target,
-                    check,
-                    Outcome::Neutral,
-                    "Time limit reached",
-                    &summary,
-                )
-                .await?;
-                Ok(JobOutcome::Published {
-                    conclusion: "neutral".into(),
-                    published_id: check,
-                })
-            }
+            Ok(outcome) => Ok(outcome),
         }
     }
 

@@ -16,7 +16,7 @@ use super::runner::{BotError, BoxFuture, Cancel, JobOutcome, JobRunner, ReviewFa
 use crate::forge::Secret;
 use crate::forge::gitlab::events::{Command, parse_command};
 use crate::forge::gitlab::publish::{
-    DiffRefs, NoteTarget, StatusState, Target, publish, set_status, upsert_note,
+    DiffRefs, NoteTarget, StatusState, Target, fail_if_unfinished, publish, set_status, upsert_note,
 };
 use crate::forge::gitlab::{
     ApiError, GitLabApi, Request, merge_request_path, project_path, str_at, u64_at,
@@ -146,6 +146,11 @@ impl From<GitLabJobError> for BotError {
     }
 }
 
+fn gitlab_job(payload: &Value) -> Result<GitLabJob, BotError> {
+    serde_json::from_value(payload.clone())
+        .map_err(|e| BotError::Review(format!("unreadable GitLab job payload: {e}")))
+}
+
 impl JobRunner for GitLabWorker {
     fn run_job<'a>(
         &'a self,
@@ -154,9 +159,19 @@ impl JobRunner for GitLabWorker {
         last_attempt: bool,
     ) -> BoxFuture<'a, Result<JobOutcome, BotError>> {
         Box::pin(async move {
-            let job: GitLabJob = serde_json::from_value(payload.clone())
-                .map_err(|e| BotError::Review(format!("unreadable GitLab job payload: {e}")))?;
+            let job = gitlab_job(payload)?;
             Ok(self.run(&job, cancel, last_attempt).await?)
+        })
+    }
+
+    fn conclude_abandoned<'a>(
+        &'a self,
+        payload: &'a Value,
+        reason: &'a str,
+    ) -> BoxFuture<'a, Result<(), BotError>> {
+        Box::pin(async move {
+            let job = gitlab_job(payload)?;
+            Ok(self.fail_unfinished_status(&job, reason).await?)
         })
     }
 }
@@ -361,6 +376,62 @@ impl GitLabWorker {
         }
     }
 
+    /// Where a merge request's results go, for its current head.
+    async fn target(
+        &self,
+        project_id: u64,
+        iid: u64,
+        merge_request: &Value,
+    ) -> Result<Target, GitLabJobError> {
+        let head_sha = str_at(merge_request, &["sha"]).unwrap_or("");
+        // The diff GitLab shows, hence the one positions must refer to. Right after a push
+        // GitLab may not have computed it yet: fail, and the queue retries shortly.
+        let diff_refs = DiffRefs::from_merge_request(merge_request)
+            .filter(|refs| refs.head_sha == head_sha)
+            .ok_or_else(|| {
+                GitLabJobError::Review(format!(
+                    "merge request !{iid}: GitLab has no diff refs for head {head_sha} yet"
+                ))
+            })?;
+        let (status_project_id, status_ref) = self
+            .status_location(project_id, iid, merge_request, head_sha)
+            .await;
+        Ok(Target {
+            project_id,
+            iid,
+            diff_refs,
+            bot_username: self.settings.bot_username.clone(),
+            status_project_id,
+            status_ref,
+            web_url: str_at(merge_request, &["web_url"]).map(str::to_owned),
+        })
+    }
+
+    /// Fails the commit status a given-up job left pending or running on its merge request's
+    /// current head.
+    async fn fail_unfinished_status(
+        &self,
+        job: &GitLabJob,
+        reason: &str,
+    ) -> Result<(), GitLabJobError> {
+        let (GitLabJob::Review {
+            project_id, iid, ..
+        }
+        | GitLabJob::Command {
+            project_id, iid, ..
+        }) = job;
+        let merge_request = self
+            .api
+            .call(Request::get(merge_request_path(*project_id, *iid, "")))
+            .await?
+            .body;
+        let target = self.target(*project_id, *iid, &merge_request).await?;
+        let description = format!("kubeward gave this review up: {reason}");
+        let failed = fail_if_unfinished(self.api.as_ref(), &target, &description).await?;
+        tracing::info!(failed, "the status a given-up job left unfinished");
+        Ok(())
+    }
+
     /// Where the commit status goes. GitLab wants it on the merge request's source project; a
     /// fork may not let us in, then it goes on the target project's merge request ref.
     async fn status_location(
@@ -420,27 +491,7 @@ impl GitLabWorker {
                 "a draft: reviewed when marked ready".into(),
             ));
         }
-        // The diff GitLab shows, hence the one positions must refer to. Right after a push
-        // GitLab may not have computed it yet: fail, and the queue retries shortly.
-        let diff_refs = DiffRefs::from_merge_request(&merge_request)
-            .filter(|refs| refs.head_sha == head_sha)
-            .ok_or_else(|| {
-                GitLabJobError::Review(format!(
-                    "merge request !{iid}: GitLab has no diff refs for head {head_sha} yet"
-                ))
-            })?;
-        let (status_project_id, status_ref) = self
-            .status_location(project_id, iid, &merge_request, &head_sha)
-            .await;
-        let target = Target {
-            project_id,
-            iid,
-            diff_refs,
-            bot_username: self.settings.bot_username.clone(),
-            status_project_id,
-            status_ref,
-            web_url: str_at(&merge_request, &["web_url"]).map(str::to_owned),
-        };
+        let target = self.target(project_id, iid, &merge_request).await?;
         let api = self.api.as_ref();
         set_status(api, &target, StatusState::Pending, "Waiting to be reviewed").await?;
         set_status(

@@ -67,6 +67,15 @@ pub trait JobRunner: Send + Sync {
         cancel: &'a Cancel,
         last_attempt: bool,
     ) -> BoxFuture<'a, Result<JobOutcome, BotError>>;
+
+    /// The worker gave the job up from outside (its time limit cut it off on its last
+    /// attempt), so `run_job` could not conclude anything: fail the check or status it left
+    /// pending, so that no required check waits forever.
+    fn conclude_abandoned<'a>(
+        &'a self,
+        payload: &'a Value,
+        reason: &'a str,
+    ) -> BoxFuture<'a, Result<(), BotError>>;
 }
 
 /// Set by the heartbeat when the job is superseded or dropped.

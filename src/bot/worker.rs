@@ -165,33 +165,50 @@ async fn process(
             metrics::counter!("kubeward_jobs_total", "outcome" => "done").increment(1);
             let _ = queue.complete(job.id, worker).await;
         }
-        Some(Ok(Err(e))) => fail(queue, worker, &job, &e.to_string()).await,
+        Some(Ok(Err(e))) => {
+            fail(queue, worker, &job, &e.to_string()).await;
+        }
         Some(Err(_)) => {
-            fail(
-                queue,
-                worker,
-                &job,
-                &format!(
-                    "the job hit its {}s time limit",
-                    settings.job_timeout.as_secs()
-                ),
-            )
-            .await
+            let error = format!(
+                "the job hit its {}s time limit",
+                settings.job_timeout.as_secs()
+            );
+            // Cut off from outside, the runner concluded nothing; a retry would reuse its
+            // check, but a dead job must not leave one pending.
+            if fail(queue, worker, &job, &error).await {
+                let conclude = runner.conclude_abandoned(&job.payload, &error);
+                match tokio::time::timeout(ABANDON_TIME_LIMIT, conclude).await {
+                    Ok(Ok(())) => {}
+                    Ok(Err(e)) => {
+                        warn!(error = %e, "cannot conclude what the given-up job left pending")
+                    }
+                    Err(_) => warn!("concluding what the given-up job left pending took too long"),
+                }
+            }
         }
     }
 }
 
-async fn fail(queue: &Queue, worker: &str, job: &Job, error: &str) {
+/// How long concluding a given-up job's check or status may take.
+const ABANDON_TIME_LIMIT: Duration = Duration::from_secs(60);
+
+/// Records a failure; whether the job is now dead (never retried).
+async fn fail(queue: &Queue, worker: &str, job: &Job, error: &str) -> bool {
     match queue.fail(job.id, worker, error, now_ms()).await {
         Ok(FailOutcome::Dead { attempts }) => {
             warn!(attempts, error, "job failed for good: dead-lettered");
             metrics::counter!("kubeward_jobs_total", "outcome" => "dead").increment(1);
+            true
         }
         Ok(outcome) => {
             warn!(?outcome, error, "job failed; it will be retried");
             metrics::counter!("kubeward_jobs_total", "outcome" => "retry").increment(1);
+            false
         }
-        Err(e) => warn!(error = %e, "cannot record the failure"),
+        Err(e) => {
+            warn!(error = %e, "cannot record the failure");
+            false
+        }
     }
 }
 

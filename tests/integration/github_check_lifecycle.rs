@@ -17,13 +17,28 @@ use kubeward::queue::{Queue, QueueConfig, now_ms};
 use serde_json::json;
 use tokio::sync::watch;
 
-struct LocalGit(String);
+/// The upstream repository on disk; asking for credentials takes `delay` (a slow fetch).
+struct LocalGit {
+    url: String,
+    delay: Duration,
+}
+impl From<String> for LocalGit {
+    fn from(url: String) -> LocalGit {
+        LocalGit {
+            url,
+            delay: Duration::ZERO,
+        }
+    }
+}
 impl GitAccess for LocalGit {
     fn url(&self, _repo: &RepoRef) -> String {
-        self.0.clone()
+        self.url.clone()
     }
     fn credentials(&self, _i: u64) -> BoxFuture<'_, Result<Option<(String, String)>, ApiError>> {
-        Box::pin(async { Ok(None) })
+        Box::pin(async {
+            tokio::time::sleep(self.delay).await;
+            Ok(None)
+        })
     }
 }
 
@@ -142,14 +157,14 @@ fn review_job(head: &str) -> kubeward::queue::NewJob {
 fn start_worker(
     queue: &Queue,
     api: Arc<dyn GitHubApi>,
-    git: String,
+    git: impl Into<LocalGit>,
     dir: &std::path::Path,
     job_timeout: Duration,
     review_time_limit: Duration,
 ) -> (watch::Sender<bool>, tokio::task::JoinHandle<()>) {
     let worker = Arc::new(GitHubWorker {
         api,
-        git: Arc::new(LocalGit(git)),
+        git: Arc::new(git.into()),
         cache: Arc::new(GitCache::new(dir.join("cache"), 1 << 30)),
         settings: BotSettings {
             bot_login: "kubeward[bot]".into(),
@@ -184,7 +199,7 @@ fn start_worker(
 async fn run_until_settled(
     queue: &Queue,
     api: Arc<dyn GitHubApi>,
-    git: String,
+    git: impl Into<LocalGit>,
     dir: &std::path::Path,
     job_timeout: Duration,
     review_time_limit: Duration,
@@ -251,26 +266,28 @@ async fn one_attempt_queue() -> Queue {
         .expect("config")
 }
 
+/// Fetching and reviewing past the review time limit: the check says so, neutral.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_review_past_its_time_limit_concludes_its_check_neutral() {
     let (dir, git, base, head) = setup();
     let fake = github_with_pull(base, head);
-    let api = Arc::new(Wrapped {
-        slow_get: Some(("/pulls/7/comments".into(), Duration::from_secs(3))),
-        ..Wrapped::around(fake.clone())
-    });
     let queue = one_attempt_queue().await;
     queue
         .enqueue(review_job(&head.to_string()))
         .await
         .expect("enqueue");
+    let slow_fetch = LocalGit {
+        url: git,
+        delay: Duration::from_secs(3),
+    };
+    let limits = (Duration::from_secs(30), Duration::from_millis(300));
     run_until_settled(
         &queue,
-        api,
-        git,
+        fake.clone(),
+        slow_fetch,
         dir.path(),
-        Duration::from_secs(30),
-        Duration::from_millis(300),
+        limits.0,
+        limits.1,
     )
     .await;
     let check = only_check_run(&fake);
@@ -282,6 +299,55 @@ async fn a_review_past_its_time_limit_concludes_its_check_neutral() {
             .is_some_and(|t| t.contains("Time limit")),
         "{check:#}"
     );
+}
+
+/// Once there is a plan, a slow publish is not cut short by the review time limit: the check
+/// concludes with the plan's conclusion, never a neutral that required checks let pass.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_publish_still_concludes_with_the_reviews_conclusion() {
+    let (dir, git, base, head) = setup();
+    let fake = github_with_pull(base, head);
+    let api = Arc::new(Wrapped {
+        slow_get: Some(("/pulls/7/comments".into(), Duration::from_secs(1))),
+        ..Wrapped::around(fake.clone())
+    });
+    let queue = one_attempt_queue().await;
+    queue
+        .enqueue(review_job(&head.to_string()))
+        .await
+        .expect("enqueue");
+    let limits = (Duration::from_secs(30), Duration::from_millis(300));
+    run_until_settled(&queue, api, git, dir.path(), limits.0, limits.1).await;
+    let check = only_check_run(&fake);
+    assert_eq!(check["status"], "completed", "{check:#}");
+    assert_eq!(check["conclusion"], "failure", "{check:#}");
+}
+
+/// A job the worker cuts off at its own time limit (here: publishing hangs) concluded nothing
+/// itself; on its last attempt the worker has its check failed, saying why.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_job_cut_off_by_the_worker_on_its_last_attempt_fails_its_check() {
+    let (dir, git, base, head) = setup();
+    let fake = github_with_pull(base, head);
+    let api = Arc::new(Wrapped {
+        slow_get: Some(("/pulls/7/comments".into(), Duration::from_secs(30))),
+        ..Wrapped::around(fake.clone())
+    });
+    let queue = one_attempt_queue().await;
+    let id = queue
+        .enqueue(review_job(&head.to_string()))
+        .await
+        .expect("enqueue")
+        .id;
+    let limits = (Duration::from_secs(2), Duration::from_secs(20));
+    run_until_settled(&queue, api, git, dir.path(), limits.0, limits.1).await;
+    let job = queue.get(id).await.expect("read").expect("job");
+    assert_eq!(job.state, kubeward::queue::JobState::Dead, "{job:?}");
+    let check = only_check_run(&fake);
+    assert_eq!(check["status"], "completed", "{check:#}");
+    assert_eq!(check["conclusion"], "failure", "{check:#}");
+    let summary = check["output"]["summary"].as_str().unwrap_or("");
+    assert!(summary.contains("time limit"), "{check:#}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -189,6 +189,19 @@ struct Bot {
     _dirs: Vec<tempfile::TempDir>,
 }
 
+fn bot_settings(git_base_url: &str) -> GitLabBotSettings {
+    GitLabBotSettings {
+        bot_username: BOT.into(),
+        review_drafts: false,
+        max_fetch_bytes: 64 << 20,
+        max_changed_files: 100,
+        fetch_depth: 50,
+        host: "gitlab.test".into(),
+        git_base_url: git_base_url.to_owned(),
+        git_username: "oauth2".into(),
+    }
+}
+
 async fn start(upstream: &Upstream, workers: usize) -> Bot {
     start_with(upstream, workers, QueueConfig::default()).await
 }
@@ -232,16 +245,7 @@ async fn start_with(upstream: &Upstream, workers: usize, config: QueueConfig) ->
         api: client as Arc<dyn GitLabApi>,
         cache: Arc::new(GitCache::new(data.path().join("cache"), 1 << 30)),
         git_token: Some(Secret::new(TOKEN)),
-        settings: GitLabBotSettings {
-            bot_username: BOT.into(),
-            review_drafts: false,
-            max_fetch_bytes: 64 << 20,
-            max_changed_files: 100,
-            fetch_depth: 50,
-            host: "gitlab.test".into(),
-            git_base_url: git.base_url.clone(),
-            git_username: "oauth2".into(),
-        },
+        settings: bot_settings(&git.base_url),
     });
     let runners: kubeward::bot::worker::Runners = Arc::new(HashMap::from([(
         "gitlab".to_owned(),
@@ -1382,4 +1386,67 @@ async fn group_secrets_cover_only_projects_the_api_places_in_the_group() {
     );
     bot.assert_requests_valid();
     let _ = bot.stop.send(true);
+}
+
+/// A job the worker cut off at its time limit on its last attempt concluded nothing itself:
+/// the status it left running is failed, saying why; a final status is left alone.
+#[tokio::test]
+async fn a_given_up_job_fails_the_status_it_left_running() {
+    let fake = Arc::new(FakeGitLab::new(BOT_ID, BOT));
+    fake.add_project(PROJECT, "platform/shop");
+    let head = "4f2c1e0a9b8d7c6e5f4a3b2c1d0e9f8a7b6c5d4e";
+    fake.set_merge_request(
+        PROJECT,
+        IID,
+        json!({
+            "id": 880001, "iid": IID, "project_id": PROJECT, "state": "opened", "draft": false,
+            "sha": head, "source_project_id": PROJECT, "target_project_id": PROJECT,
+            "source_branch": "privileged-web", "target_branch": "main",
+            "diff_refs": {"base_sha": "a".repeat(40), "start_sha": "a".repeat(40), "head_sha": head},
+        }),
+    );
+    let dir = tempfile::tempdir().expect("temp");
+    let worker = GitLabWorker {
+        api: fake.clone() as Arc<dyn GitLabApi>,
+        cache: Arc::new(GitCache::new(dir.path().join("cache"), 1 << 30)),
+        git_token: None,
+        settings: bot_settings("https://gitlab.test"),
+    };
+    let running = json!({"state": "running", "name": "kubeward", "ref": "privileged-web"});
+    fake.call(kubeward::forge::gitlab::Request::post(
+        format!("/projects/{PROJECT}/statuses/{head}"),
+        running,
+    ))
+    .await
+    .expect("a running status");
+    let job = serde_json::to_value(kubeward::bot::gitlab::GitLabJob::Review {
+        project_id: PROJECT,
+        iid: IID,
+        head_sha: Some(head.into()),
+        trigger: "push".into(),
+        allowed_groups: Vec::new(),
+    })
+    .expect("payload");
+    let reason = "the job hit its 600s time limit";
+    for _ in 0..2 {
+        worker
+            .conclude_abandoned(&job, reason)
+            .await
+            .expect("concluded");
+    }
+    let statuses = fake.statuses();
+    let last = statuses.last().expect("a status");
+    assert_eq!(last["status"], "failed", "{statuses:#?}");
+    assert!(
+        last["description"]
+            .as_str()
+            .is_some_and(|d| d.contains(reason)),
+        "{last}"
+    );
+    let posts = fake
+        .requests()
+        .into_iter()
+        .filter(|r| r.method == Method::Post && r.path.contains("/statuses/"))
+        .count();
+    assert_eq!(posts, 2, "running, then failed once");
 }

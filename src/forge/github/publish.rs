@@ -129,20 +129,51 @@ async fn find_check(
     target: &Target,
     scan: &str,
 ) -> Result<Option<Value>, ApiError> {
-    let runs = list_all(
-        api,
-        target.installation,
-        &target.path(&format!(
-            "/commits/{}/check-runs?check_name={CHECK_NAME}",
-            target.head_sha
-        )),
-        Some("check_runs"),
-    )
-    .await?;
-    Ok(runs
+    Ok(check_runs_of_head(api, target, "")
+        .await?
         .into_iter()
         .filter(|r| r.get("external_id").and_then(Value::as_str) == Some(scan))
         .max_by_key(id_of))
+}
+
+/// Our check runs on the target's head, every one of them (`filter=all`: the default,
+/// `latest`, hides the earlier runs), narrowed by `query` (`&status=…`).
+async fn check_runs_of_head(
+    api: &dyn GitHubApi,
+    target: &Target,
+    query: &str,
+) -> Result<Vec<Value>, ApiError> {
+    let path = format!(
+        "/commits/{}/check-runs?check_name={CHECK_NAME}&filter=all{query}",
+        target.head_sha
+    );
+    list_all(
+        api,
+        target.installation,
+        &target.path(&path),
+        Some("check_runs"),
+    )
+    .await
+}
+
+/// Concludes every run of ours on the target's head that is not completed, as a failure with
+/// this title and summary; how many there were.
+pub async fn fail_unfinished_checks(
+    api: &dyn GitHubApi,
+    target: &Target,
+    title: &str,
+    summary: &str,
+) -> Result<usize, ApiError> {
+    let runs = check_runs_of_head(api, target, "&status=in_progress").await?;
+    let mut concluded = 0;
+    for run in runs
+        .iter()
+        .filter(|r| r.get("status").and_then(Value::as_str) != Some("completed"))
+    {
+        finish_check(api, target, id_of(run), Outcome::Failure, title, summary).await?;
+        concluded += 1;
+    }
+    Ok(concluded)
 }
 
 /// Ends a check run without a plan (skipped draft, superseded, failed job).

@@ -179,6 +179,21 @@ async fn current_status(api: &dyn GitLabApi, target: &Target) -> Result<Option<S
         .map(str::to_owned))
 }
 
+/// Sets the status to failed if it is still pending or running; whether it was.
+pub async fn fail_if_unfinished(
+    api: &dyn GitLabApi,
+    target: &Target,
+    description: &str,
+) -> Result<bool, ApiError> {
+    let live = current_status(api, target)
+        .await?
+        .is_some_and(|s| matches!(s.as_str(), "created" | "pending" | "running"));
+    if live {
+        set_status(api, target, StatusState::Failed, description).await?;
+    }
+    Ok(live)
+}
+
 /// Sets our commit status on the head. A status already at or past `state` (a retried job) is
 /// left alone unless `state` is final; a finished one is followed by a new run.
 pub async fn set_status(
