@@ -414,12 +414,27 @@ async fn a_pull_request_is_reviewed_once_rescans_add_nothing_and_fixes_are_marke
         "a rescan changes nothing on the PR"
     );
     // A rescan by a reader, or by a bot, does nothing.
+    let seen = bot.fake.request_log().len();
     bot.deliver(
         "issue_comment",
         "d-3",
         &comment_payload(7, "/kubeward rescan", "reader", "User"),
     )
     .await;
+    bot.settle().await;
+    let after_reader = bot.fake.request_log()[seen..].to_vec();
+    assert!(
+        after_reader
+            .iter()
+            .any(|r| r.ends_with("/collaborators/reader/permission")),
+        "the reader's permission is asked: {after_reader:#?}"
+    );
+    assert!(
+        after_reader
+            .iter()
+            .all(|r| !r.contains("/pulls") && !r.contains("/check-runs")),
+        "and nothing is reviewed: {after_reader:#?}"
+    );
     let (status, answer) = bot
         .deliver(
             "issue_comment",

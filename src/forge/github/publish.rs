@@ -807,6 +807,26 @@ mod tests {
     use super::*;
     use crate::forge::github::fake::FakeGitHub;
 
+    #[test]
+    fn only_write_maintain_and_admin_may_run_commands() {
+        let reply = |role: &str, push: bool| {
+            json!({"permission": "read", "role_name": role,
+                "user": {"login": "u", "permissions": {"pull": true, "push": push}}})
+        };
+        for role in ["write", "maintain", "admin"] {
+            assert!(can_write(&reply(role, false)), "{role}");
+        }
+        for role in ["read", "triage", "none", ""] {
+            assert!(!can_write(&reply(role, false)), "{role}");
+        }
+        // A custom role is known by its base permission flags.
+        assert!(can_write(&reply("deployer", true)));
+        assert!(!can_write(&reply("auditor", false)));
+        // Without role_name (older GHES), `permission` decides.
+        assert!(can_write(&json!({"permission": "write"})));
+        assert!(!can_write(&json!({"permission": "read"})));
+    }
+
     #[tokio::test]
     async fn review_threads_are_read_across_pages() {
         let fake = FakeGitHub::new("kubeward[bot]");
