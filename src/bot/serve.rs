@@ -1,6 +1,7 @@
 //! `kubeward serve`: the webhook server and its workers, with a graceful shutdown that lets
 //! running jobs finish (or puts them back in the queue).
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -93,6 +94,13 @@ async fn shutdown_signal() {
     }
 }
 
+/// How long delivery ids and finished jobs are kept: longer than GitHub's three days of
+/// redeliverable deliveries, so a late redelivery is still recognised.
+const HISTORY_RETENTION: Duration = Duration::from_secs(7 * 24 * 3600);
+
+/// How many redeliveries of one delivery the bot asks for.
+const MAX_REDELIVERIES: usize = 3;
+
 /// Asks GitHub to redeliver the App's failed deliveries we never processed: GitHub does not
 /// redeliver by itself, and a required check would otherwise hang after an outage.
 pub async fn redeliver_failed(
@@ -114,12 +122,32 @@ pub async fn redeliver_failed(
         .filter(|d| ok(d))
         .filter_map(|d| d.get("guid").and_then(|g| g.as_str()).map(str::to_owned))
         .collect();
+    // The listing keeps our earlier requests as `redelivery` attempts: a delivery that fails
+    // every time (a rotated secret, a payload we refuse) is asked for a few times, not every
+    // sweep for three days, and replicas sharing the App see the same count.
+    let mut redeliveries: HashMap<&str, usize> = HashMap::new();
+    for d in &deliveries {
+        if d.get("redelivery").and_then(|r| r.as_bool()) == Some(true)
+            && let Some(guid) = d.get("guid").and_then(|g| g.as_str())
+        {
+            *redeliveries.entry(guid).or_default() += 1;
+        }
+    }
     let mut asked = 0;
     for d in &deliveries {
         let Some(guid) = d.get("guid").and_then(|g| g.as_str()) else {
             continue;
         };
         if seen.contains(guid) || queue.delivery_seen("github", guid).await.unwrap_or(false) {
+            continue;
+        }
+        if redeliveries.get(guid).copied().unwrap_or(0) >= MAX_REDELIVERIES {
+            if seen.insert(guid.to_owned()) {
+                warn!(
+                    delivery = guid,
+                    "a delivery failed after {MAX_REDELIVERIES} redeliveries: not asking again"
+                );
+            }
             continue;
         }
         let Some(id) = d.get("id").and_then(|i| i.as_u64()) else {
@@ -330,7 +358,7 @@ pub async fn serve(settings: ServeSettings) -> anyhow::Result<()> {
             stop_rx.clone(),
         )));
     }
-    // Housekeeping: metrics upkeep, cache eviction, redelivery of failed GitHub deliveries
+    // Housekeeping: metrics upkeep, pruning the queue's history, cache eviction, redelivery of failed GitHub deliveries
     // (GitLab retries failed deliveries itself).
     let housekeeping = {
         let queue = queue.clone();
@@ -346,6 +374,11 @@ pub async fn serve(settings: ServeSettings) -> anyhow::Result<()> {
                         Ok(_) => {}
                         Err(e) => warn!(error = %e, "redelivery check failed"),
                     }
+                }
+                let before = crate::queue::now_ms() - HISTORY_RETENTION.as_millis() as i64;
+                match queue.prune(before).await {
+                    Ok(pruned) => tracing::debug!(?pruned, "pruned the queue's history"),
+                    Err(e) => warn!(error = %e, "cannot prune the queue's history"),
                 }
                 let _ = tokio::task::spawn_blocking({
                     let cache = cache.clone();

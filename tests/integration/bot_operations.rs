@@ -62,7 +62,7 @@ fn app_key() -> Secret {
 }
 
 #[tokio::test]
-async fn failed_deliveries_we_never_processed_are_redelivered_once() {
+async fn failed_deliveries_we_never_processed_are_redelivered_a_few_times_at_most() {
     kubeward::bot::serve::install_crypto();
     let github = MockServer::start().await;
     Mock::given(method("GET"))
@@ -73,15 +73,25 @@ async fn failed_deliveries_we_never_processed_are_redelivered_once() {
             {"id": 3, "guid": "fine", "status_code": 202, "event": "pull_request"},
             {"id": 5, "guid": "retried-ok", "status_code": 500, "event": "pull_request"},
             {"id": 4, "guid": "retried-ok", "status_code": 202, "event": "pull_request"},
+            // Failed first and on each of three redeliveries asked for already: given up.
+            {"id": 6, "guid": "hopeless", "status_code": 401, "event": "pull_request", "redelivery": false},
+            {"id": 7, "guid": "hopeless", "status_code": 401, "event": "pull_request", "redelivery": true},
+            {"id": 8, "guid": "hopeless", "status_code": 401, "event": "pull_request", "redelivery": true},
+            {"id": 9, "guid": "hopeless", "status_code": 401, "event": "pull_request", "redelivery": true},
+            // Failed once and once again on redelivery: asked for once more.
+            {"id": 10, "guid": "flaky", "status_code": 502, "event": "pull_request", "redelivery": false},
+            {"id": 11, "guid": "flaky", "status_code": 502, "event": "pull_request", "redelivery": true},
         ])))
         .mount(&github)
         .await;
-    Mock::given(method("POST"))
-        .and(path("/app/hook/deliveries/1/attempts"))
-        .respond_with(ResponseTemplate::new(202).set_body_json(json!({})))
-        .expect(1)
-        .mount(&github)
-        .await;
+    for id in [1, 10] {
+        Mock::given(method("POST"))
+            .and(path(format!("/app/hook/deliveries/{id}/attempts")))
+            .respond_with(ResponseTemplate::new(202).set_body_json(json!({})))
+            .expect(1)
+            .mount(&github)
+            .await;
+    }
     let queue = Queue::connect("sqlite::memory:").await.expect("queue");
     // "handled" reached us before (the failure was GitHub's timeout, not our loss).
     queue
@@ -101,7 +111,7 @@ async fn failed_deliveries_we_never_processed_are_redelivered_once() {
         .await
         .expect("in time")
         .expect("listed");
-    assert_eq!(asked, 1);
+    assert_eq!(asked, 2);
     let posts: Vec<_> = github
         .received_requests()
         .await
@@ -110,5 +120,11 @@ async fn failed_deliveries_we_never_processed_are_redelivered_once() {
         .filter(|r| r.method.as_str() == "POST")
         .map(|r| r.url.path().to_owned())
         .collect();
-    assert_eq!(posts, ["/app/hook/deliveries/1/attempts"]);
+    assert_eq!(
+        posts,
+        [
+            "/app/hook/deliveries/1/attempts",
+            "/app/hook/deliveries/10/attempts"
+        ]
+    );
 }
