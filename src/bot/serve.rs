@@ -399,18 +399,16 @@ pub async fn serve(settings: ServeSettings) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("binding {}", settings.listen))?;
     info!(listen = %settings.listen, workers = settings.workers, forges = ?runners.keys().collect::<Vec<_>>(), "kubeward is serving");
-    axum::serve(
+    let read_timeout = Duration::from_secs(settings.read_timeout_seconds);
+    let app = router_with_gitlab(state, gitlab_hooks, settings.max_body_bytes, read_timeout);
+    crate::server::listen::serve(
         listener,
-        router_with_gitlab(
-            state,
-            gitlab_hooks,
-            settings.max_body_bytes,
-            Duration::from_secs(settings.read_timeout_seconds),
-        ),
+        app,
+        read_timeout,
+        worker_settings.shutdown_grace,
+        shutdown_signal(),
     )
-    .with_graceful_shutdown(shutdown_signal())
-    .await
-    .context("serving")?;
+    .await;
     info!("shutting down: finishing or re-queueing work in flight");
     let _ = stop_tx.send(true);
     housekeeping.abort();

@@ -117,12 +117,12 @@ pub async fn run() -> anyhow::Result<String> {
     let server = {
         let mut stop = stop_rx.clone();
         tokio::spawn(async move {
-            let app = router(state, 5 << 20, Duration::from_secs(10));
-            let _ = axum::serve(listener, app)
-                .with_graceful_shutdown(async move {
-                    let _ = stop.changed().await;
-                })
-                .await;
+            let read_timeout = Duration::from_secs(10);
+            let app = router(state, 5 << 20, read_timeout);
+            let stopped = async move {
+                let _ = stop.changed().await;
+            };
+            crate::server::listen::serve(listener, app, read_timeout, read_timeout, stopped).await;
         })
     };
     let worker = Arc::new(GitHubWorker {

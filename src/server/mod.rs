@@ -2,6 +2,7 @@
 //! then answers 202 in milliseconds; workers do the reviews.
 
 pub mod gitlab;
+pub mod listen;
 pub mod settings;
 pub mod verify;
 
