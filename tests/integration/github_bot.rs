@@ -64,6 +64,11 @@ impl Upstream {
 }
 
 async fn start(upstream: &Upstream) -> Bot {
+    start_with_workers(upstream, 2).await
+}
+
+/// The bot with `workers` workers (none: deliveries are queued and stay so).
+async fn start_with_workers(upstream: &Upstream, workers: usize) -> Bot {
     let mock = support::mock_github::MockGitHub::start(BOT, TOKEN).await;
     let fake = mock.fake.clone();
     let git = git_http::serve(upstream.served.clone(), Some(TOKEN)).await;
@@ -114,7 +119,7 @@ async fn start(upstream: &Upstream) -> Bot {
             worker.clone() as std::sync::Arc<dyn kubeward::bot::runner::JobRunner>,
         )]));
     let (stop, stop_rx) = watch::channel(false);
-    for i in 0..2 {
+    for i in 0..workers {
         tokio::spawn(run_worker(
             format!("w{i}"),
             queue.clone(),
@@ -762,4 +767,71 @@ async fn rerequested_checks_run_once_per_pull_request_of_their_head() {
     assert_eq!(commented, vec![Some(7), Some(8)]);
     bot.assert_requests_valid();
     let _ = bot.stop.send(true);
+}
+
+/// Closing a pull request drops its queued work; removing the App from a repository or
+/// uninstalling it drops the rest. Nothing of it runs afterwards.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn closing_a_pull_request_and_removing_the_app_drop_queued_work() {
+    let upstream = Upstream::new();
+    let base = upstream.commit("refs/heads/main", &[], &[("README", "x\n")]);
+    let head = upstream.commit("refs/pull/7/head", &[base], &[("README", "y\n")]);
+    let bot = start_with_workers(&upstream, 0).await;
+    let queued = || async {
+        bot.queue
+            .stats(kubeward::queue::now_ms())
+            .await
+            .expect("stats")
+            .queued
+    };
+    for number in [7, 8, 9] {
+        let mut opened = pull_request_payload("opened", number, base, head);
+        if number == 9 {
+            // Another repository of the same installation.
+            opened["repository"]["id"] = json!(5151);
+            opened["repository"]["name"] = json!("cart");
+        }
+        let (status, _) = bot
+            .deliver("pull_request", &format!("open-{number}"), &opened)
+            .await;
+        assert_eq!(status, 202);
+    }
+    assert_eq!(queued().await, 3);
+
+    let mut closed = pull_request_payload("closed", 7, base, head);
+    closed["pull_request"]["state"] = json!("closed");
+    assert_eq!(bot.deliver("pull_request", "close-7", &closed).await.0, 200);
+    assert_eq!(
+        queued().await,
+        2,
+        "the closed pull request's job is dropped"
+    );
+
+    let mut removed = support::npm::webhook_example("installation_repositories", Some("removed"))
+        .payload
+        .clone();
+    removed["installation"]["id"] = json!(77);
+    removed["repositories_removed"] = json!([{"id": 4242, "name": "shop", "full_name": "octo/shop", "private": false, "node_id": "x"}]);
+    bot.deliver("installation_repositories", "removed-1", &removed)
+        .await;
+    assert_eq!(
+        queued().await,
+        1,
+        "the removed repository's jobs are dropped, not cart's"
+    );
+
+    let mut deleted = support::npm::webhook_example("installation", Some("deleted"))
+        .payload
+        .clone();
+    deleted["installation"]["id"] = json!(77);
+    assert_eq!(
+        bot.deliver("installation", "uninstalled", &deleted).await.0,
+        200
+    );
+    assert_eq!(
+        queued().await,
+        0,
+        "uninstalling drops every job of the installation"
+    );
+    bot.assert_requests_valid();
 }

@@ -109,25 +109,24 @@ fn setup() -> (tempfile::TempDir, String, git2::Oid, git2::Oid) {
 
 /// A repository whose pull request 7 adds `d.yaml` with this text.
 fn setup_with(manifest: &str) -> (tempfile::TempDir, String, git2::Oid, git2::Oid) {
+    let readme: &[(&str, &[u8])] = &[("README", b"x\n")];
+    setup_files(readme, &[("d.yaml", manifest.as_bytes())])
+}
+
+/// A repository whose main branch holds `base_files` and whose pull request 7 adds
+/// `added_files` to them.
+fn setup_files(
+    base_files: &[(&str, &[u8])],
+    added_files: &[(&str, &[u8])],
+) -> (tempfile::TempDir, String, git2::Oid, git2::Oid) {
     let dir = tempfile::tempdir().expect("test setup");
     let path = dir.path().join("up.git");
     let repo = git2::Repository::init_bare(&path).expect("test setup");
-    let base = build::commit(
-        &repo,
-        Some("refs/heads/main"),
-        &[],
-        &[("README", b"x\n")],
-        "b",
-    )
-    .expect("test setup");
-    let head = build::commit(
-        &repo,
-        Some("refs/pull/7/head"),
-        &[base],
-        &[("README", b"x\n"), ("d.yaml", manifest.as_bytes())],
-        "h",
-    )
-    .expect("test setup");
+    let base =
+        build::commit(&repo, Some("refs/heads/main"), &[], base_files, "b").expect("test setup");
+    let head_files: Vec<(&str, &[u8])> = base_files.iter().chain(added_files).copied().collect();
+    let head = build::commit(&repo, Some("refs/pull/7/head"), &[base], &head_files, "h")
+        .expect("test setup");
     (dir, path.display().to_string(), base, head)
 }
 
@@ -189,6 +188,8 @@ fn start_worker(
         WorkerSettings {
             poll_interval: Duration::from_millis(20),
             job_timeout,
+            // Heartbeats every second: a superseded job learns of it within one.
+            lease: Duration::from_secs(3),
             ..WorkerSettings::default()
         },
         rx,
@@ -205,17 +206,22 @@ async fn run_until_settled(
     review_time_limit: Duration,
 ) {
     let (stop, task) = start_worker(queue, api, git, dir, job_timeout, review_time_limit);
+    wait_until_settled(queue).await;
+    let _ = stop.send(true);
+    let _ = task.await;
+}
+
+/// Waits (30 s at most) until no job is queued or running.
+async fn wait_until_settled(queue: &Queue) {
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
         let s = queue.stats(now_ms()).await.expect("test setup");
         if s.queued == 0 && s.running == 0 {
-            break;
+            return;
         }
         assert!(Instant::now() < deadline, "{s:?}");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    let _ = stop.send(true);
-    let _ = task.await;
 }
 
 /// Queues a review of `head` and runs a worker (usual limits) until the queue is empty; the
@@ -487,6 +493,166 @@ async fn comments_of_a_rejected_review_are_said_in_the_summary_and_the_check_con
     let check = only_check_run(&fake);
     assert_eq!(check["status"], "completed", "{check:#}");
     assert_eq!(check["conclusion"], "failure", "{check:#}");
+}
+
+/// Reviews that end without a plan conclude as docs/bot.md's table says: a draft neutral, an
+/// invalid policy on the base branch a failure naming the file and line, a change over
+/// `maxChangedFiles` neutral saying so. None posts a review.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn drafts_invalid_policies_and_oversize_changes_conclude_as_documented() {
+    let readme: (&str, &[u8]) = ("README", b"x\n");
+    let deployment: (&str, &[u8]) = ("d.yaml", DEPLOY.as_bytes());
+    let bad_policy: (&str, &[u8]) = (
+        ".kubeward.yaml",
+        b"failOn: warning\nrules:\n  noSuchRule: ignore\n",
+    );
+    let many: Vec<(String, Vec<u8>)> = (0..101)
+        .map(|i| {
+            (
+                format!("many/{i}.yaml"),
+                DEPLOY
+                    .replace("name: s,", &format!("name: s{i},"))
+                    .into_bytes(),
+            )
+        })
+        .collect();
+    let many: Vec<(&str, &[u8])> = many
+        .iter()
+        .map(|(p, b)| (p.as_str(), b.as_slice()))
+        .collect();
+    struct Case<'a> {
+        name: &'a str,
+        base_files: Vec<(&'a str, &'a [u8])>,
+        added_files: Vec<(&'a str, &'a [u8])>,
+        draft: bool,
+        conclusion: &'a str,
+        says: &'a [&'a str],
+    }
+    let cases = [
+        Case {
+            name: "draft",
+            base_files: vec![readme],
+            added_files: vec![deployment],
+            draft: true,
+            conclusion: "neutral",
+            says: &["Draft"],
+        },
+        Case {
+            name: "invalid policy",
+            base_files: vec![readme, bad_policy],
+            added_files: vec![deployment],
+            draft: false,
+            conclusion: "failure",
+            says: &[
+                "Invalid kubeward configuration",
+                ".kubeward.yaml:3:3",
+                "noSuchRule",
+            ],
+        },
+        Case {
+            name: "oversize",
+            base_files: vec![readme],
+            added_files: many,
+            draft: false,
+            conclusion: "neutral",
+            says: &["101"],
+        },
+    ];
+    for Case {
+        name: case,
+        base_files,
+        added_files,
+        draft,
+        conclusion,
+        says,
+    } in cases
+    {
+        let (dir, git, base, head) = setup_files(&base_files, &added_files);
+        let fake = github_with_pull(base, head);
+        let mut pr = pull(base, head);
+        pr["draft"] = json!(draft);
+        fake.add_pull(7, pr);
+        let queue = one_attempt_queue().await;
+        let id = review_until_settled(&queue, fake.clone(), &git, dir.path(), head).await;
+        let job = queue.get(id).await.expect("read").expect("job");
+        assert_eq!(
+            job.state,
+            kubeward::queue::JobState::Done,
+            "{case}: {job:?}"
+        );
+        let check = only_check_run(&fake);
+        assert_eq!(check["status"], "completed", "{case}: {check:#}");
+        assert_eq!(check["conclusion"], conclusion, "{case}: {check:#}");
+        let output = format!(
+            "{} {}",
+            check["output"]["title"], check["output"]["summary"]
+        );
+        for text in says {
+            assert!(output.contains(text), "{case}: {text:?} in {output}");
+        }
+        assert!(fake.review_comments().is_empty(), "{case}: no review");
+    }
+}
+
+/// A review superseded by a newer push while it runs concludes its check `cancelled`; the
+/// newer head gets its own run with the review's conclusion.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_review_superseded_while_running_concludes_cancelled() {
+    let (dir, git, base, head) = setup();
+    let repo = git2::Repository::open_bare(&git).expect("repo");
+    let newer = build::commit(
+        &repo,
+        Some("refs/pull/7/head"),
+        &[head],
+        &[("README", b"y\n"), ("d.yaml", DEPLOY.as_bytes())],
+        "newer",
+    )
+    .expect("commit");
+    let fake = github_with_pull(base, head);
+    fake.set_merge_base(&base.to_string(), &newer.to_string(), &base.to_string());
+    let queue = one_attempt_queue().await;
+    let first = queue
+        .enqueue(review_job(&head.to_string()))
+        .await
+        .expect("enqueue")
+        .id;
+    // The fetch takes long enough for the heartbeat to learn of the newer push.
+    let slow_fetch = LocalGit {
+        url: git.clone(),
+        delay: Duration::from_secs(3),
+    };
+    let (stop, task) = start_worker(
+        &queue,
+        fake.clone(),
+        slow_fetch,
+        dir.path(),
+        Duration::from_secs(30),
+        Duration::from_secs(20),
+    );
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while queue.get(first).await.expect("read").expect("job").state
+        != kubeward::queue::JobState::Running
+    {
+        assert!(Instant::now() < deadline, "the first review never started");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    fake.add_pull(7, pull(base, newer));
+    queue
+        .enqueue(review_job(&newer.to_string()))
+        .await
+        .expect("enqueue");
+    wait_until_settled(&queue).await;
+    let _ = stop.send(true);
+    let _ = task.await;
+    let runs = fake.check_runs();
+    let on = |sha: git2::Oid| {
+        runs.iter()
+            .filter(|r| r["head_sha"] == sha.to_string())
+            .map(|r| r["conclusion"].as_str().unwrap_or("in progress").to_owned())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(on(head), ["cancelled"], "{runs:#?}");
+    assert_eq!(on(newer), ["failure"], "{runs:#?}");
 }
 
 /// Annotations append on every check-run update. When an update carrying them lands but its
