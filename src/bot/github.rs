@@ -376,7 +376,6 @@ impl GitHubWorker {
             tracing::info!(job_head = %expected, current_head = %head_sha, "reviewing the current head");
         }
         let base_sha = str_at(&pull, &["base", "sha"]).unwrap_or("").to_owned();
-        let base_ref = str_at(&pull, &["base", "ref"]).unwrap_or("").to_owned();
         let target = Target {
             installation,
             owner: repo.owner.clone(),
@@ -434,7 +433,6 @@ impl GitHubWorker {
                     installation,
                     repo,
                     number,
-                    &base_ref,
                     &base_sha,
                     &head_sha,
                     &merge_base,
@@ -559,7 +557,6 @@ impl GitHubWorker {
         installation: u64,
         repo: &RepoRef,
         number: u64,
-        base_ref: &str,
         base_sha: &str,
         head_sha: &str,
         merge_base: &str,
@@ -582,25 +579,18 @@ impl GitHubWorker {
             head_sha.to_owned(),
             merge_base.to_owned(),
         );
-        let base_ref = base_ref.to_owned();
         let _slot = super::runner::review_slot().await;
         tokio::task::spawn_blocking(move || {
             let cached = cache
                 .open(&key)
                 .map_err(|e| ReviewFailure::Other(e.to_string()))?;
-            let safe_ref: String = base_ref
-                .chars()
-                .map(|c| {
-                    if c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | '/') {
-                        c
-                    } else {
-                        '_'
-                    }
-                })
-                .collect();
+            // The base by its commit, not its branch name: any name git allows works, and
+            // the tip is the one GitHub named for this pull request.
+            let base_oid = git2::Oid::from_str(&base_sha)
+                .map_err(|e| ReviewFailure::Other(format!("base commit {base_sha:?}: {e}")))?;
             let refspecs = vec![
                 format!("+refs/pull/{number}/head:refs/kubeward/pull/{number}/head"),
-                format!("+refs/heads/{safe_ref}:refs/kubeward/base/{safe_ref}"),
+                format!("+{base_oid}:refs/kubeward/pull/{number}/base"),
             ];
             let creds = credentials.as_ref().map(|(u, p)| (u.as_str(), p.as_str()));
             let fetch = |specs: &[String], depth: Option<i32>| {

@@ -594,6 +594,42 @@ async fn drafts_invalid_policies_and_oversize_changes_conclude_as_documented() {
     }
 }
 
+/// The policy comes from the base branch's tip, which is fetched by its commit: a base branch
+/// whose name git allows but a refspec would mangle (`+`, `@`) is judged by its own tip, not
+/// by the older merge-base.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_policy_comes_from_the_tip_of_a_base_branch_with_any_name() {
+    let (dir, git, merge_base, head) = setup();
+    let repo = git2::Repository::open_bare(&git).expect("repo");
+    // After the pull request branched off, the base branch stopped failing on anything.
+    let tip = build::commit(
+        &repo,
+        Some("refs/heads/release+1@x"),
+        &[merge_base],
+        &[("README", b"x\n"), (".kubeward.yaml", b"failOn: never\n")],
+        "relax",
+    )
+    .expect("commit");
+    repo.find_reference("refs/heads/main")
+        .expect("main")
+        .delete()
+        .expect("delete main");
+    let fake = github_with_pull(tip, head);
+    fake.set_merge_base(&tip.to_string(), &head.to_string(), &merge_base.to_string());
+    let mut pr = pull(tip, head);
+    pr["base"]["ref"] = json!("release+1@x");
+    fake.add_pull(7, pr);
+    // Over smart HTTP, as from GitHub: only what is asked for arrives.
+    let server = crate::support::git_http::serve(dir.path().to_owned(), None).await;
+    let url = format!("{}/up.git", server.base_url);
+    let queue = one_attempt_queue().await;
+    let id = review_until_settled(&queue, fake.clone(), &url, dir.path(), head).await;
+    let job = queue.get(id).await.expect("read").expect("job");
+    assert_eq!(job.state, kubeward::queue::JobState::Done, "{job:?}");
+    let check = only_check_run(&fake);
+    assert_eq!(check["conclusion"], "success", "{check:#}");
+}
+
 /// A review superseded by a newer push while it runs concludes its check `cancelled`; the
 /// newer head gets its own run with the review's conclusion.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
