@@ -11,7 +11,7 @@ use crate::forge::github::publish::{
     Outcome, Target, can_write, fail_unfinished_checks, finish_check, publish, scan_key,
     start_check,
 };
-use crate::git::cache::{CacheKey, FetchRequest, GitCache};
+use crate::git::cache::{AbandonOnDrop, CacheKey, FetchBudget, FetchRequest, GitCache};
 use crate::owners::Flavor;
 use crate::pipeline::{PipelineError, ReviewOptions, Revisions, review};
 
@@ -580,6 +580,9 @@ impl GitHubWorker {
             merge_base.to_owned(),
         );
         let _slot = super::runner::review_slot().await;
+        let budget = Arc::new(FetchBudget::new(settings.max_fetch_bytes));
+        // Dropped with this future when the job's time limit passes: its fetch stops.
+        let _abandon = AbandonOnDrop(budget.clone());
         tokio::task::spawn_blocking(move || {
             let cached = cache
                 .open(&key)
@@ -599,7 +602,7 @@ impl GitHubWorker {
                     refspecs: specs,
                     credentials: creds,
                     depth,
-                    max_bytes: settings.max_fetch_bytes,
+                    budget: &budget,
                 })
             };
             // Shallow fetches are a smart-protocol feature; local paths (testdrive) get it all.

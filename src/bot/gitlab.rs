@@ -21,7 +21,7 @@ use crate::forge::gitlab::publish::{
 use crate::forge::gitlab::{
     ApiError, GitLabApi, Request, merge_request_path, project_path, str_at, u64_at,
 };
-use crate::git::cache::{CacheKey, FetchRequest, GitCache};
+use crate::git::cache::{AbandonOnDrop, CacheKey, FetchBudget, FetchRequest, GitCache};
 use crate::owners::Flavor;
 use crate::pipeline::{PipelineError, ReviewOptions, Revisions, review};
 use crate::queue::NewJob;
@@ -630,6 +630,9 @@ impl GitLabWorker {
         let refs = refs.clone();
         let target_branch = target_branch.to_owned();
         let _slot = super::runner::review_slot().await;
+        let budget = Arc::new(FetchBudget::new(settings.max_fetch_bytes));
+        // Dropped with this future when the job's time limit passes: its fetch stops.
+        let _abandon = AbandonOnDrop(budget.clone());
         tokio::task::spawn_blocking(move || {
             let cached = cache
                 .open(&key)
@@ -661,7 +664,7 @@ impl GitLabWorker {
                     refspecs: specs,
                     credentials,
                     depth,
-                    max_bytes: settings.max_fetch_bytes,
+                    budget: &budget,
                 })
             };
             // Shallow fetches are a smart-protocol feature; local paths get everything.

@@ -6,7 +6,8 @@
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::SystemTime;
 
 use git2::{AutotagOption, Cred, FetchOptions, RemoteCallbacks};
@@ -51,8 +52,47 @@ pub struct FetchRequest<'a> {
     pub credentials: Option<(&'a str, &'a str)>,
     /// Shallow depth; `None` fetches everything not yet present.
     pub depth: Option<i32>,
-    /// Abort once this many bytes were received.
-    pub max_bytes: u64,
+    /// The job's bytes left to receive, shared by all its fetches.
+    pub budget: &'a FetchBudget,
+}
+
+/// One job's allowance across all its fetches: a cap on the bytes they receive together, and
+/// a flag that stops them once the job is given up (its time limit passed), so an abandoned
+/// fetch does not go on holding the cache's lock.
+#[derive(Debug)]
+pub struct FetchBudget {
+    cap: u64,
+    received: AtomicU64,
+    abandoned: AtomicBool,
+}
+
+impl FetchBudget {
+    pub fn new(cap: u64) -> FetchBudget {
+        FetchBudget {
+            cap,
+            received: AtomicU64::new(0),
+            abandoned: AtomicBool::new(false),
+        }
+    }
+
+    /// Stops the fetches: the one under way at its next progress report, later ones at once.
+    pub fn abandon(&self) {
+        self.abandoned.store(true, Ordering::Relaxed);
+    }
+
+    fn is_abandoned(&self) -> bool {
+        self.abandoned.load(Ordering::Relaxed)
+    }
+}
+
+/// Abandons the budget when dropped: held by the job's future, so a job dropped at its time
+/// limit stops its fetch.
+pub struct AbandonOnDrop(pub Arc<FetchBudget>);
+
+impl Drop for AbandonOnDrop {
+    fn drop(&mut self) {
+        self.0.abandon();
+    }
 }
 
 pub struct GitCache {
@@ -169,6 +209,13 @@ fn collect_caches(dir: &Path, out: &mut Vec<(PathBuf, u64, SystemTime)>) {
 impl CachedRepo {
     /// Fetches `refspecs` from `url` into the cache.
     pub fn fetch(&self, request: &FetchRequest<'_>) -> Result<u64, GitError> {
+        let budget = request.budget;
+        if budget.is_abandoned() {
+            return Err(GitError::FetchAbandoned);
+        }
+        let allowance = budget
+            .cap
+            .saturating_sub(budget.received.load(Ordering::Relaxed));
         let received = AtomicU64::new(0);
         let mut callbacks = RemoteCallbacks::new();
         let mut asked = 0;
@@ -180,10 +227,9 @@ impl CachedRepo {
                 _ => Err(git2::Error::from_str("authentication failed")),
             }
         });
-        let cap = request.max_bytes;
         callbacks.transfer_progress(|progress| {
             received.store(progress.received_bytes() as u64, Ordering::Relaxed);
-            progress.received_bytes() as u64 <= cap
+            progress.received_bytes() as u64 <= allowance && !budget.is_abandoned()
         });
         let mut options = FetchOptions::new();
         options.remote_callbacks(callbacks);
@@ -201,9 +247,11 @@ impl CachedRepo {
         let specs: Vec<&str> = request.refspecs.iter().map(String::as_str).collect();
         let result = remote.fetch(&specs, Some(&mut options), None);
         let bytes = received.load(Ordering::Relaxed);
+        budget.received.fetch_add(bytes, Ordering::Relaxed);
         match result {
             Ok(()) => Ok(bytes),
-            Err(_) if bytes > cap => Err(GitError::FetchTooLarge { cap }),
+            Err(_) if bytes > allowance => Err(GitError::FetchTooLarge { cap: budget.cap }),
+            Err(_) if budget.is_abandoned() => Err(GitError::FetchAbandoned),
             Err(e) => Err(GitError::Git {
                 // The URL holds no secret: credentials only go through the callback.
                 context: format!("cannot fetch from {}", request.url),

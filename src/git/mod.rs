@@ -20,6 +20,9 @@ pub enum GitError {
     /// The fetch brought more than the job's byte cap: retrying cannot help.
     #[error("the fetch stopped at the cap of {cap} bytes: the change is too large to review")]
     FetchTooLarge { cap: u64 },
+    /// The job gave the fetch up (its time limit passed).
+    #[error("the fetch was given up with its job")]
+    FetchAbandoned,
     #[error("{0}")]
     Other(String),
 }

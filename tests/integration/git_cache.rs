@@ -4,7 +4,7 @@ use crate::support::git_http;
 
 use git2::Repository;
 use kubeward::git::build;
-use kubeward::git::cache::{CacheKey, FetchRequest, GitCache};
+use kubeward::git::cache::{CacheKey, FetchBudget, FetchRequest, GitCache};
 
 const TOKEN: &str = "ghs_test.token.with.dots_and_a_length_that_is_not_forty_0123456789";
 
@@ -59,7 +59,7 @@ async fn fetches_pull_refs_with_the_token_through_the_callback_only() {
                     refspecs: &refspecs,
                     credentials: Some(("x-access-token", TOKEN)),
                     depth: None,
-                    max_bytes: 1 << 20,
+                    budget: &FetchBudget::new(1 << 20),
                 })
                 .expect("fetch");
             let config =
@@ -113,7 +113,7 @@ async fn a_wrong_token_fails_cleanly_without_leaking_it() {
                 refspecs: &refspecs,
                 credentials: Some(("x-access-token", "wrong-secret-value")),
                 depth: None,
-                max_bytes: 1 << 20,
+                budget: &FetchBudget::new(1 << 20),
             })
             .expect_err("rejected")
             .to_string()
@@ -123,40 +123,53 @@ async fn a_wrong_token_fails_cleanly_without_leaking_it() {
     assert!(!error.contains("wrong-secret-value"), "{error}");
 }
 
+/// A job's fetches share one byte cap, and a given-up job's fetches stop.
 #[tokio::test]
-async fn a_fetch_over_the_byte_cap_stops() {
+async fn a_jobs_fetches_share_one_byte_cap_and_stop_once_given_up() {
     let served = tempfile::tempdir().expect("temp");
     let repo = Repository::init_bare(served.path().join("big.git")).expect("init");
-    let blob: Vec<u8> = (0..400_000u32)
-        .flat_map(|i| i.wrapping_mul(2_654_435_761).to_le_bytes())
-        .collect();
-    build::commit(
-        &repo,
-        Some("refs/heads/main"),
-        &[],
-        &[("big.bin", &blob)],
-        "big",
-    )
-    .expect("commit");
+    // Two branches of 60 kB that do not compress: each fits a 100 kB cap, both do not.
+    for (branch, seed) in [
+        ("refs/heads/one", 2_654_435_761u32),
+        ("refs/heads/two", 2_246_822_519),
+    ] {
+        let blob: Vec<u8> = (0..15_000u32)
+            .flat_map(|i| i.wrapping_mul(seed).rotate_left(i % 31).to_le_bytes())
+            .collect();
+        build::commit(&repo, Some(branch), &[], &[("big.bin", &blob)], "big").expect("commit");
+    }
     let server = git_http::serve(served.path().to_path_buf(), None).await;
     let url = format!("{}/big.git", server.base_url);
     let cache_root = tempfile::tempdir().expect("temp");
-    let error = tokio::task::spawn_blocking(move || {
+    let (one, error, abandoned) = tokio::task::spawn_blocking(move || {
         let cache = GitCache::new(cache_root.path(), 1 << 30);
         let cached = cache.open(&key()).expect("open");
-        let refspecs = vec!["+refs/heads/main:refs/kubeward/base/main".to_owned()];
-        cached
-            .fetch(&FetchRequest {
+        let fetch = |refspec: &str, budget: &FetchBudget| {
+            cached.fetch(&FetchRequest {
                 url: &url,
-                refspecs: &refspecs,
+                refspecs: &[refspec.to_owned()],
                 credentials: None,
                 depth: None,
-                max_bytes: 100_000,
+                budget,
             })
-            .expect_err("capped")
+        };
+        // Alone, the second would fit as the first did; after it, it does not.
+        let budget = FetchBudget::new(100_000);
+        let one = fetch("+refs/heads/one:refs/kubeward/one", &budget).expect("fits");
+        let error = fetch("+refs/heads/two:refs/kubeward/two", &budget).expect_err("capped");
+        // A given-up job's next fetch does not start.
+        let budget = FetchBudget::new(1 << 30);
+        budget.abandon();
+        let abandoned = fetch("+refs/heads/two:refs/kubeward/two", &budget).expect_err("given up");
+        (one, error, abandoned)
     })
     .await
     .expect("join");
+    assert!((60_000..100_000).contains(&one), "{one} bytes");
+    assert!(
+        matches!(abandoned, kubeward::git::GitError::FetchAbandoned),
+        "{abandoned}"
+    );
     assert!(
         matches!(
             error,
