@@ -15,7 +15,7 @@ use super::job::{FORGE_GITHUB, FORGE_GITLAB, RepoRef};
 use super::runner::{BoxFuture, JobRunner};
 use super::worker::{WorkerSettings, run as run_worker};
 use crate::forge::github::api::{ApiError, GitHubApi, segment};
-use crate::forge::github::client::{GitHubAuth, GitHubClient, GitHubClientConfig};
+use crate::forge::github::client::{GitHubAuth, GitHubClient, GitHubClientConfig, WriteLimits};
 use crate::forge::gitlab::GitLabApi;
 use crate::forge::gitlab::client::{GitLabClient, GitLabClientConfig, normalize_instance_url};
 use crate::git::cache::GitCache;
@@ -279,11 +279,14 @@ pub async fn serve(settings: ServeSettings) -> anyhow::Result<()> {
         };
         app_mode = matches!(auth, GitHubAuth::App { .. });
         let client = Arc::new(
-            GitHubClient::new(GitHubClientConfig::new(
-                &github_settings.api_url,
-                auth,
-                "kubeward",
-            ))
+            GitHubClient::new(GitHubClientConfig {
+                limits: WriteLimits {
+                    per_minute: github_settings.content_writes_per_minute,
+                    per_hour: github_settings.content_writes_per_hour,
+                    ..WriteLimits::default()
+                },
+                ..GitHubClientConfig::new(&github_settings.api_url, auth, "kubeward")
+            })
             .context("building the GitHub client")?,
         );
         let host = github_settings

@@ -54,6 +54,12 @@ fn default_lease_seconds() -> u64 {
 fn default_redeliver_minutes() -> u64 {
     10
 }
+fn default_content_writes_per_minute() -> u32 {
+    80
+}
+fn default_content_writes_per_hour() -> u32 {
+    500
+}
 fn default_gitlab_git_username() -> String {
     "oauth2".into()
 }
@@ -89,6 +95,13 @@ pub struct GitHubSettings {
     /// Ask GitHub to redeliver failed deliveries at start-up and this often (App mode).
     #[serde(default = "default_redeliver_minutes")]
     pub redeliver_every_minutes: u64,
+    /// Content-creating requests one replica sends per installation in any minute. GitHub
+    /// allows about 80 an installation: with several replicas, give each its share.
+    #[serde(default = "default_content_writes_per_minute")]
+    pub content_writes_per_minute: u32,
+    /// Likewise per hour (GitHub: 500).
+    #[serde(default = "default_content_writes_per_hour")]
+    pub content_writes_per_hour: u32,
 }
 
 /// Where one GitLab project webhook's secrets come from. Only the *names* of environment
@@ -437,6 +450,28 @@ mod tests {
         let err = ServeSettings::parse("serve.yaml", "lisen: x\n").expect_err("typo");
         assert!(err.0.contains("did you mean `listen`"), "{err}");
         let github = settings.github.expect("github section");
+        assert_eq!(
+            (
+                github.content_writes_per_minute,
+                github.content_writes_per_hour
+            ),
+            (80, 500),
+            "GitHub's limits unless told otherwise"
+        );
+        let shared = ServeSettings::parse(
+            "serve.yaml",
+            "github:\n  botLogin: b\n  contentWritesPerMinute: 40\n  contentWritesPerHour: 250\n",
+        )
+        .expect("valid")
+        .github
+        .expect("github section");
+        assert_eq!(
+            (
+                shared.content_writes_per_minute,
+                shared.content_writes_per_hour
+            ),
+            (40, 250)
+        );
         let env = |k: &str| match k {
             "KUBEWARD_GITHUB_WEBHOOK_SECRET" => Some("new, old".to_owned()),
             "KUBEWARD_GITHUB_PRIVATE_KEY" => Some("-----BEGIN KEY-----".to_owned()),
