@@ -96,28 +96,22 @@ impl GitHubWorker {
     /// Fails the unfinished check runs of the heads a job was about: a review or command
     /// reviews its pull request's current head; a re-request names its head.
     async fn fail_unfinished_checks(&self, spec: &JobSpec, reason: &str) -> Result<(), BotError> {
-        let (installation, repo, number, head_sha) = match spec {
+        // The heads whose checks the job may have opened: the one it was queued for and, as it
+        // reviews the pull request as it is, the current one.
+        let (installation, repo, number, mut heads) = match spec {
             JobSpec::Review {
                 installation,
                 repo,
                 number,
+                head_sha,
                 ..
-            }
-            | JobSpec::Command {
+            } => (*installation, repo, *number, vec![head_sha.clone()]),
+            JobSpec::Command {
                 installation,
                 repo,
                 number,
                 ..
-            } => {
-                let path = repo_path(&repo.owner, &repo.name, &format!("/pulls/{number}"));
-                let pull = self
-                    .api
-                    .call(*installation, ApiRequest::get(path))
-                    .await?
-                    .body;
-                let head = str_at(&pull, &["head", "sha"]).unwrap_or("").to_owned();
-                (*installation, repo, *number, head)
-            }
+            } => (*installation, repo, *number, Vec::new()),
             JobSpec::Rerequest {
                 installation,
                 repo,
@@ -125,26 +119,37 @@ impl GitHubWorker {
                 pull_numbers,
             } => {
                 let number = pull_numbers.first().copied().unwrap_or(0);
-                (*installation, repo, number, head_sha.clone())
+                (*installation, repo, number, vec![head_sha.clone()])
             }
         };
-        if head_sha.is_empty() {
-            return Ok(());
+        if !matches!(spec, JobSpec::Rerequest { .. }) {
+            let path = repo_path(&repo.owner, &repo.name, &format!("/pulls/{number}"));
+            let pull = self
+                .api
+                .call(installation, ApiRequest::get(path))
+                .await?
+                .body;
+            heads.extend(str_at(&pull, &["head", "sha"]).map(str::to_owned));
         }
+        heads.retain(|head| !head.is_empty());
+        heads.dedup();
         let summary = format!(
             "kubeward gave this review up: {reason}. Push again or comment `/kubeward rescan` to retry."
         );
-        let target = Target {
-            installation,
-            owner: repo.owner.clone(),
-            repo: repo.name.clone(),
-            number,
-            head_sha,
-            bot_login: self.settings.bot_login.clone(),
-        };
         let title = "kubeward could not finish this review";
-        let concluded = fail_unfinished_checks(self.api.as_ref(), &target, title, &summary).await?;
-        tracing::info!(concluded, head = %target.head_sha, "the check runs a given-up job left unfinished");
+        for head_sha in heads {
+            let target = Target {
+                installation,
+                owner: repo.owner.clone(),
+                repo: repo.name.clone(),
+                number,
+                head_sha,
+                bot_login: self.settings.bot_login.clone(),
+            };
+            let concluded =
+                fail_unfinished_checks(self.api.as_ref(), &target, title, &summary).await?;
+            tracing::info!(concluded, head = %target.head_sha, "the check runs a given-up job left unfinished");
+        }
         Ok(())
     }
 

@@ -393,10 +393,24 @@ impl GitLabWorker {
                     "merge request !{iid}: GitLab has no diff refs for head {head_sha} yet"
                 ))
             })?;
+        Ok(self
+            .target_with(project_id, iid, merge_request, diff_refs)
+            .await)
+    }
+
+    /// [`Self::target`] with the diff refs given.
+    async fn target_with(
+        &self,
+        project_id: u64,
+        iid: u64,
+        merge_request: &Value,
+        diff_refs: DiffRefs,
+    ) -> Target {
+        let head_sha = diff_refs.head_sha.clone();
         let (status_project_id, status_ref) = self
-            .status_location(project_id, iid, merge_request, head_sha)
+            .status_location(project_id, iid, merge_request, &head_sha)
             .await;
-        Ok(Target {
+        Target {
             project_id,
             iid,
             diff_refs,
@@ -404,7 +418,7 @@ impl GitLabWorker {
             status_project_id,
             status_ref,
             web_url: str_at(merge_request, &["web_url"]).map(str::to_owned),
-        })
+        }
     }
 
     /// Fails the commit status a given-up job left pending or running on its merge request's
@@ -425,7 +439,15 @@ impl GitLabWorker {
             .call(Request::get(merge_request_path(*project_id, *iid, "")))
             .await?
             .body;
-        let target = self.target(*project_id, *iid, &merge_request).await?;
+        // Only the status is written: the head is all it needs, diff refs or not.
+        let head_only = DiffRefs {
+            base_sha: String::new(),
+            start_sha: String::new(),
+            head_sha: str_at(&merge_request, &["sha"]).unwrap_or("").to_owned(),
+        };
+        let target = self
+            .target_with(*project_id, *iid, &merge_request, head_only)
+            .await;
         let description = format!("kubeward gave this review up: {reason}");
         let failed = fail_if_unfinished(self.api.as_ref(), &target, &description).await?;
         tracing::info!(failed, "the status a given-up job left unfinished");

@@ -174,8 +174,10 @@ async fn process(
                 settings.job_timeout.as_secs()
             );
             // Cut off from outside, the runner concluded nothing; a retry would reuse its
-            // check, but a dead job must not leave one pending.
-            if fail(queue, worker, &job, &error).await {
+            // check, but a job that will not be retried must not leave one pending. Concluded
+            // while the job still holds its pull request, so no newer job's result on the same
+            // check run can be overwritten.
+            if last_attempt {
                 let conclude = runner.conclude_abandoned(&job.payload, &error);
                 match tokio::time::timeout(ABANDON_TIME_LIMIT, conclude).await {
                     Ok(Ok(())) => {}
@@ -185,6 +187,7 @@ async fn process(
                     Err(_) => warn!("concluding what the given-up job left pending took too long"),
                 }
             }
+            fail(queue, worker, &job, &error).await;
         }
     }
 }
@@ -192,23 +195,17 @@ async fn process(
 /// How long concluding a given-up job's check or status may take.
 const ABANDON_TIME_LIMIT: Duration = Duration::from_secs(60);
 
-/// Records a failure; whether the job is now dead (never retried).
-async fn fail(queue: &Queue, worker: &str, job: &Job, error: &str) -> bool {
+async fn fail(queue: &Queue, worker: &str, job: &Job, error: &str) {
     match queue.fail(job.id, worker, error, now_ms()).await {
         Ok(FailOutcome::Dead { attempts }) => {
             warn!(attempts, error, "job failed for good: dead-lettered");
             metrics::counter!("kubeward_jobs_total", "outcome" => "dead").increment(1);
-            true
         }
         Ok(outcome) => {
             warn!(?outcome, error, "job failed; it will be retried");
             metrics::counter!("kubeward_jobs_total", "outcome" => "retry").increment(1);
-            false
         }
-        Err(e) => {
-            warn!(error = %e, "cannot record the failure");
-            false
-        }
+        Err(e) => warn!(error = %e, "cannot record the failure"),
     }
 }
 

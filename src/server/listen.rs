@@ -1,6 +1,9 @@
 //! The HTTP listener: the router on hyper, with the header-read timeout that `axum::serve`
 //! leaves out (it sets no timer, and hyper applies that timeout only with one), so a client
-//! that sends its headers slowly cannot hold connections open.
+//! that sends nothing, or its headers slowly, cannot hold connections open.
+//!
+//! HTTP/1.1 only: GitHub, GitLab and Kubernetes probes all speak it, and detecting HTTP/2
+//! first would read the connection's first bytes with no timeout at all.
 
 use std::future::Future;
 use std::time::Duration;
@@ -23,18 +26,19 @@ pub async fn serve(
     drain: Duration,
     shutdown: impl Future<Output = ()>,
 ) {
-    let mut builder = auto::Builder::new(TokioExecutor::new());
+    let mut builder = auto::Builder::new(TokioExecutor::new()).http1_only();
     builder
         .http1()
         .timer(TokioTimer::new())
         .header_read_timeout(header_read_timeout);
-    builder.http2().timer(TokioTimer::new());
     let graceful = GracefulShutdown::new();
     let mut shutdown = std::pin::pin!(shutdown);
     loop {
         let (stream, peer) = tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok(accepted) => accepted,
+                // That one connection's trouble (reset, aborted): take the next.
+                Err(e) if is_connection_error(&e) => continue,
                 Err(e) => {
                     // Out of file descriptors, say: wait instead of spinning.
                     warn!(error = %e, "cannot accept a connection");
@@ -59,6 +63,14 @@ pub async fn serve(
         .await
         .is_err()
     {
-        warn!("requests still in flight after {drain:?}: closing their connections");
+        warn!("requests still in flight after {drain:?}: no longer waiting for them");
     }
+}
+
+fn is_connection_error(error: &std::io::Error) -> bool {
+    use std::io::ErrorKind;
+    matches!(
+        error.kind(),
+        ErrorKind::ConnectionRefused | ErrorKind::ConnectionAborted | ErrorKind::ConnectionReset
+    )
 }

@@ -50,6 +50,19 @@ async fn read_until_closed(stream: &mut TcpStream) -> String {
 }
 
 #[tokio::test]
+async fn a_client_that_sends_nothing_is_disconnected() {
+    let (address, _stop, _queue) = start().await;
+    let mut stream = TcpStream::connect(address).await.expect("connect");
+    let started = Instant::now();
+    let answer = read_until_closed(&mut stream).await;
+    let waited = started.elapsed();
+    assert!(
+        waited >= READ_TIMEOUT / 2 && waited < Duration::from_secs(5),
+        "closed after {waited:?}: {answer:?}"
+    );
+}
+
+#[tokio::test]
 async fn a_client_that_never_finishes_its_headers_is_disconnected() {
     let (address, _stop, _queue) = start().await;
     let mut stream = TcpStream::connect(address).await.expect("connect");

@@ -718,13 +718,13 @@ async fn complete_check(
                 json!({"status": "completed", "conclusion": conclusion, "output": output(batch)})
             }
         };
-        match api
-            .call(
-                target.installation,
-                ApiRequest::patch_appending(path.clone(), body),
-            )
-            .await
-        {
+        // Without annotations the update is idempotent: retried like one, and not counted as
+        // content creation.
+        let request = match batch.is_empty() {
+            true => ApiRequest::patch(path.clone(), body),
+            false => ApiRequest::patch_appending(path.clone(), body),
+        };
+        match api.call(target.installation, request).await {
             Ok(_) => {
                 progress.concluded = true;
                 progress.annotations += batch.len();
