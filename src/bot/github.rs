@@ -8,7 +8,7 @@ use super::job::{JobSpec, RepoRef};
 use super::runner::{BotError, BoxFuture, Cancel, JobOutcome, JobRunner, ReviewFailure};
 use crate::forge::github::api::{ApiError, ApiRequest, GitHubApi, repo_path};
 use crate::forge::github::publish::{
-    Outcome, Target, can_write, fail_unfinished_checks, finish_check, publish, scan_key,
+    Outcome, Target, can_write, conclude_unfinished_checks, finish_check, publish, scan_key,
     start_check,
 };
 use crate::git::cache::{AbandonOnDrop, CacheKey, FetchBudget, FetchRequest, GitCache};
@@ -138,19 +138,59 @@ impl GitHubWorker {
         );
         let title = "kubeward could not finish this review";
         for head_sha in heads {
-            let target = Target {
-                installation,
-                owner: repo.owner.clone(),
-                repo: repo.name.clone(),
-                number,
-                head_sha,
-                bot_login: self.settings.bot_login.clone(),
-            };
-            let concluded =
-                fail_unfinished_checks(self.api.as_ref(), &target, title, &summary).await?;
+            let target = self.target(installation, repo, number, head_sha);
+            let concluded = conclude_unfinished_checks(
+                self.api.as_ref(),
+                &target,
+                Outcome::Failure,
+                title,
+                &summary,
+            )
+            .await?;
             tracing::info!(concluded, head = %target.head_sha, "the check runs a given-up job left unfinished");
         }
         Ok(())
+    }
+
+    fn target(&self, installation: u64, repo: &RepoRef, number: u64, head_sha: String) -> Target {
+        Target {
+            installation,
+            owner: repo.owner.clone(),
+            repo: repo.name.clone(),
+            number,
+            head_sha,
+            bot_login: self.settings.bot_login.clone(),
+        }
+    }
+
+    /// Concludes `cancelled` what is still open on the head a push replaced: a review of it
+    /// may have been superseded after it started (released at a shutdown, say) and never
+    /// resumed. Best effort: the new head's review goes on regardless.
+    async fn cancel_replaced_head(
+        &self,
+        installation: u64,
+        repo: &RepoRef,
+        number: u64,
+        previous_head: &str,
+    ) {
+        let target = self.target(installation, repo, number, previous_head.to_owned());
+        let cancelled = conclude_unfinished_checks(
+            self.api.as_ref(),
+            &target,
+            Outcome::Cancelled,
+            "Superseded",
+            "A newer push superseded this review.",
+        )
+        .await;
+        match cancelled {
+            Ok(0) => {}
+            Ok(n) => {
+                tracing::info!(cancelled = n, head = %previous_head, "concluded the replaced head's open check runs")
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot conclude the replaced head's open check runs")
+            }
+        }
     }
 
     pub async fn run(
@@ -166,8 +206,13 @@ impl GitHubWorker {
                 number,
                 head_sha,
                 new_check_run,
+                previous_head,
                 ..
             } => {
+                if let Some(previous) = previous_head.as_ref().filter(|p| *p != head_sha) {
+                    self.cancel_replaced_head(*installation, repo, *number, previous)
+                        .await;
+                }
                 self.review(
                     *installation,
                     repo,
@@ -381,14 +426,7 @@ impl GitHubWorker {
             tracing::info!(job_head = %expected, current_head = %head_sha, "reviewing the current head");
         }
         let base_sha = str_at(&pull, &["base", "sha"]).unwrap_or("").to_owned();
-        let target = Target {
-            installation,
-            owner: repo.owner.clone(),
-            repo: repo.name.clone(),
-            number,
-            head_sha: head_sha.clone(),
-            bot_login: self.settings.bot_login.clone(),
-        };
+        let target = self.target(installation, repo, number, head_sha.clone());
         // The merge-base from GitHub: exact even when our history is shallow.
         let compare = self
             .api

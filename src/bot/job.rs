@@ -25,6 +25,10 @@ pub enum JobSpec {
         trigger: String,
         /// A re-requested check gets a new check run.
         new_check_run: bool,
+        /// The head this push replaced: its unfinished check runs are concluded `cancelled`
+        /// (a review of it may have been superseded after it started, then never resumed).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        previous_head: Option<String>,
     },
     /// A slash command in a pull-request comment.
     Command {

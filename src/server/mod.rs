@@ -251,7 +251,7 @@ async fn route(
             // Queued review jobs also remember which PR their head belongs to (fork PRs'
             // check re-runs do not say), in the same transaction.
             let repo = repo_ref(&pr.repository);
-            let review = |trigger: &str| {
+            let review = |trigger: &str, previous_head: Option<String>| {
                 job(JobSpec::Review {
                     installation,
                     repo: repo.clone(),
@@ -259,14 +259,15 @@ async fn route(
                     head_sha: pr.head_sha.clone(),
                     trigger: trigger.to_owned(),
                     new_check_run: false,
+                    previous_head,
                 })
             };
             match pr.action {
-                PullRequestAction::Opened => review("opened"),
-                PullRequestAction::Synchronize => review("synchronize"),
-                PullRequestAction::Reopened => review("reopened"),
-                PullRequestAction::ReadyForReview => review("ready_for_review"),
-                PullRequestAction::Edited { base_changed: true } => review("base changed"),
+                PullRequestAction::Opened => review("opened", None),
+                PullRequestAction::Synchronize => review("synchronize", pr.before.clone()),
+                PullRequestAction::Reopened => review("reopened", None),
+                PullRequestAction::ReadyForReview => review("ready_for_review", None),
+                PullRequestAction::Edited { base_changed: true } => review("base changed", None),
                 PullRequestAction::Closed { .. } => {
                     queue
                         .drop_pr(FORGE_GITHUB, repo.id, pr.number as i64)

@@ -136,7 +136,25 @@ fn pull(base: git2::Oid, head: git2::Oid) -> serde_json::Value {
         "base": {"sha": base.to_string(), "ref": "main", "repo": {"id": 1}}})
 }
 
+/// A second push to pull request 7, on top of `head`.
+fn push_again(git: &str, head: git2::Oid) -> git2::Oid {
+    let repo = git2::Repository::open_bare(git).expect("repo");
+    build::commit(
+        &repo,
+        Some("refs/pull/7/head"),
+        &[head],
+        &[("README", b"y\n"), ("d.yaml", DEPLOY.as_bytes())],
+        "newer",
+    )
+    .expect("commit")
+}
+
 fn review_job(head: &str) -> kubeward::queue::NewJob {
+    push_job(head, None)
+}
+
+/// A review of `head`, queued by a push that replaced `previous_head`.
+fn push_job(head: &str, previous_head: Option<String>) -> kubeward::queue::NewJob {
     JobSpec::Review {
         installation: 1,
         repo: RepoRef {
@@ -146,8 +164,9 @@ fn review_job(head: &str) -> kubeward::queue::NewJob {
         },
         number: 7,
         head_sha: head.into(),
-        trigger: "opened".into(),
+        trigger: "synchronize".into(),
         new_check_run: false,
+        previous_head,
     }
     .to_new_job("github")
 }
@@ -262,6 +281,15 @@ fn only_check_run(fake: &FakeGitHub) -> serde_json::Value {
     let runs = fake.check_runs();
     assert_eq!(runs.len(), 1, "{runs:#?}");
     runs[0].clone()
+}
+
+/// The conclusions of the check runs on `head`, in creation order ("in progress" if none).
+fn conclusions_on(fake: &FakeGitHub, head: git2::Oid) -> Vec<String> {
+    fake.check_runs()
+        .iter()
+        .filter(|r| r["head_sha"] == head.to_string())
+        .map(|r| r["conclusion"].as_str().unwrap_or("in progress").to_owned())
+        .collect()
 }
 
 async fn one_attempt_queue() -> Queue {
@@ -635,15 +663,7 @@ async fn the_policy_comes_from_the_tip_of_a_base_branch_with_any_name() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_review_superseded_while_running_concludes_cancelled() {
     let (dir, git, base, head) = setup();
-    let repo = git2::Repository::open_bare(&git).expect("repo");
-    let newer = build::commit(
-        &repo,
-        Some("refs/pull/7/head"),
-        &[head],
-        &[("README", b"y\n"), ("d.yaml", DEPLOY.as_bytes())],
-        "newer",
-    )
-    .expect("commit");
+    let newer = push_again(&git, head);
     let fake = github_with_pull(base, head);
     fake.set_merge_base(&base.to_string(), &newer.to_string(), &base.to_string());
     let queue = one_attempt_queue().await;
@@ -680,15 +700,36 @@ async fn a_review_superseded_while_running_concludes_cancelled() {
     wait_until_settled(&queue).await;
     let _ = stop.send(true);
     let _ = task.await;
-    let runs = fake.check_runs();
-    let on = |sha: git2::Oid| {
-        runs.iter()
-            .filter(|r| r["head_sha"] == sha.to_string())
-            .map(|r| r["conclusion"].as_str().unwrap_or("in progress").to_owned())
-            .collect::<Vec<_>>()
-    };
-    assert_eq!(on(head), ["cancelled"], "{runs:#?}");
-    assert_eq!(on(newer), ["failure"], "{runs:#?}");
+    assert_eq!(conclusions_on(&fake, head), ["cancelled"]);
+    assert_eq!(conclusions_on(&fake, newer), ["failure"]);
+}
+
+/// A push's review concludes `cancelled` whatever is still open on the head it replaced (a
+/// review of it released at a shutdown and superseded while queued never resumes).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_push_cancels_the_open_check_runs_of_the_head_it_replaced() {
+    let (dir, git, base, head) = setup();
+    let newer = push_again(&git, head);
+    let fake = github_with_pull(base, newer);
+    fake.set_merge_base(&base.to_string(), &newer.to_string(), &base.to_string());
+    // The replaced head's run, left in progress by a review that never resumed.
+    fake.call(
+        1,
+        ApiRequest::post(
+            "/repos/o/r/check-runs",
+            json!({"name": "kubeward", "head_sha": head.to_string(), "status": "in_progress",
+                "external_id": "left-behind"}),
+        ),
+    )
+    .await
+    .expect("a run in progress");
+    let queue = one_attempt_queue().await;
+    let job = push_job(&newer.to_string(), Some(head.to_string()));
+    queue.enqueue(job).await.expect("enqueue");
+    let limits = (Duration::from_secs(30), Duration::from_secs(20));
+    run_until_settled(&queue, fake.clone(), git, dir.path(), limits.0, limits.1).await;
+    assert_eq!(conclusions_on(&fake, head), ["cancelled"]);
+    assert_eq!(conclusions_on(&fake, newer), ["failure"]);
 }
 
 /// Annotations append on every check-run update. When an update carrying them lands but its

@@ -145,6 +145,17 @@ fn check_delivery(event: &str, payload: &Value) -> Option<String> {
                 Some(pr.sender.clone()),
                 expected_account(payload, "/sender")
             );
+            assert_eq!(
+                pr.before.as_deref(),
+                payload.pointer("/before").and_then(Value::as_str),
+                "{label}"
+            );
+            if pr.action == PullRequestAction::Synchronize {
+                assert!(
+                    pr.before.is_some(),
+                    "{label}: a push names the head it replaced"
+                );
+            }
             true
         }
         ("issue_comment", WebhookEvent::IssueComment(c)) => {

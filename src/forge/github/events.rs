@@ -178,6 +178,8 @@ pub struct PullRequestEvent {
     pub draft: bool,
     pub state: PullRequestState,
     pub sender: Account,
+    /// The head before this push (`before`, on `synchronize` only).
+    pub before: Option<String>,
 }
 
 impl PullRequestEvent {
@@ -575,6 +577,7 @@ mod raw {
         pub installation: Option<Installation>,
         pub sender: Account,
         pub changes: Option<Changes>,
+        pub before: Option<String>,
     }
 
     #[derive(Deserialize)]
@@ -647,6 +650,7 @@ mod raw {
                 draft: flag(pr.draft),
                 state,
                 sender: self.sender.into(),
+                before: self.before,
             })
         }
     }

@@ -156,11 +156,12 @@ async fn check_runs_of_head(
     .await
 }
 
-/// Concludes every run of ours on the target's head that is not completed, as a failure with
-/// this title and summary; how many there were.
-pub async fn fail_unfinished_checks(
+/// Concludes every run of ours on the target's head that is not completed, with this outcome,
+/// title and summary; how many there were.
+pub async fn conclude_unfinished_checks(
     api: &dyn GitHubApi,
     target: &Target,
+    outcome: Outcome,
     title: &str,
     summary: &str,
 ) -> Result<usize, ApiError> {
@@ -170,7 +171,7 @@ pub async fn fail_unfinished_checks(
         .iter()
         .filter(|r| r.get("status").and_then(Value::as_str) != Some("completed"))
     {
-        finish_check(api, target, id_of(run), Outcome::Failure, title, summary).await?;
+        finish_check(api, target, id_of(run), outcome, title, summary).await?;
         concluded += 1;
     }
     Ok(concluded)
