@@ -4,6 +4,7 @@
 //! Every test runs in its own temporary folder that holds a `.git` folder, so the search for a
 //! `.kubeward.yaml` stops there and never picks up one from outside the test.
 
+use crate::support::manifests::{CLEAN, RISKY_POD};
 use crate::support::workspace;
 use std::io::Write;
 use std::path::Path;
@@ -11,31 +12,6 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
-
-/// hostNetworkSet (danger) on line 7, plus warnings.
-const RISKY_POD: &str = "\
-apiVersion: v1
-kind: Pod
-metadata:
-  name: risky
-  namespace: prod
-spec:
-  hostNetwork: true
-  containers:
-    - name: app
-      image: nginx:1.27
-";
-
-/// Nothing for any default rule to say.
-const CLEAN: &str = "\
-apiVersion: v1
-kind: ConfigMap
-metadata:
-  name: settings
-  namespace: prod
-data:
-  color: blue
-";
 
 struct Run {
     code: Option<i32>,

@@ -11,7 +11,6 @@ use std::time::{Duration, Instant};
 
 use kubeward::bot::github::{BotSettings, GitHubWorker};
 use kubeward::bot::serve::HttpsGit;
-use kubeward::bot::worker::{WorkerSettings, run as run_worker};
 use kubeward::forge::Secret;
 use kubeward::forge::github::api::GitHubApi;
 use kubeward::forge::github::client::{
@@ -119,18 +118,7 @@ async fn start_with_workers(upstream: &Upstream, workers: usize) -> Bot {
             worker.clone() as std::sync::Arc<dyn kubeward::bot::runner::JobRunner>,
         )]));
     let (stop, stop_rx) = watch::channel(false);
-    for i in 0..workers {
-        tokio::spawn(run_worker(
-            format!("w{i}"),
-            queue.clone(),
-            runners.clone(),
-            WorkerSettings {
-                poll_interval: Duration::from_millis(20),
-                ..WorkerSettings::default()
-            },
-            stop_rx.clone(),
-        ));
-    }
+    crate::support::spawn_workers(&queue, &runners, workers, &stop_rx);
     let state = AppState {
         queue: queue.clone(),
         github: Some(GitHubHooks {

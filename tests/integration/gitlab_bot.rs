@@ -13,7 +13,6 @@ use std::time::{Duration, Instant};
 use base64::Engine;
 use kubeward::bot::gitlab::{GitLabBotSettings, GitLabWorker};
 use kubeward::bot::runner::JobRunner;
-use kubeward::bot::worker::{WorkerSettings, run as run_worker};
 use kubeward::forge::Secret;
 use kubeward::forge::gitlab::client::{GitLabClient, GitLabClientConfig, RetryPolicy};
 use kubeward::forge::gitlab::fake::{DiffLine, FakeGitLab, Recorded};
@@ -252,18 +251,7 @@ async fn start_with(upstream: &Upstream, workers: usize, config: QueueConfig) ->
         worker as Arc<dyn JobRunner>,
     )]));
     let (stop, stop_rx) = watch::channel(false);
-    for i in 0..workers {
-        tokio::spawn(run_worker(
-            format!("w{i}"),
-            queue.clone(),
-            runners.clone(),
-            WorkerSettings {
-                poll_interval: Duration::from_millis(20),
-                ..WorkerSettings::default()
-            },
-            stop_rx.clone(),
-        ));
-    }
+    crate::support::spawn_workers(&queue, &runners, workers, &stop_rx);
     let hooks = GitLabHooks {
         bindings: vec![
             HookBinding {

@@ -8,6 +8,7 @@
 //! Everything runs the real engine: `source` to read, `audit` to judge, `report` to render, and
 //! a few tests run the built binary end to end.
 
+use crate::support::manifests::{CLEAN, RISKY_POD};
 use crate::support::workspace;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
@@ -22,20 +23,6 @@ use serde_json::Value;
 
 // ---------------------------------------------------------------------------------------------
 // Manifests
-
-/// A Pod with findings of both severities: hostNetworkSet (danger) on line 7, and warnings.
-const RISKY_POD: &str = "\
-apiVersion: v1
-kind: Pod
-metadata:
-  name: risky
-  namespace: prod
-spec:
-  hostNetwork: true
-  containers:
-    - name: app
-      image: nginx:1.27
-";
 
 /// A Deployment whose container findings carry a container name.
 const DEPLOYMENT: &str = "\
@@ -57,17 +44,6 @@ spec:
           image: nginx:1.27
           securityContext:
             privileged: true
-";
-
-/// Nothing for any default rule to say.
-const CLEAN: &str = "\
-apiVersion: v1
-kind: ConfigMap
-metadata:
-  name: settings
-  namespace: prod
-data:
-  color: blue
 ";
 
 /// Three documents, the second not valid YAML (line 12), the third with a finding (line 21).

@@ -5,12 +5,14 @@
 //! - [`github_graphql`]: checks GraphQL requests against GitHub's published GraphQL schema.
 //! - [`mock_github`]: a recording mock GitHub over HTTP, backed by the in-memory fake.
 //! - [`git_http`]: a real git smart-HTTP server on loopback.
+//! - [`manifests`]: small manifests several areas audit.
 //! - [`polaris`]: Polaris's vendored per-check fixtures.
 //! - [`queue_scenarios`]: the queue's behaviour, run against every backend.
 
 pub mod git_http;
 pub mod github_graphql;
 pub mod github_openapi;
+pub mod manifests;
 pub mod mock_github;
 pub mod npm;
 pub mod polaris;
@@ -48,4 +50,26 @@ pub fn unix_now() -> u64 {
         .duration_since(UNIX_EPOCH)
         .expect("the clock is after 1970")
         .as_secs()
+}
+
+/// Starts `count` workers on `queue` that poll every 20 ms, until `stop` turns true.
+pub fn spawn_workers(
+    queue: &kubeward::queue::Queue,
+    runners: &kubeward::bot::worker::Runners,
+    count: usize,
+    stop: &tokio::sync::watch::Receiver<bool>,
+) {
+    use kubeward::bot::worker::{WorkerSettings, run};
+    for i in 0..count {
+        tokio::spawn(run(
+            format!("w{i}"),
+            queue.clone(),
+            runners.clone(),
+            WorkerSettings {
+                poll_interval: std::time::Duration::from_millis(20),
+                ..WorkerSettings::default()
+            },
+            stop.clone(),
+        ));
+    }
 }
