@@ -102,6 +102,7 @@ fn run(f: &Fixture) -> Timings {
             forge: Flavor::GitHub,
             config_override: None,
             fail_on: None,
+            budgets: Default::default(),
         },
     )
     .expect("review");

@@ -1,7 +1,7 @@
 //! From a repository and two revisions to a [`ReviewPlan`]: the I/O around the pure review.
 //! Shared by `kubeward review` and the bot's workers.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -14,7 +14,9 @@ use crate::diff::FileChange;
 use crate::git::{GitError, Repository, TreeFile};
 use crate::manifest::{ManifestFile, SkipReason, classify_bytes, kustomize_patch_paths};
 use crate::owners::{CodeOwners, Flavor, MAX_SIZE as MAX_CODEOWNERS_SIZE};
-use crate::review::{ReviewInput, ReviewPlan, audit_sides, plan_from_audits};
+use crate::review::{
+    NotReviewed, NotReviewedReason, ReviewInput, ReviewPlan, audit_sides, plan_from_audits,
+};
 
 #[derive(Debug, thiserror::Error)]
 pub enum PipelineError {
@@ -69,13 +71,14 @@ pub struct ReviewOptions<'a> {
     pub config_override: Option<&'a Path>,
     /// `--fail-on`, over the policy's `failOn`.
     pub fail_on: Option<FailOn>,
+    pub budgets: ReviewBudgets,
 }
 
 fn is_manifest_name(path: &str) -> bool {
     path.ends_with(".yaml") || path.ends_with(".yml") || path.ends_with(".json")
 }
 
-fn read_policy(
+pub fn read_policy(
     repo: &Repository,
     revisions: &Revisions,
     options: &ReviewOptions<'_>,
@@ -124,10 +127,10 @@ fn read_codeowners(repo: &Repository, commit: Oid, flavor: Flavor) -> Result<Cod
     Ok(CodeOwners::empty(flavor))
 }
 
-/// Manifest candidates of a revision: by extension, not ignored, not kustomize patches.
-fn manifest_candidates(files: Vec<TreeFile>, repo: &Repository, policy: &Policy) -> Vec<TreeFile> {
-    let mut patches = std::collections::HashSet::new();
-    for f in &files {
+/// Files that `kustomization.yaml`s of a revision name as patches: fragments, not objects.
+fn kustomize_patches(files: &[TreeFile], repo: &Repository) -> HashSet<String> {
+    let mut patches = HashSet::new();
+    for f in files {
         let name = f.path.rsplit('/').next().unwrap_or("");
         if matches!(
             name,
@@ -142,6 +145,15 @@ fn manifest_candidates(files: Vec<TreeFile>, repo: &Repository, policy: &Policy)
             }
         }
     }
+    patches
+}
+
+/// Manifest candidates of a revision: by extension, not ignored, not kustomize patches.
+fn manifest_candidates(
+    files: Vec<TreeFile>,
+    patches: &HashSet<String>,
+    policy: &Policy,
+) -> Vec<TreeFile> {
     files
         .into_iter()
         .filter(|f| is_manifest_name(&f.path) && !policy.ignores(&f.path))
@@ -165,53 +177,280 @@ fn repository_path(dir: &str, relative: &str) -> Option<String> {
     Some(parts.join("/"))
 }
 
+/// Per-review budgets: what one review may take on, whatever the policy's per-file limits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ReviewBudgets {
+    /// Changed manifest candidates judged; past it the rest, in path order, are named as not
+    /// reviewed. Empty files and files that are not manifest candidates do not count.
+    pub max_changed_manifests: usize,
+    /// Bytes of YAML one review reads, both sides together (every distinct blob once).
+    pub max_bytes: u64,
+}
+
+impl ReviewBudgets {
+    /// No budget: a local review judges what it is asked to.
+    pub const UNLIMITED: ReviewBudgets = ReviewBudgets {
+        max_changed_manifests: usize::MAX,
+        max_bytes: u64::MAX,
+    };
+}
+
+impl Default for ReviewBudgets {
+    fn default() -> Self {
+        ReviewBudgets::UNLIMITED
+    }
+}
+
+/// A blob's content as a review sees it.
+enum Content {
+    Bytes(Vec<u8>),
+    Skipped(SkipReason),
+    /// Not in the object database: a partial clone, or a shallow history.
+    Missing,
+}
+
+/// Which changed manifest candidates are work, and which of them fit the file budget.
+struct ChangeTriage {
+    /// Paths (new, else old) of changes the review leaves out, as if the change had not
+    /// touched them.
+    left_out: HashSet<String>,
+    not_reviewed: Vec<NotReviewed>,
+}
+
+fn triage_changes(
+    changes: &[FileChange],
+    base_list: &[TreeFile],
+    head_list: &[TreeFile],
+    patches: &HashSet<String>,
+    policy: &Policy,
+    budgets: &ReviewBudgets,
+) -> ChangeTriage {
+    let size_at = |list: &[TreeFile], path: Option<&str>| {
+        path.and_then(|p| list.iter().find(|f| f.path == p).map(|f| f.size))
+    };
+    let mut triage = ChangeTriage {
+        left_out: HashSet::new(),
+        not_reviewed: Vec::new(),
+    };
+    let mut work: Vec<&FileChange> = Vec::new();
+    for change in changes {
+        let paths = [change.new_path.as_deref(), change.old_path.as_deref()];
+        if !paths.into_iter().flatten().any(is_manifest_name) {
+            continue;
+        }
+        let path = change.path().to_owned();
+        let not_reviewed = |reason| NotReviewed {
+            path: path.clone(),
+            reason,
+            detail: None,
+        };
+        if paths.into_iter().flatten().all(|p| policy.ignores(p)) {
+            triage
+                .not_reviewed
+                .push(not_reviewed(NotReviewedReason::Ignored));
+            continue;
+        }
+        if paths.into_iter().flatten().any(|p| patches.contains(p)) {
+            triage
+                .not_reviewed
+                .push(not_reviewed(NotReviewedReason::KustomizePatch));
+            continue;
+        }
+        if change.symlink {
+            triage.left_out.insert(path.clone());
+            triage
+                .not_reviewed
+                .push(not_reviewed(NotReviewedReason::Symlink));
+            continue;
+        }
+        // Empty on both sides (or absent): nothing to judge, and no work for the budget.
+        let old = size_at(base_list, change.old_path.as_deref()).unwrap_or(0);
+        let new = size_at(head_list, change.new_path.as_deref()).unwrap_or(0);
+        if old == 0 && new == 0 {
+            continue;
+        }
+        work.push(change);
+    }
+    // A stable order, so the same change reviews the same files every time.
+    work.sort_by(|a, b| a.path().cmp(b.path()));
+    for change in work.iter().skip(budgets.max_changed_manifests) {
+        triage.left_out.insert(change.path().to_owned());
+        triage.not_reviewed.push(NotReviewed {
+            path: change.path().to_owned(),
+            reason: NotReviewedReason::OverFileBudget,
+            detail: Some(format!(
+                "{} changed manifests; one review judges at most {}",
+                work.len(),
+                budgets.max_changed_manifests
+            )),
+        });
+    }
+    triage
+}
+
 /// Reviews `revisions` of `repo`: the whole pipeline minus the forge.
 pub fn review(
     repo: &Repository,
     revisions: &Revisions,
     options: &ReviewOptions<'_>,
 ) -> Result<(ReviewPlan, Timings), PipelineError> {
+    let policy = read_policy(repo, revisions, options)?;
+    review_with_policy(repo, revisions, options, &policy)
+}
+
+/// [`review`] with the policy already read (the bot's review process reports the policy's
+/// `incomplete` before it starts the heavy work).
+pub fn review_with_policy(
+    repo: &Repository,
+    revisions: &Revisions,
+    options: &ReviewOptions<'_>,
+    policy: &Policy,
+) -> Result<(ReviewPlan, Timings), PipelineError> {
     let mut timings = Timings::default();
     let started = Instant::now();
-    let policy = read_policy(repo, revisions, options)?;
     let owners = read_codeowners(repo, revisions.base_tip, options.forge)?;
-    let changes: Vec<FileChange> =
+    let all_changes: Vec<FileChange> =
         repo.changes(revisions.merge_base, revisions.head, policy.max_file_size)?;
-    let base_list = manifest_candidates(repo.list_files(revisions.merge_base)?, repo, &policy);
-    let head_list = manifest_candidates(repo.list_files(revisions.head)?, repo, &policy);
+    let base_files_all = repo.list_files(revisions.merge_base)?;
+    let head_files_all = repo.list_files(revisions.head)?;
+    let mut patches = kustomize_patches(&base_files_all, repo);
+    patches.extend(kustomize_patches(&head_files_all, repo));
+    let base_list = manifest_candidates(base_files_all, &patches, policy);
+    let mut head_list = manifest_candidates(head_files_all, &patches, policy);
+    let triage = triage_changes(
+        &all_changes,
+        &base_list,
+        &head_list,
+        &patches,
+        policy,
+        &options.budgets,
+    );
+    let mut not_reviewed = triage.not_reviewed;
+    // What the review leaves out it judges as the merge-base had it.
+    let mut changes: Vec<FileChange> = Vec::with_capacity(all_changes.len());
+    for change in all_changes {
+        if !triage.left_out.contains(change.path()) {
+            changes.push(change);
+            continue;
+        }
+        head_list.retain(|f| Some(&f.path) != change.new_path.as_ref());
+        if let Some(old) = &change.old_path
+            && let Some(f) = base_list.iter().find(|f| &f.path == old)
+        {
+            head_list.retain(|h| &h.path != old);
+            head_list.push(f.clone());
+        }
+    }
     timings.files_listed = base_list.len() + head_list.len();
     // Every distinct blob is read and parsed once, whichever revisions and paths hold it.
-    let mut blobs: HashMap<Oid, Result<Vec<u8>, SkipReason>> = HashMap::new();
+    let mut blobs: HashMap<Oid, Content> = HashMap::new();
+    let mut bytes_to_parse = 0u64;
     for f in base_list.iter().chain(&head_list) {
         if blobs.contains_key(&f.blob) {
             continue;
         }
         let content = if f.size as u64 > policy.max_file_size {
-            Err(SkipReason::TooLarge)
+            Content::Skipped(SkipReason::TooLarge)
         } else {
-            Ok(repo.blob(f.blob)?)
+            bytes_to_parse += f.size as u64;
+            match repo.blob(f.blob) {
+                Ok(bytes) => Content::Bytes(bytes),
+                Err(_) if !repo.has_object(f.blob) => Content::Missing,
+                Err(e) => return Err(e.into()),
+            }
         };
         blobs.insert(f.blob, content);
     }
     timings.git = started.elapsed();
+    if bytes_to_parse > options.budgets.max_bytes {
+        // All or nothing: cross-object rules need the whole revision, so a part of it would
+        // judge the change wrongly. Nothing is parsed and every changed manifest is named.
+        let detail = format!(
+            "{bytes_to_parse} bytes of YAML across both sides; one review reads at most {}",
+            options.budgets.max_bytes
+        );
+        let mut over: Vec<NotReviewed> = changes
+            .iter()
+            .filter(|c| {
+                let paths = [c.new_path.as_deref(), c.old_path.as_deref()];
+                paths
+                    .into_iter()
+                    .flatten()
+                    .any(|p| head_list.iter().chain(&base_list).any(|f| f.path == p))
+            })
+            .map(|c| NotReviewed {
+                path: c.path().to_owned(),
+                reason: NotReviewedReason::OverReviewBudget,
+                detail: Some(detail.clone()),
+            })
+            .collect();
+        over.extend(not_reviewed);
+        let plan = plan_of(
+            &[],
+            &[],
+            &[],
+            &HashMap::new(),
+            &over,
+            policy,
+            &owners,
+            options.forge,
+            revisions,
+        );
+        return Ok((plan, timings));
+    }
     let parse_started = Instant::now();
-    let parsed: HashMap<Oid, ManifestFile> = blobs
+    let parsed: HashMap<Oid, Result<ManifestFile, NotReviewedReason>> = blobs
         .par_iter()
         .map(|(oid, content)| {
             let file = match content {
-                Err(reason) => ManifestFile::skipped("", *reason),
-                Ok(bytes) => match classify_bytes(bytes, policy.max_file_size) {
-                    Ok(text) => ManifestFile::parse("", text, policy.yaml_limits),
-                    Err(reason) => ManifestFile::skipped("", reason),
+                Content::Missing => Err(NotReviewedReason::MissingBlob),
+                Content::Skipped(reason) => Ok(ManifestFile::skipped("", *reason)),
+                Content::Bytes(bytes) => match classify_bytes(bytes, policy.max_file_size) {
+                    Ok(text) => Ok(ManifestFile::parse("", text, policy.yaml_limits)),
+                    Err(reason) => Ok(ManifestFile::skipped("", reason)),
                 },
             };
             (*oid, file)
         })
         .collect();
     timings.files_parsed = parsed.len();
+    // Changed files the review could not judge, by their head (else base) content.
+    let head_by_path: HashMap<&str, &TreeFile> =
+        head_list.iter().map(|f| (f.path.as_str(), f)).collect();
+    let base_by_path: HashMap<&str, &TreeFile> =
+        base_list.iter().map(|f| (f.path.as_str(), f)).collect();
+    for change in &changes {
+        let side = match (&change.new_path, &change.old_path) {
+            (Some(new), _) => head_by_path.get(new.as_str()),
+            (None, Some(old)) => base_by_path.get(old.as_str()),
+            (None, None) => None,
+        };
+        let Some(file) = side else { continue };
+        let reason = match parsed.get(&file.blob) {
+            Some(Err(reason)) => Some(*reason),
+            Some(Ok(m)) => match &m.content {
+                Err(skip) => Some(NotReviewedReason::from_skip(*skip)),
+                Ok(_) => None,
+            },
+            None => None,
+        };
+        if let Some(reason) = reason {
+            not_reviewed.push(NotReviewed {
+                path: change.path().to_owned(),
+                reason,
+                detail: None,
+            });
+        }
+    }
+    not_reviewed.sort_by(|a, b| (&a.path, a.reason).cmp(&(&b.path, b.reason)));
+    not_reviewed.dedup();
     let at = |list: &[TreeFile]| -> Vec<ManifestFile> {
         list.iter()
-            .filter_map(|f| parsed.get(&f.blob).map(|m| m.at_path(f.path.clone())))
+            .filter_map(|f| match parsed.get(&f.blob) {
+                Some(Ok(m)) => Some(m.at_path(f.path.clone())),
+                _ => None,
+            })
             .collect()
     };
     let base_files = at(&base_list);
@@ -220,8 +459,8 @@ pub fn review(
     let mut head_texts = HashMap::new();
     for change in &changes {
         if let Some(path) = &change.new_path
-            && let Some(f) = head_list.iter().find(|f| &f.path == path)
-            && let Some(Ok(bytes)) = blobs.get(&f.blob)
+            && let Some(f) = head_by_path.get(path.as_str())
+            && let Some(Content::Bytes(bytes)) = blobs.get(&f.blob)
             && let Ok(text) = std::str::from_utf8(bytes)
         {
             head_texts.insert(path.clone(), text.to_owned());
@@ -232,7 +471,8 @@ pub fn review(
         head_files: &head_files,
         changes: &changes,
         head_texts: &head_texts,
-        policy: &policy,
+        not_reviewed: &not_reviewed,
+        policy,
         owners: &owners,
         forge: options.forge,
         base_sha: revisions.merge_base.to_string(),
@@ -246,6 +486,36 @@ pub fn review(
     let plan = plan_from_audits(&input, head_result, base_result);
     timings.plan = plan_started.elapsed();
     Ok((plan, timings))
+}
+
+/// The plan of a review that judged nothing (over its budget): every file it names.
+#[allow(clippy::too_many_arguments)]
+fn plan_of(
+    base_files: &[ManifestFile],
+    head_files: &[ManifestFile],
+    changes: &[FileChange],
+    head_texts: &HashMap<String, String>,
+    not_reviewed: &[NotReviewed],
+    policy: &Policy,
+    owners: &CodeOwners,
+    forge: Flavor,
+    revisions: &Revisions,
+) -> ReviewPlan {
+    let input = ReviewInput {
+        base_files,
+        head_files,
+        changes,
+        head_texts,
+        not_reviewed,
+        policy,
+        owners,
+        forge,
+        base_sha: revisions.merge_base.to_string(),
+        head_sha: revisions.head.to_string(),
+        base_tip_sha: revisions.base_tip.to_string(),
+    };
+    let (head, base) = audit_sides(&input);
+    plan_from_audits(&input, head, base)
 }
 
 #[cfg(test)]

@@ -84,7 +84,7 @@ impl PseudoRule {
 }
 
 /// Which object a finding is about.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, serde::Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ObjectRef {
     pub api_version: String,
@@ -110,7 +110,7 @@ impl ObjectRef {
 }
 
 /// One problem, at one place.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Finding {
     pub rule: String,
@@ -131,7 +131,7 @@ pub struct Finding {
     pub message: String,
     pub fingerprint: String,
     /// Why the finding does not count (an exemption's description), if it does not.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub exempted_by: Option<String>,
     /// The mechanical fix, as operations on the object (see [`crate::fix`]).
     #[serde(skip)]

@@ -5,15 +5,16 @@ use std::sync::Arc;
 use serde_json::{Value, json};
 
 use super::job::{JobSpec, RepoRef};
+use super::review::{Commits, FetchPlan, ReviewLimits, Verdict, fetch_and_review, stage};
 use super::runner::{BotError, BoxFuture, Cancel, JobOutcome, JobRunner, ReviewFailure};
 use crate::forge::github::api::{ApiError, ApiRequest, GitHubApi, repo_path};
 use crate::forge::github::publish::{
     Outcome, Target, can_write, conclude_unfinished_checks, finish_check, publish, scan_key,
     start_check,
 };
-use crate::git::cache::{AbandonOnDrop, CacheKey, FetchBudget, FetchRequest, GitCache};
+use crate::git::cache::{CacheKey, GitCache};
 use crate::owners::Flavor;
-use crate::pipeline::{PipelineError, ReviewOptions, Revisions, review};
+use crate::review::Conclusion;
 
 /// Where to fetch a repository from, and with which credentials.
 pub trait GitAccess: Send + Sync {
@@ -31,18 +32,12 @@ pub struct BotSettings {
     /// Our own login: comments by anyone else are never treated as ours.
     pub bot_login: String,
     pub review_drafts: bool,
-    /// Per job: bytes a fetch may receive.
-    pub max_fetch_bytes: u64,
-    /// Per job: changed files beyond which the review is skipped (neutral).
-    pub max_changed_files: usize,
-    /// Shallow fetch depth; deepened to the merge-base when needed.
-    pub fetch_depth: i32,
     /// The forge host, part of the cache key.
     pub host: String,
     /// Link from the check run to the service.
     pub details_url: Option<String>,
-    /// Wall time for fetching and reviewing; past it the check concludes neutral, saying so.
-    pub review_time_limit: std::time::Duration,
+    /// Fetch cap, time limit, budgets and the review process.
+    pub review: ReviewLimits,
 }
 
 pub struct GitHubWorker {
@@ -470,37 +465,16 @@ impl GitHubWorker {
             }
             // The limit covers fetching and reviewing, not publishing: once there is a plan,
             // the check says its conclusion, never a neutral that required checks let pass.
-            let reviewed = tokio::time::timeout(
-                self.settings.review_time_limit,
-                self.fetch_and_review(
+            let reviewed = self
+                .fetch_and_review(
                     installation,
                     repo,
                     number,
                     &base_sha,
                     &head_sha,
                     &merge_base,
-                ),
-            )
-            .await;
-            let Ok(reviewed) = reviewed else {
-                let summary = format!(
-                    "The review did not finish within its time limit ({} s); push again or comment `/kubeward rescan` to retry.",
-                    self.settings.review_time_limit.as_secs()
-                );
-                finish_check(
-                    self.api.as_ref(),
-                    &target,
-                    check,
-                    Outcome::Neutral,
-                    "Time limit reached",
-                    &summary,
                 )
-                .await?;
-                return Ok(JobOutcome::Published {
-                    conclusion: "neutral".into(),
-                    published_id: check,
-                });
-            };
+                .await;
             match reviewed {
                 Ok(plan) => {
                     if cancel.is_cancelled() {
@@ -518,49 +492,19 @@ impl GitHubWorker {
                     let publish_started = std::time::Instant::now();
                     publish(self.api.as_ref(), &target, &plan, check).await?;
                     stage("publish", publish_started.elapsed());
-                    let conclusion = match plan.conclusion {
-                        crate::review::Conclusion::Success => "success",
-                        crate::review::Conclusion::Failure => "failure",
-                    };
                     Ok(JobOutcome::Published {
-                        conclusion: conclusion.into(),
+                        conclusion: outcome_of(plan.conclusion).as_str().into(),
                         published_id: check,
                     })
                 }
-                Err(ReviewFailure::Config(message)) => {
-                    finish_check(
-                        self.api.as_ref(),
-                        &target,
-                        check,
-                        Outcome::Failure,
-                        "Invalid kubeward configuration",
-                        &format!(
-                            "The policy on the base branch cannot be read:\n\n```\n{message}\n```"
-                        ),
-                    )
-                    .await?;
-                    Ok(JobOutcome::Published {
-                        conclusion: "failure".into(),
-                        published_id: check,
-                    })
-                }
-                Err(ReviewFailure::TooLarge(message)) => {
-                    finish_check(
-                        self.api.as_ref(),
-                        &target,
-                        check,
-                        Outcome::Neutral,
-                        "Too large to review",
-                        &message,
-                    )
-                    .await?;
-                    Ok(JobOutcome::Published {
-                        conclusion: "neutral".into(),
-                        published_id: check,
-                    })
-                }
-                // Concluded below, on the last attempt.
-                Err(ReviewFailure::Other(message)) => Err(BotError::Review(message)),
+                Err(failure) => match failure.verdict() {
+                    Some(verdict) => self.conclude(&target, check, &verdict).await,
+                    // Concluded below, on the last attempt.
+                    None => Err(BotError::Review(match failure {
+                        ReviewFailure::Other(message) => message,
+                        other => format!("{other:?}"),
+                    })),
+                },
             }
         };
         match work.await {
@@ -594,6 +538,29 @@ impl GitHubWorker {
         }
     }
 
+    /// Publishes a verdict on the check run.
+    async fn conclude(
+        &self,
+        target: &Target,
+        check: u64,
+        verdict: &Verdict,
+    ) -> Result<JobOutcome, BotError> {
+        let outcome = outcome_of(verdict.conclusion);
+        finish_check(
+            self.api.as_ref(),
+            target,
+            check,
+            outcome,
+            &verdict.title,
+            &verdict.summary,
+        )
+        .await?;
+        Ok(JobOutcome::Published {
+            conclusion: outcome.as_str().into(),
+            published_id: check,
+        })
+    }
+
     #[allow(clippy::too_many_arguments)]
     async fn fetch_and_review(
         &self,
@@ -604,123 +571,52 @@ impl GitHubWorker {
         head_sha: &str,
         merge_base: &str,
     ) -> Result<crate::review::ReviewPlan, ReviewFailure> {
-        let credentials = self
-            .git
-            .credentials(installation)
-            .await
-            .map_err(|e| ReviewFailure::Other(e.to_string()))?;
-        let url = self.git.url(repo);
+        // The base by its commit, not its branch name: any name git allows works, and the tip
+        // is the one GitHub named for this pull request.
+        let base_oid = git2::Oid::from_str(base_sha)
+            .map_err(|e| ReviewFailure::Other(format!("base commit {base_sha:?}: {e}")))?;
+        let fetch = async {
+            let credentials = self
+                .git
+                .credentials(installation)
+                .await
+                .map_err(|e| ReviewFailure::Other(e.to_string()))?;
+            Ok(FetchPlan {
+                url: self.git.url(repo),
+                credentials: credentials.map(|(user, password)| (user, password.into())),
+                refspecs: vec![
+                    format!("+refs/pull/{number}/head:refs/kubeward/pull/{number}/head"),
+                    format!("+{base_oid}:refs/kubeward/pull/{number}/base"),
+                ],
+            })
+        };
         let key = CacheKey {
             forge: "github".into(),
             host: self.settings.host.clone(),
             repo_id: repo.id,
         };
-        let cache = self.cache.clone();
-        let settings = self.settings.clone();
-        let (base_sha, head_sha, merge_base) = (
-            base_sha.to_owned(),
-            head_sha.to_owned(),
-            merge_base.to_owned(),
-        );
-        let _slot = super::runner::review_slot().await;
-        let budget = Arc::new(FetchBudget::new(settings.max_fetch_bytes));
-        // Dropped with this future when the job's time limit passes: its fetch stops.
-        let _abandon = AbandonOnDrop(budget.clone());
-        tokio::task::spawn_blocking(move || {
-            let cached = cache
-                .open(&key)
-                .map_err(|e| ReviewFailure::Other(e.to_string()))?;
-            // The base by its commit, not its branch name: any name git allows works, and
-            // the tip is the one GitHub named for this pull request.
-            let base_oid = git2::Oid::from_str(&base_sha)
-                .map_err(|e| ReviewFailure::Other(format!("base commit {base_sha:?}: {e}")))?;
-            let refspecs = vec![
-                format!("+refs/pull/{number}/head:refs/kubeward/pull/{number}/head"),
-                format!("+{base_oid}:refs/kubeward/pull/{number}/base"),
-            ];
-            let creds = credentials.as_ref().map(|(u, p)| (u.as_str(), p.as_str()));
-            let fetch = |specs: &[String], depth: Option<i32>| {
-                cached.fetch(&FetchRequest {
-                    url: &url,
-                    refspecs: specs,
-                    credentials: creds,
-                    depth,
-                    budget: &budget,
-                })
-            };
-            // Shallow fetches are a smart-protocol feature; local paths (testdrive) get it all.
-            let depth = url.starts_with("http").then_some(settings.fetch_depth);
-            let fetch_started = std::time::Instant::now();
-            fetch(&refspecs, depth).map_err(ReviewFailure::from_fetch)?;
-            let has = |sha: &str| {
-                git2::Oid::from_str(sha)
-                    .ok()
-                    .is_some_and(|oid| cached.repo.inner().find_commit(oid).is_ok())
-            };
-            // The merge-base may lie below the shallow boundary: fetch exactly that commit.
-            if !has(&merge_base) {
-                let spec = vec![format!("+{merge_base}:refs/kubeward/merge-base")];
-                fetch(&spec, depth.map(|_| 1)).map_err(ReviewFailure::from_fetch)?;
-            }
-            stage("fetch", fetch_started.elapsed());
-            for sha in [&head_sha, &merge_base] {
-                if !has(sha) {
-                    return Err(ReviewFailure::Other(format!(
-                        "commit {sha} is not in the fetched history"
-                    )));
-                }
-            }
-            let oid = |sha: &str| {
-                git2::Oid::from_str(sha).map_err(|e| ReviewFailure::Other(e.to_string()))
-            };
-            let base_tip = if has(&base_sha) {
-                oid(&base_sha)?
-            } else {
-                oid(&merge_base)?
-            };
-            let revisions = Revisions {
-                merge_base: oid(&merge_base)?,
-                head: oid(&head_sha)?,
-                base_tip,
-            };
-            let changed = cached
-                .repo
-                .changes(revisions.merge_base, revisions.head, u64::MAX)
-                .map_err(|e| ReviewFailure::Other(e.to_string()))?
-                .len();
-            if changed > settings.max_changed_files {
-                return Err(ReviewFailure::TooLarge(format!(
-                    "This change touches {changed} files; kubeward reviews at most {}.",
-                    settings.max_changed_files
-                )));
-            }
-            match review(
-                &cached.repo,
-                &revisions,
-                &ReviewOptions {
-                    forge: Flavor::GitHub,
-                    config_override: None,
-                    fail_on: None,
-                },
-            ) {
-                Ok((plan, timings)) => {
-                    stage("diff", timings.git);
-                    stage("parse", timings.parse);
-                    stage("audit", timings.audit);
-                    stage("plan", timings.plan);
-                    Ok(plan)
-                }
-                Err(PipelineError::Config(e)) => Err(ReviewFailure::Config(e.to_string())),
-                Err(e) => Err(ReviewFailure::Other(e.to_string())),
-            }
-        })
+        let commits = Commits {
+            head: head_sha.to_owned(),
+            merge_base: merge_base.to_owned(),
+            base_tip: base_sha.to_owned(),
+        };
+        fetch_and_review(
+            self.cache.clone(),
+            key,
+            fetch,
+            commits,
+            Flavor::GitHub,
+            &self.settings.review,
+        )
         .await
-        .map_err(|e| ReviewFailure::Other(format!("the review task failed: {e}")))?
     }
 }
 
-/// Records how long a stage of a review took.
-fn stage(name: &'static str, elapsed: std::time::Duration) {
-    metrics::histogram!("kubeward_job_duration_seconds", "stage" => name)
-        .record(elapsed.as_secs_f64());
+/// A plan's or verdict's conclusion as a check-run outcome.
+fn outcome_of(conclusion: Conclusion) -> Outcome {
+    match conclusion {
+        Conclusion::Success => Outcome::Success,
+        Conclusion::Failure => Outcome::Failure,
+        Conclusion::Neutral => Outcome::Neutral,
+    }
 }

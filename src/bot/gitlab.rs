@@ -12,6 +12,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::job::FORGE_GITLAB;
+use super::review::{Commits, FetchPlan, ReviewLimits, fetch_and_review, stage};
 use super::runner::{BotError, BoxFuture, Cancel, JobOutcome, JobRunner, ReviewFailure};
 use crate::forge::Secret;
 use crate::forge::gitlab::events::{Command, parse_command};
@@ -21,9 +22,8 @@ use crate::forge::gitlab::publish::{
 use crate::forge::gitlab::{
     ApiError, GitLabApi, Request, merge_request_path, project_path, str_at, u64_at,
 };
-use crate::git::cache::{AbandonOnDrop, CacheKey, FetchBudget, FetchRequest, GitCache};
+use crate::git::cache::{CacheKey, GitCache};
 use crate::owners::Flavor;
-use crate::pipeline::{PipelineError, ReviewOptions, Revisions, review};
 use crate::queue::NewJob;
 use crate::review::ReviewPlan;
 use crate::review::render::SUMMARY_MARKER;
@@ -106,14 +106,10 @@ pub struct GitLabBotSettings {
     /// Our own username (the token's user): our notes are ours, our comments never commands.
     pub bot_username: String,
     pub review_drafts: bool,
-    /// Per job: bytes a fetch may receive.
-    pub max_fetch_bytes: u64,
-    /// Per job: changed files beyond which the review is skipped.
-    pub max_changed_files: usize,
-    /// Shallow fetch depth; missing base commits are fetched by SHA.
-    pub fetch_depth: i32,
     /// The instance's host, part of the cache key.
     pub host: String,
+    /// Fetch cap, time limit, budgets and the review process.
+    pub review: ReviewLimits,
     /// Where repositories are cloned from: the configured instance URL. The clone URL is this
     /// plus the project's `path_with_namespace` read from the API by id, never a URL from a
     /// payload.
@@ -523,11 +519,8 @@ impl GitLabWorker {
             "Reviewing the Kubernetes manifests this change touches",
         )
         .await?;
-        let target_branch = str_at(&merge_request, &["target_branch"])
-            .unwrap_or("")
-            .to_owned();
         let outcome = self
-            .fetch_and_review(project_id, project, iid, &target_branch, &target.diff_refs)
+            .fetch_and_review(project_id, project, iid, &target.diff_refs)
             .await;
         let result = self.conclude(&target, outcome, cancel).await;
         if result.is_err() && last_attempt {
@@ -584,50 +577,33 @@ impl GitLabWorker {
                     published_id: report.summary_note_id,
                 })
             }
-            Err(ReviewFailure::Config(message)) => {
-                let body = summary_note(
-                    "invalid configuration",
-                    &format!(
-                        "The policy on the target branch cannot be read:\n\n```\n{message}\n```"
-                    ),
-                );
-                let note = upsert_note(api, &target.notes(), SUMMARY_MARKER, &body).await?;
-                set_status(
-                    api,
-                    target,
-                    StatusState::Failed,
-                    "Invalid kubeward configuration on the target branch",
-                )
-                .await?;
-                Ok(JobOutcome::Published {
-                    conclusion: "failed".into(),
-                    published_id: note,
-                })
-            }
-            Err(ReviewFailure::TooLarge(message)) => {
+            Err(failure) => {
+                let Some(verdict) = failure.verdict() else {
+                    // The queue retries; on the last attempt the caller fails the status.
+                    return Err(GitLabJobError::Review(match failure {
+                        ReviewFailure::Other(message) => message,
+                        other => format!("{other:?}"),
+                    }));
+                };
                 let note = upsert_note(
                     api,
                     &target.notes(),
                     SUMMARY_MARKER,
-                    &summary_note("not reviewed", &message),
+                    &summary_note(&verdict.title, &verdict.summary),
                 )
                 .await?;
-                // GitLab has no neutral state; `success` does not block the merge, and the
-                // description says why nothing was reviewed.
-                set_status(
-                    api,
-                    target,
-                    StatusState::Success,
-                    &format!("Not reviewed: {message}"),
-                )
-                .await?;
+                let state = StatusState::of(verdict.conclusion);
+                // A commit status has no neutral: it passes as `success`, saying so.
+                let description = match verdict.conclusion {
+                    crate::review::Conclusion::Neutral => format!("Neutral: {}", verdict.title),
+                    _ => verdict.title.clone(),
+                };
+                set_status(api, target, state, &description).await?;
                 Ok(JobOutcome::Published {
-                    conclusion: "success".into(),
+                    conclusion: state.as_str().into(),
                     published_id: note,
                 })
             }
-            // The queue retries; on the last attempt the caller fails the status.
-            Err(ReviewFailure::Other(message)) => Err(GitLabJobError::Review(message)),
         }
     }
 
@@ -636,132 +612,48 @@ impl GitLabWorker {
         project_id: u64,
         project: &Project,
         iid: u64,
-        target_branch: &str,
         refs: &DiffRefs,
     ) -> Result<ReviewPlan, ReviewFailure> {
         let url = clone_url(&self.settings.git_base_url, &project.path_with_namespace)
             .map_err(ReviewFailure::Other)?;
+        let mut refspecs = vec![format!(
+            "+refs/merge-requests/{iid}/head:refs/kubeward/mr/{iid}/head"
+        )];
+        // The target branch as of this version, by its commit: any branch name works.
+        if let Ok(start) = git2::Oid::from_str(&refs.start_sha) {
+            refspecs.push(format!("+{start}:refs/kubeward/mr/{iid}/start"));
+        }
+        let fetch = std::future::ready(Ok(FetchPlan {
+            url,
+            credentials: self
+                .git_token
+                .as_ref()
+                .map(|token| (self.settings.git_username.clone(), token.clone())),
+            refspecs,
+        }));
         let key = CacheKey {
             forge: FORGE_GITLAB.into(),
             host: self.settings.host.clone(),
-            repo_id: project_id as i64,
+            repo_id: i64::try_from(project_id).map_err(|_| {
+                ReviewFailure::Other(format!("project id {project_id} is out of range"))
+            })?,
         };
-        let cache = self.cache.clone();
-        let settings = self.settings.clone();
-        let token = self.git_token.clone();
-        let refs = refs.clone();
-        let target_branch = target_branch.to_owned();
-        let _slot = super::runner::review_slot().await;
-        let budget = Arc::new(FetchBudget::new(settings.max_fetch_bytes));
-        // Dropped with this future when the job's time limit passes: its fetch stops.
-        let _abandon = AbandonOnDrop(budget.clone());
-        tokio::task::spawn_blocking(move || {
-            let cached = cache
-                .open(&key)
-                .map_err(|e| ReviewFailure::Other(e.to_string()))?;
-            let safe_branch: String = target_branch
-                .chars()
-                .map(|c| {
-                    if c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | '/') {
-                        c
-                    } else {
-                        '_'
-                    }
-                })
-                .collect();
-            let mut refspecs = vec![format!(
-                "+refs/merge-requests/{iid}/head:refs/kubeward/mr/{iid}/head"
-            )];
-            if !safe_branch.is_empty() && !safe_branch.contains("..") {
-                refspecs.push(format!(
-                    "+refs/heads/{safe_branch}:refs/kubeward/base/{safe_branch}"
-                ));
-            }
-            let credentials = token
-                .as_ref()
-                .map(|t| (settings.git_username.as_str(), t.expose()));
-            let fetch = |specs: &[String], depth: Option<i32>| {
-                cached.fetch(&FetchRequest {
-                    url: &url,
-                    refspecs: specs,
-                    credentials,
-                    depth,
-                    budget: &budget,
-                })
-            };
-            // Shallow fetches are a smart-protocol feature; local paths get everything.
-            let depth = url.starts_with("http").then_some(settings.fetch_depth);
-            let started = std::time::Instant::now();
-            fetch(&refspecs, depth).map_err(ReviewFailure::from_fetch)?;
-            let has = |sha: &str| {
-                git2::Oid::from_str(sha)
-                    .ok()
-                    .is_some_and(|oid| cached.repo.inner().find_commit(oid).is_ok())
-            };
-            // The merge-base may lie below the shallow boundary, and the target branch may
-            // have moved on since this version: fetch exactly those commits.
-            for (sha, name) in [(&refs.base_sha, "base"), (&refs.start_sha, "start")] {
-                if !has(sha) {
-                    let spec = vec![format!("+{sha}:refs/kubeward/mr/{iid}/{name}")];
-                    fetch(&spec, depth.map(|_| 1)).map_err(ReviewFailure::from_fetch)?;
-                }
-            }
-            stage("fetch", started.elapsed());
-            for sha in [&refs.head_sha, &refs.base_sha] {
-                if !has(sha) {
-                    return Err(ReviewFailure::Other(format!(
-                        "commit {sha} is not in the fetched history"
-                    )));
-                }
-            }
-            let oid = |sha: &str| {
-                git2::Oid::from_str(sha).map_err(|e| ReviewFailure::Other(e.to_string()))
-            };
-            // Policy and CODEOWNERS come from the target branch as of this version.
-            let base_tip = if has(&refs.start_sha) {
-                oid(&refs.start_sha)?
-            } else {
-                oid(&refs.base_sha)?
-            };
-            // The merge-base is GitLab's: the diff we review is the diff it shows.
-            let revisions = Revisions {
-                merge_base: oid(&refs.base_sha)?,
-                head: oid(&refs.head_sha)?,
-                base_tip,
-            };
-            let changed = cached
-                .repo
-                .changes(revisions.merge_base, revisions.head, u64::MAX)
-                .map_err(|e| ReviewFailure::Other(e.to_string()))?
-                .len();
-            if changed > settings.max_changed_files {
-                return Err(ReviewFailure::TooLarge(format!(
-                    "this change touches {changed} files; kubeward reviews at most {}.",
-                    settings.max_changed_files
-                )));
-            }
-            match review(
-                &cached.repo,
-                &revisions,
-                &ReviewOptions {
-                    forge: Flavor::GitLab,
-                    config_override: None,
-                    fail_on: None,
-                },
-            ) {
-                Ok((plan, timings)) => {
-                    stage("diff", timings.git);
-                    stage("parse", timings.parse);
-                    stage("audit", timings.audit);
-                    stage("plan", timings.plan);
-                    Ok(plan)
-                }
-                Err(PipelineError::Config(e)) => Err(ReviewFailure::Config(e.to_string())),
-                Err(e) => Err(ReviewFailure::Other(e.to_string())),
-            }
-        })
+        // The merge-base is GitLab's: the diff we review is the diff it shows. Policy and
+        // CODEOWNERS come from the target branch as of this version.
+        let commits = Commits {
+            head: refs.head_sha.clone(),
+            merge_base: refs.base_sha.clone(),
+            base_tip: refs.start_sha.clone(),
+        };
+        fetch_and_review(
+            self.cache.clone(),
+            key,
+            fetch,
+            commits,
+            Flavor::GitLab,
+            &self.settings.review,
+        )
         .await
-        .map_err(|e| ReviewFailure::Other(format!("the review task failed: {e}")))?
     }
 }
 
@@ -769,12 +661,6 @@ fn outside_groups(project_id: u64) -> JobOutcome {
     JobOutcome::Skipped(format!(
         "project {project_id} is outside the groups its webhook secret is bound to"
     ))
-}
-
-/// Records how long a stage of a review took.
-fn stage(name: &'static str, elapsed: std::time::Duration) {
-    metrics::histogram!("kubeward_job_duration_seconds", "stage" => name)
-        .record(elapsed.as_secs_f64());
 }
 
 #[cfg(test)]

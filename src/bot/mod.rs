@@ -4,7 +4,9 @@
 pub mod github;
 pub mod gitlab;
 pub mod job;
+pub mod review;
 pub mod runner;
+pub mod sandbox;
 pub mod serve;
 pub mod testdrive;
 pub mod worker;

@@ -19,26 +19,23 @@ pub enum BotError {
     Review(String),
 }
 
-/// Why a review produced no plan, for the forge adapters to conclude their check or status.
-pub(crate) enum ReviewFailure {
+/// Why a review produced no plan, for the forge adapters to conclude their check or status
+/// (see [`ReviewFailure::verdict`] in `bot/review.rs`).
+#[derive(Debug, Clone, PartialEq)]
+pub enum ReviewFailure {
     /// The policy on the base branch is invalid: concluded as a failure naming it.
     Config(String),
-    /// Over a cap (changed files, bytes fetched): concluded at once, never retried.
-    TooLarge(String),
+    /// The change could not be judged (time limit, memory, a cap): concluded at once as the
+    /// policy's `incomplete` says, failure when the policy was not read. Never retried.
+    Incomplete {
+        title: String,
+        summary: String,
+        policy: Option<crate::config::Incomplete>,
+    },
+    /// The review process crashed: concluded as a failure at once, never retried.
+    Crashed(String),
     /// Anything else: retried, then concluded as a failure.
     Other(String),
-}
-
-impl ReviewFailure {
-    /// A fetch over the byte cap concludes at once; other fetch errors may be retried.
-    pub(crate) fn from_fetch(error: crate::git::GitError) -> ReviewFailure {
-        match error {
-            crate::git::GitError::FetchTooLarge { .. } => {
-                ReviewFailure::TooLarge(error.to_string())
-            }
-            error => ReviewFailure::Other(error.to_string()),
-        }
-    }
 }
 
 /// How a job ended.

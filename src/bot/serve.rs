@@ -12,16 +12,21 @@ use tracing::{info, warn};
 use super::github::{BotSettings, GitAccess, GitHubWorker};
 use super::gitlab::{GitLabBotSettings, GitLabWorker};
 use super::job::{FORGE_GITHUB, FORGE_GITLAB, RepoRef};
+use super::review::ReviewLimits;
 use super::runner::{BoxFuture, JobRunner};
+use super::sandbox::{MIN_MEMORY_BYTES, SandboxSettings, default_memory_bytes};
 use super::worker::{WorkerSettings, run as run_worker};
 use crate::forge::github::api::{ApiError, GitHubApi, segment};
 use crate::forge::github::client::{GitHubAuth, GitHubClient, GitHubClientConfig, WriteLimits};
 use crate::forge::gitlab::GitLabApi;
 use crate::forge::gitlab::client::{GitLabClient, GitLabClientConfig, normalize_instance_url};
 use crate::git::cache::GitCache;
+use crate::pipeline::ReviewBudgets;
 use crate::queue::Queue;
 use crate::server::gitlab::{DEFAULT_TIMESTAMP_TOLERANCE, GitLabHooks};
-use crate::server::settings::{GitLabSecrets, GitLabSettings, LogFormat, Secrets, ServeSettings};
+use crate::server::settings::{
+    DEFAULT_MAX_REVIEW_BYTES, GitLabSecrets, GitLabSettings, LogFormat, Secrets, ServeSettings,
+};
 use crate::server::{AppState, GitHubHooks, router_with_gitlab};
 
 /// Git over HTTPS from the configured git base URL, with the installation token.
@@ -206,10 +211,8 @@ pub fn gitlab_parts(
         settings: GitLabBotSettings {
             bot_username: gitlab.bot_username.clone(),
             review_drafts: settings.review_drafts,
-            max_fetch_bytes: settings.max_fetch_bytes,
-            max_changed_files: settings.max_changed_files,
-            fetch_depth: settings.fetch_depth,
             host,
+            review: review_limits(settings)?,
             git_base_url: git_base,
             git_username: gitlab.git_username.clone(),
         },
@@ -220,6 +223,42 @@ pub fn gitlab_parts(
         timestamp_tolerance: DEFAULT_TIMESTAMP_TOLERANCE,
     };
     Ok((worker, client, hooks))
+}
+
+/// The limits every review runs under, whichever forge it is for.
+pub fn review_limits(settings: &ServeSettings) -> anyhow::Result<ReviewLimits> {
+    let memory_bytes = settings
+        .review
+        .memory_limit_bytes
+        .unwrap_or_else(|| default_memory_bytes(settings.workers));
+    if memory_bytes < MIN_MEMORY_BYTES {
+        anyhow::bail!(
+            "review.memoryLimitBytes is {memory_bytes}: a review process needs at least {MIN_MEMORY_BYTES}"
+        );
+    }
+    let sandbox = match &settings.review.program {
+        Some(program) => SandboxSettings {
+            program: program.clone(),
+            memory_bytes,
+            max_output_bytes: 256 << 20,
+        },
+        None => SandboxSettings::current_exe(memory_bytes)
+            .context("finding this program, to run reviews in child processes")?,
+    };
+    Ok(ReviewLimits {
+        max_fetch_bytes: settings.max_fetch_bytes,
+        fetch_depth: settings.fetch_depth,
+        // Publishing has the rest of the job's time.
+        time_limit: Duration::from_secs(settings.job_timeout_seconds.saturating_sub(30).max(30)),
+        budgets: ReviewBudgets {
+            max_changed_manifests: settings.max_changed_files,
+            max_bytes: settings
+                .review
+                .max_review_bytes
+                .unwrap_or(DEFAULT_MAX_REVIEW_BYTES),
+        },
+        sandbox,
+    })
 }
 
 pub async fn serve(settings: ServeSettings) -> anyhow::Result<()> {
@@ -258,6 +297,7 @@ pub async fn serve(settings: ServeSettings) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("opening the queue at {}", redact_url(&database)))?;
     let cache = Arc::new(GitCache::new(&settings.cache_dir, settings.cache_max_bytes));
+    let review_limits = review_limits(&settings)?;
     let mut runners: std::collections::HashMap<String, Arc<dyn JobRunner>> =
         std::collections::HashMap::new();
     let mut github_hooks = None;
@@ -308,14 +348,9 @@ pub async fn serve(settings: ServeSettings) -> anyhow::Result<()> {
             settings: BotSettings {
                 bot_login: github_settings.bot_login.clone(),
                 review_drafts: settings.review_drafts,
-                max_fetch_bytes: settings.max_fetch_bytes,
-                max_changed_files: settings.max_changed_files,
-                fetch_depth: settings.fetch_depth,
                 host,
                 details_url: None,
-                review_time_limit: Duration::from_secs(
-                    settings.job_timeout_seconds.saturating_sub(30).max(30),
-                ),
+                review: review_limits.clone(),
             },
         });
         runners.insert(FORGE_GITHUB.to_owned(), worker as Arc<dyn JobRunner>);

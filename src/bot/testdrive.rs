@@ -13,13 +13,16 @@ use tokio::sync::watch;
 
 use super::github::{BotSettings, GitAccess, GitHubWorker};
 use super::job::RepoRef;
+use super::review::ReviewLimits;
 use super::runner::BoxFuture;
+use super::sandbox::{SandboxSettings, default_memory_bytes};
 use super::worker::{WorkerSettings, run as run_worker};
 use crate::forge::Secret;
 use crate::forge::github::api::{ApiError, GitHubApi};
 use crate::forge::github::fake::FakeGitHub;
 use crate::git::build;
 use crate::git::cache::GitCache;
+use crate::pipeline::ReviewBudgets;
 use crate::queue::Queue;
 use crate::server::verify::github_signature;
 use crate::server::{AppState, GitHubHooks, router};
@@ -132,12 +135,19 @@ pub async fn run() -> anyhow::Result<String> {
         settings: BotSettings {
             bot_login: "kubeward[bot]".into(),
             review_drafts: false,
-            max_fetch_bytes: 64 << 20,
-            max_changed_files: 3000,
-            fetch_depth: 50,
             host: "testdrive".into(),
             details_url: None,
-            review_time_limit: Duration::from_secs(120),
+            review: ReviewLimits {
+                max_fetch_bytes: 64 << 20,
+                fetch_depth: 50,
+                time_limit: Duration::from_secs(120),
+                budgets: ReviewBudgets {
+                    max_changed_manifests: 3000,
+                    max_bytes: crate::server::settings::DEFAULT_MAX_REVIEW_BYTES,
+                },
+                sandbox: SandboxSettings::current_exe(default_memory_bytes(1))
+                    .context("finding this program, to run the review in a child process")?,
+            },
         },
     });
     let runners: crate::bot::worker::Runners =

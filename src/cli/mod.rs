@@ -56,6 +56,9 @@ pub enum Command {
     /// Try the whole bot on this machine: a throwaway repository and pull request, the real
     /// server and worker, and a dry-run GitHub that shows what would be posted.
     Testdrive,
+    /// Internal: one review in a child process of `serve` (request on stdin, JSON lines out).
+    #[command(name = "review-process", hide = true)]
+    ReviewProcess,
 }
 
 #[derive(Debug, clap::Args)]
@@ -193,6 +196,7 @@ pub fn load_policy(
 
 pub fn run(cli: Cli) -> ExitCode {
     let result = match cli.command {
+        Command::ReviewProcess => return crate::bot::sandbox::run_child(),
         Command::Audit(args) => run_audit(args),
         Command::Review(args) => crate::cli::review::run(args),
         Command::Serve(args) => run_serve(args),

@@ -9,7 +9,7 @@ use crate::audit::{AuditResult, Registry};
 use crate::config::Policy;
 use crate::git::Repository;
 use crate::owners::Flavor;
-use crate::pipeline::{PipelineError, ReviewOptions, Revisions, review};
+use crate::pipeline::{PipelineError, ReviewBudgets, ReviewOptions, Revisions, review};
 use crate::review::{AnchorKind, Conclusion, ReviewPlan};
 
 pub fn run(args: ReviewArgs) -> anyhow::Result<u8> {
@@ -42,6 +42,7 @@ pub fn run(args: ReviewArgs) -> anyhow::Result<u8> {
         forge,
         config_override: args.config.as_deref(),
         fail_on: args.fail_on.map(Into::into),
+        budgets: ReviewBudgets::UNLIMITED,
     };
     let (plan, _) = match review(&repo, &revisions, &options) {
         Ok(result) => result,
@@ -76,7 +77,7 @@ pub fn run(args: ReviewArgs) -> anyhow::Result<u8> {
         .context("writing the review")?;
     Ok(match plan.conclusion {
         Conclusion::Failure => EXIT_FINDINGS,
-        Conclusion::Success => EXIT_OK,
+        Conclusion::Success | Conclusion::Neutral => EXIT_OK,
     })
 }
 
@@ -108,12 +109,39 @@ fn text(plan: &ReviewPlan) -> String {
             f.finding.line
         ));
     }
+    for n in &plan.not_reviewed {
+        let detail = n
+            .detail
+            .as_deref()
+            .map(|d| format!(" ({d})"))
+            .unwrap_or_default();
+        let effect = if n.reason.makes_incomplete() {
+            "not reviewed"
+        } else {
+            "not a manifest to review"
+        };
+        out.push_str(&format!(
+            "{}: {effect}: {}{detail}\n",
+            n.path,
+            n.reason.describe()
+        ));
+    }
+    if plan.incomplete {
+        out.push_str(&format!(
+            "incomplete: some changed files were not reviewed (policy: incomplete: {})\n",
+            match plan.incomplete_policy {
+                crate::config::Incomplete::Failure => "failure",
+                crate::config::Incomplete::Neutral => "neutral",
+            }
+        ));
+    }
     let c = &plan.counts;
     out.push_str(&format!(
         "{}: {} new ({} danger, {} warning), {} fixed, {} already there in changed objects\n",
         match plan.conclusion {
             Conclusion::Failure => "failure",
             Conclusion::Success => "success",
+            Conclusion::Neutral => "neutral",
         },
         c.new.total(),
         c.new.danger,

@@ -55,6 +55,17 @@ impl FailOn {
     }
 }
 
+/// What a review that could not judge the whole change concludes (`incomplete:`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize, Default)]
+#[serde(rename_all = "camelCase")]
+pub enum Incomplete {
+    /// Required checks block: nothing unjudged gets through (the default).
+    #[default]
+    Failure,
+    /// The check is neutral, which required checks count as passing: an opt-in.
+    Neutral,
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct ConfigError {
     pub file: String,
@@ -138,6 +149,8 @@ impl Default for ReviewSettings {
 struct ConfigSpec {
     #[serde(default)]
     fail_on: Option<FailOn>,
+    #[serde(default)]
+    incomplete: Option<Incomplete>,
     /// Severity overrides on top of the defaults.
     #[serde(default)]
     rules: BTreeMap<String, Severity>,
@@ -280,6 +293,8 @@ pub struct Policy {
     pub annotation_exemptions: bool,
     pub config_exemptions: bool,
     pub fail_on: FailOn,
+    /// What a review concludes when part of the change could not be judged.
+    pub incomplete: Incomplete,
     pub parse_error_severity: Severity,
     /// Severity of `exemptionAdded` in reviews.
     pub exemption_added_severity: Severity,
@@ -310,6 +325,7 @@ impl Policy {
             annotation_exemptions: true,
             config_exemptions: true,
             fail_on: FailOn::Danger,
+            incomplete: Incomplete::Failure,
             parse_error_severity: Severity::Danger,
             exemption_added_severity: Severity::Warning,
             max_file_size: DEFAULT_MAX_FILE_SIZE,
@@ -420,6 +436,7 @@ impl Policy {
                 .map(|g| glob(g).map_err(|m| config.error(&["ignorePaths"], m)))
                 .collect::<Result<_, _>>()?;
             policy.fail_on = spec.fail_on.unwrap_or_default();
+            policy.incomplete = spec.incomplete.unwrap_or_default();
             policy.annotation_exemptions = spec.annotation_exemptions.unwrap_or(true)
                 && !spec.disallow_annotation_exemptions
                 && !spec.disallow_exemptions;

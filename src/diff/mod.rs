@@ -84,6 +84,8 @@ pub struct FileChange {
     pub hunks: Vec<Hunk>,
     /// Binary or too large to diff: listed, never commented on.
     pub binary: bool,
+    /// Either side is a symbolic link: what it points at is not followed.
+    pub symlink: bool,
 }
 
 impl FileChange {

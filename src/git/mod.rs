@@ -146,6 +146,11 @@ impl Repository {
             .map_or(0, |(size, _)| size as u64)
     }
 
+    /// Whether the object database holds `oid` (a partial clone may lack blobs).
+    pub fn has_object(&self, oid: Oid) -> bool {
+        self.repo.odb().is_ok_and(|odb| odb.exists(oid))
+    }
+
     pub fn blob(&self, oid: Oid) -> Result<Vec<u8>, GitError> {
         let blob = self
             .repo
@@ -228,6 +233,8 @@ impl Repository {
                 new_path,
                 hunks: Vec::new(),
                 binary: too_big || delta.flags().is_binary(),
+                symlink: [delta.old_file().mode(), delta.new_file().mode()]
+                    .contains(&git2::FileMode::Link),
             };
             if !change.binary {
                 let patch = git2::Patch::from_diff(&diff, i)

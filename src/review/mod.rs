@@ -7,10 +7,10 @@ pub mod render;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::audit::{AuditResult, Finding, ObjectRef, Severity, audit_focused};
-use crate::config::{FailOn, Policy};
+use crate::config::{FailOn, Incomplete, Policy};
 use crate::diff::{ChangeKind, FileChange, Hunk};
 use crate::fix::{Edit, FixOp, plan};
 use crate::manifest::{ManifestFile, Object};
@@ -36,6 +36,10 @@ pub struct ReviewInput<'a> {
     pub changes: &'a [FileChange],
     /// Head contents of changed files, for suggestions.
     pub head_texts: &'a HashMap<String, String>,
+    /// Changed files the review did not judge, and why. Those that make it incomplete are
+    /// left out of `changes` and the head side: the review judges the rest as if the change
+    /// had not touched them.
+    pub not_reviewed: &'a [NotReviewed],
     /// Read at the tip of the base branch.
     pub policy: &'a Policy,
     /// Read at the tip of the base branch.
@@ -46,15 +50,17 @@ pub struct ReviewInput<'a> {
     pub base_tip_sha: String,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub enum Conclusion {
     Success,
     Failure,
+    /// Part of the change could not be judged and the policy says `incomplete: neutral`.
+    Neutral,
 }
 
 /// How a new finding reaches the pull request.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub enum AnchorKind {
     /// On its own line, which the change added.
@@ -74,7 +80,7 @@ pub enum AnchorKind {
 }
 
 /// Where a hunk sits on both sides, for forges that need it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct HunkRef {
     pub old_start: u32,
@@ -95,7 +101,7 @@ impl From<&Hunk> for HunkRef {
 }
 
 /// A place on the new side of the diff, with everything any forge needs to point at it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Anchor {
     pub kind: AnchorKind,
@@ -111,7 +117,7 @@ pub struct Anchor {
     pub hunk: Option<HunkRef>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct PlannedFinding {
     #[serde(flatten)]
@@ -121,15 +127,15 @@ pub struct PlannedFinding {
     pub anchor: Option<Anchor>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct InlineComment {
     pub path: String,
     pub old_path: Option<String>,
     pub line: u32,
     pub start_line: Option<u32>,
-    /// Always the new side: we only comment on what the change leaves behind.
-    pub side: &'static str,
+    /// Always the new side (`RIGHT`): we only comment on what the change leaves behind.
+    pub side: String,
     pub old_line: Option<u32>,
     pub hunk: HunkRef,
     pub body: String,
@@ -140,7 +146,7 @@ pub struct InlineComment {
     pub severity: Severity,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct FileComment {
     pub path: String,
@@ -152,7 +158,7 @@ pub struct FileComment {
 
 /// A finding shown as a check-run annotation instead of an inline comment (over the inline
 /// limit).
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Annotation {
     pub path: String,
@@ -164,7 +170,7 @@ pub struct Annotation {
     pub fingerprint: String,
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Counts {
     pub danger: usize,
@@ -185,7 +191,7 @@ impl Counts {
     }
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct PlanCounts {
     pub new: Counts,
@@ -194,7 +200,7 @@ pub struct PlanCounts {
 }
 
 /// Everything a forge adapter publishes, decided here.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ReviewPlan {
     pub version: u32,
@@ -213,8 +219,96 @@ pub struct ReviewPlan {
     pub new_findings: Vec<PlannedFinding>,
     pub fixed_findings: Vec<PlannedFinding>,
     pub pre_existing_findings: Vec<PlannedFinding>,
+    /// Changed files that were not judged, and why.
+    #[serde(default)]
+    pub not_reviewed: Vec<NotReviewed>,
+    /// Whether a changed manifest candidate went unjudged: the conclusion follows the policy's
+    /// `incomplete`, never a silent pass.
+    #[serde(default)]
+    pub incomplete: bool,
+    /// What the policy says an incomplete review concludes.
+    #[serde(default)]
+    pub incomplete_policy: Incomplete,
     /// Problems with the inputs (unreadable CODEOWNERS lines...).
     pub notes: Vec<String>,
+}
+
+/// Why a changed file was not judged. Some reasons make the review incomplete (the file could
+/// be a manifest, and nobody looked at it); the others only name what the review leaves to
+/// other tools (templates to render first, files that hold no Kubernetes object).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum NotReviewedReason {
+    /// Past the review's budget of changed manifests.
+    OverFileBudget,
+    /// The change and its repository hold more YAML than one review may parse.
+    OverReviewBudget,
+    TooLarge,
+    NotUtf8,
+    Binary,
+    /// A symbolic link: its target is not followed.
+    Symlink,
+    /// The blob is missing from the fetched history (a partial clone).
+    MissingBlob,
+    HelmTemplate,
+    KustomizePatch,
+    NotKubernetes,
+    /// Matched by the policy's `ignorePaths`.
+    Ignored,
+}
+
+impl NotReviewedReason {
+    /// Whether leaving this file unjudged makes the review incomplete.
+    pub fn makes_incomplete(self) -> bool {
+        !matches!(
+            self,
+            NotReviewedReason::HelmTemplate
+                | NotReviewedReason::KustomizePatch
+                | NotReviewedReason::NotKubernetes
+                | NotReviewedReason::Ignored
+        )
+    }
+
+    pub fn describe(self) -> &'static str {
+        match self {
+            NotReviewedReason::OverFileBudget => "over the review's budget of changed manifests",
+            NotReviewedReason::OverReviewBudget => "over the review's parse budget",
+            NotReviewedReason::TooLarge => "larger than the size limit",
+            NotReviewedReason::NotUtf8 => "not UTF-8",
+            NotReviewedReason::Binary => "binary",
+            NotReviewedReason::Symlink => "a symbolic link (not followed)",
+            NotReviewedReason::MissingBlob => "its content is missing from the fetched history",
+            NotReviewedReason::HelmTemplate => "a Helm template (rendering is not set up)",
+            NotReviewedReason::KustomizePatch => "a kustomize patch (rendering is not set up)",
+            NotReviewedReason::NotKubernetes => {
+                "no Kubernetes objects (a values file or other YAML)"
+            }
+            NotReviewedReason::Ignored => "matched by the policy's `ignorePaths`",
+        }
+    }
+
+    pub fn from_skip(reason: crate::manifest::SkipReason) -> NotReviewedReason {
+        use crate::manifest::SkipReason;
+        match reason {
+            SkipReason::NotKubernetes => NotReviewedReason::NotKubernetes,
+            SkipReason::HelmTemplate => NotReviewedReason::HelmTemplate,
+            SkipReason::KustomizePatch => NotReviewedReason::KustomizePatch,
+            SkipReason::Binary => NotReviewedReason::Binary,
+            SkipReason::NotUtf8 => NotReviewedReason::NotUtf8,
+            SkipReason::TooLarge => NotReviewedReason::TooLarge,
+        }
+    }
+}
+
+/// A changed file the review did not judge.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct NotReviewed {
+    pub path: String,
+    pub reason: NotReviewedReason,
+    /// The limit or error, when there is one to name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
 }
 
 /// Identity of an object across revisions.
@@ -457,30 +551,32 @@ pub fn plan_from_audits(
     pre_existing
         .iter()
         .for_each(|f| counts.pre_existing.add(f.finding.severity));
+    let incomplete = input
+        .not_reviewed
+        .iter()
+        .any(|n| n.reason.makes_incomplete());
     let conclusion = if new_planned
         .iter()
         .any(|f| policy.fail_on.fails(f.finding.severity))
     {
         Conclusion::Failure
+    } else if incomplete {
+        match policy.incomplete {
+            Incomplete::Failure => Conclusion::Failure,
+            Incomplete::Neutral => Conclusion::Neutral,
+        }
     } else {
         Conclusion::Success
     };
 
     let (inline_comments, file_comments, annotations) =
         comments(&mut new_planned, &suggestions, input, &sides);
-    let mut notes: Vec<String> = input
+    let notes: Vec<String> = input
         .owners
         .errors
         .iter()
         .map(|e| format!("{} line {}: {}", input.owners.path, e.line, e.message))
         .collect();
-    notes.extend(
-        input
-            .changes
-            .iter()
-            .filter(|c| c.binary && is_manifest_path(c.path()))
-            .map(|c| format!("{}: binary or too large to review", c.path())),
-    );
     let mut plan = ReviewPlan {
         version: PLAN_VERSION,
         forge: input.forge,
@@ -498,15 +594,14 @@ pub fn plan_from_audits(
         new_findings: new_planned,
         fixed_findings: fixed,
         pre_existing_findings: pre_existing,
+        not_reviewed: input.not_reviewed.to_vec(),
+        incomplete,
+        incomplete_policy: policy.incomplete,
         notes,
     };
     plan.title = render::title(&plan);
     plan.summary = render::summary(&plan, policy);
     plan
-}
-
-fn is_manifest_path(path: &str) -> bool {
-    path.ends_with(".yaml") || path.ends_with(".yml") || path.ends_with(".json")
 }
 
 fn object_paths(
@@ -941,7 +1036,7 @@ fn comments(
                 .and_then(|c| c.old_path.clone()),
             line,
             start_line,
-            side: "RIGHT",
+            side: "RIGHT".to_owned(),
             old_line: anchor.old_line,
             hunk: anchor.hunk.clone().unwrap_or(HunkRef {
                 old_start: 0,

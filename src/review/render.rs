@@ -4,7 +4,10 @@
 use std::collections::BTreeMap;
 use std::fmt::Write;
 
-use super::{AnchorKind, Conclusion, MAX_BODY_CHARS, PlannedFinding, ReviewPlan, Suggestion};
+use super::{
+    AnchorKind, Conclusion, MAX_BODY_CHARS, NotReviewedReason, PlannedFinding, ReviewPlan,
+    Suggestion,
+};
 use crate::audit::Severity;
 use crate::config::Policy;
 use crate::owners::Flavor;
@@ -183,6 +186,18 @@ pub(crate) fn comment_body(
 
 pub fn title(plan: &ReviewPlan) -> String {
     let new = &plan.counts.new;
+    let unjudged = unjudged_count(plan);
+    if unjudged > 0 {
+        let files = if unjudged == 1 { "file" } else { "files" };
+        let text = match new.total() {
+            0 => format!("Incomplete: {unjudged} changed {files} not reviewed"),
+            n => format!(
+                "Incomplete: {unjudged} changed {files} not reviewed; {n} new ({} danger, {} warning)",
+                new.danger, new.warning
+            ),
+        };
+        return truncate(&text, 100);
+    }
     let text = if new.total() == 0 {
         match plan.counts.fixed.total() {
             0 => "No new problems".to_owned(),
@@ -216,16 +231,107 @@ fn disposition(kind: AnchorKind) -> &'static str {
     }
 }
 
+/// Changed files whose absence from the review makes it incomplete.
+fn unjudged_count(plan: &ReviewPlan) -> usize {
+    plan.not_reviewed
+        .iter()
+        .filter(|n| n.reason.makes_incomplete())
+        .count()
+}
+
+/// What a user can do about a file left unjudged for this reason.
+fn how_to_proceed(reason: NotReviewedReason) -> &'static str {
+    match reason {
+        NotReviewedReason::OverFileBudget => {
+            "split the change into smaller pull requests, or ask the operator to raise `maxChangedFiles`"
+        }
+        NotReviewedReason::OverReviewBudget => {
+            "ask the operator to raise the review budget (`maxReviewBytes`)"
+        }
+        NotReviewedReason::TooLarge => {
+            "split the file, or raise `limits.maxFileSize` in `.kubeward.yaml` on the base branch"
+        }
+        NotReviewedReason::NotUtf8 | NotReviewedReason::Binary => "commit the file as UTF-8 text",
+        NotReviewedReason::Symlink => "commit the manifest itself instead of a link to it",
+        NotReviewedReason::MissingBlob => "make the full history available and rescan",
+        NotReviewedReason::HelmTemplate
+        | NotReviewedReason::KustomizePatch
+        | NotReviewedReason::NotKubernetes
+        | NotReviewedReason::Ignored => "",
+    }
+}
+
+fn fail_on_text(plan: &ReviewPlan) -> String {
+    serde_json::to_value(plan.fail_on)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_owned))
+        .unwrap_or_default()
+}
+
+/// The files the review did not judge: those that make it incomplete with how to proceed, the
+/// others (templates, values files, ignored paths) folded.
+fn not_reviewed_section(plan: &ReviewPlan, out: &mut String) {
+    const SHOWN: usize = 50;
+    let (unjudged, named): (Vec<_>, Vec<_>) = plan
+        .not_reviewed
+        .iter()
+        .partition(|n| n.reason.makes_incomplete());
+    if !unjudged.is_empty() {
+        let _ = writeln!(out, "#### Not reviewed\n");
+        for n in unjudged.iter().take(SHOWN) {
+            let detail = n
+                .detail
+                .as_deref()
+                .map(|d| format!(" ({})", neutralize(d)))
+                .unwrap_or_default();
+            let _ = writeln!(out, "- {}: {}{detail}", code(&n.path), n.reason.describe());
+        }
+        if unjudged.len() > SHOWN {
+            let _ = writeln!(out, "- …and {} more", unjudged.len() - SHOWN);
+        }
+        let mut reasons: Vec<NotReviewedReason> = unjudged.iter().map(|n| n.reason).collect();
+        reasons.sort();
+        reasons.dedup();
+        let _ = writeln!(out, "\nTo review them:");
+        for reason in reasons {
+            let _ = writeln!(out, "- {}: {}.", reason.describe(), how_to_proceed(reason));
+        }
+        out.push('\n');
+    }
+    if !named.is_empty() {
+        let _ = writeln!(
+            out,
+            "<details><summary>Changed, not Kubernetes manifests ({})</summary>\n",
+            named.len()
+        );
+        for n in named.iter().take(SHOWN) {
+            let _ = writeln!(out, "- {}: {}", code(&n.path), n.reason.describe());
+        }
+        if named.len() > SHOWN {
+            let _ = writeln!(out, "- …and {} more", named.len() - SHOWN);
+        }
+        let _ = writeln!(out, "\n</details>\n");
+    }
+}
+
 /// The check summary: new findings grouped by owner, then file; counts; fixed ones.
 pub fn summary(plan: &ReviewPlan, policy: &Policy) -> String {
     let mut out = String::new();
+    let unjudged = unjudged_count(plan);
+    let fails_on_findings = plan
+        .new_findings
+        .iter()
+        .any(|f| plan.fail_on.fails(f.finding.severity));
     let verdict = match plan.conclusion {
-        Conclusion::Failure => format!(
+        Conclusion::Failure if fails_on_findings => format!(
             "**Failing**: new findings at or above `{}`.",
-            serde_json::to_value(plan.fail_on)
-                .ok()
-                .and_then(|v| v.as_str().map(str::to_owned))
-                .unwrap_or_default()
+            fail_on_text(plan)
+        ),
+        Conclusion::Failure => format!(
+            "**Failing**: {unjudged} changed file(s) could not be reviewed, and an incomplete review fails (the policy's `incomplete: failure`, the default)."
+        ),
+        Conclusion::Neutral => format!(
+            "**Not judged**: {unjudged} changed file(s) could not be reviewed; the policy's `incomplete: neutral` makes this check neutral."
         ),
         Conclusion::Success => "**Passing**: nothing new reaches the fail-on level.".to_owned(),
     };
@@ -239,6 +345,7 @@ pub fn summary(plan: &ReviewPlan, policy: &Policy) -> String {
         "| Already there, in changed objects | {} | {} |\n",
         c.pre_existing.danger, c.pre_existing.warning
     );
+    not_reviewed_section(plan, &mut out);
     let mut groups: BTreeMap<String, BTreeMap<&str, Vec<&PlannedFinding>>> = BTreeMap::new();
     for f in &plan.new_findings {
         let owner = if f.owners.is_empty() {
@@ -284,15 +391,22 @@ pub fn summary(plan: &ReviewPlan, policy: &Policy) -> String {
                 let rule = policy
                     .registry
                     .get(&f.finding.rule)
-                    .map_or(f.finding.rule.as_str(), |r| r.title.as_str());
+                    .map(|r| r.title.as_str())
+                    .or_else(|| crate::audit::pseudo_rule(&f.finding.rule).map(|p| p.title))
+                    .unwrap_or(f.finding.rule.as_str());
+                // A finding about the file itself (a parse error) has no object: its message
+                // says what is wrong.
+                let what = match f.finding.object {
+                    Some(_) => subject(f),
+                    None => neutralize(&f.finding.message),
+                };
                 let _ = writeln!(
                     out,
-                    "- L{} **{}** `{}` {}: {} _({where_})_",
+                    "- L{} **{}** `{}` {}: {what} _({where_})_",
                     f.finding.line,
                     f.finding.severity.as_str(),
                     f.finding.rule,
                     rule,
-                    subject(f)
                 );
                 listed += 1;
             }

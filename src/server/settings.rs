@@ -166,6 +166,25 @@ pub struct GitLabSettings {
     pub groups: Vec<GitLabGroupHook>,
 }
 
+/// How each review runs: in a child process with its own memory limit and budgets.
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct ReviewProcessSettings {
+    /// Address space of one review process. Default: this process's cgroup `memory.max` (else
+    /// the machine's memory) divided by the workers, between 256 MiB and 4 GiB.
+    #[serde(default)]
+    pub memory_limit_bytes: Option<u64>,
+    /// The kubeward binary that runs reviews. Default: this one.
+    #[serde(default)]
+    pub program: Option<PathBuf>,
+    /// Bytes of YAML one review reads (both sides, each distinct blob once). Default 256 MiB.
+    #[serde(default)]
+    pub max_review_bytes: Option<u64>,
+}
+
+/// Default of [`ReviewProcessSettings::max_review_bytes`].
+pub const DEFAULT_MAX_REVIEW_BYTES: u64 = 256 << 20;
+
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct ServeSettings {
@@ -200,6 +219,9 @@ pub struct ServeSettings {
     pub fetch_depth: i32,
     #[serde(default)]
     pub review_drafts: bool,
+    /// The review processes: memory, program, budgets.
+    #[serde(default)]
+    pub review: ReviewProcessSettings,
     #[serde(default)]
     pub log_format: LogFormat,
     #[serde(default)]
@@ -224,6 +246,7 @@ impl Default for ServeSettings {
             max_changed_files: default_max_changed_files(),
             fetch_depth: default_fetch_depth(),
             review_drafts: false,
+            review: ReviewProcessSettings::default(),
             log_format: LogFormat::Text,
             github: None,
             gitlab: None,

@@ -104,12 +104,9 @@ async fn start_with_workers(upstream: &Upstream, workers: usize) -> Bot {
         settings: BotSettings {
             bot_login: BOT.into(),
             review_drafts: false,
-            max_fetch_bytes: 64 << 20,
-            max_changed_files: 100,
-            fetch_depth: 50,
             host: "github.test".into(),
             details_url: None,
-            review_time_limit: Duration::from_secs(60),
+            review: crate::support::review_limits(100, Duration::from_secs(60)),
         },
     });
     let runners: kubeward::bot::worker::Runners =

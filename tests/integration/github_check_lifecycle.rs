@@ -18,9 +18,9 @@ use serde_json::json;
 use tokio::sync::watch;
 
 /// The upstream repository on disk; asking for credentials takes `delay` (a slow fetch).
-struct LocalGit {
-    url: String,
-    delay: Duration,
+pub(crate) struct LocalGit {
+    pub(crate) url: String,
+    pub(crate) delay: Duration,
 }
 impl From<String> for LocalGit {
     fn from(url: String) -> LocalGit {
@@ -101,7 +101,7 @@ impl GitHubApi for Wrapped {
     }
 }
 
-const DEPLOY: &str = "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: s, namespace: s}\nspec:\n  selector: {matchLabels: {a: s}}\n  template:\n    metadata: {labels: {a: s}}\n    spec:\n      containers:\n        - name: w\n          image: s:1\n          securityContext:\n            privileged: true\n";
+pub(crate) const DEPLOY: &str = "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: s, namespace: s}\nspec:\n  selector: {matchLabels: {a: s}}\n  template:\n    metadata: {labels: {a: s}}\n    spec:\n      containers:\n        - name: w\n          image: s:1\n          securityContext:\n            privileged: true\n";
 
 fn setup() -> (tempfile::TempDir, String, git2::Oid, git2::Oid) {
     setup_with(DEPLOY)
@@ -115,7 +115,7 @@ fn setup_with(manifest: &str) -> (tempfile::TempDir, String, git2::Oid, git2::Oi
 
 /// A repository whose main branch holds `base_files` and whose pull request 7 adds
 /// `added_files` to them.
-fn setup_files(
+pub(crate) fn setup_files(
     base_files: &[(&str, &[u8])],
     added_files: &[(&str, &[u8])],
 ) -> (tempfile::TempDir, String, git2::Oid, git2::Oid) {
@@ -130,7 +130,7 @@ fn setup_files(
     (dir, path.display().to_string(), base, head)
 }
 
-fn pull(base: git2::Oid, head: git2::Oid) -> serde_json::Value {
+pub(crate) fn pull(base: git2::Oid, head: git2::Oid) -> serde_json::Value {
     json!({"number": 7, "state": "open", "draft": false,
         "head": {"sha": head.to_string(), "ref": "f", "repo": {"id": 1}},
         "base": {"sha": base.to_string(), "ref": "main", "repo": {"id": 1}}})
@@ -149,7 +149,7 @@ fn push_again(git: &str, head: git2::Oid) -> git2::Oid {
     .expect("commit")
 }
 
-fn review_job(head: &str) -> kubeward::queue::NewJob {
+pub(crate) fn review_job(head: &str) -> kubeward::queue::NewJob {
     push_job(head, None)
 }
 
@@ -180,19 +180,29 @@ fn start_worker(
     job_timeout: Duration,
     review_time_limit: Duration,
 ) -> (watch::Sender<bool>, tokio::task::JoinHandle<()>) {
+    let review = crate::support::review_limits(100, review_time_limit);
+    start_worker_with(queue, api, Arc::new(git.into()), dir, job_timeout, review)
+}
+
+/// [`start_worker`] with these review limits.
+pub(crate) fn start_worker_with(
+    queue: &Queue,
+    api: Arc<dyn GitHubApi>,
+    git: Arc<dyn GitAccess>,
+    dir: &std::path::Path,
+    job_timeout: Duration,
+    review: kubeward::bot::review::ReviewLimits,
+) -> (watch::Sender<bool>, tokio::task::JoinHandle<()>) {
     let worker = Arc::new(GitHubWorker {
         api,
-        git: Arc::new(git.into()),
+        git,
         cache: Arc::new(GitCache::new(dir.join("cache"), 1 << 30)),
         settings: BotSettings {
             bot_login: "kubeward[bot]".into(),
             review_drafts: false,
-            max_fetch_bytes: 64 << 20,
-            max_changed_files: 100,
-            fetch_depth: 50,
             host: "t".into(),
             details_url: None,
-            review_time_limit,
+            review,
         },
     });
     let runners: kubeward::bot::worker::Runners = Arc::new(std::collections::HashMap::from([(
@@ -231,7 +241,7 @@ async fn run_until_settled(
 }
 
 /// Waits (30 s at most) until no job is queued or running.
-async fn wait_until_settled(queue: &Queue) {
+pub(crate) async fn wait_until_settled(queue: &Queue) {
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
         let s = queue.stats(now_ms()).await.expect("test setup");
@@ -263,21 +273,21 @@ async fn review_until_settled(
 }
 
 /// The fake GitHub holding pull request 7 from `base` to `head`.
-fn github_with_pull(base: git2::Oid, head: git2::Oid) -> Arc<FakeGitHub> {
+pub(crate) fn github_with_pull(base: git2::Oid, head: git2::Oid) -> Arc<FakeGitHub> {
     let fake = Arc::new(FakeGitHub::new("kubeward[bot]"));
     fake.add_pull(7, pull(base, head));
     fake.set_merge_base(&base.to_string(), &head.to_string(), &base.to_string());
     fake
 }
 
-fn summary_comment(fake: &FakeGitHub) -> String {
+pub(crate) fn summary_comment(fake: &FakeGitHub) -> String {
     fake.issue_comments()
         .into_iter()
         .find_map(|c| c["body"].as_str().map(str::to_owned))
         .expect("a summary comment")
 }
 
-fn only_check_run(fake: &FakeGitHub) -> serde_json::Value {
+pub(crate) fn only_check_run(fake: &FakeGitHub) -> serde_json::Value {
     let runs = fake.check_runs();
     assert_eq!(runs.len(), 1, "{runs:#?}");
     runs[0].clone()
@@ -292,7 +302,7 @@ fn conclusions_on(fake: &FakeGitHub, head: git2::Oid) -> Vec<String> {
         .collect()
 }
 
-async fn one_attempt_queue() -> Queue {
+pub(crate) async fn one_attempt_queue() -> Queue {
     Queue::connect("sqlite::memory:")
         .await
         .expect("queue")
@@ -300,9 +310,11 @@ async fn one_attempt_queue() -> Queue {
         .expect("config")
 }
 
-/// Fetching and reviewing past the review time limit: the check says so, neutral.
+/// Fetching and reviewing past the review time limit leaves the change unjudged: the check
+/// says so and fails (the policy's default `incomplete: failure`), never a neutral that
+/// required checks let pass.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_review_past_its_time_limit_concludes_its_check_neutral() {
+async fn a_review_past_its_time_limit_concludes_its_check_failure() {
     let (dir, git, base, head) = setup();
     let fake = github_with_pull(base, head);
     let queue = one_attempt_queue().await;
@@ -326,11 +338,11 @@ async fn a_review_past_its_time_limit_concludes_its_check_neutral() {
     .await;
     let check = only_check_run(&fake);
     assert_eq!(check["status"], "completed", "{check:#}");
-    assert_eq!(check["conclusion"], "neutral", "{check:#}");
+    assert_eq!(check["conclusion"], "failure", "{check:#}");
     assert!(
         check["output"]["title"]
             .as_str()
-            .is_some_and(|t| t.contains("Time limit")),
+            .is_some_and(|t| t.contains("time limit")),
         "{check:#}"
     );
 }
@@ -524,8 +536,9 @@ async fn comments_of_a_rejected_review_are_said_in_the_summary_and_the_check_con
 }
 
 /// Reviews that end without a plan conclude as docs/bot.md's table says: a draft neutral, an
-/// invalid policy on the base branch a failure naming the file and line, a change over
-/// `maxChangedFiles` neutral saying so. None posts a review.
+/// invalid policy on the base branch a failure naming the file and line. Neither posts a
+/// review. (A change over `maxChangedFiles` is reviewed as far as it fits: see
+/// `hostile_pr`.)
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn drafts_invalid_policies_and_oversize_changes_conclude_as_documented() {
     let readme: (&str, &[u8]) = ("README", b"x\n");
@@ -534,20 +547,6 @@ async fn drafts_invalid_policies_and_oversize_changes_conclude_as_documented() {
         ".kubeward.yaml",
         b"failOn: warning\nrules:\n  noSuchRule: ignore\n",
     );
-    let many: Vec<(String, Vec<u8>)> = (0..101)
-        .map(|i| {
-            (
-                format!("many/{i}.yaml"),
-                DEPLOY
-                    .replace("name: s,", &format!("name: s{i},"))
-                    .into_bytes(),
-            )
-        })
-        .collect();
-    let many: Vec<(&str, &[u8])> = many
-        .iter()
-        .map(|(p, b)| (p.as_str(), b.as_slice()))
-        .collect();
     struct Case<'a> {
         name: &'a str,
         base_files: Vec<(&'a str, &'a [u8])>,
@@ -576,14 +575,6 @@ async fn drafts_invalid_policies_and_oversize_changes_conclude_as_documented() {
                 ".kubeward.yaml:3:3",
                 "noSuchRule",
             ],
-        },
-        Case {
-            name: "oversize",
-            base_files: vec![readme],
-            added_files: many,
-            draft: false,
-            conclusion: "neutral",
-            says: &["101"],
         },
     ];
     for Case {

@@ -192,10 +192,8 @@ fn bot_settings(git_base_url: &str) -> GitLabBotSettings {
     GitLabBotSettings {
         bot_username: BOT.into(),
         review_drafts: false,
-        max_fetch_bytes: 64 << 20,
-        max_changed_files: 100,
-        fetch_depth: 50,
         host: "gitlab.test".into(),
+        review: crate::support::review_limits(100, std::time::Duration::from_secs(60)),
         git_base_url: git_base_url.to_owned(),
         git_username: "oauth2".into(),
     }

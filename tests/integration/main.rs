@@ -24,6 +24,7 @@ mod gitlab_bot;
 mod gitlab_client;
 mod gitlab_events;
 mod gitlab_serve;
+mod hostile_pr;
 mod http_listener;
 mod output_formats;
 mod polaris_conformance;

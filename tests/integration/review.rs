@@ -46,6 +46,7 @@ impl Repo {
                 forge,
                 config_override: None,
                 fail_on: None,
+                budgets: Default::default(),
             },
         )
         .expect("review")
@@ -154,7 +155,7 @@ fn only_what_the_change_introduced_is_new_and_said_on_its_own_line() {
     assert_eq!(plan.inline_comments.len(), 1);
     let comment = &plan.inline_comments[0];
     assert_eq!(
-        (comment.path.as_str(), comment.line, comment.side),
+        (comment.path.as_str(), comment.line, comment.side.as_str()),
         ("k8s/shop.yaml", 28, "RIGHT")
     );
     let suggestion = comment
@@ -710,7 +711,8 @@ fn binary_mode_only_and_deleted_files_are_handled() {
     );
 }
 
-/// Padding a manifest past the size limit must not hide it silently.
+/// Padding a manifest past the size limit must not hide it silently: it is named, and the
+/// review is incomplete, which fails by default.
 #[test]
 fn a_manifest_over_the_size_limit_is_named_in_the_summary() {
     let repo = Repo::new();
@@ -737,14 +739,27 @@ fn a_manifest_over_the_size_limit_is_named_in_the_summary() {
         ],
     );
     let plan = repo.review("main", "pr");
-    assert!(
-        plan.notes
-            .iter()
-            .any(|n| n.contains("big.yaml") && n.contains("too large")),
-        "{:?}",
-        plan.notes
+    assert_eq!(
+        plan.not_reviewed,
+        vec![kubeward::review::NotReviewed {
+            path: "big.yaml".into(),
+            reason: kubeward::review::NotReviewedReason::TooLarge,
+            detail: None,
+        }]
     );
-    assert!(plan.summary.contains("big.yaml"), "{}", plan.summary);
+    assert!(plan.incomplete);
+    assert_eq!(plan.conclusion, Conclusion::Failure);
+    assert!(
+        plan.summary
+            .contains("`big.yaml`: larger than the size limit"),
+        "{}",
+        plan.summary
+    );
+    assert!(
+        plan.summary.contains("maxFileSize"),
+        "how to proceed: {}",
+        plan.summary
+    );
 }
 
 #[test]

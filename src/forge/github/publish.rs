@@ -59,7 +59,7 @@ pub enum Outcome {
 }
 
 impl Outcome {
-    fn as_str(self) -> &'static str {
+    pub fn as_str(self) -> &'static str {
         match self {
             Outcome::Success => "success",
             Outcome::Failure => "failure",
@@ -698,6 +698,7 @@ async fn complete_check(
     let conclusion = match plan.conclusion {
         Conclusion::Success => "success",
         Conclusion::Failure => "failure",
+        Conclusion::Neutral => "neutral",
     };
     let summary = truncate(&plan.summary, 60_000);
     let output = |batch: &[Annotation]| {

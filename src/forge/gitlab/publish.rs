@@ -130,6 +130,9 @@ impl StatusState {
         match conclusion {
             Conclusion::Success => StatusState::Success,
             Conclusion::Failure => StatusState::Failed,
+            // A commit status has no neutral: `success` does not block the merge, which is
+            // what the policy's `incomplete: neutral` asked for; the description says why.
+            Conclusion::Neutral => StatusState::Success,
         }
     }
 }
@@ -548,7 +551,7 @@ mod tests {
             old_path: old_path.map(str::to_owned),
             line,
             start_line: None,
-            side: "RIGHT",
+            side: "RIGHT".to_owned(),
             old_line,
             hunk: HunkRef {
                 old_start: 1,

@@ -73,3 +73,25 @@ pub fn spawn_workers(
         ));
     }
 }
+
+/// The limits bot tests review under: reviews in child processes of the real binary (not the
+/// test harness, which `current_exe()` would name), with a 512 MiB address space.
+pub fn review_limits(
+    max_changed_manifests: usize,
+    time_limit: std::time::Duration,
+) -> kubeward::bot::review::ReviewLimits {
+    kubeward::bot::review::ReviewLimits {
+        max_fetch_bytes: 64 << 20,
+        fetch_depth: 50,
+        time_limit,
+        budgets: kubeward::pipeline::ReviewBudgets {
+            max_changed_manifests,
+            max_bytes: 64 << 20,
+        },
+        sandbox: kubeward::bot::sandbox::SandboxSettings {
+            program: env!("CARGO_BIN_EXE_kubeward").into(),
+            memory_bytes: 512 << 20,
+            max_output_bytes: 64 << 20,
+        },
+    }
+}
