@@ -159,3 +159,121 @@ fn an_invalid_policy_on_the_base_branch_names_file_and_line() {
         "{stderr}"
     );
 }
+
+/// Commits `files` (path, bytes, mode) as the whole tree of `refname`, on top of `parents`;
+/// all at the root (tree entries cannot hold a `/`).
+fn commit_modes(
+    repo: &Repository,
+    refname: &str,
+    parents: &[git2::Oid],
+    files: &[(&str, &[u8], i32)],
+) -> git2::Oid {
+    let mut tree = repo.treebuilder(None).expect("tree");
+    for (path, bytes, mode) in files {
+        let blob = repo.blob(bytes).expect("blob");
+        tree.insert(path, blob, *mode).expect("insert");
+    }
+    let tree = repo.find_tree(tree.write().expect("write")).expect("tree");
+    let sig = git2::Signature::now("t", "t@example.com").expect("sig");
+    let parents: Vec<git2::Commit<'_>> = parents
+        .iter()
+        .map(|p| repo.find_commit(*p).expect("parent"))
+        .collect();
+    let parents: Vec<&git2::Commit<'_>> = parents.iter().collect();
+    repo.commit(Some(refname), &sig, &sig, "c", &tree, &parents)
+        .expect("commit")
+}
+
+/// A change the review could not judge in full — a manifest that is not UTF-8, a manifest
+/// replaced by a symbolic link — names what it did not judge, and exits as the base branch's
+/// policy says for an incomplete review (failure by default).
+#[test]
+fn an_incomplete_review_names_what_it_did_not_judge_and_exits_per_policy() {
+    const FILE: i32 = 0o100644;
+    const LINK: i32 = 0o120000;
+    let latin1: &[u8] = b"apiVersion: v1\nkind: ConfigMap\nmetadata: {name: caf\xe9}\n";
+    let broken: &[u8] = b"apiVersion: v1\nkind: Pod\nmetadata: {name: x\n";
+    for (policy, broken_too, code, conclusion) in [
+        (&b"failOn: danger\n"[..], true, 3, "failure"),
+        (&b"failOn: danger\n"[..], false, 3, "failure"),
+        (&b"incomplete: neutral\n"[..], false, 0, "neutral"),
+    ] {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let repo = Repository::init(dir.path()).expect("init");
+        let base = commit_modes(
+            &repo,
+            "refs/heads/main",
+            &[],
+            &[
+                (".kubeward.yaml", policy, FILE),
+                ("pod.yaml", GOOD.as_bytes(), FILE),
+                ("link.yaml", GOOD.as_bytes(), FILE),
+            ],
+        );
+        let mut head_files: Vec<(&str, &[u8], i32)> = vec![
+            (".kubeward.yaml", policy, FILE),
+            ("pod.yaml", GOOD.as_bytes(), FILE),
+            ("link.yaml", b"pod.yaml", LINK),
+            ("latin1.yaml", latin1, FILE),
+        ];
+        if broken_too {
+            head_files.push(("broken.yaml", broken, FILE));
+        }
+        commit_modes(&repo, "refs/heads/pr", &[base], &head_files);
+        let args = [
+            "review", "--base", "main", "--head", "pr", "--format", "json",
+        ];
+        let (status, stdout, stderr) = kubeward(dir.path(), &args);
+        assert_eq!(status, Some(code), "{stderr}{stdout}");
+        let plan: serde_json::Value = serde_json::from_str(&stdout).expect("JSON plan");
+        assert_eq!(plan["conclusion"], conclusion);
+        assert_eq!(plan["incomplete"], true);
+        let named: Vec<(String, String)> = plan["notReviewed"]
+            .as_array()
+            .expect("notReviewed")
+            .iter()
+            .map(|n| {
+                (
+                    n["path"].as_str().unwrap_or("").to_owned(),
+                    n["reason"].as_str().unwrap_or("").to_owned(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            named,
+            [
+                ("latin1.yaml".to_owned(), "notUtf8".to_owned()),
+                ("link.yaml".to_owned(), "symlink".to_owned())
+            ]
+        );
+        let summary = plan["summary"].as_str().expect("summary");
+        assert!(summary.contains("`latin1.yaml`: not UTF-8"), "{summary}");
+        assert!(
+            summary.contains("`link.yaml`: a symbolic link"),
+            "{summary}"
+        );
+        if broken_too {
+            // A parse error reads as what is wrong, not as its rule's name twice.
+            let line = summary
+                .lines()
+                .find(|l| l.contains("`parseError`"))
+                .unwrap_or_else(|| panic!("{summary}"));
+            assert!(
+                line.contains(
+                    "Document is not valid YAML: not valid YAML: while parsing a flow mapping"
+                ),
+                "{line}"
+            );
+            assert!(!line.contains("`parseError` parseError:"), "{line}");
+        }
+        let (_, text, _) = kubeward(dir.path(), &args[..5]);
+        assert!(
+            text.contains("link.yaml: not reviewed: a symbolic link (not followed)"),
+            "{text}"
+        );
+        assert!(
+            text.contains("latin1.yaml: not reviewed: not UTF-8"),
+            "{text}"
+        );
+    }
+}

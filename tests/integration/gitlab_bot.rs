@@ -1436,3 +1436,65 @@ async fn a_given_up_job_fails_the_status_it_left_running() {
         .count();
     assert_eq!(posts, 2, "running, then failed once");
 }
+
+/// A change the review could not judge in full fails its status by default; with the target
+/// branch's `incomplete: neutral` it passes (a commit status has no neutral), saying why.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_incomplete_review_fails_unless_the_policy_opts_into_neutral() {
+    let padded = format!(
+        "apiVersion: v1\nkind: ConfigMap\nmetadata: {{name: big, namespace: shop}}\ndata: {{a: b}}\n{}",
+        "# padding\n".repeat(40)
+    );
+    for (policy, state) in [
+        ("limits: {maxFileSize: 300}\n", "failed"),
+        (
+            "incomplete: neutral\nlimits: {maxFileSize: 300}\n",
+            "success",
+        ),
+    ] {
+        let upstream = Upstream::new("platform/shop");
+        let base = upstream.commit("refs/heads/main", &[], &[(".kubeward.yaml", policy)]);
+        let head = upstream.commit(
+            "refs/merge-requests/7/head",
+            &[base],
+            &[(".kubeward.yaml", policy), ("apps/big.yaml", &padded)],
+        );
+        let bot = start(&upstream, 1).await;
+        bot.fake.add_project(PROJECT, "platform/shop");
+        bot.open_merge_request(&upstream, PROJECT, base, base, head);
+        let (status, _) = bot
+            .deliver(
+                "Merge Request Hook",
+                &format!("i-{state}"),
+                &mr_event("merge_request_open.json", PROJECT, "platform/shop", head),
+            )
+            .await;
+        assert_eq!(status, 202);
+        bot.settle().await;
+        assert_eq!(bot.posted_states(0, head), ["pending", "running", state]);
+        let last = bot
+            .writes_since(0)
+            .into_iter()
+            .rev()
+            .find(|r| r.path.ends_with(&format!("/statuses/{head}")))
+            .and_then(|r| r.body)
+            .expect("a final status");
+        assert_eq!(
+            last["description"], "Incomplete: 1 changed file not reviewed",
+            "{last}"
+        );
+        let summary = bot
+            .fake
+            .snapshot(PROJECT, IID)
+            .notes
+            .into_iter()
+            .find(|b| b.contains("kubeward:summary"))
+            .expect("summary note");
+        assert!(
+            summary.contains("`apps/big.yaml`: larger than the size limit"),
+            "{summary}"
+        );
+        bot.assert_requests_valid();
+        let _ = bot.stop.send(true);
+    }
+}
