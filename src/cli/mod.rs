@@ -32,7 +32,7 @@ pub const EXIT_FINDINGS: u8 = 3;
                   pointing every finding at the exact file, line and column.\n\n\
                   The same engine runs locally (`audit`, `review`), in CI (JSON, SARIF) and as a \
                   pull-request bot, so what you see before pushing is what the bot will say.",
-    after_help = "Exit status: 0 nothing reached --fail-on, 3 something did, 2 usage or configuration error."
+    after_help = "Exit status: 0 nothing reached --fail-on, 3 something did (or a review could not judge part of the change), 2 usage or configuration error."
 )]
 pub struct Cli {
     #[command(subcommand)]
