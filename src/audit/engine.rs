@@ -161,7 +161,9 @@ pub fn audit_focused(
 
 fn parse_error_finding(path: &str, error: &crate::yaml::ParseError, policy: &Policy) -> Finding {
     let severity = policy.parse_error_severity;
-    // Identity: the file and the error text, so an unchanged broken file stays "pre-existing".
+    // Identity: the error text. A review matches findings per file, following renames, so a
+    // broken file the change only renamed, moved or left alone stays "pre-existing"; the path
+    // itself is not part of it.
     let field_path = format!("document:{}", error.message);
     Finding {
         rule: PARSE_ERROR.into(),
@@ -174,7 +176,7 @@ fn parse_error_finding(path: &str, error: &crate::yaml::ParseError, policy: &Pol
         end_column: error.mark.col,
         object: None,
         container: None,
-        fingerprint: fingerprint(PARSE_ERROR, None, Some(path), &field_path),
+        fingerprint: fingerprint(PARSE_ERROR, None, None, &field_path),
         field_path: String::new(),
         message: format!("not valid YAML: {}", error.message),
         exempted_by: None,

@@ -273,7 +273,7 @@ impl<'w> Choice<'w> {
             Choice::Entry(entry) => Some(Cow::Borrowed(entry.key.as_str())),
             Choice::Item { list, index, item } => match item_key(list, index, item) {
                 ItemKey::Field(_, v) | ItemKey::Value(v) => Some(Cow::Owned(v)),
-                ItemKey::Index(_) => None,
+                ItemKey::Content(_) | ItemKey::Index(_) => None,
             },
         }
     }

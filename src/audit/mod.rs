@@ -99,6 +99,11 @@ impl ObjectRef {
         crate::manifest::api_group(&self.api_version)
     }
 
+    /// The group of the object's identity (see [`crate::manifest::identity_group`]).
+    pub fn identity_group(&self) -> &str {
+        crate::manifest::identity_group(self.group(), &self.kind)
+    }
+
     /// `Deployment/web` or `Deployment/prod/web`.
     pub fn display(&self) -> String {
         if self.namespace.is_empty() {
@@ -163,6 +168,28 @@ pub fn fingerprint(
     container: Option<&str>,
     field_path: &str,
 ) -> String {
+    fingerprint_parts(rule, object, container, field_path, None)
+}
+
+/// [`fingerprint`] of a finding on an object that its revision holds in several files: the
+/// path is part of the identity.
+pub fn fingerprint_at(
+    rule: &str,
+    object: Option<&ObjectRef>,
+    container: Option<&str>,
+    field_path: &str,
+    path: &str,
+) -> String {
+    fingerprint_parts(rule, object, container, field_path, Some(path))
+}
+
+fn fingerprint_parts(
+    rule: &str,
+    object: Option<&ObjectRef>,
+    container: Option<&str>,
+    field_path: &str,
+    path: Option<&str>,
+) -> String {
     let mut hasher = Sha256::new();
     // Each part is followed by a unit separator. The hash sees one byte stream, so feeding
     // `group`, `/` and `kind` separately is the same as hashing `group/kind`.
@@ -176,7 +203,7 @@ pub fn fingerprint(
     part(&[rule]);
     match object {
         Some(o) => {
-            part(&[o.group(), "/", &o.kind]);
+            part(&[o.identity_group(), "/", &o.kind]);
             part(&[&o.namespace]);
             part(&[&o.name]);
         }
@@ -188,6 +215,9 @@ pub fn fingerprint(
     }
     part(&[container.unwrap_or("")]);
     part(&[field_path]);
+    if let Some(path) = path {
+        part(&["path:", path]);
+    }
     let digest = hasher.finalize();
     const HEX: &[u8; 16] = b"0123456789abcdef";
     let mut out = String::with_capacity(FINGERPRINT_VERSION.len() + 1 + 24);

@@ -237,10 +237,10 @@ pub async fn review_in_child(
         Some(task) => task.await.unwrap_or_default(),
         None => String::new(),
     };
-    if let Some(plan) = answer.plan {
-        if status.success() {
-            return Ok(*plan);
-        }
+    if let Some(plan) = answer.plan
+        && status.success()
+    {
+        return Ok(*plan);
     }
     if let Some(message) = answer.config_error {
         return Err(ChildFailure::Config(message));

@@ -155,6 +155,9 @@ fn child<'n>(node: &'n Node, segment: &Segment) -> Option<ChildRef<'n>> {
             let items = node.as_seq()?;
             let found = items.iter().enumerate().find(|(i, item)| match key {
                 ItemKey::Index(n) => i == n,
+                ItemKey::Content(c) => {
+                    item.as_map().is_some() && crate::manifest::path::content_key(item) == *c
+                }
                 ItemKey::Value(v) => item.scalar_text().as_deref() == Some(v.as_str()),
                 ItemKey::Field(f, v) => {
                     item.get(f).and_then(Node::scalar_text).as_deref() == Some(v.as_str())

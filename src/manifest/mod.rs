@@ -317,9 +317,12 @@ impl<'a> Object<'a> {
             .and_then(|m| m.get("name").or_else(|| m.get("generateName")))
             .and_then(Node::as_str)
             .unwrap_or("");
+        // The API server ignores a namespace on a cluster-scoped object, and so do we: adding
+        // or removing it changes nothing.
         let namespace = metadata
             .and_then(|m| m.get("namespace"))
-            .and_then(Node::as_str);
+            .and_then(Node::as_str)
+            .filter(|_| !is_cluster_scoped(api_group(api_version), kind));
         let pod = pod_template(kind, node);
         Some(Object {
             file,
@@ -376,6 +379,63 @@ impl<'a> Object<'a> {
     /// means "whatever the deploy targets", so it matches a missing one only.
     pub fn same_namespace(&self, other: &Object<'_>) -> bool {
         self.namespace_or_default() == other.namespace_or_default()
+    }
+}
+
+/// Kubernetes' own cluster-scoped kinds, by group. A custom resource of the same kind name in
+/// another group is not one of them (two CRDs may share a kind).
+const CLUSTER_SCOPED: &[(&str, &[&str])] = &[
+    (
+        "",
+        &["Namespace", "Node", "PersistentVolume", "ComponentStatus"],
+    ),
+    (
+        "rbac.authorization.k8s.io",
+        &["ClusterRole", "ClusterRoleBinding"],
+    ),
+    ("apiextensions.k8s.io", &["CustomResourceDefinition"]),
+    (
+        "storage.k8s.io",
+        &["StorageClass", "CSIDriver", "CSINode", "VolumeAttachment"],
+    ),
+    ("scheduling.k8s.io", &["PriorityClass"]),
+    ("networking.k8s.io", &["IngressClass"]),
+    ("node.k8s.io", &["RuntimeClass"]),
+    (
+        "admissionregistration.k8s.io",
+        &[
+            "ValidatingWebhookConfiguration",
+            "MutatingWebhookConfiguration",
+            "ValidatingAdmissionPolicy",
+            "ValidatingAdmissionPolicyBinding",
+        ],
+    ),
+    ("apiregistration.k8s.io", &["APIService"]),
+    ("certificates.k8s.io", &["CertificateSigningRequest"]),
+    ("policy", &["PodSecurityPolicy"]),
+    ("extensions", &["PodSecurityPolicy"]),
+    (
+        "flowcontrol.apiserver.k8s.io",
+        &["FlowSchema", "PriorityLevelConfiguration"],
+    ),
+];
+
+/// Whether Kubernetes defines `group`/`kind` as cluster-scoped.
+pub fn is_cluster_scoped(group: &str, kind: &str) -> bool {
+    CLUSTER_SCOPED
+        .iter()
+        .any(|(g, kinds)| *g == group && kinds.contains(&kind))
+}
+
+/// The group a kind's identity uses: the group it moved to, for Kubernetes' own kinds that
+/// moved (`extensions/v1beta1` Deployments are `apps` Deployments). Versions are never part
+/// of an identity, so moves within a group (`batch/v1beta1` → `batch/v1`) need nothing here.
+pub fn identity_group<'a>(group: &'a str, kind: &str) -> &'a str {
+    match (group, kind) {
+        ("extensions", "Deployment" | "DaemonSet" | "ReplicaSet") => "apps",
+        ("extensions", "Ingress" | "NetworkPolicy" | "IngressClass") => "networking.k8s.io",
+        ("extensions", "PodSecurityPolicy") => "policy",
+        _ => group,
     }
 }
 

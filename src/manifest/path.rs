@@ -1,5 +1,6 @@
-//! Field paths that survive edits: list items are named by their merge key, never by position
-//! alone, so reordering containers or env vars does not change a finding's identity.
+//! Field paths that survive edits: list items are named by what they are — their merge key,
+//! their value, or their content — never by position, so reordering containers or env vars, or
+//! deleting an unrelated earlier RBAC rule, does not change a finding's identity.
 
 use std::fmt;
 
@@ -20,6 +21,9 @@ pub enum Segment {
 pub enum ItemKey {
     Field(&'static str, String),
     Value(String),
+    /// A mapping with no merge key, by its content (see [`content_key`]).
+    Content(String),
+    /// Only for items that are themselves lists.
     Index(usize),
 }
 
@@ -107,6 +111,7 @@ impl FieldPath {
                 Segment::Key(k) => k.len() + 1,
                 Segment::Item(ItemKey::Field(field, value)) => field.len() + value.len() + 3,
                 Segment::Item(ItemKey::Value(value)) => value.len() + 3,
+                Segment::Item(ItemKey::Content(content)) => content.len() + 2,
                 Segment::Item(ItemKey::Index(_)) => 6,
             })
             .sum();
@@ -151,7 +156,83 @@ pub fn item_key(list_name: &str, index: usize, item: &Node) -> ItemKey {
             return ItemKey::Field(field, value);
         }
     }
+    // An object of a `kind: List` is found by position: its identity is its own kind and
+    // name, never this path.
+    let is_object = item.get("apiVersion").is_some() && item.get("kind").is_some();
+    if item.as_map().is_some() && !is_object {
+        return ItemKey::Content(content_key(item));
+    }
     ItemKey::Index(index)
+}
+
+/// The identity of a mapping without a merge key. An RBAC rule is what it grants, written out
+/// (`apiGroups=apps;resources=deployments;verbs=get,list`, each list sorted); anything else is
+/// a short digest of its content, keys in order, so formatting and key order do not matter.
+pub fn content_key(item: &Node) -> String {
+    const RBAC: &[&str] = &[
+        "apiGroups",
+        "resources",
+        "resourceNames",
+        "nonResourceURLs",
+        "verbs",
+    ];
+    if item.get("verbs").is_some() {
+        let mut parts = Vec::new();
+        for field in RBAC {
+            let Some(values) = item.get(field) else {
+                continue;
+            };
+            let mut values: Vec<String> = match values.as_seq() {
+                Some(list) => list.iter().filter_map(Node::scalar_text).collect(),
+                None => values.scalar_text().into_iter().collect(),
+            };
+            values.sort();
+            parts.push(format!("{field}={}", values.join(",")));
+        }
+        return parts.join(";");
+    }
+    use sha2::Digest;
+    let mut hasher = sha2::Sha256::new();
+    canonical(item, &mut |bytes| hasher.update(bytes));
+    let digest = hasher.finalize();
+    let mut out = String::with_capacity(9);
+    out.push('#');
+    for byte in &digest[..4] {
+        out.push_str(&format!("{byte:02x}"));
+    }
+    out
+}
+
+/// Feeds a node's content to `sink` with mapping keys sorted: the same content, the same bytes.
+fn canonical(node: &Node, sink: &mut dyn FnMut(&[u8])) {
+    use crate::yaml::Value;
+    match &node.value {
+        Value::Map(entries) => {
+            let mut sorted: Vec<&crate::yaml::Entry> = entries.iter().collect();
+            sorted.sort_by(|a, b| a.key.cmp(&b.key));
+            sink(b"{");
+            for entry in sorted {
+                sink(entry.key.as_bytes());
+                sink(b"\x1f");
+                canonical(&entry.value, sink);
+                sink(b"\x1e");
+            }
+            sink(b"}");
+        }
+        Value::Seq(items) => {
+            sink(b"[");
+            for item in items {
+                canonical(item, sink);
+                sink(b"\x1e");
+            }
+            sink(b"]");
+        }
+        _ => {
+            sink(node.kind_name().as_bytes());
+            sink(b":");
+            sink(node.scalar_text().unwrap_or_default().as_bytes());
+        }
+    }
 }
 
 impl fmt::Display for FieldPath {
@@ -174,6 +255,7 @@ impl fmt::Display for FieldPath {
                 }
                 Segment::Item(ItemKey::Field(field, value)) => write!(f, "[{field}={value}]")?,
                 Segment::Item(ItemKey::Value(value)) => write!(f, "[={value}]")?,
+                Segment::Item(ItemKey::Content(content)) => write!(f, "[{content}]")?,
                 Segment::Item(ItemKey::Index(i)) => write!(f, "[{i}]")?,
             }
             first = false;
@@ -204,7 +286,19 @@ mod tests {
             port.to_string(),
             "containers[name=web].ports[containerPort=80]"
         );
-        assert_eq!(base.item(1, &list[1]).to_string(), "containers[1]");
+        // No merge key: keyed by content, never by position.
+        let unnamed = base.item(1, &list[1]).to_string();
+        assert!(
+            unnamed.starts_with("containers[#") && unnamed.len() == "containers[#12345678]".len(),
+            "{unnamed}"
+        );
+        let moved = parse_stream("containers:\n- {name: a}\n- image: x\n", Limits::default());
+        let moved = moved[0].root.as_ref().expect("parses");
+        let moved = moved
+            .get("containers")
+            .and_then(Node::as_seq)
+            .expect("list");
+        assert_eq!(base.item(0, &moved[1]).to_string(), unnamed);
         let annotated = FieldPath::root().keys(&["metadata", "annotations", "a.b/c"]);
         assert_eq!(annotated.to_string(), "metadata.annotations[\"a.b/c\"]");
     }

@@ -49,7 +49,7 @@ fn annotations<'a>(object: &Object<'a>) -> Vec<(FieldPath, &'a Entry)> {
 
 fn identity(o: &Object<'_>) -> (String, String, String, String) {
     (
-        o.group().to_owned(),
+        crate::manifest::identity_group(o.group(), o.kind).to_owned(),
         o.kind.to_owned(),
         o.namespace_or_default().to_owned(),
         o.name.to_owned(),

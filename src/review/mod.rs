@@ -316,7 +316,7 @@ type ObjectKey = (String, String, String, String);
 
 fn object_key(o: &ObjectRef) -> ObjectKey {
     (
-        o.group().to_owned(),
+        o.identity_group().to_owned(),
         o.kind.clone(),
         o.namespace.clone(),
         o.name.clone(),
@@ -391,6 +391,7 @@ pub fn plan_from_audits(
     let sides = Sides::new(input.changes);
     let mut head_findings = head_result.findings;
     let mut base_findings = base_result.findings;
+    let head_exempted = head_result.exempted;
 
     // Exemptions a change adds are findings in their own right.
     if policy.annotation_exemptions
@@ -399,7 +400,7 @@ pub fn plan_from_audits(
         head_findings.extend(exemptions::added(
             input.head_files,
             input.base_files,
-            &head_result.exempted,
+            &head_exempted,
             &sides.by_new,
             &sides.old_to_new,
             severity,
@@ -414,7 +415,6 @@ pub fn plan_from_audits(
         .filter(|(key, paths)| base_objects.get(*key).is_some_and(|b| b != *paths))
         .map(|(key, _)| key.clone())
         .collect();
-
     let is_moved = |f: &Finding| {
         f.object
             .as_ref()
@@ -451,12 +451,12 @@ pub fn plan_from_audits(
     // A finding the change exempted is silenced, not fixed.
     let head_keys: HashSet<(String, String)> = head_findings
         .iter()
-        .chain(&head_result.exempted)
+        .chain(&head_exempted)
         .map(|f| (f.path.clone(), f.fingerprint.clone()))
         .collect();
     let head_moved_fps: HashSet<String> = head_findings
         .iter()
-        .chain(&head_result.exempted)
+        .chain(&head_exempted)
         .filter(|f| arrived(f))
         .map(|f| f.fingerprint.clone())
         .collect();
@@ -480,6 +480,41 @@ pub fn plan_from_audits(
             || (left(&f) && head_moved_fps.contains(&f.fingerprint));
         if !matched {
             fixed.push(f);
+        }
+    }
+    pair_remaining(&mut new, &mut fixed, &mut pre_existing, &sides);
+    // An object one revision holds in several files (a plain manifest and its kustomize base,
+    // two environments) is one object per file. Matching is per file already; the path also
+    // joins the fingerprints of such objects' findings, so each copy's comment, suggestion and
+    // marker is its own and a copy's old comment never stands for another copy's new problem.
+    // An object unique on each side keeps a fingerprint without a path.
+    let in_several: HashSet<&ObjectKey> = head_objects
+        .iter()
+        .chain(&base_objects)
+        .filter(|(_, paths)| paths.len() > 1)
+        .map(|(key, _)| key)
+        .collect();
+    if !in_several.is_empty() {
+        let qualify = |f: &mut Finding, path: &str| {
+            if let Some(o) = &f.object
+                && in_several.contains(&object_key(o))
+            {
+                f.fingerprint = crate::audit::fingerprint_at(
+                    &f.rule,
+                    Some(o),
+                    f.container.as_deref(),
+                    &f.field_path,
+                    path,
+                );
+            }
+        };
+        for f in new.iter_mut().chain(pre_existing.iter_mut()) {
+            let path = f.path.clone();
+            qualify(f, &path);
+        }
+        for f in fixed.iter_mut() {
+            let path = sides.mapped(&f.path).to_owned();
+            qualify(f, &path);
         }
     }
 
@@ -604,6 +639,140 @@ pub fn plan_from_audits(
     plan
 }
 
+/// What a finding is once list keys and API versions are set aside: two findings of one
+/// review that agree on it are one problem whose key changed (an RBAC rule that gained a
+/// verb, an Ingress moved to `networking.k8s.io/v1`), not one fixed and one new.
+type PairKey = (String, String, String, String, String, String, String);
+
+fn pair_key(f: &Finding, path: &str) -> PairKey {
+    let (group, kind, namespace, name) = f
+        .object
+        .as_ref()
+        .map(|o| {
+            (
+                o.identity_group().to_owned(),
+                o.kind.clone(),
+                o.namespace.clone(),
+                o.name.clone(),
+            )
+        })
+        .unwrap_or_default();
+    let kind_for_paths = kind.clone();
+    (
+        f.rule.clone(),
+        path.to_owned(),
+        group,
+        kind,
+        format!("{namespace}/{name}"),
+        f.container.clone().unwrap_or_default(),
+        normalized_field_path(&kind_for_paths, &strip_list_keys(&f.field_path)),
+    )
+}
+
+/// A field path with its list items' keys removed: `rules[verbs=get].verbs` → `rules[].verbs`.
+/// Quoted keys (`annotations["a.b/c"]`) stay.
+pub fn strip_list_keys(field_path: &str) -> String {
+    let mut out = String::with_capacity(field_path.len());
+    let mut chars = field_path.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c != '[' {
+            out.push(c);
+            continue;
+        }
+        if chars.peek() == Some(&'"') {
+            // A quoted key: copied through its closing `"]`.
+            out.push(c);
+            let mut previous = '[';
+            for c in chars.by_ref() {
+                out.push(c);
+                if c == ']' && previous == '"' {
+                    break;
+                }
+                previous = c;
+            }
+            continue;
+        }
+        for c in chars.by_ref() {
+            if c == ']' {
+                break;
+            }
+        }
+        out.push_str("[]");
+    }
+    out
+}
+
+/// Field paths of kinds whose API moved, spelled as the newest version spells them, so a
+/// finding on an object that only migrated is the same finding (docs/review.md lists them).
+pub fn normalized_field_path(kind: &str, path: &str) -> String {
+    const RENAMES: &[(&str, &[(&str, &str)])] = &[
+        (
+            "Ingress",
+            &[
+                ("spec.backend", "spec.defaultBackend"),
+                (".serviceName", ".service.name"),
+                (".servicePort", ".service.port"),
+            ],
+        ),
+        (
+            "HorizontalPodAutoscaler",
+            &[("spec.targetCPUUtilizationPercentage", "spec.metrics")],
+        ),
+    ];
+    let mut out = path.to_owned();
+    for (k, renames) in RENAMES {
+        if *k == kind {
+            for (old, new) in *renames {
+                if out.contains(old) {
+                    out = out.replace(old, new);
+                }
+            }
+        }
+    }
+    out
+}
+
+/// Pairs, one to one and in order, the new and fixed findings left after exact matching that
+/// agree on their [`PairKey`]: each pair is pre-existing.
+fn pair_remaining(
+    new: &mut Vec<Finding>,
+    fixed: &mut Vec<Finding>,
+    pre_existing: &mut Vec<Finding>,
+    sides: &Sides<'_>,
+) {
+    if new.is_empty() || fixed.is_empty() {
+        return;
+    }
+    let mut waiting: HashMap<PairKey, std::collections::VecDeque<usize>> = HashMap::new();
+    for (i, f) in fixed.iter().enumerate() {
+        waiting
+            .entry(pair_key(f, sides.mapped(&f.path)))
+            .or_default()
+            .push_back(i);
+    }
+    let mut paired = vec![false; fixed.len()];
+    let mut still_new = Vec::with_capacity(new.len());
+    for f in new.drain(..) {
+        match waiting
+            .get_mut(&pair_key(&f, &f.path))
+            .and_then(|queue| queue.pop_front())
+        {
+            Some(i) => {
+                paired[i] = true;
+                pre_existing.push(f);
+            }
+            None => still_new.push(f),
+        }
+    }
+    *new = still_new;
+    let mut i = 0;
+    fixed.retain(|_| {
+        let keep = !paired[i];
+        i += 1;
+        keep
+    });
+}
+
 fn object_paths(
     files: &[ManifestFile],
     map: &dyn Fn(&str) -> String,
@@ -612,7 +781,7 @@ fn object_paths(
     for file in files {
         for o in file.objects() {
             let key = (
-                o.group().to_owned(),
+                crate::manifest::identity_group(o.group(), o.kind).to_owned(),
                 o.kind.to_owned(),
                 o.namespace_or_default().to_owned(),
                 o.name.to_owned(),
@@ -947,6 +1116,9 @@ fn resolve_item<'n>(
         node = match segment {
             Segment::Key(k) => node.get(k)?,
             Segment::Item(ItemKey::Index(i)) => node.as_seq()?.get(*i)?,
+            Segment::Item(ItemKey::Content(c)) => node.as_seq()?.iter().find(|item| {
+                item.as_map().is_some() && crate::manifest::path::content_key(item) == *c
+            })?,
             Segment::Item(_) => return None,
         };
     }

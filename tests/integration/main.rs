@@ -31,6 +31,7 @@ mod polaris_conformance;
 mod queue;
 mod queue_postgres;
 mod review;
+mod review_identity;
 mod rule_docs;
 mod rule_fixtures;
 mod scale_out;

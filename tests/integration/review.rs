@@ -8,19 +8,19 @@ use kubeward::owners::Flavor;
 use kubeward::pipeline::{ReviewOptions, Revisions, review};
 use kubeward::review::{AnchorKind, Conclusion, ReviewPlan};
 
-struct Repo {
+pub(crate) struct Repo {
     _dir: tempfile::TempDir,
     git: Git2,
 }
 
 impl Repo {
-    fn new() -> Repo {
+    pub(crate) fn new() -> Repo {
         let dir = tempfile::tempdir().expect("temp dir");
         let git = Git2::init_bare(dir.path()).expect("init");
         Repo { _dir: dir, git }
     }
 
-    fn commit(&self, branch: &str, parents: &[Oid], files: &[(&str, &str)]) -> Oid {
+    pub(crate) fn commit(&self, branch: &str, parents: &[Oid], files: &[(&str, &str)]) -> Oid {
         let files: Vec<(&str, &[u8])> = files.iter().map(|(p, c)| (*p, c.as_bytes())).collect();
         build::commit(
             &self.git,
@@ -32,7 +32,7 @@ impl Repo {
         .expect("commit")
     }
 
-    fn review(&self, base: &str, head: &str) -> ReviewPlan {
+    pub(crate) fn review(&self, base: &str, head: &str) -> ReviewPlan {
         self.review_as(base, head, Flavor::GitHub)
     }
 
