@@ -311,6 +311,22 @@ pub struct NotReviewed {
     pub detail: Option<String>,
 }
 
+impl NotReviewed {
+    /// The line the plan's `notes` carry for it.
+    pub fn note(&self) -> String {
+        let detail = self
+            .detail
+            .as_deref()
+            .map(|d| format!(" ({d})"))
+            .unwrap_or_default();
+        format!(
+            "{}: not reviewed: {}{detail}",
+            self.path,
+            self.reason.describe()
+        )
+    }
+}
+
 /// Identity of an object across revisions.
 type ObjectKey = (String, String, String, String);
 
@@ -606,12 +622,13 @@ pub fn plan_from_audits(
 
     let (inline_comments, file_comments, annotations) =
         comments(&mut new_planned, &suggestions, input, &sides);
-    let notes: Vec<String> = input
+    let mut notes: Vec<String> = input
         .owners
         .errors
         .iter()
         .map(|e| format!("{} line {}: {}", input.owners.path, e.line, e.message))
         .collect();
+    notes.extend(input.not_reviewed.iter().map(NotReviewed::note));
     let mut plan = ReviewPlan {
         version: PLAN_VERSION,
         forge: input.forge,
@@ -1150,10 +1167,16 @@ fn comments(
         match (anchor.kind, anchor.line) {
             (AnchorKind::File, _) => by_file.entry(anchor.new_path.clone()).or_default().push(i),
             (AnchorKind::Summary, _) | (_, None) => {}
-            (_, Some(line)) => by_line
-                .entry((anchor.new_path.clone(), line))
-                .or_default()
-                .push(i),
+            (_, Some(line)) => {
+                let members = by_line.entry((anchor.new_path.clone(), line)).or_default();
+                // A comment never carries the same finding twice.
+                if !members
+                    .iter()
+                    .any(|m| new[*m].finding.fingerprint == f.finding.fingerprint)
+                {
+                    members.push(i);
+                }
+            }
         }
     }
     // Most severe lines first when the limit bites.

@@ -198,10 +198,22 @@ pub fn title(plan: &ReviewPlan) -> String {
         };
         return truncate(&text, 100);
     }
+    // Files that are no manifest to judge (templates, patches, values) are not a finding,
+    // but "No new problems" alone would claim they were looked at.
+    let others = plan.not_reviewed.len();
     let text = if new.total() == 0 {
-        match plan.counts.fixed.total() {
-            0 => "No new problems".to_owned(),
-            n => format!("No new problems, {n} fixed"),
+        let fixed = match plan.counts.fixed.total() {
+            0 => String::new(),
+            n => format!(", {n} fixed"),
+        };
+        match others {
+            0 => format!("No new problems{fixed}"),
+            1 => format!(
+                "No new problems in the manifests{fixed}; 1 other changed file not reviewed"
+            ),
+            n => format!(
+                "No new problems in the manifests{fixed}; {n} other changed files not reviewed"
+            ),
         }
     } else {
         let noun = if new.total() == 1 {
@@ -442,7 +454,10 @@ pub fn summary(plan: &ReviewPlan, policy: &Policy) -> String {
             }
         );
     }
-    for note in &plan.notes {
+    // Files not reviewed have their own section above.
+    let listed: std::collections::HashSet<String> =
+        plan.not_reviewed.iter().map(|n| n.note()).collect();
+    for note in plan.notes.iter().filter(|n| !listed.contains(*n)) {
         let _ = writeln!(out, "> {}", neutralize(note));
     }
     let mut out = truncate(&out, MAX_BODY_CHARS - 100);

@@ -277,3 +277,101 @@ fn an_incomplete_review_names_what_it_did_not_judge_and_exits_per_policy() {
         );
     }
 }
+
+/// A change to chart templates, a values file and a kustomize patch is not "No new problems":
+/// every changed file the review did not judge is named, with why, in the title, the summary,
+/// the plan's notes and the text output.
+#[test]
+fn changed_files_that_are_not_manifests_are_named() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let repo = Repository::init(dir.path()).expect("init");
+    let chart_template =
+        "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: {{ .Release.Name }}\n";
+    let kustomization = "resources: [base.yaml]\npatches:\n  - path: patch.yaml\n";
+    let base = build::commit(
+        &repo,
+        Some("refs/heads/main"),
+        &[],
+        &[
+            (
+                "chart/Chart.yaml",
+                b"apiVersion: v2\nname: c\nversion: 1.0.0\n".as_slice(),
+            ),
+            ("chart/values.yaml", b"replicas: 1\n"),
+            ("chart/templates/deploy.yaml", chart_template.as_bytes()),
+            ("k/kustomization.yaml", kustomization.as_bytes()),
+            ("k/base.yaml", GOOD.as_bytes()),
+            (
+                "k/patch.yaml",
+                b"apiVersion: v1\nkind: Pod\nmetadata: {name: p}\n",
+            ),
+        ],
+        "base",
+    )
+    .expect("base");
+    build::commit(
+        &repo,
+        Some("refs/heads/pr"),
+        &[base],
+        &[
+            (
+                "chart/Chart.yaml",
+                b"apiVersion: v2\nname: c\nversion: 1.0.0\n".as_slice(),
+            ),
+            ("chart/values.yaml", b"replicas: 2\n"),
+            (
+                "chart/templates/deploy.yaml",
+                format!("{chart_template}  labels: {{app: x}}\n").as_bytes(),
+            ),
+            ("k/kustomization.yaml", kustomization.as_bytes()),
+            ("k/base.yaml", GOOD.as_bytes()),
+            (
+                "k/patch.yaml",
+                b"apiVersion: v1\nkind: Pod\nmetadata: {name: p, labels: {a: b}}\n",
+            ),
+        ],
+        "pr",
+    )
+    .expect("pr");
+    let (code, stdout, stderr) = kubeward(
+        dir.path(),
+        &[
+            "review", "--base", "main", "--head", "pr", "--format", "json",
+        ],
+    );
+    assert_eq!(code, Some(0), "informational only: {stderr}");
+    let plan: serde_json::Value = serde_json::from_str(&stdout).expect("plan");
+    assert_eq!(plan["incomplete"], false);
+    let notes: Vec<&str> = plan["notes"]
+        .as_array()
+        .expect("notes")
+        .iter()
+        .filter_map(|n| n.as_str())
+        .collect();
+    for (path, why) in [
+        ("chart/templates/deploy.yaml", "a Helm template"),
+        ("chart/values.yaml", "no Kubernetes objects"),
+        ("k/patch.yaml", "a kustomize patch"),
+    ] {
+        assert!(
+            notes
+                .iter()
+                .any(|n| n.starts_with(&format!("{path}: not reviewed: {why}"))),
+            "{path}: {notes:?}"
+        );
+    }
+    assert_eq!(
+        plan["title"],
+        "No new problems in the manifests; 3 other changed files not reviewed"
+    );
+    let summary = plan["summary"].as_str().expect("summary");
+    assert!(
+        summary.contains("`chart/templates/deploy.yaml`: a Helm template"),
+        "{summary}"
+    );
+    let (_, text, _) = kubeward(dir.path(), &["review", "--base", "main", "--head", "pr"]);
+    assert!(
+        text.contains("chart/values.yaml: not a manifest to review: no Kubernetes objects"),
+        "{text}"
+    );
+}
