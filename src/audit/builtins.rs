@@ -912,20 +912,16 @@ fn probe_port_not_exposed(cx: &Context<'_, '_>) -> Vec<Violation> {
         .iter()
         .filter_map(|p| p.get("name").and_then(Node::scalar_text))
         .collect();
-    let numbers: Vec<i64> = ports
-        .iter()
-        .filter_map(|p| p.get("containerPort").and_then(Node::as_i64))
-        .collect();
     let mut violations = Vec::new();
     for probe in ["livenessProbe", "readinessProbe", "startupProbe"] {
         for handler in ["httpGet", "tcpSocket", "grpc"] {
             let Some(port) = container.get_path(&[probe, handler, "port"]) else {
                 continue;
             };
+            // A numeric port reaches the container whatever `ports` declares (the list is
+            // informational); only a name must resolve, among the container's own ports.
             let exposed = match &port.value {
                 Value::Str(name) => names.iter().any(|n| n == name),
-                // A numeric port needs no declaration; only contradict a declared list.
-                Value::Int(n) => numbers.is_empty() || numbers.contains(n),
                 _ => true,
             };
             if !exposed {
