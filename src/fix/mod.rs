@@ -281,7 +281,17 @@ pub fn plan(text: &str, object: &Node, ops: &[FixOp]) -> Option<Vec<Edit>> {
     let mut primitives: Vec<Primitive> = Vec::new();
     // Insertions grouped by the node they go under, merged as data first.
     let mut inserts: Vec<(*const Node, &Node, Option<&Entry>, Json)> = Vec::new();
+    let ops = &group_item_removals(object, ops)?;
     for op in ops {
+        if let FixOp::Remove { path } = op
+            && let Some(Segment::Item(_)) = path.segments().last()
+        {
+            // One item of a list that keeps others: only its own lines go.
+            let list = land(object, &path.parent())?.existing?;
+            let item = child(&list.value, path.segments().last()?)?;
+            primitives.push(remove_item(&lines, &list.value, item.node())?);
+            continue;
+        }
         match op {
             FixOp::Set { path, value } => {
                 let landing = land(object, path)?;
@@ -321,9 +331,77 @@ pub fn plan(text: &str, object: &Node, ops: &[FixOp]) -> Option<Vec<Edit>> {
         }
     }
     for (_, parent, holder, addition) in inserts {
+        // Keys added to a flow mapping (`capabilities: {add: [CHOWN]}`): the mapping is
+        // rewritten whole, as block style, with its old keys and the new ones.
+        if let Some(holder) = holder
+            && std::ptr::eq(&holder.value, parent)
+            && matches!(parent.value, Value::Map(_))
+            && is_flow(&lines, parent)
+            && parent.span.start.line == parent.span.last_line()
+        {
+            let mut merged = parent.to_json();
+            merge_json(&mut merged, addition);
+            primitives.push(replace_value(&lines, holder, &merged)?);
+            continue;
+        }
         primitives.push(insert_under(&lines, parent, holder, &addition)?);
     }
     Some(merge(&lines, primitives))
+}
+
+/// Removals of list items, per list: a list that would lose every item is removed as a whole
+/// (no `add: []` left behind); the others stay item removals. Other operations pass through.
+fn group_item_removals(object: &Node, ops: &[FixOp]) -> Option<Vec<FixOp>> {
+    let mut out: Vec<FixOp> = Vec::new();
+    let mut by_list: Vec<(FieldPath, Vec<FieldPath>)> = Vec::new();
+    for op in ops {
+        match op {
+            FixOp::Remove { path } if matches!(path.segments().last(), Some(Segment::Item(_))) => {
+                let list = path.parent();
+                match by_list.iter_mut().find(|(l, _)| *l == list) {
+                    Some((_, items)) => {
+                        if !items.contains(path) {
+                            items.push(path.clone());
+                        }
+                    }
+                    None => by_list.push((list, vec![path.clone()])),
+                }
+            }
+            other => out.push(other.clone()),
+        }
+    }
+    for (list, items) in by_list {
+        let length = land(object, &list)?
+            .existing?
+            .value
+            .as_seq()
+            .map_or(0, <[Node]>::len);
+        if items.len() >= length {
+            out.push(FixOp::Remove { path: list });
+        } else {
+            out.extend(items.into_iter().map(|path| FixOp::Remove { path }));
+        }
+    }
+    Some(out)
+}
+
+/// Removes one block-style item (`- VALUE`, on lines of its own) from `list`.
+fn remove_item(lines: &[&str], list: &Node, item: &Node) -> Option<Primitive> {
+    if is_flow(lines, list) {
+        return None;
+    }
+    let line_no = item.span.start.line;
+    let line = line_text(lines, line_no);
+    // The item must start its line: `- X`, nothing before the dash but indentation.
+    let dash = line.find('-')?;
+    if !line[..dash].trim().is_empty() || byte_at(line, item.span.start.col) <= dash {
+        return None;
+    }
+    Some(Primitive::Replace {
+        start: line_no,
+        end: content_last_line(item).max(line_no),
+        lines: Vec::new(),
+    })
 }
 
 fn replace_value(lines: &[&str], entry: &Entry, value: &Json) -> Option<Primitive> {
@@ -458,27 +536,12 @@ fn merge(lines: &[&str], mut primitives: Vec<Primitive>) -> Vec<Edit> {
                 match replaced {
                     Some((last, new_lines)) => {
                         out.extend(new_lines);
-                        for inserted in group.iter().filter_map(|p| match p {
-                            Primitive::Insert { after, lines }
-                                if *after >= line && *after <= last =>
-                            {
-                                Some(lines)
-                            }
-                            _ => None,
-                        }) {
-                            out.extend(inserted.iter().cloned());
-                        }
+                        out.extend(inserts_after(&group, line, last));
                         line = last + 1;
                     }
                     None => {
                         out.push(line_text(lines, line).to_owned());
-                        for p in &group {
-                            if let Primitive::Insert { after, lines } = p
-                                && *after == line
-                            {
-                                out.extend(lines.iter().cloned());
-                            }
-                        }
+                        out.extend(inserts_after(&group, line, line));
                         line += 1;
                     }
                 }
@@ -490,6 +553,22 @@ fn merge(lines: &[&str], mut primitives: Vec<Primitive>) -> Vec<Edit> {
             }
         })
         .collect()
+}
+
+/// The lines inserted after lines `from..=to`, innermost first: where several mappings end on
+/// the same line (a container's `securityContext`, the container, the pod spec), the deepest
+/// one's new keys must come before its parents' or they would land in the wrong mapping.
+fn inserts_after(group: &[Primitive], from: u32, to: u32) -> Vec<String> {
+    let mut inserted: Vec<&Vec<String>> = group
+        .iter()
+        .filter_map(|p| match p {
+            Primitive::Insert { after, lines } if *after >= from && *after <= to => Some(lines),
+            _ => None,
+        })
+        .collect();
+    let indent = |lines: &&Vec<String>| lines.first().map_or(0, |l| l.len() - l.trim_start().len());
+    inserted.sort_by_key(|lines| std::cmp::Reverse(indent(lines)));
+    inserted.into_iter().flatten().cloned().collect()
 }
 
 /// Applies edits (non-overlapping) to a text.
@@ -628,14 +707,47 @@ mod tests {
     }
 
     #[test]
-    fn flow_style_is_left_alone() {
-        let text = "spec: {containers: [{name: a}]}\n";
+    fn flow_style_over_several_lines_is_left_alone() {
+        let text = "spec: {containers: [{name: a}],\n  volumes: []}\n";
         let node = root(text);
         let ops = vec![FixOp::Set {
             path: path("spec.hostNetwork"),
             value: Json::Bool(false),
         }];
         assert!(plan(text, &node, &ops).is_none());
+    }
+
+    #[test]
+    fn a_one_line_flow_mapping_that_gains_a_key_is_rewritten_whole() {
+        let text = "c:\n  securityContext:\n    capabilities: {add: [CHOWN]}\n";
+        let node = root(text);
+        let ops = vec![FixOp::Set {
+            path: path("c.securityContext.capabilities.drop"),
+            value: serde_json::json!(["ALL"]),
+        }];
+        let edits = plan(text, &node, &ops).expect("writable");
+        assert_eq!(
+            apply(text, &edits),
+            "c:\n  securityContext:\n    capabilities:\n      add:\n        - CHOWN\n      drop:\n        - ALL\n"
+        );
+    }
+
+    #[test]
+    fn only_the_named_list_items_are_removed() {
+        let text = "add:\n  - NET_BIND_SERVICE\n  - SYS_ADMIN\n  - NET_RAW\n";
+        let node = root(text);
+        let list = node.get("add").and_then(Node::as_seq).expect("list");
+        let item = |i: usize| FixOp::Remove {
+            path: FieldPath::root().key("add").item(i, &list[i]),
+        };
+        let edits = plan(text, &node, &[item(1)]).expect("writable");
+        assert_eq!(
+            apply(text, &edits),
+            "add:\n  - NET_BIND_SERVICE\n  - NET_RAW\n"
+        );
+        // Every item named: the list goes, not an empty `add: []`.
+        let edits = plan(text, &node, &[item(0), item(1), item(2)]).expect("writable");
+        assert_eq!(apply(text, &edits).trim(), "");
     }
 
     #[test]

@@ -4,6 +4,7 @@
 
 mod exemptions;
 pub mod render;
+pub mod verify;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
@@ -12,7 +13,7 @@ use serde::{Deserialize, Serialize};
 use crate::audit::{AuditResult, Finding, ObjectRef, Severity, audit_focused};
 use crate::config::{FailOn, Incomplete, Policy};
 use crate::diff::{ChangeKind, FileChange, Hunk};
-use crate::fix::{Edit, FixOp, plan};
+use crate::fix::{FixOp, plan};
 use crate::manifest::{ManifestFile, Object};
 use crate::owners::{CodeOwners, Flavor};
 use crate::yaml::Node;
@@ -1036,6 +1037,8 @@ impl Suggestion {
 
 fn suggestions(new: &[Finding], input: &ReviewInput<'_>) -> HashMap<String, Suggestion> {
     let mut out = HashMap::new();
+    // Lines (path, first, last) that an offered suggestion replaces.
+    let mut taken: Vec<(String, u32, u32)> = Vec::new();
     // Group fixable findings per object of a changed file.
     let mut groups: BTreeMap<(String, usize, String), Vec<&Finding>> = BTreeMap::new();
     for f in new.iter().filter(|f| !f.fix.is_empty()) {
@@ -1079,44 +1082,69 @@ fn suggestions(new: &[Finding], input: &ReviewInput<'_>) -> HashMap<String, Sugg
             },
             None => root,
         };
-        let ops: Vec<FixOp> = findings
-            .iter()
-            .flat_map(|f| f.fix.iter().cloned())
-            .collect();
-        let Some(edits) = plan(text, object, &ops) else {
-            continue;
-        };
-        if !fixed_text_parses(text, &edits) {
-            continue;
+        // One merged fix for the object; when it cannot be verified, each finding's own fix
+        // on its own (a finding whose fix would stop the workload gets none).
+        let mut candidates: Vec<Vec<&Finding>> = vec![findings.clone()];
+        if findings.len() > 1 {
+            candidates.extend(findings.iter().map(|f| vec![*f]));
         }
-        for edit in &edits {
-            let Some(hunk) = change.one_hunk_shows(edit.start_line, edit.end_line) else {
+        for group in candidates {
+            if group.iter().all(|f| out.contains_key(&f.fingerprint)) {
+                continue;
+            }
+            let ops: Vec<FixOp> = group.iter().flat_map(|f| f.fix.iter().cloned()).collect();
+            let Some(edits) = plan(text, object, &ops) else {
                 continue;
             };
-            let anchor = Anchor {
-                kind: AnchorKind::Suggestion,
-                new_path: path.clone(),
-                old_path: change.old_path.clone(),
-                line: Some(edit.end_line),
-                start_line: (edit.start_line != edit.end_line).then_some(edit.start_line),
-                old_line: hunk.old_line_of(edit.end_line),
-                hunk: Some(hunk.into()),
-            };
-            for f in &findings {
-                // A finding belongs to the edit its own fix would make.
-                let own = plan(text, object, &f.fix).unwrap_or_default();
-                if own
-                    .iter()
-                    .any(|o| o.start_line >= edit.start_line && o.end_line <= edit.end_line)
-                {
-                    out.insert(
-                        f.fingerprint.clone(),
-                        Suggestion {
-                            anchor: anchor.clone(),
-                            lines: edit.lines.clone(),
-                        },
-                    );
+            // Fallback suggestions must not touch each other's lines: applied one after the
+            // other, they would conflict.
+            let overlaps = edits.iter().any(|e| {
+                taken.iter().any(|(p, start, end)| {
+                    *p == path && e.start_line <= *end + 1 && *start <= e.end_line + 1
+                })
+            });
+            if overlaps {
+                continue;
+            }
+            // Offered only when verified: see `verify`.
+            if let Err(why) = verify::verify(&path, text, &edits, &ops, &group, input.policy) {
+                tracing::debug!(path = %path, ?why, "suggestion not offered");
+                continue;
+            }
+            for edit in &edits {
+                taken.push((path.clone(), edit.start_line, edit.end_line));
+                let Some(hunk) = change.one_hunk_shows(edit.start_line, edit.end_line) else {
+                    continue;
+                };
+                let anchor = Anchor {
+                    kind: AnchorKind::Suggestion,
+                    new_path: path.clone(),
+                    old_path: change.old_path.clone(),
+                    line: Some(edit.end_line),
+                    start_line: (edit.start_line != edit.end_line).then_some(edit.start_line),
+                    old_line: hunk.old_line_of(edit.end_line),
+                    hunk: Some(hunk.into()),
+                };
+                for f in &group {
+                    // A finding belongs to the edit its own fix would make.
+                    let own = plan(text, object, &f.fix).unwrap_or_default();
+                    if own
+                        .iter()
+                        .any(|o| o.start_line >= edit.start_line && o.end_line <= edit.end_line)
+                    {
+                        out.insert(
+                            f.fingerprint.clone(),
+                            Suggestion {
+                                anchor: anchor.clone(),
+                                lines: edit.lines.clone(),
+                            },
+                        );
+                    }
                 }
+            }
+            // The merged fix covered the object: no fallback needed.
+            if group.len() == findings.len() {
+                break;
             }
         }
     }
@@ -1140,13 +1168,6 @@ fn resolve_item<'n>(
         };
     }
     Some(node)
-}
-
-fn fixed_text_parses(text: &str, edits: &[Edit]) -> bool {
-    let fixed = crate::fix::apply(text, edits);
-    crate::yaml::parse_stream(&fixed, crate::yaml::Limits::default())
-        .iter()
-        .all(|d| d.root.is_ok())
 }
 
 type Comments = (Vec<InlineComment>, Vec<FileComment>, Vec<Annotation>);

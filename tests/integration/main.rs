@@ -36,3 +36,4 @@ mod rule_docs;
 mod rule_fixtures;
 mod scale_out;
 mod serve_process;
+mod suggestions;

@@ -36,7 +36,7 @@ impl Repo {
         self.review_as(base, head, Flavor::GitHub)
     }
 
-    fn review_as(&self, base: &str, head: &str, forge: Flavor) -> ReviewPlan {
+    pub(crate) fn review_as(&self, base: &str, head: &str, forge: Flavor) -> ReviewPlan {
         let repo = Repository::open(self.git.path()).expect("open");
         let revisions = Revisions::resolve(&repo, base, head).expect("revisions");
         review(
@@ -801,7 +801,7 @@ fn every_anchored_comment_is_on_a_line_the_diff_shows() {
 
 /// Applies each inline suggestion of the plan where the plan puts it (`start_line..=line` of
 /// the head file), as a reviewer clicking "Commit suggestion" would.
-fn apply_plan_suggestions(plan: &ReviewPlan, path: &str, text: &str) -> String {
+pub(crate) fn apply_plan_suggestions(plan: &ReviewPlan, path: &str, text: &str) -> String {
     let mut lines: Vec<String> = text.lines().map(str::to_owned).collect();
     let mut comments: Vec<_> = plan
         .inline_comments

@@ -346,7 +346,7 @@ async fn a_replica_killed_mid_review_is_taken_over_without_duplicates() {
     lines.sort_unstable();
     lines.dedup();
     assert_eq!(lines.len(), posted, "no line commented twice: {lines:?}");
-    assert_eq!(lines, [3, 6, 7, 9], "the review's comments, once each");
+    assert_eq!(lines, [3, 6, 7, 9, 10], "the review's comments, once each");
     assert_eq!(world.mock.fake.issue_comments().len(), 1, "one summary");
     let row = sqlx::query("SELECT state, attempts FROM jobs")
         .fetch_one(&mut db)
