@@ -266,6 +266,48 @@ fn a_file_over_the_size_limit_is_skipped_with_its_real_size() {
     assert!(run.stdout.contains(&expected), "{run:?}");
 }
 
+/// An endless device is read only to the limit, and the warning says so rather than quoting
+/// the size the file system reports for it (0).
+#[test]
+fn an_endless_device_is_read_to_the_limit_and_said_to_be_over_it() {
+    let dir = workspace(&[(".kubeward.yaml", b"limits:\n  maxFileSize: 1000\n")]);
+    let run = kubeward(dir.path(), &["audit", "/dev/zero"]);
+    assert_eq!(run.code, Some(0), "{run:?}");
+    assert!(
+        run.stdout.contains(
+            "warning: /dev/zero: skipped: over the 1000 byte limit \
+             (read 1001 bytes of a character device and stopped)"
+        ),
+        "{run:?}"
+    );
+    assert!(!run.stdout.contains("0 bytes is over"), "{run:?}");
+}
+
+/// A symlink that points at itself is a usage error that says what it is, not "no such file".
+#[test]
+fn a_self_looping_symlink_is_a_usage_error_that_says_so() {
+    let dir = workspace(&[("pod.yaml", RISKY_POD.as_bytes())]);
+    std::os::unix::fs::symlink("loop.yaml", dir.path().join("loop.yaml")).expect("symlink");
+    std::os::unix::fs::symlink("gone.yaml", dir.path().join("dangling.yaml")).expect("symlink");
+    let run = kubeward(dir.path(), &["audit", "loop.yaml", "pod.yaml"]);
+    assert_eq!(run.code, Some(2), "{run:?}");
+    assert!(
+        run.stderr.contains(
+            "kubeward: loop.yaml: cannot follow the symbolic link: \
+             Too many levels of symbolic links"
+        ),
+        "{run:?}"
+    );
+    assert!(!run.stderr.contains("no such file"), "{run:?}");
+    let run = kubeward(dir.path(), &["audit", "dangling.yaml"]);
+    assert_eq!(run.code, Some(2), "{run:?}");
+    assert!(
+        run.stderr
+            .contains("dangling.yaml: symbolic link to `gone.yaml`, which does not exist"),
+        "{run:?}"
+    );
+}
+
 // ---------------------------------------------------------------------------------------------
 // Inputs
 
