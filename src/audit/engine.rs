@@ -176,7 +176,11 @@ fn parse_error_finding(path: &str, error: &crate::yaml::ParseError, policy: &Pol
         container: None,
         fingerprint: fingerprint(PARSE_ERROR, None, Some(path), &field_path),
         field_path: String::new(),
-        message: format!("not valid YAML: {}", error.message),
+        // A file over its parse budget may be valid YAML: its message says what it is over.
+        message: match error.budget {
+            Some(_) => error.message.clone(),
+            None => format!("not valid YAML: {}", error.message),
+        },
         exempted_by: None,
         fix: Vec::new(),
         location: None,

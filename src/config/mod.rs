@@ -106,6 +106,12 @@ struct LimitsSpec {
     max_depth: Option<usize>,
     #[serde(default)]
     max_alias_nodes: Option<usize>,
+    #[serde(default)]
+    max_file_nodes: Option<usize>,
+    #[serde(default)]
+    max_file_scalar_bytes: Option<usize>,
+    #[serde(default)]
+    max_file_documents: Option<usize>,
 }
 
 /// Settings for pull-request reviews.
@@ -433,6 +439,15 @@ impl Policy {
             }
             if let Some(n) = spec.limits.max_alias_nodes {
                 policy.yaml_limits.max_alias_nodes = n;
+            }
+            if let Some(n) = spec.limits.max_file_nodes {
+                policy.yaml_limits.max_file_nodes = n;
+            }
+            if let Some(n) = spec.limits.max_file_scalar_bytes {
+                policy.yaml_limits.max_file_scalar_bytes = n;
+            }
+            if let Some(n) = spec.limits.max_file_documents {
+                policy.yaml_limits.max_file_documents = n;
             }
             policy.review = spec.review.clone();
         }

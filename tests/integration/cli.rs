@@ -1024,6 +1024,110 @@ fn a_billion_laughs_file_is_a_quick_parse_error_and_the_other_files_are_audited(
     );
 }
 
+/// The issue's alias file in miniature: after a risky Pod (22 nodes), ConfigMaps of 829 nodes
+/// each once their aliases are expanded, under the per-document alias limit (10,000) and under the default
+/// per-file budget (1,000,000) at this size. A small `maxFileNodes` in the policy stands in for
+/// the 20,000 documents of the real attack (measured in `cargo bench --bench hostile`).
+fn alias_heavy_file(documents: usize) -> String {
+    let mut text = String::from(RISKY_POD);
+    for i in 0..documents {
+        text.push_str(&format!(
+            "---\napiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: lol-{i}\n  namespace: prod\n\
+             data:\n  a: &a [x, x, x, x, x, x, x, x, x, x]\n  b: &b [*a, *a, *a, *a, *a, *a, *a, *a]\n\
+             \x20 c: [*b, *b, *b, *b, *b, *b, *b, *b]\n"
+        ));
+    }
+    text
+}
+
+#[test]
+fn a_file_over_its_parse_budget_is_one_parse_error_and_the_others_are_audited() {
+    let bomb = alias_heavy_file(100);
+    let files = |policy: &'static str| {
+        workspace(&[
+            ("alias.yaml", bomb.as_bytes()),
+            ("pod.yaml", RISKY_POD.as_bytes()),
+            (".kubeward.yaml", policy.as_bytes()),
+        ])
+    };
+    let args = ["audit", "--only", "hostNetworkSet", "--format", "json", "."];
+
+    // Within the default budgets, the whole file is audited.
+    let run = kubeward(files("failOn: danger\n").path(), &args);
+    assert_eq!(run.code, Some(3), "{run:?}");
+    assert!(
+        run.rules_at()
+            .contains(&("alias.yaml".into(), "hostNetworkSet".into(), 7)),
+        "{run:?}"
+    );
+    assert!(!run.stdout.contains("parseError"), "{run:?}");
+
+    // Over a budget, the file is one parseError and nothing in it is audited, the risky Pod
+    // that came before the excess included: no finding may stand for a file only half read.
+    let dir = files("limits:\n  maxFileNodes: 5000\n");
+    let run = kubeward(dir.path(), &args);
+    assert_eq!(run.code, Some(3), "{run:?}");
+    assert_eq!(
+        run.rules_at(),
+        [
+            ("alias.yaml".to_owned(), "parseError".to_owned(), 73),
+            ("pod.yaml".to_owned(), "hostNetworkSet".to_owned(), 7)
+        ],
+        "stopped at the first excess, the 5,001st node: {run:?}"
+    );
+    let json = run.json();
+    let message = json["findings"][0]["message"].as_str().unwrap_or_default();
+    assert_eq!(
+        message,
+        "file over its parse budget of 5000 YAML nodes, aliases counted at every use \
+         (raise `limits.maxFileNodes` in the policy to allow more); none of this file was audited"
+    );
+    assert_eq!(json["findings"][0]["severity"], "danger");
+    let run = kubeward(
+        dir.path(),
+        &["audit", "--only", "hostNetworkSet", "alias.yaml"],
+    );
+    assert!(
+        run.stdout
+            .contains("alias.yaml:73:7 danger parseError file over its parse budget of 5000"),
+        "{run:?}"
+    );
+
+    // The exit status follows the policy's severity for parseError, as for any parse error.
+    let dir = files("limits: {maxFileNodes: 5000}\nrules: {parseError: warning}\n");
+    let run = kubeward(
+        dir.path(),
+        &["audit", "--only", "hostNetworkSet", "alias.yaml"],
+    );
+    assert_eq!(run.code, Some(0), "{run:?}");
+    assert!(
+        run.stdout
+            .contains("alias.yaml:73:7 warning parseError file over its parse budget"),
+        "{run:?}"
+    );
+
+    // The document and scalar-byte budgets are configured the same way.
+    let dir = files("limits: {maxFileDocuments: 50}\n");
+    let run = kubeward(dir.path(), &args);
+    let json = run.json();
+    assert_eq!(json["findings"][0]["rule"], "parseError", "{run:?}");
+    assert!(
+        json["findings"][0]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("parse budget of 50 documents")
+                && m.contains("`limits.maxFileDocuments`")),
+        "{run:?}"
+    );
+    let dir = files("limits: {maxFileScalarBytes: 20000}\n");
+    let run = kubeward(dir.path(), &args);
+    assert!(
+        run.json()["findings"][0]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("parse budget of 20000 bytes of scalar text")),
+        "{run:?}"
+    );
+}
+
 #[test]
 fn yaml_1_1_scalars_are_honoured() {
     let with =
