@@ -531,13 +531,16 @@ fn run_schema<'a>(
             })
             .map(|o| o.node)
             .collect();
-        if !SchemaCheck::additional_satisfied(additional, &candidates, &input) {
-            return vec![Violation {
-                span: scope.anchor,
-                path: scope.path.clone(),
-                detail: Some(format!("no {group_kind} in the input satisfies the check")),
-            }];
-        }
+        let detail = match SchemaCheck::additional_satisfied(additional, &candidates, &input) {
+            Ok(true) => continue,
+            Ok(false) => format!("no {group_kind} in the input satisfies the check"),
+            Err(gave_up) => gave_up.detail(&schema.origin),
+        };
+        return vec![Violation {
+            span: scope.anchor,
+            path: scope.path.clone(),
+            detail: Some(detail),
+        }];
     }
     Vec::new()
 }

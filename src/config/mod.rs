@@ -351,8 +351,12 @@ impl Policy {
             policy.source = Some(config.name.clone());
             let spec = &config.spec;
             for (id, check) in &spec.custom_checks {
+                let origin = match config.mark_of(&["customChecks", id]) {
+                    Some(mark) => format!("{}:{}", config.name, mark.line),
+                    None => config.name.clone(),
+                };
                 let rule = check
-                    .to_rule(id, &config.name)
+                    .to_rule(id, &origin)
                     .map_err(|m| config.error(&["customChecks", id], m))?;
                 let severity = check.severity.unwrap_or(Severity::Warning);
                 registry

@@ -1128,6 +1128,59 @@ fn a_file_over_its_parse_budget_is_one_parse_error_and_the_others_are_audited() 
     );
 }
 
+/// A custom check of nested `anyOf` + `$ref` branches 2^26 ways on a value that fails them all
+/// (11 s before evaluation was bounded). It gives up at its step budget and fails the check,
+/// on the object, naming where the policy defines it: a check that cannot finish passes nothing.
+#[test]
+fn an_exponential_custom_check_fails_naming_its_file_and_line() {
+    let mut policy = String::from(
+        "failOn: danger\n\
+         customChecks:\n\
+         \x20 nestedAnyOf:\n\
+         \x20   target: Container\n\
+         \x20   severity: danger\n\
+         \x20   failureMessage: Containers must match the nested schema\n\
+         \x20   schema:\n\
+         \x20     $ref: '#/$defs/d0'\n\
+         \x20     $defs:\n",
+    );
+    for i in 0..26 {
+        let next = format!("{{$ref: '#/$defs/d{}'}}", i + 1);
+        policy.push_str(&format!("        d{i}: {{anyOf: [{next}, {next}]}}\n"));
+    }
+    policy.push_str("        d26: {const: never}\n");
+    let dir = workspace(&[
+        ("policy.yaml", policy.as_bytes()),
+        ("pod.yaml", RISKY_POD.as_bytes()),
+    ]);
+    let run = kubeward(
+        dir.path(),
+        &[
+            "audit",
+            "--config",
+            "policy.yaml",
+            "--only",
+            "nestedAnyOf",
+            "--format",
+            "json",
+            "pod.yaml",
+        ],
+    );
+    assert_eq!(run.code, Some(3), "{run:?}");
+    let json = run.json();
+    let findings = json["findings"].as_array().expect("findings");
+    assert_eq!(findings.len(), 1, "{run:?}");
+    assert_eq!(findings[0]["rule"], "nestedAnyOf");
+    assert_eq!(findings[0]["severity"], "danger");
+    assert_eq!(findings[0]["line"], 9, "the container: {run:?}");
+    assert_eq!(
+        findings[0]["message"],
+        "Containers must match the nested schema: the custom check could not be evaluated, so it \
+         fails: its schema took more than 100000 steps on this input (nested anyOf, oneOf or $ref \
+         multiply the work); the policy must simplify the check at policy.yaml:3"
+    );
+}
+
 #[test]
 fn yaml_1_1_scalars_are_honoured() {
     let with =
