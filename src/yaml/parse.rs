@@ -448,8 +448,8 @@ impl Builder {
                     let Some(&(_, cost)) = self.anchors.get(&id) else {
                         return Err(self.error(span.start, "alias to an unknown anchor"));
                     };
-                    self.charge(cost, span.start)?;
-                    self.alias_nodes += cost.nodes;
+                    // The document's limit first: its excess costs that document only.
+                    self.alias_nodes = self.alias_nodes.saturating_add(cost.nodes);
                     if self.alias_nodes > self.limits.max_alias_nodes {
                         return Err(self.error(
                             span.start,
@@ -459,6 +459,8 @@ impl Builder {
                             ),
                         ));
                     }
+                    self.charge(cost, span.start)?;
+                    // Looked up again: the copy is made only once the charge has passed.
                     let Some((node, _)) = self.anchors.get(&id) else {
                         return Err(self.error(span.start, "alias to an unknown anchor"));
                     };
@@ -812,6 +814,25 @@ mod tests {
         let docs = parse_stream(&text, small(1_000, usize::MAX, usize::MAX));
         assert_eq!(docs.len(), 1);
         assert_eq!(docs[0].root.as_ref().err(), Some(error));
+    }
+
+    #[test]
+    fn an_alias_over_both_limits_costs_its_document_only() {
+        let items = (0..30)
+            .map(|i| i.to_string())
+            .collect::<Vec<_>>()
+            .join(", ");
+        let text = format!("a: &a [{items}]\nb: *a\n---\nc: 1\n");
+        let limits = Limits {
+            max_alias_nodes: 20,
+            ..small(50, usize::MAX, usize::MAX)
+        };
+        let file = parse_file(&text, limits);
+        assert!(file.over_budget().is_none());
+        assert_eq!(file.documents.len(), 2);
+        let error = file.documents[0].root.as_ref().expect_err("alias limit");
+        assert!(error.message.contains("billion laughs"), "{error:?}");
+        assert!(file.documents[1].root.is_ok());
     }
 
     #[test]
