@@ -25,7 +25,8 @@ pub struct Limits {
     /// Most nodes that aliases may copy into one document.
     pub max_alias_nodes: usize,
     /// Most nodes one file may build, aliases counted at every use (a mapping entry is two: key
-    /// and value).
+    /// and value). The copy an anchor keeps for its aliases counts too: anchors nested in
+    /// anchors are copied at every level.
     pub max_file_nodes: usize,
     /// Most bytes of scalar text (keys and values) one file may build, aliases counted at every
     /// use: an alias of a long string costs its length again.
@@ -98,9 +99,10 @@ pub struct ParseError {
 /// budget, what was built up to the excess (and then dropped), so never more than the budget.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Weight {
-    /// Nodes, aliases counted at every use; a mapping entry is two (key and value).
+    /// Nodes, aliases counted at every use and the copy each anchor keeps for them included; a
+    /// mapping entry is two (key and value).
     pub nodes: usize,
-    /// Bytes of scalar text, keys included, aliases counted at every use.
+    /// Bytes of scalar text, keys included, counted likewise.
     pub scalar_bytes: usize,
     /// Documents started, empty and malformed ones included.
     pub documents: usize,
@@ -261,13 +263,14 @@ fn split_documents(text: &str) -> Vec<(u32, &str)> {
 }
 
 /// An open collection. Its children live on the builder's scratch stacks from index `first`;
-/// `before` is the file's weight before it, so its own weight is known when it ends.
+/// `before` is the file's weight and the anchors' copies before it, so its own cost is known
+/// when it ends.
 enum Frame {
     Seq {
         first: usize,
         start: Mark,
         anchor: usize,
-        before: Weight,
+        before: (Weight, Cost),
     },
     Map {
         first: usize,
@@ -276,12 +279,12 @@ enum Frame {
         start: Mark,
         anchor: usize,
         merges: Vec<Node>,
-        before: Weight,
+        before: (Weight, Cost),
     },
 }
 
 /// What an anchored node weighs, so an alias can be charged before it is copied.
-#[derive(Clone, Copy)]
+#[derive(Clone, Copy, Default)]
 struct Cost {
     nodes: usize,
     scalar_bytes: usize,
@@ -295,10 +298,16 @@ impl Cost {
         }
     }
 
-    fn since(before: Weight, now: Weight) -> Cost {
+    /// What was built between two (weight, anchor copies) points, anchor copies left out.
+    fn since(before: (Weight, Cost), now: (Weight, Cost)) -> Cost {
+        let built = |w: Weight, kept: Cost| Cost {
+            nodes: w.nodes - kept.nodes,
+            scalar_bytes: w.scalar_bytes - kept.scalar_bytes,
+        };
+        let (from, to) = (built(before.0, before.1), built(now.0, now.1));
         Cost {
-            nodes: now.nodes - before.nodes,
-            scalar_bytes: now.scalar_bytes - before.scalar_bytes,
+            nodes: to.nodes - from.nodes,
+            scalar_bytes: to.scalar_bytes - from.scalar_bytes,
         }
     }
 }
@@ -318,6 +327,8 @@ struct Builder {
     roots: Vec<Node>,
     /// What the file has built so far, across chunks.
     weight: Weight,
+    /// The part of `weight` that is the copies anchors keep for their aliases.
+    kept: Cost,
     /// Documents started in the current chunk.
     chunk_documents: usize,
 }
@@ -334,6 +345,7 @@ impl Builder {
             alias_nodes: 0,
             roots: Vec::new(),
             weight: Weight::default(),
+            kept: Cost::default(),
             chunk_documents: 0,
         }
     }
@@ -351,6 +363,22 @@ impl Builder {
         }
         self.weight.nodes = nodes;
         self.weight.scalar_bytes = bytes;
+        Ok(())
+    }
+
+    /// Keeps the copy of an anchored node that its aliases clone. The copy is memory too, and
+    /// anchors nested in anchors are copied again at every level, so it is charged like a node.
+    fn keep_anchor(
+        &mut self,
+        anchor: usize,
+        node: &Node,
+        cost: Cost,
+        at: Mark,
+    ) -> Result<(), ParseError> {
+        self.charge(cost, at)?;
+        self.kept.nodes += cost.nodes;
+        self.kept.scalar_bytes += cost.scalar_bytes;
+        self.anchors.insert(anchor, (node.clone(), cost));
         Ok(())
     }
 
@@ -432,7 +460,7 @@ impl Builder {
                             *pending_key = Some((key, span));
                         }
                         if let Some(node) = node {
-                            self.anchors.insert(anchor, (node, cost));
+                            self.keep_anchor(anchor, &node, cost, span.start)?;
                         }
                         continue;
                     }
@@ -440,7 +468,7 @@ impl Builder {
                     self.charge(cost, span.start)?;
                     let node = Node::new(scalar_value(text, style, tag.as_deref()), span);
                     if anchor > 0 {
-                        self.anchors.insert(anchor, (node.clone(), cost));
+                        self.keep_anchor(anchor, &node, cost, span.start)?;
                     }
                     self.push(node)?;
                 }
@@ -471,7 +499,7 @@ impl Builder {
                 }
                 Event::SequenceStart(anchor, _) => {
                     self.enter(span.start)?;
-                    let before = self.weight;
+                    let before = (self.weight, self.kept);
                     self.charge(Cost::scalar(""), span.start)?;
                     self.stack.push(Frame::Seq {
                         first: self.items.len(),
@@ -482,7 +510,7 @@ impl Builder {
                 }
                 Event::MappingStart(anchor, _) => {
                     self.enter(span.start)?;
-                    let before = self.weight;
+                    let before = (self.weight, self.kept);
                     self.charge(Cost::scalar(""), span.start)?;
                     self.stack.push(Frame::Map {
                         first: self.entries.len(),
@@ -529,10 +557,11 @@ impl Builder {
                     };
                     if anchor > 0 {
                         // Only an anchored node's cost matters: it is what an alias copies.
-                        // What the file built since the collection opened is that cost (merge
-                        // keys a mapping overrides included: an over-count, never an under-count).
-                        let cost = Cost::since(before, self.weight);
-                        self.anchors.insert(anchor, (node.clone(), cost));
+                        // What the file built since the collection opened, less the copies
+                        // anchors inside it keep, is that cost (merge keys a mapping overrides
+                        // included: an over-count, never an under-count).
+                        let cost = Cost::since(before, (self.weight, self.kept));
+                        self.keep_anchor(anchor, &node, cost, span.start)?;
                     }
                     self.push(node)?;
                 }
@@ -777,12 +806,13 @@ mod tests {
         assert_eq!(file.documents.len(), 2);
         assert!(file.over_budget().is_none());
         // {a: 1, b: [x, y]}: the mapping, two keys, 1, the sequence and its two items: 7.
-        // {c: {d: e}, f: *a}: the mapping, c, {d: e} (3), f, and the alias's copy (3): 9.
+        // {c: {d: e}, f: *a}: the mapping, c, {d: e} (3), the anchor's copy of it (3), f, and
+        // the alias's copy (3): 12.
         assert_eq!(
             file.weight,
             Weight {
-                nodes: 16,
-                scalar_bytes: "a1bxy".len() + "cdefde".len(),
+                nodes: 19,
+                scalar_bytes: "a1bxy".len() + "cdedefde".len(),
                 documents: 2
             }
         );
@@ -806,8 +836,8 @@ mod tests {
             "{}",
             error.message
         );
-        // Stopped at the first excess, the first `*b` of the second document's `c`.
-        assert_eq!(error.mark, Mark { line: 8, col: 5 }, "{error:?}");
+        // Stopped at the first excess, the sixth `*a` of the second document's `b`.
+        assert_eq!(error.mark, Mark { line: 7, col: 28 }, "{error:?}");
         assert!(file.weight.nodes <= 1_000, "{:?}", file.weight);
         assert_eq!(file.weight.documents, 2);
         // parse_stream, which most callers use, gives the same single error.
@@ -825,7 +855,7 @@ mod tests {
         let text = format!("a: &a [{items}]\nb: *a\n---\nc: 1\n");
         let limits = Limits {
             max_alias_nodes: 20,
-            ..small(50, usize::MAX, usize::MAX)
+            ..small(80, usize::MAX, usize::MAX)
         };
         let file = parse_file(&text, limits);
         assert!(file.over_budget().is_none());
@@ -833,6 +863,30 @@ mod tests {
         let error = file.documents[0].root.as_ref().expect_err("alias limit");
         assert!(error.message.contains("billion laughs"), "{error:?}");
         assert!(file.documents[1].root.is_ok());
+    }
+
+    #[test]
+    fn anchors_nested_in_anchors_are_charged_for_every_copy_they_keep() {
+        // No alias at all: 40 anchored levels around a 100-node list. Each level's anchor
+        // keeps a copy of everything inside it, 40 copies of the list in all.
+        let mut text = String::new();
+        for level in 0..40 {
+            text.push_str(&format!("{}- &l{level}\n", "  ".repeat(level)));
+        }
+        let items = vec!["x"; 99].join(", ");
+        text.push_str(&format!("{}- [{items}]\n", "  ".repeat(40)));
+        let file = parse_file(&text, Limits::default());
+        assert!(
+            file.documents[0].root.is_ok(),
+            "{:?}",
+            file.documents[0].root
+        );
+        assert!(file.weight.nodes > 40 * 100, "{:?}", file.weight);
+        let file = parse_file(&text, small(2_000, usize::MAX, usize::MAX));
+        assert_eq!(
+            file.over_budget().map(|e| e.budget),
+            Some(Some(Budget::Nodes))
+        );
     }
 
     #[test]
@@ -851,7 +905,8 @@ mod tests {
         assert!(file.weight.scalar_bytes <= 10_000);
         let fits = parse_file(&text, small(usize::MAX, 30_000, usize::MAX));
         assert!(fits.over_budget().is_none());
-        assert_eq!(fits.weight.scalar_bytes, "sl".len() + 21 * 1_000);
+        // The string, its anchor's copy and 20 aliases.
+        assert_eq!(fits.weight.scalar_bytes, "sl".len() + 22 * 1_000);
     }
 
     #[test]
