@@ -39,7 +39,8 @@ impl Default for Limits {
     /// The per-file defaults are several times what large real files need (prometheus-operator's
     /// 4.5 MB of CRDs builds 91,557 nodes and 2.2 MB of scalars in 10 documents, so a file of
     /// that kind at the 10 MiB size limit about 210,000 nodes; a `helm template` of a whole
-    /// platform, a few thousand documents) while keeping one file's tree to a few hundred MB.
+    /// platform, a few thousand documents) while keeping what one file can take to about
+    /// 60–75 MiB per budget (`cargo bench --bench hostile`, docs/benchmarks.md).
     fn default() -> Self {
         Limits {
             max_depth: 100,
