@@ -21,12 +21,21 @@ pub struct InputError {
 pub struct Loaded {
     pub files: Vec<ManifestFile>,
     pub errors: Vec<InputError>,
-    /// Paths given on the command line that do not exist: a usage error.
-    pub missing: Vec<String>,
+    /// Paths given on the command line that cannot be opened at all (they do not exist, or
+    /// are a symlink that cannot be followed), each with why: a usage error.
+    pub unusable: Vec<InputError>,
 }
 
 const MANIFEST_EXTENSIONS: &[&str] = &["yaml", "yml", "json"];
 const KUSTOMIZATION_NAMES: &[&str] = &["kustomization.yaml", "kustomization.yml", "Kustomization"];
+
+/// What is known of an input's full size when only a prefix of it was read.
+#[derive(Debug, Clone, Copy)]
+enum Size {
+    Exact(u64),
+    /// Read until the limit, with no size known beforehand: what the input is.
+    Unknown(&'static str),
+}
 
 /// Parses text that came from somewhere other than a file on disk (stdin, a git blob).
 pub fn parse_bytes(
@@ -34,25 +43,29 @@ pub fn parse_bytes(
     bytes: &[u8],
     policy: &Policy,
 ) -> (ManifestFile, Option<InputError>) {
-    parse_sized(path, bytes, bytes.len() as u64, policy)
+    parse_sized(path, bytes, Size::Exact(bytes.len() as u64), policy)
 }
 
-/// As [`parse_bytes`], for a prefix of a file whose full size is `size`.
+/// As [`parse_bytes`], for a prefix of an input whose full size is `size`.
 fn parse_sized(
     path: &str,
     bytes: &[u8],
-    size: u64,
+    size: Size,
     policy: &Policy,
 ) -> (ManifestFile, Option<InputError>) {
     match classify_bytes(bytes, policy.max_file_size) {
         Ok(text) => (ManifestFile::parse(path, text, policy.yaml_limits), None),
         Err(reason) => {
-            let message = match reason {
-                SkipReason::TooLarge => format!(
-                    "skipped: {size} bytes is over the {} byte limit",
-                    policy.max_file_size
+            let limit = policy.max_file_size;
+            let message = match (reason, size) {
+                (SkipReason::TooLarge, Size::Exact(size)) => {
+                    format!("skipped: {size} bytes is over the {limit} byte limit")
+                }
+                (SkipReason::TooLarge, Size::Unknown(what)) => format!(
+                    "skipped: over the {limit} byte limit (read {} bytes of {what} and stopped)",
+                    bytes.len()
                 ),
-                other => format!("skipped: {}", other.describe()),
+                (other, _) => format!("skipped: {}", other.describe()),
             };
             (
                 ManifestFile::skipped(path, reason),
@@ -70,7 +83,7 @@ pub fn load(paths: &[PathBuf], policy: &Policy) -> Loaded {
     let mut candidates: Vec<PathBuf> = Vec::new();
     let mut errors = Vec::new();
     let mut stdin = None;
-    let mut missing = Vec::new();
+    let mut unusable = Vec::new();
     for path in paths {
         if path.as_os_str() == "-" {
             let mut bytes = Vec::new();
@@ -82,12 +95,15 @@ pub fn load(paths: &[PathBuf], policy: &Policy) -> Loaded {
                     message: format!("cannot read stdin: {e}"),
                 }),
             }
-        } else if path.is_dir() {
-            walk(path, &mut candidates, &mut errors);
-        } else if path.exists() {
-            candidates.push(path.clone());
         } else {
-            missing.push(path.display().to_string());
+            match std::fs::metadata(path) {
+                Ok(meta) if meta.is_dir() => walk(path, &mut candidates, &mut errors),
+                Ok(_) => candidates.push(path.clone()),
+                Err(e) => unusable.push(InputError {
+                    path: path.display().to_string(),
+                    message: unusable_message(path, &e),
+                }),
+            }
         }
     }
     let patches = kustomize_patches(&candidates);
@@ -106,10 +122,7 @@ pub fn load(paths: &[PathBuf], policy: &Policy) -> Loaded {
                 );
             }
             match read_limited(path, policy.max_file_size) {
-                Ok(bytes) => {
-                    let size = std::fs::metadata(path).map_or(bytes.len() as u64, |m| m.len());
-                    parse_sized(&name, &bytes, size, policy)
-                }
+                Ok(bytes) => parse_sized(&name, &bytes, file_size(path, bytes.len()), policy),
                 Err(e) => (
                     ManifestFile::skipped(name.clone(), SkipReason::NotUtf8),
                     Some(InputError {
@@ -126,15 +139,67 @@ pub fn load(paths: &[PathBuf], policy: &Policy) -> Loaded {
         errors.extend(error);
     }
     if let Some(bytes) = stdin {
-        let (file, error) = parse_bytes("<stdin>", &bytes, policy);
+        let (file, error) = parse_sized("<stdin>", &bytes, Size::Unknown("stdin"), policy);
         files.push(file);
         errors.extend(error);
     }
     Loaded {
         files,
         errors,
-        missing,
+        unusable,
     }
+}
+
+/// Why a path named on the command line cannot be opened, in words that are true of it: the
+/// OS's own words for anything but a plain "not found" (a self-looping symlink reads "Too many
+/// levels of symbolic links", not "no such file").
+fn unusable_message(path: &Path, error: &std::io::Error) -> String {
+    let is_link = std::fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_symlink());
+    match (error.kind(), is_link) {
+        (std::io::ErrorKind::NotFound, false) => "no such file or directory".to_owned(),
+        (std::io::ErrorKind::NotFound, true) => {
+            let target = std::fs::read_link(path)
+                .map(|t| t.display().to_string())
+                .unwrap_or_default();
+            format!("symbolic link to `{target}`, which does not exist")
+        }
+        (_, true) => format!("cannot follow the symbolic link: {error}"),
+        (_, false) => format!("cannot open: {error}"),
+    }
+}
+
+/// The full size of a file of which `read` bytes were read. Only a regular file's size is
+/// known in advance: a device or a pipe reports 0 (`/dev/zero` is endless), and so do some
+/// regular files (`/proc`), which a read past the reported size gives away.
+fn file_size(path: &Path, read: usize) -> Size {
+    let read = read as u64;
+    match std::fs::metadata(path) {
+        Ok(m) if m.is_file() && m.len() >= read => Size::Exact(m.len()),
+        Ok(m) if m.is_file() => Size::Unknown("a file whose size is not known in advance"),
+        Ok(m) => Size::Unknown(special_file_kind(&m.file_type())),
+        Err(_) => Size::Exact(read),
+    }
+}
+
+#[cfg(unix)]
+fn special_file_kind(file_type: &std::fs::FileType) -> &'static str {
+    use std::os::unix::fs::FileTypeExt;
+    if file_type.is_char_device() {
+        "a character device"
+    } else if file_type.is_block_device() {
+        "a block device"
+    } else if file_type.is_fifo() {
+        "a pipe"
+    } else if file_type.is_socket() {
+        "a socket"
+    } else {
+        "a special file"
+    }
+}
+
+#[cfg(not(unix))]
+fn special_file_kind(_: &std::fs::FileType) -> &'static str {
+    "a special file"
 }
 
 /// Reads at most one byte past the limit, so an oversized file is never read whole.

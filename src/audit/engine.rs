@@ -178,7 +178,11 @@ fn parse_error_finding(path: &str, error: &crate::yaml::ParseError, policy: &Pol
         container: None,
         fingerprint: fingerprint(PARSE_ERROR, None, None, &field_path),
         field_path: String::new(),
-        message: format!("not valid YAML: {}", error.message),
+        // A file over its parse budget may be valid YAML: its message says what it is over.
+        message: match error.budget {
+            Some(_) => error.message.clone(),
+            None => format!("not valid YAML: {}", error.message),
+        },
         exempted_by: None,
         fix: Vec::new(),
         location: None,
@@ -529,13 +533,16 @@ fn run_schema<'a>(
             })
             .map(|o| o.node)
             .collect();
-        if !SchemaCheck::additional_satisfied(additional, &candidates, &input) {
-            return vec![Violation {
-                span: scope.anchor,
-                path: scope.path.clone(),
-                detail: Some(format!("no {group_kind} in the input satisfies the check")),
-            }];
-        }
+        let detail = match SchemaCheck::additional_satisfied(additional, &candidates, &input) {
+            Ok(true) => continue,
+            Ok(false) => format!("no {group_kind} in the input satisfies the check"),
+            Err(gave_up) => gave_up.detail(&schema.origin),
+        };
+        return vec![Violation {
+            span: scope.anchor,
+            path: scope.path.clone(),
+            detail: Some(detail),
+        }];
     }
     Vec::new()
 }

@@ -42,9 +42,13 @@ pub const PSEUDO_RULES: &[PseudoRule] = &[
         title: "Document is not valid YAML",
         default_severity: Severity::Danger,
         why: "A document that does not parse cannot be audited, and `kubectl apply` rejects it: \
-              nothing else in it has been checked.",
+              nothing else in it has been checked. A file over a parse budget (nodes, scalar \
+              bytes or documents, aliases counted at every use) is given up whole, so that no \
+              file can exhaust the reviewer's memory: none of its objects has been checked.",
         fix: "Fix the YAML at the reported line (indentation, an unclosed quote or bracket, a \
-              tab). Severity: `rules: {parseError: ...}` in the policy.",
+              tab). For a file over a parse budget, split it or drop the aliases that multiply \
+              it, or raise the `limits` key the message names in the policy if the file is \
+              genuine. Severity: `rules: {parseError: ...}` in the policy.",
     },
     PseudoRule {
         id: EXEMPTION_ADDED,

@@ -6,7 +6,13 @@
 //! patterns run on the linear-time `regex` engine with a size limit, and Polaris's Go-template
 //! placeholders (`{{ .metadata.name }}`) are substituted as typed JSON values, never spliced
 //! into schema text.
+//!
+//! Evaluation is bounded too: a schema of nested `anyOf` and `$ref` can branch exponentially
+//! (depth 26 took 11 s on one object), so each evaluation has a step budget and a depth limit.
+//! Reaching either fails the check on that object with the check's file and line: a check that
+//! could not finish never passes anything.
 
+use std::cell::Cell;
 use std::collections::HashMap;
 
 use regex::Regex;
@@ -27,6 +33,36 @@ pub struct SchemaCheck {
     pub pod_spec_target: bool,
     /// Other objects, one of which must match (`additionalSchemas`), by `group/Kind`.
     pub additional: Vec<(String, Json)>,
+    /// Where the check is defined (`file:line`), for a check that could not finish.
+    pub origin: String,
+}
+
+/// Most schema nodes one evaluation may visit (one object or container against one check,
+/// additional schemas over every candidate included). Real checks take tens to hundreds.
+pub const MAX_EVAL_STEPS: usize = 100_000;
+
+/// Why an evaluation stopped before its answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GaveUp {
+    Steps,
+    Depth,
+}
+
+impl GaveUp {
+    /// The detail of the failure it stands for, naming where the check is defined.
+    pub fn detail(self, origin: &str) -> String {
+        let why = match self {
+            GaveUp::Steps => format!(
+                "its schema took more than {MAX_EVAL_STEPS} steps on this input (nested anyOf, oneOf or $ref multiply the work)"
+            ),
+            GaveUp::Depth => format!(
+                "its schema nests deeper than {MAX_EVAL_DEPTH} levels on this input (a $ref cycle?)"
+            ),
+        };
+        format!(
+            "the custom check could not be evaluated, so it fails: {why}; the policy must simplify the check at {origin}"
+        )
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -40,6 +76,7 @@ impl SchemaCheck {
         raw: Json,
         pod_spec_target: bool,
         additional: Vec<(String, Json)>,
+        origin: String,
     ) -> Result<SchemaCheck, SchemaError> {
         check_placeholders(&raw)?;
         for (_, schema) in &additional {
@@ -60,6 +97,7 @@ impl SchemaCheck {
             compiled,
             pod_spec_target,
             additional,
+            origin,
         })
     }
 
@@ -84,22 +122,36 @@ impl SchemaCheck {
             }
         };
         compiled
-            .validate(instance, path)
-            .map_err(|failure| failure.violation)
+            .validate(instance, path, &Cell::new(0))
+            .map_err(|stop| match stop {
+                Stop::Fail(failure) => failure.violation,
+                Stop::GaveUp(why) => Violation {
+                    span: instance.span,
+                    path: path.clone(),
+                    detail: Some(why.detail(&self.origin)),
+                },
+            })
     }
 
-    /// Whether some object satisfies the additional schema for `group_kind`.
+    /// Whether some object satisfies the additional schema for `group_kind`: all candidates
+    /// share one step budget.
     pub fn additional_satisfied(
         schema: &Json,
         candidates: &[&Node],
         template_input: &Json,
-    ) -> bool {
+    ) -> Result<bool, GaveUp> {
         let Ok(compiled) = Compiled::new(&substitute(schema, template_input)) else {
-            return false;
+            return Ok(false);
         };
-        candidates
-            .iter()
-            .any(|c| compiled.validate(c, &FieldPath::root()).is_ok())
+        let steps = Cell::new(0);
+        for candidate in candidates {
+            match compiled.validate(candidate, &FieldPath::root(), &steps) {
+                Ok(()) => return Ok(true),
+                Err(Stop::Fail(_)) => {}
+                Err(Stop::GaveUp(why)) => return Err(why),
+            }
+        }
+        Ok(false)
     }
 }
 
@@ -394,6 +446,19 @@ struct Failure {
     depth: usize,
 }
 
+/// The end of an evaluation that did not pass. A `GaveUp` is no answer, so every combinator
+/// passes it on as it is: inside `not` or `anyOf` it must not turn into a pass.
+enum Stop {
+    Fail(Failure),
+    GaveUp(GaveUp),
+}
+
+impl From<Failure> for Stop {
+    fn from(failure: Failure) -> Stop {
+        Stop::Fail(failure)
+    }
+}
+
 const MAX_EVAL_DEPTH: usize = 64;
 
 struct Compiler<'a> {
@@ -419,8 +484,9 @@ impl Compiled {
         })
     }
 
-    fn validate(&self, instance: &Node, path: &FieldPath) -> Result<(), Failure> {
-        self.eval(0, instance, path, 0)
+    /// `steps` counts schema nodes visited, across calls that share a budget.
+    fn validate(&self, instance: &Node, path: &FieldPath, steps: &Cell<usize>) -> Result<(), Stop> {
+        self.eval(0, instance, path, 0, steps)
     }
 
     fn fail(&self, span: Span, path: &FieldPath, detail: String) -> Failure {
@@ -434,19 +500,32 @@ impl Compiled {
         }
     }
 
-    fn eval(&self, id: usize, node: &Node, path: &FieldPath, depth: usize) -> Result<(), Failure> {
+    fn eval(
+        &self,
+        id: usize,
+        node: &Node,
+        path: &FieldPath,
+        depth: usize,
+        steps: &Cell<usize>,
+    ) -> Result<(), Stop> {
         if depth > MAX_EVAL_DEPTH {
-            return Err(self.fail(node.span, path, "schema recursion too deep".into()));
+            return Err(Stop::GaveUp(GaveUp::Depth));
         }
+        if steps.get() >= MAX_EVAL_STEPS {
+            return Err(Stop::GaveUp(GaveUp::Steps));
+        }
+        steps.set(steps.get() + 1);
         let keywords = match &self.nodes[id] {
             SchemaNode::Bool(true) => return Ok(()),
             SchemaNode::Bool(false) => {
-                return Err(self.fail(node.span, path, "no value is allowed here".into()));
+                return Err(self
+                    .fail(node.span, path, "no value is allowed here".into())
+                    .into());
             }
             SchemaNode::Keywords(k) => k,
         };
         for keyword in keywords {
-            self.keyword(keyword, node, path, depth)?;
+            self.keyword(keyword, node, path, depth, steps)?;
         }
         Ok(())
     }
@@ -457,9 +536,10 @@ impl Compiled {
         node: &Node,
         path: &FieldPath,
         depth: usize,
-    ) -> Result<(), Failure> {
-        let here = |detail: String| Err(self.fail(node.span, path, detail));
-        let child = |id: usize, n: &Node, p: &FieldPath| self.eval(id, n, p, depth + 1);
+        steps: &Cell<usize>,
+    ) -> Result<(), Stop> {
+        let here = |detail: String| Err(Stop::Fail(self.fail(node.span, path, detail)));
+        let child = |id: usize, n: &Node, p: &FieldPath| self.eval(id, n, p, depth + 1, steps);
         match keyword {
             Keyword::Type(types) => {
                 if !types.iter().any(|t| type_matches(*t, node)) {
@@ -487,14 +567,14 @@ impl Compiled {
                 if let Some(entries) = node.as_map() {
                     for name in names {
                         if !entries.iter().any(|e| &e.key == name) {
-                            return Err(Failure {
+                            return Err(Stop::Fail(Failure {
                                 depth: path.segments().len() + 1,
                                 violation: Violation {
                                     span: node_anchor(node),
                                     path: path.key(name),
                                     detail: Some(format!("`{name}` is required")),
                                 },
-                            });
+                            }));
                         }
                     }
                 }
@@ -562,11 +642,14 @@ impl Compiled {
             }
             Keyword::Contains { schema, min, max } => {
                 if let Some(items) = node.as_seq() {
-                    let count = items
-                        .iter()
-                        .enumerate()
-                        .filter(|(i, item)| child(*schema, item, &path.item(*i, item)).is_ok())
-                        .count();
+                    let mut count = 0;
+                    for (i, item) in items.iter().enumerate() {
+                        match child(*schema, item, &path.item(i, item)) {
+                            Ok(()) => count += 1,
+                            Err(Stop::Fail(_)) => {}
+                            Err(gave_up) => return Err(gave_up),
+                        }
+                    }
                     if count < *min || max.is_some_and(|m| count > m) {
                         return here("no item matches what the list must contain".into());
                     }
@@ -645,15 +728,16 @@ impl Compiled {
                 for id in ids {
                     match child(*id, node, path) {
                         Ok(()) => return Ok(()),
-                        Err(f) => {
+                        Err(Stop::Fail(f)) => {
                             if deepest.as_ref().is_none_or(|d| f.depth > d.depth) {
                                 deepest = Some(f);
                             }
                         }
+                        Err(gave_up) => return Err(gave_up),
                     }
                 }
                 if let Some(f) = deepest {
-                    return Err(f);
+                    return Err(f.into());
                 }
             }
             Keyword::OneOf(ids) => {
@@ -662,36 +746,37 @@ impl Compiled {
                 for id in ids {
                     match child(*id, node, path) {
                         Ok(()) => passed += 1,
-                        Err(f) => {
+                        Err(Stop::Fail(f)) => {
                             if deepest.as_ref().is_none_or(|d| f.depth > d.depth) {
                                 deepest = Some(f);
                             }
                         }
+                        Err(gave_up) => return Err(gave_up),
                     }
                 }
                 if passed != 1 {
                     return match (passed, deepest) {
-                        (0, Some(f)) => Err(f),
+                        (0, Some(f)) => Err(f.into()),
                         _ => here(format!(
                             "matches {passed} alternatives, exactly one allowed"
                         )),
                     };
                 }
             }
-            Keyword::Not(id) => {
-                if child(*id, node, path).is_ok() {
-                    return here("matches a forbidden schema".into());
-                }
-            }
+            Keyword::Not(id) => match child(*id, node, path) {
+                Ok(()) => return here("matches a forbidden schema".into()),
+                Err(Stop::Fail(_)) => {}
+                Err(gave_up) => return Err(gave_up),
+            },
             Keyword::If {
                 cond,
                 then,
                 otherwise,
             } => {
-                let branch = if child(*cond, node, path).is_ok() {
-                    then
-                } else {
-                    otherwise
+                let branch = match child(*cond, node, path) {
+                    Ok(()) => then,
+                    Err(Stop::Fail(_)) => otherwise,
+                    Err(gave_up) => return Err(gave_up),
                 };
                 if let Some(id) = branch {
                     child(*id, node, path)?;
@@ -1040,10 +1125,9 @@ mod tests {
     }
 
     fn check(schema: Json, instance: &str) -> Result<(), Violation> {
-        let compiled = Compiled::new(&schema).expect("compiles");
-        compiled
-            .validate(&node(instance), &FieldPath::root())
-            .map_err(|f| f.violation)
+        SchemaCheck::new(schema, false, Vec::new(), "policy.yaml:3".into())
+            .expect("compiles")
+            .validate(&node(instance), &FieldPath::root(), &|| Json::Null)
     }
 
     #[test]
@@ -1065,10 +1149,71 @@ mod tests {
         let file = serde_json::json!({"$ref": "/etc/passwd"});
         assert!(Compiled::new(&file).is_err());
         let cycle = serde_json::json!({"$ref": "#"});
+        let error = check(cycle, "1").expect_err("a self-reference ends, with an error");
         assert!(
-            check(cycle, "1").is_err(),
-            "a self-reference ends, with an error"
+            error
+                .detail
+                .is_some_and(|d| d.contains("deeper than 64 levels")),
+            "a check that cannot finish says so"
         );
+    }
+
+    /// `{anyOf: [{$ref: next}, {$ref: next}]}`, `depth` levels deep, ending in `end`: 2^depth
+    /// paths when every one fails.
+    fn nested_any_of(depth: usize, end: Json) -> Json {
+        let mut defs = serde_json::Map::new();
+        for i in 0..depth {
+            let next = serde_json::json!({"$ref": format!("#/$defs/d{}", i + 1)});
+            defs.insert(format!("d{i}"), serde_json::json!({"anyOf": [next, next]}));
+        }
+        defs.insert(format!("d{depth}"), end);
+        serde_json::json!({"$defs": defs, "$ref": "#/$defs/d0"})
+    }
+
+    #[test]
+    fn exponential_schemas_give_up_and_fail_naming_the_check() {
+        let error = check(
+            nested_any_of(26, serde_json::json!({"const": "never"})),
+            "1",
+        )
+        .expect_err("a check that cannot finish fails");
+        let detail = error.detail.unwrap_or_default();
+        assert!(
+            detail.contains("more than 100000 steps") && detail.contains("at policy.yaml:3"),
+            "{detail}"
+        );
+        // The same schema on a value that passes early is cheap, and passes.
+        assert!(check(nested_any_of(26, serde_json::json!({"const": 1})), "1").is_ok());
+    }
+
+    #[test]
+    fn giving_up_is_never_turned_into_a_pass() {
+        // The costly schema's definitions, under wrappers that would pass on a plain failure.
+        let costly = nested_any_of(26, serde_json::json!({"const": "never"}));
+        let wrap = |mut schema: Json| {
+            schema["$defs"] = costly["$defs"].clone();
+            schema
+        };
+        let inner = serde_json::json!({"$ref": "#/$defs/d0"});
+        for schema in [
+            wrap(serde_json::json!({"not": inner})),
+            wrap(serde_json::json!({"anyOf": [inner, {"const": 1}]})),
+            wrap(serde_json::json!({"oneOf": [inner, {"const": 1}]})),
+            wrap(serde_json::json!({"if": inner, "then": false, "else": true})),
+            serde_json::json!({"not": {"$ref": "#"}}),
+        ] {
+            let error = check(schema.clone(), "1").expect_err("never a pass");
+            assert!(
+                error
+                    .detail
+                    .is_some_and(|d| d.contains("could not be evaluated")),
+                "{schema}"
+            );
+        }
+        let contains = wrap(serde_json::json!({"contains": inner, "minContains": 0}));
+        assert!(check(contains, "[1, 2]").is_err());
+        let additional = SchemaCheck::additional_satisfied(&costly, &[&node("1")], &Json::Null);
+        assert_eq!(additional, Err(GaveUp::Steps));
     }
 
     #[test]

@@ -254,9 +254,9 @@ fn run_audit(args: AuditArgs) -> anyhow::Result<u8> {
         policy.fail_on = f.into();
     }
     let loaded = source::load(&args.paths, &policy);
-    if !loaded.missing.is_empty() {
-        for path in &loaded.missing {
-            eprintln!("kubeward: {path}: no such file or directory");
+    if !loaded.unusable.is_empty() {
+        for error in &loaded.unusable {
+            eprintln!("kubeward: {}: {}", error.path, error.message);
         }
         return Ok(EXIT_USAGE);
     }

@@ -57,6 +57,7 @@ fn category(text: Option<&str>) -> Category {
 }
 
 impl CustomCheckSpec {
+    /// `origin` is where the check is defined (`file:line`), named by a check that cannot finish.
     pub fn to_rule(&self, id: &str, origin: &str) -> Result<Rule, String> {
         let schema: Json = match (&self.schema, &self.schema_string, &self.json_schema) {
             (Some(s), None, None) => s.clone(),
@@ -101,8 +102,8 @@ impl CustomCheckSpec {
                 ));
             }
         };
-        let check =
-            SchemaCheck::new(schema, pod_spec_target, additional).map_err(|e| e.to_string())?;
+        let check = SchemaCheck::new(schema, pod_spec_target, additional, origin.to_owned())
+            .map_err(|e| e.to_string())?;
         let message = self
             .failure_message
             .clone()

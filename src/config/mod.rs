@@ -117,6 +117,12 @@ struct LimitsSpec {
     max_depth: Option<usize>,
     #[serde(default)]
     max_alias_nodes: Option<usize>,
+    #[serde(default)]
+    max_file_nodes: Option<usize>,
+    #[serde(default)]
+    max_file_scalar_bytes: Option<usize>,
+    #[serde(default)]
+    max_file_documents: Option<usize>,
 }
 
 /// Settings for pull-request reviews.
@@ -361,8 +367,12 @@ impl Policy {
             policy.source = Some(config.name.clone());
             let spec = &config.spec;
             for (id, check) in &spec.custom_checks {
+                let origin = match config.mark_of(&["customChecks", id]) {
+                    Some(mark) => format!("{}:{}", config.name, mark.line),
+                    None => config.name.clone(),
+                };
                 let rule = check
-                    .to_rule(id, &config.name)
+                    .to_rule(id, &origin)
                     .map_err(|m| config.error(&["customChecks", id], m))?;
                 let severity = check.severity.unwrap_or(Severity::Warning);
                 registry
@@ -450,6 +460,15 @@ impl Policy {
             }
             if let Some(n) = spec.limits.max_alias_nodes {
                 policy.yaml_limits.max_alias_nodes = n;
+            }
+            if let Some(n) = spec.limits.max_file_nodes {
+                policy.yaml_limits.max_file_nodes = n;
+            }
+            if let Some(n) = spec.limits.max_file_scalar_bytes {
+                policy.yaml_limits.max_file_scalar_bytes = n;
+            }
+            if let Some(n) = spec.limits.max_file_documents {
+                policy.yaml_limits.max_file_documents = n;
             }
             policy.review = spec.review.clone();
         }

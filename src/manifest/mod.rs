@@ -11,7 +11,9 @@ use std::sync::Arc;
 pub use inventory::{Inventory, first_required_label};
 pub use path::{FieldPath, ItemKey, Segment};
 
-use crate::yaml::{Limits, Node, ParseError, ParsedDocument, Span, Value, parse_stream};
+use crate::yaml::{
+    Limits, Node, ParseError, ParsedDocument, Span, Value, Weight, parse_file, parse_stream,
+};
 
 /// Why a file was not audited. Recorded in the run's statistics.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
@@ -67,6 +69,9 @@ pub struct ManifestFile {
     pub path: String,
     /// Shared, so one parse serves every path and revision holding the same blob.
     pub content: Result<Arc<Vec<ParsedDocument>>, SkipReason>,
+    /// What parsing built (zero for a file skipped before parsing). A copy made by
+    /// [`ManifestFile::at_path`] carries its original's weight, though no more was built.
+    pub weight: Weight,
 }
 
 impl ManifestFile {
@@ -77,11 +82,25 @@ impl ManifestFile {
         if has_actions && uses_helm(text) {
             return ManifestFile::skipped(path, SkipReason::HelmTemplate);
         }
-        let docs = parse_stream(text, limits);
+        let parsed = parse_file(text, limits);
+        let weight = parsed.weight;
+        // Over a budget, the file is reported whatever it looks like: skipping it as a template
+        // or as not Kubernetes would let a hostile file hide what it holds.
+        if parsed.over_budget().is_some() {
+            return ManifestFile {
+                path,
+                content: Ok(Arc::new(parsed.documents)),
+                weight,
+            };
+        }
+        let docs = parsed.documents;
         // Other Go template actions are data when the file is valid YAML (a PrometheusRule's
         // `{{ $labels.instance }}`); where they break the YAML, it is a template to render first.
         if has_actions && docs.iter().any(|d| d.root.is_err()) {
-            return ManifestFile::skipped(path, SkipReason::HelmTemplate);
+            return ManifestFile {
+                weight,
+                ..ManifestFile::skipped(path, SkipReason::HelmTemplate)
+            };
         }
         let has_object = docs.iter().any(|d| match &d.root {
             Ok(root) => object_header(root).is_some(),
@@ -97,11 +116,13 @@ impl ManifestFile {
             return ManifestFile {
                 path,
                 content: Err(SkipReason::NotKubernetes),
+                weight,
             };
         }
         ManifestFile {
             path,
             content: Ok(Arc::new(docs)),
+            weight,
         }
     }
 
@@ -110,6 +131,7 @@ impl ManifestFile {
         ManifestFile {
             path: path.into(),
             content: self.content.clone(),
+            weight: self.weight,
         }
     }
 
@@ -117,6 +139,16 @@ impl ManifestFile {
         ManifestFile {
             path: path.into(),
             content: Err(reason),
+            weight: Weight::default(),
+        }
+    }
+
+    /// The per-file budget excess that stopped this file's parse, if one did: then its only
+    /// document is that error and none of its objects were audited.
+    pub fn over_budget(&self) -> Option<&ParseError> {
+        match self.content.as_ref().map(|docs| docs.as_slice()) {
+            Ok([doc]) => doc.root.as_ref().err().filter(|e| e.budget.is_some()),
+            _ => None,
         }
     }
 
@@ -552,6 +584,37 @@ mod tests {
 
     fn file(text: &str) -> ManifestFile {
         ManifestFile::parse("m.yaml", text, Limits::default())
+    }
+
+    #[test]
+    fn a_file_over_a_budget_is_reported_whatever_it_looks_like() {
+        let limits = Limits {
+            max_file_documents: 2,
+            ..Limits::default()
+        };
+        let pod = "apiVersion: v1\nkind: Pod\nmetadata: {name: p}\n";
+        // Neither a template action that breaks the YAML nor the absence of any `kind` makes
+        // it a skipped file: either would let a hostile file hide what came before the excess.
+        for text in [
+            format!("{pod}---\n{pod}---\n{pod}"),
+            format!("{pod}---\nx: {{{{ oops\n---\n{pod}"),
+            "a: 1\n---\nb: 2\n---\nc: 3\n".to_owned(),
+        ] {
+            let f = ManifestFile::parse("m.yaml", &text, limits);
+            let error = f.over_budget().unwrap_or_else(|| panic!("{text}: {f:?}"));
+            assert_eq!(error.budget, Some(crate::yaml::Budget::Documents));
+            assert!(f.objects().is_empty(), "nothing of it is audited");
+            assert_eq!(f.parse_errors().count(), 1);
+            assert_eq!(f.weight.documents, 2);
+        }
+        let f = file(&format!("{pod}---\n{pod}"));
+        assert!(f.over_budget().is_none());
+        assert_eq!(f.weight.documents, 2);
+        assert_eq!(f.at_path("n.yaml").weight, f.weight);
+        assert_eq!(
+            ManifestFile::skipped("s.yaml", SkipReason::Binary).weight,
+            Weight::default()
+        );
     }
 
     #[test]

@@ -10,7 +10,9 @@ mod parse;
 mod scalar;
 
 pub use de::{DeError, from_node, nearest, unknown_word_message};
-pub use parse::{Limits, ParseError, ParsedDocument, parse_stream};
+pub use parse::{
+    Budget, Limits, ParseError, ParsedDocument, ParsedFile, Weight, parse_file, parse_stream,
+};
 pub use scalar::resolve_plain;
 
 use std::borrow::Cow;

@@ -4,6 +4,12 @@
 //! others are still parsed. The tree is built from the parser's pull API (no recursion), so
 //! nesting depth and alias expansion are checked as nodes arrive and a hostile file stops at its
 //! first excess instead of exhausting the stack or memory.
+//!
+//! Limits are of two kinds. Per document: nesting depth and alias expansion, whose excess costs
+//! that document only. Per file: nodes, scalar bytes and documents built, aliases counted at
+//! every use. Those bound what one file can cost however its documents split the work (20,000
+//! documents each just under the per-document alias limit took 5.5 GiB), so their excess stops
+//! the whole file: what was built is dropped and the file is one error.
 
 use std::borrow::Cow;
 use std::collections::{HashMap, HashSet};
@@ -18,13 +24,65 @@ pub struct Limits {
     pub max_depth: usize,
     /// Most nodes that aliases may copy into one document.
     pub max_alias_nodes: usize,
+    /// Most nodes one file may build, aliases counted at every use (a mapping entry is two: key
+    /// and value). The copy an anchor keeps for its aliases counts too: anchors nested in
+    /// anchors are copied at every level.
+    pub max_file_nodes: usize,
+    /// Most bytes of scalar text (keys and values) one file may build, aliases counted at every
+    /// use: an alias of a long string costs its length again.
+    pub max_file_scalar_bytes: usize,
+    /// Most documents one file may hold.
+    pub max_file_documents: usize,
 }
 
 impl Default for Limits {
+    /// The per-file defaults are several times what large real files need (prometheus-operator's
+    /// 4.5 MB of CRDs builds 91,557 nodes and 2.2 MB of scalars in 10 documents, so a file of
+    /// that kind at the 10 MiB size limit about 210,000 nodes; a `helm template` of a whole
+    /// platform, a few thousand documents) while keeping what one file can take to about
+    /// 60–75 MiB per budget (`cargo bench --bench hostile`, docs/benchmarks.md).
     fn default() -> Self {
         Limits {
             max_depth: 100,
             max_alias_nodes: 10_000,
+            max_file_nodes: 1_000_000,
+            max_file_scalar_bytes: 64 * 1024 * 1024,
+            max_file_documents: 10_000,
+        }
+    }
+}
+
+/// A per-file budget of [`Limits`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Budget {
+    Nodes,
+    ScalarBytes,
+    Documents,
+}
+
+impl Budget {
+    /// The policy key that sets it, under `limits:`.
+    pub fn config_key(self) -> &'static str {
+        match self {
+            Budget::Nodes => "maxFileNodes",
+            Budget::ScalarBytes => "maxFileScalarBytes",
+            Budget::Documents => "maxFileDocuments",
+        }
+    }
+
+    fn limit(self, limits: &Limits) -> usize {
+        match self {
+            Budget::Nodes => limits.max_file_nodes,
+            Budget::ScalarBytes => limits.max_file_scalar_bytes,
+            Budget::Documents => limits.max_file_documents,
+        }
+    }
+
+    fn what(self) -> &'static str {
+        match self {
+            Budget::Nodes => "YAML nodes, aliases counted at every use",
+            Budget::ScalarBytes => "bytes of scalar text, aliases counted at every use",
+            Budget::Documents => "documents",
         }
     }
 }
@@ -34,6 +92,47 @@ impl Default for Limits {
 pub struct ParseError {
     pub mark: Mark,
     pub message: String,
+    /// The per-file budget this error is the excess of: the whole file was given up.
+    pub budget: Option<Budget>,
+}
+
+/// What a file built while parsing: its cost in memory and in audit work. For a file over a
+/// budget, what was built up to the excess (and then dropped), so never more than the budget.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Weight {
+    /// Nodes, aliases counted at every use and the copy each anchor keeps for them included; a
+    /// mapping entry is two (key and value).
+    pub nodes: usize,
+    /// Bytes of scalar text, keys included, counted likewise.
+    pub scalar_bytes: usize,
+    /// Documents started, empty and malformed ones included.
+    pub documents: usize,
+}
+
+impl std::ops::AddAssign for Weight {
+    fn add_assign(&mut self, other: Weight) {
+        self.nodes = self.nodes.saturating_add(other.nodes);
+        self.scalar_bytes = self.scalar_bytes.saturating_add(other.scalar_bytes);
+        self.documents = self.documents.saturating_add(other.documents);
+    }
+}
+
+/// A whole file: its documents and what they cost.
+#[derive(Debug)]
+pub struct ParsedFile {
+    /// Every document; for a file over a budget, only that error.
+    pub documents: Vec<ParsedDocument>,
+    pub weight: Weight,
+}
+
+impl ParsedFile {
+    /// The excess that stopped the file, if one did.
+    pub fn over_budget(&self) -> Option<&ParseError> {
+        match self.documents.as_slice() {
+            [doc] => doc.root.as_ref().err().filter(|e| e.budget.is_some()),
+            _ => None,
+        }
+    }
 }
 
 /// One document of a stream: its tree, or why it has none.
@@ -48,12 +147,24 @@ pub struct ParsedDocument {
 
 /// Parses every document of a YAML stream. Empty documents (only comments) are left out.
 pub fn parse_stream(text: &str, limits: Limits) -> Vec<ParsedDocument> {
+    parse_file(text, limits).documents
+}
+
+/// [`parse_stream`], with what the file cost. Over a per-file budget, parsing stops at the
+/// first excess and the file is that one error: a budget is a bound on memory only if what was
+/// built is dropped rather than kept for the documents that fitted.
+pub fn parse_file(text: &str, limits: Limits) -> ParsedFile {
     let mut docs = Vec::new();
     // One builder for the whole stream: its scratch stacks keep their capacity from one
     // document to the next.
     let mut builder = Builder::new(limits);
     for (start_line, chunk) in split_documents(text) {
         let outcome = builder.run(chunk, start_line - 1);
+        if let Err(error) = &outcome
+            && error.budget.is_some()
+        {
+            return over_budget(docs.len(), start_line, error.clone(), builder.weight);
+        }
         for root in builder.roots.drain(..) {
             docs.push(ParsedDocument {
                 index: docs.len(),
@@ -62,6 +173,12 @@ pub fn parse_stream(text: &str, limits: Limits) -> Vec<ParsedDocument> {
             });
         }
         if let Err(error) = outcome {
+            // A chunk can fail before its document starts: it is a document all the same.
+            if builder.chunk_documents == 0
+                && let Err(excess) = builder.charge_document(error.mark)
+            {
+                return over_budget(docs.len(), start_line, excess, builder.weight);
+            }
             docs.push(ParsedDocument {
                 index: docs.len(),
                 start_line,
@@ -69,7 +186,21 @@ pub fn parse_stream(text: &str, limits: Limits) -> Vec<ParsedDocument> {
             });
         }
     }
-    docs
+    ParsedFile {
+        documents: docs,
+        weight: builder.weight,
+    }
+}
+
+fn over_budget(index: usize, start_line: u32, error: ParseError, weight: Weight) -> ParsedFile {
+    ParsedFile {
+        documents: vec![ParsedDocument {
+            index,
+            start_line,
+            root: Err(error),
+        }],
+        weight,
+    }
 }
 
 /// Splits at document-start lines. YAML forbids `---` at column 0 inside any content, block
@@ -132,12 +263,15 @@ fn split_documents(text: &str) -> Vec<(u32, &str)> {
     chunks
 }
 
-/// An open collection. Its children live on the builder's scratch stacks from index `first`.
+/// An open collection. Its children live on the builder's scratch stacks from index `first`;
+/// `before` is the file's weight and the anchors' copies before it, so its own cost is known
+/// when it ends.
 enum Frame {
     Seq {
         first: usize,
         start: Mark,
         anchor: usize,
+        before: (Weight, Cost),
     },
     Map {
         first: usize,
@@ -146,7 +280,37 @@ enum Frame {
         start: Mark,
         anchor: usize,
         merges: Vec<Node>,
+        before: (Weight, Cost),
     },
+}
+
+/// What an anchored node weighs, so an alias can be charged before it is copied.
+#[derive(Clone, Copy, Default)]
+struct Cost {
+    nodes: usize,
+    scalar_bytes: usize,
+}
+
+impl Cost {
+    fn scalar(text: &str) -> Cost {
+        Cost {
+            nodes: 1,
+            scalar_bytes: text.len(),
+        }
+    }
+
+    /// What was built between two (weight, anchor copies) points, anchor copies left out.
+    fn since(before: (Weight, Cost), now: (Weight, Cost)) -> Cost {
+        let built = |w: Weight, kept: Cost| Cost {
+            nodes: w.nodes - kept.nodes,
+            scalar_bytes: w.scalar_bytes - kept.scalar_bytes,
+        };
+        let (from, to) = (built(before.0, before.1), built(now.0, now.1));
+        Cost {
+            nodes: to.nodes - from.nodes,
+            scalar_bytes: to.scalar_bytes - from.scalar_bytes,
+        }
+    }
 }
 
 struct Builder {
@@ -158,10 +322,16 @@ struct Builder {
     items: Vec<Node>,
     /// Entries of the open mappings, innermost last, likewise.
     entries: Vec<Entry>,
-    anchors: HashMap<usize, (Node, usize)>,
-    /// Nodes in the current document, counted so anchors know their size.
+    anchors: HashMap<usize, (Node, Cost)>,
+    /// Nodes that aliases copied into the current document.
     alias_nodes: usize,
     roots: Vec<Node>,
+    /// What the file has built so far, across chunks.
+    weight: Weight,
+    /// The part of `weight` that is the copies anchors keep for their aliases.
+    kept: Cost,
+    /// Documents started in the current chunk.
+    chunk_documents: usize,
 }
 
 impl Builder {
@@ -175,6 +345,63 @@ impl Builder {
             anchors: HashMap::new(),
             alias_nodes: 0,
             roots: Vec::new(),
+            weight: Weight::default(),
+            kept: Cost::default(),
+            chunk_documents: 0,
+        }
+    }
+
+    /// Counts a node about to be built against the file's budgets. Checked before adding, so
+    /// the weight never passes a budget and nothing is built past one.
+    fn charge(&mut self, cost: Cost, at: Mark) -> Result<(), ParseError> {
+        let nodes = self.weight.nodes.saturating_add(cost.nodes);
+        if nodes > self.limits.max_file_nodes {
+            return Err(self.over(Budget::Nodes, at));
+        }
+        let bytes = self.weight.scalar_bytes.saturating_add(cost.scalar_bytes);
+        if bytes > self.limits.max_file_scalar_bytes {
+            return Err(self.over(Budget::ScalarBytes, at));
+        }
+        self.weight.nodes = nodes;
+        self.weight.scalar_bytes = bytes;
+        Ok(())
+    }
+
+    /// Keeps the copy of an anchored node that its aliases clone. The copy is memory too, and
+    /// anchors nested in anchors are copied again at every level, so it is charged like a node.
+    fn keep_anchor(
+        &mut self,
+        anchor: usize,
+        node: &Node,
+        cost: Cost,
+        at: Mark,
+    ) -> Result<(), ParseError> {
+        self.charge(cost, at)?;
+        self.kept.nodes += cost.nodes;
+        self.kept.scalar_bytes += cost.scalar_bytes;
+        self.anchors.insert(anchor, (node.clone(), cost));
+        Ok(())
+    }
+
+    fn charge_document(&mut self, at: Mark) -> Result<(), ParseError> {
+        if self.weight.documents >= self.limits.max_file_documents {
+            return Err(self.over(Budget::Documents, at));
+        }
+        self.weight.documents += 1;
+        self.chunk_documents += 1;
+        Ok(())
+    }
+
+    fn over(&self, budget: Budget, at: Mark) -> ParseError {
+        ParseError {
+            mark: at,
+            message: format!(
+                "file over its parse budget of {} {} (raise `limits.{}` in the policy to allow more); none of this file was audited",
+                budget.limit(&self.limits),
+                budget.what(),
+                budget.config_key()
+            ),
+            budget: Some(budget),
         }
     }
 
@@ -201,49 +428,57 @@ impl Builder {
         self.entries.clear();
         self.anchors.clear();
         self.alias_nodes = 0;
+        self.chunk_documents = 0;
         let parser = Parser::new_from_str(chunk);
         for item in parser {
             let (event, pspan) = item.map_err(|e| ParseError {
                 mark: self.mark(e.marker()),
                 message: e.info().to_owned(),
+                budget: None,
             })?;
             let span = self.span(&pspan);
             match event {
                 Event::StreamStart | Event::StreamEnd | Event::Nothing => {}
                 Event::DocumentStart(_) => {
+                    self.charge_document(span.start)?;
                     self.anchors.clear();
                     self.alias_nodes = 0;
                 }
                 Event::DocumentEnd => {}
                 Event::Scalar(text, style, anchor, tag) => {
                     if let Some(Frame::Map {
-                        pending_key: pending_key @ None,
-                        ..
-                    }) = self.stack.last_mut()
+                        pending_key: None, ..
+                    }) = self.stack.last()
                     {
                         // Keys keep their text: `on:` or `y:` name a field, they are not
                         // booleans. The parser's own string becomes the key, with no copy.
                         let key = owned(text);
-                        if anchor > 0 {
-                            let node = Node::new(Value::Str(key.clone()), span);
+                        let cost = Cost::scalar(&key);
+                        let node = (anchor > 0).then(|| Node::new(Value::Str(key.clone()), span));
+                        // `pending_key` borrows the stack: set it after the charge.
+                        self.charge(cost, span.start)?;
+                        if let Some(Frame::Map { pending_key, .. }) = self.stack.last_mut() {
                             *pending_key = Some((key, span));
-                            self.anchors.insert(anchor, (node, 1));
-                        } else {
-                            *pending_key = Some((key, span));
+                        }
+                        if let Some(node) = node {
+                            self.keep_anchor(anchor, &node, cost, span.start)?;
                         }
                         continue;
                     }
+                    let cost = Cost::scalar(&text);
+                    self.charge(cost, span.start)?;
                     let node = Node::new(scalar_value(text, style, tag.as_deref()), span);
                     if anchor > 0 {
-                        self.anchors.insert(anchor, (node.clone(), 1));
+                        self.keep_anchor(anchor, &node, cost, span.start)?;
                     }
                     self.push(node)?;
                 }
                 Event::Alias(id) => {
-                    let Some((node, size)) = self.anchors.get(&id) else {
+                    let Some(&(_, cost)) = self.anchors.get(&id) else {
                         return Err(self.error(span.start, "alias to an unknown anchor"));
                     };
-                    self.alias_nodes += size;
+                    // The document's limit first: its excess costs that document only.
+                    self.alias_nodes = self.alias_nodes.saturating_add(cost.nodes);
                     if self.alias_nodes > self.limits.max_alias_nodes {
                         return Err(self.error(
                             span.start,
@@ -253,6 +488,11 @@ impl Builder {
                             ),
                         ));
                     }
+                    self.charge(cost, span.start)?;
+                    // Looked up again: the copy is made only once the charge has passed.
+                    let Some((node, _)) = self.anchors.get(&id) else {
+                        return Err(self.error(span.start, "alias to an unknown anchor"));
+                    };
                     let mut node = node.clone();
                     // The alias site is where a reader looks; children keep the anchor's places.
                     node.span = span;
@@ -260,14 +500,19 @@ impl Builder {
                 }
                 Event::SequenceStart(anchor, _) => {
                     self.enter(span.start)?;
+                    let before = (self.weight, self.kept);
+                    self.charge(Cost::scalar(""), span.start)?;
                     self.stack.push(Frame::Seq {
                         first: self.items.len(),
                         start: span.start,
                         anchor,
+                        before,
                     });
                 }
                 Event::MappingStart(anchor, _) => {
                     self.enter(span.start)?;
+                    let before = (self.weight, self.kept);
+                    self.charge(Cost::scalar(""), span.start)?;
                     self.stack.push(Frame::Map {
                         first: self.entries.len(),
                         seen: None,
@@ -275,6 +520,7 @@ impl Builder {
                         start: span.start,
                         anchor,
                         merges: Vec::new(),
+                        before,
                     });
                 }
                 Event::SequenceEnd | Event::MappingEnd => {
@@ -285,31 +531,38 @@ impl Builder {
                     let end = span.end;
                     // `drain(..).collect()` allocates exactly the children's count and leaves
                     // the scratch stack its capacity (`split_off(0)` would take the buffer).
-                    let (node, anchor) = match frame {
+                    let (node, anchor, before) = match frame {
                         Frame::Seq {
                             first,
                             start,
                             anchor,
+                            before,
                         } => {
                             let items = self.items.drain(first..).collect();
-                            (Node::new(Value::Seq(items), Span { start, end }), anchor)
+                            let node = Node::new(Value::Seq(items), Span { start, end });
+                            (node, anchor, before)
                         }
                         Frame::Map {
                             first,
                             start,
                             anchor,
                             merges,
+                            before,
                             ..
                         } => {
                             let mut entries = self.entries.drain(first..).collect();
                             apply_merges(&mut entries, merges);
-                            (Node::new(Value::Map(entries), Span { start, end }), anchor)
+                            let node = Node::new(Value::Map(entries), Span { start, end });
+                            (node, anchor, before)
                         }
                     };
                     if anchor > 0 {
-                        // Only an anchored node's size matters: it is what an alias copies.
-                        let size = count_nodes(&node);
-                        self.anchors.insert(anchor, (node.clone(), size));
+                        // Only an anchored node's cost matters: it is what an alias copies.
+                        // What the file built since the collection opened, less the copies
+                        // anchors inside it keep, is that cost (merge keys a mapping overrides
+                        // included: an over-count, never an under-count).
+                        let cost = Cost::since(before, (self.weight, self.kept));
+                        self.keep_anchor(anchor, &node, cost, span.start)?;
                     }
                     self.push(node)?;
                 }
@@ -332,6 +585,7 @@ impl Builder {
         ParseError {
             mark,
             message: message.to_owned(),
+            budget: None,
         }
     }
 
@@ -357,6 +611,7 @@ impl Builder {
                             return Err(ParseError {
                                 mark: node.span.start,
                                 message: "complex mapping keys are not supported".to_owned(),
+                                budget: None,
                             });
                         }
                         _ => node.scalar_text().unwrap_or_default(),
@@ -381,6 +636,7 @@ impl Builder {
                         return Err(ParseError {
                             mark: key_span.start,
                             message: format!("duplicate key `{key}`"),
+                            budget: None,
                         });
                     }
                     self.entries.push(Entry {
@@ -412,14 +668,6 @@ fn apply_merges(entries: &mut Vec<Entry>, merges: Vec<Node>) {
                 }
             }
         }
-    }
-}
-
-fn count_nodes(node: &Node) -> usize {
-    1 + match &node.value {
-        Value::Seq(items) => items.iter().map(count_nodes).sum(),
-        Value::Map(entries) => entries.iter().map(|e| 1 + count_nodes(&e.value)).sum(),
-        _ => 0,
     }
 }
 
@@ -532,6 +780,153 @@ mod tests {
             "{}",
             error.message
         );
+    }
+
+    fn small(nodes: usize, scalar_bytes: usize, documents: usize) -> Limits {
+        Limits {
+            max_file_nodes: nodes,
+            max_file_scalar_bytes: scalar_bytes,
+            max_file_documents: documents,
+            ..Limits::default()
+        }
+    }
+
+    /// The file in miniature: every document under the per-document alias limit, the
+    /// file as a whole far over its node budget.
+    fn alias_heavy(documents: usize) -> String {
+        let doc = "a: &a [x, x, x, x, x, x, x, x, x, x]\nb: &b [*a, *a, *a, *a, *a, *a, *a, *a]\nc: [*b, *b, *b, *b, *b, *b, *b, *b]\n";
+        format!("---\n{doc}").repeat(documents)
+    }
+
+    #[test]
+    fn weight_counts_what_was_built_aliases_at_every_use() {
+        let file = parse_file(
+            "# a comment\na: 1\nb: [x, y]\n---\nc: &a {d: e}\nf: *a\n",
+            Limits::default(),
+        );
+        assert_eq!(file.documents.len(), 2);
+        assert!(file.over_budget().is_none());
+        // {a: 1, b: [x, y]}: the mapping, two keys, 1, the sequence and its two items: 7.
+        // {c: {d: e}, f: *a}: the mapping, c, {d: e} (3), the anchor's copy of it (3), f, and
+        // the alias's copy (3): 12.
+        assert_eq!(
+            file.weight,
+            Weight {
+                nodes: 19,
+                scalar_bytes: "a1bxy".len() + "cdedefde".len(),
+                documents: 2
+            }
+        );
+    }
+
+    #[test]
+    fn a_file_over_its_node_budget_is_one_error_and_keeps_nothing() {
+        let text = alias_heavy(50);
+        let one = parse_file(&alias_heavy(1), small(1_000, usize::MAX, usize::MAX));
+        assert!(one.over_budget().is_none(), "one document fits");
+        // Every document is far under the per-document alias limit on its own.
+        assert!(one.weight.nodes > 600 && one.weight.nodes < Limits::default().max_alias_nodes);
+
+        let file = parse_file(&text, small(1_000, usize::MAX, usize::MAX));
+        assert_eq!(file.documents.len(), 1, "what was built is dropped");
+        let error = file.over_budget().expect("over the node budget");
+        assert_eq!(error.budget, Some(Budget::Nodes));
+        assert!(
+            error.message.contains("parse budget of 1000 YAML nodes")
+                && error.message.contains("`limits.maxFileNodes`"),
+            "{}",
+            error.message
+        );
+        // Stopped at the first excess, the sixth `*a` of the second document's `b`.
+        assert_eq!(error.mark, Mark { line: 7, col: 28 }, "{error:?}");
+        assert!(file.weight.nodes <= 1_000, "{:?}", file.weight);
+        assert_eq!(file.weight.documents, 2);
+        // parse_stream, which most callers use, gives the same single error.
+        let docs = parse_stream(&text, small(1_000, usize::MAX, usize::MAX));
+        assert_eq!(docs.len(), 1);
+        assert_eq!(docs[0].root.as_ref().err(), Some(error));
+    }
+
+    #[test]
+    fn an_alias_over_both_limits_costs_its_document_only() {
+        let items = (0..30)
+            .map(|i| i.to_string())
+            .collect::<Vec<_>>()
+            .join(", ");
+        let text = format!("a: &a [{items}]\nb: *a\n---\nc: 1\n");
+        let limits = Limits {
+            max_alias_nodes: 20,
+            ..small(80, usize::MAX, usize::MAX)
+        };
+        let file = parse_file(&text, limits);
+        assert!(file.over_budget().is_none());
+        assert_eq!(file.documents.len(), 2);
+        let error = file.documents[0].root.as_ref().expect_err("alias limit");
+        assert!(error.message.contains("billion laughs"), "{error:?}");
+        assert!(file.documents[1].root.is_ok());
+    }
+
+    #[test]
+    fn anchors_nested_in_anchors_are_charged_for_every_copy_they_keep() {
+        // No alias at all: 40 anchored levels around a 100-node list. Each level's anchor
+        // keeps a copy of everything inside it, 40 copies of the list in all.
+        let mut text = String::new();
+        for level in 0..40 {
+            text.push_str(&format!("{}- &l{level}\n", "  ".repeat(level)));
+        }
+        let items = vec!["x"; 99].join(", ");
+        text.push_str(&format!("{}- [{items}]\n", "  ".repeat(40)));
+        let file = parse_file(&text, Limits::default());
+        assert!(
+            file.documents[0].root.is_ok(),
+            "{:?}",
+            file.documents[0].root
+        );
+        assert!(file.weight.nodes > 40 * 100, "{:?}", file.weight);
+        let file = parse_file(&text, small(2_000, usize::MAX, usize::MAX));
+        assert_eq!(
+            file.over_budget().map(|e| e.budget),
+            Some(Some(Budget::Nodes))
+        );
+    }
+
+    #[test]
+    fn an_alias_of_a_long_string_costs_its_bytes_at_every_use() {
+        let long = "x".repeat(1_000);
+        let text = format!("s: &s {long}\nl: [{}]\n", vec!["*s"; 20].join(", "));
+        let file = parse_file(&text, small(usize::MAX, 10_000, usize::MAX));
+        let error = file.over_budget().expect("over the scalar budget");
+        assert_eq!(error.budget, Some(Budget::ScalarBytes));
+        assert!(
+            error.message.contains("10000 bytes of scalar text")
+                && error.message.contains("`limits.maxFileScalarBytes`"),
+            "{}",
+            error.message
+        );
+        assert!(file.weight.scalar_bytes <= 10_000);
+        let fits = parse_file(&text, small(usize::MAX, 30_000, usize::MAX));
+        assert!(fits.over_budget().is_none());
+        // The string, its anchor's copy and 20 aliases.
+        assert_eq!(fits.weight.scalar_bytes, "sl".len() + 22 * 1_000);
+    }
+
+    #[test]
+    fn documents_are_counted_malformed_ones_included() {
+        let text = "---\na: 1\n---\nb: [\n".repeat(5);
+        let at_limit = parse_file(&text, small(usize::MAX, usize::MAX, 10));
+        assert!(at_limit.over_budget().is_none());
+        assert_eq!(at_limit.documents.len(), 10);
+        assert_eq!(at_limit.weight.documents, 10);
+        let over = parse_file(&text, small(usize::MAX, usize::MAX, 9));
+        let error = over.over_budget().expect("over the document budget");
+        assert_eq!(error.budget, Some(Budget::Documents));
+        assert!(
+            error.message.contains("parse budget of 9 documents")
+                && error.message.contains("`limits.maxFileDocuments`"),
+            "{}",
+            error.message
+        );
+        assert_eq!(error.mark.line, 19, "the tenth document's start");
     }
 
     #[test]

@@ -266,6 +266,48 @@ fn a_file_over_the_size_limit_is_skipped_with_its_real_size() {
     assert!(run.stdout.contains(&expected), "{run:?}");
 }
 
+/// An endless device is read only to the limit, and the warning says so rather than quoting
+/// the size the file system reports for it (0).
+#[test]
+fn an_endless_device_is_read_to_the_limit_and_said_to_be_over_it() {
+    let dir = workspace(&[(".kubeward.yaml", b"limits:\n  maxFileSize: 1000\n")]);
+    let run = kubeward(dir.path(), &["audit", "/dev/zero"]);
+    assert_eq!(run.code, Some(0), "{run:?}");
+    assert!(
+        run.stdout.contains(
+            "warning: /dev/zero: skipped: over the 1000 byte limit \
+             (read 1001 bytes of a character device and stopped)"
+        ),
+        "{run:?}"
+    );
+    assert!(!run.stdout.contains("0 bytes is over"), "{run:?}");
+}
+
+/// A symlink that points at itself is a usage error that says what it is, not "no such file".
+#[test]
+fn a_self_looping_symlink_is_a_usage_error_that_says_so() {
+    let dir = workspace(&[("pod.yaml", RISKY_POD.as_bytes())]);
+    std::os::unix::fs::symlink("loop.yaml", dir.path().join("loop.yaml")).expect("symlink");
+    std::os::unix::fs::symlink("gone.yaml", dir.path().join("dangling.yaml")).expect("symlink");
+    let run = kubeward(dir.path(), &["audit", "loop.yaml", "pod.yaml"]);
+    assert_eq!(run.code, Some(2), "{run:?}");
+    assert!(
+        run.stderr.contains(
+            "kubeward: loop.yaml: cannot follow the symbolic link: \
+             Too many levels of symbolic links"
+        ),
+        "{run:?}"
+    );
+    assert!(!run.stderr.contains("no such file"), "{run:?}");
+    let run = kubeward(dir.path(), &["audit", "dangling.yaml"]);
+    assert_eq!(run.code, Some(2), "{run:?}");
+    assert!(
+        run.stderr
+            .contains("dangling.yaml: symbolic link to `gone.yaml`, which does not exist"),
+        "{run:?}"
+    );
+}
+
 // ---------------------------------------------------------------------------------------------
 // Inputs
 
@@ -979,6 +1021,163 @@ fn a_billion_laughs_file_is_a_quick_parse_error_and_the_other_files_are_audited(
             .iter()
             .any(|f| f["path"] == "risky.yaml" && f["rule"] == "hostNetworkSet"),
         "{run:?}"
+    );
+}
+
+/// The issue's alias file in miniature: after a risky Pod (22 nodes), ConfigMaps of 929 nodes
+/// each once their aliases are expanded (and their anchors' copies counted), under the per-document alias limit (10,000) and under the default
+/// per-file budget (1,000,000) at this size. A small `maxFileNodes` in the policy stands in for
+/// the 20,000 documents of the real attack (measured in `cargo bench --bench hostile`).
+fn alias_heavy_file(documents: usize) -> String {
+    let mut text = String::from(RISKY_POD);
+    for i in 0..documents {
+        text.push_str(&format!(
+            "---\napiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: lol-{i}\n  namespace: prod\n\
+             data:\n  a: &a [x, x, x, x, x, x, x, x, x, x]\n  b: &b [*a, *a, *a, *a, *a, *a, *a, *a]\n\
+             \x20 c: [*b, *b, *b, *b, *b, *b, *b, *b]\n"
+        ));
+    }
+    text
+}
+
+#[test]
+fn a_file_over_its_parse_budget_is_one_parse_error_and_the_others_are_audited() {
+    let bomb = alias_heavy_file(100);
+    let files = |policy: &'static str| {
+        workspace(&[
+            ("alias.yaml", bomb.as_bytes()),
+            ("pod.yaml", RISKY_POD.as_bytes()),
+            (".kubeward.yaml", policy.as_bytes()),
+        ])
+    };
+    let args = ["audit", "--only", "hostNetworkSet", "--format", "json", "."];
+
+    // Within the default budgets, the whole file is audited.
+    let run = kubeward(files("failOn: danger\n").path(), &args);
+    assert_eq!(run.code, Some(3), "{run:?}");
+    assert!(
+        run.rules_at()
+            .contains(&("alias.yaml".into(), "hostNetworkSet".into(), 7)),
+        "{run:?}"
+    );
+    assert!(!run.stdout.contains("parseError"), "{run:?}");
+
+    // Over a budget, the file is one parseError and nothing in it is audited, the risky Pod
+    // that came before the excess included: no finding may stand for a file only half read.
+    let dir = files("limits:\n  maxFileNodes: 5000\n");
+    let run = kubeward(dir.path(), &args);
+    assert_eq!(run.code, Some(3), "{run:?}");
+    assert_eq!(
+        run.rules_at(),
+        [
+            ("alias.yaml".to_owned(), "parseError".to_owned(), 70),
+            ("pod.yaml".to_owned(), "hostNetworkSet".to_owned(), 7)
+        ],
+        "stopped at the first excess, the 5,001st node: {run:?}"
+    );
+    let json = run.json();
+    let message = json["findings"][0]["message"].as_str().unwrap_or_default();
+    assert_eq!(
+        message,
+        "file over its parse budget of 5000 YAML nodes, aliases counted at every use \
+         (raise `limits.maxFileNodes` in the policy to allow more); none of this file was audited"
+    );
+    assert_eq!(json["findings"][0]["severity"], "danger");
+    let run = kubeward(
+        dir.path(),
+        &["audit", "--only", "hostNetworkSet", "alias.yaml"],
+    );
+    assert!(
+        run.stdout
+            .contains("alias.yaml:70:11 danger parseError file over its parse budget of 5000"),
+        "{run:?}"
+    );
+
+    // The exit status follows the policy's severity for parseError, as for any parse error.
+    let dir = files("limits: {maxFileNodes: 5000}\nrules: {parseError: warning}\n");
+    let run = kubeward(
+        dir.path(),
+        &["audit", "--only", "hostNetworkSet", "alias.yaml"],
+    );
+    assert_eq!(run.code, Some(0), "{run:?}");
+    assert!(
+        run.stdout
+            .contains("alias.yaml:70:11 warning parseError file over its parse budget"),
+        "{run:?}"
+    );
+
+    // The document and scalar-byte budgets are configured the same way.
+    let dir = files("limits: {maxFileDocuments: 50}\n");
+    let run = kubeward(dir.path(), &args);
+    let json = run.json();
+    assert_eq!(json["findings"][0]["rule"], "parseError", "{run:?}");
+    assert!(
+        json["findings"][0]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("parse budget of 50 documents")
+                && m.contains("`limits.maxFileDocuments`")),
+        "{run:?}"
+    );
+    let dir = files("limits: {maxFileScalarBytes: 20000}\n");
+    let run = kubeward(dir.path(), &args);
+    assert!(
+        run.json()["findings"][0]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("parse budget of 20000 bytes of scalar text")),
+        "{run:?}"
+    );
+}
+
+/// A custom check of nested `anyOf` + `$ref` branches 2^26 ways on a value that fails them all
+/// (11 s before evaluation was bounded). It gives up at its step budget and fails the check,
+/// on the object, naming where the policy defines it: a check that cannot finish passes nothing.
+#[test]
+fn an_exponential_custom_check_fails_naming_its_file_and_line() {
+    let mut policy = String::from(
+        "failOn: danger\n\
+         customChecks:\n\
+         \x20 nestedAnyOf:\n\
+         \x20   target: Container\n\
+         \x20   severity: danger\n\
+         \x20   failureMessage: Containers must match the nested schema\n\
+         \x20   schema:\n\
+         \x20     $ref: '#/$defs/d0'\n\
+         \x20     $defs:\n",
+    );
+    for i in 0..26 {
+        let next = format!("{{$ref: '#/$defs/d{}'}}", i + 1);
+        policy.push_str(&format!("        d{i}: {{anyOf: [{next}, {next}]}}\n"));
+    }
+    policy.push_str("        d26: {const: never}\n");
+    let dir = workspace(&[
+        ("policy.yaml", policy.as_bytes()),
+        ("pod.yaml", RISKY_POD.as_bytes()),
+    ]);
+    let run = kubeward(
+        dir.path(),
+        &[
+            "audit",
+            "--config",
+            "policy.yaml",
+            "--only",
+            "nestedAnyOf",
+            "--format",
+            "json",
+            "pod.yaml",
+        ],
+    );
+    assert_eq!(run.code, Some(3), "{run:?}");
+    let json = run.json();
+    let findings = json["findings"].as_array().expect("findings");
+    assert_eq!(findings.len(), 1, "{run:?}");
+    assert_eq!(findings[0]["rule"], "nestedAnyOf");
+    assert_eq!(findings[0]["severity"], "danger");
+    assert_eq!(findings[0]["line"], 9, "the container: {run:?}");
+    assert_eq!(
+        findings[0]["message"],
+        "Containers must match the nested schema: the custom check could not be evaluated, so it \
+         fails: its schema took more than 100000 steps on this input (nested anyOf, oneOf or $ref \
+         multiply the work); the policy must simplify the check at policy.yaml:3"
     );
 }
 
