@@ -1,5 +1,5 @@
 //! Hostile input through a real `kubeward audit` process (release build): the alias file of
-//! issue 11 against the per-file parse budgets, with same-run baselines.
+//! a hostile pull request against the per-file parse budgets, with same-run baselines.
 //!
 //! `cargo bench --bench hostile` prints, for each case, the child's wall time (fastest, median
 //! and slowest of `KUBEWARD_HOSTILE_RUNS` runs, default 5) and its peak resident memory. Peak
@@ -11,7 +11,7 @@
 //! - `floor`: one small manifest, the process's own cost;
 //! - `benign`: as many documents as the attack (20,000 ConfigMaps without aliases, similar
 //!   size; the document budget raised to let them in): what a real file that large costs;
-//! - `attack`: the issue's file, 20,000 documents whose aliases expand to 8,331 nodes each,
+//! - `attack`: the hostile file, 20,000 documents whose aliases expand to 8,331 nodes each,
 //!   under the per-document alias limit (10,000), default budgets: one `parseError`;
 //! - `at-node-budget`, `at-scalar-budget`: the largest files of that kind the default budgets
 //!   accept, fully audited: the most memory one file can take;

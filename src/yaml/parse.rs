@@ -791,7 +791,7 @@ mod tests {
         }
     }
 
-    /// The file in miniature: every document under the per-document alias limit, the
+    /// The hostile alias file in miniature: every document under the per-document alias limit, the
     /// file as a whole far over its node budget.
     fn alias_heavy(documents: usize) -> String {
         let doc = "a: &a [x, x, x, x, x, x, x, x, x, x]\nb: &b [*a, *a, *a, *a, *a, *a, *a, *a]\nc: [*b, *b, *b, *b, *b, *b, *b, *b]\n";

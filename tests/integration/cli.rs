@@ -1024,7 +1024,7 @@ fn a_billion_laughs_file_is_a_quick_parse_error_and_the_other_files_are_audited(
     );
 }
 
-/// The alias file in miniature: after a risky Pod (22 nodes), ConfigMaps of 929 nodes
+/// The hostile alias file in miniature: after a risky Pod (22 nodes), ConfigMaps of 929 nodes
 /// each once their aliases are expanded (and their anchors' copies counted), under the per-document alias limit (10,000) and under the default
 /// per-file budget (1,000,000) at this size. A small `maxFileNodes` in the policy stands in for
 /// the 20,000 documents of the real attack (measured in `cargo bench --bench hostile`).
