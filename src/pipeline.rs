@@ -3,6 +3,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use git2::Oid;
@@ -186,6 +187,14 @@ pub struct ReviewBudgets {
     pub max_changed_manifests: usize,
     /// Bytes of YAML one review reads, both sides together (every distinct blob once).
     pub max_bytes: u64,
+    /// YAML nodes one review builds, both sides together, aliases counted at every use: what
+    /// bounds the trees in memory once each file is under its own budget.
+    #[serde(default = "unlimited_nodes")]
+    pub max_nodes: u64,
+}
+
+fn unlimited_nodes() -> u64 {
+    u64::MAX
 }
 
 impl ReviewBudgets {
@@ -193,6 +202,7 @@ impl ReviewBudgets {
     pub const UNLIMITED: ReviewBudgets = ReviewBudgets {
         max_changed_manifests: usize::MAX,
         max_bytes: u64::MAX,
+        max_nodes: u64::MAX,
     };
 }
 
@@ -364,34 +374,16 @@ pub fn review_with_policy(
     }
     timings.git = started.elapsed();
     if bytes_to_parse > options.budgets.max_bytes {
-        // All or nothing: cross-object rules need the whole revision, so a part of it would
-        // judge the change wrongly. Nothing is parsed and every changed manifest is named.
         let detail = format!(
             "{bytes_to_parse} bytes of YAML across both sides; one review reads at most {}",
             options.budgets.max_bytes
         );
-        let mut over: Vec<NotReviewed> = changes
-            .iter()
-            .filter(|c| {
-                let paths = [c.new_path.as_deref(), c.old_path.as_deref()];
-                paths
-                    .into_iter()
-                    .flatten()
-                    .any(|p| head_list.iter().chain(&base_list).any(|f| f.path == p))
-            })
-            .map(|c| NotReviewed {
-                path: c.path().to_owned(),
-                reason: NotReviewedReason::OverReviewBudget,
-                detail: Some(detail.clone()),
-            })
-            .collect();
-        over.extend(not_reviewed);
-        let plan = plan_of(
-            &[],
-            &[],
-            &[],
-            &HashMap::new(),
-            &over,
+        let plan = over_review_budget(
+            &changes,
+            &base_list,
+            &head_list,
+            not_reviewed,
+            &detail,
             policy,
             &owners,
             options.forge,
@@ -400,9 +392,16 @@ pub fn review_with_policy(
         return Ok((plan, timings));
     }
     let parse_started = Instant::now();
+    // Nodes built so far by all parses: once over the review's budget no further file is
+    // parsed, so the trees in memory stay within it (plus the files being parsed).
+    let nodes_built = AtomicU64::new(0);
+    let over_nodes = || nodes_built.load(Ordering::Relaxed) > options.budgets.max_nodes;
     let parsed: HashMap<Oid, Result<ManifestFile, NotReviewedReason>> = blobs
         .par_iter()
         .map(|(oid, content)| {
+            if over_nodes() {
+                return (*oid, Err(NotReviewedReason::OverReviewBudget));
+            }
             let file = match content {
                 Content::Missing => Err(NotReviewedReason::MissingBlob),
                 Content::Skipped(reason) => Ok(ManifestFile::skipped("", *reason)),
@@ -411,10 +410,32 @@ pub fn review_with_policy(
                     Err(reason) => Ok(ManifestFile::skipped("", reason)),
                 },
             };
+            if let Ok(file) = &file {
+                nodes_built.fetch_add(file.weight.nodes as u64, Ordering::Relaxed);
+            }
             (*oid, file)
         })
         .collect();
     timings.files_parsed = parsed.len();
+    if over_nodes() {
+        drop(parsed);
+        let detail = format!(
+            "over {} YAML nodes across both sides (aliases counted at every use); one review builds at most that",
+            options.budgets.max_nodes
+        );
+        let plan = over_review_budget(
+            &changes,
+            &base_list,
+            &head_list,
+            not_reviewed,
+            &detail,
+            policy,
+            &owners,
+            options.forge,
+            revisions,
+        );
+        return Ok((plan, timings));
+    }
     // Changed files the review could not judge, by their head (else base) content.
     let head_by_path: HashMap<&str, &TreeFile> =
         head_list.iter().map(|f| (f.path.as_str(), f)).collect();
@@ -427,19 +448,24 @@ pub fn review_with_policy(
             (None, None) => None,
         };
         let Some(file) = side else { continue };
-        let reason = match parsed.get(&file.blob) {
-            Some(Err(reason)) => Some(*reason),
-            Some(Ok(m)) => match &m.content {
-                Err(skip) => Some(NotReviewedReason::from_skip(*skip)),
-                Ok(_) => None,
+        let (reason, detail) = match parsed.get(&file.blob) {
+            Some(Err(reason)) => (Some(*reason), None),
+            Some(Ok(m)) => match (&m.content, m.over_budget()) {
+                (Err(skip), _) => (Some(NotReviewedReason::from_skip(*skip)), None),
+                // Reported as its `parseError` too; not judged all the same.
+                (Ok(_), Some(error)) => (
+                    Some(NotReviewedReason::OverParseBudget),
+                    Some(error.message.clone()),
+                ),
+                (Ok(_), None) => (None, None),
             },
-            None => None,
+            None => (None, None),
         };
         if let Some(reason) = reason {
             not_reviewed.push(NotReviewed {
                 path: change.path().to_owned(),
                 reason,
-                detail: None,
+                detail,
             });
         }
     }
@@ -488,25 +514,42 @@ pub fn review_with_policy(
     Ok((plan, timings))
 }
 
-/// The plan of a review that judged nothing (over its budget): every file it names.
+/// The plan of a review over its budget: nothing is judged (cross-object rules need the
+/// whole revision, so a part of it would judge wrongly) and every changed manifest is named.
 #[allow(clippy::too_many_arguments)]
-fn plan_of(
-    base_files: &[ManifestFile],
-    head_files: &[ManifestFile],
+fn over_review_budget(
     changes: &[FileChange],
-    head_texts: &HashMap<String, String>,
-    not_reviewed: &[NotReviewed],
+    base_list: &[TreeFile],
+    head_list: &[TreeFile],
+    not_reviewed: Vec<NotReviewed>,
+    detail: &str,
     policy: &Policy,
     owners: &CodeOwners,
     forge: Flavor,
     revisions: &Revisions,
 ) -> ReviewPlan {
+    let mut over: Vec<NotReviewed> = changes
+        .iter()
+        .filter(|c| {
+            let paths = [c.new_path.as_deref(), c.old_path.as_deref()];
+            paths
+                .into_iter()
+                .flatten()
+                .any(|p| head_list.iter().chain(base_list).any(|f| f.path == p))
+        })
+        .map(|c| NotReviewed {
+            path: c.path().to_owned(),
+            reason: NotReviewedReason::OverReviewBudget,
+            detail: Some(detail.to_owned()),
+        })
+        .collect();
+    over.extend(not_reviewed);
     let input = ReviewInput {
-        base_files,
-        head_files,
-        changes,
-        head_texts,
-        not_reviewed,
+        base_files: &[],
+        head_files: &[],
+        changes: &[],
+        head_texts: &HashMap::new(),
+        not_reviewed: &over,
         policy,
         owners,
         forge,

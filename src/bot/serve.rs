@@ -25,7 +25,8 @@ use crate::pipeline::ReviewBudgets;
 use crate::queue::Queue;
 use crate::server::gitlab::{DEFAULT_TIMESTAMP_TOLERANCE, GitLabHooks};
 use crate::server::settings::{
-    DEFAULT_MAX_REVIEW_BYTES, GitLabSecrets, GitLabSettings, LogFormat, Secrets, ServeSettings,
+    BYTES_PER_NODE, DEFAULT_MAX_REVIEW_BYTES, GitLabSecrets, GitLabSettings, LogFormat, Secrets,
+    ServeSettings,
 };
 use crate::server::{AppState, GitHubHooks, router_with_gitlab};
 
@@ -256,6 +257,10 @@ pub fn review_limits(settings: &ServeSettings) -> anyhow::Result<ReviewLimits> {
                 .review
                 .max_review_bytes
                 .unwrap_or(DEFAULT_MAX_REVIEW_BYTES),
+            max_nodes: settings
+                .review
+                .max_review_nodes
+                .unwrap_or(memory_bytes / BYTES_PER_NODE),
         },
         sandbox,
     })

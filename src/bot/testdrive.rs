@@ -144,6 +144,7 @@ pub async fn run() -> anyhow::Result<String> {
                 budgets: ReviewBudgets {
                     max_changed_manifests: 3000,
                     max_bytes: crate::server::settings::DEFAULT_MAX_REVIEW_BYTES,
+                    max_nodes: default_memory_bytes(1) / crate::server::settings::BYTES_PER_NODE,
                 },
                 sandbox: SandboxSettings::current_exe(default_memory_bytes(1))
                     .context("finding this program, to run the review in a child process")?,

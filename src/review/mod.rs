@@ -244,6 +244,8 @@ pub enum NotReviewedReason {
     OverFileBudget,
     /// The change and its repository hold more YAML than one review may parse.
     OverReviewBudget,
+    /// The file is over its own parse budget (`limits.maxFile…`): a `parseError` too.
+    OverParseBudget,
     TooLarge,
     NotUtf8,
     Binary,
@@ -274,6 +276,7 @@ impl NotReviewedReason {
         match self {
             NotReviewedReason::OverFileBudget => "over the review's budget of changed manifests",
             NotReviewedReason::OverReviewBudget => "over the review's parse budget",
+            NotReviewedReason::OverParseBudget => "over its own parse budget",
             NotReviewedReason::TooLarge => "larger than the size limit",
             NotReviewedReason::NotUtf8 => "not UTF-8",
             NotReviewedReason::Binary => "binary",

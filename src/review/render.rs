@@ -258,7 +258,10 @@ fn how_to_proceed(reason: NotReviewedReason) -> &'static str {
             "split the change into smaller pull requests, or ask the operator to raise `maxChangedFiles`"
         }
         NotReviewedReason::OverReviewBudget => {
-            "ask the operator to raise the review budget (`maxReviewBytes`)"
+            "ask the operator to raise the review's budget (`review.maxReviewBytes`, `review.maxReviewNodes`) and its memory"
+        }
+        NotReviewedReason::OverParseBudget => {
+            "split the file, or raise the budget its parse error names in `.kubeward.yaml` on the base branch"
         }
         NotReviewedReason::TooLarge => {
             "split the file, or raise `limits.maxFileSize` in `.kubeward.yaml` on the base branch"

@@ -180,7 +180,15 @@ pub struct ReviewProcessSettings {
     /// Bytes of YAML one review reads (both sides, each distinct blob once). Default 256 MiB.
     #[serde(default)]
     pub max_review_bytes: Option<u64>,
+    /// YAML nodes one review builds (both sides, aliases counted at every use). Default: the
+    /// review process's memory divided by [`BYTES_PER_NODE`].
+    #[serde(default)]
+    pub max_review_nodes: Option<u64>,
 }
+
+/// What one parsed YAML node costs a review, with its share of strings and collections: the
+/// default node budget follows the memory limit.
+pub const BYTES_PER_NODE: u64 = 100;
 
 /// Default of [`ReviewProcessSettings::max_review_bytes`].
 pub const DEFAULT_MAX_REVIEW_BYTES: u64 = 256 << 20;

@@ -179,7 +179,7 @@ async fn incomplete_neutral_is_an_opt_in_of_the_base_branch() {
 async fn a_review_that_runs_out_of_memory_fails_its_check_and_is_not_retried() {
     // The policy lets aliases expand (a base-branch writer's choice), so only the memory
     // limit stands in the way.
-    let policy: &[u8] = b"limits:\n  maxAliasNodes: 2000000000\n";
+    let policy: &[u8] = b"limits:\n  maxAliasNodes: 2000000000\n  maxFileNodes: 2000000000\n  maxFileScalarBytes: 100000000000\n";
     let mut bomb = String::from(
         "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: b}\ndata:\n  l0: &l0 [x, x, x, x, x, x, x, x, x, x]\n",
     );
@@ -205,6 +205,59 @@ async fn a_review_that_runs_out_of_memory_fails_its_check_and_is_not_retried() {
         check_text(&check).contains("ran out of memory"),
         "{check:#}"
     );
+}
+
+/// Past the review's node budget nothing is parsed further: every changed manifest is named,
+/// and the check fails. A file over its own budget is its `parseError` and named too.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn budgets_per_review_and_per_file_leave_nothing_unnamed() {
+    let files: Vec<(String, String)> = (0..6)
+        .map(|i| {
+            (
+                format!("c{i}.yaml"),
+                format!(
+                    "apiVersion: v1\nkind: ConfigMap\nmetadata: {{name: c{i}, namespace: s}}\ndata:\n{}",
+                    (0..40).map(|k| format!("  k{k}: v\n")).collect::<String>()
+                ),
+            )
+        })
+        .collect();
+    let added: Vec<(&str, &[u8])> = files
+        .iter()
+        .map(|(p, t)| (p.as_str(), t.as_bytes()))
+        .collect();
+    let (dir, git, base, head) = setup_files(&[("README", b"x\n")], &added);
+    let fake = github_with_pull(base, head);
+    let mut over_review = limits(100);
+    over_review.budgets.max_nodes = 200;
+    review(&fake, &git, dir.path(), head, over_review).await;
+    let check = only_check_run(&fake);
+    assert_eq!(check["conclusion"], "failure", "{check:#}");
+    let summary = summary_comment(&fake);
+    assert!(
+        summary.contains("over the review's parse budget"),
+        "{summary}"
+    );
+    for (path, _) in &files {
+        assert!(summary.contains(&format!("`{path}`")), "{path}: {summary}");
+    }
+
+    // One file over its own budget: its parse error, and named as not reviewed.
+    let policy: &[u8] = b"limits:\n  maxFileNodes: 60\n";
+    let (dir, git, base, head) = setup_files(
+        &[("README", b"x\n"), (".kubeward.yaml", policy)],
+        &added[..1],
+    );
+    let fake = github_with_pull(base, head);
+    review(&fake, &git, dir.path(), head, limits(100)).await;
+    let check = only_check_run(&fake);
+    assert_eq!(check["conclusion"], "failure", "{check:#}");
+    let summary = summary_comment(&fake);
+    assert!(
+        summary.contains("`c0.yaml`: over its own parse budget"),
+        "{summary}"
+    );
+    assert!(summary.contains("maxFileNodes"), "{summary}");
 }
 
 /// A script standing in for the review program.

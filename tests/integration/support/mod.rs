@@ -87,6 +87,7 @@ pub fn review_limits(
         budgets: kubeward::pipeline::ReviewBudgets {
             max_changed_manifests,
             max_bytes: 64 << 20,
+            max_nodes: 2_000_000,
         },
         sandbox: kubeward::bot::sandbox::SandboxSettings {
             program: env!("CARGO_BIN_EXE_kubeward").into(),
