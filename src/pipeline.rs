@@ -13,7 +13,9 @@ use crate::audit::Registry;
 use crate::config::{CONFIG_FILE_NAMES, ConfigError, ConfigFile, FailOn, Policy};
 use crate::diff::FileChange;
 use crate::git::{GitError, Repository, TreeFile};
-use crate::manifest::{ManifestFile, SkipReason, classify_bytes, kustomize_patch_paths};
+use crate::manifest::{
+    ManifestFile, SkipReason, classify_bytes, is_chart_template, kustomize_patch_paths,
+};
 use crate::owners::{CodeOwners, Flavor, MAX_SIZE as MAX_CODEOWNERS_SIZE};
 use crate::review::{
     NotReviewed, NotReviewedReason, ReviewInput, ReviewPlan, audit_sides, plan_from_audits,
@@ -149,16 +151,31 @@ fn kustomize_patches(files: &[TreeFile], repo: &Repository) -> HashSet<String> {
     patches
 }
 
-/// Manifest candidates of a revision: by extension, not ignored, not kustomize patches.
+/// Folders holding a `Chart.yaml`: Helm charts, whose `templates/` are not manifests.
+fn chart_dirs(files: &[TreeFile]) -> HashSet<String> {
+    files
+        .iter()
+        .filter_map(|f| match f.path.rsplit_once('/') {
+            Some((dir, "Chart.yaml")) => Some(dir.to_owned()),
+            None if f.path == "Chart.yaml" => Some(String::new()),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Manifest candidates of a revision: by extension, not ignored, not kustomize patches, not
+/// chart templates.
 fn manifest_candidates(
     files: Vec<TreeFile>,
     patches: &HashSet<String>,
+    charts: &HashSet<String>,
     policy: &Policy,
 ) -> Vec<TreeFile> {
     files
         .into_iter()
         .filter(|f| is_manifest_name(&f.path) && !policy.ignores(&f.path))
         .filter(|f| !patches.contains(&f.path))
+        .filter(|f| !is_chart_template(&f.path, &|dir| charts.contains(dir)))
         .collect()
 }
 
@@ -233,6 +250,7 @@ fn triage_changes(
     base_list: &[TreeFile],
     head_list: &[TreeFile],
     patches: &HashSet<String>,
+    charts: &HashSet<String>,
     policy: &Policy,
     budgets: &ReviewBudgets,
 ) -> ChangeTriage {
@@ -265,6 +283,16 @@ fn triage_changes(
             triage
                 .not_reviewed
                 .push(not_reviewed(NotReviewedReason::KustomizePatch));
+            continue;
+        }
+        if paths
+            .into_iter()
+            .flatten()
+            .any(|p| is_chart_template(p, &|dir| charts.contains(dir)))
+        {
+            triage
+                .not_reviewed
+                .push(not_reviewed(NotReviewedReason::HelmTemplate));
             continue;
         }
         if change.symlink {
@@ -326,13 +354,16 @@ pub fn review_with_policy(
     let head_files_all = repo.list_files(revisions.head)?;
     let mut patches = kustomize_patches(&base_files_all, repo);
     patches.extend(kustomize_patches(&head_files_all, repo));
-    let base_list = manifest_candidates(base_files_all, &patches, policy);
-    let mut head_list = manifest_candidates(head_files_all, &patches, policy);
+    let mut charts = chart_dirs(&base_files_all);
+    charts.extend(chart_dirs(&head_files_all));
+    let base_list = manifest_candidates(base_files_all, &patches, &charts, policy);
+    let mut head_list = manifest_candidates(head_files_all, &patches, &charts, policy);
     let triage = triage_changes(
         &all_changes,
         &base_list,
         &head_list,
         &patches,
+        &charts,
         policy,
         &options.budgets,
     );

@@ -121,6 +121,9 @@ pub fn load(paths: &[PathBuf], policy: &Policy) -> Loaded {
                     None,
                 );
             }
+            if in_chart_templates(path) {
+                return (ManifestFile::skipped(name, SkipReason::HelmTemplate), None);
+            }
             match read_limited(path, policy.max_file_size) {
                 Ok(bytes) => parse_sized(&name, &bytes, file_size(path, bytes.len()), policy),
                 Err(e) => (
@@ -148,6 +151,18 @@ pub fn load(paths: &[PathBuf], policy: &Policy) -> Loaded {
         errors,
         unusable,
     }
+}
+
+/// Whether the file lies in a `templates/` folder next to a `Chart.yaml`.
+fn in_chart_templates(path: &Path) -> bool {
+    path.ancestors()
+        .skip(1)
+        .filter(|dir| dir.file_name().is_some_and(|n| n == "templates"))
+        .any(|templates| {
+            templates
+                .parent()
+                .is_some_and(|chart| chart.join("Chart.yaml").is_file())
+        })
 }
 
 /// Why a path named on the command line cannot be opened, in words that are true of it: the

@@ -79,9 +79,6 @@ impl ManifestFile {
     pub fn parse(path: impl Into<String>, text: &str, limits: Limits) -> ManifestFile {
         let path = path.into();
         let has_actions = text.contains("{{");
-        if has_actions && uses_helm(text) {
-            return ManifestFile::skipped(path, SkipReason::HelmTemplate);
-        }
         let parsed = parse_file(text, limits);
         let weight = parsed.weight;
         // Over a budget, the file is reported whatever it looks like: skipping it as a template
@@ -94,8 +91,11 @@ impl ManifestFile {
             };
         }
         let docs = parsed.documents;
-        // Other Go template actions are data when the file is valid YAML (a PrometheusRule's
-        // `{{ $labels.instance }}`); where they break the YAML, it is a template to render first.
+        // Template text is data when the file is valid YAML (a PrometheusRule's
+        // `{{ $labels.instance }}`, an install manifest whose ConfigMaps carry `{{ .Values }}`):
+        // what parses and names objects is audited. Where the actions break the YAML, it is a
+        // template to render first. (A chart's `templates/` folder is skipped by path, see
+        // [`is_chart_template`].)
         if has_actions && docs.iter().any(|d| d.root.is_err()) {
             return ManifestFile {
                 weight,
@@ -196,29 +196,16 @@ impl ManifestFile {
     }
 }
 
-/// Whether a Go template action in the text uses Helm's built-in objects or functions: the
-/// file is a chart template, meaningless until rendered, even where it happens to parse (a
-/// quoted `"{{ .Values.image }}"`).
-fn uses_helm(text: &str) -> bool {
-    const HELM: &[&str] = &[
-        ".Values",
-        ".Release",
-        ".Chart",
-        ".Capabilities",
-        ".Files",
-        ".Template",
-        "include ",
-        "tpl ",
-        "toYaml",
-        "required ",
-        "lookup ",
-        "define ",
-        "template ",
-    ];
-    text.split("{{").skip(1).any(|rest| {
-        let action = rest.split("}}").next().unwrap_or(rest);
-        HELM.iter().any(|word| action.contains(word))
-    })
+/// Whether `path` lies in the `templates/` folder of a Helm chart, a folder for which
+/// `is_chart` is true (it holds a `Chart.yaml`): a template, meaningless until rendered, however
+/// well it happens to parse.
+pub fn is_chart_template(path: &str, is_chart: &dyn Fn(&str) -> bool) -> bool {
+    let parts: Vec<&str> = path.split('/').collect();
+    parts
+        .iter()
+        .enumerate()
+        .take(parts.len().saturating_sub(1))
+        .any(|(i, part)| *part == "templates" && is_chart(&parts[..i].join("/")))
 }
 
 /// Kustomize and similar tool configs carry apiVersion/kind but are not cluster objects.

@@ -159,7 +159,7 @@ pub fn parse_file(text: &str, limits: Limits) -> ParsedFile {
     // document to the next.
     let mut builder = Builder::new(limits);
     for (start_line, chunk) in split_documents(text) {
-        let outcome = builder.run(chunk, start_line - 1);
+        let outcome = run_tolerant(&mut builder, chunk, start_line - 1);
         if let Err(error) = &outcome
             && error.budget.is_some()
         {
@@ -190,6 +190,113 @@ pub fn parse_file(text: &str, limits: Limits) -> ParsedFile {
         documents: docs,
         weight: builder.weight,
     }
+}
+
+/// Most re-indentations tried on one document.
+const MAX_REPAIRS: usize = 32;
+
+/// Runs the builder on a chunk, accepting what Kubernetes' YAML decoder (go-yaml, after
+/// libyaml) accepts and saphyr does not: a flow collection whose closing bracket sits at its
+/// parent key's indent, and a quoted scalar continued at a lower indent. Both are indentation
+/// that carries no meaning there, so the offending lines are re-indented and the chunk parsed
+/// again; if that does not help, the original error stands.
+fn run_tolerant(builder: &mut Builder, chunk: &str, line_offset: u32) -> Result<(), ParseError> {
+    // What the file had built before this chunk: a retry starts from there.
+    let (weight, kept) = (builder.weight, builder.kept);
+    let first = builder.run(chunk, line_offset);
+    let Err(error) = &first else { return first };
+    if error.budget.is_some() {
+        return first;
+    }
+    let Some(mut repaired) = reindent(chunk, error, line_offset) else {
+        return first;
+    };
+    let original = error.clone();
+    for _ in 0..MAX_REPAIRS {
+        builder.weight = weight;
+        builder.kept = kept;
+        builder.roots.clear();
+        match builder.run(&repaired, line_offset) {
+            Ok(()) => return Ok(()),
+            Err(e) if e.budget.is_some() => return Err(e),
+            Err(e) => match reindent(&repaired, &e, line_offset) {
+                Some(next) => repaired = next,
+                None => break,
+            },
+        }
+    }
+    // Not a case we accept: the document's own error, from its own text.
+    builder.weight = weight;
+    builder.kept = kept;
+    builder.roots.clear();
+    match builder.run(chunk, line_offset) {
+        Ok(()) => Err(original),
+        Err(e) => Err(e),
+    }
+}
+
+/// The chunk with the lines `error` complains about re-indented, when it is one of the cases
+/// [`run_tolerant`] accepts.
+fn reindent(text: &str, error: &ParseError, line_offset: u32) -> Option<String> {
+    let mut lines: Vec<String> = text.split('\n').map(str::to_owned).collect();
+    let at = usize::try_from(error.mark.line.checked_sub(line_offset + 1)?).ok()?;
+    let indent = |l: &str| l.len() - l.trim_start_matches(' ').len();
+    match error.message.as_str() {
+        "invalid indentation" => {
+            let line = lines.get(at)?;
+            if !matches!(line.trim_start().chars().next(), Some(']' | '}')) {
+                return None;
+            }
+            // As deep as the collection's previous line: inside the flow, as go-yaml reads it.
+            let previous = lines[..at].iter().rev().find(|l| !l.trim().is_empty())?;
+            let wanted = indent(previous);
+            if wanted <= indent(line) {
+                return None;
+            }
+            lines[at] = format!("{}{}", " ".repeat(wanted - indent(line)), line.trim_start());
+        }
+        "invalid indentation in quoted scalar" => {
+            // The scalar starts on the error's line: its continuation lines must be indented
+            // deeper than that line's key.
+            let key_line = lines.get(at)?;
+            let wanted = indent(key_line) + 1;
+            let start = key_line.find(['"', '\''])?;
+            let quote = key_line.as_bytes()[start];
+            let mut closed = closes(&key_line[start + 1..], quote);
+            let mut changed = false;
+            let mut i = at + 1;
+            while !closed && i < lines.len() {
+                let line = &lines[i];
+                if !line.trim().is_empty() && indent(line) < wanted {
+                    lines[i] = format!("{}{}", " ".repeat(wanted - indent(line)), line);
+                    changed = true;
+                }
+                closed = closes(&lines[i], quote);
+                i += 1;
+            }
+            if !changed {
+                return None;
+            }
+        }
+        _ => return None,
+    }
+    Some(lines.join("\n"))
+}
+
+/// Whether `text` holds the closing `quote` of a scalar (escapes: `\"` in double quotes, `''`
+/// in single ones).
+fn closes(text: &str, quote: u8) -> bool {
+    let bytes = text.as_bytes();
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'\\' if quote == b'"' => i += 2,
+            b'\'' if quote == b'\'' && bytes.get(i + 1) == Some(&b'\'') => i += 2,
+            b if b == quote => return true,
+            _ => i += 1,
+        }
+    }
+    false
 }
 
 fn over_budget(index: usize, start_line: u32, error: ParseError, weight: Weight) -> ParsedFile {
@@ -635,7 +742,9 @@ impl Builder {
                     if duplicate {
                         return Err(ParseError {
                             mark: key_span.start,
-                            message: format!("duplicate key `{key}`"),
+                            message: format!(
+                                "duplicate key `{key}`: kubectl refuses a mapping with a key twice, so this document cannot be applied"
+                            ),
                             budget: None,
                         });
                     }
@@ -709,6 +818,46 @@ mod tests {
 
     fn parse(text: &str) -> Vec<ParsedDocument> {
         parse_stream(text, Limits::default())
+    }
+
+    /// What Kubernetes' decoder (go-yaml) accepts is accepted: a flow list closed at its key's
+    /// indent, a quoted scalar continued below its key's indent. Real indentation errors stay.
+    #[test]
+    fn indentation_that_go_yaml_accepts_is_accepted() {
+        let docs = parse("spec:\n  args: [\n    a,\n    b\n]\n  next: 1\n");
+        let root = docs[0].root.as_ref().expect("parses");
+        let args = root
+            .get_path(&["spec", "args"])
+            .and_then(Node::as_seq)
+            .expect("args");
+        assert_eq!(args.len(), 2);
+        assert_eq!(
+            root.get_path(&["spec", "next"]).and_then(Node::as_i64),
+            Some(1)
+        );
+        let docs = parse("data:\n  e: \"long text\ncontinued at zero\"\n  f: x\n");
+        let root = docs[0].root.as_ref().expect("parses");
+        assert_eq!(
+            root.get_path(&["data", "e"]).and_then(Node::as_str),
+            Some("long text continued at zero")
+        );
+        assert_eq!(
+            root.get_path(&["data", "f"]).and_then(Node::as_str),
+            Some("x")
+        );
+        assert!(
+            parse("a:\n  b: 1\n c: 2\n")[0].root.is_err(),
+            "a real indentation error"
+        );
+        let error = parse("a: 1\na: 2\n")[0]
+            .root
+            .clone()
+            .expect_err("duplicate");
+        assert!(
+            error.message.contains("kubectl refuses"),
+            "{}",
+            error.message
+        );
     }
 
     #[test]

@@ -1233,3 +1233,39 @@ fn yaml_1_1_scalars_are_honoured() {
         );
     }
 }
+
+/// A file that parses and names objects is audited whatever template text its values hold (an
+/// install manifest whose ConfigMap carries `{{ .Values }}`); a file in a chart's `templates/`
+/// is a template however well it parses.
+#[test]
+fn template_text_in_values_is_data_and_chart_templates_are_templates() {
+    let install = format!(
+        "apiVersion: v1\nkind: ConfigMap\nmetadata: {{name: help, namespace: shop}}\ndata:\n  readme: \"install with --set image={{{{ .Values.image }}}}\"\n---\n{RISKY_POD}"
+    );
+    let template = RISKY_POD.replace("name: risky", "name: \"{{ .Release.Name }}\"");
+    let dir = workspace(&[
+        ("install.yaml", install.as_bytes()),
+        (
+            "chart/Chart.yaml",
+            b"apiVersion: v2\nname: c\nversion: 1.0.0\n",
+        ),
+        ("chart/templates/pod.yaml", template.as_bytes()),
+    ]);
+    let run = kubeward(dir.path(), &["audit", ".", "--format", "json"]);
+    let paths: std::collections::BTreeSet<String> = run
+        .rules_at()
+        .into_iter()
+        .map(|(path, _, _)| path)
+        .collect();
+    assert!(paths.contains("install.yaml"), "{run:?}");
+    assert!(
+        !paths.iter().any(|p| p.contains("templates")),
+        "a chart template is not audited raw: {paths:?}"
+    );
+    // Named on its own, the template is still one.
+    let run = kubeward(
+        dir.path(),
+        &["audit", "chart/templates/pod.yaml", "--format", "json"],
+    );
+    assert!(run.rules_at().is_empty(), "{run:?}");
+}

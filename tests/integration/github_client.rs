@@ -855,8 +855,9 @@ async fn rate_limited_post_is_retried_after_the_wait() {
 #[tokio::test]
 async fn ratelimit_reset_is_honoured() {
     let server = MockServer::start().await;
-    let start_unix = unix_now_f64();
-    let reset = start_unix.floor() as u64 + 2;
+    // A reset 2 to 3 s away, so that setting the mocks up (tens of milliseconds, more on a
+    // busy machine) leaves a wait of over a second to measure.
+    let reset = unix_now_f64().floor() as u64 + 3;
     Mock::given(method("GET"))
         .and(path("/repos/o/r"))
         .respond_with(
@@ -879,6 +880,8 @@ async fn ratelimit_reset_is_honoured() {
         .mount(&server)
         .await;
     let client = token_client(&server.uri(), "ghp_t");
+    // The clock read with the request's start, not before the mocks were mounted.
+    let start_unix = unix_now_f64();
     let start = Instant::now();
     client.get_json(None, "/repos/o/r").await.unwrap();
     let expected = reset as f64 - start_unix;
