@@ -657,13 +657,19 @@ mod tests {
                 .err(),
             Some(SkipReason::HelmTemplate)
         );
-        // Quoted, so valid YAML, but still a chart template.
-        assert_eq!(
+        // Quoted, so valid YAML naming an object: audited (its path decides whether it is a
+        // chart template, see `is_chart_template`).
+        assert!(
             file("apiVersion: v1\nkind: Pod\nspec:\n  containers:\n  - name: a\n    image: \"{{ .Values.image }}\"\n")
                 .content
-                .err(),
-            Some(SkipReason::HelmTemplate)
+                .is_ok()
         );
+        let charts = ["charts/web".to_owned()];
+        let is_chart = |dir: &str| charts.iter().any(|c| c == dir);
+        assert!(is_chart_template("charts/web/templates/pod.yaml", &is_chart));
+        assert!(is_chart_template("charts/web/templates/sub/pod.yaml", &is_chart));
+        assert!(!is_chart_template("charts/web/values.yaml", &is_chart));
+        assert!(!is_chart_template("other/templates/pod.yaml", &is_chart));
         // Control actions that break the YAML.
         assert_eq!(
             file("{{- if .Capabilities }}\napiVersion: v1\nkind: Service\n{{- end }}\n")
