@@ -196,14 +196,33 @@ impl Repository {
         let new = self.tree(head)?;
         let mut options = DiffOptions::new();
         options.context_lines(3).ignore_submodules(true);
+        // Only manifest-like paths: a review never reads any other blob (a partial clone may
+        // not have them), and rename detection, the costly part of a large range, compares
+        // only these.
+        for pattern in MANIFEST_PATTERNS {
+            options.pathspec(pattern);
+        }
         let mut diff = self
             .repo
             .diff_tree_to_tree(Some(&old), Some(&new), Some(&mut options))
             .context(|| format!("cannot diff {base}..{head}"))?;
         let mut find = DiffFindOptions::new();
-        find.renames(true).copies(false).rename_threshold(50);
-        diff.find_similar(Some(&mut find))
-            .context(|| "rename detection failed".into())?;
+        find.renames(true)
+            .copies(false)
+            .rename_threshold(50)
+            .rename_limit(RENAME_LIMIT);
+        // Renames are found by content: a missing blob cannot be compared, so it is left as a
+        // delete and an add (and named as missing by the review).
+        if diff.find_similar(Some(&mut find)).is_err() {
+            diff = self
+                .repo
+                .diff_tree_to_tree(Some(&old), Some(&new), Some(&mut options))
+                .context(|| format!("cannot diff {base}..{head}"))?;
+            let mut exact = DiffFindOptions::new();
+            exact.renames(true).exact_match_only(true);
+            diff.find_similar(Some(&mut exact))
+                .context(|| "rename detection failed".into())?;
+        }
         let mut changes = Vec::new();
         for (i, delta) in diff.deltas().enumerate() {
             let kind = match delta.status() {
@@ -236,7 +255,10 @@ impl Repository {
                 symlink: [delta.old_file().mode(), delta.new_file().mode()]
                     .contains(&git2::FileMode::Link),
             };
-            if !change.binary {
+            let missing = [delta.old_file().id(), delta.new_file().id()]
+                .into_iter()
+                .any(|id| !id.is_zero() && !self.has_object(id));
+            if !change.binary && !missing {
                 let patch = git2::Patch::from_diff(&diff, i)
                     .context(|| format!("cannot diff {}", change.path()))?;
                 if let Some(patch) = patch {
@@ -287,6 +309,13 @@ fn hunks_of(patch: &git2::Patch<'_>) -> Result<Vec<Hunk>, GitError> {
     }
     Ok(hunks)
 }
+
+/// The paths a review reads: manifest candidates by name.
+pub const MANIFEST_PATTERNS: &[&str] = &["*.yaml", "*.yml", "*.json"];
+
+/// Most files rename detection compares on each side, as git's `diff.renameLimit`: past it a
+/// moved file is a delete and an add (its findings still match by fingerprint).
+pub const RENAME_LIMIT: usize = 3_000;
 
 /// Test and tooling helper: builds commits from `(path, contents)` lists with nested trees,
 /// since a tree entry cannot hold a `/`.

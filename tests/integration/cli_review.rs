@@ -375,3 +375,55 @@ fn changed_files_that_are_not_manifests_are_named() {
         "{text}"
     );
 }
+
+/// A partial clone lacks blobs: a missing non-manifest blob is never read, and a missing
+/// manifest blob makes the review incomplete, named, instead of failing it.
+#[test]
+fn missing_blobs_of_a_partial_clone() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let repo = Repository::init(dir.path()).expect("init");
+    let base = build::commit(
+        &repo,
+        Some("refs/heads/main"),
+        &[],
+        &[("README.md", b"old\n".as_slice()), ("pod.yaml", GOOD.as_bytes())],
+        "base",
+    )
+    .expect("base");
+    let head = build::commit(
+        &repo,
+        Some("refs/heads/pr"),
+        &[base],
+        &[
+            ("README.md", b"new text nobody fetched\n".as_slice()),
+            ("pod.yaml", GOOD.as_bytes()),
+            ("gone.yaml", BAD.as_bytes()),
+        ],
+        "pr",
+    )
+    .expect("pr");
+    let tree = repo.find_commit(head).expect("head").tree().expect("tree");
+    let remove = |name: &str| {
+        let id = tree.get_name(name).expect(name).id().to_string();
+        let loose = dir.path().join(".git/objects").join(&id[..2]).join(&id[2..]);
+        std::fs::remove_file(&loose).expect("a loose object");
+    };
+    remove("README.md");
+    let (code, stdout, stderr) = kubeward(
+        dir.path(),
+        &["review", "--base", "main", "--head", "pr", "--format", "json"],
+    );
+    assert_eq!(code, Some(3), "BAD is reviewed and fails: {stderr}");
+    let plan: serde_json::Value = serde_json::from_str(&stdout).expect("plan");
+    assert_eq!(plan["incomplete"], false, "{plan:#}");
+    remove("gone.yaml");
+    let (code, stdout, stderr) = kubeward(
+        dir.path(),
+        &["review", "--base", "main", "--head", "pr", "--format", "json"],
+    );
+    assert_eq!(code, Some(3), "incomplete fails by default: {stderr}");
+    let plan: serde_json::Value = serde_json::from_str(&stdout).expect("plan");
+    assert_eq!(plan["incomplete"], true);
+    assert_eq!(plan["notReviewed"][0]["path"], "gone.yaml");
+    assert_eq!(plan["notReviewed"][0]["reason"], "missingBlob");
+}
