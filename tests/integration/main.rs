@@ -34,3 +34,5 @@ mod rule_docs;
 mod rule_fixtures;
 mod scale_out;
 mod serve_process;
+mod webhook_ids;
+mod webhook_intake;
