@@ -271,7 +271,7 @@ pub async fn accept(State(intake): State<Arc<Intake>>, request: Request, next: N
         Ok(bytes) => bytes,
         Err(ReadError::TooLarge) => {
             refused(forge, "too_large");
-            return too_large(limits.max_body.min(reserve));
+            return too_large(limits.max_body);
         }
         Err(ReadError::Body(e)) => {
             debug!(forge, error = %e, "the body could not be read");
