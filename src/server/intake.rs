@@ -6,9 +6,12 @@
 //! encoding: `maxBodyBytes`) from one budget shared by all connections, and gives it back when
 //! its request is answered. Bodies of [`SMALL_BODY`] or more may only use the budget minus a
 //! share kept for smaller ones: real deliveries are a few KiB, so a flood of large bodies
-//! cannot starve them. Each client address may have only so many bodies in flight, so one
-//! client cannot take the small share either. Past any of these the answer is `503` with
-//! `Retry-After`, before the body is read; the refusal is counted in
+//! cannot starve them. Once half the budget is held, each client address may be sending only
+//! so many bodies at once, so one slow client cannot take the rest either. Below that the cap
+//! does not apply: a forge's burst from one address (or every client behind one proxy) is not
+//! refused while there is room. A body that has arrived no longer counts against its client
+//! (the time to answer it is ours). Past any of these the answer is `503` with `Retry-After`,
+//! before the body is read; the refusal is counted in
 //! `kubeward_deliveries_refused_total{forge,reason}`.
 //!
 //! The reservation is also the most that is read: a body that turns out longer is cut off
@@ -39,8 +42,8 @@ pub const DEFAULT_BUDGET: usize = 64 << 20;
 /// Default share for small bodies: 64 bodies just under [`SMALL_BODY`], some 500 typical
 /// 30 KiB deliveries.
 pub const DEFAULT_SMALL_SHARE: usize = 16 << 20;
-/// Default cap per client address. A forge answered in milliseconds rarely has more than a
-/// few deliveries in flight from one address; behind a proxy every client shares its address.
+/// Default cap per client address. A forge sends each body at once, so it is rarely sending
+/// more than a few at the same moment; behind a proxy every client shares its address.
 pub const DEFAULT_PER_PEER: usize = 32;
 
 /// What the accept step enforces.
@@ -52,7 +55,8 @@ pub struct IntakeLimits {
     pub budget: usize,
     /// The part of `budget` only bodies under [`SMALL_BODY`] may use (`smallBodyShareBytes`).
     pub small_share: usize,
-    /// Bodies one client address may have in flight; 0: no cap (`bodiesPerPeer`).
+    /// Bodies one client address may be sending at once once half the budget is held; 0: no
+    /// cap (`bodiesPerPeer`).
     pub per_peer: usize,
     /// Sent as `Retry-After` with a refusal.
     pub retry_after: Duration,
@@ -107,13 +111,32 @@ impl Refusal {
     }
 }
 
-/// One body's share of the budget, given back when dropped.
+/// One body's share of the budget, and its client's slot while it is being sent; given back
+/// when dropped.
 #[derive(Debug)]
 struct Reservation {
     intake: Arc<Intake>,
     bytes: usize,
     large: bool,
     peer: Option<IpAddr>,
+}
+
+fn release_peer(held: &mut Held, peer: IpAddr) {
+    if let Some(count) = held.peers.get_mut(&peer) {
+        *count -= 1;
+        if *count == 0 {
+            held.peers.remove(&peer);
+        }
+    }
+}
+
+impl Reservation {
+    /// The body has arrived: its client may send another (the bytes stay reserved).
+    fn body_read(&mut self) {
+        if let Some(peer) = self.peer.take() {
+            release_peer(&mut self.intake.lock(), peer);
+        }
+    }
 }
 
 impl Drop for Reservation {
@@ -123,13 +146,8 @@ impl Drop for Reservation {
         if self.large {
             held.large -= self.bytes;
         }
-        if let Some(peer) = self.peer
-            && let Some(count) = held.peers.get_mut(&peer)
-        {
-            *count -= 1;
-            if *count == 0 {
-                held.peers.remove(&peer);
-            }
+        if let Some(peer) = self.peer {
+            release_peer(&mut held, peer);
         }
         metrics::gauge!("kubeward_intake_reserved_bytes").set(held.total as f64);
     }
@@ -173,7 +191,9 @@ impl Intake {
     ) -> Result<Reservation, Refusal> {
         let large = bytes >= SMALL_BODY;
         let mut held = self.lock();
-        if let Some(peer) = peer
+        let pressed = held.total.saturating_add(bytes) > self.limits.budget / 2;
+        if pressed
+            && let Some(peer) = peer
             && self.limits.per_peer > 0
             && held.peers.get(&peer).copied().unwrap_or(0) >= self.limits.per_peer
         {
@@ -245,7 +265,7 @@ pub async fn accept(State(intake): State<Arc<Intake>>, request: Request, next: N
         Some(length) => length as usize,
         None => limits.max_body,
     };
-    let reservation = match intake.reserve(reserve, peer) {
+    let mut reservation = match intake.reserve(reserve, peer) {
         Ok(reservation) => reservation,
         Err(refusal) => {
             refused(forge, refusal.label());
@@ -262,7 +282,7 @@ pub async fn accept(State(intake): State<Arc<Intake>>, request: Request, next: N
                     (header::RETRY_AFTER, retry),
                     (header::CONNECTION, "close".to_owned()),
                 ],
-                axum::Json(json!({"error": "too many webhook bodies in flight: try again later"})),
+                axum::Json(json!({"error": "too many webhook bodies at once: try again later"})),
             )
                 .into_response();
         }
@@ -282,6 +302,7 @@ pub async fn accept(State(intake): State<Arc<Intake>>, request: Request, next: N
                 .into_response();
         }
     };
+    reservation.body_read();
     let response = next
         .run(Request::from_parts(parts, Body::from(bytes)))
         .await;
@@ -348,17 +369,39 @@ mod tests {
         assert_eq!(
             intake.reserve(1, Some(b)).map(|_| ()),
             Err(Refusal::Peer),
-            "three in flight from b"
+            "three arriving from b, and more than half the budget held"
         );
         assert_eq!(
             intake.reserve(SMALL_BODY - 1, Some(a)).map(|_| ()).err(),
             None,
             "a has room for one more, and the share has room"
         );
+        // A body that has arrived no longer takes its client's slot; its bytes stay held.
+        let mut arrived = small;
+        arrived[0].body_read();
+        assert_eq!(intake.reserve(1, Some(b)).map(|_| ()), Ok(()));
+        assert_eq!(intake.lock().total, 3 * (1 << 20) + 2 * (SMALL_BODY - 1));
         drop(large);
-        drop(small);
+        drop(arrived);
         let held = intake.lock();
         assert_eq!((held.total, held.large, held.peers.len()), (0, 0, 0));
+    }
+
+    #[test]
+    fn the_cap_per_client_applies_only_once_half_the_budget_is_held() {
+        let intake = Intake::new(limits());
+        let a: IpAddr = "192.0.2.1".parse().expect("ip");
+        let burst: Vec<_> = (0..10)
+            .map(|_| intake.reserve(30_000, Some(a)).expect("room enough"))
+            .collect();
+        let large: Vec<_> = (0..2)
+            .map(|_| intake.reserve(1 << 20, None).expect("fits"))
+            .collect();
+        assert_eq!(
+            intake.reserve(30_000, Some(a)).map(|_| ()),
+            Err(Refusal::Peer)
+        );
+        drop((burst, large));
     }
 
     #[test]

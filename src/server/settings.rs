@@ -200,7 +200,8 @@ pub struct ServeSettings {
     /// The part of `body_budget_bytes` that only bodies under 256 KiB may use.
     #[serde(default = "default_small_body_share")]
     pub small_body_share_bytes: usize,
-    /// Webhook bodies one client address may have in flight (0: no cap).
+    /// Webhook bodies one client address may be sending at once, once half of
+    /// `body_budget_bytes` is held (0: no cap).
     #[serde(default = "default_bodies_per_peer")]
     pub bodies_per_peer: usize,
     #[serde(default = "default_read_timeout")]

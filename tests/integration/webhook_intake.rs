@@ -280,17 +280,24 @@ async fn bodies_past_the_budget_get_503_while_a_signed_delivery_still_gets_202()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn one_client_address_has_at_most_its_cap_of_bodies_in_flight() {
+async fn past_half_the_budget_one_client_address_sends_at_most_its_cap_of_bodies() {
     let served = serve(4).await;
     let address = served.address;
-    // Four small bodies from one address, over both routes: the cap counts them together.
+    // Six small bodies still arriving from one address, over both routes: more than its cap,
+    // but with the budget nearly free a burst from one address is not refused.
     let mut held = Vec::new();
     for path in ["/webhooks/github", "/webhooks/gitlab"] {
-        for _ in 0..2 {
+        for _ in 0..3 {
             held.push(begin_body("127.0.0.1", address, path, Some(10_000), b"{").await);
         }
     }
-    wait_reserved(address, 40_000).await;
+    wait_reserved(address, 60_000).await;
+    // Another address's large bodies take the budget past half: now the cap applies.
+    let mut large = Vec::new();
+    for _ in 0..2 {
+        large.push(begin_body("127.0.0.3", address, "/webhooks/github", Some(MIB), b"{").await);
+    }
+    wait_reserved(address, 2 * MIB + 60_000).await;
     let mut stream = begin_body("127.0.0.1", address, "/webhooks/github", Some(10), b"").await;
     refusal(&answer(&mut stream).await);
     assert_eq!(
@@ -307,13 +314,14 @@ async fn one_client_address_has_at_most_its_cap_of_bodies_in_flight() {
         signed_delivery(address, "127.0.0.2", "other-peer").await,
         202
     );
-    // And the first gets its slot back when one of its bodies ends.
-    drop(held.pop());
-    wait_reserved(address, 30_000).await;
+    // And the first gets its slots back as its bodies end: three arriving, under its cap.
+    held.truncate(3);
+    wait_reserved(address, 2 * MIB + 30_000).await;
     assert_eq!(
         signed_delivery(address, "127.0.0.1", "same-peer").await,
         202
     );
+    drop((held, large));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
