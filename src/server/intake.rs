@@ -36,8 +36,8 @@ use tracing::debug;
 /// the share of the budget kept for them.
 pub const SMALL_BODY: usize = 256 * 1024;
 
-/// Default budget: a dozen bodies of the default `maxBodyBytes`, or hundreds of real
-/// deliveries at once, in a pod with a 1 GiB memory limit.
+/// Default budget: nine bodies of the default `maxBodyBytes` (in the 48 MiB outside the small
+/// share), or hundreds of real deliveries at once, in a pod with a 1 GiB memory limit.
 pub const DEFAULT_BUDGET: usize = 64 << 20;
 /// Default share for small bodies: 64 bodies just under [`SMALL_BODY`], some 500 typical
 /// 30 KiB deliveries.
@@ -55,7 +55,7 @@ pub struct IntakeLimits {
     pub budget: usize,
     /// The part of `budget` only bodies under [`SMALL_BODY`] may use (`smallBodyShareBytes`).
     pub small_share: usize,
-    /// Bodies one client address may be sending at once once half the budget is held; 0: no
+    /// Once half the budget is held, bodies one client address may be sending at once; 0: no
     /// cap (`bodiesPerPeer`).
     pub per_peer: usize,
     /// Sent as `Retry-After` with a refusal.
