@@ -28,7 +28,7 @@ use crate::server::settings::{
     BYTES_PER_NODE, DEFAULT_MAX_REVIEW_BYTES, GitLabSecrets, GitLabSettings, LogFormat, Secrets,
     ServeSettings,
 };
-use crate::server::{AppState, GitHubHooks, router_with_gitlab};
+use crate::server::{AppState, GitHubHooks, router_with_limits};
 
 /// Git over HTTPS from the configured git base URL, with the installation token.
 pub struct HttpsGit {
@@ -144,7 +144,9 @@ pub async fn redeliver_failed(
         let Some(guid) = d.get("guid").and_then(|g| g.as_str()) else {
             continue;
         };
-        if seen.contains(guid) || queue.delivery_seen("github", guid).await.unwrap_or(false) {
+        // Recorded under the same key the webhook handler uses.
+        let key = crate::server::delivery::delivery_key(guid);
+        if seen.contains(guid) || queue.delivery_seen("github", &key).await.unwrap_or(false) {
             continue;
         }
         if redeliveries.get(guid).copied().unwrap_or(0) >= MAX_REDELIVERIES {
@@ -443,7 +445,7 @@ pub async fn serve(settings: ServeSettings) -> anyhow::Result<()> {
         .with_context(|| format!("binding {}", settings.listen))?;
     info!(listen = %settings.listen, workers = settings.workers, forges = ?runners.keys().collect::<Vec<_>>(), "kubeward is serving");
     let read_timeout = Duration::from_secs(settings.read_timeout_seconds);
-    let app = router_with_gitlab(state, gitlab_hooks, settings.max_body_bytes, read_timeout);
+    let app = router_with_limits(state, gitlab_hooks, settings.intake_limits(), read_timeout);
     crate::server::listen::serve(
         listener,
         app,

@@ -2,6 +2,7 @@
 
 pub mod github;
 pub mod gitlab;
+pub mod ids;
 pub mod secret;
 
 pub use secret::Secret;

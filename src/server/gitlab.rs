@@ -162,7 +162,11 @@ pub fn signature_valid(
     let (Some(id), Some(timestamp), Some(signatures)) = (id, timestamp, signatures) else {
         return false;
     };
-    let Ok(sent_at) = timestamp.trim().parse::<u64>() else {
+    // Digits only: `parse` would also take a sign.
+    if timestamp.is_empty() || !timestamp.bytes().all(|b| b.is_ascii_digit()) {
+        return false;
+    }
+    let Ok(sent_at) = timestamp.parse::<u64>() else {
         return false;
     };
     if sent_at.abs_diff(now_unix) > tolerance.as_secs() {
@@ -262,30 +266,30 @@ fn allowed_scope(matched: &[&HookBinding], project: &ProjectRef) -> Option<Vec<S
 /// else `X-Gitlab-Event-UUID`, else a hash of the body (older instances). A signed delivery
 /// is known by its `webhook-id`, which the signature covers: an unsigned header would let a
 /// captured delivery be replayed, within the timestamp window, under fresh keys.
-fn delivery_key(headers: &HeaderMap, body: &[u8]) -> String {
-    let order: [&str; 3] = if header(headers, "webhook-signature").is_some() {
+///
+/// The header the id came from and its whole value, `None` when no header names it; the
+/// queue's key is [`super::delivery::delivery_key`] of it, so ids that differ anywhere stay
+/// two deliveries.
+fn delivery_id(headers: &HeaderMap) -> Option<(&'static str, &str)> {
+    let order: [&'static str; 3] = if header(headers, "webhook-signature").is_some() {
         ["webhook-id", "idempotency-key", "x-gitlab-event-uuid"]
     } else {
         ["idempotency-key", "webhook-id", "x-gitlab-event-uuid"]
     };
-    order
-        .iter()
-        .find_map(|name| {
-            header(headers, name)
-                .map(str::trim)
-                .filter(|v| !v.is_empty())
-        })
-        .map(|v| crate::review::render::truncate(v, 200))
-        .unwrap_or_else(|| {
-            let digest = Sha256::digest(body);
-            format!(
-                "body-sha256:{}",
-                digest
-                    .iter()
-                    .map(|b| format!("{b:02x}"))
-                    .collect::<String>()
-            )
-        })
+    order.into_iter().find_map(|name| {
+        header(headers, name)
+            .map(str::trim)
+            .filter(|v| !v.is_empty())
+            .map(|v| (name, v))
+    })
+}
+
+/// The key the delivery is recorded and logged under (see [`delivery_id`]).
+fn delivery_key(headers: &HeaderMap, body: &[u8]) -> String {
+    match delivery_id(headers) {
+        Some((_, id)) => super::delivery::delivery_key(id),
+        None => format!("body-sha256:{}", hex::encode(Sha256::digest(body))),
+    }
 }
 
 fn reply(status: StatusCode, body: serde_json::Value) -> Response {
@@ -302,6 +306,7 @@ async fn gitlab_webhook(
     body: Bytes,
 ) -> Response {
     let key = delivery_key(&headers, &body);
+    let too_long = delivery_id(&headers).and_then(|(name, id)| super::delivery::too_long(name, id));
     let event = header(&headers, "x-gitlab-event").unwrap_or("").to_owned();
     // Every line logged for this delivery carries its id.
     let span = tracing::info_span!(
@@ -312,7 +317,7 @@ async fn gitlab_webhook(
         repo = tracing::field::Empty,
         pr = tracing::field::Empty,
     );
-    handle(state, &headers, body, key, event)
+    handle(state, &headers, body, key, too_long, event)
         .instrument(span)
         .await
 }
@@ -322,6 +327,7 @@ async fn handle(
     headers: &HeaderMap,
     body: Bytes,
     key: String,
+    id_too_long: Option<String>,
     event: String,
 ) -> Response {
     let hooks = &state.hooks;
@@ -333,6 +339,9 @@ async fn handle(
             StatusCode::UNAUTHORIZED,
             json!({"error": "missing or invalid token or signature"}),
         );
+    }
+    if let Some(error) = id_too_long {
+        return reply(StatusCode::BAD_REQUEST, json!({ "error": error }));
     }
     let delivery = match parse_delivery(&event, &body) {
         Ok(delivery) => delivery,
@@ -493,6 +502,18 @@ mod tests {
             "rotation: any signature may match"
         );
         assert!(!check(expected, 1614265330 + 301, body), "too old");
+        assert!(
+            !signature_valid(
+                &key,
+                Some(id),
+                Some(&format!("+{ts}")),
+                body,
+                Some(&key.sign(id, &format!("+{ts}"), body)),
+                1614265330,
+                window
+            ),
+            "a signed timestamp is still only digits"
+        );
         assert!(!check(expected, 1614265330 - 301, body), "from the future");
         assert!(
             !check(expected, 1614265330, br#"{"test": 2432232315}"#),

@@ -9,11 +9,13 @@ use std::future::Future;
 use std::time::Duration;
 
 use axum::Router;
+use axum::extract::ConnectInfo;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
+use tower_http::add_extension::AddExtension;
 use tracing::{debug, warn};
 
 /// Serves `app` until `shutdown` resolves, then lets the requests in flight finish (for at
@@ -48,8 +50,11 @@ pub async fn serve(
             },
             () = &mut shutdown => break,
         };
+        // The peer's address rides on every request (as `axum::serve` does it), for the
+        // per-client cap of the webhook intake: a connection's, not a header's.
+        let service = AddExtension::new(app.clone(), ConnectInfo(peer));
         let connection = builder
-            .serve_connection(TokioIo::new(stream), TowerToHyperService::new(app.clone()))
+            .serve_connection(TokioIo::new(stream), TowerToHyperService::new(service))
             .into_owned();
         let connection = graceful.watch(connection);
         tokio::spawn(async move {

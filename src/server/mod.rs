@@ -1,7 +1,9 @@
 //! `kubeward serve`: webhooks in, durable jobs out. The handler verifies, records and enqueues,
 //! then answers 202 in milliseconds; workers do the reviews.
 
+pub mod delivery;
 pub mod gitlab;
+pub mod intake;
 pub mod listen;
 pub mod settings;
 pub mod verify;
@@ -13,6 +15,7 @@ use axum::Router;
 use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, State};
 use axum::http::{HeaderMap, StatusCode};
+use axum::middleware;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use serde_json::json;
@@ -45,35 +48,55 @@ pub struct GitHubHooks {
     pub bot_login: String,
 }
 
-/// The router: webhooks, health and metrics. `max_body` caps webhook bodies (413 beyond).
+/// The router: webhooks, health and metrics. `max_body` caps webhook bodies (413 beyond);
+/// the intake budget has its defaults (see [`router_with_limits`]).
 pub fn router(state: AppState, max_body: usize, read_timeout: Duration) -> Router {
     router_with_gitlab(state, None, max_body, read_timeout)
 }
 
-/// [`router`], plus `POST /webhooks/gitlab` when GitLab is configured. GitLab's route keeps
-/// its own state (see [`gitlab::routes`]) and shares the queue, the body limit and the timeout.
+/// [`router`], plus `POST /webhooks/gitlab` when GitLab is configured.
 pub fn router_with_gitlab(
     state: AppState,
     gitlab: Option<gitlab::GitLabHooks>,
     max_body: usize,
     read_timeout: Duration,
 ) -> Router {
+    let limits = intake::IntakeLimits::with_defaults(max_body, read_timeout);
+    router_with_limits(state, gitlab, limits, read_timeout)
+}
+
+/// The router with these intake limits. Both webhook routes go through the one accept step
+/// ([`intake::accept`]) before their body is read; GitLab's route keeps its own state (see
+/// [`gitlab::routes`]) and shares the queue, the limits and the timeout.
+pub fn router_with_limits(
+    state: AppState,
+    gitlab: Option<gitlab::GitLabHooks>,
+    limits: intake::IntakeLimits,
+    read_timeout: Duration,
+) -> Router {
     let queue = state.queue.clone();
-    let mut app = Router::new()
+    let state = Arc::new(state);
+    let mut webhooks = Router::new()
         .route("/webhooks/github", post(github_webhook))
+        .with_state(state.clone());
+    if let Some(hooks) = gitlab {
+        webhooks = webhooks.merge(gitlab::routes(queue, hooks));
+    }
+    let webhooks = webhooks.route_layer(middleware::from_fn_with_state(
+        intake::Intake::new(limits),
+        intake::accept,
+    ));
+    Router::new()
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(ready))
         .route("/metrics", get(metrics_page))
-        .with_state(Arc::new(state));
-    if let Some(hooks) = gitlab {
-        app = app.merge(gitlab::routes(queue, hooks));
-    }
-    app.layer(DefaultBodyLimit::max(max_body)).layer(
-        tower_http::timeout::TimeoutLayer::with_status_code(
+        .with_state(state)
+        .merge(webhooks)
+        .layer(DefaultBodyLimit::max(limits.max_body))
+        .layer(tower_http::timeout::TimeoutLayer::with_status_code(
             StatusCode::REQUEST_TIMEOUT,
             read_timeout,
-        ),
-    )
+        ))
 }
 
 async fn ready(State(state): State<Arc<AppState>>) -> Response {
@@ -116,11 +139,11 @@ async fn github_webhook(
             .and_then(|v| v.to_str().ok())
             .unwrap_or("")
     };
-    // Every line logged for this delivery carries its id.
+    // Every line logged for this delivery carries its id (bounded: see `delivery_key`).
     let span = tracing::info_span!(
         "webhook",
         forge = "github",
-        delivery = %value("x-github-delivery"),
+        delivery = %delivery::delivery_key(value("x-github-delivery")),
         event = %value("x-github-event"),
         repo = tracing::field::Empty,
         pr = tracing::field::Empty,
@@ -163,6 +186,10 @@ async fn handle_github(state: Arc<AppState>, headers: &HeaderMap, body: Bytes) -
             json!({"error": "missing X-GitHub-Event or X-GitHub-Delivery"}),
         );
     };
+    if let Some(error) = delivery::too_long("X-GitHub-Delivery", delivery) {
+        return reply(StatusCode::BAD_REQUEST, json!({ "error": error }));
+    }
+    let delivery = &delivery::delivery_key(delivery);
     let event = event.to_owned();
     let parsed = match parse_event(&event, &body) {
         Ok(parsed) => parsed,

@@ -27,6 +27,15 @@ fn default_workers() -> usize {
 fn default_max_body() -> usize {
     5 << 20
 }
+fn default_body_budget() -> usize {
+    crate::server::intake::DEFAULT_BUDGET
+}
+fn default_small_body_share() -> usize {
+    crate::server::intake::DEFAULT_SMALL_SHARE
+}
+fn default_bodies_per_peer() -> usize {
+    crate::server::intake::DEFAULT_PER_PEER
+}
 fn default_read_timeout() -> u64 {
     10
 }
@@ -211,6 +220,17 @@ pub struct ServeSettings {
     /// Webhook bodies above this are refused with 413 while being read.
     #[serde(default = "default_max_body")]
     pub max_body_bytes: usize,
+    /// Bytes of webhook bodies held at once, reserved at their declared length (no length:
+    /// `max_body_bytes`) before they are read; past it, `503` with `Retry-After`.
+    #[serde(default = "default_body_budget")]
+    pub body_budget_bytes: usize,
+    /// The part of `body_budget_bytes` that only bodies under 256 KiB may use.
+    #[serde(default = "default_small_body_share")]
+    pub small_body_share_bytes: usize,
+    /// Webhook bodies one client address may be sending at once, once half of
+    /// `body_budget_bytes` is held (0: no cap).
+    #[serde(default = "default_bodies_per_peer")]
+    pub bodies_per_peer: usize,
     #[serde(default = "default_read_timeout")]
     pub read_timeout_seconds: u64,
     #[serde(default = "default_job_timeout")]
@@ -247,6 +267,9 @@ impl Default for ServeSettings {
             cache_max_bytes: default_cache_max_bytes(),
             workers: default_workers(),
             max_body_bytes: default_max_body(),
+            body_budget_bytes: default_body_budget(),
+            small_body_share_bytes: default_small_body_share(),
+            bodies_per_peer: default_bodies_per_peer(),
             read_timeout_seconds: default_read_timeout(),
             job_timeout_seconds: default_job_timeout(),
             lease_seconds: default_lease_seconds(),
@@ -275,7 +298,31 @@ impl ServeSettings {
         let node = doc
             .root
             .map_err(|e| SettingsError(format!("{name}:{}: {}", e.mark, e.message)))?;
-        from_node(&node).map_err(|e| SettingsError(format!("{name}: {e}")))
+        let settings: ServeSettings =
+            from_node(&node).map_err(|e| SettingsError(format!("{name}: {e}")))?;
+        // Otherwise a body of `maxBodyBytes` could never be taken in, and would get 503 forever.
+        let needed = settings
+            .max_body_bytes
+            .saturating_add(settings.small_body_share_bytes);
+        if settings.body_budget_bytes < needed {
+            return Err(SettingsError(format!(
+                "{name}: bodyBudgetBytes ({}) must be at least maxBodyBytes + smallBodyShareBytes ({needed})",
+                settings.body_budget_bytes
+            )));
+        }
+        Ok(settings)
+    }
+
+    /// What the webhook intake enforces (see [`crate::server::intake`]).
+    pub fn intake_limits(&self) -> crate::server::intake::IntakeLimits {
+        crate::server::intake::IntakeLimits {
+            max_body: self.max_body_bytes,
+            budget: self.body_budget_bytes,
+            small_share: self.small_body_share_bytes,
+            per_peer: self.bodies_per_peer,
+            // Every body in flight is answered, or timed out, within the read timeout.
+            retry_after: std::time::Duration::from_secs(self.read_timeout_seconds),
+        }
     }
 
     pub fn load(path: &Path) -> Result<ServeSettings, SettingsError> {
@@ -503,6 +550,32 @@ mod tests {
             ),
             (40, 250)
         );
+        let intake = ServeSettings::default().intake_limits();
+        assert_eq!(
+            (
+                intake.max_body,
+                intake.budget,
+                intake.small_share,
+                intake.per_peer
+            ),
+            (5 << 20, 64 << 20, 16 << 20, 32)
+        );
+        let tight = ServeSettings::parse(
+            "serve.yaml",
+            "maxBodyBytes: 1048576\nbodyBudgetBytes: 4194304\nsmallBodyShareBytes: 1048576\nbodiesPerPeer: 0\n",
+        )
+        .expect("valid")
+        .intake_limits();
+        assert_eq!(
+            (tight.budget, tight.small_share, tight.per_peer),
+            (4 << 20, 1 << 20, 0)
+        );
+        let err = ServeSettings::parse(
+            "serve.yaml",
+            "maxBodyBytes: 1048576\nbodyBudgetBytes: 1048576\n",
+        )
+        .expect_err("a full-size body could never fit");
+        assert!(err.0.contains("bodyBudgetBytes"), "{err}");
         let env = |k: &str| match k {
             "KUBEWARD_GITHUB_WEBHOOK_SECRET" => Some("new, old".to_owned()),
             "KUBEWARD_GITHUB_PRIVATE_KEY" => Some("-----BEGIN KEY-----".to_owned()),

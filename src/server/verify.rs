@@ -13,9 +13,11 @@ pub fn github_signature_valid(secrets: &[Secret], body: &[u8], header: Option<&s
     let Some(hex) = header.and_then(|h| h.strip_prefix("sha256=")) else {
         return false;
     };
-    let Some(expected) = decode_hex(hex) else {
+    // Exactly 64 hex digits, either case: `hex` takes no sign, space or prefix.
+    let mut expected = [0u8; 32];
+    if hex::decode_to_slice(hex, &mut expected).is_err() {
         return false;
-    };
+    }
     secrets.iter().any(|secret| {
         let Ok(mut mac) = HmacSha256::new_from_slice(secret.expose().as_bytes()) else {
             return false;
@@ -23,16 +25,6 @@ pub fn github_signature_valid(secrets: &[Secret], body: &[u8], header: Option<&s
         mac.update(body);
         mac.verify_slice(&expected).is_ok()
     })
-}
-
-fn decode_hex(text: &str) -> Option<Vec<u8>> {
-    if text.len() != 64 {
-        return None;
-    }
-    (0..text.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(text.get(i..i + 2)?, 16).ok())
-        .collect()
 }
 
 /// The hex HMAC-SHA256 of `body` (for tests and `testdrive`, which sign their own deliveries).
@@ -43,10 +35,7 @@ pub fn github_signature(secret: &str, body: &[u8]) -> String {
     });
     mac.update(body);
     let bytes = mac.finalize().into_bytes();
-    format!(
-        "sha256={}",
-        bytes.iter().map(|b| format!("{b:02x}")).collect::<String>()
-    )
+    format!("sha256={}", hex::encode(bytes))
 }
 
 #[cfg(test)]
@@ -83,9 +72,29 @@ mod tests {
             Some("sha1=01dc10d0c83e72ed246219cdd91669667fe2ca59")
         ));
         assert!(!github_signature_valid(
-            &[secret],
+            std::slice::from_ref(&secret),
             b"Hello, World!",
             Some("sha256=zz")
+        ));
+        // The third byte is 0x07: "+7" is the same number to `from_str_radix`, but a sign
+        // is not a hex digit. Either case of the digits is.
+        let digest = header.trim_start_matches("sha256=");
+        assert_eq!(&digest[4..6], "07");
+        let signed = format!("sha256={}+{}", &digest[..4], &digest[5..]);
+        assert!(!github_signature_valid(
+            std::slice::from_ref(&secret),
+            b"Hello, World!",
+            Some(&signed)
+        ));
+        assert!(github_signature_valid(
+            std::slice::from_ref(&secret),
+            b"Hello, World!",
+            Some(&format!("sha256={}", digest.to_uppercase()))
+        ));
+        assert!(!github_signature_valid(
+            std::slice::from_ref(&secret),
+            b"Hello, World!",
+            Some(&format!("{header}0"))
         ));
         let rotated = [
             Secret::new("old"),

@@ -37,3 +37,5 @@ mod rule_fixtures;
 mod scale_out;
 mod serve_process;
 mod suggestions;
+mod webhook_ids;
+mod webhook_intake;

@@ -497,6 +497,7 @@ mod raw {
 
     #[derive(Deserialize)]
     pub(super) struct Installation {
+        #[serde(deserialize_with = "crate::forge::ids::stored")]
         pub id: u64,
     }
 
@@ -507,6 +508,7 @@ mod raw {
 
     #[derive(Deserialize)]
     pub(super) struct Repository {
+        #[serde(deserialize_with = "crate::forge::ids::stored")]
         pub id: u64,
         pub name: String,
         pub full_name: String,
@@ -537,6 +539,7 @@ mod raw {
     #[derive(Deserialize)]
     pub(super) struct Account {
         pub login: String,
+        #[serde(deserialize_with = "crate::forge::ids::stored")]
         pub id: u64,
         #[serde(rename = "type")]
         pub kind: Option<String>,
@@ -554,11 +557,13 @@ mod raw {
 
     #[derive(Deserialize)]
     pub(super) struct IdOnly {
+        #[serde(deserialize_with = "crate::forge::ids::stored")]
         pub id: u64,
     }
 
     #[derive(Deserialize)]
     pub(super) struct NumberOnly {
+        #[serde(deserialize_with = "crate::forge::ids::stored")]
         pub number: u64,
     }
 
@@ -571,6 +576,7 @@ mod raw {
 
     #[derive(Deserialize)]
     pub(super) struct PullRequestPayload {
+        #[serde(default, deserialize_with = "crate::forge::ids::stored_opt")]
         pub number: Option<u64>,
         pub pull_request: PullRequest,
         pub repository: Repository,
@@ -587,6 +593,7 @@ mod raw {
 
     #[derive(Deserialize)]
     pub(super) struct PullRequest {
+        #[serde(default, deserialize_with = "crate::forge::ids::stored_opt")]
         pub number: Option<u64>,
         pub head: Head,
         pub base: Base,
@@ -666,12 +673,14 @@ mod raw {
 
     #[derive(Deserialize)]
     pub(super) struct Issue {
+        #[serde(deserialize_with = "crate::forge::ids::stored")]
         pub number: u64,
         pub pull_request: Option<Value>,
     }
 
     #[derive(Deserialize)]
     pub(super) struct Comment {
+        #[serde(deserialize_with = "crate::forge::ids::stored")]
         pub id: u64,
         pub body: Option<String>,
         pub user: Option<Account>,
@@ -709,6 +718,7 @@ mod raw {
 
     #[derive(Deserialize)]
     pub(super) struct CheckRun {
+        #[serde(deserialize_with = "crate::forge::ids::stored")]
         pub id: u64,
         pub name: String,
         pub head_sha: String,
@@ -757,6 +767,7 @@ mod raw {
 
     #[derive(Deserialize)]
     pub(super) struct CheckSuite {
+        #[serde(default, deserialize_with = "crate::forge::ids::stored_opt")]
         pub id: Option<u64>,
         pub head_sha: String,
         pub head_branch: Option<String>,
@@ -783,6 +794,7 @@ mod raw {
 
     #[derive(Deserialize)]
     pub(super) struct ListedRepository {
+        #[serde(deserialize_with = "crate::forge::ids::stored")]
         pub id: u64,
         pub full_name: String,
         pub private: Option<bool>,
@@ -802,8 +814,10 @@ mod raw {
 
     #[derive(Deserialize)]
     pub(super) struct FullInstallation {
+        #[serde(deserialize_with = "crate::forge::ids::stored")]
         pub id: u64,
         pub account: Option<Account>,
+        #[serde(default, deserialize_with = "crate::forge::ids::stored_opt")]
         pub app_id: Option<u64>,
     }
 

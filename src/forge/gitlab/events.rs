@@ -197,6 +197,12 @@ pub fn parse_delivery(event: &str, body: &[u8]) -> Result<Delivery, EventError> 
         source,
     };
     let project = project_of(&value);
+    // Refused here like the ids the payload models read: before anything is stored.
+    if let Some(Err(e)) = project.as_ref().map(|p| crate::forge::ids::check(p.id)) {
+        return Err(invalid(<serde_json::Error as serde::de::Error>::custom(
+            format!("project: {e}"),
+        )));
+    }
     let kind = value.get("object_kind").and_then(Value::as_str);
     let other = || GitLabEvent::Other {
         event: event.to_owned(),
@@ -224,6 +230,7 @@ mod raw {
 
     #[derive(Deserialize)]
     pub(super) struct User {
+        #[serde(default, deserialize_with = "crate::forge::ids::stored_opt")]
         pub id: Option<u64>,
         pub username: Option<String>,
     }
@@ -235,6 +242,7 @@ mod raw {
 
     #[derive(Deserialize)]
     pub(super) struct MergeRequestAttributes {
+        #[serde(deserialize_with = "crate::forge::ids::stored")]
         pub iid: u64,
         pub action: Option<String>,
         pub oldrev: Option<String>,
@@ -284,6 +292,7 @@ mod raw {
 
     #[derive(Deserialize)]
     pub(super) struct NoteAttributes {
+        #[serde(deserialize_with = "crate::forge::ids::stored")]
         pub id: u64,
         #[serde(default)]
         pub note: Option<String>,
@@ -293,12 +302,13 @@ mod raw {
         pub system: Option<bool>,
         #[serde(default)]
         pub action: Option<String>,
-        #[serde(default)]
+        #[serde(default, deserialize_with = "crate::forge::ids::stored_opt")]
         pub author_id: Option<u64>,
     }
 
     #[derive(Deserialize)]
     pub(super) struct MergeRequestRef {
+        #[serde(deserialize_with = "crate::forge::ids::stored")]
         pub iid: u64,
     }
 
