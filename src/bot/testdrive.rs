@@ -138,6 +138,7 @@ pub async fn run() -> anyhow::Result<String> {
             host: "testdrive".into(),
             details_url: None,
             review_time_limit: Duration::from_secs(120),
+            max_annotations: crate::forge::github::publish::DEFAULT_MAX_ANNOTATIONS,
         },
     });
     let runners: crate::bot::worker::Runners =

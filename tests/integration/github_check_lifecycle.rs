@@ -193,6 +193,7 @@ fn start_worker(
             host: "t".into(),
             details_url: None,
             review_time_limit,
+            max_annotations: kubeward::forge::github::publish::DEFAULT_MAX_ANNOTATIONS,
         },
     });
     let runners: kubeward::bot::worker::Runners = Arc::new(std::collections::HashMap::from([(

@@ -78,6 +78,10 @@ fn fast_limits() -> WriteLimits {
         min_spacing: Duration::ZERO,
         secondary_min_wait: ms(20),
         max_wait: Duration::from_secs(10),
+        // One pool, as these tests count it; sharing it is tested with the bot.
+        review_share_percent: 100,
+        check_reserve_percent: 0,
+        ..WriteLimits::default()
     }
 }
 
