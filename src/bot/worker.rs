@@ -219,11 +219,10 @@ async fn process(
 /// again, which would likely crash again, but its pending check or status concluded as a
 /// failure saying so, and the job given up.
 async fn conclude_crashed(worker: &str, queue: &Queue, runner: &dyn JobRunner, job: &Job) {
-    let times = match job.lease_expiries {
-        1 => "once".to_owned(),
-        n => format!("{n} times"),
-    };
-    let reason = format!("the review crashed or its worker died {times}");
+    let reason = format!(
+        "the review crashed or its worker died {}",
+        times(job.lease_expiries)
+    );
     warn!(
         crashes = job.lease_expiries,
         "a job out of attempts crashed: concluding it"
@@ -279,8 +278,9 @@ async fn defer(
         }) => {
             let minutes = deferred_ms / 60_000;
             let reason = format!(
-                "the write budget stayed spent: it waited {deferrals} times over {minutes} min \
-                 for the forge's rate limits, longer than kubeward waits"
+                "the write budget stayed spent: the review waited for the forge's rate limits {} \
+                 over {minutes} min, longer than kubeward waits",
+                times(deferrals)
             );
             warn!(
                 deferrals,
@@ -297,6 +297,14 @@ async fn defer(
         }
         Ok(DeferOutcome::NotHeld) => warn!("the job was lost before it could be deferred"),
         Err(e) => warn!(error = %e, "cannot defer the job"),
+    }
+}
+
+/// "once", "2 times"...
+fn times(n: i64) -> String {
+    match n {
+        1 => "once".to_owned(),
+        n => format!("{n} times"),
     }
 }
 

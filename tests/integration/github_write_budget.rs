@@ -7,6 +7,7 @@
 //! - Two pull requests of one installation on a small budget: the heavy one uses its share,
 //!   is deferred (back in the queue with a not-before time, no worker held) and resumes after
 //!   the window; the light one is reviewed meanwhile; both checks are opened and concluded.
+//! - A review deferred past the bound is given up, its check concluded `failure` saying why.
 //! - GitHub's secondary rate limit with `retry-after` defers the job instead of failing it.
 //! - A job whose attempts keep crashing has its check concluded as a failure saying so.
 //!
@@ -451,6 +452,49 @@ async fn a_heavy_review_waits_for_the_window_and_every_pull_request_gets_its_che
         .count();
     assert_eq!(reviews, 2);
     assert_eq!(bot.fake.issue_comments().len(), 2);
+    bot.mock.assert_requests_valid();
+    let _ = bot.stop.send(true);
+}
+
+/// A review that keeps running out of its share is deferred only so often: past the bound its
+/// check, concluded early while the rest waited, is concluded `failure` saying why, and the
+/// job dead-lettered.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_review_deferred_past_the_bound_is_given_up_with_its_check_failed_saying_why() {
+    let bot = start(Options {
+        // One write of the shared budget per 5 s for a review; one deferral allowed.
+        limits: WriteLimits {
+            review_share_percent: 10,
+            ..small_budget()
+        },
+        queue: QueueConfig::default().with_deferral_limits(1, 60 * 60 * 1_000),
+        ..Options::default()
+    })
+    .await;
+    // A review, the summary, and two more annotation updates: four writes on the shared budget.
+    let (base, head) = bot.open_pull(7, &[("pods.yaml", &risky_pods(20))]);
+    let id = bot.deliver_opened(7, base, head).await;
+    bot.settle().await;
+    let job = bot.job(id).await;
+    assert_eq!((job.state, job.deferrals), (JobState::Dead, 1), "{job:?}");
+    let error = job.last_error.unwrap_or_default();
+    assert!(
+        error.contains("the write budget stayed spent")
+            && error.contains("once")
+            && error.contains("its check was concluded as a failure"),
+        "{error}"
+    );
+    let check = bot.only_check_on(head);
+    assert_eq!(check["conclusion"], "failure", "{check:#}");
+    let summary = check["output"]["summary"].as_str().expect("summary");
+    assert!(
+        summary.contains("kubeward gave this review up: the write budget stayed spent"),
+        "{summary}"
+    );
+    assert!(
+        !summary.contains(kubeward::forge::github::publish::PUBLISHING_MARKER),
+        "{summary}"
+    );
     bot.mock.assert_requests_valid();
     let _ = bot.stop.send(true);
 }

@@ -33,6 +33,9 @@ pub const ANNOTATIONS_PER_REQUEST: usize = 50;
 pub const DEFAULT_MAX_ANNOTATIONS: usize = 200;
 /// Room kept in the check's summary for what the adapter appends to the plan's.
 const SUMMARY_CHARS: usize = 60_000;
+/// Ends the summary of a check concluded while the rest of its publication waits for the write
+/// budget: the job's conclusion replaces it, or, if the job is given up, the give-up does.
+pub const PUBLISHING_MARKER: &str = "<!-- kubeward:publishing -->";
 const FIXED_PREFIX: &str = "✅ **Fixed**";
 
 /// The pull request a job publishes to.
@@ -160,8 +163,10 @@ async fn check_runs_of_head(
     .await
 }
 
-/// Concludes every run of ours on the target's head that is not completed, with this outcome,
-/// title and summary; how many there were.
+/// Concludes every run of ours on the target's head that is not finished, with this outcome,
+/// title and summary; how many there were. Unfinished: not completed, or concluded early by a
+/// publication still waiting for the write budget ([`PUBLISHING_MARKER`]), whose "the rest
+/// follows" would otherwise stay on it after its job was given up or superseded.
 pub async fn conclude_unfinished_checks(
     api: &dyn GitHubApi,
     target: &Target,
@@ -169,12 +174,17 @@ pub async fn conclude_unfinished_checks(
     title: &str,
     summary: &str,
 ) -> Result<usize, ApiError> {
-    let runs = check_runs_of_head(api, target, "&status=in_progress").await?;
+    let runs = check_runs_of_head(api, target, "").await?;
+    let unfinished = |run: &&Value| {
+        run.get("status").and_then(Value::as_str) != Some("completed")
+            || run
+                .get("output")
+                .and_then(|o| o.get("summary"))
+                .and_then(Value::as_str)
+                .is_some_and(|s| s.contains(PUBLISHING_MARKER))
+    };
     let mut concluded = 0;
-    for run in runs
-        .iter()
-        .filter(|r| r.get("status").and_then(Value::as_str) != Some("completed"))
-    {
+    for run in runs.iter().filter(unfinished) {
         finish_check(api, target, id_of(run), outcome, title, summary).await?;
         concluded += 1;
     }
@@ -319,7 +329,14 @@ async fn conclude_before_waiting(
          min. This conclusion stands."
     );
     let hidden = annotations(plan, &[]).len().saturating_sub(max_annotations);
-    let summary = check_summary(plan, &[&note, &hidden_note(hidden, max_annotations)]);
+    let summary = check_summary(
+        plan,
+        &[
+            &note,
+            &hidden_note(hidden, max_annotations),
+            PUBLISHING_MARKER,
+        ],
+    );
     let body = json!({
         "status": "completed",
         "conclusion": conclusion_of(plan),
