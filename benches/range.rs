@@ -51,7 +51,9 @@ fn main() {
         let path = format!("team-{:02}/{}", i % 40, f.path);
         base.push((path.clone(), f.text.clone().into_bytes()));
         // Every manifest changes (a label bump); some also move.
-        let changed = f.text.replacen("metadata:", "metadata:\n  labels: {revision: \"2\"}", 1);
+        let changed = f
+            .text
+            .replacen("metadata:", "metadata:\n  labels: {revision: \"2\"}", 1);
         let head_path = if i % RENAMED_EVERY == 0 {
             format!("moved/{path}")
         } else {
@@ -74,8 +76,14 @@ fn main() {
         .collect();
     let base_oid =
         build::commit(&git, Some("refs/heads/main"), &[], &base_refs, "base").expect("base");
-    let head_oid = build::commit(&git, Some("refs/heads/change"), &[base_oid], &head_refs, "years")
-        .expect("head");
+    let head_oid = build::commit(
+        &git,
+        Some("refs/heads/change"),
+        &[base_oid],
+        &head_refs,
+        "years",
+    )
+    .expect("head");
     println!(
         "range: {} changed files ({MANIFESTS} manifests, every {RENAMED_EVERY}th renamed; {OTHERS} others), {} documents",
         MANIFESTS + OTHERS,
@@ -131,8 +139,14 @@ fn main() {
         last = Some(timings);
     }
     let (g, r) = (median(git_times), median(review_times));
-    println!("git diff -M --stat   median {:>8.0} ms", g.as_secs_f64() * 1e3);
-    println!("kubeward review      median {:>8.0} ms", r.as_secs_f64() * 1e3);
+    println!(
+        "git diff -M --stat   median {:>8.0} ms",
+        g.as_secs_f64() * 1e3
+    );
+    println!(
+        "kubeward review      median {:>8.0} ms",
+        r.as_secs_f64() * 1e3
+    );
     if let Some(t) = last {
         println!(
             "  of which: git {:.0} ms, parse {:.0} ms, audit {:.0} ms, plan {:.0} ms",

@@ -38,6 +38,8 @@ pub struct BotSettings {
     pub details_url: Option<String>,
     /// Fetch cap, time limit, budgets and the review process.
     pub review: ReviewLimits,
+    /// Check-run annotations per run; the check's summary counts the rest.
+    pub max_annotations: usize,
 }
 
 pub struct GitHubWorker {
@@ -490,7 +492,8 @@ impl GitHubWorker {
                         return Ok(JobOutcome::Skipped("cancelled".into()));
                     }
                     let publish_started = std::time::Instant::now();
-                    publish(self.api.as_ref(), &target, &plan, check).await?;
+                    let cap = self.settings.max_annotations;
+                    publish(self.api.as_ref(), &target, &plan, check, cap).await?;
                     stage("publish", publish_started.elapsed());
                     Ok(JobOutcome::Published {
                         conclusion: outcome_of(plan.conclusion).as_str().into(),
@@ -508,6 +511,9 @@ impl GitHubWorker {
             }
         };
         match work.await {
+            // Only waiting for the write budget: the job is deferred, not failed, and the
+            // check stays as it is (publishing concluded it already if it got that far).
+            Err(error) if error.retry_after().is_some() => Err(error),
             // Said as a failure: never neutral, which a required check counts as passing.
             // Before the last attempt the retry's result replaces it; should a newer push
             // supersede the retry, the old head's check is not left in progress.

@@ -19,6 +19,18 @@ pub enum BotError {
     Review(String),
 }
 
+impl BotError {
+    /// The job stopped only because a write budget is spent (a forge's rate limit, or the
+    /// review's share of the installation's): how long to wait. The worker defers the job
+    /// until then instead of counting a failed attempt.
+    pub fn retry_after(&self) -> Option<std::time::Duration> {
+        match self {
+            BotError::Api(error) => error.retry_after(),
+            BotError::Review(_) => None,
+        }
+    }
+}
+
 /// Why a review produced no plan, for the forge adapters to conclude their check or status
 /// (see [`ReviewFailure::verdict`] in `bot/review.rs`).
 #[derive(Debug, Clone, PartialEq)]

@@ -22,7 +22,7 @@ use crate::forge::gitlab::GitLabApi;
 use crate::forge::gitlab::client::{GitLabClient, GitLabClientConfig, normalize_instance_url};
 use crate::git::cache::GitCache;
 use crate::pipeline::ReviewBudgets;
-use crate::queue::Queue;
+use crate::queue::{Queue, QueueConfig};
 use crate::server::gitlab::{DEFAULT_TIMESTAMP_TOLERANCE, GitLabHooks};
 use crate::server::settings::{
     BYTES_PER_NODE, DEFAULT_MAX_REVIEW_BYTES, GitLabSecrets, GitLabSettings, LogFormat, Secrets,
@@ -300,7 +300,11 @@ pub async fn serve(settings: ServeSettings) -> anyhow::Result<()> {
     // A database URL with a password is a secret: the environment may give it instead.
     let database =
         std::env::var("KUBEWARD_DATABASE_URL").unwrap_or_else(|_| settings.database.clone());
-    let queue = Queue::connect(&database)
+    let queue_config = QueueConfig::default().with_deferral_limits(
+        settings.max_deferrals,
+        settings.max_deferred_minutes.saturating_mul(60_000),
+    );
+    let queue = Queue::connect_with(&database, queue_config)
         .await
         .with_context(|| format!("opening the queue at {}", redact_url(&database)))?;
     let cache = Arc::new(GitCache::new(&settings.cache_dir, settings.cache_max_bytes));
@@ -330,6 +334,8 @@ pub async fn serve(settings: ServeSettings) -> anyhow::Result<()> {
                 limits: WriteLimits {
                     per_minute: github_settings.content_writes_per_minute,
                     per_hour: github_settings.content_writes_per_hour,
+                    review_share_percent: github_settings.review_write_share_percent,
+                    check_reserve_percent: github_settings.check_write_reserve_percent,
                     ..WriteLimits::default()
                 },
                 ..GitHubClientConfig::new(&github_settings.api_url, auth, "kubeward")
@@ -358,6 +364,7 @@ pub async fn serve(settings: ServeSettings) -> anyhow::Result<()> {
                 host,
                 details_url: None,
                 review: review_limits.clone(),
+                max_annotations: github_settings.max_annotations,
             },
         });
         runners.insert(FORGE_GITHUB.to_owned(), worker as Arc<dyn JobRunner>);

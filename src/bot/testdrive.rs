@@ -149,6 +149,7 @@ pub async fn run() -> anyhow::Result<String> {
                 sandbox: SandboxSettings::current_exe(default_memory_bytes(1))
                     .context("finding this program, to run the review in a child process")?,
             },
+            max_annotations: crate::forge::github::publish::DEFAULT_MAX_ANNOTATIONS,
         },
     });
     let runners: crate::bot::worker::Runners =

@@ -1,5 +1,8 @@
 //! Workers: claim a job, keep its lease alive, run it under a time cap, report the result.
-//! A job that keeps failing ends dead-lettered and its check concluded, never looping.
+//! A job that keeps failing ends dead-lettered and its check concluded, never looping; so does
+//! one whose attempts keep crashing (the queue hands it out once more, only to conclude it).
+//! A job stopped by a spent write budget is deferred to when the budget allows, holding no
+//! worker meanwhile.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -9,8 +12,8 @@ use tracing::{Instrument, info, info_span, warn};
 
 use std::collections::HashMap;
 
-use super::runner::{Cancel, JobOutcome, JobRunner};
-use crate::queue::{FailOutcome, Job, Queue, now_ms};
+use super::runner::{BotError, Cancel, JobOutcome, JobRunner};
+use crate::queue::{DeferOutcome, FailOutcome, Job, Queue, now_ms};
 
 #[derive(Debug, Clone)]
 pub struct WorkerSettings {
@@ -77,6 +80,42 @@ pub async fn run(
     }
 }
 
+/// Whose write budget a job's forge writes count against: its pull request's (every job of one
+/// pull request shares one share), else the job's own.
+fn review_key(job: &Job) -> String {
+    match job.pr_number {
+        Some(pr) => format!("{}:{}:{pr}", job.forge, job.repo_id),
+        None => format!("{}:job:{}", job.forge, job.id),
+    }
+}
+
+/// Keeps the lease of job `id` while the worker works on it; cancels `cancel` when the job is
+/// superseded or dropped, or the lease is lost.
+fn keep_lease(
+    queue: &Queue,
+    worker: &str,
+    id: i64,
+    lease: Duration,
+    cancel: &Cancel,
+) -> tokio::task::JoinHandle<()> {
+    let queue = queue.clone();
+    let worker = worker.to_owned();
+    let cancel = cancel.clone();
+    tokio::spawn(async move {
+        loop {
+            tokio::time::sleep(lease / 3).await;
+            match queue.heartbeat(id, &worker, lease, now_ms()).await {
+                Ok(beat) if !beat.held => {
+                    cancel.cancel();
+                    return;
+                }
+                Ok(beat) if beat.cancel_requested => cancel.cancel(),
+                _ => {}
+            }
+        }
+    })
+}
+
 async fn process(
     worker: &str,
     queue: &Queue,
@@ -96,31 +135,20 @@ async fn process(
     if job.cancel_requested {
         cancel.cancel();
     }
-    let last_attempt = job.attempts >= i64::from(queue.config().max_attempts);
     // Keep the lease while we work; learn about supersession.
-    let heartbeat = {
-        let queue = queue.clone();
-        let worker = worker.to_owned();
-        let cancel = cancel.clone();
-        let lease = settings.lease;
-        let id = job.id;
-        tokio::spawn(async move {
-            loop {
-                tokio::time::sleep(lease / 3).await;
-                match queue.heartbeat(id, &worker, lease, now_ms()).await {
-                    Ok(beat) if !beat.held => {
-                        cancel.cancel();
-                        return;
-                    }
-                    Ok(beat) if beat.cancel_requested => cancel.cancel(),
-                    _ => {}
-                }
-            }
-        })
-    };
+    let heartbeat = keep_lease(queue, worker, job.id, settings.lease, &cancel);
+    if job.conclude_only {
+        conclude_crashed(worker, queue, runner.as_ref(), &job).await;
+        heartbeat.abort();
+        return;
+    }
+    let last_attempt = job.attempts >= i64::from(queue.config().max_attempts);
     let run = tokio::time::timeout(
         settings.job_timeout,
-        runner.run_job(&job.payload, &cancel, last_attempt),
+        crate::forge::budget::for_review(
+            review_key(&job),
+            runner.run_job(&job.payload, &cancel, last_attempt),
+        ),
     );
     let result = tokio::select! {
         result = run => Some(result),
@@ -165,9 +193,10 @@ async fn process(
             metrics::counter!("kubeward_jobs_total", "outcome" => "done").increment(1);
             let _ = queue.complete(job.id, worker).await;
         }
-        Some(Ok(Err(e))) => {
-            fail(queue, worker, &job, &e.to_string()).await;
-        }
+        Some(Ok(Err(e))) => match e.retry_after() {
+            Some(wait) => defer(worker, queue, runner.as_ref(), &job, wait, &e).await,
+            None => fail(queue, worker, &job, &e.to_string()).await,
+        },
         Some(Err(_)) => {
             let error = format!(
                 "the job hit its {}s time limit",
@@ -178,17 +207,137 @@ async fn process(
             // while the job still holds its pull request, so no newer job's result on the same
             // check run can be overwritten.
             if last_attempt {
-                let conclude = runner.conclude_abandoned(&job.payload, &error);
-                match tokio::time::timeout(ABANDON_TIME_LIMIT, conclude).await {
-                    Ok(Ok(())) => {}
-                    Ok(Err(e)) => {
-                        warn!(error = %e, "cannot conclude what the given-up job left pending")
-                    }
-                    Err(_) => warn!("concluding what the given-up job left pending took too long"),
-                }
+                // Logged inside; the job's own error is what gets recorded.
+                let _ = conclude_abandoned(runner.as_ref(), &job, &error).await;
             }
             fail(queue, worker, &job, &error).await;
         }
+    }
+}
+
+/// A job out of attempts whose last one crashed (its worker died, its lease ran out): not run
+/// again, which would likely crash again, but its pending check or status concluded as a
+/// failure saying so, and the job given up.
+async fn conclude_crashed(worker: &str, queue: &Queue, runner: &dyn JobRunner, job: &Job) {
+    let reason = format!(
+        "the review crashed or its worker died {}",
+        times(job.lease_expiries)
+    );
+    warn!(
+        crashes = job.lease_expiries,
+        "a job out of attempts crashed: concluding it"
+    );
+    let concluded = conclude_abandoned(runner, job, &reason).await;
+    let mut error = match &concluded {
+        Ok(()) => format!("{reason}; its check was concluded as a failure"),
+        Err(e) => format!("{reason}; concluding its check failed: {e}"),
+    };
+    if let Some(previous) = &job.last_error {
+        error.push_str(&format!("; previous error: {previous}"));
+    }
+    if let Err(e) = &concluded
+        && let Some(wait) = e.retry_after()
+    {
+        // Only the write budget is in the way: conclude when it allows.
+        defer(worker, queue, runner, job, wait, e).await;
+        return;
+    }
+    give_up(queue, worker, job, &error).await;
+}
+
+/// Puts a job stopped by a spent write budget back in line until the budget allows. Past the
+/// queue's deferral bounds, its check is concluded as a failure saying so, and it is given up.
+async fn defer(
+    worker: &str,
+    queue: &Queue,
+    runner: &dyn JobRunner,
+    job: &Job,
+    wait: Duration,
+    error: &BotError,
+) {
+    let now = now_ms();
+    let wait_ms = i64::try_from(wait.as_millis()).unwrap_or(i64::MAX);
+    let run_at = now.saturating_add(wait_ms);
+    let reason = format!("deferred for {} s: {error}", wait.as_secs());
+    match queue.defer(job.id, worker, run_at, &reason, now).await {
+        Ok(DeferOutcome::Deferred {
+            run_at_ms,
+            deferrals,
+        }) => {
+            info!(
+                deferrals,
+                wait_ms = run_at_ms.saturating_sub(now),
+                error = %error,
+                "waiting for the write budget: the job goes back to the queue"
+            );
+            metrics::counter!("kubeward_jobs_total", "outcome" => "deferred").increment(1);
+        }
+        Ok(DeferOutcome::LimitReached {
+            deferrals,
+            deferred_ms,
+        }) => {
+            let minutes = deferred_ms / 60_000;
+            let reason = format!(
+                "the write budget stayed spent: the review waited for the forge's rate limits {} \
+                 over {minutes} min, longer than kubeward waits",
+                times(deferrals)
+            );
+            warn!(
+                deferrals,
+                minutes, "a job waited too long for the write budget"
+            );
+            let error = match conclude_abandoned(runner, job, &reason).await {
+                Ok(()) => format!("{reason}; its check was concluded as a failure"),
+                Err(e) => format!("{reason}; concluding its check failed: {e}"),
+            };
+            give_up(queue, worker, job, &error).await;
+        }
+        Ok(DeferOutcome::Canceled { state }) => {
+            info!(%state, "superseded or dropped while waiting for the write budget")
+        }
+        Ok(DeferOutcome::NotHeld) => warn!("the job was lost before it could be deferred"),
+        Err(e) => warn!(error = %e, "cannot defer the job"),
+    }
+}
+
+/// "once", "2 times"...
+fn times(n: i64) -> String {
+    match n {
+        1 => "once".to_owned(),
+        n => format!("{n} times"),
+    }
+}
+
+/// Has the runner conclude what a job it cannot finish left pending (within a time limit).
+async fn conclude_abandoned(
+    runner: &dyn JobRunner,
+    job: &Job,
+    reason: &str,
+) -> Result<(), BotError> {
+    let conclude = crate::forge::budget::for_review(
+        review_key(job),
+        runner.conclude_abandoned(&job.payload, reason),
+    );
+    let outcome = match tokio::time::timeout(ABANDON_TIME_LIMIT, conclude).await {
+        Ok(outcome) => outcome,
+        Err(_) => Err(BotError::Review(
+            "concluding what the given-up job left pending took too long".into(),
+        )),
+    };
+    if let Err(e) = &outcome {
+        warn!(error = %e, "cannot conclude what the given-up job left pending");
+    }
+    outcome
+}
+
+async fn give_up(queue: &Queue, worker: &str, job: &Job, error: &str) {
+    match queue.give_up(job.id, worker, error, now_ms()).await {
+        Ok(FailOutcome::Dead { attempts }) => {
+            warn!(attempts, error, "job given up: dead-lettered");
+            metrics::counter!("kubeward_jobs_total", "outcome" => "dead").increment(1);
+        }
+        Ok(outcome) => info!(?outcome, error, "job given up"),
+        Err(e) => warn!(error = %e, "cannot record that the job was given up"),
     }
 }
 

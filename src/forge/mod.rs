@@ -1,5 +1,6 @@
 //! Forges (GitHub, GitLab): thin adapters that talk to the hosting service's API.
 
+pub mod budget;
 pub mod github;
 pub mod gitlab;
 pub mod ids;

@@ -666,8 +666,14 @@ mod tests {
         );
         let charts = ["charts/web".to_owned()];
         let is_chart = |dir: &str| charts.iter().any(|c| c == dir);
-        assert!(is_chart_template("charts/web/templates/pod.yaml", &is_chart));
-        assert!(is_chart_template("charts/web/templates/sub/pod.yaml", &is_chart));
+        assert!(is_chart_template(
+            "charts/web/templates/pod.yaml",
+            &is_chart
+        ));
+        assert!(is_chart_template(
+            "charts/web/templates/sub/pod.yaml",
+            &is_chart
+        ));
         assert!(!is_chart_template("charts/web/values.yaml", &is_chart));
         assert!(!is_chart_template("other/templates/pod.yaml", &is_chart));
         // Control actions that break the YAML.

@@ -3,7 +3,9 @@
 //! Forge-neutral: a job is a handful of indexed columns (forge, repo, PR, head) plus an opaque
 //! JSON payload. Workers `claim` jobs under a time-limited lease and `heartbeat` to keep it, so a
 //! crashed worker's job is taken over once its lease runs out. Failures retry with jittered
-//! exponential backoff and end in a `dead` letter state.
+//! exponential backoff and end in a `dead` letter state. A job that only has to wait for a
+//! forge's write budget is `defer`red instead: back in line with a not-before time, the attempt
+//! not counted.
 //!
 //! Times that drive scheduling (`now_ms`, `run_at_ms`, leases) are passed in, so tests control
 //! the clock; bookkeeping timestamps (created/updated/finished, delivery receipt) use [`now_ms`].
@@ -21,8 +23,8 @@ use std::time::Duration;
 
 pub use error::QueueError;
 pub use types::{
-    DropOutcome, EnqueueOutcome, FailOutcome, Heartbeat, Job, JobState, NewJob, PruneOutcome,
-    QueueConfig, QueueStats, UnknownJobState,
+    DeferOutcome, DropOutcome, EnqueueOutcome, FailOutcome, Heartbeat, Job, JobState, NewJob,
+    PruneOutcome, QueueConfig, QueueStats, UnknownJobState,
 };
 
 /// Longest `last_error` kept; a whole HTTP body or backtrace must not bloat the table.
@@ -172,9 +174,11 @@ impl Queue {
     /// Takes the oldest runnable job for `worker_id` until `now_ms + lease`, counting an attempt.
     ///
     /// Runnable: `queued` with `run_at <= now_ms`, or `running` with an expired lease (its worker
-    /// died). Expired jobs that were cancel-requested or are out of attempts are finalized
-    /// (superseded/dropped, or dead) instead of being handed out again, so a job that keeps
-    /// crashing its worker cannot loop forever.
+    /// died). A job whose last attempt ended that way is handed out once more with
+    /// [`Job::conclude_only`] set: its worker concludes the check or status the job left pending
+    /// and gives it up, so a job that keeps crashing its worker neither loops forever nor
+    /// leaves a required check in progress. Expired jobs that were cancel-requested, or whose
+    /// concluding worker died too, are finalized (superseded/dropped, or dead) instead.
     pub async fn claim(
         &self,
         worker_id: &str,
@@ -183,10 +187,15 @@ impl Queue {
     ) -> Result<Option<Job>, QueueError> {
         let lease_until = now_ms.saturating_add(duration_ms(lease));
         let max_attempts = i64::from(self.config.max_attempts);
-        match &self.backend {
+        let job = match &self.backend {
             Backend::Sqlite(b) => b.claim(worker_id, lease_until, max_attempts, now_ms).await,
             Backend::Postgres(b) => b.claim(worker_id, lease_until, max_attempts, now_ms).await,
-        }
+        }?;
+        Ok(job.map(|mut job| {
+            // Only a job out of attempts gets a claim past them (see above).
+            job.conclude_only = job.attempts > max_attempts;
+            job
+        }))
     }
 
     /// Extends the lease if `worker_id` still holds job `id`; also reports cancellation.
@@ -225,6 +234,53 @@ impl Queue {
         match &self.backend {
             Backend::Sqlite(b) => b.fail(id, worker_id, error, &self.config, now_ms).await,
             Backend::Postgres(b) => b.fail(id, worker_id, error, &self.config, now_ms).await,
+        }
+    }
+
+    /// Dead-letters a held job at once, whatever attempts it has left (it waited too long for
+    /// a write budget, or it is out of attempts and its check was concluded). A cancel-requested
+    /// job takes its terminal state instead.
+    pub async fn give_up(
+        &self,
+        id: i64,
+        worker_id: &str,
+        error: &str,
+        now_ms: i64,
+    ) -> Result<FailOutcome, QueueError> {
+        let error = truncate(error, MAX_ERROR_LEN);
+        match &self.backend {
+            Backend::Sqlite(b) => b.give_up(id, worker_id, error, now_ms).await,
+            Backend::Postgres(b) => b.give_up(id, worker_id, error, now_ms).await,
+        }
+    }
+
+    /// Puts a held job back in line until `run_at_ms` without counting its attempt: it could
+    /// not go on because a write budget is spent (the forge's rate limit, or its share of the
+    /// installation's), and waiting holds no worker. `reason` is kept as its last error. A
+    /// cancel-requested job takes its terminal state instead; a newer push supersedes a
+    /// deferred job like any queued one.
+    ///
+    /// Past [`QueueConfig::max_deferrals`] deferrals, or [`QueueConfig::max_deferred_ms`]
+    /// after the first, nothing changes and [`DeferOutcome::LimitReached`] says so: the worker
+    /// concludes the job's check, saying why, and gives the job up.
+    pub async fn defer(
+        &self,
+        id: i64,
+        worker_id: &str,
+        run_at_ms: i64,
+        reason: &str,
+        now_ms: i64,
+    ) -> Result<DeferOutcome, QueueError> {
+        let reason = truncate(reason, MAX_ERROR_LEN);
+        match &self.backend {
+            Backend::Sqlite(b) => {
+                b.defer(id, worker_id, run_at_ms, reason, &self.config, now_ms)
+                    .await
+            }
+            Backend::Postgres(b) => {
+                b.defer(id, worker_id, run_at_ms, reason, &self.config, now_ms)
+                    .await
+            }
         }
     }
 
@@ -325,7 +381,8 @@ impl Queue {
         }
     }
 
-    /// Puts a dead job back in the queue with fresh attempts (an operator fixed the cause).
+    /// Puts a dead job back in the queue with fresh attempts and deferrals (an operator fixed
+    /// the cause).
     /// False if the job is not dead.
     pub async fn retry_dead(&self, id: i64, now_ms: i64) -> Result<bool, QueueError> {
         match &self.backend {
@@ -351,6 +408,25 @@ enum DropScope {
     Pr { repo_id: i64, pr_number: i64 },
     Installation(i64),
     Repository(i64),
+}
+
+/// Whether deferring a job once more, until `run_at_ms`, would pass the configured bounds: the
+/// same decision on every backend.
+fn deferral_limit(
+    config: &QueueConfig,
+    deferrals: i64,
+    deferred_since_ms: Option<i64>,
+    run_at_ms: i64,
+    now_ms: i64,
+) -> Option<DeferOutcome> {
+    let since = deferred_since_ms.unwrap_or(now_ms);
+    let max_ms = i64::try_from(config.max_deferred_ms).unwrap_or(i64::MAX);
+    let over =
+        deferrals >= i64::from(config.max_deferrals) || run_at_ms.saturating_sub(since) > max_ms;
+    over.then(|| DeferOutcome::LimitReached {
+        deferrals,
+        deferred_ms: now_ms.saturating_sub(since).max(0),
+    })
 }
 
 /// Checks a job before it is stored and serializes its payload.

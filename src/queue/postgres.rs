@@ -29,10 +29,11 @@ use std::time::Duration;
 use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions, PgRow};
 use sqlx::{Connection, Row};
 
+use super::deferral_limit;
 use super::error::db;
 use super::{
-    DropOutcome, DropScope, EnqueueOutcome, FailOutcome, Heartbeat, Job, JobState, NewJob,
-    PruneOutcome, QueueConfig, QueueError, QueueStats,
+    DeferOutcome, DropOutcome, DropScope, EnqueueOutcome, FailOutcome, Heartbeat, Job, JobState,
+    NewJob, PruneOutcome, QueueConfig, QueueError, QueueStats,
 };
 
 /// Connections per replica: workers claim and heartbeat, webhooks enqueue, metrics read.
@@ -64,6 +65,11 @@ const MIGRATIONS: &[Migration] = &[
         name: "pr_head_prs",
         sql: include_str!("migrations/postgres/0002_pr_head_prs.sql"),
     },
+    Migration {
+        version: 3,
+        name: "deferrals",
+        sql: include_str!("migrations/postgres/0003_deferrals.sql"),
+    },
 ];
 
 const MIGRATION_LOCK_SQL: &str = "SELECT pg_advisory_xact_lock($1)";
@@ -83,7 +89,7 @@ const RECORD_MIGRATION: &str =
 macro_rules! job_columns {
     () => {
         "id, kind, forge, installation_id, repo_id, pr_number, head_sha, payload::text AS payload, \
-         state, attempts, last_error, cancel_requested"
+         state, attempts, last_error, cancel_requested, run_at_ms, deferrals, lease_expiries"
     };
 }
 
@@ -138,30 +144,35 @@ const DROP_REPOSITORY_RUNNING: &str = "UPDATE jobs
     RETURNING id";
 
 /// Expired leases that must not be handed out again: cancel-requested jobs take their terminal
-/// state, jobs out of attempts (their worker died on the last one) go dead. Rows another replica
-/// holds locked are left for the next claim.
+/// state; a job past its attempts was claimed only to conclude its check (see `CLAIM`), and
+/// that worker died too, so it goes dead without a third try. Rows another replica holds
+/// locked are left for the next claim.
 const REAP_EXPIRED: &str = "UPDATE jobs
     SET state = CASE WHEN cancel_requested THEN COALESCE(cancel_reason, 'dropped')
                      ELSE 'dead' END,
         last_error = CASE WHEN cancel_requested THEN last_error
                           ELSE 'lease of worker ' || COALESCE(locked_by, '?')
-                               || ' expired on the last attempt'
+                               || ' expired while concluding a job out of attempts'
                                || COALESCE('; previous error: ' || last_error, '') END,
         lease_until_ms = NULL, locked_by = NULL, finished_at_ms = $1, updated_at_ms = $1
     WHERE id IN (
         SELECT id FROM jobs
         WHERE state = 'running' AND lease_until_ms <= $1
-          AND (cancel_requested OR attempts >= $2)
+          AND (cancel_requested OR attempts > $2)
         FOR UPDATE SKIP LOCKED)
     RETURNING id, state";
 
 /// Oldest first by id (enqueue order), so a retry that becomes due is not starved by newer work.
 /// One pull request's jobs run one at a time: a queued job waits while another job of the same
 /// pull request holds a live lease, so two workers never publish to one PR at once.
+/// An expired lease on the last attempt is taken once more, past `max_attempts` ($4): the
+/// claimer only concludes it (`Job::conclude_only`). A queued job past its attempts is one
+/// such conclusion that was deferred or released.
 /// `SKIP LOCKED`: a row another replica is claiming right now is passed over, not waited for.
 const CLAIM: &str = concat!(
     "UPDATE jobs
     SET state = 'running', lease_until_ms = $2, locked_by = $3, attempts = attempts + 1,
+        lease_expiries = lease_expiries + CASE WHEN state = 'running' THEN 1 ELSE 0 END,
         updated_at_ms = $1
     WHERE id = (
         SELECT id FROM jobs j
@@ -172,7 +183,7 @@ const CLAIM: &str = concat!(
                      AND r.forge = j.forge AND r.repo_id = j.repo_id
                      AND r.pr_number = j.pr_number)))
            OR (j.state = 'running' AND j.lease_until_ms <= $1 AND NOT j.cancel_requested
-               AND j.attempts < $4)
+               AND j.attempts <= $4)
         ORDER BY id
         LIMIT 1
         FOR UPDATE SKIP LOCKED)
@@ -201,6 +212,20 @@ const RETRY_LATER: &str = "UPDATE jobs
     SET state = 'queued', run_at_ms = $2, last_error = $3, lease_until_ms = NULL,
         locked_by = NULL, updated_at_ms = $4
     WHERE id = $1";
+
+/// Locked until `defer`'s transaction ends, like `HELD_JOB`.
+const HELD_FOR_DEFER: &str = "SELECT cancel_requested, cancel_reason, deferrals,
+        deferred_since_ms FROM jobs
+    WHERE id = $1 AND state = 'running' AND locked_by = $2
+    FOR UPDATE";
+/// Like a release (the attempt is not counted), but not before `$2`, and counted as a deferral.
+const DEFER: &str = "UPDATE jobs
+    SET state = 'queued', run_at_ms = $2, last_error = $3,
+        attempts = GREATEST(attempts - 1, 0),
+        deferrals = deferrals + 1, deferred_since_ms = COALESCE(deferred_since_ms, $4),
+        lease_until_ms = NULL, locked_by = NULL, updated_at_ms = $4
+    WHERE id = $1
+    RETURNING deferrals";
 
 /// Keeps `run_at_ms`, so the job goes back to its old place in line.
 const RELEASE: &str = "UPDATE jobs
@@ -231,7 +256,8 @@ const STATS: &str = "SELECT
 const GET_JOB: &str = concat!("SELECT ", job_columns!(), " FROM jobs WHERE id = $1");
 
 const RETRY_DEAD: &str = "UPDATE jobs
-    SET state = 'queued', attempts = 0, run_at_ms = $2, cancel_requested = FALSE,
+    SET state = 'queued', attempts = 0, deferrals = 0, deferred_since_ms = NULL,
+        lease_expiries = 0, run_at_ms = $2, cancel_requested = FALSE,
         cancel_reason = NULL, lease_until_ms = NULL, locked_by = NULL, finished_at_ms = NULL,
         updated_at_ms = $2
     WHERE id = $1 AND state = 'dead'";
@@ -402,10 +428,7 @@ impl PostgresBackend {
             let id: i64 = row.try_get("id").map_err(db("finalize expired jobs"))?;
             let state: String = row.try_get("state").map_err(db("finalize expired jobs"))?;
             if state == JobState::Dead.as_str() {
-                tracing::warn!(
-                    id,
-                    "job dead-lettered: its worker's lease expired on the last attempt"
-                );
+                tracing::warn!(id, "job dead-lettered: the worker concluding it died too");
             } else {
                 tracing::debug!(id, state, "canceled job's lease expired");
             }
@@ -475,15 +498,29 @@ impl PostgresBackend {
     ) -> Result<FailOutcome, QueueError> {
         let error = without_nul(error);
         let error = error.as_ref();
-        retry_deadlocks(move || self.fail_once(id, worker_id, error, config, now_ms)).await
+        retry_deadlocks(move || self.fail_once(id, worker_id, error, Some(config), now_ms)).await
     }
 
+    pub(super) async fn give_up(
+        &self,
+        id: i64,
+        worker_id: &str,
+        error: &str,
+        now_ms: i64,
+    ) -> Result<FailOutcome, QueueError> {
+        let error = without_nul(error);
+        let error = error.as_ref();
+        retry_deadlocks(move || self.fail_once(id, worker_id, error, None, now_ms)).await
+    }
+
+    /// A failed attempt: retried per `retry` while attempts are left; without `retry`, dead at
+    /// once.
     async fn fail_once(
         &self,
         id: i64,
         worker_id: &str,
         error: &str,
-        config: &QueueConfig,
+        retry: Option<&QueueConfig>,
         now_ms: i64,
     ) -> Result<FailOutcome, QueueError> {
         let mut tx = self.pool.begin().await.map_err(db("begin fail"))?;
@@ -500,34 +537,101 @@ impl PostgresBackend {
         let cancel: bool = row.try_get("cancel_requested").map_err(db("fail job"))?;
         let reason: Option<String> = row.try_get("cancel_reason").map_err(db("fail job"))?;
 
-        let outcome = if cancel {
-            let state = match reason.as_deref() {
-                Some(text) => parse_state(id, text)?,
-                None => JobState::Dropped,
-            };
-            finish_with_error(&mut tx, id, state, error, now_ms).await?;
-            FailOutcome::Canceled { state }
-        } else if attempts >= i64::from(config.max_attempts) {
-            finish_with_error(&mut tx, id, JobState::Dead, error, now_ms).await?;
-            tracing::warn!(id, attempts, error = %error, "job dead-lettered");
-            FailOutcome::Dead { attempts }
-        } else {
-            let delay = i64::try_from(config.backoff_ms(attempts)).unwrap_or(i64::MAX);
-            let run_at_ms = now_ms.saturating_add(delay);
-            sqlx::query(RETRY_LATER)
-                .bind(id)
-                .bind(run_at_ms)
-                .bind(error)
-                .bind(now_ms)
-                .execute(&mut *tx)
-                .await
-                .map_err(db("fail job"))?;
-            FailOutcome::Retry {
-                attempts,
-                run_at_ms,
+        let outcome = match retry {
+            _ if cancel => {
+                let state = cancel_state(id, reason.as_deref())?;
+                finish_with_error(&mut tx, id, state, error, now_ms).await?;
+                FailOutcome::Canceled { state }
+            }
+            Some(config) if attempts < i64::from(config.max_attempts) => {
+                let delay = i64::try_from(config.backoff_ms(attempts)).unwrap_or(i64::MAX);
+                let run_at_ms = now_ms.saturating_add(delay);
+                sqlx::query(RETRY_LATER)
+                    .bind(id)
+                    .bind(run_at_ms)
+                    .bind(error)
+                    .bind(now_ms)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(db("fail job"))?;
+                FailOutcome::Retry {
+                    attempts,
+                    run_at_ms,
+                }
+            }
+            _ => {
+                finish_with_error(&mut tx, id, JobState::Dead, error, now_ms).await?;
+                tracing::warn!(id, attempts, error = %error, "job dead-lettered");
+                FailOutcome::Dead { attempts }
             }
         };
         tx.commit().await.map_err(db("commit fail"))?;
+        Ok(outcome)
+    }
+
+    pub(super) async fn defer(
+        &self,
+        id: i64,
+        worker_id: &str,
+        run_at_ms: i64,
+        reason: &str,
+        config: &QueueConfig,
+        now_ms: i64,
+    ) -> Result<DeferOutcome, QueueError> {
+        let reason = without_nul(reason);
+        let reason = reason.as_ref();
+        retry_deadlocks(move || self.defer_once(id, worker_id, run_at_ms, reason, config, now_ms))
+            .await
+    }
+
+    async fn defer_once(
+        &self,
+        id: i64,
+        worker_id: &str,
+        run_at_ms: i64,
+        reason: &str,
+        config: &QueueConfig,
+        now_ms: i64,
+    ) -> Result<DeferOutcome, QueueError> {
+        const OP: &str = "defer job";
+        let mut tx = self.pool.begin().await.map_err(db("begin defer"))?;
+        let row = sqlx::query(HELD_FOR_DEFER)
+            .bind(id)
+            .bind(worker_id)
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(db(OP))?;
+        let Some(row) = row else {
+            return Ok(DeferOutcome::NotHeld);
+        };
+        let cancel: bool = row.try_get("cancel_requested").map_err(db(OP))?;
+        let cancel_reason: Option<String> = row.try_get("cancel_reason").map_err(db(OP))?;
+        let deferrals: i64 = row.try_get("deferrals").map_err(db(OP))?;
+        let since: Option<i64> = row.try_get("deferred_since_ms").map_err(db(OP))?;
+        let outcome = if cancel {
+            let state = cancel_state(id, cancel_reason.as_deref())?;
+            finish_with_error(&mut tx, id, state, reason, now_ms).await?;
+            DeferOutcome::Canceled { state }
+        } else if let Some(limit) = deferral_limit(config, deferrals, since, run_at_ms, now_ms) {
+            // Nothing written (dropping `tx` rolls back): the worker still holds the job, to
+            // conclude it.
+            return Ok(limit);
+        } else {
+            let deferrals = sqlx::query(DEFER)
+                .bind(id)
+                .bind(run_at_ms)
+                .bind(reason)
+                .bind(now_ms)
+                .fetch_one(&mut *tx)
+                .await
+                .and_then(|row| row.try_get("deferrals"))
+                .map_err(db(OP))?;
+            DeferOutcome::Deferred {
+                run_at_ms,
+                deferrals,
+            }
+        };
+        tx.commit().await.map_err(db("commit defer"))?;
         Ok(outcome)
     }
 
@@ -838,6 +942,14 @@ async fn lock_prs<'j>(
     Ok(())
 }
 
+/// The terminal state a cancel-requested job takes.
+fn cancel_state(id: i64, reason: Option<&str>) -> Result<JobState, QueueError> {
+    match reason {
+        Some(text) => parse_state(id, text),
+        None => Ok(JobState::Dropped),
+    }
+}
+
 async fn finish_with_error(
     tx: &mut sqlx::Transaction<'static, sqlx::Postgres>,
     id: i64,
@@ -982,6 +1094,10 @@ fn job_from_row(row: &PgRow) -> Result<Job, QueueError> {
         attempts: col(row, "attempts", OP)?,
         last_error: col(row, "last_error", OP)?,
         cancel_requested: col(row, "cancel_requested", OP)?,
+        run_at_ms: col(row, "run_at_ms", OP)?,
+        deferrals: col(row, "deferrals", OP)?,
+        lease_expiries: col(row, "lease_expiries", OP)?,
+        conclude_only: false,
     })
 }
 

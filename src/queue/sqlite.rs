@@ -17,10 +17,11 @@ use sqlx::sqlite::{
     SqliteSynchronous,
 };
 
+use super::deferral_limit;
 use super::error::db;
 use super::{
-    DropOutcome, DropScope, EnqueueOutcome, FailOutcome, Heartbeat, Job, JobState, NewJob,
-    PruneOutcome, QueueConfig, QueueError, QueueStats,
+    DeferOutcome, DropOutcome, DropScope, EnqueueOutcome, FailOutcome, Heartbeat, Job, JobState,
+    NewJob, PruneOutcome, QueueConfig, QueueError, QueueStats,
 };
 
 /// How long a statement waits for another connection's write lock before giving up.
@@ -46,6 +47,11 @@ const MIGRATIONS: &[Migration] = &[
         name: "pr_head_prs",
         sql: include_str!("migrations/sqlite/0002_pr_head_prs.sql"),
     },
+    Migration {
+        version: 3,
+        name: "deferrals",
+        sql: include_str!("migrations/sqlite/0003_deferrals.sql"),
+    },
 ];
 
 const CREATE_MIGRATIONS_TABLE: &str = "CREATE TABLE IF NOT EXISTS schema_migrations (
@@ -61,7 +67,7 @@ const RECORD_MIGRATION: &str =
 macro_rules! job_columns {
     () => {
         "id, kind, forge, installation_id, repo_id, pr_number, head_sha, payload, state, \
-         attempts, last_error, cancel_requested"
+         attempts, last_error, cancel_requested, run_at_ms, deferrals, lease_expiries"
     };
 }
 
@@ -113,25 +119,30 @@ const DROP_REPOSITORY_RUNNING: &str = "UPDATE jobs
     RETURNING id";
 
 /// Expired leases that must not be handed out again: cancel-requested jobs take their terminal
-/// state, jobs out of attempts (their worker died on the last one) go dead.
+/// state; a job past its attempts was claimed only to conclude its check (see `CLAIM`), and
+/// that worker died too, so it goes dead without a third try.
 const REAP_EXPIRED: &str = "UPDATE jobs
     SET state = CASE WHEN cancel_requested = 1 THEN COALESCE(cancel_reason, 'dropped')
                      ELSE 'dead' END,
         last_error = CASE WHEN cancel_requested = 1 THEN last_error
                           ELSE 'lease of worker ' || COALESCE(locked_by, '?')
-                               || ' expired on the last attempt'
+                               || ' expired while concluding a job out of attempts'
                                || COALESCE('; previous error: ' || last_error, '') END,
         lease_until_ms = NULL, locked_by = NULL, finished_at_ms = $1, updated_at_ms = $1
     WHERE state = 'running' AND lease_until_ms <= $1
-      AND (cancel_requested = 1 OR attempts >= $2)
+      AND (cancel_requested = 1 OR attempts > $2)
     RETURNING id, state";
 
 /// Oldest first by id (enqueue order), so a retry that becomes due is not starved by newer work.
 /// One pull request's jobs run one at a time: a queued job waits while another job of the same
 /// pull request holds a live lease, so two workers never publish to one PR at once.
+/// An expired lease on the last attempt is taken once more, past `max_attempts` ($4): the
+/// claimer only concludes it (`Job::conclude_only`). A queued job past its attempts is one
+/// such conclusion that was deferred or released.
 const CLAIM: &str = concat!(
     "UPDATE jobs
     SET state = 'running', lease_until_ms = $2, locked_by = $3, attempts = attempts + 1,
+        lease_expiries = lease_expiries + CASE WHEN state = 'running' THEN 1 ELSE 0 END,
         updated_at_ms = $1
     WHERE id = (
         SELECT id FROM jobs j
@@ -142,7 +153,7 @@ const CLAIM: &str = concat!(
                      AND r.forge = j.forge AND r.repo_id = j.repo_id
                      AND r.pr_number = j.pr_number)))
            OR (j.state = 'running' AND j.lease_until_ms <= $1 AND j.cancel_requested = 0
-               AND j.attempts < $4)
+               AND j.attempts <= $4)
         ORDER BY id
         LIMIT 1)
     RETURNING ",
@@ -168,6 +179,18 @@ const RETRY_LATER: &str = "UPDATE jobs
     SET state = 'queued', run_at_ms = $2, last_error = $3, lease_until_ms = NULL,
         locked_by = NULL, updated_at_ms = $4
     WHERE id = $1";
+
+const HELD_FOR_DEFER: &str = "SELECT cancel_requested, cancel_reason, deferrals,
+        deferred_since_ms FROM jobs
+    WHERE id = $1 AND state = 'running' AND locked_by = $2";
+/// Like a release (the attempt is not counted), but not before `$2`, and counted as a deferral.
+const DEFER: &str = "UPDATE jobs
+    SET state = 'queued', run_at_ms = $2, last_error = $3,
+        attempts = CASE WHEN attempts > 0 THEN attempts - 1 ELSE 0 END,
+        deferrals = deferrals + 1, deferred_since_ms = COALESCE(deferred_since_ms, $4),
+        lease_until_ms = NULL, locked_by = NULL, updated_at_ms = $4
+    WHERE id = $1
+    RETURNING deferrals";
 
 /// Keeps `run_at_ms`, so the job goes back to its old place in line.
 const RELEASE: &str = "UPDATE jobs
@@ -199,7 +222,8 @@ const STATS: &str = "SELECT
 const GET_JOB: &str = concat!("SELECT ", job_columns!(), " FROM jobs WHERE id = $1");
 
 const RETRY_DEAD: &str = "UPDATE jobs
-    SET state = 'queued', attempts = 0, run_at_ms = $2, cancel_requested = 0,
+    SET state = 'queued', attempts = 0, deferrals = 0, deferred_since_ms = NULL,
+        lease_expiries = 0, run_at_ms = $2, cancel_requested = 0,
         cancel_reason = NULL, lease_until_ms = NULL, locked_by = NULL, finished_at_ms = NULL,
         updated_at_ms = $2
     WHERE id = $1 AND state = 'dead'";
@@ -419,10 +443,7 @@ impl SqliteBackend {
             let id: i64 = row.try_get("id").map_err(db("finalize expired jobs"))?;
             let state: String = row.try_get("state").map_err(db("finalize expired jobs"))?;
             if state == JobState::Dead.as_str() {
-                tracing::warn!(
-                    id,
-                    "job dead-lettered: its worker's lease expired on the last attempt"
-                );
+                tracing::warn!(id, "job dead-lettered: the worker concluding it died too");
             } else {
                 tracing::debug!(id, state, "canceled job's lease expired");
             }
@@ -495,6 +516,31 @@ impl SqliteBackend {
         config: &QueueConfig,
         now_ms: i64,
     ) -> Result<FailOutcome, QueueError> {
+        self.fail_or_give_up(id, worker_id, error, Some(config), now_ms)
+            .await
+    }
+
+    pub(super) async fn give_up(
+        &self,
+        id: i64,
+        worker_id: &str,
+        error: &str,
+        now_ms: i64,
+    ) -> Result<FailOutcome, QueueError> {
+        self.fail_or_give_up(id, worker_id, error, None, now_ms)
+            .await
+    }
+
+    /// A failed attempt: retried per `retry` while attempts are left; without `retry`, dead at
+    /// once.
+    async fn fail_or_give_up(
+        &self,
+        id: i64,
+        worker_id: &str,
+        error: &str,
+        retry: Option<&QueueConfig>,
+        now_ms: i64,
+    ) -> Result<FailOutcome, QueueError> {
         let mut tx = self
             .pool
             .begin_with("BEGIN IMMEDIATE")
@@ -513,34 +559,89 @@ impl SqliteBackend {
         let cancel: i64 = row.try_get("cancel_requested").map_err(db("fail job"))?;
         let reason: Option<String> = row.try_get("cancel_reason").map_err(db("fail job"))?;
 
-        let outcome = if cancel != 0 {
-            let state = match reason.as_deref() {
-                Some(text) => parse_state(id, text)?,
-                None => JobState::Dropped,
-            };
-            finish_with_error(&mut tx, id, state, error, now_ms).await?;
-            FailOutcome::Canceled { state }
-        } else if attempts >= i64::from(config.max_attempts) {
-            finish_with_error(&mut tx, id, JobState::Dead, error, now_ms).await?;
-            tracing::warn!(id, attempts, error, "job dead-lettered");
-            FailOutcome::Dead { attempts }
-        } else {
-            let delay = i64::try_from(config.backoff_ms(attempts)).unwrap_or(i64::MAX);
-            let run_at_ms = now_ms.saturating_add(delay);
-            sqlx::query(RETRY_LATER)
-                .bind(id)
-                .bind(run_at_ms)
-                .bind(error)
-                .bind(now_ms)
-                .execute(&mut *tx)
-                .await
-                .map_err(db("fail job"))?;
-            FailOutcome::Retry {
-                attempts,
-                run_at_ms,
+        let outcome = match retry {
+            _ if cancel != 0 => {
+                let state = cancel_state(id, reason.as_deref())?;
+                finish_with_error(&mut tx, id, state, error, now_ms).await?;
+                FailOutcome::Canceled { state }
+            }
+            Some(config) if attempts < i64::from(config.max_attempts) => {
+                let delay = i64::try_from(config.backoff_ms(attempts)).unwrap_or(i64::MAX);
+                let run_at_ms = now_ms.saturating_add(delay);
+                sqlx::query(RETRY_LATER)
+                    .bind(id)
+                    .bind(run_at_ms)
+                    .bind(error)
+                    .bind(now_ms)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(db("fail job"))?;
+                FailOutcome::Retry {
+                    attempts,
+                    run_at_ms,
+                }
+            }
+            _ => {
+                finish_with_error(&mut tx, id, JobState::Dead, error, now_ms).await?;
+                tracing::warn!(id, attempts, error, "job dead-lettered");
+                FailOutcome::Dead { attempts }
             }
         };
         tx.commit().await.map_err(db("commit fail"))?;
+        Ok(outcome)
+    }
+
+    pub(super) async fn defer(
+        &self,
+        id: i64,
+        worker_id: &str,
+        run_at_ms: i64,
+        reason: &str,
+        config: &QueueConfig,
+        now_ms: i64,
+    ) -> Result<DeferOutcome, QueueError> {
+        const OP: &str = "defer job";
+        let mut tx = self
+            .pool
+            .begin_with("BEGIN IMMEDIATE")
+            .await
+            .map_err(db("begin defer"))?;
+        let rows = sqlx::query(HELD_FOR_DEFER)
+            .bind(id)
+            .bind(worker_id)
+            .fetch_all(&mut *tx)
+            .await
+            .map_err(db(OP))?;
+        let Some(row) = rows.first() else {
+            return Ok(DeferOutcome::NotHeld);
+        };
+        let cancel: i64 = row.try_get("cancel_requested").map_err(db(OP))?;
+        let cancel_reason: Option<String> = row.try_get("cancel_reason").map_err(db(OP))?;
+        let deferrals: i64 = row.try_get("deferrals").map_err(db(OP))?;
+        let since: Option<i64> = row.try_get("deferred_since_ms").map_err(db(OP))?;
+        let outcome = if cancel != 0 {
+            let state = cancel_state(id, cancel_reason.as_deref())?;
+            finish_with_error(&mut tx, id, state, reason, now_ms).await?;
+            DeferOutcome::Canceled { state }
+        } else if let Some(limit) = deferral_limit(config, deferrals, since, run_at_ms, now_ms) {
+            // Nothing written: the worker still holds the job, to conclude it.
+            return Ok(limit);
+        } else {
+            let deferrals = sqlx::query(DEFER)
+                .bind(id)
+                .bind(run_at_ms)
+                .bind(reason)
+                .bind(now_ms)
+                .fetch_one(&mut *tx)
+                .await
+                .and_then(|row| row.try_get("deferrals"))
+                .map_err(db(OP))?;
+            DeferOutcome::Deferred {
+                run_at_ms,
+                deferrals,
+            }
+        };
+        tx.commit().await.map_err(db("commit defer"))?;
         Ok(outcome)
     }
 
@@ -700,6 +801,14 @@ impl SqliteBackend {
     }
 }
 
+/// The terminal state a cancel-requested job takes.
+fn cancel_state(id: i64, reason: Option<&str>) -> Result<JobState, QueueError> {
+    match reason {
+        Some(text) => parse_state(id, text),
+        None => Ok(JobState::Dropped),
+    }
+}
+
 async fn finish_with_error(
     tx: &mut sqlx::Transaction<'static, sqlx::Sqlite>,
     id: i64,
@@ -835,5 +944,9 @@ fn job_from_row(row: &SqliteRow) -> Result<Job, QueueError> {
         attempts: col(row, "attempts", OP)?,
         last_error: col(row, "last_error", OP)?,
         cancel_requested: cancel != 0,
+        run_at_ms: col(row, "run_at_ms", OP)?,
+        deferrals: col(row, "deferrals", OP)?,
+        lease_expiries: col(row, "lease_expiries", OP)?,
+        conclude_only: false,
     })
 }

@@ -106,6 +106,17 @@ pub struct Job {
     pub last_error: Option<String>,
     /// The job was superseded or dropped while running: its worker should stop early.
     pub cancel_requested: bool,
+    /// Not before this time (epoch ms): a retry's backoff or a deferral's wait.
+    pub run_at_ms: i64,
+    /// Times the job was put back to wait for a write budget ([`Queue::defer`](super::Queue::defer)).
+    pub deferrals: i64,
+    /// Times a worker's lease on the job ran out (the worker crashed or died) and the job was
+    /// taken back.
+    pub lease_expiries: i64,
+    /// Set by [`Queue::claim`](super::Queue::claim) on a job that is out of attempts (its
+    /// last one crashed, or its lease expired): the worker must not run it again, only
+    /// conclude what it left pending and then [`give_up`](super::Queue::give_up).
+    pub conclude_only: bool,
 }
 
 /// What [`Queue::enqueue`](super::Queue::enqueue) did.
@@ -136,6 +147,25 @@ pub enum FailOutcome {
     /// Out of attempts: now `dead`, with the error kept.
     Dead { attempts: i64 },
     /// Cancellation had been requested, so the job went to its terminal state instead of retrying.
+    Canceled { state: JobState },
+    /// The worker no longer holds the job; nothing changed.
+    NotHeld,
+}
+
+/// What [`Queue::defer`](super::Queue::defer) did with the job.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeferOutcome {
+    /// Back to `queued`, not before `run_at_ms`, its attempt not counted.
+    Deferred { run_at_ms: i64, deferrals: i64 },
+    /// Deferred too often or too long already ([`QueueConfig::max_deferrals`],
+    /// [`QueueConfig::max_deferred_ms`]): nothing changed, the worker still holds the job and
+    /// should conclude it and [`give_up`](super::Queue::give_up).
+    LimitReached {
+        deferrals: i64,
+        /// Since the job was first deferred.
+        deferred_ms: i64,
+    },
+    /// Cancellation had been requested, so the job went to its terminal state instead.
     Canceled { state: JobState },
     /// The worker no longer holds the job; nothing changed.
     NotHeld,
@@ -179,6 +209,10 @@ pub struct QueueConfig {
     pub backoff_base_ms: u64,
     /// Upper bound of the delay.
     pub backoff_cap_ms: u64,
+    /// Times a job may be deferred ([`Queue::defer`](super::Queue::defer)) before it is given up.
+    pub max_deferrals: u32,
+    /// How long after its first deferral a job may still be deferred.
+    pub max_deferred_ms: u64,
 }
 
 impl Default for QueueConfig {
@@ -187,6 +221,10 @@ impl Default for QueueConfig {
             max_attempts: 5,
             backoff_base_ms: 2_000,
             backoff_cap_ms: 5 * 60 * 1_000,
+            // GitHub's content limits are per minute and per hour: a review waits out a few
+            // windows at most; one still waiting after six hours will not be wanted any more.
+            max_deferrals: 50,
+            max_deferred_ms: 6 * 60 * 60 * 1_000,
         }
     }
 }
@@ -200,6 +238,12 @@ impl QueueConfig {
     pub fn with_backoff(mut self, base_ms: u64, cap_ms: u64) -> Self {
         self.backoff_base_ms = base_ms;
         self.backoff_cap_ms = cap_ms;
+        self
+    }
+
+    pub fn with_deferral_limits(mut self, max_deferrals: u32, max_deferred_ms: u64) -> Self {
+        self.max_deferrals = max_deferrals;
+        self.max_deferred_ms = max_deferred_ms;
         self
     }
 

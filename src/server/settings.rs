@@ -69,6 +69,21 @@ fn default_content_writes_per_minute() -> u32 {
 fn default_content_writes_per_hour() -> u32 {
     500
 }
+fn default_max_annotations() -> usize {
+    crate::forge::github::publish::DEFAULT_MAX_ANNOTATIONS
+}
+fn default_review_write_share_percent() -> u32 {
+    25
+}
+fn default_check_write_reserve_percent() -> u32 {
+    10
+}
+fn default_max_deferrals() -> u32 {
+    50
+}
+fn default_max_deferred_minutes() -> u64 {
+    6 * 60
+}
 fn default_gitlab_git_username() -> String {
     "oauth2".into()
 }
@@ -111,6 +126,17 @@ pub struct GitHubSettings {
     /// Likewise per hour (GitHub: 500).
     #[serde(default = "default_content_writes_per_hour")]
     pub content_writes_per_hour: u32,
+    /// Most of those content writes, in percent, one pull request's reviews may use; the job
+    /// of a review that has used its share waits in the queue for the window.
+    #[serde(default = "default_review_write_share_percent")]
+    pub review_write_share_percent: u32,
+    /// Part of those content writes, in percent (at most 50), kept for opening and concluding
+    /// checks, so every pull request gets its check however much the others wrote.
+    #[serde(default = "default_check_write_reserve_percent")]
+    pub check_write_reserve_percent: u32,
+    /// Check-run annotations per check run; the summary counts the rest.
+    #[serde(default = "default_max_annotations")]
+    pub max_annotations: usize,
 }
 
 /// Where one GitLab project webhook's secrets come from. Only the *names* of environment
@@ -245,6 +271,12 @@ pub struct ServeSettings {
     pub max_changed_files: usize,
     #[serde(default = "default_fetch_depth")]
     pub fetch_depth: i32,
+    /// Times a job may go back to the queue to wait for a forge's write budget, and for how
+    /// long after the first time, before its check concludes as a failure saying so.
+    #[serde(default = "default_max_deferrals")]
+    pub max_deferrals: u32,
+    #[serde(default = "default_max_deferred_minutes")]
+    pub max_deferred_minutes: u64,
     #[serde(default)]
     pub review_drafts: bool,
     /// The review processes: memory, program, budgets.
@@ -276,6 +308,8 @@ impl Default for ServeSettings {
             max_fetch_bytes: default_max_fetch_bytes(),
             max_changed_files: default_max_changed_files(),
             fetch_depth: default_fetch_depth(),
+            max_deferrals: default_max_deferrals(),
+            max_deferred_minutes: default_max_deferred_minutes(),
             review_drafts: false,
             review: ReviewProcessSettings::default(),
             log_format: LogFormat::Text,
@@ -536,13 +570,33 @@ mod tests {
             (80, 500),
             "GitHub's limits unless told otherwise"
         );
+        assert_eq!(
+            (
+                github.review_write_share_percent,
+                github.check_write_reserve_percent,
+                github.max_annotations
+            ),
+            (25, 10, 200)
+        );
+        assert_eq!(
+            (settings.max_deferrals, settings.max_deferred_minutes),
+            (50, 360)
+        );
         let shared = ServeSettings::parse(
             "serve.yaml",
-            "github:\n  botLogin: b\n  contentWritesPerMinute: 40\n  contentWritesPerHour: 250\n",
+            "maxDeferrals: 5\ngithub:\n  botLogin: b\n  contentWritesPerMinute: 40\n  contentWritesPerHour: 250\n  reviewWriteSharePercent: 50\n  checkWriteReservePercent: 20\n  maxAnnotations: 30\n",
         )
-        .expect("valid")
-        .github
-        .expect("github section");
+        .expect("valid");
+        assert_eq!(shared.max_deferrals, 5);
+        let shared = shared.github.expect("github section");
+        assert_eq!(
+            (
+                shared.review_write_share_percent,
+                shared.check_write_reserve_percent,
+                shared.max_annotations
+            ),
+            (50, 20, 30)
+        );
         assert_eq!(
             (
                 shared.content_writes_per_minute,

@@ -386,7 +386,10 @@ fn missing_blobs_of_a_partial_clone() {
         &repo,
         Some("refs/heads/main"),
         &[],
-        &[("README.md", b"old\n".as_slice()), ("pod.yaml", GOOD.as_bytes())],
+        &[
+            ("README.md", b"old\n".as_slice()),
+            ("pod.yaml", GOOD.as_bytes()),
+        ],
         "base",
     )
     .expect("base");
@@ -405,13 +408,19 @@ fn missing_blobs_of_a_partial_clone() {
     let tree = repo.find_commit(head).expect("head").tree().expect("tree");
     let remove = |name: &str| {
         let id = tree.get_name(name).expect(name).id().to_string();
-        let loose = dir.path().join(".git/objects").join(&id[..2]).join(&id[2..]);
+        let loose = dir
+            .path()
+            .join(".git/objects")
+            .join(&id[..2])
+            .join(&id[2..]);
         std::fs::remove_file(&loose).expect("a loose object");
     };
     remove("README.md");
     let (code, stdout, stderr) = kubeward(
         dir.path(),
-        &["review", "--base", "main", "--head", "pr", "--format", "json"],
+        &[
+            "review", "--base", "main", "--head", "pr", "--format", "json",
+        ],
     );
     assert_eq!(code, Some(3), "BAD is reviewed and fails: {stderr}");
     let plan: serde_json::Value = serde_json::from_str(&stdout).expect("plan");
@@ -419,7 +428,9 @@ fn missing_blobs_of_a_partial_clone() {
     remove("gone.yaml");
     let (code, stdout, stderr) = kubeward(
         dir.path(),
-        &["review", "--base", "main", "--head", "pr", "--format", "json"],
+        &[
+            "review", "--base", "main", "--head", "pr", "--format", "json",
+        ],
     );
     assert_eq!(code, Some(3), "incomplete fails by default: {stderr}");
     let plan: serde_json::Value = serde_json::from_str(&stdout).expect("plan");

@@ -107,6 +107,7 @@ async fn start_with_workers(upstream: &Upstream, workers: usize) -> Bot {
             host: "github.test".into(),
             details_url: None,
             review: crate::support::review_limits(100, Duration::from_secs(60)),
+            max_annotations: kubeward::forge::github::publish::DEFAULT_MAX_ANNOTATIONS,
         },
     });
     let runners: kubeward::bot::worker::Runners =

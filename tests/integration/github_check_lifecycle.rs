@@ -203,6 +203,7 @@ pub(crate) fn start_worker_with(
             host: "t".into(),
             details_url: None,
             review,
+            max_annotations: kubeward::forge::github::publish::DEFAULT_MAX_ANNOTATIONS,
         },
     });
     let runners: kubeward::bot::worker::Runners = Arc::new(std::collections::HashMap::from([(

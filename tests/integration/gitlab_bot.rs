@@ -182,6 +182,8 @@ struct Bot {
     violations: Arc<Mutex<Vec<String>>>,
     lose_answers: Arc<Mutex<Vec<(String, usize)>>>,
     queue: Queue,
+    /// For workers started later (`spawn_workers`).
+    runners: kubeward::bot::worker::Runners,
     stop: watch::Sender<bool>,
     git: git_http::GitHttpServer,
     _mock: MockServer,
@@ -295,6 +297,7 @@ async fn start_with(upstream: &Upstream, workers: usize, config: QueueConfig) ->
         violations,
         lose_answers,
         queue,
+        runners,
         stop,
         git,
         _mock: mock,
@@ -1497,4 +1500,78 @@ async fn an_incomplete_review_fails_unless_the_policy_opts_into_neutral() {
         bot.assert_requests_valid();
         let _ = bot.stop.send(true);
     }
+}
+
+/// A job whose attempts keep crashing (each attempt's lease runs out: its worker died) is not
+/// reviewed again after the last one: its running status is failed, saying so, and the job
+/// dead-lettered. Without that, the required status would stay running for good.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_job_whose_attempts_keep_crashing_fails_the_status_it_left_running() {
+    let upstream = Upstream::new("platform/shop");
+    let base = upstream.commit("refs/heads/main", &[], &files(&deployment("", "")));
+    let head = upstream.commit(
+        "refs/merge-requests/7/head",
+        &[base],
+        &files(&deployment("", "            privileged: true\n")),
+    );
+    let bot = start_with(&upstream, 0, QueueConfig::default().with_max_attempts(2)).await;
+    bot.fake.add_project(PROJECT, "platform/shop");
+    bot.open_merge_request(&upstream, PROJECT, base, base, head);
+    let (status, answer) = bot
+        .deliver(
+            "Merge Request Hook",
+            "crash-1",
+            &mr_event("merge_request_open.json", PROJECT, "platform/shop", head),
+        )
+        .await;
+    assert_eq!(status, 202);
+    let id = answer["jobs"][0].as_i64().expect("job id");
+    // What the crashed attempts left: the status, running.
+    bot.fake
+        .call(kubeward::forge::gitlab::Request::post(
+            format!("/projects/{PROJECT}/statuses/{head}"),
+            json!({"state": "running", "name": "kubeward", "ref": "privileged-web"}),
+        ))
+        .await
+        .expect("a running status");
+    let seen = bot.fake.requests().len();
+    for worker in ["crashes-1", "crashes-2"] {
+        let claimed = bot
+            .queue
+            .claim(worker, Duration::from_millis(1), kubeward::queue::now_ms())
+            .await
+            .expect("claim")
+            .expect("the job");
+        assert_eq!(claimed.id, id);
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let (_stop, stop_rx) = watch::channel(false);
+    crate::support::spawn_workers(&bot.queue, &bot.runners, 1, &stop_rx);
+    bot.settle().await;
+    let job = bot.queue.get(id).await.expect("get").expect("job");
+    assert_eq!(
+        (job.state, job.lease_expiries),
+        (JobState::Dead, 2),
+        "{job:?}"
+    );
+    assert!(
+        job.last_error
+            .unwrap_or_default()
+            .contains("crashed or its worker died 2 times"),
+    );
+    // Only the status was written: failed, saying why; nothing reviewed.
+    let writes = bot.writes_since(seen);
+    assert_eq!(writes.len(), 1, "{writes:#?}");
+    let body = writes[0].body.as_ref().expect("status body");
+    assert_eq!(body["state"], "failed", "{body}");
+    assert!(
+        body["description"]
+            .as_str()
+            .is_some_and(|d| d.contains("the review crashed or its worker died 2 times")),
+        "{body}"
+    );
+    let statuses = bot.fake.statuses();
+    assert_eq!(statuses.last().expect("a status")["status"], "failed");
+    bot.assert_requests_valid();
+    let _ = bot.stop.send(true);
 }

@@ -20,6 +20,7 @@ mod github_check_lifecycle;
 mod github_client;
 mod github_events;
 mod github_openapi;
+mod github_write_budget;
 mod gitlab_bot;
 mod gitlab_client;
 mod gitlab_events;

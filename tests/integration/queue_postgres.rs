@@ -82,8 +82,8 @@ async fn claim_skips_rows_locked_by_another_replica_without_waiting() {
     store.finish().await;
 }
 
-/// Dead-lettering a job whose worker died on its last attempt does not wait for a replica
-/// holding its row either; the next claim after the lock is gone finalizes it.
+/// Handing out a job whose worker died on its last attempt, to be concluded, does not wait for
+/// a replica holding its row; nor does dead-lettering it when its concluding worker dies too.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn finalizing_expired_leases_skips_locked_rows() {
     let store = Store::new(StoreKind::Postgres).await;
@@ -95,31 +95,38 @@ async fn finalizing_expired_leases_skips_locked_rows() {
     queue.claim("dies", LEASE, t).await.unwrap().unwrap();
 
     let mut other_replica = admin(pg(&store)).await;
-    let mut tx = other_replica.begin().await.unwrap();
-    sqlx::query("SELECT id FROM jobs WHERE id = $1 FOR UPDATE")
-        .bind(id)
-        .fetch_one(&mut *tx)
-        .await
-        .unwrap();
-    let expired = t + 2 * LEASE.as_millis() as i64;
-    let none = tokio::time::timeout(Duration::from_secs(5), queue.claim("w", LEASE, expired))
-        .await
-        .expect("the claim does not wait for the locked row")
-        .unwrap();
-    assert!(none.is_none());
-    assert_eq!(
-        queue.get(id).await.unwrap().unwrap().state,
-        JobState::Running
-    );
-
-    tx.rollback().await.unwrap();
-    assert!(queue.claim("w", LEASE, expired).await.unwrap().is_none());
+    let lock = "SELECT id FROM jobs WHERE id = $1 FOR UPDATE";
+    for (worker, expired) in [("concludes", 2), ("late", 4)] {
+        let expired = t + expired * LEASE.as_millis() as i64;
+        let mut tx = other_replica.begin().await.unwrap();
+        sqlx::query(lock)
+            .bind(id)
+            .fetch_one(&mut *tx)
+            .await
+            .unwrap();
+        let none = tokio::time::timeout(Duration::from_secs(5), queue.claim("w", LEASE, expired))
+            .await
+            .expect("the claim does not wait for the locked row")
+            .unwrap();
+        assert!(none.is_none());
+        assert_eq!(
+            queue.get(id).await.unwrap().unwrap().state,
+            JobState::Running
+        );
+        tx.rollback().await.unwrap();
+        let claimed = queue.claim(worker, LEASE, expired).await.unwrap();
+        if worker == "concludes" {
+            assert!(claimed.expect("handed out to conclude").conclude_only);
+        } else {
+            assert!(claimed.is_none());
+        }
+    }
     let dead = queue.get(id).await.unwrap().unwrap();
     assert_eq!(dead.state, JobState::Dead);
     assert!(
         dead.last_error
             .unwrap()
-            .contains("lease of worker dies expired")
+            .contains("lease of worker concludes expired")
     );
     store.finish().await;
 }
@@ -238,7 +245,11 @@ async fn replicas_starting_together_migrate_once() {
         .collect();
     assert_eq!(
         applied,
-        vec![(1, "init".to_owned()), (2, "pr_head_prs".to_owned())]
+        vec![
+            (1, "init".to_owned()),
+            (2, "pr_head_prs".to_owned()),
+            (3, "deferrals".to_owned())
+        ]
     );
     // And they share one queue.
     let id = replicas[3].enqueue(job(1, Some(1))).await.unwrap().id;
@@ -272,7 +283,7 @@ async fn newer_schema_is_refused() {
             err,
             QueueError::SchemaTooNew {
                 found: 99,
-                supported: 2
+                supported: 3
             }
         ),
         "{err}"

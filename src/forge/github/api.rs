@@ -3,10 +3,11 @@
 
 use std::future::Future;
 use std::pin::Pin;
+use std::time::Duration;
 
 use serde_json::Value;
 
-pub use super::client::WriteKind;
+pub use super::client::{Budget, WriteKind};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Method {
@@ -38,6 +39,8 @@ pub struct ApiRequest {
     /// How it may be retried and paced: a read (a GET, a GraphQL query) is retried freely; a
     /// POST that creates something (a comment, a review, a check run) is never re-sent blindly.
     pub kind: WriteKind,
+    /// Which part of the installation's content-write budget it draws on.
+    pub budget: Budget,
 }
 
 /// The path that stands for GitHub's GraphQL endpoint (the client knows where it lives).
@@ -50,6 +53,7 @@ impl ApiRequest {
             path: path.into(),
             body: None,
             kind: WriteKind::Read,
+            budget: Budget::Shared,
         }
     }
 
@@ -59,6 +63,7 @@ impl ApiRequest {
             path: path.into(),
             body: Some(body),
             kind: WriteKind::CreatesContent,
+            budget: Budget::Shared,
         }
     }
 
@@ -68,6 +73,7 @@ impl ApiRequest {
             path: path.into(),
             body: Some(body),
             kind: WriteKind::Idempotent,
+            budget: Budget::Shared,
         }
     }
 
@@ -77,6 +83,15 @@ impl ApiRequest {
         ApiRequest {
             kind: WriteKind::CreatesContent,
             ..ApiRequest::patch(path, body)
+        }
+    }
+
+    /// Draws on the part of the budget kept for opening and concluding checks, so a pull
+    /// request gets its check however much other reviews of the installation wrote.
+    pub fn reserved(self) -> ApiRequest {
+        ApiRequest {
+            budget: Budget::Reserved,
+            ..self
         }
     }
 
@@ -95,6 +110,7 @@ impl ApiRequest {
             path: GRAPHQL_PATH.to_owned(),
             body: Some(serde_json::json!({"query": mutation, "variables": variables})),
             kind: WriteKind::Idempotent,
+            budget: Budget::Shared,
         }
     }
 }
@@ -117,6 +133,14 @@ pub enum ApiError {
         status: u16,
         message: String,
     },
+    /// Not sent (or refused by GitHub) for a rate limit: GitHub's, or our pacing of the
+    /// installation's writes. Waiting `retry_after` would be longer than a request may wait,
+    /// so the job is deferred until then rather than failed.
+    #[error("{message}")]
+    RateLimited {
+        retry_after: Duration,
+        message: String,
+    },
     #[error("{0}")]
     Other(String),
 }
@@ -125,6 +149,14 @@ impl ApiError {
     pub fn status(&self) -> Option<u16> {
         match self {
             ApiError::Status { status, .. } => Some(*status),
+            _ => None,
+        }
+    }
+
+    /// How long to wait before trying again, for a rate limit.
+    pub fn retry_after(&self) -> Option<Duration> {
+        match self {
+            ApiError::RateLimited { retry_after, .. } => Some(*retry_after),
             _ => None,
         }
     }

@@ -17,9 +17,14 @@
 //!   `secondary_min_wait` with exponential backoff) and then retried, POSTs included: a
 //!   rate-limited request was not processed. The wait pauses every request of the same
 //!   installation, not only the one that was refused. Total waiting per request is capped by
-//!   `max_wait`, after which the result is [`GitHubError::RateLimited`].
+//!   `max_wait`, after which the result is [`GitHubError::RateLimited`] with the time still to
+//!   wait: the job queue defers the job rather than hold a worker that long.
 //! - **Write pacing.** Writes of one installation are spaced `min_spacing` apart, and
-//!   content-creating ones are kept under `per_minute` and `per_hour`.
+//!   content-creating ones are kept under `per_minute` and `per_hour`. Those budgets are shared
+//!   fairly: the writes of one pull request's reviews (the task's
+//!   [`current_review`](crate::forge::budget::current_review)) may use at most
+//!   `review_share_percent` of them, and `check_reserve_percent` is kept for the requests marked
+//!   [`Budget::Reserved`] (opening and concluding checks), which no other write may use.
 //!
 //! URLs are always `api_base_url` + a path the caller built; a URL found in a payload or a
 //! `Link` header is followed only if it points below `api_base_url`. No token, key or JWT ever
@@ -107,13 +112,26 @@ pub struct WriteLimits {
     pub per_minute: u32,
     /// Content-creating requests per installation in any hour (0 = no limit).
     pub per_hour: u32,
+    /// Most of `per_minute` and of `per_hour`, in percent, that the writes of one pull
+    /// request's reviews may use (100: no cap of its own), so one heavy review cannot spend
+    /// the installation's budget and leave the others without comments.
+    pub review_share_percent: u32,
+    /// Part of `per_minute` and of `per_hour`, in percent, kept for [`Budget::Reserved`]
+    /// writes (opening and concluding checks): every pull request gets its check however much
+    /// the others wrote. At most 50.
+    pub check_reserve_percent: u32,
+    /// The windows of `per_minute` and `per_hour`: a minute and an hour, GitHub's. Only tests
+    /// shorten them.
+    pub minute: Duration,
+    pub hour: Duration,
     /// Least time between two writes (any method but GET) of one installation.
     pub min_spacing: Duration,
     /// First wait after a secondary rate limit that names no time; doubles on each repeat.
     pub secondary_min_wait: Duration,
     /// Most time one request may spend waiting for rate limits and pacing, all waits
     /// together. A wait that would exceed it fails the request with
-    /// [`GitHubError::RateLimited`] at once, so a queue can reschedule the job.
+    /// [`GitHubError::RateLimited`] at once, naming the wait, so the queue defers the job
+    /// instead of a worker sleeping through it.
     pub max_wait: Duration,
 }
 
@@ -122,11 +140,67 @@ impl Default for WriteLimits {
         Self {
             per_minute: 80,
             per_hour: 500,
+            review_share_percent: 25,
+            check_reserve_percent: 10,
+            minute: MINUTE,
+            hour: HOUR,
             min_spacing: Duration::from_secs(1),
             secondary_min_wait: Duration::from_secs(60),
-            max_wait: Duration::from_secs(10 * 60),
+            // Pacing within a minute's window is waited out; anything longer (an hour's
+            // window, a secondary rate limit's minute) defers the job.
+            max_wait: Duration::from_secs(30),
         }
     }
+}
+
+impl WriteLimits {
+    fn validate(&self) -> Result<(), GitHubError> {
+        if !(1..=100).contains(&self.review_share_percent) {
+            return Err(GitHubError::Config(format!(
+                "a review's share of the content-write budget must be 1 to 100 percent, not {}",
+                self.review_share_percent
+            )));
+        }
+        if self.check_reserve_percent > 50 {
+            return Err(GitHubError::Config(format!(
+                "the part of the content-write budget kept for checks must be 0 to 50 percent, not {}",
+                self.check_reserve_percent
+            )));
+        }
+        if self.minute.is_zero() || self.hour.is_zero() {
+            return Err(GitHubError::Config(
+                "the pacing windows must not be empty".into(),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Of `limit` content writes in a window, how many all but reserved writes may use.
+    fn shared_part(&self, limit: u32) -> usize {
+        let limit = limit as usize;
+        let reserve = match self.check_reserve_percent {
+            0 => 0,
+            percent => (limit * percent as usize / 100).max(1),
+        };
+        limit - reserve.min(limit.saturating_sub(1))
+    }
+
+    /// Of `limit` content writes in a window, how many one pull request's reviews may use.
+    fn review_part(&self, limit: u32) -> usize {
+        let share = (limit as usize * self.review_share_percent as usize / 100).max(1);
+        share.min(self.shared_part(limit))
+    }
+}
+
+/// Which part of an installation's content-write budget a write draws on.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum Budget {
+    /// The part shared by all writes, within the share of the review making it.
+    #[default]
+    Shared,
+    /// The slice kept for opening and concluding checks ([`WriteLimits::check_reserve_percent`]),
+    /// not counted against the review's share.
+    Reserved,
 }
 
 /// Everything [`GitHubClient::new`] needs.
@@ -186,6 +260,8 @@ pub struct ApiRequest<'a> {
     pub accept: Option<&'a str>,
     /// Sent as `If-None-Match`; a `304` is returned as `Ok` with a `Null` body.
     pub if_none_match: Option<&'a str>,
+    /// The part of the content-write budget a content-creating request draws on.
+    pub budget: Budget,
 }
 
 impl<'a> ApiRequest<'a> {
@@ -197,6 +273,7 @@ impl<'a> ApiRequest<'a> {
             kind,
             accept: None,
             if_none_match: None,
+            budget: Budget::Shared,
         }
     }
 
@@ -524,6 +601,10 @@ struct Pacing {
     last_write: Option<Instant>,
     /// Slots of recent content-creating writes, oldest first.
     created: VecDeque<Instant>,
+    /// The same, of the writes on the shared budget only.
+    shared: VecDeque<Instant>,
+    /// The same per review (its shared writes), for its share.
+    by_review: HashMap<String, VecDeque<Instant>>,
 }
 
 struct Inner {
@@ -568,6 +649,7 @@ impl GitHubClient {
     /// Builds the client. Checks the base URL and, for App auth, that the key can sign a JWT.
     pub fn new(config: GitHubClientConfig) -> Result<Self, GitHubError> {
         let base = normalize_base_url(&config.api_base_url)?;
+        config.limits.validate()?;
         let credentials = match config.auth {
             GitHubAuth::App {
                 app_id,
@@ -870,7 +952,8 @@ impl GitHubClient {
         loop {
             self.wait_out_pause(principal, &mut waited, &ctx).await?;
             if paced && kind != WriteKind::Read {
-                self.pace_write(principal, kind, &mut waited, &ctx).await?;
+                self.pace_write(principal, kind, request.budget, &mut waited, &ctx)
+                    .await?;
             }
             let token = self.credential(principal).await?;
             let authorization = bearer(&token)
@@ -971,6 +1054,16 @@ impl GitHubClient {
                 if why == RateLimitKind::Secondary {
                     secondary_hits += 1;
                 }
+                let shared = why != RateLimitKind::Primary
+                    || headers
+                        .ratelimit_resource
+                        .as_deref()
+                        .is_none_or(|r| r == "core");
+                // Paused even when this request gives up: the installation's other requests
+                // must not keep hitting GitHub meanwhile (it may ban an integration that does).
+                if shared {
+                    self.pause(principal, wait);
+                }
                 if rate_limit_hits > MAX_RATE_LIMIT_RETRIES || waited + wait > limits.max_wait {
                     return Err(GitHubError::RateLimited {
                         method: ctx.method,
@@ -979,14 +1072,6 @@ impl GitHubClient {
                         retry_after: Some(wait),
                         detail: format!("HTTP {code}, {}: {}", why.describe(), error_body.message),
                     });
-                }
-                let shared = why != RateLimitKind::Primary
-                    || headers
-                        .ratelimit_resource
-                        .as_deref()
-                        .is_none_or(|r| r == "core");
-                if shared {
-                    self.pause(principal, wait);
                 }
                 bump(&self.inner.counters.rate_limit_waits);
                 tracing::warn!(method = %ctx.method, path = %ctx.path, status = code, ?wait, kind = why.describe(), "github rate limit, waiting");
@@ -1069,29 +1154,28 @@ impl GitHubClient {
         &self,
         principal: Principal,
         kind: WriteKind,
+        budget: Budget,
         waited: &mut Duration,
         ctx: &Ctx,
     ) -> Result<(), GitHubError> {
-        let creates = kind == WriteKind::CreatesContent;
+        let review = crate::forge::budget::current_review();
+        let write = Write {
+            creates: kind == WriteKind::CreatesContent,
+            budget,
+            review: review.as_deref(),
+        };
         let limits = &self.inner.limits;
         let (slot, now) = {
             let mut pacing = lock(&self.inner.pacing);
             let state = pacing.entry(principal).or_default();
             let now = Instant::now();
             prune(state, now, limits);
-            let slot = next_write_slot(state, now, limits, creates);
+            let (slot, bound) = next_write_slot(state, now, limits, &write);
             let wait = slot.saturating_duration_since(now);
             if *waited + wait > limits.max_wait {
-                return Err(ctx.rate_limited(
-                    *waited,
-                    wait,
-                    "write pacing (per-minute/per-hour content creation limit)",
-                ));
+                return Err(ctx.rate_limited(*waited, wait, bound.describe()));
             }
-            state.last_write = Some(slot);
-            if creates {
-                state.created.push_back(slot);
-            }
+            record(state, slot, &write);
             (slot, now)
         };
         if slot > now {
@@ -1320,39 +1404,131 @@ fn rate_limit_wait(
     None
 }
 
-/// Drops pacing history nobody needs any more.
-fn prune(state: &mut Pacing, now: Instant, limits: &WriteLimits) {
-    if let Some(horizon) = now.checked_sub(HOUR) {
-        while state.created.front().is_some_and(|t| *t <= horizon) {
-            state.created.pop_front();
+/// A write being paced.
+struct Write<'a> {
+    creates: bool,
+    budget: Budget,
+    /// The review it belongs to, if any.
+    review: Option<&'a str>,
+}
+
+/// What holds a write back.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Bound {
+    Spacing,
+    /// The installation's whole content budget.
+    Installation,
+    /// The shared part (what is not kept for checks).
+    Shared,
+    /// The review's share.
+    Review,
+}
+
+impl Bound {
+    fn describe(self) -> &'static str {
+        match self {
+            Bound::Spacing => "write pacing (the spacing between writes)",
+            Bound::Installation => "write pacing (the installation's content-write budget)",
+            Bound::Shared => {
+                "write pacing (the installation's content-write budget, but for the part kept for checks)"
+            }
+            Bound::Review => {
+                "write pacing (this pull request's share of the installation's content-write budget)"
+            }
         }
     }
+}
+
+/// Drops pacing history nobody needs any more.
+fn prune(state: &mut Pacing, now: Instant, limits: &WriteLimits) {
     let keep = limits.per_minute.max(limits.per_hour) as usize;
-    while state.created.len() > keep {
-        state.created.pop_front();
+    let horizon = now.checked_sub(limits.hour.max(limits.minute));
+    let trim = |slots: &mut VecDeque<Instant>| {
+        if let Some(horizon) = horizon {
+            while slots.front().is_some_and(|t| *t <= horizon) {
+                slots.pop_front();
+            }
+        }
+        while slots.len() > keep {
+            slots.pop_front();
+        }
+    };
+    trim(&mut state.created);
+    trim(&mut state.shared);
+    for slots in state.by_review.values_mut() {
+        trim(slots);
     }
+    state.by_review.retain(|_, slots| !slots.is_empty());
     if state.pause_until.is_some_and(|u| u <= now) {
         state.pause_until = None;
     }
 }
 
-/// The earliest instant ≥ `now` at which a write may start: `min_spacing` after the last
-/// write, and for content creation fewer than `per_minute` in the 60 s and `per_hour` in the
-/// hour before it. (The n-th most recent creation must have left the window.)
-fn next_write_slot(state: &Pacing, now: Instant, limits: &WriteLimits, creates: bool) -> Instant {
-    let mut slot = now;
+/// The earliest instant ≥ `now` at which a write may start, and what holds it back there:
+/// `min_spacing` after the last write, and for content creation, in the minute's and the hour's
+/// windows before it, fewer than the limit of all content writes, fewer than the shared part of
+/// it for a write on the shared budget, and fewer than the review's share for a review's write.
+/// (The n-th most recent slot of the kind must have left the window; slots are reserved in
+/// order, so every list is sorted.)
+fn next_write_slot(
+    state: &Pacing,
+    now: Instant,
+    limits: &WriteLimits,
+    write: &Write<'_>,
+) -> (Instant, Bound) {
+    let mut slot = (now, Bound::Spacing);
+    let mut at_least = |at: Instant, bound: Bound| {
+        if at > slot.0 {
+            slot = (at, bound);
+        }
+    };
     if let Some(last) = state.last_write {
-        slot = slot.max(last + limits.min_spacing);
+        at_least(last + limits.min_spacing, Bound::Spacing);
     }
-    if creates {
-        for (limit, window) in [(limits.per_minute, MINUTE), (limits.per_hour, HOUR)] {
-            let n = limit as usize;
-            if n > 0 && state.created.len() >= n {
-                slot = slot.max(state.created[state.created.len() - n] + window);
+    if !write.creates {
+        return slot;
+    }
+    let review = write.review.and_then(|r| state.by_review.get(r));
+    for (limit, window) in [
+        (limits.per_minute, limits.minute),
+        (limits.per_hour, limits.hour),
+    ] {
+        if limit == 0 {
+            continue;
+        }
+        let mut bounded = |slots: &VecDeque<Instant>, n: usize, bound: Bound| {
+            if n > 0 && slots.len() >= n {
+                at_least(slots[slots.len() - n] + window, bound);
+            }
+        };
+        bounded(&state.created, limit as usize, Bound::Installation);
+        if write.budget == Budget::Shared {
+            bounded(&state.shared, limits.shared_part(limit), Bound::Shared);
+            if let Some(review) = review {
+                bounded(review, limits.review_part(limit), Bound::Review);
             }
         }
     }
     slot
+}
+
+/// Takes `slot` for `write`.
+fn record(state: &mut Pacing, slot: Instant, write: &Write<'_>) {
+    state.last_write = Some(slot);
+    if !write.creates {
+        return;
+    }
+    state.created.push_back(slot);
+    if write.budget == Budget::Shared {
+        state.shared.push_back(slot);
+        if let Some(review) = write.review {
+            state
+                .by_review
+                .entry(review.to_owned())
+                .or_default()
+                .push_back(slot);
+        }
+    }
 }
 
 /// GitHub's error body.
@@ -1667,24 +1843,136 @@ mod tests {
         );
     }
 
+    /// The budget as one pool: no share per review, nothing kept for checks.
     fn limits(per_minute: u32, per_hour: u32, spacing_ms: u64) -> WriteLimits {
         WriteLimits {
             per_minute,
             per_hour,
+            review_share_percent: 100,
+            check_reserve_percent: 0,
             min_spacing: Duration::from_millis(spacing_ms),
             ..WriteLimits::default()
         }
     }
 
-    /// Reserves `n` content-creating slots at `now`, as `pace_write` does.
+    /// Reserves a write slot at `now`, as `pace_write` does.
     fn reserve(state: &mut Pacing, now: Instant, limits: &WriteLimits, creates: bool) -> Instant {
+        let write = Write {
+            creates,
+            budget: Budget::Shared,
+            review: None,
+        };
+        reserve_for(state, now, limits, &write).0
+    }
+
+    fn reserve_for(
+        state: &mut Pacing,
+        now: Instant,
+        limits: &WriteLimits,
+        write: &Write<'_>,
+    ) -> (Instant, Bound) {
         prune(state, now, limits);
-        let slot = next_write_slot(state, now, limits, creates);
-        state.last_write = Some(slot);
-        if creates {
-            state.created.push_back(slot);
+        let (slot, bound) = next_write_slot(state, now, limits, write);
+        record(state, slot, write);
+        (slot, bound)
+    }
+
+    #[test]
+    fn a_review_gets_its_share_and_checks_keep_their_reserve() {
+        // 10 a minute: 4 for one review (40 %), 2 kept for checks (20 %).
+        let l = WriteLimits {
+            review_share_percent: 40,
+            check_reserve_percent: 20,
+            ..limits(10, 0, 0)
+        };
+        assert_eq!((l.review_part(10), l.shared_part(10)), (4, 8));
+        let heavy = |budget| Write {
+            creates: true,
+            budget,
+            review: Some("github:1:1"),
+        };
+        let light = Write {
+            review: Some("github:1:2"),
+            ..heavy(Budget::Shared)
+        };
+        let t0 = Instant::now();
+        // Where a write would go, without booking it (a wait past `max_wait` books nothing).
+        let peek = |s: &Pacing, write: &Write<'_>| next_write_slot(s, t0, &l, write);
+        let mut s = Pacing::default();
+        for _ in 0..4 {
+            assert_eq!(reserve_for(&mut s, t0, &l, &heavy(Budget::Shared)).0, t0);
         }
-        slot
+        // The heavy review has had its share of this minute; another review has not.
+        assert_eq!(
+            peek(&s, &heavy(Budget::Shared)),
+            (t0 + MINUTE, Bound::Review)
+        );
+        for _ in 0..4 {
+            assert_eq!(reserve_for(&mut s, t0, &l, &light).0, t0);
+        }
+        // Eight shared writes in the minute: the rest is for checks only.
+        let third = Write {
+            review: Some("github:1:3"),
+            ..light
+        };
+        assert_eq!(peek(&s, &third), (t0 + MINUTE, Bound::Shared));
+        for _ in 0..2 {
+            assert_eq!(reserve_for(&mut s, t0, &l, &heavy(Budget::Reserved)).0, t0);
+        }
+        // Not beyond the whole budget, though.
+        assert_eq!(
+            peek(&s, &heavy(Budget::Reserved)),
+            (t0 + MINUTE, Bound::Installation)
+        );
+        // Once the minute has passed, all of it is there again.
+        let later = t0 + MINUTE;
+        prune(&mut s, later, &l);
+        assert_eq!(next_write_slot(&s, later, &l, &third).0, later);
+        // Writes outside any review only meet the shared part.
+        let anonymous = Write {
+            review: None,
+            ..light
+        };
+        let mut s = Pacing::default();
+        for _ in 0..8 {
+            assert_eq!(reserve_for(&mut s, t0, &l, &anonymous).0, t0);
+        }
+        assert_eq!(peek(&s, &anonymous).1, Bound::Shared);
+    }
+
+    #[test]
+    fn shares_and_reserves_round_sensibly() {
+        let l = WriteLimits::default();
+        assert_eq!((l.review_part(80), l.shared_part(80)), (20, 72));
+        assert_eq!((l.review_part(500), l.shared_part(500)), (125, 450));
+        // A tiny budget still lets a review write, and keeps one for checks.
+        assert_eq!((l.review_part(3), l.shared_part(3)), (1, 2));
+        assert_eq!(l.shared_part(1), 1, "nothing to keep from a budget of one");
+        let no_reserve = WriteLimits {
+            check_reserve_percent: 0,
+            review_share_percent: 100,
+            ..WriteLimits::default()
+        };
+        assert_eq!(
+            (no_reserve.review_part(80), no_reserve.shared_part(80)),
+            (80, 80)
+        );
+        assert!(
+            WriteLimits {
+                review_share_percent: 0,
+                ..WriteLimits::default()
+            }
+            .validate()
+            .is_err()
+        );
+        assert!(
+            WriteLimits {
+                check_reserve_percent: 60,
+                ..WriteLimits::default()
+            }
+            .validate()
+            .is_err()
+        );
     }
 
     #[test]

@@ -328,12 +328,21 @@ impl FakeGitHub {
                     None => not_found(),
                 }
             }
-            (Method::Get, ["repos", _, _, "issues", _, "comments"]) => {
-                (200, Value::Array(page(&state.issue_comments, query)))
+            // Each issue's (pull request's) own comments, as on GitHub.
+            (Method::Get, ["repos", _, _, "issues", n, "comments"]) => {
+                let n: u64 = n.parse().unwrap_or(0);
+                let items: Vec<Value> = state
+                    .issue_comments
+                    .iter()
+                    .filter(|c| c["issue"].as_u64().is_none_or(|i| i == n))
+                    .cloned()
+                    .collect();
+                (200, Value::Array(page(&items, query)))
             }
-            (Method::Post, ["repos", _, _, "issues", _, "comments"]) => {
+            (Method::Post, ["repos", _, _, "issues", n, "comments"]) => {
                 state.next_id += 1;
-                let comment = json!({"id": state.next_id, "body": body.map(|b| b["body"].clone()), "user": bot});
+                let n: u64 = n.parse().unwrap_or(0);
+                let comment = json!({"id": state.next_id, "body": body.map(|b| b["body"].clone()), "user": bot, "issue": n});
                 state.issue_comments.push(comment.clone());
                 (201, comment)
             }

@@ -2,8 +2,13 @@
 
 use reqwest::Method as HttpMethod;
 
+use std::time::Duration;
+
 use super::api::{ApiError, ApiFuture, ApiReply, ApiRequest, GitHubApi, Method};
-use super::client::{GitHubClient, GitHubError};
+use super::client::{self, GitHubClient, GitHubError};
+
+/// How long to wait after a rate limit that named no time (GitHub's advice: at least a minute).
+const DEFAULT_RETRY_AFTER: Duration = Duration::from_secs(60);
 
 fn http_method(method: Method) -> HttpMethod {
     match method {
@@ -16,6 +21,13 @@ fn http_method(method: Method) -> HttpMethod {
 }
 
 fn convert(method: Method, path: &str, error: GitHubError) -> ApiError {
+    if let GitHubError::RateLimited { retry_after, .. } = &error {
+        // Typed, with its wait: the worker defers the job instead of failing it.
+        return ApiError::RateLimited {
+            retry_after: retry_after.unwrap_or(DEFAULT_RETRY_AFTER),
+            message: error.to_string(),
+        };
+    }
     if error.is_unconfirmed() {
         return ApiError::Unconfirmed(format!(
             "{} {}",
@@ -38,15 +50,12 @@ impl GitHubApi for GitHubClient {
     fn call(&self, installation: u64, request: ApiRequest) -> ApiFuture<'_> {
         Box::pin(async move {
             let started = std::time::Instant::now();
-            let result = self
-                .send(
-                    Some(installation),
-                    http_method(request.method),
-                    &request.path,
-                    request.body.as_ref(),
-                    request.kind,
-                )
-                .await;
+            let sent = client::ApiRequest {
+                body: request.body.as_ref(),
+                budget: request.budget,
+                ..client::ApiRequest::new(http_method(request.method), &request.path, request.kind)
+            };
+            let result = self.send_request(Some(installation), &sent).await;
             let status = match &result {
                 Ok(r) => r.status.to_string(),
                 Err(e) => e

@@ -8,6 +8,12 @@
 //! - Comments whose findings were fixed are edited to say so and their threads resolved,
 //!   unless a person replied or resolved the thread (GitHub shows resolution only in GraphQL).
 //! - One summary comment, created once and then edited in place.
+//! - At most `max_annotations` check-run annotations, the most severe first; the check's
+//!   summary counts the rest.
+//! - Opening and concluding the check draw on the part of the installation's write budget kept
+//!   for checks. When the budget runs out mid-publish ([`ApiError::RateLimited`]), the check is
+//!   concluded with the plan's conclusion before the error goes up (the job is deferred and
+//!   posts the rest when it resumes), so a required check does not wait on comments.
 
 use std::collections::{HashMap, HashSet};
 
@@ -22,6 +28,14 @@ use crate::review::{Annotation, Conclusion, InlineComment, ReviewPlan};
 pub const CHECK_NAME: &str = "kubeward";
 /// At most this many annotations per check-run request.
 pub const ANNOTATIONS_PER_REQUEST: usize = 50;
+/// Annotations per check run unless configured: one file can yield tens of thousands of
+/// findings, and each 50 annotations cost a content-creating request.
+pub const DEFAULT_MAX_ANNOTATIONS: usize = 200;
+/// Room kept in the check's summary for what the adapter appends to the plan's.
+const SUMMARY_CHARS: usize = 60_000;
+/// Ends the summary of a check concluded while the rest of its publication waits for the write
+/// budget: the job's conclusion replaces it, or, if the job is given up, the give-up does.
+pub const PUBLISHING_MARKER: &str = "<!-- kubeward:publishing -->";
 const FIXED_PREFIX: &str = "✅ **Fixed**";
 
 /// The pull request a job publishes to.
@@ -101,22 +115,15 @@ pub async fn start_check(
         "status": "in_progress",
         "output": {"title": "Reviewing", "summary": "kubeward is reviewing this change."},
     });
-    match api
-        .call(
-            target.installation,
-            ApiRequest::post(target.path("/check-runs"), body.clone()),
-        )
-        .await
-    {
+    // From the budget kept for checks: every pull request gets its check opened.
+    let create = |body| ApiRequest::post(target.path("/check-runs"), body).reserved();
+    match api.call(target.installation, create(body.clone())).await {
         Ok(reply) => Ok(id_of(&reply.body)),
         // The create may have landed: look before creating again.
         Err(ApiError::Unconfirmed(_)) => match find_check(api, target, scan).await? {
             Some(run) => Ok(id_of(&run)),
             None => api
-                .call(
-                    target.installation,
-                    ApiRequest::post(target.path("/check-runs"), body),
-                )
+                .call(target.installation, create(body))
                 .await
                 .map(|r| id_of(&r.body)),
         },
@@ -156,8 +163,10 @@ async fn check_runs_of_head(
     .await
 }
 
-/// Concludes every run of ours on the target's head that is not completed, with this outcome,
-/// title and summary; how many there were.
+/// Concludes every run of ours on the target's head that is not finished, with this outcome,
+/// title and summary; how many there were. Unfinished: not completed, or concluded early by a
+/// publication still waiting for the write budget ([`PUBLISHING_MARKER`]), whose "the rest
+/// follows" would otherwise stay on it after its job was given up or superseded.
 pub async fn conclude_unfinished_checks(
     api: &dyn GitHubApi,
     target: &Target,
@@ -165,12 +174,17 @@ pub async fn conclude_unfinished_checks(
     title: &str,
     summary: &str,
 ) -> Result<usize, ApiError> {
-    let runs = check_runs_of_head(api, target, "&status=in_progress").await?;
+    let runs = check_runs_of_head(api, target, "").await?;
+    let unfinished = |run: &&Value| {
+        run.get("status").and_then(Value::as_str) != Some("completed")
+            || run
+                .get("output")
+                .and_then(|o| o.get("summary"))
+                .and_then(Value::as_str)
+                .is_some_and(|s| s.contains(PUBLISHING_MARKER))
+    };
     let mut concluded = 0;
-    for run in runs
-        .iter()
-        .filter(|r| r.get("status").and_then(Value::as_str) != Some("completed"))
-    {
+    for run in runs.iter().filter(unfinished) {
         finish_check(api, target, id_of(run), outcome, title, summary).await?;
         concluded += 1;
     }
@@ -260,12 +274,89 @@ fn review_comment_json(c: &InlineComment) -> Value {
     comment
 }
 
-/// Publishes the plan; `check_run_id` comes from [`start_check`].
+/// Publishes the plan with at most `max_annotations` check-run annotations; `check_run_id`
+/// comes from [`start_check`].
+///
+/// When a write budget runs out on the way ([`ApiError::RateLimited`]), the check is concluded
+/// with the plan's conclusion first (a write outside the content budget), saying that the rest
+/// follows; the error then goes up so the job is deferred. Running the job again goes on from
+/// what landed.
 pub async fn publish(
     api: &dyn GitHubApi,
     target: &Target,
     plan: &ReviewPlan,
     check_run_id: u64,
+    max_annotations: usize,
+) -> Result<PublishReport, ApiError> {
+    match publish_all(api, target, plan, check_run_id, max_annotations).await {
+        Err(ApiError::RateLimited {
+            retry_after,
+            message,
+        }) => {
+            conclude_before_waiting(
+                api,
+                target,
+                plan,
+                check_run_id,
+                max_annotations,
+                retry_after,
+            )
+            .await;
+            Err(ApiError::RateLimited {
+                retry_after,
+                message,
+            })
+        }
+        outcome => outcome,
+    }
+}
+
+/// The plan's conclusion on the check, without annotations (so not a content write), while
+/// the rest of the publishing waits for the write budget. Best effort: without it the check
+/// stays in progress until the job resumes.
+async fn conclude_before_waiting(
+    api: &dyn GitHubApi,
+    target: &Target,
+    plan: &ReviewPlan,
+    check_run_id: u64,
+    max_annotations: usize,
+    retry_after: std::time::Duration,
+) {
+    let minutes = retry_after.as_secs().div_ceil(60).max(1);
+    let note = format!(
+        "kubeward has more to post on this pull request (comments, annotations): the \
+         installation's GitHub write budget is spent for now, and it goes on in about {minutes} \
+         min. This conclusion stands."
+    );
+    let hidden = annotations(plan, &[]).len().saturating_sub(max_annotations);
+    let summary = check_summary(
+        plan,
+        &[
+            &note,
+            &hidden_note(hidden, max_annotations),
+            PUBLISHING_MARKER,
+        ],
+    );
+    let body = json!({
+        "status": "completed",
+        "conclusion": conclusion_of(plan),
+        "output": {"title": truncate(&plan.title, 200), "summary": summary},
+    });
+    let path = target.path(&format!("/check-runs/{check_run_id}"));
+    if let Err(e) = api
+        .call(target.installation, ApiRequest::patch(path, body))
+        .await
+    {
+        tracing::warn!(error = %e, "cannot conclude the check before waiting for the write budget");
+    }
+}
+
+async fn publish_all(
+    api: &dyn GitHubApi,
+    target: &Target,
+    plan: &ReviewPlan,
+    check_run_id: u64,
+    max_annotations: usize,
 ) -> Result<PublishReport, ApiError> {
     let mut report = PublishReport {
         check_run_id,
@@ -294,6 +385,8 @@ pub async fn publish(
                 // comments it can anchor; the others go to the summary.
                 let accepted = match github_diff(api, target).await {
                     Ok(diff) => diff,
+                    // Not a refusal of the comments: wait for the budget, then try again.
+                    Err(e @ ApiError::RateLimited { .. }) => return Err(e),
                     Err(e) => {
                         tracing::warn!(error = %e, "cannot read GitHub's diff after a refused review");
                         HashMap::new()
@@ -302,11 +395,12 @@ pub async fn publish(
                 let (kept, refused): (Vec<_>, Vec<_>) =
                     fresh.iter().partition(|c| github_can_anchor(&accepted, c));
                 moved.extend(refused);
-                if kept.is_empty() {
-                } else if post_review(api, target, &kept).await.is_ok() {
-                    report.comments_posted = kept.len();
-                } else {
-                    moved.extend(kept);
+                if !kept.is_empty() {
+                    match post_review(api, target, &kept).await {
+                        Ok(()) => report.comments_posted = kept.len(),
+                        Err(e @ ApiError::RateLimited { .. }) => return Err(e),
+                        Err(_) => moved.extend(kept),
+                    }
                 }
             }
             Err(e) => return Err(e),
@@ -330,12 +424,14 @@ pub async fn publish(
             "subject_type": "file",
         });
         let path = target.path(&format!("/pulls/{}/comments", target.number));
-        if api
+        match api
             .call(target.installation, ApiRequest::post(path, body))
             .await
-            .is_ok()
         {
-            report.comments_posted += 1;
+            Ok(_) => report.comments_posted += 1,
+            // Posted when the job resumes (it is not on the pull request yet).
+            Err(e @ ApiError::RateLimited { .. }) => return Err(e),
+            Err(_) => {}
         }
     }
 
@@ -414,7 +510,7 @@ pub async fn publish(
     report.summary_comment_id = upsert_summary(api, target, &summary).await?;
 
     // The check run, with annotations for what is not an inline comment.
-    complete_check(api, target, plan, check_run_id, &moved).await?;
+    complete_check(api, target, plan, check_run_id, &moved, max_annotations).await?;
     Ok(report)
 }
 
@@ -655,7 +751,8 @@ fn annotation_json(a: &Annotation) -> Value {
 }
 
 /// Annotations for new findings that are not inline comments: over the inline limit, file-level,
-/// summary-only, or refused by GitHub.
+/// summary-only, or refused by GitHub. The most severe first, in the plan's order otherwise
+/// (the same on every run, which resuming after a lost answer relies on).
 fn annotations(plan: &ReviewPlan, moved: &[&InlineComment]) -> Vec<Annotation> {
     let inline: HashSet<&str> = plan
         .inline_comments
@@ -681,26 +778,59 @@ fn annotations(plan: &ReviewPlan, moved: &[&InlineComment]) -> Vec<Annotation> {
             fingerprint: f.finding.fingerprint.clone(),
         });
     }
+    // Stable: equal severities keep the plan's order.
+    out.sort_by_key(|a| std::cmp::Reverse(a.severity));
     out
 }
 
-/// Concludes the check run and adds the annotations that are not on it yet. Annotations append
-/// on every update, so an update whose answer was lost is never re-sent blindly: the run is
-/// read again and the work goes on from what landed.
+fn conclusion_of(plan: &ReviewPlan) -> &'static str {
+    match plan.conclusion {
+        Conclusion::Success => "success",
+        Conclusion::Failure => "failure",
+        Conclusion::Neutral => "neutral",
+    }
+}
+
+/// What the check's summary says of the annotations left out.
+fn hidden_note(hidden: usize, max_annotations: usize) -> String {
+    match hidden {
+        0 => String::new(),
+        1 => format!(
+            "1 more finding is not shown as an annotation (kubeward shows at most {max_annotations} per check run)."
+        ),
+        n => format!(
+            "{n} more findings are not shown as annotations (kubeward shows at most {max_annotations} per check run)."
+        ),
+    }
+}
+
+/// The check's summary: the plan's, then `notes` (each its own paragraph), within GitHub's
+/// limit whatever the plan's length.
+fn check_summary(plan: &ReviewPlan, notes: &[&str]) -> String {
+    let notes: Vec<&str> = notes.iter().copied().filter(|n| !n.is_empty()).collect();
+    let tail: String = notes.iter().map(|n| format!("\n\n{n}")).collect();
+    let room = SUMMARY_CHARS.saturating_sub(tail.chars().count());
+    format!("{}{tail}", truncate(&plan.summary, room))
+}
+
+/// Concludes the check run and adds the annotations that are not on it yet, at most
+/// `max_annotations` of them. Annotations append on every update, so an update whose answer
+/// was lost is never re-sent blindly: the run is read again and the work goes on from what
+/// landed.
 async fn complete_check(
     api: &dyn GitHubApi,
     target: &Target,
     plan: &ReviewPlan,
     check_run_id: u64,
     moved: &[&InlineComment],
+    max_annotations: usize,
 ) -> Result<(), ApiError> {
     let path = target.path(&format!("/check-runs/{check_run_id}"));
-    let conclusion = match plan.conclusion {
-        Conclusion::Success => "success",
-        Conclusion::Failure => "failure",
-        Conclusion::Neutral => "neutral",
-    };
-    let summary = truncate(&plan.summary, 60_000);
+    let conclusion = conclusion_of(plan);
+    let mut all = annotations(plan, moved);
+    let hidden = all.len().saturating_sub(max_annotations);
+    all.truncate(max_annotations);
+    let summary = check_summary(plan, &[&hidden_note(hidden, max_annotations)]);
     let output = |batch: &[Annotation]| {
         json!({
             "title": truncate(&plan.title, 200),
@@ -708,7 +838,6 @@ async fn complete_check(
             "annotations": batch.iter().map(annotation_json).collect::<Vec<_>>(),
         })
     };
-    let all = annotations(plan, moved);
     let mut progress = CheckProgress::read(api, target, &path, conclusion, &summary).await?;
     let mut rereads = 0;
     while !progress.concluded || progress.annotations < all.len() {
@@ -721,10 +850,14 @@ async fn complete_check(
             }
         };
         // Without annotations the update is idempotent: retried like one, and not counted as
-        // content creation.
+        // content creation. The concluding update draws on the budget kept for checks.
         let request = match batch.is_empty() {
             true => ApiRequest::patch(path.clone(), body),
             false => ApiRequest::patch_appending(path.clone(), body),
+        };
+        let request = match progress.concluded {
+            true => request,
+            false => request.reserved(),
         };
         match api.call(target.installation, request).await {
             Ok(_) => {

@@ -16,6 +16,20 @@ pub struct MockGitHub {
     /// Answers to requests whose path contains this are held back this long (to catch a worker
     /// mid-review).
     pub slow: Arc<Mutex<Option<(String, Duration)>>>,
+    /// Requests answered with an error instead of reaching the fake (a rate limit, say).
+    pub refusals: Arc<Mutex<Vec<Refusal>>>,
+}
+
+/// The next request with this method whose path contains `needle` is refused: answered with
+/// `status`, `headers` and `body` without reaching the fake, as GitHub refuses a rate-limited
+/// request without processing it.
+#[derive(Clone, Debug)]
+pub struct Refusal {
+    pub method: &'static str,
+    pub needle: String,
+    pub status: u16,
+    pub headers: Vec<(&'static str, String)>,
+    pub body: Value,
 }
 
 struct Forwarder {
@@ -23,6 +37,7 @@ struct Forwarder {
     violations: Arc<Mutex<Vec<String>>>,
     token: String,
     slow: Arc<Mutex<Option<(String, Duration)>>>,
+    refusals: Arc<Mutex<Vec<Refusal>>>,
 }
 
 impl Respond for Forwarder {
@@ -70,6 +85,19 @@ impl Respond for Forwarder {
         if let Ok(mut v) = self.violations.lock() {
             v.extend(problems);
         }
+        if let Ok(mut refusals) = self.refusals.lock()
+            && let Some(i) = refusals
+                .iter()
+                .position(|r| r.method == method.as_str() && path.contains(&r.needle))
+        {
+            let refusal = refusals.remove(i);
+            let mut template =
+                ResponseTemplate::new(refusal.status).set_body_json(refusal.body.clone());
+            for (name, value) in &refusal.headers {
+                template = template.insert_header(*name, value.as_str());
+            }
+            return template;
+        }
         let (status, reply) = self.fake.handle(method, &path, body.as_ref());
         let template = ResponseTemplate::new(status).set_body_json(reply);
         match self.slow.lock().ok().and_then(|s| s.clone()) {
@@ -84,6 +112,7 @@ impl MockGitHub {
         let fake = Arc::new(FakeGitHub::new(bot_login));
         let violations = Arc::new(Mutex::new(Vec::new()));
         let slow = Arc::new(Mutex::new(None));
+        let refusals = Arc::new(Mutex::new(Vec::new()));
         let server = MockServer::start().await;
         Mock::given(wiremock::matchers::any())
             .respond_with(Forwarder {
@@ -91,6 +120,7 @@ impl MockGitHub {
                 violations: violations.clone(),
                 token: token.to_owned(),
                 slow: slow.clone(),
+                refusals: refusals.clone(),
             })
             .mount(&server)
             .await;
@@ -99,7 +129,13 @@ impl MockGitHub {
             fake,
             violations,
             slow,
+            refusals,
         }
+    }
+
+    /// Refuses the next request matching `refusal` (see [`Refusal`]).
+    pub fn refuse_once(&self, refusal: Refusal) {
+        self.refusals.lock().expect("lock").push(refusal);
     }
 
     pub fn uri(&self) -> String {

@@ -18,7 +18,8 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
 use kubeward::queue::{
-    DropOutcome, FailOutcome, JobState, NewJob, Queue, QueueConfig, QueueError, now_ms,
+    DeferOutcome, DropOutcome, FailOutcome, JobState, NewJob, Queue, QueueConfig, QueueError,
+    now_ms,
 };
 use serde_json::json;
 use sqlx::Connection;
@@ -169,7 +170,10 @@ macro_rules! single_handle_scenarios {
         $crate::scenario_tests!($kind:
             claims_in_enqueue_order_and_respects_run_at,
             expired_lease_is_taken_over_and_stale_worker_loses_it,
-            job_whose_worker_dies_on_the_last_attempt_goes_dead,
+            job_whose_worker_dies_on_the_last_attempt_is_handed_out_to_be_concluded,
+            deferral_requeues_without_counting_the_attempt_and_is_bounded,
+            deferred_jobs_are_superseded_by_a_newer_push,
+            a_deferred_conclusion_stays_a_conclusion,
             supersede_marks_queued_and_cancels_running,
             release_of_cancel_requested_job_is_terminal_and_expired_one_is_finalized,
             retries_back_off_then_dead_letter,
@@ -317,35 +321,271 @@ pub async fn expired_lease_is_taken_over_and_stale_worker_loses_it(store: &Store
     assert!(queue.complete(id, "new").await.unwrap());
 }
 
-pub async fn job_whose_worker_dies_on_the_last_attempt_goes_dead(store: &Store) {
+pub async fn job_whose_worker_dies_on_the_last_attempt_is_handed_out_to_be_concluded(
+    store: &Store,
+) {
     let queue = store
         .queue_with(QueueConfig::default().with_max_attempts(2))
         .await;
     let t = now_ms();
     let id = queue.enqueue(job(1, Some(1))).await.unwrap().id;
-    queue.claim("a", LEASE, t).await.unwrap().unwrap();
+    let first = queue.claim("a", LEASE, t).await.unwrap().unwrap();
+    assert_eq!((first.attempts, first.lease_expiries), (1, 0));
+    assert!(!first.conclude_only);
     let again = queue
         .claim("b", LEASE, t + LEASE_MS)
         .await
         .unwrap()
         .unwrap();
-    assert_eq!((again.id, again.attempts), (id, 2));
-    // Worker b dies too; the job is not handed out a third time.
+    assert_eq!((again.id, again.attempts, again.lease_expiries), (id, 2, 1));
+    assert!(!again.conclude_only, "the last attempt is a real one");
+    // Worker b dies too: the job is handed out once more, only to conclude its check.
+    let last = queue
+        .claim("c", LEASE, t + 2 * LEASE_MS)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!((last.id, last.attempts, last.lease_expiries), (id, 3, 2));
+    assert!(last.conclude_only);
+    assert_eq!(last.state, JobState::Running);
+    // Not handed out twice at once.
     assert!(
         queue
-            .claim("c", LEASE, t + 2 * LEASE_MS)
+            .claim("d", LEASE, t + 2 * LEASE_MS + 1)
             .await
             .unwrap()
             .is_none()
     );
+    assert_eq!(
+        queue
+            .give_up(id, "c", "crashed 2 times; concluded", t + 2 * LEASE_MS + 2)
+            .await
+            .unwrap(),
+        FailOutcome::Dead { attempts: 3 }
+    );
     let dead = queue.get(id).await.unwrap().unwrap();
+    assert_eq!(dead.state, JobState::Dead);
+    assert_eq!(
+        dead.last_error.as_deref(),
+        Some("crashed 2 times; concluded")
+    );
+    assert_eq!(queue.stats(t + 3 * LEASE_MS).await.unwrap().dead, 1);
+    // Giving up a job one no longer holds changes nothing.
+    assert_eq!(
+        queue.give_up(id, "c", "again", t).await.unwrap(),
+        FailOutcome::NotHeld
+    );
+
+    // When the concluding worker dies as well, the job goes dead without a third try.
+    let other = queue.enqueue(job(1, Some(2))).await.unwrap().id;
+    let t = t + 10 * LEASE_MS;
+    for (i, worker) in ["a", "b", "c"].into_iter().enumerate() {
+        let now = t + i as i64 * LEASE_MS;
+        let claimed = queue.claim(worker, LEASE, now).await.unwrap().unwrap();
+        assert_eq!(claimed.id, other);
+        assert_eq!(claimed.conclude_only, worker == "c");
+    }
+    assert!(
+        queue
+            .claim("d", LEASE, t + 3 * LEASE_MS)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    let dead = queue.get(other).await.unwrap().unwrap();
     assert_eq!(dead.state, JobState::Dead);
     assert!(
         dead.last_error
             .unwrap()
-            .contains("lease of worker b expired")
+            .contains("lease of worker c expired while concluding")
     );
-    assert_eq!(queue.stats(t + 2 * LEASE_MS).await.unwrap().dead, 1);
+}
+
+/// A job waiting for a write budget goes back in line with a not-before time, its attempt not
+/// counted, however often; past the bounds the worker keeps it to conclude and give it up.
+pub async fn deferral_requeues_without_counting_the_attempt_and_is_bounded(store: &Store) {
+    let queue = store
+        .queue_with(
+            QueueConfig::default()
+                .with_max_attempts(2)
+                .with_deferral_limits(3, 60_000),
+        )
+        .await;
+    let t = now_ms();
+    let id = queue.enqueue(job(1, Some(1))).await.unwrap().id;
+    let other_pr = queue.enqueue(job(1, Some(2))).await.unwrap().id;
+    let mut now = t;
+    for n in 1..=3i64 {
+        let claimed = queue.claim("w", LEASE, now).await.unwrap().unwrap();
+        assert_eq!(
+            (claimed.id, claimed.attempts, claimed.deferrals),
+            (id, 1, n - 1)
+        );
+        let until = now + 10_000;
+        assert_eq!(
+            queue
+                .defer(id, "w", until, &format!("rate limited {n}"), now)
+                .await
+                .unwrap(),
+            DeferOutcome::Deferred {
+                run_at_ms: until,
+                deferrals: n
+            }
+        );
+        let row = queue.get(id).await.unwrap().unwrap();
+        assert_eq!(
+            (row.state, row.attempts, row.deferrals, row.run_at_ms),
+            (JobState::Queued, 0, n, until)
+        );
+        assert_eq!(row.last_error, Some(format!("rate limited {n}")));
+        // No worker waits for it: the pull request's other work runs meanwhile.
+        if n == 1 {
+            let next = queue.claim("v", LEASE, now).await.unwrap().unwrap();
+            assert_eq!(next.id, other_pr);
+            assert!(queue.complete(other_pr, "v").await.unwrap());
+        }
+        assert!(queue.claim("w", LEASE, until - 1).await.unwrap().is_none());
+        now = until;
+    }
+    // A fourth deferral is one too many: nothing changes, the worker still holds the job.
+    let claimed = queue.claim("w", LEASE, now).await.unwrap().unwrap();
+    assert_eq!((claimed.attempts, claimed.deferrals), (1, 3));
+    assert_eq!(
+        queue
+            .defer(id, "w", now + 10_000, "again", now)
+            .await
+            .unwrap(),
+        DeferOutcome::LimitReached {
+            deferrals: 3,
+            deferred_ms: 30_000
+        }
+    );
+    let held = queue.get(id).await.unwrap().unwrap();
+    assert_eq!(
+        (held.state, held.attempts, held.deferrals),
+        (JobState::Running, 1, 3)
+    );
+    assert!(queue.heartbeat(id, "w", LEASE, now).await.unwrap().held);
+    assert_eq!(
+        queue
+            .give_up(id, "w", "waited too long", now)
+            .await
+            .unwrap(),
+        FailOutcome::Dead { attempts: 1 }
+    );
+    // An operator's retry starts the count afresh.
+    assert!(queue.retry_dead(id, now).await.unwrap());
+    let fresh = queue.get(id).await.unwrap().unwrap();
+    assert_eq!((fresh.attempts, fresh.deferrals), (0, 0));
+
+    // The time bound: a wait that would end more than 60 s after the first deferral.
+    let claimed = queue.claim("w", LEASE, now).await.unwrap().unwrap();
+    assert_eq!(claimed.id, id);
+    assert!(matches!(
+        queue
+            .defer(id, "w", now + 50_000, "wait", now)
+            .await
+            .unwrap(),
+        DeferOutcome::Deferred { .. }
+    ));
+    queue
+        .claim("w", LEASE, now + 50_000)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        queue
+            .defer(id, "w", now + 61_000, "wait", now + 50_000)
+            .await
+            .unwrap(),
+        DeferOutcome::LimitReached {
+            deferrals: 1,
+            deferred_ms: 50_000
+        }
+    );
+    // A stale worker cannot defer what it no longer holds.
+    assert_eq!(
+        queue.defer(id, "stale", now, "x", now).await.unwrap(),
+        DeferOutcome::NotHeld
+    );
+}
+
+/// A newer push supersedes a deferred job like any queued one; a job superseded while running
+/// is not deferred but takes its terminal state.
+pub async fn deferred_jobs_are_superseded_by_a_newer_push(store: &Store) {
+    let queue = store.queue().await;
+    let t = now_ms();
+    let deferred = queue.enqueue(superseding(1, 1)).await.unwrap().id;
+    queue.claim("w", LEASE, t).await.unwrap().unwrap();
+    queue
+        .defer(deferred, "w", t + 60_000, "rate limited", t)
+        .await
+        .unwrap();
+    let newer = queue.enqueue(superseding(1, 1)).await.unwrap();
+    assert_eq!(newer.superseded, vec![deferred]);
+    assert_eq!(
+        queue.get(deferred).await.unwrap().unwrap().state,
+        JobState::Superseded
+    );
+    // The newer job runs at once; it is superseded while running, then asks to defer.
+    let claimed = queue.claim("w", LEASE, t).await.unwrap().unwrap();
+    assert_eq!(claimed.id, newer.id);
+    let newest = queue.enqueue(superseding(1, 1)).await.unwrap();
+    assert_eq!(newest.cancel_requested, vec![newer.id]);
+    assert_eq!(
+        queue
+            .defer(newer.id, "w", t + 60_000, "rate limited", t)
+            .await
+            .unwrap(),
+        DeferOutcome::Canceled {
+            state: JobState::Superseded
+        }
+    );
+    let next = queue.claim("w", LEASE, t).await.unwrap().unwrap();
+    assert_eq!(next.id, newest.id);
+    assert!(queue.complete(newest.id, "w").await.unwrap());
+    // The deferred job never comes back.
+    assert!(
+        queue
+            .claim("w", LEASE, t + 120_000)
+            .await
+            .unwrap()
+            .is_none()
+    );
+}
+
+/// A job claimed only to be concluded that must wait for a write budget is deferred like any
+/// other, and comes back still only to be concluded.
+pub async fn a_deferred_conclusion_stays_a_conclusion(store: &Store) {
+    let queue = store
+        .queue_with(QueueConfig::default().with_max_attempts(1))
+        .await;
+    let t = now_ms();
+    let id = queue.enqueue(job(1, Some(1))).await.unwrap().id;
+    queue.claim("dies", LEASE, t).await.unwrap().unwrap();
+    let concluding = queue
+        .claim("w", LEASE, t + LEASE_MS)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(concluding.conclude_only);
+    let until = t + LEASE_MS + 5_000;
+    assert!(matches!(
+        queue
+            .defer(id, "w", until, "rate limited", t + LEASE_MS)
+            .await
+            .unwrap(),
+        DeferOutcome::Deferred { .. }
+    ));
+    let back = queue.claim("w", LEASE, until).await.unwrap().unwrap();
+    assert_eq!((back.id, back.lease_expiries), (id, 1));
+    assert!(back.conclude_only);
+    assert!(queue.release(id, "w").await.unwrap());
+    let back = queue.claim("w", LEASE, until).await.unwrap().unwrap();
+    assert!(
+        back.conclude_only,
+        "a release does not make it a review again"
+    );
 }
 
 pub async fn supersede_marks_queued_and_cancels_running(store: &Store) {

@@ -1,0 +1,7 @@
+-- A job that must wait for a forge's write budget goes back to the queue with a not-before time
+-- (`run_at_ms`), its attempt not counted: these count how often and since when, to bound it.
+-- `lease_expiries` counts the attempts whose worker crashed or died (its lease ran out), so the
+-- check of a job that keeps crashing can say so when it is given up.
+ALTER TABLE jobs ADD COLUMN deferrals INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE jobs ADD COLUMN deferred_since_ms INTEGER;
+ALTER TABLE jobs ADD COLUMN lease_expiries INTEGER NOT NULL DEFAULT 0;
