@@ -410,8 +410,9 @@ pub async fn serve(settings: ServeSettings) -> anyhow::Result<()> {
             stop_rx.clone(),
         )));
     }
-    // Housekeeping: metrics upkeep, pruning the queue's history, cache eviction, redelivery of failed GitHub deliveries
-    // (GitLab retries failed deliveries itself).
+    // Housekeeping: metrics upkeep, pruning the queue's history, cache eviction, redelivery of
+    // failed GitHub deliveries (GitLab has no API to ask again: only a person's "Resend
+    // Request" sends a refused delivery a second time).
     let housekeeping = {
         let queue = queue.clone();
         let cache = cache.clone();
