@@ -567,13 +567,14 @@ pub fn plan_from_audits(
 
     // Fixes, merged per object, become suggestions where one hunk shows all their lines.
     let suggestions = suggestions(&new, input);
+    let causes = std::cell::OnceCell::new();
     let mut new_planned: Vec<PlannedFinding> = new
         .into_iter()
         .map(|f| {
             let anchor = suggestions
                 .get(&f.fingerprint)
                 .map(|s| s.anchor.clone())
-                .unwrap_or_else(|| anchor_for(&f, &sides, input));
+                .unwrap_or_else(|| anchor_for(&f, &sides, input, &causes));
             PlannedFinding {
                 owners: owners_for(&f.path),
                 finding: f,
@@ -886,9 +887,14 @@ fn summary_anchor(f: &Finding) -> Anchor {
 
 /// Where a new finding is said: its own line if the change added it; else the nearest added
 /// line of its container, then of its object; else the file; else the summary.
-fn anchor_for(f: &Finding, sides: &Sides<'_>, input: &ReviewInput<'_>) -> Anchor {
+fn anchor_for(
+    f: &Finding,
+    sides: &Sides<'_>,
+    input: &ReviewInput<'_>,
+    causes: &std::cell::OnceCell<CauseIndex>,
+) -> Anchor {
     let Some(change) = sides.by_new.get(f.path.as_str()).copied() else {
-        return cause_anchor(f, sides, input).unwrap_or_else(|| summary_anchor(f));
+        return cause_anchor(f, sides, input, causes).unwrap_or_else(|| summary_anchor(f));
     };
     if change.binary || change.kind == ChangeKind::ModeOnly {
         return summary_anchor(f);
@@ -911,7 +917,7 @@ fn anchor_for(f: &Finding, sides: &Sides<'_>, input: &ReviewInput<'_>) -> Anchor
             return a;
         }
     }
-    if let Some(a) = cause_anchor(f, sides, input) {
+    if let Some(a) = cause_anchor(f, sides, input, causes) {
         return a;
     }
     Anchor {
@@ -929,70 +935,128 @@ fn anchor_for(f: &Finding, sides: &Sides<'_>, input: &ReviewInput<'_>) -> Anchor
 /// matches), the changed labels of a workload that this object selected, or now selects, are
 /// the likely cause. A workload whose labels never carried a pair of the object's selector had
 /// nothing to do with it: then there is no cause to point at.
-fn cause_anchor(f: &Finding, sides: &Sides<'_>, input: &ReviewInput<'_>) -> Option<Anchor> {
+type Labels = Vec<(String, String)>;
+/// `(kind, namespace, name)`.
+type Named = (String, String, String);
+
+/// What cause anchors look up, built once per review (on the first finding that needs it): a
+/// lookup per finding instead of a walk over every object of both revisions.
+struct CauseIndex {
+    /// The selector of each object, the head's copy first.
+    selectors: HashMap<Named, Labels>,
+    /// Workloads of changed files whose labels the change touched: who they are, their pod
+    /// labels, and the first added line among their labels.
+    relabelled: Vec<(Named, Labels, String, u32)>,
+    /// Pod labels of the base's workloads.
+    base_pods: HashMap<Named, Vec<Labels>>,
+}
+
+impl CauseIndex {
+    fn build(sides: &Sides<'_>, input: &ReviewInput<'_>) -> CauseIndex {
+        let named = |o: &Object<'_>| {
+            (
+                o.kind.to_owned(),
+                o.namespace_or_default().to_owned(),
+                o.name.to_owned(),
+            )
+        };
+        let pod_labels = |o: &Object<'_>| -> Labels {
+            o.pod.as_ref().map_or_else(Vec::new, |p| {
+                p.labels
+                    .iter()
+                    .map(|(k, v)| ((*k).to_owned(), v.to_string()))
+                    .collect()
+            })
+        };
+        let mut selectors = HashMap::new();
+        let mut base_pods: HashMap<Named, Vec<Labels>> = HashMap::new();
+        for o in input.head_files.iter().flat_map(|f| f.objects()) {
+            selectors
+                .entry(named(&o))
+                .or_insert_with(|| selector_pairs(o.node));
+        }
+        for o in input.base_files.iter().flat_map(|f| f.objects()) {
+            selectors
+                .entry(named(&o))
+                .or_insert_with(|| selector_pairs(o.node));
+            if o.pod.is_some() {
+                base_pods.entry(named(&o)).or_default().push(pod_labels(&o));
+            }
+        }
+        let mut relabelled = Vec::new();
+        for file in input.head_files {
+            let Some(change) = sides.by_new.get(file.path.as_str()).copied() else {
+                continue;
+            };
+            for o in file.objects() {
+                if o.pod.is_none() {
+                    continue;
+                }
+                let label_blocks = [
+                    o.node
+                        .get_path(&["metadata"])
+                        .and_then(|m| m.entry("labels")),
+                    o.pod
+                        .as_ref()
+                        .and_then(|p| p.template.get("metadata"))
+                        .and_then(|m| m.entry("labels")),
+                ];
+                if let Some(line) = label_blocks.into_iter().flatten().find_map(|entry| {
+                    let range = entry.key_span.start.line
+                        ..=entry.value.span.last_line().max(entry.key_span.start.line);
+                    change.added_lines().find(|l| range.contains(l))
+                }) {
+                    relabelled.push((named(&o), pod_labels(&o), file.path.clone(), line));
+                }
+            }
+        }
+        CauseIndex {
+            selectors,
+            relabelled,
+            base_pods,
+        }
+    }
+}
+
+/// For a finding on an object the change did not touch (a Service whose selector no longer
+/// matches), the changed labels of a workload that this object selected, or now selects, are
+/// the likely cause. A workload whose labels never carried a pair of the object's selector had
+/// nothing to do with it: then there is no cause to point at.
+fn cause_anchor(
+    f: &Finding,
+    sides: &Sides<'_>,
+    input: &ReviewInput<'_>,
+    causes: &std::cell::OnceCell<CauseIndex>,
+) -> Option<Anchor> {
     let object = f.object.as_ref()?;
-    let same = |o: &Object<'_>| {
-        o.kind == object.kind
-            && o.name == object.name
-            && o.namespace_or_default() == object.namespace
-    };
-    let selector: Vec<(String, String)> = input
-        .head_files
-        .iter()
-        .chain(input.base_files)
-        .flat_map(|file| file.objects())
-        .find(|o| same(o))
-        .map(|o| selector_pairs(o.node))?;
+    let index = causes.get_or_init(|| CauseIndex::build(sides, input));
+    let me = (
+        object.kind.clone(),
+        object.namespace.clone(),
+        object.name.clone(),
+    );
+    let selector = index.selectors.get(&me)?;
     if selector.is_empty() {
         return None;
     }
-    let carries_selected_pair = |o: &Object<'_>| {
-        o.pod.as_ref().is_some_and(|p| {
-            p.labels
-                .iter()
-                .any(|(k, v)| selector.iter().any(|(sk, sv)| sk == k && sv == v))
-        })
+    let carries_selected_pair = |labels: &Labels| {
+        labels
+            .iter()
+            .any(|(k, v)| selector.iter().any(|(sk, sv)| sk == k && sv == v))
     };
-    for file in input.head_files {
-        let Some(change) = sides.by_new.get(file.path.as_str()).copied() else {
+    for (who, labels, path, line) in &index.relabelled {
+        if who.1 != object.namespace || *who == me {
             continue;
+        }
+        let was_selected = || {
+            index
+                .base_pods
+                .get(who)
+                .is_some_and(|pods| pods.iter().any(carries_selected_pair))
         };
-        for o in file.objects() {
-            if o.namespace_or_default() != object.namespace || o.pod.is_none() || same(&o) {
-                continue;
-            }
-            // Cheap test first: did the change touch this workload's labels at all?
-            let label_blocks = [
-                o.node
-                    .get_path(&["metadata"])
-                    .and_then(|m| m.entry("labels")),
-                o.pod
-                    .as_ref()
-                    .and_then(|p| p.template.get("metadata"))
-                    .and_then(|m| m.entry("labels")),
-            ];
-            let Some(line) = label_blocks.into_iter().flatten().find_map(|entry| {
-                let range = entry.key_span.start.line
-                    ..=entry.value.span.last_line().max(entry.key_span.start.line);
-                change.added_lines().find(|l| range.contains(l))
-            }) else {
-                continue;
-            };
-            let was_selected = || {
-                input
-                    .base_files
-                    .iter()
-                    .flat_map(|file| file.objects())
-                    .any(|b| {
-                        b.kind == o.kind
-                            && b.name == o.name
-                            && b.namespace_or_default() == o.namespace_or_default()
-                            && carries_selected_pair(&b)
-                    })
-            };
-            if carries_selected_pair(&o) || was_selected() {
-                return line_anchor(AnchorKind::Cause, change, line);
-            }
+        if carries_selected_pair(labels) || was_selected() {
+            let change = sides.by_new.get(path.as_str()).copied()?;
+            return line_anchor(AnchorKind::Cause, change, *line);
         }
     }
     None
