@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::audit::{AuditResult, Finding, ObjectRef, Severity, audit_focused};
 use crate::config::{FailOn, Incomplete, Policy};
-use crate::diff::{ChangeKind, FileChange, Hunk};
+use crate::diff::{ChangeKind, FileChange, Hunk, LineKind};
 use crate::fix::{FixOp, plan};
 use crate::manifest::{ManifestFile, Object};
 use crate::owners::{CodeOwners, Flavor};
@@ -920,6 +920,9 @@ fn anchor_for(
     if let Some(a) = cause_anchor(f, sides, input, causes) {
         return a;
     }
+    if let Some(a) = context_anchor(f, change) {
+        return a;
+    }
     Anchor {
         kind: AnchorKind::File,
         new_path: change.path().to_owned(),
@@ -929,6 +932,43 @@ fn anchor_for(
         old_line: None,
         hunk: None,
     }
+}
+
+/// For a change that only deleted lines of the finding's object (a removed `securityContext`):
+/// there is no added line to point at, but the hunk shows context lines around the deletion,
+/// and both forges take a comment there. The finding's own line if shown, else the nearest
+/// shown line of its container, then of its object.
+fn context_anchor(f: &Finding, change: &FileChange) -> Option<Anchor> {
+    let loc = f.location.as_ref()?;
+    let object = (loc.start_line, loc.end_line);
+    let deleting: Vec<&Hunk> = change
+        .hunks
+        .iter()
+        .filter(|h| h.lines.iter().any(|l| l.kind == LineKind::Removed))
+        .filter(|h| h.new_start <= object.1 && h.new_start + h.new_lines >= object.0)
+        .collect();
+    let shown = || {
+        deleting.iter().flat_map(|h| {
+            h.lines
+                .iter()
+                .filter(|l| l.kind == LineKind::Context)
+                .filter_map(|l| l.new_line)
+        })
+    };
+    if shown().any(|l| l == f.line) {
+        return line_anchor(AnchorKind::SameObject, change, f.line);
+    }
+    for (kind, range) in [
+        (AnchorKind::SameContainer, loc.container_lines),
+        (AnchorKind::SameObject, Some(object)),
+    ] {
+        if let Some(range) = range
+            && let Some(line) = nearest(shown(), f.line, range)
+        {
+            return line_anchor(kind, change, line);
+        }
+    }
+    None
 }
 
 /// For a finding on an object the change did not touch (a Service whose selector no longer

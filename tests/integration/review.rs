@@ -874,3 +874,42 @@ fn a_suggestion_replaces_exactly_the_lines_its_comment_spans() {
         }
     }
 }
+
+/// A change that only deleted lines (the pod's `securityContext`) adds none to comment on: the
+/// finding it introduced is said on a context line its hunk shows, inline, with both sides'
+/// line numbers (GitLab needs them), not demoted to a file comment.
+#[test]
+fn a_finding_of_a_deletion_is_said_on_a_context_line_of_its_hunk() {
+    let before = deployment("shop", "app: shop", "");
+    let after = before.replace("      securityContext:\n        runAsNonRoot: true\n", "");
+    assert_ne!(before, after);
+    for forge in [Flavor::GitHub, Flavor::GitLab] {
+        let repo = Repo::new();
+        let base = repo.commit("main", &[], &[("d.yaml", &before)]);
+        repo.commit("pr", &[base], &[("d.yaml", &after)]);
+        let plan = repo.review_as("main", "pr", forge);
+        let finding = plan
+            .new_findings
+            .iter()
+            .find(|f| f.finding.rule == "runAsRootAllowed")
+            .unwrap_or_else(|| panic!("{:#?}", plan.new_findings));
+        let anchor = finding.anchor.as_ref().expect("anchor");
+        assert!(
+            matches!(anchor.kind, AnchorKind::SameContainer | AnchorKind::SameObject),
+            "{anchor:?}"
+        );
+        let line = anchor.line.expect("a line");
+        let comment = plan
+            .inline_comments
+            .iter()
+            .find(|c| c.line == line && c.path == "d.yaml")
+            .expect("an inline comment at the anchor");
+        assert!(comment.body.contains("runAsRootAllowed"));
+        let old = comment.old_line.expect("a context line has an old line too");
+        assert_eq!(
+            before.lines().nth(old as usize - 1),
+            after.lines().nth(line as usize - 1),
+            "the same line on both sides"
+        );
+    }
+}
