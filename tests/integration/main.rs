@@ -32,6 +32,7 @@ mod polaris_conformance;
 mod queue;
 mod queue_postgres;
 mod review;
+mod review_history;
 mod review_identity;
 mod rule_docs;
 mod rule_fixtures;

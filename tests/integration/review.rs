@@ -895,7 +895,10 @@ fn a_finding_of_a_deletion_is_said_on_a_context_line_of_its_hunk() {
             .unwrap_or_else(|| panic!("{:#?}", plan.new_findings));
         let anchor = finding.anchor.as_ref().expect("anchor");
         assert!(
-            matches!(anchor.kind, AnchorKind::SameContainer | AnchorKind::SameObject),
+            matches!(
+                anchor.kind,
+                AnchorKind::SameContainer | AnchorKind::SameObject
+            ),
             "{anchor:?}"
         );
         let line = anchor.line.expect("a line");
@@ -905,7 +908,9 @@ fn a_finding_of_a_deletion_is_said_on_a_context_line_of_its_hunk() {
             .find(|c| c.line == line && c.path == "d.yaml")
             .expect("an inline comment at the anchor");
         assert!(comment.body.contains("runAsRootAllowed"));
-        let old = comment.old_line.expect("a context line has an old line too");
+        let old = comment
+            .old_line
+            .expect("a context line has an old line too");
         assert_eq!(
             before.lines().nth(old as usize - 1),
             after.lines().nth(line as usize - 1),
