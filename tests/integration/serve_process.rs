@@ -32,13 +32,18 @@ impl Drop for Served {
 }
 
 async fn serve(api: &str, git: &str) -> Served {
+    serve_with(api, git, "").await
+}
+
+/// `serve` with more top-level settings lines.
+async fn serve_with(api: &str, git: &str, extra: &str) -> Served {
     let dir = tempfile::tempdir().expect("temp");
     let port = free_port();
     let settings = dir.path().join("serve.yaml");
     std::fs::write(
         &settings,
         format!(
-            "listen: 127.0.0.1:{port}\ndatabase: sqlite://{}\ncacheDir: {}\nworkers: 1\nlogFormat: json\ngithub:\n  apiUrl: {api}\n  gitUrl: {git}\n  botLogin: '{BOT}'\n",
+            "listen: 127.0.0.1:{port}\ndatabase: sqlite://{}\ncacheDir: {}\nworkers: 1\nlogFormat: json\n{extra}github:\n  apiUrl: {api}\n  gitUrl: {git}\n  botLogin: '{BOT}'\n",
             dir.path().join("queue.db").display(),
             dir.path().join("cache").display()
         ),
@@ -334,4 +339,135 @@ impl WaitOutput for Child {
         }
         out
     }
+}
+
+/// A pull request whose YAML expands past the review process's memory: the review process
+/// dies, `serve` does not. Its check fails saying why, at once (no crash loop), and the next
+/// pull request is reviewed as usual by the same server.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_review_that_exhausts_memory_takes_down_its_own_process_only() {
+    let mock = MockGitHub::start(BOT, TOKEN).await;
+    let dir = tempfile::tempdir().expect("temp");
+    let repo = git2::Repository::init_bare(dir.path().join("octo/shop.git")).expect("init");
+    // The base branch's policy lets aliases expand (its writers' choice): only the memory limit
+    // of the review process stands in the way.
+    let policy: &[u8] = b"limits:\n  maxAliasNodes: 2000000000\n  maxFileNodes: 2000000000\n  maxFileScalarBytes: 100000000000\n";
+    let base = build::commit(
+        &repo,
+        Some("refs/heads/main"),
+        &[],
+        &[("README.md", b"x\n"), (".kubeward.yaml", policy)],
+        "base",
+    )
+    .expect("base");
+    let mut bomb = String::from(
+        "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: b}\ndata:\n  l0: &l0 [x, x, x, x, x, x, x, x, x, x]\n",
+    );
+    for level in 1..9 {
+        let prev = level - 1;
+        bomb.push_str(&format!(
+            "  l{level}: &l{level} [*l{prev}, *l{prev}, *l{prev}, *l{prev}, *l{prev}, *l{prev}, *l{prev}, *l{prev}, *l{prev}, *l{prev}]\n"
+        ));
+    }
+    let pod = b"apiVersion: v1\nkind: Pod\nmetadata: {name: p, namespace: shop}\nspec:\n  hostNetwork: true\n  containers: [{name: a, image: 'a:1'}]\n";
+    let heads: Vec<git2::Oid> = [("bomb.yaml", bomb.as_bytes()), ("pod.yaml", &pod[..])]
+        .iter()
+        .enumerate()
+        .map(|(i, (name, text))| {
+            build::commit(
+                &repo,
+                Some(&format!("refs/pull/{}/head", 7 + i)),
+                &[base],
+                &[
+                    ("README.md", b"x\n"),
+                    (".kubeward.yaml", policy),
+                    (name, text),
+                ],
+                "pr",
+            )
+            .expect("head")
+        })
+        .collect();
+    for (i, head) in heads.iter().enumerate() {
+        let number = 7 + i as u64;
+        mock.fake.add_pull(
+            number,
+            json!({
+                "number": number, "state": "open", "draft": false,
+                "head": {"sha": head.to_string(), "ref": format!("f{number}"), "repo": {"id": 4242}},
+                "base": {"sha": base.to_string(), "ref": "main", "repo": {"id": 4242}},
+            }),
+        );
+        mock.fake
+            .set_merge_base(&base.to_string(), &head.to_string(), &base.to_string());
+    }
+    let git = git_http::serve(dir.path().to_path_buf(), Some(TOKEN)).await;
+    let mut served = serve_with(
+        &mock.uri(),
+        &git.base_url,
+        "review:\n  memoryLimitBytes: 268435456\n",
+    )
+    .await;
+    let concluded = |number: u64| {
+        let head = heads[(number - 7) as usize].to_string();
+        mock.fake
+            .check_runs()
+            .into_iter()
+            .find(|r| r["head_sha"] == head.as_str() && r["status"] == "completed")
+    };
+    for (i, head) in heads.iter().enumerate() {
+        let mut payload = opened(base, *head);
+        payload["number"] = json!(7 + i);
+        payload["pull_request"]["number"] = json!(7 + i);
+        assert_eq!(
+            deliver(&served.url, &format!("oom-{i}"), SECRET, &payload).await,
+            202
+        );
+        let deadline = Instant::now() + Duration::from_secs(90);
+        while concluded(7 + i as u64).is_none() {
+            assert!(
+                Instant::now() < deadline,
+                "pull request {} not concluded",
+                7 + i
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+    let bomb_check = concluded(7).expect("concluded");
+    assert_eq!(bomb_check["conclusion"], "failure", "{bomb_check:#}");
+    assert!(
+        bomb_check["output"]["title"]
+            .as_str()
+            .is_some_and(|t| t.contains("ran out of memory")),
+        "{bomb_check:#}"
+    );
+    let pod_check = concluded(8).expect("concluded");
+    assert_eq!(
+        pod_check["conclusion"], "failure",
+        "hostNetwork: {pod_check:#}"
+    );
+    assert!(
+        pod_check["output"]["title"]
+            .as_str()
+            .is_some_and(|t| t.contains("new problem")),
+        "{pod_check:#}"
+    );
+    // The same server process answered throughout, and still does.
+    assert!(
+        served.child.try_wait().expect("status").is_none(),
+        "serve is still running"
+    );
+    assert_eq!(
+        reqwest::get(format!("{}/healthz", served.url))
+            .await
+            .map(|r| r.status().as_u16())
+            .unwrap_or(0),
+        200
+    );
+    assert_eq!(
+        mock.fake.check_runs().len(),
+        2,
+        "one check run each: no crash loop"
+    );
+    mock.assert_requests_valid();
 }
