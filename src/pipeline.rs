@@ -206,20 +206,42 @@ pub struct ReviewBudgets {
     pub max_bytes: u64,
     /// YAML nodes one review builds, both sides together, aliases counted at every use: what
     /// bounds the trees in memory once each file is under its own budget.
-    #[serde(default = "unlimited_nodes")]
+    #[serde(default = "unlimited")]
     pub max_nodes: u64,
+    /// Bytes of scalar text one review builds, likewise: long strings that aliases copy cost
+    /// memory that nodes do not count.
+    #[serde(default = "unlimited")]
+    pub max_scalar_bytes: u64,
+    /// YAML documents one review parses, both sides together.
+    #[serde(default = "unlimited")]
+    pub max_documents: u64,
 }
 
-fn unlimited_nodes() -> u64 {
+fn unlimited() -> u64 {
     u64::MAX
 }
 
 impl ReviewBudgets {
+    /// The budgets of a review in a process of `memory_bytes`: what its trees may take (about
+    /// 100 bytes a node with its share of strings and collections; a quarter of the memory in
+    /// scalar text) and fixed caps on files and documents.
+    pub fn within_memory(memory_bytes: u64) -> ReviewBudgets {
+        ReviewBudgets {
+            max_changed_manifests: 3_000,
+            max_bytes: 256 << 20,
+            max_nodes: memory_bytes / 100,
+            max_scalar_bytes: memory_bytes / 4,
+            max_documents: 200_000,
+        }
+    }
+
     /// No budget: a local review judges what it is asked to.
     pub const UNLIMITED: ReviewBudgets = ReviewBudgets {
         max_changed_manifests: usize::MAX,
         max_bytes: u64::MAX,
         max_nodes: u64::MAX,
+        max_scalar_bytes: u64::MAX,
+        max_documents: u64::MAX,
     };
 }
 
@@ -423,14 +445,24 @@ pub fn review_with_policy(
         return Ok((plan, timings));
     }
     let parse_started = Instant::now();
-    // Nodes built so far by all parses: once over the review's budget no further file is
-    // parsed, so the trees in memory stay within it (plus the files being parsed).
-    let nodes_built = AtomicU64::new(0);
-    let over_nodes = || nodes_built.load(Ordering::Relaxed) > options.budgets.max_nodes;
+    // What all parses built so far: once over one of the review's budgets no further file is
+    // parsed, so the trees in memory stay within them (plus the files being parsed).
+    let built = [AtomicU64::new(0), AtomicU64::new(0), AtomicU64::new(0)];
+    let limits = [
+        options.budgets.max_nodes,
+        options.budgets.max_scalar_bytes,
+        options.budgets.max_documents,
+    ];
+    let over = || {
+        built
+            .iter()
+            .zip(limits)
+            .position(|(b, limit)| b.load(Ordering::Relaxed) > limit)
+    };
     let parsed: HashMap<Oid, Result<ManifestFile, NotReviewedReason>> = blobs
         .par_iter()
         .map(|(oid, content)| {
-            if over_nodes() {
+            if over().is_some() {
                 return (*oid, Err(NotReviewedReason::OverReviewBudget));
             }
             let file = match content {
@@ -442,17 +474,21 @@ pub fn review_with_policy(
                 },
             };
             if let Ok(file) = &file {
-                nodes_built.fetch_add(file.weight.nodes as u64, Ordering::Relaxed);
+                let w = file.weight;
+                for (b, n) in built.iter().zip([w.nodes, w.scalar_bytes, w.documents]) {
+                    b.fetch_add(n as u64, Ordering::Relaxed);
+                }
             }
             (*oid, file)
         })
         .collect();
     timings.files_parsed = parsed.len();
-    if over_nodes() {
+    if let Some(which) = over() {
         drop(parsed);
+        let what = ["YAML nodes", "bytes of scalar text", "YAML documents"][which];
         let detail = format!(
-            "over {} YAML nodes across both sides (aliases counted at every use); one review builds at most that",
-            options.budgets.max_nodes
+            "over {} {what} across both sides (aliases counted at every use); one review builds at most that",
+            limits[which]
         );
         let plan = over_review_budget(
             &changes,

@@ -24,10 +24,7 @@ use crate::git::cache::GitCache;
 use crate::pipeline::ReviewBudgets;
 use crate::queue::{Queue, QueueConfig};
 use crate::server::gitlab::{DEFAULT_TIMESTAMP_TOLERANCE, GitLabHooks};
-use crate::server::settings::{
-    BYTES_PER_NODE, DEFAULT_MAX_REVIEW_BYTES, GitLabSecrets, GitLabSettings, LogFormat, Secrets,
-    ServeSettings,
-};
+use crate::server::settings::{GitLabSecrets, GitLabSettings, LogFormat, Secrets, ServeSettings};
 use crate::server::{AppState, GitHubHooks, router_with_limits};
 
 /// Git over HTTPS from the configured git base URL, with the installation token.
@@ -253,16 +250,18 @@ pub fn review_limits(settings: &ServeSettings) -> anyhow::Result<ReviewLimits> {
         fetch_depth: settings.fetch_depth,
         // Publishing has the rest of the job's time.
         time_limit: Duration::from_secs(settings.job_timeout_seconds.saturating_sub(30).max(30)),
-        budgets: ReviewBudgets {
-            max_changed_manifests: settings.max_changed_files,
-            max_bytes: settings
-                .review
-                .max_review_bytes
-                .unwrap_or(DEFAULT_MAX_REVIEW_BYTES),
-            max_nodes: settings
-                .review
-                .max_review_nodes
-                .unwrap_or(memory_bytes / BYTES_PER_NODE),
+        budgets: {
+            let default = ReviewBudgets::within_memory(memory_bytes);
+            let review = &settings.review;
+            ReviewBudgets {
+                max_changed_manifests: settings.max_changed_files,
+                max_bytes: review.max_review_bytes.unwrap_or(default.max_bytes),
+                max_nodes: review.max_review_nodes.unwrap_or(default.max_nodes),
+                max_scalar_bytes: review
+                    .max_review_scalar_bytes
+                    .unwrap_or(default.max_scalar_bytes),
+                max_documents: review.max_review_documents.unwrap_or(default.max_documents),
+            }
         },
         sandbox,
     })

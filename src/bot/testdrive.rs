@@ -141,11 +141,7 @@ pub async fn run() -> anyhow::Result<String> {
                 max_fetch_bytes: 64 << 20,
                 fetch_depth: 50,
                 time_limit: Duration::from_secs(120),
-                budgets: ReviewBudgets {
-                    max_changed_manifests: 3000,
-                    max_bytes: crate::server::settings::DEFAULT_MAX_REVIEW_BYTES,
-                    max_nodes: default_memory_bytes(1) / crate::server::settings::BYTES_PER_NODE,
-                },
+                budgets: ReviewBudgets::within_memory(default_memory_bytes(1)),
                 sandbox: SandboxSettings::current_exe(default_memory_bytes(1))
                     .context("finding this program, to run the review in a child process")?,
             },

@@ -216,17 +216,16 @@ pub struct ReviewProcessSettings {
     #[serde(default)]
     pub max_review_bytes: Option<u64>,
     /// YAML nodes one review builds (both sides, aliases counted at every use). Default: the
-    /// review process's memory divided by [`BYTES_PER_NODE`].
+    /// review process's memory ÷ 100 bytes.
     #[serde(default)]
     pub max_review_nodes: Option<u64>,
+    /// Bytes of scalar text one review builds, likewise. Default: its memory ÷ 4.
+    #[serde(default)]
+    pub max_review_scalar_bytes: Option<u64>,
+    /// YAML documents one review parses. Default 200,000.
+    #[serde(default)]
+    pub max_review_documents: Option<u64>,
 }
-
-/// What one parsed YAML node costs a review, with its share of strings and collections: the
-/// default node budget follows the memory limit.
-pub const BYTES_PER_NODE: u64 = 100;
-
-/// Default of [`ReviewProcessSettings::max_review_bytes`].
-pub const DEFAULT_MAX_REVIEW_BYTES: u64 = 256 << 20;
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]

@@ -238,8 +238,25 @@ async fn budgets_per_review_and_per_file_leave_nothing_unnamed() {
         summary.contains("over the review's parse budget"),
         "{summary}"
     );
+    assert!(summary.contains("YAML nodes"), "{summary}");
     for (path, _) in &files {
         assert!(summary.contains(&format!("`{path}`")), "{path}: {summary}");
+    }
+    // Documents and scalar text have their own budgets.
+    for (budget, says) in [
+        ("documents", "YAML documents"),
+        ("scalar", "bytes of scalar text"),
+    ] {
+        let fake = github_with_pull(base, head);
+        let mut over = limits(100);
+        match budget {
+            "documents" => over.budgets.max_documents = 3,
+            _ => over.budgets.max_scalar_bytes = 500,
+        }
+        review(&fake, &git, dir.path(), head, over).await;
+        let check = only_check_run(&fake);
+        assert_eq!(check["conclusion"], "failure", "{budget}: {check:#}");
+        assert!(summary_comment(&fake).contains(says), "{budget}");
     }
 
     // One file over its own budget: its parse error, and named as not reviewed.

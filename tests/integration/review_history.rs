@@ -134,7 +134,7 @@ struct Step {
 #[test]
 fn a_history_of_real_changes_reports_exactly_what_each_introduced() {
     let base_deploy = deployment("", "", "shop:1.4.2");
-    let mut tree: Vec<(&'static str, String)> = vec![
+    let tree: Vec<(&'static str, String)> = vec![
         (".kubeward.yaml", POLICY.to_owned()),
         ("apps/shop/deployment.yaml", base_deploy.clone()),
         ("apps/shop/service.yaml", SERVICE.to_owned()),

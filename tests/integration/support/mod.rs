@@ -88,6 +88,8 @@ pub fn review_limits(
             max_changed_manifests,
             max_bytes: 64 << 20,
             max_nodes: 2_000_000,
+            max_scalar_bytes: 128 << 20,
+            max_documents: 100_000,
         },
         sandbox: kubeward::bot::sandbox::SandboxSettings {
             program: env!("CARGO_BIN_EXE_kubeward").into(),
