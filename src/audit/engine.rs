@@ -62,6 +62,7 @@ pub fn audit_focused(
     for file in files {
         objects.extend(file.objects());
     }
+    crate::manifest::apply_custom_scopes(&mut objects);
     let inventory = Inventory::new(objects);
     // One list per object, in object order. Findings are large, so they are moved as few
     // times as possible: once into `slots`, once into their sorted place.

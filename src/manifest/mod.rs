@@ -446,6 +446,30 @@ pub fn is_cluster_scoped(group: &str, kind: &str) -> bool {
         .any(|(g, kinds)| *g == group && kinds.contains(&kind))
 }
 
+/// A custom resource's scope comes from its CustomResourceDefinition when the revision has
+/// one: objects of a kind its CRD declares `scope: Cluster` lose their namespace, as the API
+/// server ignores it.
+pub fn apply_custom_scopes(objects: &mut [Object<'_>]) {
+    let cluster: Vec<(String, String)> = objects
+        .iter()
+        .filter(|o| o.kind == "CustomResourceDefinition" && o.group() == "apiextensions.k8s.io")
+        .filter(|o| o.node.get_path(&["spec", "scope"]).and_then(Node::as_str) == Some("Cluster"))
+        .filter_map(|o| {
+            let group = o.node.get_path(&["spec", "group"])?.as_str()?;
+            let kind = o.node.get_path(&["spec", "names", "kind"])?.as_str()?;
+            Some((group.to_owned(), kind.to_owned()))
+        })
+        .collect();
+    if cluster.is_empty() {
+        return;
+    }
+    for o in objects.iter_mut() {
+        if o.namespace.is_some() && cluster.iter().any(|(g, k)| g == o.group() && k == o.kind) {
+            o.namespace = None;
+        }
+    }
+}
+
 /// The group a kind's identity uses: the group it moved to, for Kubernetes' own kinds that
 /// moved (`extensions/v1beta1` Deployments are `apps` Deployments). Versions are never part
 /// of an identity, so moves within a group (`batch/v1beta1` → `batch/v1`) need nothing here.
@@ -642,6 +666,25 @@ mod tests {
         assert_eq!(
             objects[1].list_path.as_ref().map(ToString::to_string),
             Some("items[1]".into())
+        );
+    }
+
+    #[test]
+    fn a_custom_resource_takes_its_scope_from_its_crd() {
+        let text = "apiVersion: apiextensions.k8s.io/v1\nkind: CustomResourceDefinition\nmetadata: {name: widgets.example.com}\nspec:\n  group: example.com\n  scope: Cluster\n  names: {kind: Widget, plural: widgets}\n---\napiVersion: example.com/v1\nkind: Widget\nmetadata: {name: w, namespace: default}\n---\napiVersion: other.io/v1\nkind: Widget\nmetadata: {name: w, namespace: default}\n";
+        let parsed = file(text);
+        let mut objects = parsed.objects();
+        apply_custom_scopes(&mut objects);
+        let namespaces: Vec<(&str, Option<&str>)> =
+            objects.iter().map(|o| (o.group(), o.namespace)).collect();
+        assert_eq!(
+            namespaces,
+            [
+                ("apiextensions.k8s.io", None),
+                ("example.com", None),
+                ("other.io", Some("default"))
+            ],
+            "only the CRD's own group and kind lose the namespace"
         );
     }
 
