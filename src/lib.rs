@@ -16,6 +16,7 @@ pub mod manifest;
 pub mod owners;
 pub mod pipeline;
 pub mod queue;
+pub mod render;
 pub mod report;
 pub mod review;
 pub mod server;

@@ -17,6 +17,7 @@ use crate::manifest::{
     ManifestFile, SkipReason, classify_bytes, is_chart_template, kustomize_patch_paths,
 };
 use crate::owners::{CodeOwners, Flavor, MAX_SIZE as MAX_CODEOWNERS_SIZE};
+use crate::render::repository_path;
 use crate::review::{
     NotReviewed, NotReviewedReason, ReviewInput, ReviewPlan, audit_sides, plan_from_audits,
 };
@@ -177,22 +178,6 @@ fn manifest_candidates(
         .filter(|f| !patches.contains(&f.path))
         .filter(|f| !is_chart_template(&f.path, &|dir| charts.contains(dir)))
         .collect()
-}
-
-/// `relative` (a path written in a file of folder `dir`) as a path from the repository root,
-/// `.` and `..` resolved; `None` when it leaves the repository.
-fn repository_path(dir: &str, relative: &str) -> Option<String> {
-    let mut parts: Vec<&str> = Vec::new();
-    for part in dir.split('/').chain(relative.split('/')) {
-        match part {
-            "" | "." => {}
-            ".." => {
-                parts.pop()?;
-            }
-            part => parts.push(part),
-        }
-    }
-    Some(parts.join("/"))
 }
 
 /// Per-review budgets: what one review may take on, whatever the policy's per-file limits.
@@ -630,7 +615,7 @@ fn over_review_budget(
 
 #[cfg(test)]
 mod tests {
-    use super::repository_path;
+    use crate::render::repository_path;
 
     #[test]
     fn paths_named_in_a_folder_resolve_from_the_repository_root() {

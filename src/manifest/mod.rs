@@ -126,6 +126,19 @@ impl ManifestFile {
         }
     }
 
+    /// Documents parsed elsewhere (a rendered stream, its annotations removed), as a file.
+    pub fn from_documents(
+        path: impl Into<String>,
+        documents: Vec<ParsedDocument>,
+        weight: crate::yaml::Weight,
+    ) -> ManifestFile {
+        ManifestFile {
+            path: path.into(),
+            content: Ok(Arc::new(documents)),
+            weight,
+        }
+    }
+
     /// The same parsed content under another path (a blob seen at several paths).
     pub fn at_path(&self, path: impl Into<String>) -> ManifestFile {
         ManifestFile {

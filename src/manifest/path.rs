@@ -130,6 +130,74 @@ impl FieldPath {
     }
 }
 
+/// The merge keys [`item_key`] uses, by name: how a written `[field=value]` reads back.
+const ITEM_FIELDS: &[&str] = &["name", "containerPort", "port", "mountPath", "devicePath", "ip"];
+
+impl FieldPath {
+    /// Reads back a path as [`fmt::Display`] writes it (`spec.containers[name=web].ports[0]`,
+    /// `metadata.annotations["a.b/c"]`); `None` for text it never writes.
+    pub fn parse_display(text: &str) -> Option<FieldPath> {
+        let mut segments = Vec::new();
+        let mut rest = text;
+        while !rest.is_empty() {
+            if let Some(after) = rest.strip_prefix('[') {
+                if after.starts_with('"') {
+                    // A quoted key, written with Rust's string escapes.
+                    let end = quoted_end(after)?;
+                    let key: String = serde_json::from_str(&after[..end]).ok()?;
+                    segments.push(Segment::Key(key));
+                    rest = after[end..].strip_prefix(']')?;
+                } else {
+                    let end = after.find(']')?;
+                    let inner = &after[..end];
+                    segments.push(Segment::Item(parse_item(inner)?));
+                    rest = &after[end + 1..];
+                }
+            } else {
+                let rest_key = rest.strip_prefix('.').unwrap_or(rest);
+                let end = rest_key.find(['.', '[']).unwrap_or(rest_key.len());
+                if end == 0 {
+                    return None;
+                }
+                segments.push(Segment::Key(rest_key[..end].to_owned()));
+                rest = &rest_key[end..];
+            }
+        }
+        Some(FieldPath(segments))
+    }
+}
+
+/// Where the quoted string at the start of `text` ends (after its closing quote).
+fn quoted_end(text: &str) -> Option<usize> {
+    let mut escaped = false;
+    for (i, c) in text.char_indices().skip(1) {
+        match c {
+            '\\' if !escaped => escaped = true,
+            '"' if !escaped => return Some(i + 1),
+            _ => escaped = false,
+        }
+    }
+    None
+}
+
+fn parse_item(inner: &str) -> Option<ItemKey> {
+    if let Some(value) = inner.strip_prefix('=') {
+        return Some(ItemKey::Value(value.to_owned()));
+    }
+    if inner.starts_with('#') || inner.contains(';') || inner.starts_with("apiGroups=") {
+        return Some(ItemKey::Content(inner.to_owned()));
+    }
+    if let Ok(index) = inner.parse() {
+        return Some(ItemKey::Index(index));
+    }
+    let (field, value) = inner.split_once('=')?;
+    if field == "verbs" || field == "resources" || field == "nonResourceURLs" {
+        return Some(ItemKey::Content(inner.to_owned()));
+    }
+    let field = ITEM_FIELDS.iter().find(|f| **f == field)?;
+    Some(ItemKey::Field(field, value.to_owned()))
+}
+
 /// The identity of a list item. Kubernetes' strategic-merge keys where the list has one.
 pub fn item_key(list_name: &str, index: usize, item: &Node) -> ItemKey {
     if let Some(text) = item.scalar_text() {
@@ -268,6 +336,23 @@ impl fmt::Display for FieldPath {
 mod tests {
     use super::*;
     use crate::yaml::{Limits, parse_stream};
+
+    #[test]
+    fn paths_read_back_as_they_are_written() {
+        for text in [
+            "spec.template.spec.containers[name=web].securityContext.privileged",
+            "spec.containers[name=web].ports[containerPort=80]",
+            "metadata.annotations[\"a.b/c\"]",
+            "spec.containers[name=a].securityContext.capabilities.add[=SYS_ADMIN]",
+            "rules[apiGroups=;resources=secrets;verbs=get,list].verbs[=list]",
+            "spec.tolerations[#1a2b3c4d].key",
+            "items[3].spec",
+        ] {
+            let path = FieldPath::parse_display(text).expect(text);
+            assert_eq!(path.to_string(), text);
+        }
+        assert_eq!(FieldPath::parse_display("a..b"), None);
+    }
 
     #[test]
     fn items_are_named_by_merge_key_not_position() {

@@ -1,0 +1,338 @@
+//! Rendering: kustomize overlays become the objects a cluster would get, so a review can judge
+//! them. A pull request's overlay is untrusted input: it is rendered in a temporary folder that
+//! holds only the repository files it reads, by a tool run with a cleared environment, no
+//! network, a time limit and an output cap; what it prints is then parsed under the same budgets
+//! as any manifest. Every rendered object keeps its source: the file it came from
+//! (`config.kubernetes.io/origin`), and the patches that may have set a field.
+
+pub mod kustomize;
+pub mod origin;
+pub mod process;
+pub mod targets;
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use crate::manifest::ManifestFile;
+use crate::yaml::{Limits, Node, Value, parse_file};
+
+pub use origin::{SourcePlace, place_of};
+pub use process::RunError;
+pub use targets::{Closure, RenderTarget, closure, entry_points};
+
+/// The files a render may read, by repository path (`/`-separated, no leading `/`): a
+/// revision's tree, or a folder on disk.
+pub trait SourceTree {
+    /// A regular file's bytes; `None` for what is missing, a folder, or a link.
+    fn read(&self, path: &str) -> Option<Vec<u8>>;
+    fn is_dir(&self, path: &str) -> bool;
+}
+
+/// `relative` (a path written in a file of folder `dir`) as a path from the repository root,
+/// `.` and `..` resolved; `None` when it leaves the repository.
+pub fn repository_path(dir: &str, relative: &str) -> Option<String> {
+    let mut parts: Vec<&str> = Vec::new();
+    for part in dir.split('/').chain(relative.split('/')) {
+        match part {
+            "" | "." => {}
+            ".." => {
+                parts.pop()?;
+            }
+            part => parts.push(part),
+        }
+    }
+    Some(parts.join("/"))
+}
+
+/// The render tools, by path.
+#[derive(Debug, Clone, Default)]
+pub struct Tools {
+    /// `kubectl` (its built-in kustomize renders overlays).
+    pub kubectl: Option<PathBuf>,
+}
+
+impl Tools {
+    /// The tools found on `PATH`.
+    pub fn from_path() -> Tools {
+        Tools {
+            kubectl: on_path("kubectl"),
+        }
+    }
+}
+
+fn on_path(name: &str) -> Option<PathBuf> {
+    std::env::var_os("PATH").and_then(|paths| {
+        std::env::split_paths(&paths)
+            .map(|dir| dir.join(name))
+            .find(|candidate| candidate.is_file())
+    })
+}
+
+/// What one render may take.
+#[derive(Debug, Clone, Copy)]
+pub struct RenderLimits {
+    pub time_limit: Duration,
+    /// Bytes the tool may print.
+    pub max_output: usize,
+}
+
+impl Default for RenderLimits {
+    fn default() -> Self {
+        RenderLimits {
+            time_limit: Duration::from_secs(60),
+            max_output: 64 << 20,
+        }
+    }
+}
+
+/// Why a target was not rendered. Each is named in the review, which is then incomplete.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RenderError {
+    #[error("{0} is not installed (set its path, or put it on PATH)")]
+    ToolMissing(&'static str),
+    #[error("refused: {}", .0.join("; "))]
+    Refused(Vec<String>),
+    #[error("it reads files that are not in the repository: {}", .0.join(", "))]
+    Missing(Vec<String>),
+    #[error(transparent)]
+    Run(#[from] RunError),
+    #[error("{0}")]
+    Io(String),
+}
+
+/// Runs the render of a materialized target: the folder holds exactly the files it reads.
+pub trait Renderer: Sync {
+    fn render(
+        &self,
+        target: &RenderTarget,
+        folder: &Path,
+        limits: &RenderLimits,
+    ) -> Result<Vec<u8>, RenderError>;
+}
+
+impl Renderer for Tools {
+    fn render(
+        &self,
+        target: &RenderTarget,
+        folder: &Path,
+        limits: &RenderLimits,
+    ) -> Result<Vec<u8>, RenderError> {
+        match target {
+            RenderTarget::Kustomize { root } => {
+                let kubectl = self
+                    .kubectl
+                    .as_ref()
+                    .ok_or(RenderError::ToolMissing("kubectl"))?;
+                let home = folder.join(".kubeward-home");
+                std::fs::create_dir_all(&home).map_err(|e| RenderError::Io(e.to_string()))?;
+                let home_text = home.display().to_string();
+                // No network: remote bases are refused before this, and any fetch the tool
+                // tries goes to a proxy that does not answer.
+                let env = [
+                    ("HOME", home_text.clone()),
+                    ("XDG_CONFIG_HOME", home_text.clone()),
+                    ("XDG_CACHE_HOME", home_text.clone()),
+                    ("KUBECONFIG", format!("{home_text}/none")),
+                    ("HTTP_PROXY", "http://127.0.0.1:9".to_owned()),
+                    ("HTTPS_PROXY", "http://127.0.0.1:9".to_owned()),
+                    ("http_proxy", "http://127.0.0.1:9".to_owned()),
+                    ("https_proxy", "http://127.0.0.1:9".to_owned()),
+                    ("NO_PROXY", String::new()),
+                ];
+                let dir = if root.is_empty() { "." } else { root.as_str() };
+                Ok(process::run(
+                    kubectl,
+                    &["kustomize", dir],
+                    folder,
+                    &env,
+                    limits.time_limit,
+                    limits.max_output,
+                )?)
+            }
+        }
+    }
+}
+
+/// A rendered target: its objects, each document's source file (from the repository root),
+/// and what it read.
+#[derive(Debug)]
+pub struct RenderedTarget {
+    pub target: RenderTarget,
+    /// The rendered stream; its path names the target (`render:overlays/prod`).
+    pub file: ManifestFile,
+    /// By document index: the repository file each object came from.
+    pub origins: Vec<Option<String>>,
+    pub closure: Closure,
+}
+
+/// The annotations kustomize adds for `buildMetadata`: read, then removed before the audit.
+const ORIGIN: &str = "config.kubernetes.io/origin";
+const TRANSFORMATIONS: &str = "alpha.config.kubernetes.io/transformations";
+
+/// The path a rendered stream's findings carry until they are placed in their source.
+pub fn rendered_path(target: &RenderTarget) -> String {
+    format!("render:{}", target.name())
+}
+
+/// Renders `target` from `tree`: materializes the files it reads in a temporary folder, asks
+/// kustomize to annotate each object's origin, renders, and parses the output under `limits`.
+pub fn render(
+    tree: &dyn SourceTree,
+    target: &RenderTarget,
+    renderer: &dyn Renderer,
+    render_limits: &RenderLimits,
+    yaml_limits: Limits,
+) -> Result<RenderedTarget, RenderError> {
+    let closure = closure(tree, target.root());
+    if !closure.refused.is_empty() {
+        return Err(RenderError::Refused(closure.refused));
+    }
+    if !closure.missing.is_empty() {
+        return Err(RenderError::Missing(closure.missing));
+    }
+    let folder = tempfile::tempdir().map_err(|e| RenderError::Io(e.to_string()))?;
+    let entry = closure.kustomizations.get(target.root()).cloned();
+    for path in &closure.files {
+        let Some(mut bytes) = tree.read(path) else {
+            return Err(RenderError::Missing(vec![path.clone()]));
+        };
+        if Some(path) == entry.as_ref() {
+            bytes = with_build_metadata(&String::from_utf8_lossy(&bytes)).into_bytes();
+        }
+        let file = folder.path().join(path);
+        if let Some(dir) = file.parent() {
+            std::fs::create_dir_all(dir).map_err(|e| RenderError::Io(e.to_string()))?;
+        }
+        std::fs::write(&file, bytes).map_err(|e| RenderError::Io(e.to_string()))?;
+    }
+    let output = renderer.render(target, folder.path(), render_limits)?;
+    let text = String::from_utf8(output)
+        .map_err(|_| RenderError::Io("the render printed text that is not UTF-8".into()))?;
+    let parsed = parse_file(&text, yaml_limits);
+    let mut documents = parsed.documents;
+    let mut origins = Vec::with_capacity(documents.len());
+    for doc in &mut documents {
+        let origin = doc.root.as_mut().ok().and_then(|root| {
+            let origin = take_annotation(root, ORIGIN);
+            take_annotation(root, TRANSFORMATIONS);
+            origin
+        });
+        origins.push(origin.and_then(|o| origin_path(&o, target.root())));
+    }
+    let file = ManifestFile::from_documents(rendered_path(target), documents, parsed.weight);
+    Ok(RenderedTarget {
+        target: target.clone(),
+        file,
+        origins,
+        closure,
+    })
+}
+
+/// The kustomization with `buildMetadata` set to what kubeward reads (replacing the author's).
+fn with_build_metadata(text: &str) -> String {
+    let mut out = String::new();
+    let mut skipping = false;
+    for line in text.lines() {
+        if line.starts_with("buildMetadata:") {
+            skipping = true;
+            continue;
+        }
+        // Its continuation lines: indented, or list items at the key's indent.
+        if skipping && (line.starts_with(' ') || line.starts_with('-') || line.is_empty()) {
+            continue;
+        }
+        skipping = false;
+        out.push_str(line);
+        out.push('\n');
+    }
+    out.push_str("buildMetadata: [originAnnotations, transformerAnnotations]\n");
+    out
+}
+
+/// Removes `metadata.annotations[key]` (and an annotations map left empty); its text.
+fn take_annotation(root: &mut Node, key: &str) -> Option<String> {
+    let Value::Map(entries) = &mut root.value else {
+        return None;
+    };
+    let metadata = entries.iter_mut().find(|e| e.key == "metadata")?;
+    let Value::Map(meta) = &mut metadata.value.value else {
+        return None;
+    };
+    let index = meta.iter().position(|e| e.key == "annotations")?;
+    let Value::Map(annotations) = &mut meta[index].value.value else {
+        return None;
+    };
+    let at = annotations.iter().position(|e| e.key == key)?;
+    let taken = annotations.remove(at);
+    if annotations.is_empty() {
+        meta.remove(index);
+    }
+    taken.value.as_str().map(str::to_owned)
+}
+
+/// The repository path of an origin annotation (`path: ../../base/d.yaml`, relative to the
+/// target's folder).
+fn origin_path(origin: &str, root: &str) -> Option<String> {
+    let docs = crate::yaml::parse_stream(origin, Limits::default());
+    let annotation = docs.into_iter().next()?.root.ok()?;
+    // A remote origin (`repo:`) never renders: remote bases are refused.
+    let path = annotation.get("path")?.as_str()?;
+    repository_path(root, path)
+}
+
+/// A folder on disk as a [`SourceTree`]; links are not followed, and nothing outside it is read.
+pub struct DiskTree {
+    pub root: PathBuf,
+}
+
+impl SourceTree for DiskTree {
+    fn read(&self, path: &str) -> Option<Vec<u8>> {
+        let full = self.root.join(path);
+        let meta = std::fs::symlink_metadata(&full).ok()?;
+        if !meta.is_file() {
+            return None;
+        }
+        std::fs::read(full).ok()
+    }
+
+    fn is_dir(&self, path: &str) -> bool {
+        std::fs::symlink_metadata(self.root.join(path)).is_ok_and(|m| m.is_dir())
+    }
+}
+
+/// A revision of a repository as a [`SourceTree`].
+pub struct GitTree<'r> {
+    repo: &'r crate::git::Repository,
+    files: std::collections::HashMap<String, git2::Oid>,
+    dirs: std::collections::HashSet<String>,
+}
+
+impl<'r> GitTree<'r> {
+    pub fn new(repo: &'r crate::git::Repository, files: &[crate::git::TreeFile]) -> GitTree<'r> {
+        let mut dirs = std::collections::HashSet::new();
+        for f in files {
+            let mut dir = f.path.as_str();
+            while let Some((parent, _)) = dir.rsplit_once('/') {
+                if !dirs.insert(parent.to_owned()) {
+                    break;
+                }
+                dir = parent;
+            }
+        }
+        GitTree {
+            repo,
+            files: files.iter().map(|f| (f.path.clone(), f.blob)).collect(),
+            dirs,
+        }
+    }
+}
+
+impl SourceTree for GitTree<'_> {
+    fn read(&self, path: &str) -> Option<Vec<u8>> {
+        self.repo.blob(*self.files.get(path)?).ok()
+    }
+
+    fn is_dir(&self, path: &str) -> bool {
+        path.is_empty() || self.dirs.contains(path)
+    }
+}
