@@ -187,6 +187,7 @@ fn parse_error_finding(path: &str, error: &crate::yaml::ParseError, policy: &Pol
         exempted_by: None,
         fix: Vec::new(),
         location: None,
+        targets: Vec::new(),
     }
 }
 
@@ -307,6 +308,7 @@ fn make_finding(
             end_line: object.node.span.last_line(),
             container_lines: container.map(|c| (c.node.span.start.line, c.node.span.last_line())),
         }),
+        targets: Vec::new(),
     }
 }
 

@@ -148,6 +148,10 @@ pub struct Finding {
     /// Where in its file the object sits: document index and, for List items, the item path.
     #[serde(skip)]
     pub location: Option<ObjectLocation>,
+    /// The render targets (kustomize overlays) whose rendered objects have it; empty for a
+    /// file audited as it is.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub targets: Vec<String>,
 }
 
 /// How to find a finding's object again in its file.

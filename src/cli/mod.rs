@@ -156,8 +156,23 @@ pub struct AuditArgs {
     /// Run only these rules (comma-separated IDs), even ones that are off by default.
     #[arg(long, value_delimiter = ',', value_name = "ID[,ID...]")]
     pub only: Option<Vec<String>>,
+    /// Render kustomize overlays found among the files and audit what they produce, findings
+    /// on their source lines: `auto` when kubectl is there (saying which targets could not be
+    /// rendered), `always` (a target that cannot be rendered is an error), `never`.
+    #[arg(long, value_enum, default_value_t = RenderMode::Auto)]
+    pub render: RenderMode,
+    /// The kubectl that renders kustomize overlays [default: on PATH].
+    #[arg(long, value_name = "PATH")]
+    pub kubectl: Option<PathBuf>,
     #[command(flatten)]
     pub policy: PolicyArgs,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum RenderMode {
+    Auto,
+    Always,
+    Never,
 }
 
 #[derive(Debug, clap::Args)]
@@ -260,7 +275,12 @@ fn run_audit(args: AuditArgs) -> anyhow::Result<u8> {
         }
         return Ok(EXIT_USAGE);
     }
-    let result = audit(&loaded.files, &policy);
+    let (result, render_errors) = match audit_rendering(&loaded, &args, &policy) {
+        Ok(result) => result,
+        Err(code) => return Ok(code),
+    };
+    let mut loaded = loaded;
+    loaded.errors.extend(render_errors);
     let output = match args.format {
         Format::Text => text_report(
             &result,
@@ -279,6 +299,75 @@ fn run_audit(args: AuditArgs) -> anyhow::Result<u8> {
         .iter()
         .any(|f| policy.fail_on.fails(f.severity));
     Ok(if fails { EXIT_FINDINGS } else { EXIT_OK })
+}
+
+/// The audit of the loaded files, kustomize overlays among them rendered (per `--render`):
+/// files the rendered overlays read are judged through them, at their source lines, naming the
+/// overlays. The errors to show: targets that could not be rendered.
+fn audit_rendering(
+    loaded: &source::Loaded,
+    args: &AuditArgs,
+    policy: &Policy,
+) -> Result<(crate::audit::AuditResult, Vec<source::InputError>), u8> {
+    use crate::render::{RenderLimits, Tools, entry_points, judge};
+    let paths: Vec<String> = loaded
+        .files
+        .iter()
+        .map(|f| f.path.trim_start_matches("./").to_owned())
+        .collect();
+    let tree = crate::render::DiskTree {
+        root: PathBuf::from("."),
+    };
+    let targets = match args.render {
+        RenderMode::Never => Vec::new(),
+        _ => entry_points(&tree, &paths),
+    };
+    if targets.is_empty() {
+        return Ok((audit(&loaded.files, policy), Vec::new()));
+    }
+    let tools = Tools {
+        kubectl: args.kubectl.clone().or_else(|| Tools::from_path().kubectl),
+    };
+    let judged = judge::audit_targets(&tree, &targets, &tools, &RenderLimits::default(), policy);
+    let errors: Vec<source::InputError> = judged
+        .failed
+        .iter()
+        .map(|(target, error)| source::InputError {
+            path: target.name().to_owned(),
+            message: format!("not rendered: {error}"),
+        })
+        .collect();
+    if args.render == RenderMode::Always && !errors.is_empty() {
+        for e in &errors {
+            eprintln!("kubeward: {}: {}", e.path, e.message);
+        }
+        return Err(EXIT_USAGE);
+    }
+    let raw: Vec<crate::manifest::ManifestFile> = loaded
+        .files
+        .iter()
+        .filter(|f| !judged.consumed.contains(f.path.trim_start_matches("./")))
+        .map(|f| f.at_path(f.path.clone()))
+        .collect();
+    let mut result = audit(&raw, policy);
+    result.stats.files_audited += loaded.files.len() - raw.len();
+    result.stats.documents += judged.documents;
+    result.stats.objects += judged.objects;
+    result
+        .findings
+        .extend(judge::merge_by_place(judged.findings.into_values()));
+    result
+        .exempted
+        .extend(judge::merge_by_place(judged.exempted.into_values()));
+    result.findings.sort_by(|a, b| {
+        (&a.path, a.line, a.column, &a.rule).cmp(&(&b.path, b.line, b.column, &b.rule))
+    });
+    result.stats.findings.clear();
+    for f in &result.findings {
+        *result.stats.findings.entry(f.severity).or_default() += 1;
+    }
+    result.stats.exempted = result.exempted.len();
+    Ok((result, errors))
 }
 
 fn run_rules(args: RulesArgs) -> anyhow::Result<u8> {

@@ -131,7 +131,14 @@ impl FieldPath {
 }
 
 /// The merge keys [`item_key`] uses, by name: how a written `[field=value]` reads back.
-const ITEM_FIELDS: &[&str] = &["name", "containerPort", "port", "mountPath", "devicePath", "ip"];
+const ITEM_FIELDS: &[&str] = &[
+    "name",
+    "containerPort",
+    "port",
+    "mountPath",
+    "devicePath",
+    "ip",
+];
 
 impl FieldPath {
     /// Reads back a path as [`fmt::Display`] writes it (`spec.containers[name=web].ports[0]`,

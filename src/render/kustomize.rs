@@ -4,7 +4,8 @@
 use crate::yaml::{Limits, Node, parse_stream};
 
 /// The file names kustomize looks for in a folder, in its order.
-pub const KUSTOMIZATION_NAMES: &[&str] = &["kustomization.yaml", "kustomization.yml", "Kustomization"];
+pub const KUSTOMIZATION_NAMES: &[&str] =
+    &["kustomization.yaml", "kustomization.yml", "Kustomization"];
 
 /// One kustomization's references, paths as written (relative to its folder).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -53,16 +54,18 @@ pub fn references(text: &str) -> Option<References> {
     };
     for reference in strings("resources").into_iter().chain(strings("bases")) {
         if is_remote(&reference) {
-            refs.refused
-                .push(format!("remote resource `{reference}` (fetched over the network)"));
+            refs.refused.push(format!(
+                "remote resource `{reference}` (fetched over the network)"
+            ));
         } else {
             refs.resources.push(reference);
         }
     }
     for component in strings("components") {
         if is_remote(&component) {
-            refs.refused
-                .push(format!("remote component `{component}` (fetched over the network)"));
+            refs.refused.push(format!(
+                "remote component `{component}` (fetched over the network)"
+            ));
         } else {
             refs.components.push(component);
         }
@@ -104,17 +107,26 @@ pub fn references(text: &str) -> Option<References> {
     if let Some(path) = root.get_path(&["openapi", "path"]).and_then(Node::as_str) {
         refs.files.push(path.to_owned());
     }
-    for item in root.get("replacements").and_then(Node::as_seq).unwrap_or(&[]) {
+    for item in root
+        .get("replacements")
+        .and_then(Node::as_seq)
+        .unwrap_or(&[])
+    {
         if let Some(path) = item.get("path").and_then(Node::as_str) {
             refs.files.push(path.to_owned());
         }
     }
     if root.get("helmCharts").is_some() || root.get("helmChartInflationGenerator").is_some() {
-        refs.refused
-            .push("Helm inflation (`helmCharts`: kustomize would run helm and fetch charts)".into());
+        refs.refused.push(
+            "Helm inflation (`helmCharts`: kustomize would run helm and fetch charts)".into(),
+        );
     }
     for key in ["generators", "transformers", "validators"] {
-        if root.get(key).and_then(Node::as_seq).is_some_and(|s| !s.is_empty()) {
+        if root
+            .get(key)
+            .and_then(Node::as_seq)
+            .is_some_and(|s| !s.is_empty())
+        {
             refs.refused
                 .push(format!("`{key}` (plugins and KRM functions run programs)"));
         }
@@ -137,10 +149,20 @@ mod tests {
         assert_eq!(refs.patches, ["replicas.yaml", "json.yaml", "memory.yaml"]);
         assert_eq!(
             refs.files,
-            ["app.properties", "config/other.txt", "env.txt", "crd.yaml", "repl.yaml"]
+            [
+                "app.properties",
+                "config/other.txt",
+                "env.txt",
+                "crd.yaml",
+                "repl.yaml"
+            ]
         );
         assert_eq!(refs.refused.len(), 3, "{:?}", refs.refused);
         assert!(!refs.is_component);
-        assert!(references("kind: Component\n").expect("readable").is_component);
+        assert!(
+            references("kind: Component\n")
+                .expect("readable")
+                .is_component
+        );
     }
 }

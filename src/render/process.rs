@@ -30,9 +30,10 @@ pub fn run(
     max_output: usize,
 ) -> Result<Vec<u8>, RunError> {
     use std::os::unix::process::CommandExt;
-    let tool = program
-        .file_name()
-        .map_or_else(|| program.display().to_string(), |n| n.to_string_lossy().into_owned());
+    let tool = program.file_name().map_or_else(
+        || program.display().to_string(),
+        |n| n.to_string_lossy().into_owned(),
+    );
     let mut command = Command::new(program);
     command
         .args(args)

@@ -7,7 +7,9 @@ use super::kustomize::{KUSTOMIZATION_NAMES, References, references};
 use super::{SourceTree, repository_path};
 
 /// What to render.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize,
+)]
 #[serde(rename_all = "camelCase", tag = "kind")]
 pub enum RenderTarget {
     /// `kubectl kustomize` of the folder holding the kustomization.
@@ -115,7 +117,10 @@ pub fn closure(tree: &dyn SourceTree, root: &str) -> Closure {
         for patch in patches {
             match repository_path(&dir, &patch) {
                 Some(path) if tree.read(&path).is_some() => {
-                    out.patches.entry(dir.clone()).or_default().push(path.clone());
+                    out.patches
+                        .entry(dir.clone())
+                        .or_default()
+                        .push(path.clone());
                     out.files.insert(path);
                 }
                 _ => out.missing.push(format!("{patch} (named in {dir})")),
@@ -221,7 +226,10 @@ mod tests {
                 "resources: [../../base]\ncomponents: [../../components/tls]\npatches: [{path: p.yaml}]\n",
             ),
             ("overlays/prod/p.yaml", "kind: Deployment\n"),
-            ("overlays/staging/kustomization.yaml", "resources: [../../base]\n"),
+            (
+                "overlays/staging/kustomization.yaml",
+                "resources: [../../base]\n",
+            ),
             ("chart/Chart.yaml", "name: c\n"),
             ("chart/charts/sub/kustomization.yaml", "resources: []\n"),
         ]);

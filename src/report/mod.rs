@@ -77,11 +77,14 @@ pub fn text_report(result: &AuditResult, errors: &[InputError], color: bool) -> 
             Severity::Warning => p.paint("33", "warning"),
             Severity::Ignore => "ignore".to_owned(),
         };
-        let subject = match (&f.object, &f.container) {
+        let mut subject = match (&f.object, &f.container) {
             (Some(o), Some(c)) if !c.is_empty() => format!(" ({}, container {c})", o.display()),
             (Some(o), _) => format!(" ({})", o.display()),
             _ => String::new(),
         };
+        if !f.targets.is_empty() {
+            subject.push_str(&format!(" [in {}]", f.targets.join(", ")));
+        }
         let _ = writeln!(
             out,
             "{}:{}:{} {severity} {} {}{}",

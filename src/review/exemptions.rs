@@ -173,6 +173,7 @@ pub fn added(
                         end_line: o.node.span.last_line(),
                         container_lines: None,
                     }),
+                    targets: Vec::new(),
                 });
             }
         }

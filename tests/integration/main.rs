@@ -31,6 +31,7 @@ mod output_formats;
 mod polaris_conformance;
 mod queue;
 mod queue_postgres;
+mod render;
 mod review;
 mod review_history;
 mod review_identity;

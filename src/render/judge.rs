@@ -1,0 +1,132 @@
+//! Auditing render targets: each target's rendered objects are one view of a cluster (its
+//! cross-object rules see that target only), and every finding is moved to its source place.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use crate::audit::{AuditResult, Finding, audit, fingerprint_at};
+use crate::config::Policy;
+
+use super::{RenderError, RenderLimits, RenderTarget, RenderedTarget, Renderer, SourceTree};
+
+/// What rendering and auditing the targets gave.
+#[derive(Debug, Default)]
+pub struct TargetAudit {
+    /// Per target, its findings at their source places; each fingerprint includes the target,
+    /// so the same object in two overlays is two objects.
+    pub findings: BTreeMap<RenderTarget, Vec<Finding>>,
+    /// Exempted findings, likewise.
+    pub exempted: BTreeMap<RenderTarget, Vec<Finding>>,
+    /// Files the rendered targets read: they are judged through the targets, not as they are.
+    pub consumed: BTreeSet<String>,
+    /// Targets that could not be rendered, and why.
+    pub failed: Vec<(RenderTarget, RenderError)>,
+    /// Rendered documents and objects audited, over all targets.
+    pub documents: usize,
+    pub objects: usize,
+}
+
+/// Renders and audits `targets`, in order.
+pub fn audit_targets(
+    tree: &dyn SourceTree,
+    targets: &[RenderTarget],
+    renderer: &dyn Renderer,
+    limits: &RenderLimits,
+    policy: &Policy,
+) -> TargetAudit {
+    let mut out = TargetAudit::default();
+    for target in targets {
+        match super::render(tree, target, renderer, limits, policy.yaml_limits) {
+            Ok(rendered) => {
+                let result = audit(std::slice::from_ref(&rendered.file), policy);
+                out.documents += result.stats.documents;
+                out.objects += result.stats.objects;
+                let (findings, exempted) = placed(result, &rendered, tree);
+                out.consumed.extend(rendered.closure.files.iter().cloned());
+                out.findings.insert(target.clone(), findings);
+                out.exempted.insert(target.clone(), exempted);
+            }
+            Err(error) => out.failed.push((target.clone(), error)),
+        }
+    }
+    out
+}
+
+fn placed(
+    result: AuditResult,
+    rendered: &RenderedTarget,
+    tree: &dyn SourceTree,
+) -> (Vec<Finding>, Vec<Finding>) {
+    let place = |mut f: Finding| {
+        let doc = f.location.as_ref().map(|l| l.doc_index);
+        let entry = rendered
+            .closure
+            .kustomizations
+            .get(rendered.target.root())
+            .cloned()
+            .unwrap_or_default();
+        match doc.and_then(|doc| super::place_of(&f, doc, rendered, tree)) {
+            Some(place) => {
+                f.path = place.path;
+                f.line = place.span.start.line;
+                f.column = place.span.start.col;
+                f.end_line = place.span.last_line();
+                f.end_column = place.span.end.col;
+            }
+            // No source to point at (a generated object, a parse error of the output): the
+            // target's kustomization.
+            None => {
+                f.path = entry;
+                f.line = 1;
+                f.column = 1;
+                f.end_line = 1;
+                f.end_column = 1;
+            }
+        }
+        f.fingerprint = fingerprint_at(
+            &f.rule,
+            f.object.as_ref(),
+            f.container.as_deref(),
+            &f.field_path,
+            &format!("target:{}", rendered.target.name()),
+        );
+        // The rendered stream's positions mean nothing in the source: fixes are not offered.
+        f.fix.clear();
+        f.location = None;
+        f.targets = vec![rendered.target.name().to_owned()];
+        f
+    };
+    (
+        result.findings.into_iter().map(place).collect(),
+        result.exempted.into_iter().map(place).collect(),
+    )
+}
+
+/// Findings of several targets, one per source place and problem, naming every target that has
+/// it ("in overlays/prod, overlays/staging"): what `kubeward audit` reports.
+pub fn merge_by_place(per_target: impl IntoIterator<Item = Vec<Finding>>) -> Vec<Finding> {
+    let mut by_place: BTreeMap<(String, u32, u32, String, String), Finding> = BTreeMap::new();
+    for findings in per_target {
+        for f in findings {
+            let key = (
+                f.path.clone(),
+                f.line,
+                f.column,
+                f.rule.clone(),
+                f.message.clone(),
+            );
+            match by_place.get_mut(&key) {
+                Some(existing) => {
+                    for t in f.targets {
+                        if !existing.targets.contains(&t) {
+                            existing.targets.push(t);
+                        }
+                    }
+                }
+                None => {
+                    by_place.insert(key, f);
+                }
+            }
+        }
+    }
+    by_place.into_values().collect()
+}
