@@ -115,6 +115,7 @@ fn main() {
         config_override: None,
         fail_on: None,
         budgets: Default::default(),
+        render: None,
     };
     let kubeward_review = || {
         let started = Instant::now();

@@ -103,6 +103,7 @@ fn run(f: &Fixture) -> Timings {
             config_override: None,
             fail_on: None,
             budgets: Default::default(),
+            render: None,
         },
     )
     .expect("review");

@@ -18,6 +18,7 @@ use crate::manifest::{
 };
 use crate::owners::{CodeOwners, Flavor, MAX_SIZE as MAX_CODEOWNERS_SIZE};
 use crate::render::repository_path;
+use crate::render::review::{RenderOptions, ReviewRenders, Side, render_for_review};
 use crate::review::{
     NotReviewed, NotReviewedReason, ReviewInput, ReviewPlan, audit_sides, plan_from_audits,
 };
@@ -76,6 +77,9 @@ pub struct ReviewOptions<'a> {
     /// `--fail-on`, over the policy's `failOn`.
     pub fail_on: Option<FailOn>,
     pub budgets: ReviewBudgets,
+    /// How to render the kustomize overlays the change touches; `None`: none is rendered and
+    /// changed patches are named as not reviewed.
+    pub render: Option<RenderOptions>,
 }
 
 fn is_manifest_name(path: &str) -> bool {
@@ -359,12 +363,38 @@ pub fn review_with_policy(
         repo.changes(revisions.merge_base, revisions.head, policy.max_file_size)?;
     let base_files_all = repo.list_files(revisions.merge_base)?;
     let head_files_all = repo.list_files(revisions.head)?;
+    let renders = match &options.render {
+        Some(render) => {
+            let paths =
+                |files: &[TreeFile]| files.iter().map(|f| f.path.clone()).collect::<Vec<_>>();
+            let (base_paths, head_paths) = (paths(&base_files_all), paths(&head_files_all));
+            let base_tree = crate::render::GitTree::new(repo, &base_files_all);
+            let head_tree = crate::render::GitTree::new(repo, &head_files_all);
+            render_for_review(
+                Side {
+                    tree: &base_tree,
+                    paths: &base_paths,
+                },
+                Side {
+                    tree: &head_tree,
+                    paths: &head_paths,
+                },
+                &all_changes,
+                render,
+                policy,
+            )
+        }
+        None => ReviewRenders::default(),
+    };
     let mut patches = kustomize_patches(&base_files_all, repo);
     patches.extend(kustomize_patches(&head_files_all, repo));
     let mut charts = chart_dirs(&base_files_all);
     charts.extend(chart_dirs(&head_files_all));
-    let base_list = manifest_candidates(base_files_all, &patches, &charts, policy);
+    let mut base_list = manifest_candidates(base_files_all, &patches, &charts, policy);
     let mut head_list = manifest_candidates(head_files_all, &patches, &charts, policy);
+    // What rendered targets read is judged through them, not as it is.
+    base_list.retain(|f| !renders.consumed.contains(&f.path));
+    head_list.retain(|f| !renders.consumed.contains(&f.path));
     let triage = triage_changes(
         &all_changes,
         &base_list,
@@ -374,7 +404,12 @@ pub fn review_with_policy(
         policy,
         &options.budgets,
     );
-    let mut not_reviewed = triage.not_reviewed;
+    let mut not_reviewed: Vec<NotReviewed> = triage
+        .not_reviewed
+        .into_iter()
+        .filter(|n| !renders.covered.contains(&n.path))
+        .collect();
+    not_reviewed.extend(renders.not_reviewed.iter().cloned());
     // What the review leaves out it judges as the merge-base had it.
     let mut changes: Vec<FileChange> = Vec::with_capacity(all_changes.len());
     for change in all_changes {
@@ -513,7 +548,9 @@ pub fn review_with_policy(
             },
             None => (None, None),
         };
-        if let Some(reason) = reason {
+        if let Some(reason) = reason
+            && !renders.covered.contains(change.path())
+        {
             not_reviewed.push(NotReviewed {
                 path: change.path().to_owned(),
                 reason,
@@ -549,6 +586,10 @@ pub fn review_with_policy(
         head_files: &head_files,
         changes: &changes,
         head_texts: &head_texts,
+        rendered_head: &renders.head,
+        rendered_head_exempted: &renders.head_exempted,
+        rendered_base: &renders.base,
+        render_closures: &renders.closures,
         not_reviewed: &not_reviewed,
         policy,
         owners: &owners,
@@ -601,6 +642,10 @@ fn over_review_budget(
         head_files: &[],
         changes: &[],
         head_texts: &HashMap::new(),
+        rendered_head: &[],
+        rendered_head_exempted: &[],
+        rendered_base: &[],
+        render_closures: &std::collections::BTreeMap::new(),
         not_reviewed: &over,
         policy,
         owners,

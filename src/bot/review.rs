@@ -27,6 +27,8 @@ pub struct ReviewLimits {
     pub time_limit: Duration,
     pub budgets: ReviewBudgets,
     pub sandbox: SandboxSettings,
+    /// How overlays are rendered inside the review process.
+    pub render: crate::render::review::RenderOptions,
 }
 
 /// Where and what to fetch.
@@ -141,6 +143,7 @@ pub async fn fetch_and_review(
         base_tip,
         forge,
         budgets: limits.budgets,
+        render: limits.render.clone(),
     };
     let left = limits.time_limit.saturating_sub(started.elapsed());
     // The cache stays locked (`cached`) while the child reads it.

@@ -113,6 +113,9 @@ pub struct ChildRequest {
     pub base_tip: String,
     pub forge: Flavor,
     pub budgets: ReviewBudgets,
+    /// How the overlays the change touches are rendered (the tool's path: the child's
+    /// environment has no PATH).
+    pub render: crate::render::review::RenderOptions,
 }
 
 /// Time spent per stage, in seconds.
@@ -476,6 +479,7 @@ pub fn run_child() -> std::process::ExitCode {
             config_override: None,
             fail_on: None,
             budgets: request.budgets,
+            render: Some(request.render.clone()),
         };
         let policy = match crate::pipeline::read_policy(&repo, &revisions, &options) {
             Ok(policy) => policy,

@@ -264,6 +264,14 @@ pub fn review_limits(settings: &ServeSettings) -> anyhow::Result<ReviewLimits> {
             }
         },
         sandbox,
+        render: crate::render::review::RenderOptions {
+            kubectl: settings
+                .review
+                .kubectl
+                .clone()
+                .or_else(|| crate::render::Tools::from_path().kubectl),
+            ..Default::default()
+        },
     })
 }
 

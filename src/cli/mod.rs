@@ -108,6 +108,13 @@ pub struct ReviewArgs {
     /// Exit 3 when a new finding reaches this severity [default: the policy's failOn].
     #[arg(long, value_enum)]
     pub fail_on: Option<FailOnArg>,
+    /// Render the kustomize overlays the change touches, both sides (`auto`, `always`: a
+    /// target that cannot be rendered is named and makes the review incomplete), or `never`.
+    #[arg(long, value_enum, default_value_t = RenderMode::Auto)]
+    pub render: RenderMode,
+    /// The kubectl that renders kustomize overlays [default: on PATH].
+    #[arg(long, value_name = "PATH")]
+    pub kubectl: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

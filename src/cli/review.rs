@@ -43,6 +43,16 @@ pub fn run(args: ReviewArgs) -> anyhow::Result<u8> {
         config_override: args.config.as_deref(),
         fail_on: args.fail_on.map(Into::into),
         budgets: ReviewBudgets::UNLIMITED,
+        render: match args.render {
+            super::RenderMode::Never => None,
+            _ => Some(crate::render::review::RenderOptions {
+                kubectl: args
+                    .kubectl
+                    .clone()
+                    .or_else(|| crate::render::Tools::from_path().kubectl),
+                ..Default::default()
+            }),
+        },
     };
     let (plan, _) = match review(&repo, &revisions, &options) {
         Ok(result) => result,

@@ -101,32 +101,4 @@ fn placed(
     )
 }
 
-/// Findings of several targets, one per source place and problem, naming every target that has
-/// it ("in overlays/prod, overlays/staging"): what `kubeward audit` reports.
-pub fn merge_by_place(per_target: impl IntoIterator<Item = Vec<Finding>>) -> Vec<Finding> {
-    let mut by_place: BTreeMap<(String, u32, u32, String, String), Finding> = BTreeMap::new();
-    for findings in per_target {
-        for f in findings {
-            let key = (
-                f.path.clone(),
-                f.line,
-                f.column,
-                f.rule.clone(),
-                f.message.clone(),
-            );
-            match by_place.get_mut(&key) {
-                Some(existing) => {
-                    for t in f.targets {
-                        if !existing.targets.contains(&t) {
-                            existing.targets.push(t);
-                        }
-                    }
-                }
-                None => {
-                    by_place.insert(key, f);
-                }
-            }
-        }
-    }
-    by_place.into_values().collect()
-}
+pub use crate::review::merge_by_place;

@@ -9,6 +9,7 @@ pub mod judge;
 pub mod kustomize;
 pub mod origin;
 pub mod process;
+pub mod review;
 pub mod targets;
 
 use std::path::{Path, PathBuf};
@@ -70,7 +71,8 @@ fn on_path(name: &str) -> Option<PathBuf> {
 }
 
 /// What one render may take.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
 pub struct RenderLimits {
     pub time_limit: Duration,
     /// Bytes the tool may print.

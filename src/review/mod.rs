@@ -37,6 +37,14 @@ pub struct ReviewInput<'a> {
     pub changes: &'a [FileChange],
     /// Head contents of changed files, for suggestions.
     pub head_texts: &'a HashMap<String, String>,
+    /// Findings of the render targets the change touched, at their source places (head side),
+    /// fingerprints keyed by target; matched by fingerprint alone.
+    pub rendered_head: &'a [Finding],
+    pub rendered_head_exempted: &'a [Finding],
+    /// The same on the merge-base.
+    pub rendered_base: &'a [Finding],
+    /// Per target, the head files it reads, kustomizations first.
+    pub render_closures: &'a BTreeMap<String, Vec<String>>,
     /// Changed files the review did not judge, and why. Those that make it incomplete are
     /// left out of `changes` and the head side: the review judges the rest as if the change
     /// had not touched them.
@@ -246,6 +254,11 @@ pub enum NotReviewedReason {
     OverReviewBudget,
     /// The file is over its own parse budget (`limits.maxFile…`): a `parseError` too.
     OverParseBudget,
+    /// A render target (its folder) the change touched could not be rendered: the tool is
+    /// missing, it failed, or it asks for what is refused (remote bases, plugins).
+    NotRendered,
+    /// A render target past the review's budget of targets.
+    OverTargetBudget,
     TooLarge,
     NotUtf8,
     Binary,
@@ -277,6 +290,10 @@ impl NotReviewedReason {
             NotReviewedReason::OverFileBudget => "over the review's budget of changed manifests",
             NotReviewedReason::OverReviewBudget => "over the review's parse budget",
             NotReviewedReason::OverParseBudget => "over its own parse budget",
+            NotReviewedReason::NotRendered => "a render target that could not be rendered",
+            NotReviewedReason::OverTargetBudget => {
+                "a render target over the review's budget of targets"
+            }
             NotReviewedReason::TooLarge => "larger than the size limit",
             NotReviewedReason::NotUtf8 => "not UTF-8",
             NotReviewedReason::Binary => "binary",
@@ -503,6 +520,35 @@ pub fn plan_from_audits(
         }
     }
     pair_remaining(&mut new, &mut fixed, &mut pre_existing, &sides);
+    // Rendered objects are the target's: a finding is the same one wherever its source place
+    // moved (a patch that now sets what the base set). One per source place, naming targets.
+    if !input.rendered_head.is_empty() || !input.rendered_base.is_empty() {
+        let base_fps: HashSet<&str> = input
+            .rendered_base
+            .iter()
+            .map(|f| f.fingerprint.as_str())
+            .collect();
+        let head_fps: HashSet<&str> = input
+            .rendered_head
+            .iter()
+            .chain(input.rendered_head_exempted)
+            .map(|f| f.fingerprint.as_str())
+            .collect();
+        let new_rendered: Vec<Finding> = input
+            .rendered_head
+            .iter()
+            .filter(|f| !base_fps.contains(f.fingerprint.as_str()))
+            .cloned()
+            .collect();
+        let fixed_rendered: Vec<Finding> = input
+            .rendered_base
+            .iter()
+            .filter(|f| !head_fps.contains(f.fingerprint.as_str()))
+            .cloned()
+            .collect();
+        new.extend(merge_by_place([new_rendered]));
+        fixed.extend(merge_by_place([fixed_rendered]));
+    }
     // An object one revision holds in several files (a plain manifest and its kustomize base,
     // two environments) is one object per file. Matching is per file already; the path also
     // joins the fingerprints of such objects' findings, so each copy's comment, suggestion and
@@ -659,6 +705,36 @@ pub fn plan_from_audits(
     plan.title = render::title(&plan);
     plan.summary = render::summary(&plan, policy);
     plan
+}
+
+/// Findings of several targets, one per source place and problem, naming every target that has
+/// it ("in overlays/prod, overlays/staging"): what `kubeward audit` reports.
+pub fn merge_by_place(per_target: impl IntoIterator<Item = Vec<Finding>>) -> Vec<Finding> {
+    let mut by_place: BTreeMap<(String, u32, u32, String, String), Finding> = BTreeMap::new();
+    for findings in per_target {
+        for f in findings {
+            let key = (
+                f.path.clone(),
+                f.line,
+                f.column,
+                f.rule.clone(),
+                f.message.clone(),
+            );
+            match by_place.get_mut(&key) {
+                Some(existing) => {
+                    for t in f.targets {
+                        if !existing.targets.contains(&t) {
+                            existing.targets.push(t);
+                        }
+                    }
+                }
+                None => {
+                    by_place.insert(key, f);
+                }
+            }
+        }
+    }
+    by_place.into_values().collect()
 }
 
 /// What a finding is once list keys and API versions are set aside: two findings of one
@@ -894,7 +970,9 @@ fn anchor_for(
     causes: &std::cell::OnceCell<CauseIndex>,
 ) -> Anchor {
     let Some(change) = sides.by_new.get(f.path.as_str()).copied() else {
-        return cause_anchor(f, sides, input, causes).unwrap_or_else(|| summary_anchor(f));
+        return cause_anchor(f, sides, input, causes)
+            .or_else(|| target_anchor(f, sides, input))
+            .unwrap_or_else(|| summary_anchor(f));
     };
     if change.binary || change.kind == ChangeKind::ModeOnly {
         return summary_anchor(f);
@@ -923,6 +1001,9 @@ fn anchor_for(
     if let Some(a) = context_anchor(f, change) {
         return a;
     }
+    if let Some(a) = target_anchor(f, sides, input) {
+        return a;
+    }
     Anchor {
         kind: AnchorKind::File,
         new_path: change.path().to_owned(),
@@ -932,6 +1013,21 @@ fn anchor_for(
         old_line: None,
         hunk: None,
     }
+}
+
+/// For a rendered finding whose own place the change did not touch (a base file), the change
+/// that caused it is in what its target reads: an `images:` or `namespace:` line of its
+/// kustomization, a patch. The first line the change added there, kustomizations first.
+fn target_anchor(f: &Finding, sides: &Sides<'_>, input: &ReviewInput<'_>) -> Option<Anchor> {
+    f.targets
+        .iter()
+        .filter_map(|t| input.render_closures.get(t))
+        .flatten()
+        .filter_map(|path| sides.by_new.get(path.as_str()).copied())
+        .find_map(|change| {
+            let line = change.added_lines().next()?;
+            line_anchor(AnchorKind::Cause, change, line)
+        })
 }
 
 /// For a change that only deleted lines of the finding's object (a removed `securityContext`):

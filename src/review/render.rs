@@ -260,6 +260,12 @@ fn how_to_proceed(reason: NotReviewedReason) -> &'static str {
         NotReviewedReason::OverReviewBudget => {
             "ask the operator to raise the review's budget (`review.maxReviewBytes`, `review.maxReviewNodes`) and its memory"
         }
+        NotReviewedReason::NotRendered => {
+            "install the tool it names, or take out what it refuses (remote bases are fetched over the network, plugins run programs)"
+        }
+        NotReviewedReason::OverTargetBudget => {
+            "split the change, or raise `render.maxTargets` in `.kubeward.yaml` on the base branch"
+        }
         NotReviewedReason::OverParseBudget => {
             "split the file, or raise the budget its parse error names in `.kubeward.yaml` on the base branch"
         }

@@ -225,6 +225,10 @@ pub struct ReviewProcessSettings {
     /// YAML documents one review parses. Default 200,000.
     #[serde(default)]
     pub max_review_documents: Option<u64>,
+    /// The kubectl that renders kustomize overlays. Default: on this process's PATH; without
+    /// one, a change to an overlay is named as not rendered (the review is incomplete).
+    #[serde(default)]
+    pub kubectl: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -184,3 +184,211 @@ fn what_needs_the_network_or_a_missing_tool_is_named_and_never_passes_silently()
         "{report:#}"
     );
 }
+
+// ---------------------------------------------------------------------------------------------
+// Reviews: both sides rendered, what the change did judged on its source lines.
+
+use kubeward::owners::Flavor;
+use kubeward::pipeline::{ReviewOptions, Revisions, review};
+use kubeward::review::{AnchorKind, NotReviewedReason, ReviewPlan};
+
+use crate::review::Repo;
+
+fn review_rendered(repo: &Repo, kubectl: &Path, base: &str, head: &str) -> ReviewPlan {
+    let git = kubeward::git::Repository::open(repo.path()).expect("open");
+    let revisions = Revisions::resolve(&git, base, head).expect("revisions");
+    review(
+        &git,
+        &revisions,
+        &ReviewOptions {
+            forge: Flavor::GitHub,
+            config_override: None,
+            fail_on: None,
+            budgets: Default::default(),
+            render: Some(kubeward::render::review::RenderOptions {
+                kubectl: Some(kubectl.to_owned()),
+                ..Default::default()
+            }),
+        },
+    )
+    .expect("review")
+    .0
+}
+
+fn new_findings(plan: &ReviewPlan) -> Vec<(String, String, u32, Vec<String>)> {
+    plan.new_findings
+        .iter()
+        .map(|f| {
+            (
+                f.finding.rule.clone(),
+                f.finding.path.clone(),
+                f.finding.line,
+                f.finding.targets.clone(),
+            )
+        })
+        .collect()
+}
+
+fn borrow<'a>(files: &'a [(&'static str, String)]) -> Vec<(&'static str, &'a str)> {
+    files.iter().map(|(p, t)| (*p, t.as_str())).collect()
+}
+
+fn text(bytes: &[u8]) -> &str {
+    std::str::from_utf8(bytes).expect("UTF-8")
+}
+
+#[test]
+fn a_new_overlay_patch_is_judged_on_its_line_and_old_base_problems_stay_old() {
+    let Some(kubectl) = kubectl() else {
+        eprintln!("skipped: no kubectl (scripts/test.sh sets KUBEWARD_TEST_KUBECTL)");
+        return;
+    };
+    let prod_before = overlay("prod", "");
+    let prod_after = overlay("prod", "patches:\n  - path: privileged.yaml\n");
+    let files = |prod: &str, patch: bool| {
+        let mut f: Vec<(&str, String)> = vec![
+            (".kubeward.yaml", text(POLICY).to_owned()),
+            (
+                "base/kustomization.yaml",
+                "resources: [deploy.yaml]\n".to_owned(),
+            ),
+            ("base/deploy.yaml", text(BASE_DEPLOY).to_owned()),
+            ("overlays/prod/kustomization.yaml", prod.to_owned()),
+        ];
+        if patch {
+            f.push((
+                "overlays/prod/privileged.yaml",
+                text(PRIVILEGED_PATCH).to_owned(),
+            ));
+        }
+        f
+    };
+    let repo = Repo::new();
+    let before = files(&prod_before, false);
+    let after = files(&prod_after, true);
+    let base = repo.commit("main", &[], &borrow(&before));
+    repo.commit("pr", &[base], &borrow(&after));
+    let plan = review_rendered(&repo, &kubectl, "main", "pr");
+    assert_eq!(
+        new_findings(&plan),
+        [(
+            "runAsPrivileged".to_owned(),
+            "overlays/prod/privileged.yaml".to_owned(),
+            11,
+            vec!["overlays/prod".to_owned()]
+        )],
+        "only the patch's problem: the base's hostNetwork is old {:#?}",
+        plan.new_findings
+    );
+    let anchor = plan.new_findings[0].anchor.as_ref().expect("anchor");
+    assert_eq!(anchor.kind, AnchorKind::OwnLine, "{anchor:?}");
+    assert_eq!(anchor.line, Some(11));
+    assert!(!plan.incomplete, "{:?}", plan.not_reviewed);
+    assert!(
+        !plan.notes.iter().any(|n| n.contains("privileged.yaml")),
+        "the patch was reviewed, not named: {:?}",
+        plan.notes
+    );
+
+    // The overlay renamed (a new environments/ layout): the same target, nothing new.
+    repo.commit(
+        "moved",
+        &[base],
+        &[
+            (".kubeward.yaml", text(POLICY)),
+            ("base/kustomization.yaml", "resources: [deploy.yaml]\n"),
+            ("base/deploy.yaml", text(BASE_DEPLOY)),
+            ("environments/prod/kustomization.yaml", &prod_before),
+        ],
+    );
+    let plan = review_rendered(&repo, &kubectl, "main", "moved");
+    assert_eq!(new_findings(&plan), vec![], "{:#?}", plan.new_findings);
+
+    // A transformer the change configured: said on its kustomization line.
+    let to_default = prod_before.replace("namespace: prod", "namespace: default");
+    repo.commit(
+        "default-ns",
+        &[base],
+        &[
+            (".kubeward.yaml", text(POLICY)),
+            ("base/kustomization.yaml", "resources: [deploy.yaml]\n"),
+            ("base/deploy.yaml", text(BASE_DEPLOY)),
+            ("overlays/prod/kustomization.yaml", &to_default),
+        ],
+    );
+    let plan = review_rendered(&repo, &kubectl, "main", "default-ns");
+    let finding = plan
+        .new_findings
+        .iter()
+        .find(|f| f.finding.rule == "defaultNamespace")
+        .unwrap_or_else(|| panic!("{:#?}", plan.new_findings));
+    let anchor = finding.anchor.as_ref().expect("anchor");
+    assert_eq!(
+        anchor.new_path, "overlays/prod/kustomization.yaml",
+        "{anchor:?}"
+    );
+    assert_eq!(anchor.line, Some(2), "the namespace line: {anchor:?}");
+}
+
+#[test]
+fn an_overlay_that_cannot_be_rendered_makes_the_review_incomplete_and_untouched_ones_are_not_rendered()
+ {
+    let Some(kubectl) = kubectl() else {
+        eprintln!("skipped: no kubectl (scripts/test.sh sets KUBEWARD_TEST_KUBECTL)");
+        return;
+    };
+    let remote = "resources:\n  - https://github.com/kubernetes-sigs/kustomize//examples/helloWorld?ref=v5.0.0\n";
+    let repo = Repo::new();
+    let base = repo.commit(
+        "main",
+        &[],
+        &[
+            (".kubeward.yaml", text(POLICY)),
+            ("remote/kustomization.yaml", "resources: []\n"),
+            ("local/kustomization.yaml", "resources: [cm.yaml]\n"),
+            (
+                "local/cm.yaml",
+                "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: c}\n",
+            ),
+        ],
+    );
+    repo.commit(
+        "pr",
+        &[base],
+        &[
+            (".kubeward.yaml", text(POLICY)),
+            ("remote/kustomization.yaml", remote),
+            ("local/kustomization.yaml", "resources: [cm.yaml]\n"),
+            (
+                "local/cm.yaml",
+                "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: c}\n",
+            ),
+        ],
+    );
+    let plan = review_rendered(&repo, &kubectl, "main", "pr");
+    assert!(plan.incomplete);
+    let named: Vec<(&str, NotReviewedReason)> = plan
+        .not_reviewed
+        .iter()
+        .map(|n| (n.path.as_str(), n.reason))
+        .collect();
+    assert_eq!(
+        named,
+        [("remote", NotReviewedReason::NotRendered)],
+        "{:#?}",
+        plan.not_reviewed
+    );
+    assert!(
+        plan.not_reviewed[0]
+            .detail
+            .as_deref()
+            .is_some_and(|d| d.contains("remote resource")),
+        "{:#?}",
+        plan.not_reviewed
+    );
+    // The untouched overlay was not rendered: with no tool at all, only the touched one is
+    // named.
+    let plan = review_rendered(&repo, Path::new("/nonexistent/kubectl"), "main", "pr");
+    let named: Vec<&str> = plan.not_reviewed.iter().map(|n| n.path.as_str()).collect();
+    assert_eq!(named, ["remote"]);
+}

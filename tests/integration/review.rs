@@ -20,6 +20,11 @@ impl Repo {
         Repo { _dir: dir, git }
     }
 
+    /// The bare repository's folder.
+    pub(crate) fn path(&self) -> &std::path::Path {
+        self.git.path()
+    }
+
     pub(crate) fn commit(&self, branch: &str, parents: &[Oid], files: &[(&str, &str)]) -> Oid {
         let files: Vec<(&str, &[u8])> = files.iter().map(|(p, c)| (*p, c.as_bytes())).collect();
         build::commit(
@@ -47,6 +52,7 @@ impl Repo {
                 config_override: None,
                 fail_on: None,
                 budgets: Default::default(),
+                render: None,
             },
         )
         .expect("review")

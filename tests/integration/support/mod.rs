@@ -96,5 +96,12 @@ pub fn review_limits(
             memory_bytes: 512 << 20,
             max_output_bytes: 64 << 20,
         },
+        // The pinned kubectl scripts/test.sh unpacks, never whatever a machine has on PATH.
+        render: kubeward::render::review::RenderOptions {
+            kubectl: std::env::var_os("KUBEWARD_TEST_KUBECTL")
+                .filter(|p| !p.is_empty())
+                .map(Into::into),
+            ..Default::default()
+        },
     }
 }
