@@ -363,7 +363,13 @@ pub fn review_with_policy(
         repo.changes(revisions.merge_base, revisions.head, policy.max_file_size)?;
     let base_files_all = repo.list_files(revisions.merge_base)?;
     let head_files_all = repo.list_files(revisions.head)?;
-    let renders = match &options.render {
+    let render = options.render.clone().map(|mut r| {
+        if let Some(n) = policy.render.max_targets {
+            r.max_targets = n;
+        }
+        r
+    });
+    let renders = match &render {
         Some(render) => {
             let paths =
                 |files: &[TreeFile]| files.iter().map(|f| f.path.clone()).collect::<Vec<_>>();

@@ -125,6 +125,15 @@ struct LimitsSpec {
     max_file_documents: Option<usize>,
 }
 
+/// Settings for rendering kustomize overlays in reviews.
+#[derive(Debug, Clone, Deserialize, serde::Serialize, PartialEq, Eq, Default)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct RenderSettings {
+    /// Render targets one review renders (default 20); the rest are named as not reviewed.
+    #[serde(default)]
+    pub max_targets: Option<usize>,
+}
+
 /// Settings for pull-request reviews.
 #[derive(Debug, Clone, Deserialize, serde::Serialize, PartialEq)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
@@ -172,6 +181,8 @@ struct ConfigSpec {
     limits: LimitsSpec,
     #[serde(default)]
     review: ReviewSettings,
+    #[serde(default)]
+    render: RenderSettings,
     // Polaris's keys, accepted as Polaris means them.
     /// The complete set of checks to run, with severities.
     #[serde(default)]
@@ -308,6 +319,7 @@ pub struct Policy {
     pub yaml_limits: Limits,
     pub ignore_paths: Vec<GlobMatcher>,
     pub review: ReviewSettings,
+    pub render: RenderSettings,
     /// Every rule known (built-in and custom), for `rules` listings and review text.
     pub registry: Registry,
     /// The configuration file the policy came from, if any.
@@ -338,6 +350,7 @@ impl Policy {
             yaml_limits: Limits::default(),
             ignore_paths: Vec::new(),
             review: ReviewSettings::default(),
+            render: RenderSettings::default(),
             registry: registry.clone(),
             source: None,
             path_root: None,
@@ -471,6 +484,7 @@ impl Policy {
                 policy.yaml_limits.max_file_documents = n;
             }
             policy.review = spec.review.clone();
+            policy.render = spec.render.clone();
         }
         if let Some(only) = only {
             let known: Vec<&str> = registry.ids().collect();

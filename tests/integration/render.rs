@@ -392,3 +392,34 @@ fn an_overlay_that_cannot_be_rendered_makes_the_review_incomplete_and_untouched_
     let named: Vec<&str> = plan.not_reviewed.iter().map(|n| n.path.as_str()).collect();
     assert_eq!(named, ["remote"]);
 }
+
+#[test]
+fn targets_past_the_policys_budget_are_named() {
+    let Some(kubectl) = kubectl() else {
+        eprintln!("skipped: no kubectl (scripts/test.sh sets KUBEWARD_TEST_KUBECTL)");
+        return;
+    };
+    let policy = format!("{}render:\n  maxTargets: 1\n", text(POLICY));
+    let cm = |n: &str| format!("apiVersion: v1\nkind: ConfigMap\nmetadata: {{name: {n}}}\n");
+    let repo = Repo::new();
+    let base = repo.commit("main", &[], &[(".kubeward.yaml", &policy)]);
+    repo.commit(
+        "pr",
+        &[base],
+        &[
+            (".kubeward.yaml", &policy),
+            ("a/kustomization.yaml", "resources: [cm.yaml]\n"),
+            ("a/cm.yaml", &cm("a")),
+            ("b/kustomization.yaml", "resources: [cm.yaml]\n"),
+            ("b/cm.yaml", &cm("b")),
+        ],
+    );
+    let plan = review_rendered(&repo, &kubectl, "main", "pr");
+    let named: Vec<(&str, NotReviewedReason)> = plan
+        .not_reviewed
+        .iter()
+        .map(|n| (n.path.as_str(), n.reason))
+        .collect();
+    assert_eq!(named, [("b", NotReviewedReason::OverTargetBudget)]);
+    assert!(plan.incomplete);
+}
