@@ -33,6 +33,7 @@ mod queue;
 mod queue_postgres;
 mod review;
 mod review_identity;
+mod review_render;
 mod rule_docs;
 mod rule_fixtures;
 mod scale_out;
