@@ -310,8 +310,8 @@ impl<'a> Shared<'a> {
 enum Place {
     /// The field too.
     Field,
-    /// The field only where it names a list item or a quoted key (`env[name=TOKEN]`): any
-    /// other field is the same for every finding of its rule, which the title says.
+    /// The field only where it names a list item or a quoted key (`env[name=TOKEN]`): other
+    /// fields follow from the rule, which the title names. For comments over their target.
     Keyed,
 }
 
