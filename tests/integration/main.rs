@@ -35,6 +35,7 @@ mod render;
 mod review;
 mod review_history;
 mod review_identity;
+mod review_render;
 mod rule_docs;
 mod rule_fixtures;
 mod scale_out;
