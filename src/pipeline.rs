@@ -367,6 +367,9 @@ pub fn review_with_policy(
         if let Some(n) = policy.render.max_targets {
             r.max_targets = n;
         }
+        if policy.render.kustomize.is_some() {
+            r.only = policy.render.kustomize.clone();
+        }
         r
     });
     let renders = match &render {

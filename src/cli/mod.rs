@@ -316,7 +316,7 @@ fn audit_rendering(
     args: &AuditArgs,
     policy: &Policy,
 ) -> Result<(crate::audit::AuditResult, Vec<source::InputError>), u8> {
-    use crate::render::{RenderLimits, Tools, entry_points, judge};
+    use crate::render::{RenderLimits, Tools, judge};
     let paths: Vec<String> = loaded
         .files
         .iter()
@@ -327,7 +327,7 @@ fn audit_rendering(
     };
     let targets = match args.render {
         RenderMode::Never => Vec::new(),
-        _ => entry_points(&tree, &paths),
+        _ => crate::render::targets::configured_or_found(&tree, &paths, &policy.render.kustomize),
     };
     if targets.is_empty() {
         return Ok((audit(&loaded.files, policy), Vec::new()));

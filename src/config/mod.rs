@@ -132,6 +132,9 @@ pub struct RenderSettings {
     /// Render targets one review renders (default 20); the rest are named as not reviewed.
     #[serde(default)]
     pub max_targets: Option<usize>,
+    /// The kustomize targets (folders), instead of every entry point found.
+    #[serde(default)]
+    pub kustomize: Option<Vec<String>>,
 }
 
 /// Settings for pull-request reviews.

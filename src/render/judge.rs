@@ -82,6 +82,12 @@ fn placed(
                 f.end_column = 1;
             }
         }
+        // A generated object's identity leaves out its content hash.
+        if doc.is_some_and(|d| rendered.generated.get(d).copied().unwrap_or(false))
+            && let Some(object) = f.object.as_mut()
+        {
+            object.name = super::without_hash_suffix(&object.name).to_owned();
+        }
         f.fingerprint = fingerprint_at(
             &f.rule,
             f.object.as_ref(),

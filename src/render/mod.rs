@@ -165,6 +165,9 @@ pub struct RenderedTarget {
     pub file: ManifestFile,
     /// By document index: the repository file each object came from.
     pub origins: Vec<Option<String>>,
+    /// By document index: made by a generator (`configMapGenerator`, `secretGenerator`), its
+    /// name carrying a content hash.
+    pub generated: Vec<bool>,
     pub closure: Closure,
 }
 
@@ -214,19 +217,25 @@ pub fn render(
     let parsed = parse_file(&text, yaml_limits);
     let mut documents = parsed.documents;
     let mut origins = Vec::with_capacity(documents.len());
+    let mut generated = Vec::with_capacity(documents.len());
     for doc in &mut documents {
         let origin = doc.root.as_mut().ok().and_then(|root| {
             let origin = take_annotation(root, ORIGIN);
             take_annotation(root, TRANSFORMATIONS);
             origin
         });
-        origins.push(origin.and_then(|o| origin_path(&o, target.root())));
+        let (path, by_generator) = origin
+            .map(|o| origin_of(&o, target.root()))
+            .unwrap_or((None, false));
+        origins.push(path);
+        generated.push(by_generator);
     }
     let file = ManifestFile::from_documents(rendered_path(target), documents, parsed.weight);
     Ok(RenderedTarget {
         target: target.clone(),
         file,
         origins,
+        generated,
         closure,
     })
 }
@@ -274,13 +283,40 @@ fn take_annotation(root: &mut Node, key: &str) -> Option<String> {
 }
 
 /// The repository path of an origin annotation (`path: ../../base/d.yaml`, relative to the
-/// target's folder).
-fn origin_path(origin: &str, root: &str) -> Option<String> {
+/// target's folder; for a generated object, the kustomization that configured it), and whether
+/// a generator made the object.
+fn origin_of(origin: &str, root: &str) -> (Option<String>, bool) {
     let docs = crate::yaml::parse_stream(origin, Limits::default());
-    let annotation = docs.into_iter().next()?.root.ok()?;
+    let Some(Ok(annotation)) = docs.into_iter().next().map(|d| d.root) else {
+        return (None, false);
+    };
+    let generator = annotation
+        .get_path(&["configuredBy", "kind"])
+        .and_then(Node::as_str)
+        .is_some_and(|k| matches!(k, "ConfigMapGenerator" | "SecretGenerator"));
     // A remote origin (`repo:`) never renders: remote bases are refused.
-    let path = annotation.get("path")?.as_str()?;
-    repository_path(root, path)
+    let path = annotation
+        .get("path")
+        .or_else(|| annotation.get("configuredIn"))
+        .and_then(Node::as_str)
+        .and_then(|p| repository_path(root, p));
+    (path, generator)
+}
+
+/// A generated object's name without the content hash kustomize appends (`settings-4h2mbtbbt6`
+/// is `settings`): a change to its data is the same object.
+pub fn without_hash_suffix(name: &str) -> &str {
+    match name.rsplit_once('-') {
+        Some((stem, hash))
+            if hash.len() == 10
+                && hash
+                    .bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit()) =>
+        {
+            stem
+        }
+        _ => name,
+    }
 }
 
 /// A folder on disk as a [`SourceTree`]; links are not followed, and nothing outside it is read.

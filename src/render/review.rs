@@ -10,7 +10,7 @@ use crate::diff::FileChange;
 use crate::review::{NotReviewed, NotReviewedReason};
 
 use super::judge::audit_targets;
-use super::{RenderLimits, RenderTarget, SourceTree, Tools, closure, entry_points};
+use super::{RenderLimits, RenderTarget, SourceTree, Tools, closure};
 
 /// How a review renders.
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
@@ -21,6 +21,9 @@ pub struct RenderOptions {
     pub limits: RenderLimits,
     /// Targets rendered per review; the rest are named as not reviewed.
     pub max_targets: usize,
+    /// The targets to render (folders), instead of every entry point found.
+    #[serde(default)]
+    pub only: Option<Vec<String>>,
 }
 
 impl Default for RenderOptions {
@@ -29,6 +32,7 @@ impl Default for RenderOptions {
             kubectl: None,
             limits: RenderLimits::default(),
             max_targets: 20,
+            only: None,
         }
     }
 }
@@ -88,8 +92,8 @@ pub fn render_for_review(
         .flat_map(|c| [c.old_path.as_deref(), c.new_path.as_deref()])
         .flatten()
         .collect();
-    let base_targets = entry_points(base.tree, base.paths);
-    let head_targets = entry_points(head.tree, head.paths);
+    let base_targets = super::targets::configured_or_found(base.tree, base.paths, &options.only);
+    let head_targets = super::targets::configured_or_found(head.tree, head.paths, &options.only);
     // (name, base target, head target), by the head's name.
     let mut pairs: BTreeMap<String, (Option<RenderTarget>, Option<RenderTarget>)> = BTreeMap::new();
     for t in base_targets {

@@ -177,6 +177,23 @@ pub fn entry_points(tree: &dyn SourceTree, paths: &[String]) -> Vec<RenderTarget
         .collect()
 }
 
+/// The configured targets (folders holding a kustomization), else every entry point found.
+pub fn configured_or_found(
+    tree: &dyn SourceTree,
+    paths: &[String],
+    configured: &Option<Vec<String>>,
+) -> Vec<RenderTarget> {
+    match configured {
+        Some(dirs) => dirs
+            .iter()
+            .map(|d| d.trim_matches('/').to_owned())
+            .filter(|d| kustomization_in(tree, d).is_some())
+            .map(|root| RenderTarget::Kustomize { root })
+            .collect(),
+        None => entry_points(tree, paths),
+    }
+}
+
 /// Whether `dir` lies in a `charts/` folder of a Helm chart (a subchart's own kustomization is
 /// the chart's business).
 fn in_chart(paths: &[String], dir: &str) -> bool {

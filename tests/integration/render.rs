@@ -147,6 +147,19 @@ fn overlays_are_judged_as_rendered_on_their_source_lines() {
     // The annotations kubeward asked kustomize for are not part of the audited objects.
     assert!(!report.to_string().contains("config.kubernetes.io/origin"));
 
+    // Configured targets instead of every entry point found.
+    let configured = format!("{}render:\n  kustomize: [overlays/staging]\n", text(POLICY));
+    std::fs::write(dir.path().join(".kubeward.yaml"), configured).expect("policy");
+    let (_, report, _) = audit(dir.path(), &kubectl, &[]);
+    let targets_named: std::collections::BTreeSet<String> =
+        findings(&report).into_iter().flat_map(|f| f.3).collect();
+    assert_eq!(
+        targets_named.into_iter().collect::<Vec<_>>(),
+        ["overlays/staging"],
+        "{report:#}"
+    );
+    std::fs::write(dir.path().join(".kubeward.yaml"), POLICY).expect("policy");
+
     // Never rendering: the raw files as they are.
     let (_, raw, _) = audit(dir.path(), &kubectl, &["--render", "never"]);
     let rules: Vec<String> = findings(&raw).into_iter().map(|f| f.0).collect();
@@ -422,4 +435,72 @@ fn targets_past_the_policys_budget_are_named() {
         .collect();
     assert_eq!(named, [("b", NotReviewedReason::OverTargetBudget)]);
     assert!(plan.incomplete);
+}
+
+/// Kustomize semantics a raw audit gets wrong: a generated ConfigMap is the same object when
+/// its data (and so its name's hash) changes; labels an overlay adds make a Service's
+/// selector match.
+#[test]
+fn generated_names_and_added_labels_are_judged_as_kustomize_makes_them() {
+    let Some(kubectl) = kubectl() else {
+        eprintln!("skipped: no kubectl (scripts/test.sh sets KUBEWARD_TEST_KUBECTL)");
+        return;
+    };
+    let policy = "checks:\n  sensitiveConfigmapContent: danger\n  serviceSelectsNothing: danger\n";
+    let kustomization = |level: &str| {
+        format!(
+            "resources: [svc.yaml, deploy.yaml]\nnamespace: shop\nlabels:\n  - pairs: {{tier: web}}\n    includeSelectors: false\n    includeTemplates: true\nconfigMapGenerator:\n  - name: settings\n    literals: [DB_PASSWORD=hunter2, LOG_LEVEL={level}]\n"
+        )
+    };
+    // The Service selects `tier: web`, which only the overlay's labels give the pods.
+    let svc = "apiVersion: v1\nkind: Service\nmetadata: {name: web}\nspec:\n  selector: {tier: web}\n  ports: [{port: 80}]\n";
+    let deploy = "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: web}\nspec:\n  selector: {matchLabels: {app: web}}\n  template:\n    metadata: {labels: {app: web}}\n    spec:\n      containers: [{name: app, image: 'web:1'}]\n";
+    let repo = Repo::new();
+    let base_k = kustomization("info");
+    let head_k = kustomization("debug");
+    let base = repo.commit(
+        "main",
+        &[],
+        &[
+            (".kubeward.yaml", policy),
+            ("app/kustomization.yaml", &base_k),
+            ("app/svc.yaml", svc),
+            ("app/deploy.yaml", deploy),
+        ],
+    );
+    repo.commit(
+        "pr",
+        &[base],
+        &[
+            (".kubeward.yaml", policy),
+            ("app/kustomization.yaml", &head_k),
+            ("app/svc.yaml", svc),
+            ("app/deploy.yaml", deploy),
+        ],
+    );
+    let plan = review_rendered(&repo, &kubectl, "main", "pr");
+    assert!(!plan.incomplete, "{:?}", plan.not_reviewed);
+    assert_eq!(
+        new_findings(&plan),
+        vec![],
+        "the ConfigMap's old secret is not new under its new hash, and the Service selects the labelled pods: {:#?}",
+        plan.new_findings
+    );
+    assert_eq!(plan.fixed_findings.len(), 0, "{:#?}", plan.fixed_findings);
+    // As they are, the files say otherwise: the raw Service selects nothing.
+    let dir = workspace(&[
+        (".kubeward.yaml", policy.as_bytes()),
+        ("app/kustomization.yaml", head_k.as_bytes()),
+        ("app/svc.yaml", svc.as_bytes()),
+        ("app/deploy.yaml", deploy.as_bytes()),
+    ]);
+    let (_, raw, _) = audit(dir.path(), &kubectl, &["--render", "never"]);
+    let rules: Vec<String> = findings(&raw).into_iter().map(|f| f.0).collect();
+    assert!(
+        rules.contains(&"serviceSelectsNothing".to_owned()),
+        "{rules:?}"
+    );
+    let (_, rendered, _) = audit(dir.path(), &kubectl, &[]);
+    let rules: Vec<String> = findings(&rendered).into_iter().map(|f| f.0).collect();
+    assert_eq!(rules, ["sensitiveConfigmapContent"], "{rendered:#}");
 }
