@@ -383,19 +383,22 @@ fn spawn(settings: &SandboxSettings) -> std::io::Result<tokio::process::Child> {
             if libc::getppid() != parent {
                 libc::_exit(1);
             }
-            let limit = |resource, value: u64| {
+            let limit = |resource, soft: u64, hard: libc::rlim_t| {
                 let rlimit = libc::rlimit {
-                    rlim_cur: value as libc::rlim_t,
-                    rlim_max: value as libc::rlim_t,
+                    rlim_cur: soft as libc::rlim_t,
+                    rlim_max: hard,
                 };
                 if libc::setrlimit(resource, &rlimit) != 0 {
                     return Err(std::io::Error::last_os_error());
                 }
                 Ok(())
             };
-            limit(libc::RLIMIT_AS, memory)?;
+            // The soft limit bounds the review's own parsing; the hard one stays open so the
+            // render tools it starts (Go programs reserve gigabytes of address space they
+            // never use) can run under limits of their own (render/process.rs).
+            limit(libc::RLIMIT_AS, memory, libc::RLIM_INFINITY)?;
             // A core dump of a review would hold repository content, and fill the disk.
-            limit(libc::RLIMIT_CORE, 0)?;
+            limit(libc::RLIMIT_CORE, 0, 0)?;
             // The first process the kernel kills when memory runs out. Best effort: a
             // process may always raise its own score.
             let fd = libc::open(c"/proc/self/oom_score_adj".as_ptr(), libc::O_WRONLY);

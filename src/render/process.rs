@@ -46,11 +46,27 @@ pub fn run(
     for (key, value) in env {
         command.env(key, value);
     }
-    // SAFETY: only async-signal-safe calls between fork and exec (prctl).
+    // Go's runtime keeps its heap near this (helm and kubectl are Go programs).
+    command.env("GOMEMLIMIT", "512MiB");
+    // SAFETY: only async-signal-safe calls between fork and exec (prctl, setrlimit, open,
+    // write, close).
     unsafe {
         command.pre_exec(|| {
             // Dies with the review that started it.
             libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong);
+            // Go reserves far more address space than it uses: the review's own address-space
+            // limit would stop it at start-up. Its memory is bounded by GOMEMLIMIT, the time
+            // limit and the output cap, and the kernel kills it first when memory runs out.
+            let open = libc::rlimit {
+                rlim_cur: libc::RLIM_INFINITY,
+                rlim_max: libc::RLIM_INFINITY,
+            };
+            libc::setrlimit(libc::RLIMIT_AS, &open);
+            let fd = libc::open(c"/proc/self/oom_score_adj".as_ptr(), libc::O_WRONLY);
+            if fd >= 0 {
+                libc::write(fd, b"1000".as_ptr().cast(), 4);
+                libc::close(fd);
+            }
             Ok(())
         });
     }

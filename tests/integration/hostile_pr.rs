@@ -33,7 +33,7 @@ impl GitAccess for TokenGit {
 }
 
 /// Reviews pull request 7 with these limits until the queue is empty; the job as it ended.
-async fn review(
+pub(crate) async fn review(
     fake: &Arc<FakeGitHub>,
     git: &str,
     dir: &std::path::Path,

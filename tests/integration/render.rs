@@ -504,3 +504,45 @@ fn generated_names_and_added_labels_are_judged_as_kustomize_makes_them() {
     let rules: Vec<String> = findings(&rendered).into_iter().map(|f| f.0).collect();
     assert_eq!(rules, ["sensitiveConfigmapContent"], "{rendered:#}");
 }
+
+/// The bot renders from its bare cache, in its review process: a pull request that adds an
+/// overlay patch gets its comment on the patch's line, through the stand-in GitHub.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_bot_comments_on_the_overlay_patch_that_introduced_a_problem() {
+    if kubectl().is_none() {
+        eprintln!("skipped: no kubectl (scripts/test.sh sets KUBEWARD_TEST_KUBECTL)");
+        return;
+    }
+    use crate::github_check_lifecycle::{github_with_pull, setup_files};
+    let prod = overlay("prod", "patches:\n  - path: privileged.yaml\n");
+    let base_files: &[(&str, &[u8])] = &[
+        (".kubeward.yaml", POLICY),
+        ("base/kustomization.yaml", b"resources: [deploy.yaml]\n"),
+        ("base/deploy.yaml", BASE_DEPLOY),
+    ];
+    let (dir, git, base, head) = setup_files(
+        base_files,
+        &[
+            ("overlays/prod/kustomization.yaml", prod.as_bytes()),
+            ("overlays/prod/privileged.yaml", PRIVILEGED_PATCH),
+        ],
+    );
+    let fake = github_with_pull(base, head);
+    let limits = crate::support::review_limits(100, std::time::Duration::from_secs(60));
+    crate::hostile_pr::review(&fake, &git, dir.path(), head, limits).await;
+    let comments = fake.review_comments();
+    let on_patch: Vec<&serde_json::Value> = comments
+        .iter()
+        .filter(|c| c["path"] == "overlays/prod/privileged.yaml")
+        .collect();
+    assert_eq!(on_patch.len(), 1, "{comments:#?} {:#?}", fake.check_runs());
+    assert_eq!(on_patch[0]["line"], 11);
+    assert!(
+        on_patch[0]["body"]
+            .as_str()
+            .is_some_and(|b| b.contains("runAsPrivileged")),
+        "{on_patch:#?}"
+    );
+    let runs = fake.check_runs();
+    assert_eq!(runs[0]["conclusion"], "failure", "{runs:#?}");
+}
