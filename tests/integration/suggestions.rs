@@ -119,6 +119,28 @@ fn every_suggestion_of_every_rule_fixture_is_safe_to_apply() {
             let text = std::fs::read_to_string(&fixture).expect("fixture");
             for forge in [Flavor::GitHub, Flavor::GitLab] {
                 let plan = review_added("m.yaml", &text, forge);
+                // A finding the summary calls inline has its comment at its anchor.
+                for f in &plan.new_findings {
+                    let Some(anchor) = f.anchor.as_ref() else {
+                        continue;
+                    };
+                    let inline = !matches!(
+                        anchor.kind,
+                        kubeward::review::AnchorKind::File | kubeward::review::AnchorKind::Summary
+                    );
+                    if inline {
+                        assert!(
+                            plan.inline_comments
+                                .iter()
+                                .any(|c| c.path == anchor.new_path
+                                    && Some(c.line) == anchor.line
+                                    && c.fingerprints.contains(&f.finding.fingerprint)),
+                            "{}: {} is inline without a comment at {anchor:?}",
+                            fixture.display(),
+                            f.finding.rule
+                        );
+                    }
+                }
                 let before = audit(
                     &[ManifestFile::parse("m.yaml", &text, Limits::default())],
                     &policy,
