@@ -370,6 +370,7 @@ pub fn review_with_policy(
         if policy.render.kustomize.is_some() {
             r.only = policy.render.kustomize.clone();
         }
+        r.charts = policy.render.helm.clone();
         r
     });
     let renders = match &render {

@@ -264,13 +264,13 @@ pub fn review_limits(settings: &ServeSettings) -> anyhow::Result<ReviewLimits> {
             }
         },
         sandbox,
-        render: crate::render::review::RenderOptions {
-            kubectl: settings
-                .review
-                .kubectl
-                .clone()
-                .or_else(|| crate::render::Tools::from_path().kubectl),
-            ..Default::default()
+        render: {
+            let found = crate::render::Tools::from_path();
+            crate::render::review::RenderOptions {
+                kubectl: settings.review.kubectl.clone().or(found.kubectl),
+                helm: settings.review.helm.clone().or(found.helm),
+                ..Default::default()
+            }
         },
     })
 }

@@ -142,9 +142,13 @@ pub async fn run() -> anyhow::Result<String> {
                 fetch_depth: 50,
                 time_limit: Duration::from_secs(120),
                 budgets: ReviewBudgets::within_memory(default_memory_bytes(1)),
-                render: crate::render::review::RenderOptions {
-                    kubectl: crate::render::Tools::from_path().kubectl,
-                    ..Default::default()
+                render: {
+                    let found = crate::render::Tools::from_path();
+                    crate::render::review::RenderOptions {
+                        kubectl: found.kubectl,
+                        helm: found.helm,
+                        ..Default::default()
+                    }
                 },
                 sandbox: SandboxSettings::current_exe(default_memory_bytes(1))
                     .context("finding this program, to run the review in a child process")?,

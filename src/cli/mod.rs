@@ -115,6 +115,9 @@ pub struct ReviewArgs {
     /// The kubectl that renders kustomize overlays [default: on PATH].
     #[arg(long, value_name = "PATH")]
     pub kubectl: Option<PathBuf>,
+    /// The helm that renders charts [default: on PATH].
+    #[arg(long, value_name = "PATH")]
+    pub helm: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -171,6 +174,9 @@ pub struct AuditArgs {
     /// The kubectl that renders kustomize overlays [default: on PATH].
     #[arg(long, value_name = "PATH")]
     pub kubectl: Option<PathBuf>,
+    /// The helm that renders charts [default: on PATH].
+    #[arg(long, value_name = "PATH")]
+    pub helm: Option<PathBuf>,
     #[command(flatten)]
     pub policy: PolicyArgs,
 }
@@ -327,13 +333,20 @@ fn audit_rendering(
     };
     let targets = match args.render {
         RenderMode::Never => Vec::new(),
-        _ => crate::render::targets::configured_or_found(&tree, &paths, &policy.render.kustomize),
+        _ => crate::render::targets::all_targets(
+            &tree,
+            &paths,
+            &policy.render.kustomize,
+            &policy.render.helm,
+        ),
     };
     if targets.is_empty() {
         return Ok((audit(&loaded.files, policy), Vec::new()));
     }
+    let found = Tools::from_path();
     let tools = Tools {
-        kubectl: args.kubectl.clone().or_else(|| Tools::from_path().kubectl),
+        kubectl: args.kubectl.clone().or(found.kubectl),
+        helm: args.helm.clone().or(found.helm),
     };
     let judged = judge::audit_targets(&tree, &targets, &tools, &RenderLimits::default(), policy);
     let errors: Vec<source::InputError> = judged

@@ -45,13 +45,14 @@ pub fn run(args: ReviewArgs) -> anyhow::Result<u8> {
         budgets: ReviewBudgets::UNLIMITED,
         render: match args.render {
             super::RenderMode::Never => None,
-            _ => Some(crate::render::review::RenderOptions {
-                kubectl: args
-                    .kubectl
-                    .clone()
-                    .or_else(|| crate::render::Tools::from_path().kubectl),
-                ..Default::default()
-            }),
+            _ => {
+                let found = crate::render::Tools::from_path();
+                Some(crate::render::review::RenderOptions {
+                    kubectl: args.kubectl.clone().or(found.kubectl),
+                    helm: args.helm.clone().or(found.helm),
+                    ..Default::default()
+                })
+            }
         },
     };
     let (plan, _) = match review(&repo, &revisions, &options) {

@@ -135,6 +135,9 @@ pub struct RenderSettings {
     /// The kustomize targets (folders), instead of every entry point found.
     #[serde(default)]
     pub kustomize: Option<Vec<String>>,
+    /// Value sets by chart folder: a chart not named is rendered with its own values.
+    #[serde(default)]
+    pub helm: BTreeMap<String, Vec<crate::render::helm::ValueSet>>,
 }
 
 /// Settings for pull-request reviews.

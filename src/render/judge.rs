@@ -64,7 +64,15 @@ fn placed(
             .get(rendered.target.root())
             .cloned()
             .unwrap_or_default();
-        match doc.and_then(|doc| super::place_of(&f, doc, rendered, tree)) {
+        let place = match &rendered.target {
+            RenderTarget::Kustomize { .. } => {
+                doc.and_then(|doc| super::place_of(&f, doc, rendered, tree))
+            }
+            RenderTarget::Helm { .. } => {
+                doc.and_then(|doc| template_place(&f, doc, rendered, tree))
+            }
+        };
+        match place {
             Some(place) => {
                 f.path = place.path;
                 f.line = place.span.start.line;
@@ -108,3 +116,37 @@ fn placed(
 }
 
 pub use crate::review::merge_by_place;
+
+/// A chart's finding is said in the template its document came from (`# Source:`), on the line
+/// that holds the field's key (after the keys above it), else on the template's first line.
+fn template_place(
+    f: &Finding,
+    doc: usize,
+    rendered: &RenderedTarget,
+    tree: &dyn SourceTree,
+) -> Option<super::SourcePlace> {
+    let template = rendered.origins.get(doc)?.as_ref()?;
+    let text = tree
+        .read(template)
+        .and_then(|b| String::from_utf8(b).ok())?;
+    let path = crate::manifest::FieldPath::parse_display(&f.field_path)?;
+    let keys: Vec<&str> = path
+        .segments()
+        .iter()
+        .filter_map(|s| match s {
+            crate::manifest::Segment::Key(k) => Some(k.as_str()),
+            crate::manifest::Segment::Item(_) => None,
+        })
+        .collect();
+    let line = super::helm::key_line(&text, &keys).unwrap_or(1);
+    let mark = crate::yaml::Mark { line, col: 1 };
+    Some(super::SourcePlace {
+        path: template.clone(),
+        span: crate::yaml::Span {
+            start: mark,
+            end: mark,
+        },
+        exact: false,
+        patch: false,
+    })
+}

@@ -5,6 +5,7 @@
 //! as any manifest. Every rendered object keeps its source: the file it came from
 //! (`config.kubernetes.io/origin`), and the patches that may have set a field.
 
+pub mod helm;
 pub mod judge;
 pub mod kustomize;
 pub mod origin;
@@ -28,6 +29,8 @@ pub trait SourceTree {
     /// A regular file's bytes; `None` for what is missing, a folder, or a link.
     fn read(&self, path: &str) -> Option<Vec<u8>>;
     fn is_dir(&self, path: &str) -> bool;
+    /// Every regular file below `dir`, by repository path.
+    fn files_under(&self, dir: &str) -> Vec<String>;
 }
 
 /// `relative` (a path written in a file of folder `dir`) as a path from the repository root,
@@ -51,6 +54,8 @@ pub fn repository_path(dir: &str, relative: &str) -> Option<String> {
 pub struct Tools {
     /// `kubectl` (its built-in kustomize renders overlays).
     pub kubectl: Option<PathBuf>,
+    /// `helm` (`helm template` renders charts).
+    pub helm: Option<PathBuf>,
 }
 
 impl Tools {
@@ -58,6 +63,7 @@ impl Tools {
     pub fn from_path() -> Tools {
         Tools {
             kubectl: on_path("kubectl"),
+            helm: on_path("helm"),
         }
     }
 }
@@ -120,32 +126,59 @@ impl Renderer for Tools {
         folder: &Path,
         limits: &RenderLimits,
     ) -> Result<Vec<u8>, RenderError> {
+        let home = folder.join(".kubeward-home");
+        for sub in ["", "cache", "config", "data"] {
+            std::fs::create_dir_all(home.join(sub)).map_err(|e| RenderError::Io(e.to_string()))?;
+        }
+        let home_text = home.display().to_string();
+        // No network: remote inputs are refused before this, and any fetch the tool tries
+        // goes to a proxy that does not answer. Helm's repositories, plugins and caches are
+        // empty folders.
+        let env = [
+            ("HOME", home_text.clone()),
+            ("XDG_CONFIG_HOME", format!("{home_text}/config")),
+            ("XDG_CACHE_HOME", format!("{home_text}/cache")),
+            ("XDG_DATA_HOME", format!("{home_text}/data")),
+            ("HELM_CACHE_HOME", format!("{home_text}/cache")),
+            ("HELM_CONFIG_HOME", format!("{home_text}/config")),
+            ("HELM_DATA_HOME", format!("{home_text}/data")),
+            ("HELM_PLUGINS", format!("{home_text}/data/plugins")),
+            ("KUBECONFIG", format!("{home_text}/none")),
+            ("HTTP_PROXY", "http://127.0.0.1:9".to_owned()),
+            ("HTTPS_PROXY", "http://127.0.0.1:9".to_owned()),
+            ("http_proxy", "http://127.0.0.1:9".to_owned()),
+            ("https_proxy", "http://127.0.0.1:9".to_owned()),
+            ("NO_PROXY", String::new()),
+        ];
+        let dir = |root: &str| {
+            if root.is_empty() {
+                ".".to_owned()
+            } else {
+                root.to_owned()
+            }
+        };
         match target {
             RenderTarget::Kustomize { root } => {
                 let kubectl = self
                     .kubectl
                     .as_ref()
                     .ok_or(RenderError::ToolMissing("kubectl"))?;
-                let home = folder.join(".kubeward-home");
-                std::fs::create_dir_all(&home).map_err(|e| RenderError::Io(e.to_string()))?;
-                let home_text = home.display().to_string();
-                // No network: remote bases are refused before this, and any fetch the tool
-                // tries goes to a proxy that does not answer.
-                let env = [
-                    ("HOME", home_text.clone()),
-                    ("XDG_CONFIG_HOME", home_text.clone()),
-                    ("XDG_CACHE_HOME", home_text.clone()),
-                    ("KUBECONFIG", format!("{home_text}/none")),
-                    ("HTTP_PROXY", "http://127.0.0.1:9".to_owned()),
-                    ("HTTPS_PROXY", "http://127.0.0.1:9".to_owned()),
-                    ("http_proxy", "http://127.0.0.1:9".to_owned()),
-                    ("https_proxy", "http://127.0.0.1:9".to_owned()),
-                    ("NO_PROXY", String::new()),
-                ];
-                let dir = if root.is_empty() { "." } else { root.as_str() };
                 Ok(process::run(
                     kubectl,
-                    &["kustomize", dir],
+                    &["kustomize", &dir(root)],
+                    folder,
+                    &env,
+                    limits.time_limit,
+                    limits.max_output,
+                )?)
+            }
+            RenderTarget::Helm { root, values } => {
+                let helm = self.helm.as_ref().ok_or(RenderError::ToolMissing("helm"))?;
+                let args = helm::template_args(&dir(root), values);
+                let args: Vec<&str> = args.iter().map(String::as_str).collect();
+                Ok(process::run(
+                    helm,
+                    &args,
                     folder,
                     &env,
                     limits.time_limit,
@@ -189,7 +222,7 @@ pub fn render(
     render_limits: &RenderLimits,
     yaml_limits: Limits,
 ) -> Result<RenderedTarget, RenderError> {
-    let closure = closure(tree, target.root());
+    let closure = targets::target_closure(tree, target);
     if !closure.refused.is_empty() {
         return Err(RenderError::Refused(closure.refused));
     }
@@ -202,7 +235,7 @@ pub fn render(
         let Some(mut bytes) = tree.read(path) else {
             return Err(RenderError::Missing(vec![path.clone()]));
         };
-        if Some(path) == entry.as_ref() {
+        if matches!(target, RenderTarget::Kustomize { .. }) && Some(path) == entry.as_ref() {
             bytes = with_build_metadata(&String::from_utf8_lossy(&bytes)).into_bytes();
         }
         let file = folder.path().join(path);
@@ -215,6 +248,10 @@ pub fn render(
     let text = String::from_utf8(output)
         .map_err(|_| RenderError::Io("the render printed text that is not UTF-8".into()))?;
     let parsed = parse_file(&text, yaml_limits);
+    let sources = match target {
+        RenderTarget::Helm { root, .. } => helm::sources(&text, root),
+        RenderTarget::Kustomize { .. } => Vec::new(),
+    };
     let mut documents = parsed.documents;
     let mut origins = Vec::with_capacity(documents.len());
     let mut generated = Vec::with_capacity(documents.len());
@@ -224,9 +261,15 @@ pub fn render(
             take_annotation(root, TRANSFORMATIONS);
             origin
         });
-        let (path, by_generator) = origin
-            .map(|o| origin_of(&o, target.root()))
-            .unwrap_or((None, false));
+        let (path, by_generator) = match target {
+            RenderTarget::Helm { .. } => (
+                helm::source_of(&sources, doc.start_line).map(str::to_owned),
+                false,
+            ),
+            RenderTarget::Kustomize { .. } => origin
+                .map(|o| origin_of(&o, target.root()))
+                .unwrap_or((None, false)),
+        };
         origins.push(path);
         generated.push(by_generator);
     }
@@ -337,6 +380,32 @@ impl SourceTree for DiskTree {
     fn is_dir(&self, path: &str) -> bool {
         std::fs::symlink_metadata(self.root.join(path)).is_ok_and(|m| m.is_dir())
     }
+
+    fn files_under(&self, dir: &str) -> Vec<String> {
+        let mut out = Vec::new();
+        let mut pending = vec![dir.to_owned()];
+        while let Some(dir) = pending.pop() {
+            let Ok(entries) = std::fs::read_dir(self.root.join(&dir)) else {
+                continue;
+            };
+            for entry in entries.flatten() {
+                let name = entry.file_name().to_string_lossy().into_owned();
+                let path = if dir.is_empty() {
+                    name
+                } else {
+                    format!("{dir}/{name}")
+                };
+                match entry.file_type() {
+                    Ok(t) if t.is_dir() => pending.push(path),
+                    Ok(t) if t.is_file() => out.push(path),
+                    // Links are not followed.
+                    _ => {}
+                }
+            }
+        }
+        out.sort();
+        out
+    }
 }
 
 /// A revision of a repository as a [`SourceTree`].
@@ -373,5 +442,21 @@ impl SourceTree for GitTree<'_> {
 
     fn is_dir(&self, path: &str) -> bool {
         path.is_empty() || self.dirs.contains(path)
+    }
+
+    fn files_under(&self, dir: &str) -> Vec<String> {
+        let prefix = if dir.is_empty() {
+            String::new()
+        } else {
+            format!("{dir}/")
+        };
+        let mut out: Vec<String> = self
+            .files
+            .keys()
+            .filter(|p| p.starts_with(&prefix))
+            .cloned()
+            .collect();
+        out.sort();
+        out
     }
 }

@@ -10,7 +10,8 @@ use crate::diff::FileChange;
 use crate::review::{NotReviewed, NotReviewedReason};
 
 use super::judge::audit_targets;
-use super::{RenderLimits, RenderTarget, SourceTree, Tools, closure};
+use super::targets::target_closure;
+use super::{RenderLimits, RenderTarget, SourceTree, Tools};
 
 /// How a review renders.
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
@@ -18,6 +19,12 @@ use super::{RenderLimits, RenderTarget, SourceTree, Tools, closure};
 pub struct RenderOptions {
     /// `None`: the tool is missing, and every target the change touches is named as such.
     pub kubectl: Option<PathBuf>,
+    #[serde(default)]
+    pub helm: Option<PathBuf>,
+    /// Value sets by chart folder (the policy's `render.helm`); a chart not named is rendered
+    /// with its own values.
+    #[serde(default)]
+    pub charts: BTreeMap<String, Vec<super::helm::ValueSet>>,
     pub limits: RenderLimits,
     /// Targets rendered per review; the rest are named as not reviewed.
     pub max_targets: usize,
@@ -30,6 +37,8 @@ impl Default for RenderOptions {
     fn default() -> Self {
         RenderOptions {
             kubectl: None,
+            helm: None,
+            charts: BTreeMap::new(),
             limits: RenderLimits::default(),
             max_targets: 20,
             only: None,
@@ -92,8 +101,10 @@ pub fn render_for_review(
         .flat_map(|c| [c.old_path.as_deref(), c.new_path.as_deref()])
         .flatten()
         .collect();
-    let base_targets = super::targets::configured_or_found(base.tree, base.paths, &options.only);
-    let head_targets = super::targets::configured_or_found(head.tree, head.paths, &options.only);
+    let base_targets =
+        super::targets::all_targets(base.tree, base.paths, &options.only, &options.charts);
+    let head_targets =
+        super::targets::all_targets(head.tree, head.paths, &options.only, &options.charts);
     // (name, base target, head target), by the head's name.
     let mut pairs: BTreeMap<String, (Option<RenderTarget>, Option<RenderTarget>)> = BTreeMap::new();
     for t in base_targets {
@@ -111,11 +122,11 @@ pub fn render_for_review(
     for (name, (b, h)) in pairs {
         let base_files = b
             .as_ref()
-            .map(|t| closure(base.tree, t.root()))
+            .map(|t| target_closure(base.tree, t))
             .unwrap_or_default();
         let head_files = h
             .as_ref()
-            .map(|t| closure(head.tree, t.root()))
+            .map(|t| target_closure(head.tree, t))
             .unwrap_or_default();
         let touched = base_files
             .files
@@ -153,6 +164,7 @@ pub fn render_for_review(
         }
         let tools = Tools {
             kubectl: options.kubectl.clone(),
+            helm: options.helm.clone(),
         };
         let render_side = |side: &Side<'_>, target: &Option<RenderTarget>| {
             target.as_ref().map(|t| {

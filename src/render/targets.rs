@@ -14,19 +14,27 @@ use super::{SourceTree, repository_path};
 pub enum RenderTarget {
     /// `kubectl kustomize` of the folder holding the kustomization.
     Kustomize { root: String },
+    /// `helm template` of the chart in `root` with one named set of values.
+    Helm {
+        root: String,
+        values: super::helm::ValueSet,
+    },
 }
 
 impl RenderTarget {
-    /// The target's name in findings and summaries (its folder).
-    pub fn name(&self) -> &str {
+    /// The target's name in findings and summaries: its folder, and for a chart rendered with
+    /// a named value set other than its defaults, that name (`charts/web (prod)`).
+    pub fn name(&self) -> String {
         match self {
-            RenderTarget::Kustomize { root } => root,
+            RenderTarget::Kustomize { root } => root.clone(),
+            RenderTarget::Helm { root, values } if values.name == "default" => root.clone(),
+            RenderTarget::Helm { root, values } => format!("{root} ({})", values.name),
         }
     }
 
     pub fn root(&self) -> &str {
         match self {
-            RenderTarget::Kustomize { root } => root,
+            RenderTarget::Kustomize { root } | RenderTarget::Helm { root, .. } => root,
         }
     }
 }
@@ -46,6 +54,51 @@ pub struct Closure {
     pub refused: Vec<String>,
     /// Referenced paths that do not exist, or leave the repository.
     pub missing: Vec<String>,
+}
+
+/// Everything `target` reads: for a kustomization, what it names; for a chart, every file
+/// below it (templates, values, subcharts in `charts/`) and its value set's values files.
+pub fn target_closure(tree: &dyn SourceTree, target: &RenderTarget) -> Closure {
+    match target {
+        RenderTarget::Kustomize { root } => closure(tree, root),
+        RenderTarget::Helm { root, values } => {
+            let mut out = Closure::default();
+            out.files.extend(tree.files_under(root));
+            for file in &values.values_files {
+                if tree.read(file).is_some() {
+                    out.files.insert(file.clone());
+                } else {
+                    out.missing
+                        .push(format!("{file} (a values file of {root})"));
+                }
+            }
+            out
+        }
+    }
+}
+
+/// Every render target of a revision: kustomize entry points (or the configured ones), and
+/// each chart with each of its value sets (default: its own values).
+pub fn all_targets(
+    tree: &dyn SourceTree,
+    paths: &[String],
+    kustomize: &Option<Vec<String>>,
+    helm: &BTreeMap<String, Vec<super::helm::ValueSet>>,
+) -> Vec<RenderTarget> {
+    let mut targets = configured_or_found(tree, paths, kustomize);
+    for root in super::helm::chart_roots(tree, paths) {
+        let sets = helm
+            .get(&root)
+            .cloned()
+            .unwrap_or_else(|| vec![super::helm::ValueSet::defaults()]);
+        for values in sets {
+            targets.push(RenderTarget::Helm {
+                root: root.clone(),
+                values,
+            });
+        }
+    }
+    targets
 }
 
 /// The kustomization file of a folder, if it has one.
@@ -220,6 +273,14 @@ mod tests {
         fn is_dir(&self, path: &str) -> bool {
             let prefix = format!("{path}/");
             self.0.keys().any(|p| p.starts_with(&prefix))
+        }
+        fn files_under(&self, dir: &str) -> Vec<String> {
+            let prefix = format!("{dir}/");
+            self.0
+                .keys()
+                .filter(|p| p.starts_with(&prefix))
+                .cloned()
+                .collect()
         }
     }
 

@@ -229,6 +229,9 @@ pub struct ReviewProcessSettings {
     /// one, a change to an overlay is named as not rendered (the review is incomplete).
     #[serde(default)]
     pub kubectl: Option<PathBuf>,
+    /// The helm that renders charts, likewise.
+    #[serde(default)]
+    pub helm: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -546,3 +546,138 @@ async fn the_bot_comments_on_the_overlay_patch_that_introduced_a_problem() {
     let runs = fake.check_runs();
     assert_eq!(runs[0]["conclusion"], "failure", "{runs:#?}");
 }
+
+// ---------------------------------------------------------------------------------------------
+// Helm charts, rendered by the real `helm template` (KUBEWARD_TEST_HELM).
+
+pub(crate) fn helm() -> Option<PathBuf> {
+    let path = std::env::var_os("KUBEWARD_TEST_HELM").filter(|p| !p.is_empty())?;
+    Some(PathBuf::from(path))
+}
+
+const CHART: &str = "apiVersion: v2\nname: web\nversion: 1.0.0\n";
+const TEMPLATE: &str = "apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: {{ .Release.Name }}-web
+spec:
+  selector:
+    matchLabels: {app: web}
+  template:
+    metadata:
+      labels: {app: web}
+    spec:
+      containers:
+        - name: app
+          image: \"web:{{ .Values.image.tag }}\"
+          securityContext:
+            privileged: {{ .Values.privileged }}
+";
+
+fn values(privileged: bool) -> String {
+    format!("image:\n  tag: \"1.0\"\nprivileged: {privileged}\nreplicas: 2\n")
+}
+
+fn review_charts(repo: &Repo, helm: &Path, base: &str, head: &str) -> ReviewPlan {
+    let git = kubeward::git::Repository::open(repo.path()).expect("open");
+    let revisions = Revisions::resolve(&git, base, head).expect("revisions");
+    review(
+        &git,
+        &revisions,
+        &ReviewOptions {
+            forge: Flavor::GitHub,
+            config_override: None,
+            fail_on: None,
+            budgets: Default::default(),
+            render: Some(kubeward::render::review::RenderOptions {
+                helm: Some(helm.to_owned()),
+                ..Default::default()
+            }),
+        },
+    )
+    .expect("review")
+    .0
+}
+
+#[test]
+fn a_values_change_is_said_on_its_values_line_and_a_template_change_on_its_template_line() {
+    let Some(helm) = helm() else {
+        eprintln!("skipped: no helm (scripts/test.sh sets KUBEWARD_TEST_HELM)");
+        return;
+    };
+    let policy = "checks:\n  runAsPrivileged: danger\n";
+    let chart = |values: &str, template: &str| -> Vec<(&'static str, String)> {
+        vec![
+            (".kubeward.yaml", policy.to_owned()),
+            ("charts/web/Chart.yaml", CHART.to_owned()),
+            ("charts/web/values.yaml", values.to_owned()),
+            ("charts/web/templates/deploy.yaml", template.to_owned()),
+            ("README.md", "x\n".to_owned()),
+        ]
+    };
+    let repo = Repo::new();
+    let base_files = chart(&values(false), TEMPLATE);
+    let base = repo.commit("main", &[], &borrow(&base_files));
+    let head_files = chart(&values(true), TEMPLATE);
+    repo.commit("values", &[base], &borrow(&head_files));
+    let plan = review_charts(&repo, &helm, "main", "values");
+    assert!(!plan.incomplete, "{:?}", plan.not_reviewed);
+    assert_eq!(
+        new_findings(&plan),
+        [(
+            "runAsPrivileged".to_owned(),
+            "charts/web/templates/deploy.yaml".to_owned(),
+            16,
+            vec!["charts/web".to_owned()]
+        )],
+        "{:#?}",
+        plan.new_findings
+    );
+    let anchor = plan.new_findings[0].anchor.as_ref().expect("anchor");
+    assert_eq!(
+        (anchor.new_path.as_str(), anchor.line),
+        ("charts/web/values.yaml", Some(3)),
+        "said on the values key the change set: {anchor:?}"
+    );
+    assert!(
+        plan.inline_comments
+            .iter()
+            .any(|c| c.path == "charts/web/values.yaml" && c.line == 3),
+        "{:#?}",
+        plan.inline_comments
+    );
+    // The values file and template were reviewed, not named as not reviewed.
+    assert!(plan.not_reviewed.is_empty(), "{:?}", plan.not_reviewed);
+
+    // A template change: said on the template's line.
+    let privileged_template = TEMPLATE.replace("{{ .Values.privileged }}", "true");
+    let head_files = chart(&values(false), &privileged_template);
+    repo.commit("template", &[base], &borrow(&head_files));
+    let plan = review_charts(&repo, &helm, "main", "template");
+    let anchor = plan.new_findings[0].anchor.as_ref().expect("anchor");
+    assert_eq!(
+        (anchor.new_path.as_str(), anchor.line, anchor.kind),
+        (
+            "charts/web/templates/deploy.yaml",
+            Some(16),
+            AnchorKind::OwnLine
+        ),
+        "{anchor:?}"
+    );
+
+    // An untouched chart is not rendered: without helm, a change elsewhere names nothing.
+    let mut readme = chart(&values(false), TEMPLATE);
+    readme.retain(|(p, _)| *p != "README.md");
+    readme.push(("README.md", "changed\n".to_owned()));
+    repo.commit("readme", &[base], &borrow(&readme));
+    let plan = review_charts(&repo, Path::new("/nonexistent/helm"), "main", "readme");
+    assert!(plan.not_reviewed.is_empty(), "{:?}", plan.not_reviewed);
+
+    // A chart whose render fails is named, and the review concludes incomplete.
+    let broken = chart(&values(true), "{{ fail \"no\" }}\n");
+    repo.commit("broken", &[base], &borrow(&broken));
+    let plan = review_charts(&repo, &helm, "main", "broken");
+    assert!(plan.incomplete);
+    assert_eq!(plan.not_reviewed[0].path, "charts/web");
+    assert_eq!(plan.not_reviewed[0].reason, NotReviewedReason::NotRendered);
+}

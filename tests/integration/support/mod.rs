@@ -101,6 +101,9 @@ pub fn review_limits(
             kubectl: std::env::var_os("KUBEWARD_TEST_KUBECTL")
                 .filter(|p| !p.is_empty())
                 .map(Into::into),
+            helm: std::env::var_os("KUBEWARD_TEST_HELM")
+                .filter(|p| !p.is_empty())
+                .map(Into::into),
             ..Default::default()
         },
     }
