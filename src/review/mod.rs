@@ -1310,7 +1310,21 @@ fn suggestions(new: &[Finding], input: &ReviewInput<'_>) -> HashMap<String, Sugg
                 continue;
             }
             // Offered only when verified: see `verify`.
-            if let Err(why) = verify::verify(&path, text, &edits, &ops, &group, input.policy) {
+            let first = docs.get(doc_index).map_or(1, |d| d.start_line);
+            let last = docs
+                .get(doc_index + 1)
+                .map_or(u32::MAX, |d| d.start_line.saturating_sub(1))
+                .min(u32::try_from(text.lines().count()).unwrap_or(u32::MAX))
+                .max(first);
+            if let Err(why) = verify::verify(
+                &path,
+                text,
+                (first, last),
+                &edits,
+                &ops,
+                &group,
+                input.policy,
+            ) {
                 tracing::debug!(path = %path, ?why, "suggestion not offered");
                 continue;
             }

@@ -27,16 +27,43 @@ pub enum Rejected {
 }
 
 /// Checks a fix of `findings` (all on one object of the file at `path` with text `text`): the
-/// `edits` written for `ops`.
+/// `edits` written for `ops`. Only the object's document is re-audited (its lines
+/// `doc_lines`, first and last): checking every object of a large file against the whole file
+/// would take time growing with the square of its objects.
 pub fn verify(
     path: &str,
     text: &str,
+    doc_lines: (u32, u32),
     edits: &[Edit],
     ops: &[FixOp],
     findings: &[&Finding],
     policy: &Policy,
 ) -> Result<(), Rejected> {
-    let fixed = apply(text, edits);
+    let (first, last) = doc_lines;
+    if edits
+        .iter()
+        .any(|e| e.start_line < first || e.end_line > last)
+    {
+        return Err(Rejected::ChangesMore(
+            "an edit outside the object's document".into(),
+        ));
+    }
+    let document: String = text
+        .lines()
+        .skip(first as usize - 1)
+        .take((last - first + 1) as usize)
+        .map(|l| format!("{l}\n"))
+        .collect();
+    let edits: Vec<Edit> = edits
+        .iter()
+        .map(|e| Edit {
+            start_line: e.start_line - first + 1,
+            end_line: e.end_line - first + 1,
+            lines: e.lines.clone(),
+        })
+        .collect();
+    let text = document.as_str();
+    let fixed = apply(text, &edits);
 
     let before = ManifestFile::parse(path, text, policy.yaml_limits);
     let after = ManifestFile::parse(path, &fixed, policy.yaml_limits);
@@ -78,6 +105,7 @@ pub fn verify(
     let Some(location) = findings.first().and_then(|f| f.location.as_ref()) else {
         return Err(Rejected::ChangesMore("no object".into()));
     };
+    // The document is the first of the slice (only comments and `---` may follow it).
     for (i, (b, a)) in before_docs.iter().zip(after_docs.iter()).enumerate() {
         let (Ok(b), Ok(a)) = (&b.root, &a.root) else {
             return Err(Rejected::DoesNotParse);
@@ -86,7 +114,7 @@ pub fn verify(
         diff(b, a, &FieldPath::root(), &mut changed);
         let base = location.list_path.clone().unwrap_or_default();
         for path in changed {
-            let asked = i == location.doc_index
+            let asked = i == 0
                 && ops.iter().any(|op| {
                     let target = base.join(op.path());
                     let (p, t) = (path.segments(), target.segments());
@@ -96,7 +124,7 @@ pub fn verify(
                 return Err(Rejected::ChangesMore(path.to_string()));
             }
         }
-        if i == location.doc_index {
+        if i == 0 {
             starts(a)?;
         }
     }
