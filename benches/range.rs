@@ -116,6 +116,7 @@ fn main() {
         fail_on: None,
         budgets: Default::default(),
         render: None,
+        progress: None,
     };
     let kubeward_review = || {
         let started = Instant::now();

@@ -104,6 +104,7 @@ fn run(f: &Fixture) -> Timings {
             fail_on: None,
             budgets: Default::default(),
             render: None,
+            progress: None,
         },
     )
     .expect("review");

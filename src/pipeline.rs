@@ -3,7 +3,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::path::Path;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use git2::Oid;
@@ -80,6 +80,32 @@ pub struct ReviewOptions<'a> {
     /// How to render the kustomize overlays the change touches; `None`: none is rendered and
     /// changed patches are named as not reviewed.
     pub render: Option<RenderOptions>,
+    /// Told how far the review has got (`kubeward review` shows it on a terminal). Called
+    /// from the parsing threads too.
+    pub progress: Option<&'a (dyn Fn(Progress) + Sync)>,
+}
+
+/// How far a review has got.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Progress {
+    /// Diffing the revisions and listing their trees.
+    Comparing,
+    /// Reading the manifest candidates of both sides (`done` of `total` files).
+    Reading { done: usize, total: usize },
+    /// Parsing the distinct blobs read (`done` of `total`).
+    Parsing { done: usize, total: usize },
+    /// Auditing both sides' manifests.
+    Auditing { files: usize },
+    /// Matching both sides' findings, anchoring and writing the new ones.
+    Planning { findings: usize },
+}
+
+impl ReviewOptions<'_> {
+    fn report(&self, progress: Progress) {
+        if let Some(report) = self.progress {
+            report(progress);
+        }
+    }
 }
 
 fn is_manifest_name(path: &str) -> bool {
@@ -358,6 +384,7 @@ pub fn review_with_policy(
 ) -> Result<(ReviewPlan, Timings), PipelineError> {
     let mut timings = Timings::default();
     let started = Instant::now();
+    options.report(Progress::Comparing);
     let owners = read_codeowners(repo, revisions.base_tip, options.forge)?;
     let all_changes: Vec<FileChange> =
         repo.changes(revisions.merge_base, revisions.head, policy.max_file_size)?;
@@ -439,7 +466,12 @@ pub fn review_with_policy(
     // Every distinct blob is read and parsed once, whichever revisions and paths hold it.
     let mut blobs: HashMap<Oid, Content> = HashMap::new();
     let mut bytes_to_parse = 0u64;
-    for f in base_list.iter().chain(&head_list) {
+    let to_read = base_list.len() + head_list.len();
+    for (i, f) in base_list.iter().chain(&head_list).enumerate() {
+        options.report(Progress::Reading {
+            done: i,
+            total: to_read,
+        });
         if blobs.contains_key(&f.blob) {
             continue;
         }
@@ -489,6 +521,7 @@ pub fn review_with_policy(
             .zip(limits)
             .position(|(b, limit)| b.load(Ordering::Relaxed) > limit)
     };
+    let blobs_parsed = AtomicUsize::new(0);
     let parsed: HashMap<Oid, Result<ManifestFile, NotReviewedReason>> = blobs
         .par_iter()
         .map(|(oid, content)| {
@@ -509,6 +542,10 @@ pub fn review_with_policy(
                     b.fetch_add(n as u64, Ordering::Relaxed);
                 }
             }
+            options.report(Progress::Parsing {
+                done: blobs_parsed.fetch_add(1, Ordering::Relaxed) + 1,
+                total: blobs.len(),
+            });
             (*oid, file)
         })
         .collect();
@@ -609,8 +646,14 @@ pub fn review_with_policy(
         base_tip_sha: revisions.base_tip.to_string(),
     };
     let review_started = Instant::now();
+    options.report(Progress::Auditing {
+        files: base_files.len() + head_files.len(),
+    });
     let (head_result, base_result) = audit_sides(&input);
     timings.audit = review_started.elapsed();
+    options.report(Progress::Planning {
+        findings: head_result.findings.len() + base_result.findings.len(),
+    });
     let plan_started = Instant::now();
     let plan = plan_from_audits(&input, head_result, base_result);
     timings.plan = plan_started.elapsed();

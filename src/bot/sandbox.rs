@@ -483,6 +483,7 @@ pub fn run_child() -> std::process::ExitCode {
             fail_on: None,
             budgets: request.budgets,
             render: Some(request.render.clone()),
+            progress: None,
         };
         let policy = match crate::pipeline::read_policy(&repo, &revisions, &options) {
             Ok(policy) => policy,

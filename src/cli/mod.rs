@@ -32,7 +32,7 @@ pub const EXIT_FINDINGS: u8 = 3;
                   pointing every finding at the exact file, line and column.\n\n\
                   The same engine runs locally (`audit`, `review`), in CI (JSON, SARIF) and as a \
                   pull-request bot, so what you see before pushing is what the bot will say.",
-    after_help = "Exit status: 0 nothing reached --fail-on, 3 something did (or a review could not judge part of the change), 2 usage or configuration error."
+    after_help = "Exit status: 0 nothing reached --fail-on, 3 something did (or a review could not judge part of the change), 2 usage or configuration error. A reader that stops early (`| head`) changes none of them."
 )]
 pub struct Cli {
     #[command(subcommand)]
@@ -240,6 +240,20 @@ pub fn run(cli: Cli) -> ExitCode {
     }
 }
 
+/// Writes a command's output. A reader that stops early (`| head`) closes the pipe: that ends
+/// the output quietly, and the command exits with the status its result gives, as if all of it
+/// had been read. Rust ignores SIGPIPE, so the closed pipe arrives here as an error.
+pub(crate) fn write_stdout(output: &str) -> std::io::Result<()> {
+    let mut stdout = std::io::stdout().lock();
+    match stdout
+        .write_all(output.as_bytes())
+        .and_then(|()| stdout.flush())
+    {
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        result => result,
+    }
+}
+
 fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
     tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -264,9 +278,7 @@ fn run_serve(args: ServeArgs) -> anyhow::Result<u8> {
 
 fn run_testdrive() -> anyhow::Result<u8> {
     let report = runtime()?.block_on(crate::bot::testdrive::run())?;
-    std::io::stdout()
-        .write_all(report.as_bytes())
-        .context("writing the report")?;
+    write_stdout(&report).context("writing the report")?;
     Ok(EXIT_OK)
 }
 
@@ -304,9 +316,7 @@ fn run_audit(args: AuditArgs) -> anyhow::Result<u8> {
         Format::Json => json_report(&result, &loaded.errors) + "\n",
         Format::Sarif => sarif_report(&result, &loaded.errors, &policy) + "\n",
     };
-    std::io::stdout()
-        .write_all(output.as_bytes())
-        .context("writing the report")?;
+    write_stdout(&output).context("writing the report")?;
     let fails = result
         .findings
         .iter()
@@ -435,8 +445,6 @@ fn run_rules(args: RulesArgs) -> anyhow::Result<u8> {
             }
         }
     }
-    std::io::stdout()
-        .write_all(out.as_bytes())
-        .context("writing the rule list")?;
+    write_stdout(&out).context("writing the rule list")?;
     Ok(EXIT_OK)
 }

@@ -444,3 +444,160 @@ fn missing_blobs_of_a_partial_clone() {
     assert_eq!(plan["notReviewed"][0]["path"], "gone.yaml");
     assert_eq!(plan["notReviewed"][0]["reason"], "missingBlob");
 }
+
+const SHOP: &str = "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: shop\n  namespace: shop\nspec:\n  replicas: 2\n  selector:\n    matchLabels: {app: shop}\n  template:\n    metadata:\n      labels: {app: shop}\n    spec:\n      containers:\n        - name: web\n          image: shop:1.0\n";
+const SHOP_SERVICE: &str = "apiVersion: v1\nkind: Service\nmetadata:\n  name: shop\n  namespace: shop\nspec:\n  selector:\n    app: shop\n  ports:\n    - port: 80\n";
+
+/// The text output names the revisions (as given, with short SHAs), prints each finding at its
+/// own path and line, says in words where the review says it (another file's line with that
+/// file), reads a parse error as a sentence, and shows no progress when stderr is not a
+/// terminal.
+#[test]
+fn text_output_puts_each_finding_at_its_own_place_and_says_where_it_is_said() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let repo = Repository::init(dir.path()).expect("init");
+    let base = build::commit(
+        &repo,
+        Some("refs/heads/main"),
+        &[],
+        &[
+            ("shop.yaml", SHOP.as_bytes()),
+            ("svc.yaml", SHOP_SERVICE.as_bytes()),
+        ],
+        "base",
+    )
+    .expect("base");
+    // The base branch moves on after the branch point: base tip and merge-base differ.
+    let base_tip = build::commit(
+        &repo,
+        Some("refs/heads/main"),
+        &[base],
+        &[
+            ("README.md", b"docs\n".as_slice()),
+            ("shop.yaml", SHOP.as_bytes()),
+            ("svc.yaml", SHOP_SERVICE.as_bytes()),
+        ],
+        "docs",
+    )
+    .expect("base tip");
+    let relabelled = SHOP.replace("app: shop}", "app: shop-v2}").replace(
+        "image: shop:1.0\n",
+        "image: shop:1.0\n          securityContext: {privileged: true}\n",
+    );
+    let head = build::commit(
+        &repo,
+        Some("refs/heads/pr"),
+        &[base],
+        &[
+            ("shop.yaml", relabelled.as_bytes()),
+            ("svc.yaml", SHOP_SERVICE.as_bytes()),
+            ("pod.yaml", BAD.as_bytes()),
+            (
+                "broken.yaml",
+                b"apiVersion: v1\nkind: Pod\nmetadata: {name: x\n",
+            ),
+        ],
+        "pr",
+    )
+    .expect("pr");
+    let short = |oid: git2::Oid| oid.to_string()[..7].to_owned();
+    let (code, text, stderr) = kubeward(dir.path(), &["review", "--base", "main", "--head", "pr"]);
+    assert_eq!(code, Some(3), "{stderr}");
+    assert_eq!(stderr, "", "no progress when stderr is not a terminal");
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(
+        lines[0],
+        format!(
+            "Reviewing main ({}) → pr ({}), merge-base {}",
+            short(base_tip),
+            short(head),
+            short(base)
+        )
+    );
+    for expected in [
+        // The Service's own place; the comment goes on the Deployment's changed labels.
+        "svc.yaml:7 warning serviceSelectsNothing The Service selector matches no pod template in its namespace (Service/shop/shop) — said on the workload whose labels caused it: shop.yaml:12",
+        "shop.yaml:17 danger runAsPrivileged Should not be running as privileged (Deployment/shop/shop, container web) — said inline on its own line, with a one-click fix",
+        "broken.yaml:4 danger: the document is not valid YAML: while parsing a flow mapping, did not find expected ',' or '}' — said as a file comment",
+    ] {
+        assert!(lines.contains(&expected), "{expected}\nin:\n{text}");
+    }
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.starts_with("pod.yaml:6 danger hostNetworkSet Host network should not be configured (Pod/p) — said inline on its own line")),
+        "{text}"
+    );
+    for debug_name in [
+        "Cause",
+        "SameContainer",
+        "SameObject",
+        "OwnLine",
+        "parseError",
+    ] {
+        assert!(!text.contains(debug_name), "{debug_name} in:\n{text}");
+    }
+    assert!(
+        text.ends_with("already there in changed objects\n"),
+        "{text}"
+    );
+}
+
+/// `kubeward review | head -1`, `kubeward audit | head -1`: the reader reads one line and closes
+/// the pipe; the command ends quietly with the exit status the whole output would have had.
+#[test]
+fn a_reader_that_stops_early_ends_the_output_quietly() {
+    use std::io::{BufRead, BufReader};
+    use std::process::Stdio;
+    // Far more output than a pipe holds, so the command is still writing when the pipe closes.
+    // One Pod a file: what reviews fastest.
+    let pods: Vec<(String, String)> = (0..200)
+        .map(|i| {
+            (
+                format!("pods/p{i}.yaml"),
+                BAD.replace("name: p", &format!("name: p{i}")),
+            )
+        })
+        .collect();
+    let dir = tempfile::tempdir().expect("temp dir");
+    let repo = Repository::init(dir.path()).expect("init");
+    let base = build::commit(
+        &repo,
+        Some("refs/heads/main"),
+        &[],
+        &[("pod.yaml", GOOD.as_bytes())],
+        "base",
+    )
+    .expect("base");
+    let mut head: Vec<(&str, &[u8])> = vec![("pod.yaml", GOOD.as_bytes())];
+    head.extend(pods.iter().map(|(p, t)| (p.as_str(), t.as_bytes())));
+    build::commit(&repo, Some("refs/heads/pr"), &[base], &head, "pr").expect("pr");
+    std::fs::create_dir(dir.path().join("pods")).expect("mkdir");
+    for (path, text) in &pods {
+        std::fs::write(dir.path().join(path), text).expect("write");
+    }
+    let review = ["review", "--base", "main", "--head", "pr"];
+    let audit = ["audit", "pods"];
+    for (args, first) in [(&review[..], "Reviewing main"), (&audit[..], "pods/p")] {
+        let (code, whole, _) = kubeward(dir.path(), args);
+        assert_eq!(code, Some(3));
+        assert!(whole.len() > 256 * 1024, "{} bytes", whole.len());
+        let mut child = Command::new(env!("CARGO_BIN_EXE_kubeward"))
+            .current_dir(dir.path())
+            .args(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawns");
+        let mut line = String::new();
+        {
+            let mut stdout = BufReader::new(child.stdout.take().expect("stdout"));
+            stdout.read_line(&mut line).expect("one line");
+        } // The read end closes here, as `head -1` exits.
+        let out = child.wait_with_output().expect("ends");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(line.starts_with(first), "{args:?}: {line}");
+        assert_eq!(stderr, "", "{args:?}");
+        assert_eq!(out.status.code(), Some(3), "{args:?}: {stderr}");
+    }
+}

@@ -222,6 +222,7 @@ fn review_rendered(repo: &Repo, kubectl: &Path, base: &str, head: &str) -> Revie
                 kubectl: Some(kubectl.to_owned()),
                 ..Default::default()
             }),
+            progress: None,
         },
     )
     .expect("review")
@@ -593,6 +594,7 @@ fn review_charts(repo: &Repo, helm: &Path, base: &str, head: &str) -> ReviewPlan
                 helm: Some(helm.to_owned()),
                 ..Default::default()
             }),
+            progress: None,
         },
     )
     .expect("review")

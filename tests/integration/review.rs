@@ -53,6 +53,7 @@ impl Repo {
                 fail_on: None,
                 budgets: Default::default(),
                 render: None,
+                progress: None,
             },
         )
         .expect("review")
