@@ -398,6 +398,9 @@ pub fn review_with_policy(
             r.only = policy.render.kustomize.clone();
         }
         r.charts = policy.render.helm.clone();
+        if let Some(n) = policy.render.max_attribution_renders {
+            r.max_attribution_renders = n;
+        }
         r
     });
     let renders = match &render {
@@ -637,6 +640,7 @@ pub fn review_with_policy(
         rendered_head_exempted: &renders.head_exempted,
         rendered_base: &renders.base,
         render_closures: &renders.closures,
+        render_hints: &renders.hints,
         not_reviewed: &not_reviewed,
         policy,
         owners: &owners,
@@ -699,6 +703,7 @@ fn over_review_budget(
         rendered_head_exempted: &[],
         rendered_base: &[],
         render_closures: &std::collections::BTreeMap::new(),
+        render_hints: &Default::default(),
         not_reviewed: &over,
         policy,
         owners,

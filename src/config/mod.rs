@@ -132,6 +132,11 @@ pub struct RenderSettings {
     /// Render targets one review renders (default 20); the rest are named as not reviewed.
     #[serde(default)]
     pub max_targets: Option<usize>,
+    /// Extra renders one review may spend finding which values key caused a chart's finding
+    /// and verifying values suggestions (default 40); past it, findings are said on the
+    /// chart's first changed line.
+    #[serde(default)]
+    pub max_attribution_renders: Option<usize>,
     /// The kustomize targets (folders), instead of every entry point found.
     #[serde(default)]
     pub kustomize: Option<Vec<String>>,

@@ -147,6 +147,13 @@ fn render_entry(key: &str, value: &Json, indent: usize, out: &mut Vec<String>) {
     }
 }
 
+/// The node a field path names in an object, list items found by their keys.
+pub fn node_at<'n>(object: &'n Node, path: &FieldPath) -> Option<&'n Node> {
+    path.segments().iter().try_fold(object, |node, segment| {
+        child(node, segment).map(|c| c.node())
+    })
+}
+
 /// Finds the child of `node` that a path segment names.
 fn child<'n>(node: &'n Node, segment: &Segment) -> Option<ChildRef<'n>> {
     match segment {

@@ -149,14 +149,30 @@ pub fn source_of(sources: &[(u32, String)], line: u32) -> Option<&str> {
         .map(|(_, path)| path.as_str())
 }
 
+/// The lines of a template that hold `key` (`privileged:`), 1-based.
+pub fn lines_holding(template: &str, key: &str) -> Vec<u32> {
+    template
+        .lines()
+        .enumerate()
+        .filter(|(_, line)| holds_key(line, key))
+        .map(|(i, _)| i as u32 + 1)
+        .collect()
+}
+
+fn holds_key(line: &str, key: &str) -> bool {
+    let t = line.trim_start().trim_start_matches("- ");
+    t.strip_prefix(key)
+        .is_some_and(|rest| rest.starts_with(':'))
+        || t.strip_prefix('"')
+            .and_then(|t| t.strip_prefix(key))
+            .is_some_and(|rest| rest.starts_with("\":"))
+}
+
 /// The line of a template that holds `key` (`privileged:`), the one nearest after `near` (the
 /// previous key of the path, if found), else the first; 1-based.
 pub fn key_line(template: &str, keys: &[&str]) -> Option<u32> {
     let lines: Vec<&str> = template.lines().collect();
-    let holds = |line: &str, key: &str| {
-        let t = line.trim_start().trim_start_matches("- ");
-        t.starts_with(&format!("{key}:")) || t.starts_with(&format!("\"{key}\":"))
-    };
+    let holds = holds_key;
     let mut from = 0;
     let mut found = None;
     for key in keys {

@@ -1,7 +1,9 @@
 //! Auditing render targets: each target's rendered objects are one view of a cluster (its
 //! cross-object rules see that target only), and every finding is moved to its source place.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+use serde_json::Value as Json;
 
 use crate::audit::{AuditResult, Finding, audit, fingerprint_at};
 use crate::config::Policy;
@@ -20,6 +22,10 @@ pub struct TargetAudit {
     pub consumed: BTreeSet<String>,
     /// Targets that could not be rendered, and why.
     pub failed: Vec<(RenderTarget, RenderError)>,
+    /// For a chart's finding whose fix sets one field: the field's rendered value and the
+    /// value the fix sets, by fingerprint (a values suggestion is offered only when a values
+    /// key holds the rendered value verbatim).
+    pub fix_values: HashMap<String, (Json, Json)>,
     /// Rendered documents and objects audited, over all targets.
     pub documents: usize,
     pub objects: usize,
@@ -40,6 +46,9 @@ pub fn audit_targets(
                 let result = audit(std::slice::from_ref(&rendered.file), policy);
                 out.documents += result.stats.documents;
                 out.objects += result.stats.objects;
+                if matches!(target, RenderTarget::Helm { .. }) {
+                    out.fix_values.extend(fix_values(&result, &rendered));
+                }
                 let (findings, exempted) = placed(result, &rendered, tree);
                 out.consumed.extend(rendered.closure.files.iter().cloned());
                 out.findings.insert(target.clone(), findings);
@@ -49,6 +58,31 @@ pub fn audit_targets(
         }
     }
     out
+}
+
+fn fix_values<'r>(
+    result: &'r AuditResult,
+    rendered: &'r RenderedTarget,
+) -> impl Iterator<Item = (String, (Json, Json))> + 'r {
+    let docs = rendered.file.content.as_ref().ok();
+    result.findings.iter().filter_map(move |f| {
+        let [crate::fix::FixOp::Set { path, value }] = f.fix.as_slice() else {
+            return None;
+        };
+        let loc = f.location.as_ref().filter(|l| l.list_path.is_none())?;
+        let object = docs?.get(loc.doc_index)?.root.as_ref().ok()?;
+        let current = crate::fix::node_at(object, path)?.to_json();
+        Some((
+            fingerprint_at(
+                &f.rule,
+                f.object.as_ref(),
+                f.container.as_deref(),
+                &f.field_path,
+                &format!("target:{}", rendered.target.name()),
+            ),
+            (current, value.clone()),
+        ))
+    })
 }
 
 fn placed(

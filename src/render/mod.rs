@@ -5,6 +5,7 @@
 //! as any manifest. Every rendered object keeps its source: the file it came from
 //! (`config.kubernetes.io/origin`), and the patches that may have set a field.
 
+pub mod attribute;
 pub mod helm;
 pub mod judge;
 pub mod kustomize;

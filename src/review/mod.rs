@@ -28,6 +28,27 @@ pub const MAX_BODY_CHARS: usize = 60_000;
 /// The most file-level comments per run; the rest go to the summary.
 pub const MAX_FILE_COMMENTS: usize = 10;
 
+/// What rendering found out about where a chart's findings came from, by fingerprint.
+#[derive(Debug, Default)]
+pub struct RenderHints {
+    /// The values key whose change caused the finding.
+    pub causes: HashMap<String, ValuesCause>,
+    /// For every finding of a chart: the lines of its template that hold the field's key.
+    pub key_lines: HashMap<String, Vec<u32>>,
+}
+
+/// A values key that caused a chart's finding.
+#[derive(Debug, Clone)]
+pub struct ValuesCause {
+    /// The values file that sets it on the head, and the key's line there.
+    pub path: String,
+    pub line: u32,
+    /// Dotted (`securityContext.privileged`).
+    pub key: String,
+    /// An edit of that file, checked by rendering with it applied.
+    pub suggestion: Option<Vec<crate::fix::Edit>>,
+}
+
 /// Both sides of a change and the policy that judges it.
 pub struct ReviewInput<'a> {
     /// Every manifest at the merge-base.
@@ -45,6 +66,8 @@ pub struct ReviewInput<'a> {
     pub rendered_base: &'a [Finding],
     /// Per target, the head files it reads, kustomizations first.
     pub render_closures: &'a BTreeMap<String, Vec<String>>,
+    /// Where charts' rendered findings came from.
+    pub render_hints: &'a RenderHints,
     /// Changed files the review did not judge, and why. Those that make it incomplete are
     /// left out of `changes` and the head side: the review judges the rest as if the change
     /// had not touched them.
@@ -969,6 +992,9 @@ fn anchor_for(
     input: &ReviewInput<'_>,
     causes: &std::cell::OnceCell<CauseIndex>,
 ) -> Anchor {
+    if let Some(a) = chart_anchor(f, sides, input) {
+        return a;
+    }
     let Some(change) = sides.by_new.get(f.path.as_str()).copied() else {
         return cause_anchor(f, sides, input, causes)
             .or_else(|| target_anchor(f, sides, input))
@@ -1013,6 +1039,73 @@ fn anchor_for(
         old_line: None,
         hunk: None,
     }
+}
+
+/// A chart's finding: on the values key the change altered that caused it (found by rendering
+/// with the key set back); else in its template, if the change touched it: its own line, the
+/// nearest changed line holding the field's key, the template's first changed line, the line
+/// where the change deleted lines, else the template as a file. `None` for other findings and
+/// for a chart whose template the change did not touch.
+fn chart_anchor(f: &Finding, sides: &Sides<'_>, input: &ReviewInput<'_>) -> Option<Anchor> {
+    let hints = input.render_hints;
+    if let Some(cause) = hints.causes.get(&f.fingerprint)
+        && let Some(change) = sides.by_new.get(cause.path.as_str()).copied()
+    {
+        // A removed key has no line of its own: the file's first changed line.
+        if let Some(a) = line_anchor(AnchorKind::Cause, change, cause.line)
+            .filter(|_| change.is_added_line(cause.line))
+            .or_else(|| {
+                let line = change.added_lines().next()?;
+                line_anchor(AnchorKind::Cause, change, line)
+            })
+        {
+            return Some(a);
+        }
+    }
+    let key_lines = hints.key_lines.get(&f.fingerprint)?;
+    let change = sides.by_new.get(f.path.as_str()).copied()?;
+    if change.binary || change.kind == ChangeKind::ModeOnly {
+        return None;
+    }
+    if change.is_added_line(f.line)
+        && let Some(a) = line_anchor(AnchorKind::OwnLine, change, f.line)
+    {
+        return Some(a);
+    }
+    let holding = key_lines
+        .iter()
+        .copied()
+        .filter(|l| change.is_added_line(*l))
+        .min_by_key(|l| l.abs_diff(f.line));
+    if let Some(line) = holding.or_else(|| change.added_lines().next())
+        && let Some(a) = line_anchor(AnchorKind::SameObject, change, line)
+    {
+        return Some(a);
+    }
+    // Only deletions: the line that now stands where they were, else (deleted at the end of
+    // the file) the line shown just above them.
+    let at_deletion = change.hunks.iter().find_map(|h| {
+        let first = h.lines.iter().position(|l| l.kind == LineKind::Removed)?;
+        let after = h.lines[first..].iter().find_map(|l| match l.kind {
+            LineKind::Removed => None,
+            _ => l.new_line,
+        });
+        after.or_else(|| h.lines[..first].iter().rev().find_map(|l| l.new_line))
+    });
+    if let Some(line) = at_deletion
+        && let Some(a) = line_anchor(AnchorKind::SameObject, change, line)
+    {
+        return Some(a);
+    }
+    Some(Anchor {
+        kind: AnchorKind::File,
+        new_path: change.path().to_owned(),
+        old_path: change.old_path.clone(),
+        line: None,
+        start_line: None,
+        old_line: None,
+        hunk: None,
+    })
 }
 
 /// For a rendered finding whose own place the change did not touch (a base file), the change
@@ -1215,6 +1308,45 @@ fn selector_pairs(node: &Node) -> Vec<(String, String)> {
         .collect()
 }
 
+/// Chart findings' suggestions on the values files that caused them (checked by rendering).
+fn values_suggestions(new: &[Finding], input: &ReviewInput<'_>) -> HashMap<String, Suggestion> {
+    let mut out = HashMap::new();
+    for f in new {
+        let Some(cause) = input.render_hints.causes.get(&f.fingerprint) else {
+            continue;
+        };
+        let Some([edit]) = cause.suggestion.as_deref() else {
+            continue;
+        };
+        let Some(change) = input
+            .changes
+            .iter()
+            .find(|c| c.new_path.as_deref() == Some(cause.path.as_str()))
+        else {
+            continue;
+        };
+        let Some(hunk) = change.one_hunk_shows(edit.start_line, edit.end_line) else {
+            continue;
+        };
+        out.insert(
+            f.fingerprint.clone(),
+            Suggestion {
+                anchor: Anchor {
+                    kind: AnchorKind::Suggestion,
+                    new_path: cause.path.clone(),
+                    old_path: change.old_path.clone(),
+                    line: Some(edit.end_line),
+                    start_line: (edit.start_line != edit.end_line).then_some(edit.start_line),
+                    old_line: hunk.old_line_of(edit.end_line),
+                    hunk: Some(hunk.into()),
+                },
+                lines: edit.lines.clone(),
+            },
+        );
+    }
+    out
+}
+
 /// A suggestion and the lines it replaces, shared by the findings it fixes.
 #[derive(Debug, Clone)]
 pub(crate) struct Suggestion {
@@ -1239,7 +1371,7 @@ impl Suggestion {
 }
 
 fn suggestions(new: &[Finding], input: &ReviewInput<'_>) -> HashMap<String, Suggestion> {
-    let mut out = HashMap::new();
+    let mut out = values_suggestions(new, input);
     // Lines (path, first, last) that an offered suggestion replaces.
     let mut taken: Vec<(String, u32, u32)> = Vec::new();
     // Group fixable findings per object of a changed file.

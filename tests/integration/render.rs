@@ -683,3 +683,200 @@ fn a_values_change_is_said_on_its_values_line_and_a_template_change_on_its_templ
     assert_eq!(plan.not_reviewed[0].path, "charts/web");
     assert_eq!(plan.not_reviewed[0].reason, NotReviewedReason::NotRendered);
 }
+
+/// The chart's values with some keys changed: `privileged` on line 3, after a changed tag.
+fn values_with(tag: &str, privileged: bool, extra: &str) -> String {
+    format!("image:\n  tag: \"{tag}\"\nprivileged: {privileged}\nreplicas: 2\n{extra}")
+}
+
+fn chart_repo(policy: &str, values: &str, template: &str) -> Vec<(&'static str, String)> {
+    vec![
+        (".kubeward.yaml", policy.to_owned()),
+        ("charts/web/Chart.yaml", CHART.to_owned()),
+        ("charts/web/values.yaml", values.to_owned()),
+        ("charts/web/templates/deploy.yaml", template.to_owned()),
+    ]
+}
+
+#[test]
+fn the_values_key_that_caused_a_finding_is_found_by_rendering_and_its_fix_is_verified() {
+    let Some(helm) = helm() else {
+        eprintln!("skipped: no helm (scripts/test.sh sets KUBEWARD_TEST_HELM)");
+        return;
+    };
+    let policy = "checks:\n  runAsPrivileged: danger\n";
+    let repo = Repo::new();
+    let base_files = chart_repo(policy, &values_with("1.0", false, ""), TEMPLATE);
+    let base = repo.commit("main", &[], &borrow(&base_files));
+    // The tag changed on the line above: the first changed line is not the cause.
+    let head_files = chart_repo(policy, &values_with("1.1", true, ""), TEMPLATE);
+    repo.commit("values", &[base], &borrow(&head_files));
+    let plan = review_charts(&repo, &helm, "main", "values");
+    assert!(!plan.incomplete, "{:?}", plan.not_reviewed);
+    assert_eq!(plan.new_findings.len(), 1, "{:#?}", plan.new_findings);
+    let anchor = plan.new_findings[0].anchor.as_ref().expect("anchor");
+    assert_eq!(
+        (anchor.new_path.as_str(), anchor.line, anchor.kind),
+        ("charts/web/values.yaml", Some(3), AnchorKind::Suggestion),
+        "{anchor:?}"
+    );
+    let comment = plan
+        .inline_comments
+        .iter()
+        .find(|c| c.path == "charts/web/values.yaml")
+        .expect("a comment on the values file");
+    assert_eq!(comment.line, 3);
+    assert_eq!(
+        comment.suggestion.as_deref(),
+        Some(&["privileged: false".to_owned()][..]),
+        "the values key set back to a safe value, checked by a render"
+    );
+
+    // The value reaches the field through an expression, not verbatim: the cause is found,
+    // but no suggestion is offered.
+    let negated = TEMPLATE.replace("{{ .Values.privileged }}", "{{ not .Values.unprivileged }}");
+    let base_files = chart_repo(
+        policy,
+        "image:\n  tag: \"1.0\"\nunprivileged: true\n",
+        &negated,
+    );
+    let base = repo.commit("negated-main", &[], &borrow(&base_files));
+    let head_files = chart_repo(
+        policy,
+        "image:\n  tag: \"1.1\"\nunprivileged: false\n",
+        &negated,
+    );
+    repo.commit("negated", &[base], &borrow(&head_files));
+    let plan = review_charts(&repo, &helm, "negated-main", "negated");
+    let anchor = plan.new_findings[0].anchor.as_ref().expect("anchor");
+    assert_eq!(
+        (anchor.new_path.as_str(), anchor.line, anchor.kind),
+        ("charts/web/values.yaml", Some(3), AnchorKind::Cause),
+        "{anchor:?}"
+    );
+    assert!(
+        plan.inline_comments.iter().all(|c| c.suggestion.is_none()),
+        "{:#?}",
+        plan.inline_comments
+    );
+
+    // With no renders to spare, the finding is said on the chart's first changed line.
+    let stingy = "checks:\n  runAsPrivileged: danger\nrender:\n  maxAttributionRenders: 0\n";
+    let base_files = chart_repo(stingy, &values_with("1.0", false, ""), TEMPLATE);
+    let base = repo.commit("stingy-main", &[], &borrow(&base_files));
+    let head_files = chart_repo(stingy, &values_with("1.1", true, ""), TEMPLATE);
+    repo.commit("stingy", &[base], &borrow(&head_files));
+    let plan = review_charts(&repo, &helm, "stingy-main", "stingy");
+    let anchor = plan.new_findings[0].anchor.as_ref().expect("anchor");
+    assert_eq!(
+        (anchor.new_path.as_str(), anchor.line),
+        ("charts/web/values.yaml", Some(2)),
+        "{anchor:?}"
+    );
+}
+
+#[test]
+fn among_many_changed_values_keys_bisection_finds_the_cause() {
+    let Some(helm) = helm() else {
+        eprintln!("skipped: no helm (scripts/test.sh sets KUBEWARD_TEST_HELM)");
+        return;
+    };
+    let policy = "checks:\n  runAsPrivileged: danger\n";
+    // 30 labels the template ignores change with the one key that matters.
+    let labels = |v: u32| -> String {
+        let mut out = "labels:\n".to_owned();
+        for i in 0..30 {
+            out.push_str(&format!("  l{i:02}: \"{v}\"\n"));
+        }
+        out
+    };
+    let repo = Repo::new();
+    let base_files = chart_repo(policy, &values_with("1.0", false, &labels(1)), TEMPLATE);
+    let base = repo.commit("main", &[], &borrow(&base_files));
+    let head_files = chart_repo(policy, &values_with("1.0", true, &labels(2)), TEMPLATE);
+    repo.commit("many", &[base], &borrow(&head_files));
+    let plan = review_charts(&repo, &helm, "main", "many");
+    assert_eq!(plan.new_findings.len(), 1, "{:#?}", plan.new_findings);
+    let anchor = plan.new_findings[0].anchor.as_ref().expect("anchor");
+    assert_eq!(
+        (anchor.new_path.as_str(), anchor.line),
+        ("charts/web/values.yaml", Some(3)),
+        "{anchor:?}"
+    );
+}
+
+#[test]
+fn a_template_change_that_drops_a_security_context_is_said_in_the_template() {
+    let Some(helm) = helm() else {
+        eprintln!("skipped: no helm (scripts/test.sh sets KUBEWARD_TEST_HELM)");
+        return;
+    };
+    let policy = "checks:\n  privilegeEscalationAllowed: danger\n";
+    let guarded = TEMPLATE.replace(
+        "            privileged: {{ .Values.privileged }}\n",
+        "            privileged: {{ .Values.privileged }}\n            allowPrivilegeEscalation: false\n",
+    );
+    let repo = Repo::new();
+    let base_files = chart_repo(policy, &values_with("1.0", false, ""), &guarded);
+    let base = repo.commit("main", &[], &borrow(&base_files));
+    // Only deletions: the securityContext block goes.
+    let dropped = guarded.replace(
+        "          securityContext:\n            privileged: {{ .Values.privileged }}\n            allowPrivilegeEscalation: false\n",
+        "",
+    );
+    let head_files = chart_repo(policy, &values_with("1.0", false, ""), &dropped);
+    repo.commit("dropped", &[base], &borrow(&head_files));
+    let plan = review_charts(&repo, &helm, "main", "dropped");
+    assert!(!plan.incomplete, "{:?}", plan.not_reviewed);
+    assert_eq!(plan.new_findings.len(), 1, "{:#?}", plan.new_findings);
+    let anchor = plan.new_findings[0].anchor.as_ref().expect("anchor");
+    assert_eq!(
+        anchor.new_path.as_str(),
+        "charts/web/templates/deploy.yaml",
+        "{anchor:?}"
+    );
+    // The deleted block ended the file, after the image line (14): the comment is there.
+    let line = anchor.line.expect("a line comment");
+    assert_eq!(
+        (anchor.kind, line),
+        (AnchorKind::SameObject, 14),
+        "{anchor:?}"
+    );
+    assert!(
+        plan.inline_comments
+            .iter()
+            .any(|c| c.path == "charts/web/templates/deploy.yaml" && c.line == line),
+        "{:#?}",
+        plan.inline_comments
+    );
+}
+
+#[test]
+fn a_configured_value_sets_file_is_where_its_finding_is_said() {
+    let Some(helm) = helm() else {
+        eprintln!("skipped: no helm (scripts/test.sh sets KUBEWARD_TEST_HELM)");
+        return;
+    };
+    let policy = "checks:\n  runAsPrivileged: danger\nrender:\n  helm:\n    charts/web:\n      - name: prod\n        valuesFiles: [env/prod.yaml]\n";
+    let files = |prod: &str| {
+        let mut files = chart_repo(policy, &values_with("1.0", false, ""), TEMPLATE);
+        files.push(("env/prod.yaml", prod.to_owned()));
+        files
+    };
+    let repo = Repo::new();
+    let base_files = files("replicas: 3\n");
+    let base = repo.commit("main", &[], &borrow(&base_files));
+    let head_files = files("replicas: 4\nprivileged: true\n");
+    repo.commit("prod", &[base], &borrow(&head_files));
+    let plan = review_charts(&repo, &helm, "main", "prod");
+    assert!(!plan.incomplete, "{:?}", plan.not_reviewed);
+    assert_eq!(plan.new_findings.len(), 1, "{:#?}", plan.new_findings);
+    let f = &plan.new_findings[0];
+    assert_eq!(f.finding.targets, ["charts/web (prod)"]);
+    let anchor = f.anchor.as_ref().expect("anchor");
+    assert_eq!(
+        (anchor.new_path.as_str(), anchor.line, anchor.kind),
+        ("env/prod.yaml", Some(2), AnchorKind::Suggestion),
+        "{anchor:?}"
+    );
+}
