@@ -89,6 +89,53 @@ pub fn chart_roots(tree: &dyn SourceTree, paths: &[String]) -> Vec<String> {
     roots
 }
 
+/// The dependencies `Chart.yaml` declares that are not in the chart's `charts/` folder (as a
+/// folder or a `.tgz`): helm would need `helm dependency update`, which downloads charts from
+/// repositories or OCI registries. kubeward never runs it, so such a chart is refused by name.
+pub fn missing_dependencies(
+    tree: &dyn SourceTree,
+    root: &str,
+    files: &std::collections::BTreeSet<String>,
+) -> Vec<String> {
+    let Some(chart) = tree
+        .read(&join(root, "Chart.yaml"))
+        .and_then(|b| String::from_utf8(b).ok())
+        .and_then(|text| parse_stream(&text, Limits::default()).into_iter().next())
+        .and_then(|d| d.root.ok())
+    else {
+        return Vec::new();
+    };
+    let charts = join(root, "charts/");
+    let mut out = Vec::new();
+    for dependency in chart
+        .get("dependencies")
+        .and_then(Node::as_seq)
+        .unwrap_or(&[])
+    {
+        let Some(name) = dependency.get("name").and_then(Node::as_str) else {
+            continue;
+        };
+        let vendored = files.iter().any(|f| {
+            f.strip_prefix(&charts).is_some_and(|rest| {
+                rest.strip_prefix(name).is_some_and(|r| {
+                    r.starts_with('/') || (r.starts_with('-') && r.ends_with(".tgz"))
+                })
+            })
+        });
+        if !vendored {
+            let from = dependency
+                .get("repository")
+                .and_then(Node::as_str)
+                .filter(|r| !r.is_empty())
+                .unwrap_or("no repository");
+            out.push(format!(
+                "dependency {name} ({from}) of {root} is not in its charts/ folder: kubeward never downloads charts (helm dependency update)"
+            ));
+        }
+    }
+    out
+}
+
 fn join(dir: &str, name: &str) -> String {
     if dir.is_empty() {
         name.to_owned()
@@ -215,6 +262,29 @@ mod tests {
         );
         assert_eq!(key_line(t, &["containers", "securityContext"]), Some(6));
         assert_eq!(key_line(t, &["nothing"]), None);
+    }
+
+    #[test]
+    fn dependencies_not_vendored_are_named() {
+        let tree = crate::render::attribute::OverlayTree {
+            inner: &crate::render::DiskTree {
+                root: "/nonexistent".into(),
+            },
+            files: BTreeMap::from([(
+                "c/Chart.yaml".to_owned(),
+                b"apiVersion: v2\nname: c\nversion: 1.0.0\ndependencies:\n  - name: redis\n    version: 1.2.3\n    repository: oci://registry.example/charts\n  - name: db\n    version: 2.0.0\n    repository: https://charts.example\n  - name: local\n    version: 0.1.0\n".to_vec(),
+            )]),
+        };
+        let files = [
+            "c/Chart.yaml",
+            "c/charts/db-2.0.0.tgz",
+            "c/charts/local/Chart.yaml",
+        ]
+        .map(str::to_owned)
+        .into();
+        let missing = missing_dependencies(&tree, "c", &files);
+        assert_eq!(missing.len(), 1, "{missing:?}");
+        assert!(missing[0].starts_with("dependency redis (oci://registry.example/charts)"));
     }
 
     #[test]

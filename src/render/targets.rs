@@ -64,6 +64,8 @@ pub fn target_closure(tree: &dyn SourceTree, target: &RenderTarget) -> Closure {
         RenderTarget::Helm { root, values } => {
             let mut out = Closure::default();
             out.files.extend(tree.files_under(root));
+            out.refused
+                .extend(super::helm::missing_dependencies(tree, root, &out.files));
             for file in &values.values_files {
                 if tree.read(file).is_some() {
                     out.files.insert(file.clone());

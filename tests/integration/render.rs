@@ -880,3 +880,32 @@ fn a_configured_value_sets_file_is_where_its_finding_is_said() {
         "{anchor:?}"
     );
 }
+
+#[test]
+fn a_chart_whose_dependencies_would_be_downloaded_is_refused_by_name() {
+    let Some(helm) = helm() else {
+        eprintln!("skipped: no helm (scripts/test.sh sets KUBEWARD_TEST_HELM)");
+        return;
+    };
+    let policy = "checks:\n  runAsPrivileged: danger\n";
+    let repo = Repo::new();
+    let base_files = chart_repo(policy, &values_with("1.0", false, ""), TEMPLATE);
+    let base = repo.commit("main", &[], &borrow(&base_files));
+    let mut head_files = chart_repo(policy, &values_with("1.0", true, ""), TEMPLATE);
+    head_files[1].1 = format!(
+        "{CHART}dependencies:\n  - name: redis\n    version: 19.0.0\n    repository: oci://registry-1.docker.io/bitnamicharts\n"
+    );
+    repo.commit("oci", &[base], &borrow(&head_files));
+    let plan = review_charts(&repo, &helm, "main", "oci");
+    assert!(plan.incomplete, "never passed unjudged");
+    let named = &plan.not_reviewed[0];
+    assert_eq!(
+        (named.path.as_str(), named.reason),
+        ("charts/web", NotReviewedReason::NotRendered)
+    );
+    let detail = named.detail.as_deref().unwrap_or_default();
+    assert!(
+        detail.contains("refused") && detail.contains("oci://registry-1.docker.io/bitnamicharts"),
+        "{detail}"
+    );
+}
