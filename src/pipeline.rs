@@ -68,6 +68,12 @@ pub struct Timings {
     pub plan: Duration,
     pub files_parsed: usize,
     pub files_listed: usize,
+    /// Rendering the targets the change touched, both sides and attribution, and of that the
+    /// time inside helm and kubectl.
+    pub render: Duration,
+    pub render_tools: Duration,
+    pub renders: usize,
+    pub attribution_renders: usize,
 }
 
 pub struct ReviewOptions<'a> {
@@ -403,6 +409,7 @@ pub fn review_with_policy(
         }
         r
     });
+    let render_started = Instant::now();
     let renders = match &render {
         Some(render) => {
             let paths =
@@ -426,6 +433,10 @@ pub fn review_with_policy(
         }
         None => ReviewRenders::default(),
     };
+    timings.render = render_started.elapsed();
+    timings.render_tools = renders.tool_time;
+    timings.renders = renders.renders;
+    timings.attribution_renders = renders.attribution_renders;
     let mut patches = kustomize_patches(&base_files_all, repo);
     patches.extend(kustomize_patches(&head_files_all, repo));
     let mut charts = chart_dirs(&base_files_all);
@@ -490,7 +501,7 @@ pub fn review_with_policy(
         };
         blobs.insert(f.blob, content);
     }
-    timings.git = started.elapsed();
+    timings.git = started.elapsed().saturating_sub(timings.render);
     if bytes_to_parse > options.budgets.max_bytes {
         let detail = format!(
             "{bytes_to_parse} bytes of YAML across both sides; one review reads at most {}",

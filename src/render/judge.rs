@@ -26,6 +26,8 @@ pub struct TargetAudit {
     /// value the fix sets, by fingerprint (a values suggestion is offered only when a values
     /// key holds the rendered value verbatim).
     pub fix_values: HashMap<String, (Json, Json)>,
+    /// Time spent inside the render tools.
+    pub tool_time: std::time::Duration,
     /// Rendered documents and objects audited, over all targets.
     pub documents: usize,
     pub objects: usize,
@@ -43,6 +45,7 @@ pub fn audit_targets(
     for target in targets {
         match super::render(tree, target, renderer, limits, policy.yaml_limits) {
             Ok(rendered) => {
+                out.tool_time += rendered.tool_time;
                 let result = audit(std::slice::from_ref(&rendered.file), policy);
                 out.documents += result.stats.documents;
                 out.objects += result.stats.objects;

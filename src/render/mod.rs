@@ -203,6 +203,8 @@ pub struct RenderedTarget {
     /// name carrying a content hash.
     pub generated: Vec<bool>,
     pub closure: Closure,
+    /// Time spent inside the render tool.
+    pub tool_time: Duration,
 }
 
 /// The annotations kustomize adds for `buildMetadata`: read, then removed before the audit.
@@ -245,7 +247,9 @@ pub fn render(
         }
         std::fs::write(&file, bytes).map_err(|e| RenderError::Io(e.to_string()))?;
     }
+    let tool_started = std::time::Instant::now();
     let output = renderer.render(target, folder.path(), render_limits)?;
+    let tool_time = tool_started.elapsed();
     let text = String::from_utf8(output)
         .map_err(|_| RenderError::Io("the render printed text that is not UTF-8".into()))?;
     let parsed = parse_file(&text, yaml_limits);
@@ -281,6 +285,7 @@ pub fn render(
         origins,
         generated,
         closure,
+        tool_time,
     })
 }
 

@@ -92,6 +92,8 @@ pub struct ReviewRenders {
     /// Renders run: both sides of each target rendered, and attribution's.
     pub renders: usize,
     pub attribution_renders: usize,
+    /// Time spent inside helm and kubectl, over all renders.
+    pub tool_time: std::time::Duration,
 }
 
 /// Renders the targets the change touched, on both sides.
@@ -203,6 +205,11 @@ pub fn render_for_review(
         let head_audit = render_side(&head, &h);
         let base_audit = render_side(&base, &b);
         out.renders += usize::from(head_audit.is_some()) + usize::from(base_audit.is_some());
+        out.tool_time += [&head_audit, &base_audit]
+            .into_iter()
+            .flatten()
+            .map(|a| a.tool_time)
+            .sum::<std::time::Duration>();
         let failure = [("head", &head_audit), ("merge-base", &base_audit)]
             .into_iter()
             .find_map(|(side, audit)| {
@@ -235,6 +242,7 @@ pub fn render_for_review(
                 policy,
                 &mut attribution_budget,
                 &mut out.hints,
+                &mut out.tool_time,
             );
             out.attribution_renders += spent;
             out.renders += spent;
@@ -293,6 +301,7 @@ fn attribute_chart(
     policy: &Policy,
     budget: &mut usize,
     hints: &mut RenderHints,
+    tool_time_out: &mut std::time::Duration,
 ) -> usize {
     use super::attribute::{
         OverlayTree, REVERT_VALUES, attribute, changed_keys, key_place, merged, values_edit,
@@ -350,6 +359,7 @@ fn attribute_chart(
         &merged(sides.base.tree, &base_files),
         &merged(sides.head.tree, &files),
     );
+    let tool_time = std::cell::Cell::new(*tool_time_out);
     let render_with = |files: BTreeMap<String, Vec<u8>>, target: &RenderTarget| {
         let tree = OverlayTree {
             inner: sides.head.tree,
@@ -362,6 +372,7 @@ fn attribute_chart(
             &options.limits,
             policy,
         );
+        tool_time.set(tool_time.get() + audit.tool_time);
         audit.failed.is_empty().then(|| {
             audit
                 .findings
@@ -445,6 +456,7 @@ fn attribute_chart(
             },
         );
     }
+    *tool_time_out = tool_time.get();
     before - *budget
 }
 
