@@ -53,9 +53,10 @@ pub enum Command {
     /// KUBEWARD_GITHUB_TOKEN; KUBEWARD_GITLAB_TOKEN and the per-project variables the settings
     /// name) or from files named in the settings, never from the command line.
     Serve(ServeArgs),
-    /// Try the whole bot on this machine: a throwaway repository and pull request, the real
-    /// server and worker, and a dry-run GitHub that shows what would be posted.
-    Testdrive,
+    /// Try the whole bot on this machine: a throwaway repository with example pull requests
+    /// (one changes a Helm chart's values, when helm is there), the real server and worker, and
+    /// a dry-run GitHub that shows what would be posted.
+    Testdrive(TestdriveArgs),
     /// Internal: one review in a child process of `serve` (request on stdin, JSON lines out).
     #[command(name = "review-process", hide = true)]
     ReviewProcess,
@@ -67,6 +68,14 @@ pub struct ServeArgs {
     /// without one.
     #[arg(long, value_name = "FILE")]
     pub config: Option<PathBuf>,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct TestdriveArgs {
+    /// The helm that renders the Helm chart example [default: on PATH; without one, that
+    /// example is left out].
+    #[arg(long, value_name = "PATH")]
+    pub helm: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -228,7 +237,7 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Audit(args) => run_audit(args),
         Command::Review(args) => crate::cli::review::run(args),
         Command::Serve(args) => run_serve(args),
-        Command::Testdrive => run_testdrive(),
+        Command::Testdrive(args) => run_testdrive(args),
         Command::Rules(args) => run_rules(args),
     };
     match result {
@@ -276,8 +285,15 @@ fn run_serve(args: ServeArgs) -> anyhow::Result<u8> {
     Ok(EXIT_OK)
 }
 
-fn run_testdrive() -> anyhow::Result<u8> {
-    let report = runtime()?.block_on(crate::bot::testdrive::run())?;
+fn run_testdrive(args: TestdriveArgs) -> anyhow::Result<u8> {
+    if let Some(helm) = &args.helm
+        && !helm.is_file()
+    {
+        eprintln!("kubeward: --helm {}: no such file", helm.display());
+        return Ok(EXIT_USAGE);
+    }
+    let options = crate::bot::testdrive::TestdriveOptions { helm: args.helm };
+    let report = runtime()?.block_on(crate::bot::testdrive::run(options))?;
     write_stdout(&report).context("writing the report")?;
     Ok(EXIT_OK)
 }

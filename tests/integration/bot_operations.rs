@@ -12,40 +12,167 @@ use serde_json::json;
 use wiremock::matchers::{method, path};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
-#[test]
-fn testdrive_reviews_a_pull_request_and_leaves_nothing_behind() {
+/// Runs `kubeward testdrive args` in a temporary folder of its own; `path` replaces PATH. Checks
+/// that it succeeds and leaves nothing behind, and returns what it printed.
+fn testdrive(args: &[&std::ffi::OsStr], path: Option<&std::path::Path>) -> String {
     let tmp = tempfile::tempdir().expect("temp");
-    let out = Command::new(env!("CARGO_BIN_EXE_kubeward"))
+    let mut command = Command::new(env!("CARGO_BIN_EXE_kubeward"));
+    command
         .arg("testdrive")
-        .env("TMPDIR", tmp.path())
-        .output()
-        .expect("runs");
-    let stdout = String::from_utf8_lossy(&out.stdout);
+        .args(args)
+        .env("TMPDIR", tmp.path());
+    if let Some(path) = path {
+        command.env("PATH", path);
+    }
+    let out = command.output().expect("runs");
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
     assert!(
         out.status.success(),
         "{stdout}\n{}",
         String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(stdout.contains("202 Accepted"), "{stdout}");
-    assert!(stdout.contains("Check run \"kubeward\""), "{stdout}");
-    assert!(
-        stdout.contains(": failure"),
-        "the example PR makes the check fail: {stdout}"
-    );
-    assert!(
-        stdout.contains("runAsPrivileged") && stdout.contains("```suggestion"),
-        "{stdout}"
-    );
-    assert!(stdout.contains("Owned by"), "{stdout}");
-    assert!(
-        !stdout.contains("not-a-real-token"),
-        "a secret value leaked: {stdout}"
     );
     let left: Vec<_> = std::fs::read_dir(tmp.path())
         .expect("readable")
         .flatten()
         .collect();
     assert!(left.is_empty(), "testdrive left files behind: {left:?}");
+    stdout
+}
+
+/// The part of testdrive's report about pull request `number`.
+fn pull_section(report: &str, number: u64) -> &str {
+    let start = report
+        .find(&format!("Pull request #{number}: "))
+        .unwrap_or_else(|| panic!("no pull request #{number}: {report}"));
+    let rest = &report[start..];
+    let end = rest
+        .find("\n══ Pull request #")
+        .or_else(|| rest.find("Requests the bot made"))
+        .unwrap_or(rest.len());
+    &rest[..end]
+}
+
+const HELM_LEFT_OUT: &str =
+    "Left out: the Helm chart example (no helm found). Put helm on PATH or pass `--helm PATH`";
+
+#[test]
+fn testdrive_reviews_a_pull_request_and_leaves_nothing_behind() {
+    let stdout = testdrive(&[], None);
+    assert!(stdout.contains("202 Accepted"), "{stdout}");
+    let shop = pull_section(&stdout, 1);
+    assert!(shop.contains("Check run \"kubeward\""), "{stdout}");
+    assert!(
+        shop.contains(": failure"),
+        "the example PR makes the check fail: {stdout}"
+    );
+    assert!(
+        shop.contains("runAsPrivileged") && shop.contains("```suggestion"),
+        "{stdout}"
+    );
+    assert!(shop.contains("Owned by"), "{stdout}");
+    assert!(
+        !stdout.contains("not-a-real-token"),
+        "a secret value leaked: {stdout}"
+    );
+}
+
+/// With helm, the chart example's values change is reviewed by rendering the chart: the
+/// finding, which the template's line holds, is said on the values line that caused it, with
+/// that line set back as the fix.
+#[test]
+fn testdrive_reviews_the_chart_example_on_its_values_line_when_helm_is_there() {
+    let Some(helm) = crate::render::helm() else {
+        eprintln!("skipped: no helm (scripts/test.sh sets KUBEWARD_TEST_HELM)");
+        return;
+    };
+    let values = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("examples/testdrive/web/values-pull-request.yaml"),
+    )
+    .expect("the example's values");
+    let line = values
+        .lines()
+        .position(|l| l.trim() == "privileged: true")
+        .expect("the example sets privileged")
+        + 1;
+    // An empty PATH: the chart example must come from --helm.
+    let empty = tempfile::tempdir().expect("temp");
+    let stdout = testdrive(&["--helm".as_ref(), helm.as_os_str()], Some(empty.path()));
+    assert!(!stdout.contains("Left out"), "{stdout}");
+    assert!(
+        stdout.starts_with("kubeward testdrive: pull requests #1 and #2 of example/shop"),
+        "{stdout}"
+    );
+    let chart = pull_section(&stdout, 2);
+    assert!(chart.contains(": failure"), "{chart}");
+    assert!(
+        chart.contains("Owned by `@\u{200b}example/web-team`"),
+        "{chart}"
+    );
+    let comments = chart
+        .split_once("── Review comments (1) ")
+        .unwrap_or_else(|| panic!("one review comment: {chart}"))
+        .1;
+    let header = format!("charts/web/values.yaml line {line}:");
+    assert!(comments.contains(&header), "said on {header}: {chart}");
+    assert!(comments.contains("runAsPrivileged"), "{chart}");
+    assert!(
+        comments.contains("```suggestion\n  privileged: false\n```"),
+        "{chart}"
+    );
+    // The manifest example is there too, unchanged.
+    assert!(
+        pull_section(&stdout, 1).contains("runAsPrivileged"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("POST /repos/example/shop/pulls/2/reviews"),
+        "{stdout}"
+    );
+}
+
+/// Without helm the chart example is left out, one line says how to get it, and the other
+/// example is reviewed as ever. A --helm that names no file is refused.
+#[test]
+fn testdrive_without_helm_says_how_to_get_it_and_reviews_the_rest() {
+    let empty = tempfile::tempdir().expect("temp");
+    let stdout = testdrive(&[], Some(empty.path()));
+    assert_eq!(
+        stdout.lines().filter(|l| l.contains(HELM_LEFT_OUT)).count(),
+        1,
+        "{stdout}"
+    );
+    assert!(
+        stdout.starts_with("kubeward testdrive: pull request #1 of example/shop"),
+        "{stdout}"
+    );
+    assert!(!stdout.contains("Pull request #2"), "{stdout}");
+    assert!(!stdout.contains("charts/web"), "{stdout}");
+    assert!(!stdout.contains("/pulls/2"), "{stdout}");
+    let shop = pull_section(&stdout, 1);
+    assert!(
+        shop.contains(": failure") && shop.contains("runAsPrivileged"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("POST /repos/example/shop/pulls/1/reviews"),
+        "{stdout}"
+    );
+
+    let missing = empty.path().join("helm");
+    let out = Command::new(env!("CARGO_BIN_EXE_kubeward"))
+        .arg("testdrive")
+        .arg("--helm")
+        .arg(&missing)
+        .output()
+        .expect("runs");
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains(&format!("--helm {}: no such file", missing.display())),
+        "{stderr}"
+    );
+    assert!(out.stdout.is_empty(), "{out:?}");
 }
 
 fn app_key() -> Secret {

