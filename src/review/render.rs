@@ -829,10 +829,17 @@ fn findings_section(plan: &ReviewPlan, policy: &Policy, room: usize) -> String {
             let mut pending = format!("{heading}{}\n", code_short(path));
             heading.clear();
             for f in findings {
-                let where_ = f
-                    .anchor
-                    .as_ref()
-                    .map_or("summary only", |a| disposition(a.kind));
+                // Said in another file (a chart's values key that caused it): name it.
+                let where_ = match &f.anchor {
+                    Some(a) if a.new_path != f.finding.path && a.line.is_some() => format!(
+                        "{} on {} L{}",
+                        disposition(a.kind),
+                        code_short(&a.new_path),
+                        a.line.unwrap_or_default()
+                    ),
+                    Some(a) => disposition(a.kind).to_owned(),
+                    None => "summary only".to_owned(),
+                };
                 let rule = rule_text(policy, &f.finding.rule).title;
                 // A finding about the file itself (a parse error) has no object: its message
                 // says what is wrong.

@@ -731,6 +731,13 @@ fn the_values_key_that_caused_a_finding_is_found_by_rendering_and_its_fix_is_ver
         Some(&["privileged: false".to_owned()][..]),
         "the values key set back to a safe value, checked by a render"
     );
+    // The summary lists it at its rendered place and says where it is commented.
+    assert!(
+        plan.summary
+            .contains("inline on `charts/web/values.yaml` L3"),
+        "{}",
+        plan.summary
+    );
 
     // The value reaches the field through an expression, not verbatim: the cause is found,
     // but no suggestion is offered.
