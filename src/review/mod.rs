@@ -3,6 +3,7 @@
 //! forge adapters publish as it is. Pure: no I/O, no clock.
 
 mod exemptions;
+pub mod reconcile;
 pub mod render;
 pub mod verify;
 

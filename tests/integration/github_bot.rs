@@ -516,6 +516,47 @@ async fn a_pull_request_is_reviewed_once_rescans_add_nothing_and_fixes_are_marke
     bot.settle().await;
     assert_eq!(bot.fake.snapshot(), after_push);
 
+    // shop becomes privileged again: the comment we marked fixed is restored and its thread
+    // reopened, not posted a second time.
+    let original_shop = bot
+        .fake
+        .review_comments()
+        .into_iter()
+        .find(|c| c["id"].as_u64() == Some(shop_comment))
+        .expect("shop's comment");
+    let again = commit(
+        "refs/pull/7/head",
+        &[pushed],
+        &deployment(privileged, 3),
+        &pushed_cart,
+    );
+    bot.fake.add_pull(7, pull(7, base, again));
+    bot.fake
+        .set_merge_base(&base.to_string(), &again.to_string(), &base.to_string());
+    bot.deliver(
+        "pull_request",
+        "d-7",
+        &pull_request_payload("synchronize", 7, base, again),
+    )
+    .await;
+    bot.settle().await;
+    let shop = comment_on("apps/shop.yaml");
+    assert_eq!(shop.len(), 1, "not posted twice: {shop:#?}");
+    let body = shop[0]["body"].as_str().unwrap_or_default();
+    assert!(
+        !body.starts_with("✅ **Fixed**") && body.contains("runAsPrivileged"),
+        "restored: {body}"
+    );
+    assert!(
+        kubeward::review::render::parse_marker(body).is_some(),
+        "it keeps its marker: {body}"
+    );
+    assert!(
+        !bot.fake.thread_resolved(shop_comment),
+        "the thread is open again"
+    );
+    assert_ne!(shop[0]["body"], original_shop["body"]);
+
     bot.assert_requests_valid();
     let _ = bot.stop.send(true);
 }

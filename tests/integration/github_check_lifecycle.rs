@@ -526,7 +526,7 @@ async fn comments_of_a_rejected_review_are_said_in_the_summary_and_the_check_con
     );
     let summary = summary_comment(&fake);
     assert!(
-        summary.contains("GitHub refused some inline comments")
+        summary.contains("GitHub refused to place some inline comments")
             && summary.contains("- `d.yaml` line 10")
             && summary.contains("- `d.yaml` line 13"),
         "{summary}"
@@ -837,7 +837,7 @@ async fn a_refused_review_is_retried_with_what_githubs_diff_can_anchor() {
     );
     let summary = summary_comment(&fake);
     assert!(
-        summary.contains("GitHub refused some inline comments")
+        summary.contains("GitHub refused to place some inline comments")
             && summary.contains("- `d.yaml` line 10")
             && !summary.contains("- `d.yaml` line 13")
             && !summary.contains("- `d.yaml` line 3"),

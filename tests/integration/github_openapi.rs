@@ -384,17 +384,19 @@ fn nullable_becomes_a_union_with_null() {
 #[test]
 fn the_bots_graphql_operations_validate_against_githubs_schema() {
     use crate::support::github_graphql::validate_request as validate_graphql;
-    use kubeward::forge::github::publish::{RESOLVE_THREAD, REVIEW_THREADS};
+    use kubeward::forge::github::publish::{RESOLVE_THREAD, REVIEW_THREADS, UNRESOLVE_THREAD};
 
     let threads = |variables: Value| json!({"query": REVIEW_THREADS, "variables": variables});
     let first_page = json!({"owner": "octo", "repo": "shop", "number": 7, "cursor": null});
     assert_eq!(validate_graphql(Some(&threads(first_page))), Ok(()));
-    assert_eq!(
-        validate_graphql(Some(
-            &json!({"query": RESOLVE_THREAD, "variables": {"thread": "PRRT_x"}})
-        )),
-        Ok(())
-    );
+    for mutation in [RESOLVE_THREAD, UNRESOLVE_THREAD] {
+        assert_eq!(
+            validate_graphql(Some(
+                &json!({"query": mutation, "variables": {"thread": "PRRT_x"}})
+            )),
+            Ok(())
+        );
+    }
 
     // What the checker must refuse: a field GitHub does not have, a variable of the wrong
     // type, a missing required variable, one the operation does not declare, no query at all.

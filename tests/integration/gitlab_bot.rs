@@ -1139,7 +1139,7 @@ async fn lost_answers_and_refused_positions_never_duplicate_or_lose_a_finding() 
     );
     let summary = &snapshot.notes[0];
     assert!(
-        summary.contains("GitLab refused to place some comments")
+        summary.contains("GitLab refused to place some inline comments")
             && summary.contains(&format!("line {host_network}")),
         "the refused comment is listed in the summary: {summary}"
     );

@@ -21,6 +21,7 @@ use serde_json::{Value, json};
 
 use super::api::{ApiError, ApiRequest, GitHubApi, graphql, list_all, repo_path};
 use crate::diff::{Hunk, one_hunk_shows, parse_unified_hunks};
+use crate::review::reconcile::{Posted, reconcile, summary_with_refused};
 use crate::review::render::{SUMMARY_MARKER, parse_marker, truncate};
 use crate::review::{Annotation, Conclusion, InlineComment, ReviewPlan};
 
@@ -89,6 +90,8 @@ pub struct PublishReport {
     pub comments_posted: usize,
     pub comments_skipped: usize,
     pub comments_marked_fixed: usize,
+    /// Comments marked fixed whose finding came back, restored.
+    pub comments_reopened: usize,
     pub moved_to_summary: usize,
     pub summary_comment_id: u64,
 }
@@ -363,17 +366,20 @@ async fn publish_all(
         ..PublishReport::default()
     };
     let existing = our_review_comments(api, target).await?;
-    let posted: HashSet<&str> = existing
+    let posted: Vec<Posted> = existing
         .iter()
-        .flat_map(|c| c.fingerprints.iter().map(String::as_str))
+        .map(|c| Posted {
+            fingerprints: c.fingerprints.clone(),
+            marked_fixed: c.body.starts_with(FIXED_PREFIX),
+            // Known only from the review threads, read below when something is to change.
+            resolved_by_person: false,
+            replied: c.replied,
+        })
         .collect();
+    let actions = reconcile(plan, &posted);
 
     // New inline comments, once each.
-    let fresh: Vec<&InlineComment> = plan
-        .inline_comments
-        .iter()
-        .filter(|c| !c.fingerprints.iter().all(|f| posted.contains(f.as_str())))
-        .collect();
+    let fresh = actions.post_inline;
     report.comments_skipped = plan.inline_comments.len() - fresh.len();
     let mut moved: Vec<&InlineComment> = Vec::new();
     if !fresh.is_empty() {
@@ -409,14 +415,7 @@ async fn publish_all(
     report.moved_to_summary = moved.len();
 
     // File-level comments, once each.
-    for file in &plan.file_comments {
-        if file
-            .fingerprints
-            .iter()
-            .all(|f| posted.contains(f.as_str()))
-        {
-            continue;
-        }
+    for file in &actions.post_file {
         let body = json!({
             "body": file.body,
             "commit_id": target.head_sha,
@@ -436,24 +435,12 @@ async fn publish_all(
     }
 
     // Findings no longer reported (fixed by this push or an earlier one): say so on our
-    // comment, unless a person took over the thread.
-    let open: HashSet<&str> = plan
-        .new_findings
-        .iter()
-        .chain(&plan.pre_existing_findings)
-        .map(|f| f.finding.fingerprint.as_str())
-        .collect();
-    let fixed: Vec<&Ours> = existing
-        .iter()
-        .filter(|c| {
-            !c.replied
-                && !c.body.starts_with(FIXED_PREFIX)
-                && c.fingerprints.iter().all(|f| !open.contains(f.as_str()))
-        })
-        .collect();
+    // comment; findings back after that: restore it.
+    let fixed: Vec<&Ours> = actions.mark_fixed.iter().map(|&i| &existing[i]).collect();
+    let back: Vec<&Ours> = actions.reopen.iter().map(|&i| &existing[i]).collect();
     // Whether a person resolved a thread is only known to GraphQL; without that answer no
     // thread is touched, since editing one a person closed is worse than leaving it.
-    let threads = if fixed.is_empty() {
+    let threads = if fixed.is_empty() && back.is_empty() {
         HashMap::new()
     } else {
         review_threads(api, target).await.unwrap_or_else(|e| {
@@ -495,18 +482,34 @@ async fn publish_all(
         }
     }
 
-    // The summary: one comment, edited in place.
-    let mut summary = plan.summary.clone();
-    if !moved.is_empty() {
-        let mut extra = String::from("\n\nGitHub refused some inline comments; here they are:\n");
-        for c in &moved {
-            extra.push_str(&format!("- `{}` line {}\n", c.path, c.line));
+    for comment in back {
+        // A thread a person resolved after we marked it is theirs.
+        let Some(thread) = threads.get(&comment.id) else {
+            continue;
+        };
+        api.call(
+            target.installation,
+            ApiRequest::patch(
+                target.path(&format!("/pulls/comments/{}", comment.id)),
+                json!({"body": original_of(&comment.body)}),
+            ),
+        )
+        .await?;
+        report.comments_reopened += 1;
+        if thread.resolved
+            && let Err(e) = graphql(
+                api,
+                target.installation,
+                ApiRequest::graphql_mutation(UNRESOLVE_THREAD, json!({"thread": thread.id})),
+            )
+            .await
+        {
+            tracing::warn!(error = %e, comment = comment.id, "cannot reopen the thread of a finding that came back");
         }
-        summary = summary.replace(
-            SUMMARY_MARKER,
-            &format!("{}\n{SUMMARY_MARKER}", extra.trim_end()),
-        );
     }
+
+    // The summary: one comment, edited in place.
+    let summary = summary_with_refused(&plan.summary, "GitHub", &moved);
     report.summary_comment_id = upsert_summary(api, target, &summary).await?;
 
     // The check run, with annotations for what is not an inline comment.
@@ -519,6 +522,10 @@ pub const REVIEW_THREADS: &str = "query($owner: String!, $repo: String!, $number
     repository(owner: $owner, name: $repo) { pullRequest(number: $number) { \
     reviewThreads(first: 100, after: $cursor) { pageInfo { hasNextPage endCursor } \
     nodes { id isResolved comments(first: 1) { nodes { fullDatabaseId } } } } } } }";
+
+/// Reopens one review thread; repeating it changes nothing.
+pub const UNRESOLVE_THREAD: &str = "mutation($thread: ID!) { \
+    unresolveReviewThread(input: {threadId: $thread}) { thread { id isResolved } } }";
 
 /// Resolves one review thread; repeating it changes nothing.
 pub const RESOLVE_THREAD: &str = "mutation($thread: ID!) { \
@@ -634,6 +641,18 @@ fn strip_marker(body: &str) -> String {
         Some(i) if parse_marker(&trimmed[i..]).is_some() => trimmed[..i].to_owned(),
         _ => trimmed.to_owned(),
     }
+}
+
+/// The comment as it was before we marked it fixed: the text kept in its details block, and
+/// its marker.
+fn original_of(fixed: &str) -> String {
+    const OPEN: &str = "<summary>The original comment</summary>\n\n";
+    let inner = fixed
+        .find(OPEN)
+        .map(|at| &fixed[at + OPEN.len()..])
+        .and_then(|rest| rest.rfind("\n</details>").map(|end| rest[..end].to_owned()))
+        .unwrap_or_else(|| strip_marker(fixed));
+    format!("{inner}\n\n{}", marker_line(fixed))
 }
 
 fn marker_line(body: &str) -> String {

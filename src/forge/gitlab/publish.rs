@@ -16,6 +16,7 @@ use std::collections::HashSet;
 use serde_json::{Value, json};
 
 use super::{ApiError, GitLabApi, Request, list_all, merge_request_path, project_path, str_at};
+use crate::review::reconcile::{Posted, reconcile, summary_with_refused};
 use crate::review::render::{SUMMARY_MARKER, parse_marker, truncate};
 use crate::review::{Conclusion, FileComment, InlineComment, ReviewPlan};
 
@@ -368,18 +369,20 @@ pub async fn publish(
 ) -> Result<PublishReport, ApiError> {
     let mut report = PublishReport::default();
     let existing = our_discussions(api, target).await?;
-    let posted: HashSet<&str> = existing
+    let posted: Vec<Posted> = existing
         .iter()
-        .flat_map(|d| d.fingerprints.iter().map(String::as_str))
+        .map(|d| Posted {
+            fingerprints: d.fingerprints.clone(),
+            marked_fixed: d.resolved && d.resolved_by_us,
+            resolved_by_person: d.resolved && !d.resolved_by_us,
+            replied: d.replied,
+        })
         .collect();
-    let is_posted = |fps: &[String]| fps.iter().all(|f| posted.contains(f.as_str()));
+    let actions = reconcile(plan, &posted);
+    report.discussions_skipped = actions.already_posted;
 
     let mut moved: Vec<&InlineComment> = Vec::new();
-    for comment in &plan.inline_comments {
-        if is_posted(&comment.fingerprints) {
-            report.discussions_skipped += 1;
-            continue;
-        }
+    for comment in actions.post_inline {
         let body = json!({
             "body": comment.body,
             "position": text_position(comment, &target.diff_refs),
@@ -395,11 +398,7 @@ pub async fn publish(
     }
     report.moved_to_summary = moved.len();
 
-    for file in &plan.file_comments {
-        if is_posted(&file.fingerprints) {
-            report.discussions_skipped += 1;
-            continue;
-        }
+    for file in actions.post_file {
         let body = json!({
             "body": file.body,
             "position": file_position(file, &target.diff_refs),
@@ -416,31 +415,17 @@ pub async fn publish(
         }
     }
 
-    // Findings no longer reported: resolve their threads, unless a person took part.
-    let open: HashSet<&str> = plan
-        .new_findings
+    // Findings no longer reported: resolve their threads; findings back: reopen them.
+    let changes = actions
+        .mark_fixed
         .iter()
-        .chain(&plan.pre_existing_findings)
-        .map(|f| f.finding.fingerprint.as_str())
-        .collect();
-    for discussion in &existing {
-        if discussion.replied {
-            continue;
-        }
-        let gone = discussion
-            .fingerprints
-            .iter()
-            .all(|f| !open.contains(f.as_str()));
-        let resolve = match (gone, discussion.resolved) {
-            (true, false) => true,
-            // A finding came back after we resolved its thread: reopen it.
-            (false, true) if discussion.resolved_by_us => false,
-            _ => continue,
-        };
+        .map(|&i| (i, true))
+        .chain(actions.reopen.iter().map(|&i| (i, false)));
+    for (i, resolve) in changes {
         api.call(Request::put(
             target.path(&format!(
                 "/discussions/{}?resolved={resolve}",
-                encode(&discussion.id)
+                encode(&existing[i].id)
             )),
             None,
         ))
@@ -452,22 +437,7 @@ pub async fn publish(
         }
     }
 
-    let mut summary = plan.summary.clone();
-    if !moved.is_empty() {
-        let mut extra =
-            String::from("\n\nGitLab refused to place some comments on the diff; here they are:\n");
-        for c in &moved {
-            extra.push_str(&format!(
-                "- {} line {}\n",
-                crate::review::render::code(&c.path),
-                c.line
-            ));
-        }
-        summary = summary.replace(
-            SUMMARY_MARKER,
-            &format!("{}\n{SUMMARY_MARKER}", extra.trim_end()),
-        );
-    }
+    let summary = summary_with_refused(&plan.summary, "GitLab", &moved);
     report.summary_note_id = upsert_note(api, &target.notes(), SUMMARY_MARKER, &summary).await?;
     Ok(report)
 }
