@@ -498,19 +498,30 @@ impl GitLabWorker {
         if str_at(&merge_request, &["state"]) != Some("opened") {
             return Ok(JobOutcome::Skipped("the merge request is not open".into()));
         }
+        // Deliveries can arrive out of order, and one may be lost, so a job may be older or
+        // newer than the merge request it names: review what it is now (as on GitHub).
         let head_sha = str_at(&merge_request, &["sha"]).unwrap_or("").to_owned();
-        if expected_head.is_some_and(|h| h != head_sha) {
-            return Ok(JobOutcome::Skipped(format!("superseded by {head_sha}")));
+        if let Some(expected) = expected_head.filter(|h| *h != head_sha) {
+            tracing::info!(job_head = %expected, current_head = %head_sha, "reviewing the current head");
         }
+        let target = self.target(project_id, iid, &merge_request).await?;
+        let api = self.api.as_ref();
+        // A draft is not reviewed, and says so (GitHub: a neutral check); marking it ready
+        // reviews it.
         if merge_request.get("draft").and_then(Value::as_bool) == Some(true)
             && !self.settings.review_drafts
         {
+            set_status(
+                api,
+                &target,
+                StatusState::Skipped,
+                "Draft: not reviewed; kubeward reviews it when it is marked ready",
+            )
+            .await?;
             return Ok(JobOutcome::Skipped(
                 "a draft: reviewed when marked ready".into(),
             ));
         }
-        let target = self.target(project_id, iid, &merge_request).await?;
-        let api = self.api.as_ref();
         set_status(api, &target, StatusState::Pending, "Waiting to be reviewed").await?;
         set_status(
             api,

@@ -1575,3 +1575,81 @@ async fn a_job_whose_attempts_keep_crashing_fails_the_status_it_left_running() {
     bot.assert_requests_valid();
     let _ = bot.stop.send(true);
 }
+
+/// What both forges share: a draft is not reviewed and says so (GitLab: a `skipped` status,
+/// GitHub: a neutral check), and a job older than the merge request's head reviews the head
+/// as it is now (a lost delivery must not leave it unreviewed).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_draft_says_it_was_not_reviewed_and_a_stale_job_reviews_the_current_head() {
+    let upstream = Upstream::new("platform/shop");
+    let base = upstream.commit("refs/heads/main", &[], &files(&deployment("", "")));
+    let old = upstream.commit(
+        "refs/merge-requests/7/head",
+        &[base],
+        &files(&deployment("", "            privileged: false\n")),
+    );
+    let head = upstream.commit(
+        "refs/merge-requests/7/head",
+        &[old],
+        &files(&deployment("", "            privileged: true\n")),
+    );
+    let bot = start(&upstream, 1).await;
+    bot.fake.add_project(PROJECT, "platform/shop");
+    bot.open_merge_request(&upstream, PROJECT, base, base, head);
+    let as_draft = |draft: bool| {
+        json!({
+            "id": 880001, "iid": IID, "project_id": PROJECT, "state": "opened",
+            "draft": draft, "sha": head.to_string(),
+            "source_project_id": PROJECT, "target_project_id": PROJECT,
+            "source_branch": "privileged-web", "target_branch": "main",
+            "web_url": format!("https://gitlab.example.com/platform/shop/-/merge_requests/{IID}"),
+            "diff_refs": {"base_sha": base.to_string(), "start_sha": base.to_string(), "head_sha": head.to_string()},
+        })
+    };
+    bot.fake.set_merge_request(PROJECT, IID, as_draft(true));
+    let (status, _) = bot
+        .deliver(
+            "Merge Request Hook",
+            "dr-1",
+            &mr_event("merge_request_open.json", PROJECT, "platform/shop", head),
+        )
+        .await;
+    assert_eq!(status, 202);
+    bot.settle().await;
+    assert_eq!(bot.posted_states(0, head), ["skipped"]);
+    let skipped = bot
+        .writes_since(0)
+        .into_iter()
+        .find(|r| r.path.ends_with(&format!("/statuses/{head}")))
+        .and_then(|r| r.body)
+        .expect("a status");
+    assert!(
+        skipped["description"]
+            .as_str()
+            .is_some_and(|d| d.starts_with("Draft: not reviewed")),
+        "{skipped}"
+    );
+    assert!(bot.fake.snapshot(PROJECT, IID).discussions.is_empty());
+
+    // Marked ready; the only delivery that arrives names the older head.
+    bot.fake.set_merge_request(PROJECT, IID, as_draft(false));
+    let written = bot.fake.requests().len();
+    let (status, _) = bot
+        .deliver(
+            "Merge Request Hook",
+            "dr-2",
+            &mr_event("merge_request_open.json", PROJECT, "platform/shop", old),
+        )
+        .await;
+    assert_eq!(status, 202);
+    bot.settle().await;
+    assert_eq!(
+        bot.posted_states(written, head),
+        ["pending", "running", "failed"],
+        "the current head is reviewed"
+    );
+    assert!(bot.posted_states(0, old).is_empty());
+    assert_eq!(bot.fake.snapshot(PROJECT, IID).discussions.len(), 1);
+    bot.assert_requests_valid();
+    let _ = bot.stop.send(true);
+}

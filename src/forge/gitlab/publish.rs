@@ -104,6 +104,8 @@ pub enum StatusState {
     Success,
     Failed,
     Canceled,
+    /// Not reviewed on purpose (a draft): shown, and replaced by the review when it runs.
+    Skipped,
 }
 
 impl StatusState {
@@ -114,6 +116,7 @@ impl StatusState {
             StatusState::Success => "success",
             StatusState::Failed => "failed",
             StatusState::Canceled => "canceled",
+            StatusState::Skipped => "skipped",
         }
     }
 
