@@ -34,15 +34,30 @@ impl Exemption {
         container: Option<&str>,
         path: &str,
     ) -> bool {
+        self.matches_fields(
+            rule,
+            object.map_or("", |o| o.namespace_or_default()),
+            object.map_or("", |o| o.name),
+            container,
+            path,
+        )
+    }
+
+    /// [`Exemption::matches`] by the object's namespace (empty when it has none) and name.
+    pub fn matches_fields(
+        &self,
+        rule: &str,
+        namespace: &str,
+        name: &str,
+        container: Option<&str>,
+        path: &str,
+    ) -> bool {
         let any = |globs: &[GlobMatcher], value: &str| {
             globs.is_empty() || globs.iter().any(|g| g.is_match(value))
         };
         (self.rules.is_empty() || self.rules.iter().any(|r| r == rule))
-            && any(
-                &self.namespaces,
-                object.map_or("", |o| o.namespace_or_default()),
-            )
-            && any(&self.names, object.map_or("", |o| o.name))
+            && any(&self.namespaces, namespace)
+            && any(&self.names, name)
             && (self.containers.is_empty() || container.is_some_and(|c| any(&self.containers, c)))
             && any(&self.paths, path)
     }

@@ -52,7 +52,9 @@ pub fn audit_targets(
                 if matches!(target, RenderTarget::Helm { .. }) {
                     out.fix_values.extend(fix_values(&result, &rendered));
                 }
-                let (findings, exempted) = placed(result, &rendered, tree);
+                let (findings, mut exempted) = placed(result, &rendered, tree);
+                let (findings, by_path) = exempted_by_source_path(findings, policy);
+                exempted.extend(by_path);
                 out.consumed.extend(rendered.closure.files.iter().cloned());
                 out.findings.insert(target.clone(), findings);
                 out.exempted.insert(target.clone(), exempted);
@@ -61,6 +63,40 @@ pub fn audit_targets(
         }
     }
     out
+}
+
+/// Path exemptions name repository files, and a rendered finding's file is known only once it
+/// is placed: the template, patch or base file that holds it. Applied here, so a chart or base
+/// the policy exempts by path is exempt through every target that renders it.
+fn exempted_by_source_path(
+    findings: Vec<Finding>,
+    policy: &Policy,
+) -> (Vec<Finding>, Vec<Finding>) {
+    if !policy.config_exemptions || policy.exemptions.iter().all(|e| e.paths.is_empty()) {
+        return (findings, Vec::new());
+    }
+    let (mut kept, mut exempted) = (Vec::new(), Vec::new());
+    for mut f in findings {
+        let (namespace, name) = f
+            .object
+            .as_ref()
+            .map_or(("", ""), |o| (o.namespace.as_str(), o.name.as_str()));
+        let path = policy.policy_path(&f.path);
+        let by = policy
+            .exemptions
+            .iter()
+            .filter(|e| !e.paths.is_empty())
+            .find(|e| e.matches_fields(&f.rule, namespace, name, f.container.as_deref(), &path))
+            .map(|e| e.describe());
+        match by {
+            Some(reason) => {
+                f.exempted_by = Some(reason);
+                exempted.push(f);
+            }
+            None => kept.push(f),
+        }
+    }
+    (kept, exempted)
 }
 
 fn fix_values<'r>(

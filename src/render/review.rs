@@ -124,10 +124,23 @@ pub fn render_for_review(
         .flat_map(|c| [c.old_path.as_deref(), c.new_path.as_deref()])
         .flatten()
         .collect();
-    let base_targets =
-        super::targets::all_targets(base.tree, base.paths, &options.only, &options.charts);
-    let head_targets =
-        super::targets::all_targets(head.tree, head.paths, &options.only, &options.charts);
+    // A target in a folder the policy ignores is not rendered, as its files are not audited.
+    let targets = |side: &Side<'_>| {
+        let mut found =
+            super::targets::all_targets(side.tree, side.paths, &options.only, &options.charts);
+        found.retain(|t| {
+            let entry = match t {
+                RenderTarget::Helm { root, .. } => super::repository_path(root, "Chart.yaml"),
+                RenderTarget::Kustomize { root } => {
+                    super::targets::kustomization_in(side.tree, root)
+                }
+            };
+            !entry.is_some_and(|e| policy.ignores(&e))
+        });
+        found
+    };
+    let base_targets = targets(&base);
+    let head_targets = targets(&head);
     // (name, base target, head target), by the head's name.
     let mut pairs: BTreeMap<String, (Option<RenderTarget>, Option<RenderTarget>)> = BTreeMap::new();
     // A chart with several value sets is several targets.

@@ -916,3 +916,45 @@ fn a_chart_whose_dependencies_would_be_downloaded_is_refused_by_name() {
         "{detail}"
     );
 }
+
+#[test]
+fn path_exemptions_and_ignored_paths_reach_rendered_findings_through_their_source() {
+    let Some(helm) = helm() else {
+        eprintln!("skipped: no helm (scripts/test.sh sets KUBEWARD_TEST_HELM)");
+        return;
+    };
+    for (policy, new) in [
+        ("checks:\n  runAsPrivileged: danger\n", 1),
+        (
+            "checks:\n  runAsPrivileged: danger\nexemptions:\n- paths: [\"charts/web/**\"]\n  rules: [runAsPrivileged]\n  reason: the node agent\n",
+            0,
+        ),
+        (
+            "checks:\n  runAsPrivileged: danger\nignorePaths: [\"charts/web/**\"]\n",
+            0,
+        ),
+    ] {
+        let repo = Repo::new();
+        let base_files = chart_repo(policy, &values_with("1.0", false, ""), TEMPLATE);
+        let base = repo.commit("main", &[], &borrow(&base_files));
+        let head_files = chart_repo(policy, &values_with("1.0", true, ""), TEMPLATE);
+        repo.commit("head", &[base], &borrow(&head_files));
+        // helm is given either way: an ignored chart is not rendered at all.
+        let plan = review_charts(&repo, &helm, "main", "head");
+        assert_eq!(
+            plan.new_findings.len(),
+            new,
+            "{policy}: {:#?}",
+            plan.new_findings
+        );
+        assert!(!plan.incomplete, "{policy}: {:?}", plan.not_reviewed);
+        // Ignored files are named as ignored, as anywhere else.
+        assert!(
+            plan.not_reviewed
+                .iter()
+                .all(|n| n.reason == NotReviewedReason::Ignored),
+            "{policy}: {:?}",
+            plan.not_reviewed
+        );
+    }
+}
