@@ -236,6 +236,10 @@ const PRUNE_PR_HEADS: &str = "DELETE FROM pr_head_prs WHERE updated_at_ms < $1";
 #[derive(Debug, Clone)]
 pub(super) struct SqliteBackend {
     pool: SqlitePool,
+    /// For an in-memory database: a connection outside the pool that keeps it alive. The pool
+    /// may close its connection (a query cancelled mid-flight, say) and open another, which
+    /// without this would find a new, empty database.
+    _keeper: Option<std::sync::Arc<tokio::sync::Mutex<sqlx::SqliteConnection>>>,
 }
 
 impl SqliteBackend {
@@ -258,9 +262,14 @@ impl SqliteBackend {
             .busy_timeout(BUSY_TIMEOUT)
             .foreign_keys(true);
 
+        let mut keeper = None;
         let pool = if in_memory {
-            // An in-memory database lives as long as a connection to it: keep exactly one,
-            // forever (a shared cache across several would also bring table-level locking).
+            // sqlx names each in-memory database uniquely and shares it between connections
+            // with the same options; it lives as long as one of them is open.
+            use sqlx::ConnectOptions;
+            let kept = options.connect().await.map_err(QueueError::Connect)?;
+            keeper = Some(std::sync::Arc::new(tokio::sync::Mutex::new(kept)));
+            // One pooled connection, forever: several would bring shared-cache table locks.
             SqlitePoolOptions::new()
                 .max_connections(1)
                 .min_connections(1)
@@ -292,7 +301,10 @@ impl SqliteBackend {
         }
         .map_err(QueueError::Connect)?;
 
-        let backend = SqliteBackend { pool };
+        let backend = SqliteBackend {
+            pool,
+            _keeper: keeper,
+        };
         backend.migrate().await?;
         Ok(backend)
     }
@@ -949,4 +961,26 @@ fn job_from_row(row: &SqliteRow) -> Result<Job, QueueError> {
         lease_expiries: col(row, "lease_expiries", OP)?,
         conclude_only: false,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use sqlx::Connection;
+
+    #[tokio::test]
+    async fn an_in_memory_queue_survives_its_pooled_connection_closing() {
+        let backend = SqliteBackend::connect("sqlite::memory:")
+            .await
+            .expect("connect");
+        // What a query cancelled mid-flight can do: the pool's one connection goes away.
+        let conn = backend.pool.acquire().await.expect("acquire");
+        conn.detach().close().await.expect("close");
+        let count: i64 = sqlx::query("SELECT count(*) AS n FROM jobs")
+            .fetch_one(&backend.pool)
+            .await
+            .and_then(|row| row.try_get("n"))
+            .expect("the schema is still there");
+        assert_eq!(count, 0);
+    }
 }
