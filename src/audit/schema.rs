@@ -1068,8 +1068,19 @@ impl Compiler<'_> {
             ),
             "resourceMinimum" => Keyword::ResourceMinimum(quantity_keyword(value, key)?),
             "resourceMaximum" => Keyword::ResourceMaximum(quantity_keyword(value, key)?),
-            // Annotations, handled elsewhere, or not assertions at all.
-            _ => return Ok(None),
+            // Read with a sibling (`then`, `else`, `minContains`), annotations, and
+            // declarations: not assertions of their own.
+            "then" | "else" | "minContains" | "maxContains" | "uniqueItems" | "$schema" | "$id"
+            | "$comment" | "$defs" | "definitions" | "title" | "description" | "default"
+            | "examples" | "deprecated" | "readOnly" | "writeOnly" | "format"
+            | "contentEncoding" | "contentMediaType" | "$vocabulary" => return Ok(None),
+            // A keyword we do not evaluate would pass every object: the worst a policy can do
+            // silently (`unevaluatedProperties`, `dependentSchemas`, `$anchor`, a typo).
+            other => {
+                return Err(invalid(format!(
+                    "unknown keyword `{other}`: kubeward does not evaluate it, so a check using it would pass every object"
+                )));
+            }
         }))
     }
 }
@@ -1138,6 +1149,28 @@ mod tests {
         let v = check(schema, "spec:\n  replicas: 1\n").expect_err("too few replicas");
         assert_eq!(v.span.start.line, 2);
         assert_eq!(v.path.to_string(), "spec.replicas");
+    }
+
+    #[test]
+    fn a_keyword_we_do_not_evaluate_is_refused_not_passed() {
+        for keyword in [
+            "unevaluatedProperties",
+            "dependentSchemas",
+            "$anchor",
+            "requried",
+        ] {
+            let schema = serde_json::json!({"properties": {"spec": {keyword: false}}});
+            let error = Compiled::new(&schema).err().map(|e| e.to_string());
+            assert!(
+                error
+                    .as_deref()
+                    .is_some_and(|e| e.contains(&format!("unknown keyword `{keyword}`"))),
+                "{keyword}: {error:?}"
+            );
+        }
+        let annotated = serde_json::json!({"title": "t", "description": "d", "$comment": "c",
+            "if": {"const": 1}, "then": {"const": 1}, "else": true, "uniqueItems": false});
+        assert!(Compiled::new(&annotated).is_ok());
     }
 
     #[test]
