@@ -29,7 +29,7 @@ use crate::git::build;
 use crate::git::cache::GitCache;
 use crate::pipeline::ReviewBudgets;
 use crate::queue::Queue;
-use crate::server::verify::github_signature;
+use crate::server::github::github_signature;
 use crate::server::{AppState, GitHubHooks, router};
 
 const BASE: &str = include_str!("../../examples/testdrive/base.yaml");
