@@ -7,10 +7,10 @@ use serde_json::{Value, json};
 use super::job::{JobSpec, RepoRef};
 use super::review::{Commits, FetchPlan, ReviewLimits, Verdict, fetch_and_review, stage};
 use super::runner::{BotError, BoxFuture, Cancel, JobOutcome, JobRunner, ReviewFailure};
+use crate::forge::command::github_may_command;
 use crate::forge::github::api::{ApiError, ApiRequest, GitHubApi, repo_path};
 use crate::forge::github::publish::{
-    Outcome, Target, can_write, conclude_unfinished_checks, finish_check, publish, scan_key,
-    start_check,
+    Outcome, Target, conclude_unfinished_checks, finish_check, publish, scan_key, start_check,
 };
 use crate::git::cache::{CacheKey, GitCache};
 use crate::owners::Flavor;
@@ -336,7 +336,7 @@ impl GitHubWorker {
             ),
         );
         let permission = self.api.call(installation, ApiRequest::get(path)).await?;
-        if !can_write(&permission.body) {
+        if !github_may_command(&permission.body) {
             return Ok(JobOutcome::Skipped(format!(
                 "{login} may not run commands here"
             )));

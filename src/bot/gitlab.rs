@@ -15,7 +15,7 @@ use super::job::FORGE_GITLAB;
 use super::review::{Commits, FetchPlan, ReviewLimits, fetch_and_review, stage};
 use super::runner::{BotError, BoxFuture, Cancel, JobOutcome, JobRunner, ReviewFailure};
 use crate::forge::Secret;
-use crate::forge::gitlab::events::{Command, parse_command};
+use crate::forge::command::{Command, gitlab_may_command, never_commands_us, parse_command};
 use crate::forge::gitlab::publish::{
     DiffRefs, NoteTarget, StatusState, Target, fail_if_unfinished, publish, set_status, upsert_note,
 };
@@ -32,8 +32,6 @@ use crate::review::render::SUMMARY_MARKER;
 pub const KIND_REVIEW: &str = "gitlab-review";
 /// Queue `kind` of a slash-command job.
 pub const KIND_COMMAND: &str = "gitlab-command";
-/// GitLab's Developer access level: the least that may run commands.
-pub const DEVELOPER_ACCESS: u64 = 30;
 
 /// A GitLab job, as stored in the queue's payload.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -312,9 +310,8 @@ impl GitLabWorker {
         };
         let author = str_at(&note, &["author", "username"]).unwrap_or("");
         let author_id = u64_at(&note, &["author", "id"]);
-        if note.get("system").and_then(Value::as_bool) == Some(true)
-            || author == self.settings.bot_username
-        {
+        let system = note.get("system").and_then(Value::as_bool) == Some(true);
+        if never_commands_us(author, system, &self.settings.bot_username) {
             return Ok(JobOutcome::Skipped("not a person's comment".into()));
         }
         let Some(command) = parse_command(str_at(&note, &["body"]).unwrap_or("")) else {
@@ -343,7 +340,7 @@ impl GitLabWorker {
         };
         let level = u64_at(&member, &["access_level"]).unwrap_or(0);
         let active = str_at(&member, &["state"]).is_none_or(|s| s == "active");
-        if level < DEVELOPER_ACCESS || !active {
+        if !gitlab_may_command(level, active) {
             return Ok(JobOutcome::Skipped(format!(
                 "{author} (access level {level}) may not run commands here"
             )));

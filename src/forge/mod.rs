@@ -1,6 +1,7 @@
 //! Forges (GitHub, GitLab): thin adapters that talk to the hosting service's API.
 
 pub mod budget;
+pub mod command;
 pub mod github;
 pub mod gitlab;
 pub mod ids;

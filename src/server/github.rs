@@ -20,6 +20,7 @@ use tracing::{Instrument, warn};
 use super::{AppState, Route, delivery, enqueue, reply};
 use crate::bot::job::{FORGE_GITHUB, JobSpec, RepoRef};
 use crate::forge::Secret;
+use crate::forge::command::never_commands_us;
 use crate::forge::github::events::{
     CheckRunAction, CheckSuiteAction, CommentAction, InstallationAction,
     InstallationRepositoriesAction, PullRequestAction, WebhookEvent, parse_event,
@@ -207,12 +208,13 @@ async fn route(
             let Some(author) = &comment.author else {
                 return Ok(Route::Ignore("no author"));
             };
-            // Never from bots, and never from ourselves (loops).
             if comment.action != CommentAction::Created
                 || !comment.is_pull_request
-                || author.is_bot()
-                || comment.via_github_app
-                || author.login == hooks.bot_login
+                || never_commands_us(
+                    &author.login,
+                    author.is_bot() || comment.via_github_app,
+                    &hooks.bot_login,
+                )
             {
                 return Ok(Route::Ignore("not a command we act on"));
             }
@@ -222,11 +224,7 @@ async fn route(
                 number: comment.issue_number,
                 comment_id: comment.comment_id,
                 login: author.login.clone(),
-                command: match command {
-                    crate::forge::github::events::Command::Rescan => "rescan",
-                    crate::forge::github::events::Command::Help => "help",
-                }
-                .to_owned(),
+                command: command.name().to_owned(),
             })
         }
         WebhookEvent::CheckRun(run) => {

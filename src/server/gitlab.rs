@@ -33,6 +33,7 @@ use super::{Route, enqueue, reply};
 use crate::bot::gitlab::{GitLabJob, in_group};
 use crate::bot::job::FORGE_GITLAB;
 use crate::forge::Secret;
+use crate::forge::command::never_commands_us;
 use crate::forge::gitlab::events::{Delivery, GitLabEvent, ProjectRef, parse_delivery};
 use crate::queue::Queue;
 
@@ -404,8 +405,12 @@ async fn route(
             if note.command().is_none() {
                 return Ok(Route::Ignore("not a command"));
             }
-            // Never from ourselves (loops); the worker re-reads the author to be sure.
-            if note.author_username.as_deref() == Some(hooks.bot_username.as_str()) {
+            // The worker re-reads the author to be sure.
+            if note
+                .author_username
+                .as_deref()
+                .is_some_and(|author| never_commands_us(author, false, &hooks.bot_username))
+            {
                 return Ok(Route::Ignore("our own comment"));
             }
             let Some(iid) = note.merge_request_iid else {
