@@ -4,7 +4,6 @@ use std::sync::Arc;
 
 use serde_json::{Value, json};
 
-use super::job::{JobSpec, RepoRef};
 use super::review::{Commits, FetchPlan, ReviewLimits, Verdict, fetch_and_review, stage};
 use super::runner::{BotError, BoxFuture, Cancel, JobOutcome, JobRunner, ReviewFailure};
 use crate::forge::command::github_may_command;
@@ -12,6 +11,7 @@ use crate::forge::github::api::{ApiError, ApiRequest, GitHubApi, repo_path};
 use crate::forge::github::publish::{
     Outcome, Target, conclude_unfinished_checks, finish_check, publish, scan_key, start_check,
 };
+use crate::forge::job::{JobSpec, RepoRef};
 use crate::git::cache::{CacheKey, GitCache};
 use crate::owners::Flavor;
 use crate::review::Conclusion;
@@ -281,7 +281,7 @@ impl GitHubWorker {
                             head_sha: head_sha.clone(),
                             pull_numbers: vec![*n],
                         }
-                        .to_new_job(super::job::FORGE_GITHUB)
+                        .to_new_job(crate::forge::job::FORGE_GITHUB)
                     })
                     .collect();
                 Ok(JobOutcome::HandOff {

@@ -5,6 +5,7 @@ pub mod command;
 pub mod github;
 pub mod gitlab;
 pub mod ids;
+pub mod job;
 pub mod secret;
 
 pub use secret::Secret;

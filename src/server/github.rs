@@ -18,13 +18,13 @@ use sha2::Sha256;
 use tracing::{Instrument, warn};
 
 use super::{AppState, Route, delivery, enqueue, reply};
-use crate::bot::job::{FORGE_GITHUB, JobSpec, RepoRef};
 use crate::forge::Secret;
 use crate::forge::command::never_commands_us;
 use crate::forge::github::events::{
     CheckRunAction, CheckSuiteAction, CommentAction, InstallationAction,
     InstallationRepositoriesAction, PullRequestAction, WebhookEvent, parse_event,
 };
+use crate::forge::job::{FORGE_GITHUB, JobSpec, RepoRef};
 use crate::queue::Queue;
 
 /// GitHub webhook settings.

@@ -30,11 +30,11 @@ use subtle::ConstantTimeEq;
 use tracing::{Instrument, warn};
 
 use super::{Route, enqueue, reply};
-use crate::bot::gitlab::{GitLabJob, in_group};
-use crate::bot::job::FORGE_GITLAB;
 use crate::forge::Secret;
 use crate::forge::command::never_commands_us;
 use crate::forge::gitlab::events::{Delivery, GitLabEvent, ProjectRef, parse_delivery};
+use crate::forge::gitlab::in_group;
+use crate::forge::job::{FORGE_GITLAB, GitLabJob};
 use crate::queue::Queue;
 
 type HmacSha256 = Hmac<Sha256>;

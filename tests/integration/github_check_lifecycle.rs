@@ -6,11 +6,11 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use kubeward::bot::github::{BotSettings, GitAccess, GitHubWorker};
-use kubeward::bot::job::{JobSpec, RepoRef};
 use kubeward::bot::runner::BoxFuture;
 use kubeward::bot::worker::{WorkerSettings, run as run_worker};
 use kubeward::forge::github::api::{ApiError, ApiFuture, ApiRequest, GitHubApi, Method};
 use kubeward::forge::github::fake::FakeGitHub;
+use kubeward::forge::job::{JobSpec, RepoRef};
 use kubeward::git::build;
 use kubeward::git::cache::GitCache;
 use kubeward::queue::{Queue, QueueConfig, now_ms};

@@ -1,6 +1,8 @@
-//! The work a webhook asks for, as stored in the queue's payload.
+//! The work a webhook asks for, as stored in the queue's payload: [`JobSpec`] for GitHub,
+//! [`GitLabJob`] for GitLab. The server's routes build them; the bot's workers read them back.
 
 use serde::{Deserialize, Serialize};
+use serde_json::Value;
 
 use crate::queue::NewJob;
 
@@ -12,6 +14,7 @@ pub struct RepoRef {
     pub name: String,
 }
 
+/// A GitHub job.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", tag = "type")]
 pub enum JobSpec {
@@ -50,7 +53,7 @@ pub enum JobSpec {
 }
 
 pub const FORGE_GITHUB: &str = "github";
-/// The `forge` column of GitLab jobs (see [`crate::bot::gitlab::GitLabJob`]).
+/// The `forge` column of GitLab jobs (see [`GitLabJob`]).
 pub const FORGE_GITLAB: &str = "gitlab";
 
 impl JobSpec {
@@ -105,7 +108,78 @@ impl JobSpec {
             repo_id: repo.id,
             pr_number: pr.map(|n| n as i64),
             head_sha: head,
-            payload: serde_json::to_value(self).unwrap_or(serde_json::Value::Null),
+            payload: serde_json::to_value(self).unwrap_or(Value::Null),
+            supersedes,
+            run_at_ms: None,
+        }
+    }
+}
+
+/// Queue `kind` of a GitLab review job.
+pub const GITLAB_KIND_REVIEW: &str = "gitlab-review";
+/// Queue `kind` of a GitLab slash-command job.
+pub const GITLAB_KIND_COMMAND: &str = "gitlab-command";
+
+/// A GitLab job, as stored in the queue's payload.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", tag = "type")]
+pub enum GitLabJob {
+    /// Review a merge request (opened, reopened, pushed to, retargeted, marked ready).
+    #[serde(rename = "gitlabReview", rename_all = "camelCase")]
+    Review {
+        project_id: u64,
+        iid: u64,
+        /// The head the event was about; a newer head means a newer job is coming.
+        head_sha: Option<String>,
+        /// Why: `open`, `push`, `target branch`...
+        trigger: String,
+        /// The delivery was authenticated by a secret bound to these groups: the project must
+        /// be in one of them (checked through the API). Empty: bound to the project itself.
+        #[serde(default)]
+        allowed_groups: Vec<String>,
+    },
+    /// A `/kubeward` comment on a merge request. The note is re-read by id; its text and author
+    /// decide, not the webhook's.
+    #[serde(rename = "gitlabCommand", rename_all = "camelCase")]
+    Command {
+        project_id: u64,
+        iid: u64,
+        note_id: u64,
+        #[serde(default)]
+        allowed_groups: Vec<String>,
+    },
+}
+
+impl GitLabJob {
+    pub fn kind(&self) -> &'static str {
+        match self {
+            GitLabJob::Review { .. } => GITLAB_KIND_REVIEW,
+            GitLabJob::Command { .. } => GITLAB_KIND_COMMAND,
+        }
+    }
+
+    /// The queue row: keyed by project id and merge request iid, so a push supersedes queued
+    /// reviews of the same merge request and closing it drops them.
+    pub fn to_new_job(&self) -> NewJob {
+        let (project_id, iid, head_sha, supersedes) = match self {
+            GitLabJob::Review {
+                project_id,
+                iid,
+                head_sha,
+                ..
+            } => (*project_id, *iid, head_sha.clone(), true),
+            GitLabJob::Command {
+                project_id, iid, ..
+            } => (*project_id, *iid, None, false),
+        };
+        NewJob {
+            kind: self.kind().to_owned(),
+            forge: FORGE_GITLAB.to_owned(),
+            installation_id: None,
+            repo_id: project_id as i64,
+            pr_number: Some(iid as i64),
+            head_sha,
+            payload: serde_json::to_value(self).unwrap_or(Value::Null),
             supersedes,
             run_at_ms: None,
         }
