@@ -1,4 +1,4 @@
-//! The work a webhook asks for, as stored in the queue's payload: [`JobSpec`] for GitHub,
+//! The work a webhook asks for, as stored in the queue's payload: [`GitHubJob`] for GitHub,
 //! [`GitLabJob`] for GitLab. The server's routes build them; the bot's workers read them back.
 
 use serde::{Deserialize, Serialize};
@@ -17,7 +17,7 @@ pub struct RepoRef {
 /// A GitHub job.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", tag = "type")]
-pub enum JobSpec {
+pub enum GitHubJob {
     /// Review a pull request at a head commit.
     Review {
         installation: u64,
@@ -56,18 +56,18 @@ pub const FORGE_GITHUB: &str = "github";
 /// The `forge` column of GitLab jobs (see [`GitLabJob`]).
 pub const FORGE_GITLAB: &str = "gitlab";
 
-impl JobSpec {
+impl GitHubJob {
     pub fn kind(&self) -> &'static str {
         match self {
-            JobSpec::Review { .. } => "review",
-            JobSpec::Command { .. } => "command",
-            JobSpec::Rerequest { .. } => "rerequest",
+            GitHubJob::Review { .. } => "review",
+            GitHubJob::Command { .. } => "command",
+            GitHubJob::Rerequest { .. } => "rerequest",
         }
     }
 
     pub fn to_new_job(&self, forge: &str) -> NewJob {
         let (installation, repo, pr, head, supersedes) = match self {
-            JobSpec::Review {
+            GitHubJob::Review {
                 installation,
                 repo,
                 number,
@@ -80,7 +80,7 @@ impl JobSpec {
                 Some(head_sha.clone()),
                 true,
             ),
-            JobSpec::Command {
+            GitHubJob::Command {
                 installation,
                 repo,
                 number,
@@ -88,7 +88,7 @@ impl JobSpec {
             } => (*installation, repo, Some(*number), None, false),
             // Known to belong to one pull request: queued as that PR's work, so it runs one at
             // a time with the PR's other jobs and a newer push supersedes it.
-            JobSpec::Rerequest {
+            GitHubJob::Rerequest {
                 installation,
                 repo,
                 head_sha,

@@ -24,7 +24,7 @@ use crate::forge::github::events::{
     CheckRunAction, CheckSuiteAction, CommentAction, InstallationAction,
     InstallationRepositoriesAction, PullRequestAction, WebhookEvent, parse_event,
 };
-use crate::forge::job::{FORGE_GITHUB, JobSpec, RepoRef};
+use crate::forge::job::{FORGE_GITHUB, GitHubJob, RepoRef};
 use crate::queue::Queue;
 
 /// GitHub webhook settings.
@@ -163,7 +163,7 @@ async fn route(
     hooks: &GitHubHooks,
     event: &WebhookEvent,
 ) -> Result<Route, crate::queue::QueueError> {
-    let job = |spec: JobSpec| Route::Jobs(vec![spec.to_new_job(FORGE_GITHUB)]);
+    let job = |spec: GitHubJob| Route::Jobs(vec![spec.to_new_job(FORGE_GITHUB)]);
     Ok(match event {
         WebhookEvent::PullRequest(pr) => {
             let Some(installation) = pr.installation_id else {
@@ -173,7 +173,7 @@ async fn route(
             // check re-runs do not say), in the same transaction.
             let repo = repo_ref(&pr.repository);
             let review = |trigger: &str, previous_head: Option<String>| {
-                job(JobSpec::Review {
+                job(GitHubJob::Review {
                     installation,
                     repo: repo.clone(),
                     number: pr.number,
@@ -218,7 +218,7 @@ async fn route(
             {
                 return Ok(Route::Ignore("not a command we act on"));
             }
-            job(JobSpec::Command {
+            job(GitHubJob::Command {
                 installation,
                 repo: repo_ref(&comment.repository),
                 number: comment.issue_number,
@@ -304,7 +304,7 @@ async fn rerequest(
             .collect();
     }
     let spec = |pull_numbers: Vec<u64>| {
-        JobSpec::Rerequest {
+        GitHubJob::Rerequest {
             installation,
             repo: repo_ref(repository),
             head_sha: head_sha.to_owned(),
