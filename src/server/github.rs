@@ -1,5 +1,5 @@
 //! `POST /webhooks/github`: verify the signature, route the event to jobs, hand them to the
-//! shared accept step ([`super::enqueue`]).
+//! shared accept step (`enqueue` in [`super`]).
 //!
 //! Authenticity is HMAC-SHA256 over the raw body (`X-Hub-Signature-256`), compared in constant
 //! time against every configured secret, never chosen by the payload.

@@ -4,7 +4,7 @@
 //! Each forge's route lives in its own module ([`github`], [`gitlab`]): it authenticates the
 //! delivery, names its id and turns the event into jobs. What they share is here and in
 //! [`intake`] and [`delivery`]: the body budget before the body is read, the bounded delivery
-//! key, and [`enqueue`], which records the delivery with its jobs in one transaction.
+//! key, and `enqueue`, which records the delivery with its jobs in one transaction.
 
 pub mod delivery;
 pub mod github;
