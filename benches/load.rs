@@ -32,7 +32,7 @@ use std::time::{Duration, Instant};
 use kubeward::forge::github::api::Method;
 use kubeward::forge::github::fake::FakeGitHub;
 use kubeward::git::build;
-use kubeward::server::verify::github_signature;
+use kubeward::server::github::github_signature;
 use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use wiremock::{Mock, MockServer, Request, Respond, ResponseTemplate};

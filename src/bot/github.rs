@@ -4,14 +4,14 @@ use std::sync::Arc;
 
 use serde_json::{Value, json};
 
-use super::job::{JobSpec, RepoRef};
 use super::review::{Commits, FetchPlan, ReviewLimits, Verdict, fetch_and_review, stage};
 use super::runner::{BotError, BoxFuture, Cancel, JobOutcome, JobRunner, ReviewFailure};
+use crate::forge::command::github_may_command;
 use crate::forge::github::api::{ApiError, ApiRequest, GitHubApi, repo_path};
 use crate::forge::github::publish::{
-    Outcome, Target, can_write, conclude_unfinished_checks, finish_check, publish, scan_key,
-    start_check,
+    Outcome, Target, conclude_unfinished_checks, finish_check, publish, scan_key, start_check,
 };
+use crate::forge::job::{GitHubJob, RepoRef};
 use crate::git::cache::{CacheKey, GitCache};
 use crate::owners::Flavor;
 use crate::review::Conclusion;
@@ -49,7 +49,7 @@ pub struct GitHubWorker {
     pub settings: BotSettings,
 }
 
-fn job_spec(payload: &Value) -> Result<JobSpec, BotError> {
+fn job_spec(payload: &Value) -> Result<GitHubJob, BotError> {
     serde_json::from_value(payload.clone())
         .map_err(|e| BotError::Review(format!("unreadable job payload: {e}")))
 }
@@ -92,24 +92,24 @@ fn str_at<'v>(v: &'v Value, path: &[&str]) -> Option<&'v str> {
 impl GitHubWorker {
     /// Fails the unfinished check runs of the heads a job was about: a review or command
     /// reviews its pull request's current head; a re-request names its head.
-    async fn fail_unfinished_checks(&self, spec: &JobSpec, reason: &str) -> Result<(), BotError> {
+    async fn fail_unfinished_checks(&self, spec: &GitHubJob, reason: &str) -> Result<(), BotError> {
         // The heads whose checks the job may have opened: the one it was queued for and, as it
         // reviews the pull request as it is, the current one.
         let (installation, repo, number, mut heads) = match spec {
-            JobSpec::Review {
+            GitHubJob::Review {
                 installation,
                 repo,
                 number,
                 head_sha,
                 ..
             } => (*installation, repo, *number, vec![head_sha.clone()]),
-            JobSpec::Command {
+            GitHubJob::Command {
                 installation,
                 repo,
                 number,
                 ..
             } => (*installation, repo, *number, Vec::new()),
-            JobSpec::Rerequest {
+            GitHubJob::Rerequest {
                 installation,
                 repo,
                 head_sha,
@@ -119,7 +119,7 @@ impl GitHubWorker {
                 (*installation, repo, number, vec![head_sha.clone()])
             }
         };
-        if !matches!(spec, JobSpec::Rerequest { .. }) {
+        if !matches!(spec, GitHubJob::Rerequest { .. }) {
             let path = repo_path(&repo.owner, &repo.name, &format!("/pulls/{number}"));
             let pull = self
                 .api
@@ -192,12 +192,12 @@ impl GitHubWorker {
 
     pub async fn run(
         &self,
-        spec: &JobSpec,
+        spec: &GitHubJob,
         cancel: &Cancel,
         last_attempt: bool,
     ) -> Result<JobOutcome, BotError> {
         match spec {
-            JobSpec::Review {
+            GitHubJob::Review {
                 installation,
                 repo,
                 number,
@@ -221,7 +221,7 @@ impl GitHubWorker {
                 )
                 .await
             }
-            JobSpec::Command {
+            GitHubJob::Command {
                 installation,
                 repo,
                 number,
@@ -241,7 +241,7 @@ impl GitHubWorker {
                 )
                 .await
             }
-            JobSpec::Rerequest {
+            GitHubJob::Rerequest {
                 installation,
                 repo,
                 head_sha,
@@ -275,13 +275,13 @@ impl GitHubWorker {
                 let jobs = numbers
                     .iter()
                     .map(|n| {
-                        JobSpec::Rerequest {
+                        GitHubJob::Rerequest {
                             installation: *installation,
                             repo: repo.clone(),
                             head_sha: head_sha.clone(),
                             pull_numbers: vec![*n],
                         }
-                        .to_new_job(super::job::FORGE_GITHUB)
+                        .to_new_job(crate::forge::job::FORGE_GITHUB)
                     })
                     .collect();
                 Ok(JobOutcome::HandOff {
@@ -336,7 +336,7 @@ impl GitHubWorker {
             ),
         );
         let permission = self.api.call(installation, ApiRequest::get(path)).await?;
-        if !can_write(&permission.body) {
+        if !github_may_command(&permission.body) {
             return Ok(JobOutcome::Skipped(format!(
                 "{login} may not run commands here"
             )));

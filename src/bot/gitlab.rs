@@ -8,98 +8,23 @@
 
 use std::sync::Arc;
 
-use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use super::job::FORGE_GITLAB;
 use super::review::{Commits, FetchPlan, ReviewLimits, fetch_and_review, stage};
 use super::runner::{BotError, BoxFuture, Cancel, JobOutcome, JobRunner, ReviewFailure};
 use crate::forge::Secret;
-use crate::forge::gitlab::events::{Command, parse_command};
+use crate::forge::command::{Command, gitlab_may_command, never_commands_us, parse_command};
 use crate::forge::gitlab::publish::{
     DiffRefs, NoteTarget, StatusState, Target, fail_if_unfinished, publish, set_status, upsert_note,
 };
 use crate::forge::gitlab::{
-    ApiError, GitLabApi, Request, merge_request_path, project_path, str_at, u64_at,
+    ApiError, GitLabApi, Request, in_group, merge_request_path, project_path, str_at, u64_at,
 };
+use crate::forge::job::{FORGE_GITLAB, GitLabJob};
 use crate::git::cache::{CacheKey, GitCache};
 use crate::owners::Flavor;
-use crate::queue::NewJob;
 use crate::review::ReviewPlan;
 use crate::review::render::SUMMARY_MARKER;
-
-/// Queue `kind` of a review job.
-pub const KIND_REVIEW: &str = "gitlab-review";
-/// Queue `kind` of a slash-command job.
-pub const KIND_COMMAND: &str = "gitlab-command";
-/// GitLab's Developer access level: the least that may run commands.
-pub const DEVELOPER_ACCESS: u64 = 30;
-
-/// A GitLab job, as stored in the queue's payload.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", tag = "type")]
-pub enum GitLabJob {
-    /// Review a merge request (opened, reopened, pushed to, retargeted, marked ready).
-    #[serde(rename = "gitlabReview", rename_all = "camelCase")]
-    Review {
-        project_id: u64,
-        iid: u64,
-        /// The head the event was about; a newer head means a newer job is coming.
-        head_sha: Option<String>,
-        /// Why: `open`, `push`, `target branch`...
-        trigger: String,
-        /// The delivery was authenticated by a secret bound to these groups: the project must
-        /// be in one of them (checked through the API). Empty: bound to the project itself.
-        #[serde(default)]
-        allowed_groups: Vec<String>,
-    },
-    /// A `/kubeward` comment on a merge request. The note is re-read by id; its text and author
-    /// decide, not the webhook's.
-    #[serde(rename = "gitlabCommand", rename_all = "camelCase")]
-    Command {
-        project_id: u64,
-        iid: u64,
-        note_id: u64,
-        #[serde(default)]
-        allowed_groups: Vec<String>,
-    },
-}
-
-impl GitLabJob {
-    pub fn kind(&self) -> &'static str {
-        match self {
-            GitLabJob::Review { .. } => KIND_REVIEW,
-            GitLabJob::Command { .. } => KIND_COMMAND,
-        }
-    }
-
-    /// The queue row: keyed by project id and merge request iid, so a push supersedes queued
-    /// reviews of the same merge request and closing it drops them.
-    pub fn to_new_job(&self) -> NewJob {
-        let (project_id, iid, head_sha, supersedes) = match self {
-            GitLabJob::Review {
-                project_id,
-                iid,
-                head_sha,
-                ..
-            } => (*project_id, *iid, head_sha.clone(), true),
-            GitLabJob::Command {
-                project_id, iid, ..
-            } => (*project_id, *iid, None, false),
-        };
-        NewJob {
-            kind: self.kind().to_owned(),
-            forge: FORGE_GITLAB.to_owned(),
-            installation_id: None,
-            repo_id: project_id as i64,
-            pr_number: Some(iid as i64),
-            head_sha,
-            payload: serde_json::to_value(self).unwrap_or(Value::Null),
-            supersedes,
-            run_at_ms: None,
-        }
-    }
-}
 
 #[derive(Debug, Clone)]
 pub struct GitLabBotSettings {
@@ -182,16 +107,6 @@ note groups them by CODEOWNERS owner (with GitLab's sections). Policy comes from
 /// A project as the API describes it.
 struct Project {
     path_with_namespace: String,
-}
-
-/// Whether the project path `path` lies in the group `group` (or a subgroup of it), by whole
-/// path segments: `platform-evil/x` is not in `platform`. GitLab paths are case-insensitive.
-pub fn in_group(path: &str, group: &str) -> bool {
-    let group = group.trim_matches('/');
-    !group.is_empty()
-        && path.len() > group.len()
-        && path.as_bytes()[group.len()] == b'/'
-        && path.as_bytes()[..group.len()].eq_ignore_ascii_case(group.as_bytes())
 }
 
 /// `{base}/{path_with_namespace}.git`, refusing any path outside GitLab's path alphabet (a
@@ -312,9 +227,8 @@ impl GitLabWorker {
         };
         let author = str_at(&note, &["author", "username"]).unwrap_or("");
         let author_id = u64_at(&note, &["author", "id"]);
-        if note.get("system").and_then(Value::as_bool) == Some(true)
-            || author == self.settings.bot_username
-        {
+        let system = note.get("system").and_then(Value::as_bool) == Some(true);
+        if never_commands_us(author, system, &self.settings.bot_username) {
             return Ok(JobOutcome::Skipped("not a person's comment".into()));
         }
         let Some(command) = parse_command(str_at(&note, &["body"]).unwrap_or("")) else {
@@ -343,7 +257,7 @@ impl GitLabWorker {
         };
         let level = u64_at(&member, &["access_level"]).unwrap_or(0);
         let active = str_at(&member, &["state"]).is_none_or(|s| s == "active");
-        if level < DEVELOPER_ACCESS || !active {
+        if !gitlab_may_command(level, active) {
             return Ok(JobOutcome::Skipped(format!(
                 "{author} (access level {level}) may not run commands here"
             )));

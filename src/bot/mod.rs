@@ -3,7 +3,6 @@
 
 pub mod github;
 pub mod gitlab;
-pub mod job;
 pub mod review;
 pub mod runner;
 pub mod sandbox;

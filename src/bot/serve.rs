@@ -11,7 +11,6 @@ use tracing::{info, warn};
 
 use super::github::{BotSettings, GitAccess, GitHubWorker};
 use super::gitlab::{GitLabBotSettings, GitLabWorker};
-use super::job::{FORGE_GITHUB, FORGE_GITLAB, RepoRef};
 use super::review::ReviewLimits;
 use super::runner::{BoxFuture, JobRunner};
 use super::sandbox::{MIN_MEMORY_BYTES, SandboxSettings, default_memory_bytes};
@@ -20,6 +19,7 @@ use crate::forge::github::api::{ApiError, GitHubApi, segment};
 use crate::forge::github::client::{GitHubAuth, GitHubClient, GitHubClientConfig, WriteLimits};
 use crate::forge::gitlab::GitLabApi;
 use crate::forge::gitlab::client::{GitLabClient, GitLabClientConfig, normalize_instance_url};
+use crate::forge::job::{FORGE_GITHUB, FORGE_GITLAB, RepoRef};
 use crate::git::cache::GitCache;
 use crate::pipeline::ReviewBudgets;
 use crate::queue::{Queue, QueueConfig};

@@ -17,7 +17,6 @@ use serde_json::{Value, json};
 use tokio::sync::watch;
 
 use super::github::{BotSettings, GitAccess, GitHubWorker};
-use super::job::RepoRef;
 use super::review::ReviewLimits;
 use super::runner::BoxFuture;
 use super::sandbox::{SandboxSettings, default_memory_bytes};
@@ -25,11 +24,12 @@ use super::worker::{WorkerSettings, run as run_worker};
 use crate::forge::Secret;
 use crate::forge::github::api::{ApiError, GitHubApi};
 use crate::forge::github::fake::FakeGitHub;
+use crate::forge::job::RepoRef;
 use crate::git::build;
 use crate::git::cache::GitCache;
 use crate::pipeline::ReviewBudgets;
 use crate::queue::Queue;
-use crate::server::verify::github_signature;
+use crate::server::github::github_signature;
 use crate::server::{AppState, GitHubHooks, router};
 
 const BASE: &str = include_str!("../../examples/testdrive/base.yaml");

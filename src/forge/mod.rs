@@ -1,9 +1,11 @@
 //! Forges (GitHub, GitLab): thin adapters that talk to the hosting service's API.
 
 pub mod budget;
+pub mod command;
 pub mod github;
 pub mod gitlab;
 pub mod ids;
+pub mod job;
 pub mod secret;
 
 pub use secret::Secret;

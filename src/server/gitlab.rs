@@ -20,20 +20,22 @@ use axum::Router;
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use axum::routing::post;
 use base64::Engine;
 use hmac::{Hmac, Mac};
 use serde_json::json;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
-use tracing::{Instrument, info, warn};
+use tracing::{Instrument, warn};
 
-use crate::bot::gitlab::{GitLabJob, in_group};
-use crate::bot::job::FORGE_GITLAB;
+use super::{Route, enqueue, reply};
 use crate::forge::Secret;
+use crate::forge::command::never_commands_us;
 use crate::forge::gitlab::events::{Delivery, GitLabEvent, ProjectRef, parse_delivery};
-use crate::queue::{NewJob, Queue};
+use crate::forge::gitlab::in_group;
+use crate::forge::job::{FORGE_GITLAB, GitLabJob};
+use crate::queue::Queue;
 
 type HmacSha256 = Hmac<Sha256>;
 
@@ -292,14 +294,6 @@ fn delivery_key(headers: &HeaderMap, body: &[u8]) -> String {
     }
 }
 
-fn reply(status: StatusCode, body: serde_json::Value) -> Response {
-    (status, axum::Json(body)).into_response()
-}
-
-fn outcome(event: &str, outcome: &'static str) {
-    metrics::counter!("kubeward_deliveries_total", "forge" => "gitlab", "event" => event.to_owned(), "outcome" => outcome).increment(1);
-}
-
 async fn gitlab_webhook(
     State(state): State<GitLabState>,
     headers: HeaderMap,
@@ -346,7 +340,7 @@ async fn handle(
     let delivery = match parse_delivery(&event, &body) {
         Ok(delivery) => delivery,
         Err(e) => {
-            outcome(&event, "invalid");
+            super::outcome(FORGE_GITLAB, &event, "invalid");
             return reply(StatusCode::BAD_REQUEST, json!({"error": e.to_string()}));
         }
     };
@@ -368,12 +362,8 @@ async fn handle(
         },
         None => Vec::new(),
     };
-    let jobs = match route(&state.queue, hooks, &delivery, allowed_groups).await {
-        Ok(Route::Jobs(jobs)) => jobs,
-        Ok(Route::Ignore(why)) => {
-            outcome(&event, "ignored");
-            return reply(StatusCode::OK, json!({"status": "ignored", "reason": why}));
-        }
+    let route = match route(&state.queue, hooks, &delivery, allowed_groups).await {
+        Ok(route) => route,
         Err(e) => {
             warn!(error = %e, "cannot route the delivery");
             return reply(
@@ -382,45 +372,7 @@ async fn handle(
             );
         }
     };
-    super::record_target(&jobs);
-    let jobs: Vec<NewJob> = jobs
-        .into_iter()
-        .map(|mut job| {
-            // The delivery id follows the job into the worker's log lines.
-            if let Some(payload) = job.payload.as_object_mut() {
-                payload.insert("delivery".into(), json!(key));
-            }
-            job
-        })
-        .collect();
-    // Recording the delivery and queueing its jobs is one transaction: a retry after a
-    // failure here is processed, a retry after success is not.
-    match state.queue.enqueue_delivery(FORGE_GITLAB, &key, jobs).await {
-        Ok(None) => {
-            outcome(&event, "duplicate");
-            reply(StatusCode::OK, json!({"status": "duplicate"}))
-        }
-        Ok(Some(ids)) => {
-            outcome(&event, "queued");
-            info!(jobs = ?ids, "queued");
-            reply(
-                StatusCode::ACCEPTED,
-                json!({"status": "queued", "jobs": ids}),
-            )
-        }
-        Err(e) => {
-            warn!(error = %e, "cannot queue the delivery");
-            reply(
-                StatusCode::SERVICE_UNAVAILABLE,
-                json!({"error": "try again"}),
-            )
-        }
-    }
-}
-
-enum Route {
-    Ignore(&'static str),
-    Jobs(Vec<NewJob>),
+    enqueue(&state.queue, FORGE_GITLAB, &key, &event, route).await
 }
 
 async fn route(
@@ -453,8 +405,12 @@ async fn route(
             if note.command().is_none() {
                 return Ok(Route::Ignore("not a command"));
             }
-            // Never from ourselves (loops); the worker re-reads the author to be sure.
-            if note.author_username.as_deref() == Some(hooks.bot_username.as_str()) {
+            // The worker re-reads the author to be sure.
+            if note
+                .author_username
+                .as_deref()
+                .is_some_and(|author| never_commands_us(author, false, &hooks.bot_username))
+            {
                 return Ok(Route::Ignore("our own comment"));
             }
             let Some(iid) = note.merge_request_iid else {

@@ -20,7 +20,7 @@ use kubeward::forge::github::fake::{FakeGitHub, Snapshot};
 use kubeward::git::build;
 use kubeward::git::cache::GitCache;
 use kubeward::queue::Queue;
-use kubeward::server::verify::github_signature;
+use kubeward::server::github::github_signature;
 use kubeward::server::{AppState, GitHubHooks, router};
 use serde_json::{Value, json};
 use tokio::sync::watch;

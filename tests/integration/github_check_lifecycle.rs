@@ -6,11 +6,11 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use kubeward::bot::github::{BotSettings, GitAccess, GitHubWorker};
-use kubeward::bot::job::{JobSpec, RepoRef};
 use kubeward::bot::runner::BoxFuture;
 use kubeward::bot::worker::{WorkerSettings, run as run_worker};
 use kubeward::forge::github::api::{ApiError, ApiFuture, ApiRequest, GitHubApi, Method};
 use kubeward::forge::github::fake::FakeGitHub;
+use kubeward::forge::job::{GitHubJob, RepoRef};
 use kubeward::git::build;
 use kubeward::git::cache::GitCache;
 use kubeward::queue::{Queue, QueueConfig, now_ms};
@@ -155,7 +155,7 @@ pub(crate) fn review_job(head: &str) -> kubeward::queue::NewJob {
 
 /// A review of `head`, queued by a push that replaced `previous_head`.
 fn push_job(head: &str, previous_head: Option<String>) -> kubeward::queue::NewJob {
-    JobSpec::Review {
+    GitHubJob::Review {
         installation: 1,
         repo: RepoRef {
             id: 1,
@@ -424,7 +424,7 @@ async fn a_newer_push_supersedes_a_queued_rerequest_of_the_same_pull_request() {
         owner: "o".into(),
         name: "r".into(),
     };
-    let rerequest = JobSpec::Rerequest {
+    let rerequest = GitHubJob::Rerequest {
         installation: 1,
         repo: repo.clone(),
         head_sha: "a".repeat(40),

@@ -31,7 +31,7 @@ use kubeward::forge::github::fake::FakeGitHub;
 use kubeward::git::build;
 use kubeward::git::cache::GitCache;
 use kubeward::queue::{Job, JobState, Queue, QueueConfig, now_ms};
-use kubeward::server::verify::github_signature;
+use kubeward::server::github::github_signature;
 use kubeward::server::{AppState, GitHubHooks, router};
 use serde_json::{Value, json};
 use tokio::sync::watch;

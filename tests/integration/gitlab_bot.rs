@@ -1408,7 +1408,7 @@ async fn a_given_up_job_fails_the_status_it_left_running() {
     ))
     .await
     .expect("a running status");
-    let job = serde_json::to_value(kubeward::bot::gitlab::GitLabJob::Review {
+    let job = serde_json::to_value(kubeward::forge::job::GitLabJob::Review {
         project_id: PROJECT,
         iid: IID,
         head_sha: Some(head.into()),

@@ -6,11 +6,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use kubeward::bot::github::GitAccess;
-use kubeward::bot::job::RepoRef;
 use kubeward::bot::review::ReviewLimits;
 use kubeward::bot::runner::BoxFuture;
 use kubeward::forge::github::api::{ApiError, GitHubApi};
 use kubeward::forge::github::fake::FakeGitHub;
+use kubeward::forge::job::RepoRef;
 use kubeward::queue::{JobState, Queue};
 
 use crate::github_check_lifecycle::{

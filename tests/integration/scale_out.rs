@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 
 use crate::support::mock_github::MockGitHub;
 use kubeward::git::build;
-use kubeward::server::verify::github_signature;
+use kubeward::server::github::github_signature;
 use serde_json::{Value, json};
 use sqlx::{Connection, Row};
 

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use crate::support::mock_github::MockGitHub;
 use kubeward::git::build;
-use kubeward::server::verify::github_signature;
+use kubeward::server::github::github_signature;
 use serde_json::{Value, json};
 
 const SECRET: &str = "serve-process-secret";

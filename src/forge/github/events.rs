@@ -17,8 +17,7 @@ use serde_json::Value;
 /// The header that names the event (`pull_request`, `issue_comment`, ...).
 pub const EVENT_HEADER: &str = "X-GitHub-Event";
 
-/// The word every slash command starts with.
-pub const COMMAND_WORD: &str = "/kubeward";
+pub use crate::forge::command::{COMMAND_WORD, Command, parse_command};
 
 /// A delivery the bot understands, or [`WebhookEvent::Other`].
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -454,39 +453,6 @@ fn pull_request_kind(action: &str) -> Option<PullRequestAction> {
     })
 }
 
-/// A slash command the bot answers.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Command {
-    /// `/kubeward rescan`: scan the pull request's current head again.
-    Rescan,
-    /// `/kubeward help`: reply with the list of commands.
-    Help,
-}
-
-/// Reads a slash command from a comment body.
-///
-/// Only the first line counts, with surrounding whitespace trimmed, and it must be exactly
-/// `/kubeward rescan` or `/kubeward help` (case-sensitive, one space). Whatever follows on
-/// later lines is ignored. `/kubeward rescan please`, a quoted `> /kubeward rescan`, a
-/// command in a code span, fence or indented code block (four or more leading spaces, or a
-/// tab) are not commands.
-pub fn parse_command(body: &str) -> Option<Command> {
-    let first = body.lines().next()?;
-    let indent: usize = first
-        .chars()
-        .take_while(|c| *c == ' ' || *c == '\t')
-        .map(|c| if c == '\t' { 4 } else { 1 })
-        .sum();
-    if indent >= 4 {
-        return None; // a Markdown indented code block
-    }
-    match first.trim() {
-        "/kubeward rescan" => Some(Command::Rescan),
-        "/kubeward help" => Some(Command::Help),
-        _ => None,
-    }
-}
-
 /// The payload shapes, each requiring only what the bot reads.
 mod raw {
     use super::*;
@@ -870,20 +836,6 @@ mod raw {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn commands_are_the_exact_first_line() {
-        assert_eq!(parse_command("/kubeward rescan"), Some(Command::Rescan));
-        assert_eq!(
-            parse_command("  /kubeward help \r\nthanks"),
-            Some(Command::Help)
-        );
-        assert_eq!(parse_command("/kubeward rescan please"), None);
-        assert_eq!(parse_command("    /kubeward rescan"), None);
-        assert_eq!(parse_command("> /kubeward rescan"), None);
-        assert_eq!(parse_command("/Kubeward rescan"), None);
-        assert_eq!(parse_command(""), None);
-    }
 
     #[test]
     fn not_json_and_missing_fields_are_typed_errors() {

@@ -933,53 +933,10 @@ impl CheckProgress {
     }
 }
 
-/// `user -> permission` answers worth acting on: write, maintain or admin.
-pub fn can_write(permission_reply: &Value) -> bool {
-    let role = permission_reply
-        .get("role_name")
-        .and_then(Value::as_str)
-        .or_else(|| permission_reply.get("permission").and_then(Value::as_str))
-        .unwrap_or("");
-    let flags: HashMap<&str, bool> = permission_reply
-        .get("user")
-        .and_then(|u| u.get("permissions"))
-        .and_then(Value::as_object)
-        .map(|m| {
-            m.iter()
-                .filter_map(|(k, v)| v.as_bool().map(|b| (k.as_str(), b)))
-                .collect()
-        })
-        .unwrap_or_default();
-    matches!(role, "admin" | "maintain" | "write")
-        || ["admin", "maintain", "push"]
-            .iter()
-            .any(|k| flags.get(k) == Some(&true))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::forge::github::fake::FakeGitHub;
-
-    #[test]
-    fn only_write_maintain_and_admin_may_run_commands() {
-        let reply = |role: &str, push: bool| {
-            json!({"permission": "read", "role_name": role,
-                "user": {"login": "u", "permissions": {"pull": true, "push": push}}})
-        };
-        for role in ["write", "maintain", "admin"] {
-            assert!(can_write(&reply(role, false)), "{role}");
-        }
-        for role in ["read", "triage", "none", ""] {
-            assert!(!can_write(&reply(role, false)), "{role}");
-        }
-        // A custom role is known by its base permission flags.
-        assert!(can_write(&reply("deployer", true)));
-        assert!(!can_write(&reply("auditor", false)));
-        // Without role_name (older GHES), `permission` decides.
-        assert!(can_write(&json!({"permission": "write"})));
-        assert!(!can_write(&json!({"permission": "read"})));
-    }
 
     #[tokio::test]
     async fn review_threads_are_read_across_pages() {

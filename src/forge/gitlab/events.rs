@@ -13,7 +13,7 @@
 use serde::Deserialize;
 use serde_json::Value;
 
-pub use crate::forge::github::events::{COMMAND_WORD, Command, parse_command};
+pub use crate::forge::command::{COMMAND_WORD, Command, parse_command};
 
 /// `X-Gitlab-Event` of merge request events.
 pub const MERGE_REQUEST_HOOK: &str = "Merge Request Hook";

@@ -189,6 +189,16 @@ pub(crate) fn u64_at(value: &Value, path: &[&str]) -> Option<u64> {
     path.iter().try_fold(value, |v, k| v.get(k))?.as_u64()
 }
 
+/// Whether the project path `path` lies in the group `group` (or a subgroup of it), by whole
+/// path segments: `platform-evil/x` is not in `platform`. GitLab paths are case-insensitive.
+pub fn in_group(path: &str, group: &str) -> bool {
+    let group = group.trim_matches('/');
+    !group.is_empty()
+        && path.len() > group.len()
+        && path.as_bytes()[group.len()] == b'/'
+        && path.as_bytes()[..group.len()].eq_ignore_ascii_case(group.as_bytes())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
