@@ -141,6 +141,9 @@ pub enum ApiError {
         retry_after: Duration,
         message: String,
     },
+    /// A 2xx reply without what we read from it (an id, a token): GitHub changed its shape.
+    #[error("{endpoint}: unexpected reply: {detail}")]
+    Reply { endpoint: String, detail: String },
     #[error("{0}")]
     Other(String),
 }

@@ -10,6 +10,7 @@ pub mod client;
 pub mod events;
 pub mod fake;
 pub mod publish;
+pub mod reply;
 
 use std::future::Future;
 use std::pin::Pin;
@@ -118,6 +119,9 @@ pub enum ApiError {
         path: String,
         detail: String,
     },
+    /// A 2xx reply without what we read from it (an id): GitLab changed its shape.
+    #[error("{endpoint}: unexpected reply: {detail}")]
+    Reply { endpoint: String, detail: String },
     /// A request we refuse to send (a path that could leave the API) or a broken setup.
     #[error("{0}")]
     Invalid(String),
