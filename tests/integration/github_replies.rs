@@ -142,3 +142,115 @@ async fn well_formed_replies_still_carry_their_ids() {
     );
     mock.assert_requests_valid();
 }
+
+/// GitHub's own example replies, and the fake's, for every endpoint whose reply we read as a
+/// struct: both read without error, so the structs ask for nothing GitHub does not send.
+#[tokio::test]
+async fn githubs_example_replies_and_the_fakes_read_as_our_structs() {
+    use kubeward::forge::github::fake::FakeGitHub;
+    use kubeward::forge::github::reply::{
+        ChangedFile, CheckRun, CollaboratorPermission, Comment, InstallationToken, parse,
+    };
+    use serde_json::Value;
+
+    fn read(what: &str, kind: &str, value: &Value) {
+        let one = |v: &Value| -> Result<(), String> {
+            let result = match kind {
+                "check run" => parse::<CheckRun>(what, v).map(drop),
+                "comment" => parse::<Comment>(what, v).map(drop),
+                "file" => parse::<ChangedFile>(what, v).map(drop),
+                "permission" => parse::<CollaboratorPermission>(what, v).map(drop),
+                "token" => parse::<InstallationToken>(what, v).map(drop),
+                _ => unreachable!("{kind}"),
+            };
+            result.map_err(|e| e.to_string())
+        };
+        // Lists: each item; the check-run list holds its runs under `check_runs`.
+        let items: Vec<&Value> = match value {
+            Value::Array(items) => items.iter().collect(),
+            v => match v.get("check_runs").and_then(Value::as_array) {
+                Some(runs) => runs.iter().collect(),
+                None => vec![v],
+            },
+        };
+        for item in items {
+            if let Err(e) = one(item) {
+                panic!("{what}: {e}\n{item:#}");
+            }
+        }
+    }
+
+    let p = "/repos/octo/shop";
+    let endpoints = [
+        ("POST", format!("{p}/check-runs"), "check run"),
+        ("GET", format!("{p}/check-runs/1"), "check run"),
+        ("GET", format!("{p}/commits/{HEAD}/check-runs"), "check run"),
+        ("GET", format!("{p}/pulls/7/comments"), "comment"),
+        ("POST", format!("{p}/pulls/7/comments"), "comment"),
+        ("GET", format!("{p}/issues/7/comments"), "comment"),
+        ("POST", format!("{p}/issues/7/comments"), "comment"),
+        ("GET", format!("{p}/pulls/7/files"), "file"),
+        (
+            "GET",
+            format!("{p}/collaborators/dev/permission"),
+            "permission",
+        ),
+        (
+            "POST",
+            "/app/installations/1/access_tokens".to_owned(),
+            "token",
+        ),
+    ];
+    for (method, path, kind) in &endpoints {
+        let examples = crate::support::github_openapi::reply_examples(method, path)
+            .unwrap_or_else(|e| panic!("{method} {path}: {e}"));
+        assert!(!examples.is_empty(), "{method} {path}: no example reply");
+        for (name, example) in examples {
+            read(
+                &format!("{method} {path} (GitHub's example {name})"),
+                kind,
+                &example,
+            );
+        }
+    }
+
+    // The fake's replies, from a check run and comments it holds.
+    let fake = FakeGitHub::new(BOT);
+    fake.set_permission("dev", "write");
+    fake.add_review_comment_by("dev", None, "a comment");
+    let id = start_check(&fake, &target(), "kubeward:scan", true)
+        .await
+        .expect("a check");
+    let _ = fake.handle(
+        kubeward::forge::github::api::Method::Post,
+        &format!("{p}/issues/7/comments"),
+        Some(&json!({"body": "summary"})),
+    );
+    for (method, path, kind) in [
+        (Method::Get, format!("{p}/check-runs/{id}"), "check run"),
+        (
+            Method::Get,
+            format!("{p}/commits/{HEAD}/check-runs?per_page=100&page=1"),
+            "check run",
+        ),
+        (
+            Method::Get,
+            format!("{p}/pulls/7/comments?per_page=100&page=1"),
+            "comment",
+        ),
+        (
+            Method::Get,
+            format!("{p}/issues/7/comments?per_page=100&page=1"),
+            "comment",
+        ),
+        (
+            Method::Get,
+            format!("{p}/collaborators/dev/permission"),
+            "permission",
+        ),
+    ] {
+        let (status, reply) = fake.handle(method, &path, None);
+        assert!((200..300).contains(&status), "{path}: {status} {reply}");
+        read(&format!("the fake's {path}"), kind, &reply);
+    }
+}
