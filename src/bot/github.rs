@@ -11,6 +11,7 @@ use crate::forge::github::api::{ApiError, ApiRequest, GitHubApi, repo_path};
 use crate::forge::github::publish::{
     Outcome, Target, conclude_unfinished_checks, finish_check, publish, scan_key, start_check,
 };
+use crate::forge::github::reply::{CollaboratorPermission, Comment, list_all_as, parse};
 use crate::forge::job::{GitHubJob, RepoRef};
 use crate::git::cache::{CacheKey, GitCache};
 use crate::owners::Flavor;
@@ -335,8 +336,10 @@ impl GitHubWorker {
                 crate::forge::github::api::segment(login)
             ),
         );
-        let permission = self.api.call(installation, ApiRequest::get(path)).await?;
-        if !github_may_command(&permission.body) {
+        let endpoint = format!("GET {path}");
+        let reply = self.api.call(installation, ApiRequest::get(path)).await?;
+        let permission: CollaboratorPermission = parse(&endpoint, &reply.body)?;
+        if !github_may_command(&permission) {
             return Ok(JobOutcome::Skipped(format!(
                 "{login} may not run commands here"
             )));
@@ -349,19 +352,11 @@ impl GitHubWorker {
                     &repo.name,
                     &format!("/issues/{number}/comments"),
                 );
-                let existing = crate::forge::github::api::list_all(
-                    self.api.as_ref(),
-                    installation,
-                    &comments_path,
-                    None,
-                )
-                .await?;
-                let answered = existing.iter().any(|c| {
-                    str_at(c, &["user", "login"]) == Some(self.settings.bot_login.as_str())
-                        && c.get("body")
-                            .and_then(Value::as_str)
-                            .is_some_and(|b| b.contains(&marker))
-                });
+                let existing: Vec<Comment> =
+                    list_all_as(self.api.as_ref(), installation, &comments_path, None).await?;
+                let answered = existing
+                    .iter()
+                    .any(|c| c.by(&self.settings.bot_login) && c.body().contains(&marker));
                 if !answered {
                     self.api
                         .call(

@@ -17,6 +17,7 @@ use crate::forge::command::{Command, gitlab_may_command, never_commands_us, pars
 use crate::forge::gitlab::publish::{
     DiffRefs, NoteTarget, StatusState, Target, fail_if_unfinished, publish, set_status, upsert_note,
 };
+use crate::forge::gitlab::reply::{MergeRequest, parse};
 use crate::forge::gitlab::{
     ApiError, GitLabApi, Request, in_group, merge_request_path, project_path, str_at, u64_at,
 };
@@ -344,16 +345,14 @@ impl GitLabWorker {
         | GitLabJob::Command {
             project_id, iid, ..
         }) = job;
-        let merge_request = self
-            .api
-            .call(Request::get(merge_request_path(*project_id, *iid, "")))
-            .await?
-            .body;
+        let path = merge_request_path(*project_id, *iid, "");
+        let merge_request = self.api.call(Request::get(path.clone())).await?.body;
+        let head: MergeRequest = parse(&format!("GET {path}"), &merge_request)?;
         // Only the status is written: the head is all it needs, diff refs or not.
         let head_only = DiffRefs {
             base_sha: String::new(),
             start_sha: String::new(),
-            head_sha: str_at(&merge_request, &["sha"]).unwrap_or("").to_owned(),
+            head_sha: head.sha,
         };
         let target = self
             .target_with(*project_id, *iid, &merge_request, head_only)
@@ -404,17 +403,15 @@ impl GitLabWorker {
         cancel: &Cancel,
         last_attempt: bool,
     ) -> Result<JobOutcome, GitLabJobError> {
-        let merge_request = self
-            .api
-            .call(Request::get(merge_request_path(project_id, iid, "")))
-            .await?
-            .body;
-        if str_at(&merge_request, &["state"]) != Some("opened") {
+        let path = merge_request_path(project_id, iid, "");
+        let merge_request = self.api.call(Request::get(path.clone())).await?.body;
+        let read: MergeRequest = parse(&format!("GET {path}"), &merge_request)?;
+        if read.state.as_deref() != Some("opened") {
             return Ok(JobOutcome::Skipped("the merge request is not open".into()));
         }
         // Deliveries can arrive out of order, and one may be lost, so a job may be older or
         // newer than the merge request it names: review what it is now (as on GitHub).
-        let head_sha = str_at(&merge_request, &["sha"]).unwrap_or("").to_owned();
+        let head_sha = read.sha;
         if let Some(expected) = expected_head.filter(|h| *h != head_sha) {
             tracing::info!(job_head = %expected, current_head = %head_sha, "reviewing the current head");
         }
@@ -422,9 +419,7 @@ impl GitLabWorker {
         let api = self.api.as_ref();
         // A draft is not reviewed, and says so (GitHub: a neutral check); marking it ready
         // reviews it.
-        if merge_request.get("draft").and_then(Value::as_bool) == Some(true)
-            && !self.settings.review_drafts
-        {
+        if read.draft == Some(true) && !self.settings.review_drafts {
             set_status(
                 api,
                 &target,

@@ -3,9 +3,7 @@
 //! decide whether to queue a command job; the workers re-check the comment through the API and
 //! the author's access ([`github_may_command`], [`gitlab_may_command`]) before acting.
 
-use std::collections::HashMap;
-
-use serde_json::Value;
+use crate::forge::github::reply::CollaboratorPermission;
 
 /// The word every slash command starts with.
 pub const COMMAND_WORD: &str = "/kubeward";
@@ -64,26 +62,17 @@ pub fn never_commands_us(author: &str, author_is_bot: bool, our_account: &str) -
 
 /// GitHub: whether a `collaborators/{login}/permission` answer allows commands (write,
 /// maintain or admin, or a custom role with push).
-pub fn github_may_command(permission_reply: &Value) -> bool {
-    let role = permission_reply
-        .get("role_name")
-        .and_then(Value::as_str)
-        .or_else(|| permission_reply.get("permission").and_then(Value::as_str))
+pub fn github_may_command(permission: &CollaboratorPermission) -> bool {
+    let role = permission
+        .role_name
+        .as_deref()
+        .or(permission.permission.as_deref())
         .unwrap_or("");
-    let flags: HashMap<&str, bool> = permission_reply
-        .get("user")
-        .and_then(|u| u.get("permissions"))
-        .and_then(Value::as_object)
-        .map(|m| {
-            m.iter()
-                .filter_map(|(k, v)| v.as_bool().map(|b| (k.as_str(), b)))
-                .collect()
-        })
-        .unwrap_or_default();
+    let flags = permission.user.as_ref().map(|u| &u.permissions);
     matches!(role, "admin" | "maintain" | "write")
         || ["admin", "maintain", "push"]
             .iter()
-            .any(|k| flags.get(k) == Some(&true))
+            .any(|k| flags.and_then(|f| f.get(*k)) == Some(&true))
 }
 
 /// GitLab: whether a project member may run commands (Developer or more, and active).
@@ -93,7 +82,7 @@ pub fn gitlab_may_command(access_level: u64, active: bool) -> bool {
 
 #[cfg(test)]
 mod tests {
-    use serde_json::json;
+    use serde_json::{Value, json};
 
     use super::*;
 
@@ -113,9 +102,12 @@ mod tests {
 
     #[test]
     fn only_write_maintain_and_admin_may_run_commands() {
+        let read = |v: Value| -> CollaboratorPermission {
+            serde_json::from_value(v).expect("a permission reply")
+        };
         let reply = |role: &str, push: bool| {
-            json!({"permission": "read", "role_name": role,
-                "user": {"login": "u", "permissions": {"pull": true, "push": push}}})
+            read(json!({"permission": "read", "role_name": role,
+                "user": {"login": "u", "permissions": {"pull": true, "push": push}}}))
         };
         for role in ["write", "maintain", "admin"] {
             assert!(github_may_command(&reply(role, false)), "{role}");
@@ -127,8 +119,8 @@ mod tests {
         assert!(github_may_command(&reply("deployer", true)));
         assert!(!github_may_command(&reply("auditor", false)));
         // Without role_name (older GHES), `permission` decides.
-        assert!(github_may_command(&json!({"permission": "write"})));
-        assert!(!github_may_command(&json!({"permission": "read"})));
+        assert!(github_may_command(&read(json!({"permission": "write"}))));
+        assert!(!github_may_command(&read(json!({"permission": "read"}))));
     }
 
     #[test]

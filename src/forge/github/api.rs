@@ -141,6 +141,16 @@ pub enum ApiError {
         retry_after: Duration,
         message: String,
     },
+    /// A 2xx reply without what we read from it (an id, a token): GitHub changed its shape.
+    #[error("{endpoint}: unexpected reply: {detail}")]
+    Reply { endpoint: String, detail: String },
+    /// A list longer than we read: a truncated list would pass for the whole one.
+    #[error("GET {path}: more than {pages} pages of {per_page}")]
+    TooManyPages {
+        path: String,
+        pages: usize,
+        per_page: usize,
+    },
     #[error("{0}")]
     Other(String),
 }
@@ -196,21 +206,39 @@ pub async fn graphql(
         .ok_or_else(|| ApiError::Other("GraphQL: the answer has no data".into()))
 }
 
+/// Pages [`list_all`] reads (10,000 items) before failing with [`ApiError::TooManyPages`].
+pub const MAX_PAGES: usize = 100;
+/// Items per page asked of [`list_all`]: GitHub's largest page.
+pub const PER_PAGE: usize = 100;
+
 /// Every page of a list endpoint (`per_page=100`), for endpoints returning an array or an
-/// object holding one under `key`.
+/// object holding one under `key`; at most [`MAX_PAGES`] pages.
 pub async fn list_all(
     api: &dyn GitHubApi,
     installation: u64,
     path: &str,
     key: Option<&str>,
 ) -> Result<Vec<Value>, ApiError> {
+    list_pages(api, installation, path, key, MAX_PAGES).await
+}
+
+/// [`list_all`] reading at most `max_pages` pages. A short page ends the list; when the last
+/// page allowed is full, one more page is read, and if it holds anything the list is longer
+/// than allowed: [`ApiError::TooManyPages`], not a truncated list.
+pub async fn list_pages(
+    api: &dyn GitHubApi,
+    installation: u64,
+    path: &str,
+    key: Option<&str>,
+    max_pages: usize,
+) -> Result<Vec<Value>, ApiError> {
     let mut all = Vec::new();
     let separator = if path.contains('?') { '&' } else { '?' };
-    for page in 1..=100 {
+    for page in 1..=max_pages + 1 {
         let reply = api
             .call(
                 installation,
-                ApiRequest::get(format!("{path}{separator}per_page=100&page={page}")),
+                ApiRequest::get(format!("{path}{separator}per_page={PER_PAGE}&page={page}")),
             )
             .await?;
         let items = match key {
@@ -218,7 +246,17 @@ pub async fn list_all(
             None => reply.body.as_array().cloned(),
         }
         .unwrap_or_default();
-        let done = items.len() < 100;
+        if page > max_pages {
+            if items.is_empty() {
+                break;
+            }
+            return Err(ApiError::TooManyPages {
+                path: path.split('?').next().unwrap_or("").to_owned(),
+                pages: max_pages,
+                per_page: PER_PAGE,
+            });
+        }
+        let done = items.len() < PER_PAGE;
         all.extend(items);
         if done {
             break;

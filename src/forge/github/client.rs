@@ -40,7 +40,10 @@ use jsonwebtoken::{Algorithm, EncodingKey, Header};
 pub use reqwest::Method;
 use reqwest::StatusCode;
 use reqwest::header::{ACCEPT, AUTHORIZATION, HeaderMap, HeaderValue, IF_NONE_MATCH};
+use serde::Deserialize;
 use serde_json::Value;
+
+use super::reply::InstallationToken;
 
 use crate::forge::Secret;
 
@@ -1241,23 +1244,17 @@ impl GitHubClient {
         let request = ApiRequest::new(Method::POST, &path, WriteKind::Idempotent);
         let response = self.execute(Principal::App, &request, false).await?;
         bump(&self.inner.counters.token_mints);
-        let token = response
-            .body
-            .get("token")
-            .and_then(Value::as_str)
-            .filter(|t| !t.is_empty());
-        let Some(token) = token else {
+        let minted = InstallationToken::deserialize(&response.body)
+            .ok()
+            .filter(|t| !t.token.is_empty());
+        let Some(minted) = minted else {
             return Err(GitHubError::Auth(format!(
                 "the token mint for installation {installation} returned no token"
             )));
         };
+        let token = minted.token.as_str();
         let now_unix = unix_now();
-        let lifetime = match response
-            .body
-            .get("expires_at")
-            .and_then(Value::as_str)
-            .and_then(parse_rfc3339)
-        {
+        let lifetime = match minted.expires_at.as_deref().and_then(parse_rfc3339) {
             Some(expires) => Duration::from_secs(expires.saturating_sub(now_unix)),
             None => {
                 tracing::warn!(

@@ -6,3 +6,4 @@ pub mod events;
 pub mod fake;
 pub mod http;
 pub mod publish;
+pub mod reply;

@@ -19,7 +19,8 @@ use std::collections::{HashMap, HashSet};
 
 use serde_json::{Value, json};
 
-use super::api::{ApiError, ApiRequest, GitHubApi, graphql, list_all, repo_path};
+use super::api::{ApiError, ApiReply, ApiRequest, GitHubApi, graphql, repo_path};
+use super::reply::{ChangedFile, CheckRun, Comment, list_all_as, parse};
 use crate::diff::{Hunk, one_hunk_shows, parse_unified_hunks};
 use crate::review::reconcile::{Posted, reconcile, summary_with_refused};
 use crate::review::render::{SUMMARY_MARKER, parse_marker, truncate};
@@ -96,10 +97,6 @@ pub struct PublishReport {
     pub summary_comment_id: u64,
 }
 
-fn id_of(value: &Value) -> u64 {
-    value.get("id").and_then(Value::as_u64).unwrap_or(0)
-}
-
 /// Finds this scan's check run, or creates it `in_progress`. `new_run` forces a new one (a
 /// re-requested check must get a new run).
 pub async fn start_check(
@@ -109,7 +106,7 @@ pub async fn start_check(
     new_run: bool,
 ) -> Result<u64, ApiError> {
     if !new_run && let Some(run) = find_check(api, target, scan).await? {
-        return Ok(id_of(&run));
+        return Ok(run.id);
     }
     let body = json!({
         "name": CHECK_NAME,
@@ -120,15 +117,14 @@ pub async fn start_check(
     });
     // From the budget kept for checks: every pull request gets its check opened.
     let create = |body| ApiRequest::post(target.path("/check-runs"), body).reserved();
+    let endpoint = format!("POST {}", target.path("/check-runs"));
+    let created = |reply: ApiReply| parse::<CheckRun>(&endpoint, &reply.body).map(|r| r.id);
     match api.call(target.installation, create(body.clone())).await {
-        Ok(reply) => Ok(id_of(&reply.body)),
+        Ok(reply) => created(reply),
         // The create may have landed: look before creating again.
         Err(ApiError::Unconfirmed(_)) => match find_check(api, target, scan).await? {
-            Some(run) => Ok(id_of(&run)),
-            None => api
-                .call(target.installation, create(body))
-                .await
-                .map(|r| id_of(&r.body)),
+            Some(run) => Ok(run.id),
+            None => created(api.call(target.installation, create(body)).await?),
         },
         Err(e) => Err(e),
     }
@@ -138,12 +134,12 @@ async fn find_check(
     api: &dyn GitHubApi,
     target: &Target,
     scan: &str,
-) -> Result<Option<Value>, ApiError> {
+) -> Result<Option<CheckRun>, ApiError> {
     Ok(check_runs_of_head(api, target, "")
         .await?
         .into_iter()
-        .filter(|r| r.get("external_id").and_then(Value::as_str) == Some(scan))
-        .max_by_key(id_of))
+        .filter(|r| r.external_id.as_deref() == Some(scan))
+        .max_by_key(|r| r.id))
 }
 
 /// Our check runs on the target's head, every one of them (`filter=all`: the default,
@@ -152,12 +148,12 @@ async fn check_runs_of_head(
     api: &dyn GitHubApi,
     target: &Target,
     query: &str,
-) -> Result<Vec<Value>, ApiError> {
+) -> Result<Vec<CheckRun>, ApiError> {
     let path = format!(
         "/commits/{}/check-runs?check_name={CHECK_NAME}&filter=all{query}",
         target.head_sha
     );
-    list_all(
+    list_all_as(
         api,
         target.installation,
         &target.path(&path),
@@ -178,17 +174,17 @@ pub async fn conclude_unfinished_checks(
     summary: &str,
 ) -> Result<usize, ApiError> {
     let runs = check_runs_of_head(api, target, "").await?;
-    let unfinished = |run: &&Value| {
-        run.get("status").and_then(Value::as_str) != Some("completed")
+    let unfinished = |run: &&CheckRun| {
+        run.status.as_deref() != Some("completed")
             || run
-                .get("output")
-                .and_then(|o| o.get("summary"))
-                .and_then(Value::as_str)
+                .output
+                .as_ref()
+                .and_then(|o| o.summary.as_deref())
                 .is_some_and(|s| s.contains(PUBLISHING_MARKER))
     };
     let mut concluded = 0;
     for run in runs.iter().filter(unfinished) {
-        finish_check(api, target, id_of(run), outcome, title, summary).await?;
+        finish_check(api, target, run.id, outcome, title, summary).await?;
         concluded += 1;
     }
     Ok(concluded)
@@ -224,16 +220,8 @@ struct Ours {
     replied: bool,
 }
 
-fn is_ours(comment: &Value, bot_login: &str) -> bool {
-    comment
-        .get("user")
-        .and_then(|u| u.get("login"))
-        .and_then(Value::as_str)
-        == Some(bot_login)
-}
-
 async fn our_review_comments(api: &dyn GitHubApi, target: &Target) -> Result<Vec<Ours>, ApiError> {
-    let all = list_all(
+    let all: Vec<Comment> = list_all_as(
         api,
         target.installation,
         &target.path(&format!("/pulls/{}/comments", target.number)),
@@ -243,16 +231,16 @@ async fn our_review_comments(api: &dyn GitHubApi, target: &Target) -> Result<Vec
     // A thread a person took part in is theirs too: never re-posted, edited or resolved.
     let replied_to: HashSet<u64> = all
         .iter()
-        .filter(|c| !is_ours(c, &target.bot_login))
-        .filter_map(|c| c.get("in_reply_to_id").and_then(Value::as_u64))
+        .filter(|c| !c.by(&target.bot_login))
+        .filter_map(|c| c.in_reply_to_id)
         .collect();
     Ok(all
         .iter()
-        .filter(|c| is_ours(c, &target.bot_login))
+        .filter(|c| c.by(&target.bot_login))
         .filter_map(|c| {
-            let body = c.get("body").and_then(Value::as_str).unwrap_or("");
+            let body = c.body();
             let fingerprints = parse_marker(body)?;
-            let id = id_of(c);
+            let id = c.id;
             Some(Ours {
                 id,
                 fingerprints,
@@ -605,7 +593,7 @@ async fn github_diff(
     api: &dyn GitHubApi,
     target: &Target,
 ) -> Result<HashMap<String, Vec<Hunk>>, ApiError> {
-    let files = list_all(
+    let files: Vec<ChangedFile> = list_all_as(
         api,
         target.installation,
         &target.path(&format!("/pulls/{}/files", target.number)),
@@ -614,16 +602,16 @@ async fn github_diff(
     .await?;
     Ok(files
         .iter()
-        .filter_map(|f| {
-            let path = f.get("filename").and_then(Value::as_str)?;
-            let hunks = match f.get("patch").and_then(Value::as_str) {
+        .map(|f| {
+            let path = f.filename.as_str();
+            let hunks = match f.patch.as_deref() {
                 Some(patch) => parse_unified_hunks(patch).unwrap_or_else(|e| {
                     tracing::warn!(path, error = %e, "cannot read GitHub's diff of a file");
                     Vec::new()
                 }),
                 None => Vec::new(),
             };
-            Some((path.to_owned(), hunks))
+            (path.to_owned(), hunks)
         })
         .collect())
 }
@@ -707,18 +695,15 @@ async fn upsert_summary(
     summary: &str,
 ) -> Result<u64, ApiError> {
     let path = target.path(&format!("/issues/{}/comments", target.number));
-    let find = |comments: Vec<Value>| {
-        comments.into_iter().find(|c| {
-            is_ours(c, &target.bot_login)
-                && c.get("body")
-                    .and_then(Value::as_str)
-                    .is_some_and(|b| b.contains(SUMMARY_MARKER))
-        })
+    let find = |comments: Vec<Comment>| {
+        comments
+            .into_iter()
+            .find(|c| c.by(&target.bot_login) && c.body().contains(SUMMARY_MARKER))
     };
-    let existing = find(list_all(api, target.installation, &path, None).await?);
+    let existing = find(list_all_as(api, target.installation, &path, None).await?);
     if let Some(comment) = existing {
-        let id = id_of(&comment);
-        if comment.get("body").and_then(Value::as_str) != Some(summary) {
+        let id = comment.id;
+        if comment.body.as_deref() != Some(summary) {
             api.call(
                 target.installation,
                 ApiRequest::patch(
@@ -730,6 +715,8 @@ async fn upsert_summary(
         }
         return Ok(id);
     }
+    let endpoint = format!("POST {path}");
+    let created = |reply: ApiReply| parse::<Comment>(&endpoint, &reply.body).map(|c| c.id);
     match api
         .call(
             target.installation,
@@ -737,17 +724,17 @@ async fn upsert_summary(
         )
         .await
     {
-        Ok(reply) => Ok(id_of(&reply.body)),
+        Ok(reply) => created(reply),
         Err(ApiError::Unconfirmed(_)) => {
-            match find(list_all(api, target.installation, &path, None).await?) {
-                Some(c) => Ok(id_of(&c)),
-                None => api
-                    .call(
+            match find(list_all_as(api, target.installation, &path, None).await?) {
+                Some(c) => Ok(c.id),
+                None => created(
+                    api.call(
                         target.installation,
-                        ApiRequest::post(path, json!({"body": summary})),
+                        ApiRequest::post(path.clone(), json!({"body": summary})),
                     )
-                    .await
-                    .map(|r| id_of(&r.body)),
+                    .await?,
+                ),
             }
         }
         Err(e) => Err(e),
@@ -913,22 +900,14 @@ impl CheckProgress {
         conclusion: &str,
         summary: &str,
     ) -> Result<CheckProgress, ApiError> {
-        let run = api
-            .call(target.installation, ApiRequest::get(path))
-            .await?
-            .body;
-        let output = run.get("output");
+        let reply = api.call(target.installation, ApiRequest::get(path)).await?;
+        let run: CheckRun = parse(&format!("GET {path}"), &reply.body)?;
+        let output = run.output.unwrap_or_default();
         Ok(CheckProgress {
-            concluded: run.get("status").and_then(Value::as_str) == Some("completed")
-                && run.get("conclusion").and_then(Value::as_str) == Some(conclusion)
-                && output
-                    .and_then(|o| o.get("summary"))
-                    .and_then(Value::as_str)
-                    == Some(summary),
-            annotations: output
-                .and_then(|o| o.get("annotations_count"))
-                .and_then(Value::as_u64)
-                .unwrap_or(0) as usize,
+            concluded: run.status.as_deref() == Some("completed")
+                && run.conclusion.as_deref() == Some(conclusion)
+                && output.summary.as_deref() == Some(summary),
+            annotations: output.annotations_count.unwrap_or(0) as usize,
         })
     }
 }

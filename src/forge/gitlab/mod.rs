@@ -10,6 +10,7 @@ pub mod client;
 pub mod events;
 pub mod fake;
 pub mod publish;
+pub mod reply;
 
 use std::future::Future;
 use std::pin::Pin;
@@ -20,7 +21,7 @@ use serde_json::Value;
 pub const API_PREFIX: &str = "/api/v4";
 /// GitLab's largest page size.
 pub const PER_PAGE: usize = 100;
-/// Pages [`list_all`] reads before giving up (10,000 items).
+/// Pages [`list_all`] reads (10,000 items) before failing with [`ApiError::TooManyPages`].
 pub const MAX_PAGES: usize = 100;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -118,6 +119,16 @@ pub enum ApiError {
         path: String,
         detail: String,
     },
+    /// A 2xx reply without what we read from it (an id): GitLab changed its shape.
+    #[error("{endpoint}: unexpected reply: {detail}")]
+    Reply { endpoint: String, detail: String },
+    /// A list longer than we read: a truncated list would pass for the whole one.
+    #[error("GET {path}: more than {pages} pages of {per_page}")]
+    TooManyPages {
+        path: String,
+        pages: usize,
+        per_page: usize,
+    },
     /// A request we refuse to send (a path that could leave the API) or a broken setup.
     #[error("{0}")]
     Invalid(String),
@@ -159,17 +170,40 @@ pub fn merge_request_path(project_id: u64, iid: u64, rest: &str) -> String {
     project_path(project_id, &format!("/merge_requests/{iid}{rest}"))
 }
 
-/// Every page of a list endpoint, [`PER_PAGE`] at a time, until a short page.
+/// Every page of a list endpoint, [`PER_PAGE`] at a time, until a short page; at most
+/// [`MAX_PAGES`] pages.
 pub async fn list_all(api: &dyn GitLabApi, path: &str) -> Result<Vec<Value>, ApiError> {
+    list_pages(api, path, MAX_PAGES).await
+}
+
+/// [`list_all`] reading at most `max_pages` pages. A short page ends the list; when the last
+/// page allowed is full, one more page is read, and if it holds anything the list is longer
+/// than allowed: [`ApiError::TooManyPages`], not a truncated list. (A full page announces the
+/// next: [`Reply`] carries no `x-next-page` header to ask.)
+pub async fn list_pages(
+    api: &dyn GitLabApi,
+    path: &str,
+    max_pages: usize,
+) -> Result<Vec<Value>, ApiError> {
     let mut all = Vec::new();
     let separator = if path.contains('?') { '&' } else { '?' };
-    for page in 1..=MAX_PAGES {
+    for page in 1..=max_pages + 1 {
         let reply = api
             .call(Request::get(format!(
                 "{path}{separator}per_page={PER_PAGE}&page={page}"
             )))
             .await?;
         let items = reply.body.as_array().cloned().unwrap_or_default();
+        if page > max_pages {
+            if items.is_empty() {
+                break;
+            }
+            return Err(ApiError::TooManyPages {
+                path: path.split('?').next().unwrap_or("").to_owned(),
+                pages: max_pages,
+                per_page: PER_PAGE,
+            });
+        }
         let done = items.len() < PER_PAGE;
         all.extend(items);
         if done {

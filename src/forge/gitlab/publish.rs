@@ -15,7 +15,8 @@ use std::collections::HashSet;
 
 use serde_json::{Value, json};
 
-use super::{ApiError, GitLabApi, Request, list_all, merge_request_path, project_path, str_at};
+use super::reply::{CommitStatus, Discussion, Note, list_all_as, parse};
+use super::{ApiError, GitLabApi, Reply, Request, merge_request_path, project_path, str_at};
 use crate::review::reconcile::{Posted, reconcile, summary_with_refused};
 use crate::review::render::{SUMMARY_MARKER, parse_marker, truncate};
 use crate::review::{Conclusion, FileComment, InlineComment, ReviewPlan};
@@ -153,18 +154,6 @@ pub struct PublishReport {
     pub summary_note_id: u64,
 }
 
-fn id_of(value: &Value) -> u64 {
-    value.get("id").and_then(Value::as_u64).unwrap_or(0)
-}
-
-fn author_of(note: &Value) -> Option<&str> {
-    str_at(note, &["author", "username"])
-}
-
-fn is_system(note: &Value) -> bool {
-    note.get("system").and_then(Value::as_bool) == Some(true)
-}
-
 /// The latest state of our status on the head, if any.
 async fn current_status(api: &dyn GitLabApi, target: &Target) -> Result<Option<String>, ApiError> {
     let mut path = project_path(
@@ -177,13 +166,12 @@ async fn current_status(api: &dyn GitLabApi, target: &Target) -> Result<Option<S
     if let Some(reference) = &target.status_ref {
         path.push_str(&format!("&ref={}", encode(reference)));
     }
-    let statuses = list_all(api, &path).await?;
+    let statuses: Vec<CommitStatus> = list_all_as(api, &path).await?;
     Ok(statuses
-        .iter()
-        .filter(|s| s.get("name").and_then(Value::as_str) == Some(STATUS_NAME))
-        .max_by_key(|s| id_of(s))
-        .and_then(|s| s.get("status").and_then(Value::as_str))
-        .map(str::to_owned))
+        .into_iter()
+        .filter(|s| s.name.as_deref() == Some(STATUS_NAME))
+        .max_by_key(|s| s.id)
+        .and_then(|s| s.status))
 }
 
 /// Sets the status to failed if it is still pending or running; whether it was.
@@ -272,28 +260,28 @@ struct Ours {
 }
 
 async fn our_discussions(api: &dyn GitLabApi, target: &Target) -> Result<Vec<Ours>, ApiError> {
-    let all = list_all(api, &target.path("/discussions")).await?;
+    let all: Vec<Discussion> = list_all_as(api, &target.path("/discussions")).await?;
+    let bot = target.bot_username.as_str();
     Ok(all
-        .iter()
+        .into_iter()
         .filter_map(|d| {
-            let notes = d.get("notes")?.as_array()?;
-            let first = notes.first()?;
-            if author_of(first) != Some(target.bot_username.as_str()) || is_system(first) {
+            let first = d.notes.first()?;
+            if !first.by(bot) || first.system {
                 return None;
             }
-            let fingerprints = parse_marker(first.get("body")?.as_str()?)?;
-            let replied = notes
-                .iter()
-                .skip(1)
-                .any(|n| !is_system(n) && author_of(n) != Some(target.bot_username.as_str()));
-            let resolved = first.get("resolved").and_then(Value::as_bool) == Some(true);
+            let fingerprints = parse_marker(first.body.as_deref()?)?;
+            let replied = d.notes.iter().skip(1).any(|n| !n.system && !n.by(bot));
+            let resolved = first.resolved == Some(true);
+            let resolved_by_us = resolved
+                && first
+                    .resolved_by
+                    .as_ref()
+                    .is_some_and(|a| a.username == bot);
             Some(Ours {
-                id: d.get("id")?.as_str()?.to_owned(),
+                id: d.id,
                 fingerprints,
                 resolved,
-                resolved_by_us: resolved
-                    && str_at(first, &["resolved_by", "username"])
-                        == Some(target.bot_username.as_str()),
+                resolved_by_us,
                 replied,
             })
         })
@@ -455,18 +443,14 @@ pub async fn upsert_note(
 ) -> Result<u64, ApiError> {
     let path = merge_request_path(merge_request.project_id, merge_request.iid, "/notes");
     let listing = format!("{path}?sort=asc&order_by=created_at");
-    let find = |notes: Vec<Value>| {
-        notes.into_iter().find(|n| {
-            author_of(n) == Some(merge_request.bot_username)
-                && !is_system(n)
-                && n.get("body")
-                    .and_then(Value::as_str)
-                    .is_some_and(|b| b.contains(marker))
-        })
+    let find = |notes: Vec<Note>| {
+        notes
+            .into_iter()
+            .find(|n| n.by(merge_request.bot_username) && !n.system && n.body().contains(marker))
     };
-    if let Some(note) = find(list_all(api, &listing).await?) {
-        let id = id_of(&note);
-        if note.get("body").and_then(Value::as_str) != Some(body) {
+    if let Some(note) = find(list_all_as(api, &listing).await?) {
+        let id = note.id;
+        if note.body.as_deref() != Some(body) {
             api.call(Request::put(
                 format!("{path}/{id}"),
                 Some(json!({"body": body})),
@@ -475,17 +459,19 @@ pub async fn upsert_note(
         }
         return Ok(id);
     }
+    let endpoint = format!("POST {path}");
+    let created = |reply: Reply| parse::<Note>(&endpoint, &reply.body).map(|n| n.id);
     match api
         .call(Request::post(path.clone(), json!({"body": body})))
         .await
     {
-        Ok(reply) => Ok(id_of(&reply.body)),
-        Err(ApiError::Unconfirmed { .. }) => match find(list_all(api, &listing).await?) {
-            Some(note) => Ok(id_of(&note)),
-            None => api
-                .call(Request::post(path, json!({"body": body})))
-                .await
-                .map(|r| id_of(&r.body)),
+        Ok(reply) => created(reply),
+        Err(ApiError::Unconfirmed { .. }) => match find(list_all_as(api, &listing).await?) {
+            Some(note) => Ok(note.id),
+            None => created(
+                api.call(Request::post(path.clone(), json!({"body": body})))
+                    .await?,
+            ),
         },
         Err(e) => Err(e),
     }

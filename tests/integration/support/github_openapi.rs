@@ -11,7 +11,8 @@
 //!   descriptions, review-comment line ranges.
 //!
 //! The description is read once per test binary (lazily) and only what the checks need is
-//! kept: path templates, parameters and request-body schemas, not the responses.
+//! kept: path templates, parameters, request-body schemas and the example replies (not the
+//! response schemas).
 
 use std::collections::BTreeMap;
 use std::sync::OnceLock;
@@ -64,6 +65,14 @@ pub fn request_examples(method: &str, path: &str) -> Result<Vec<(String, Value)>
         .as_ref()
         .map(|body| body.examples.clone())
         .unwrap_or_default())
+}
+
+/// GitHub's own example replies (2xx, JSON) of the operation a request goes to, as
+/// `("201 default", value)`.
+pub fn reply_examples(method: &str, path: &str) -> Result<Vec<(String, Value)>, String> {
+    let request = Request::parse(method, path)?;
+    let (_, operation) = spec().find(&request)?;
+    Ok(operation.replies.clone())
 }
 
 /// GitHub's limits on what the bot writes, beyond the schema (forge facts B.1–B.3). Applies
@@ -335,6 +344,8 @@ struct Operation {
     id: String,
     parameters: Vec<Parameter>,
     body: Option<RequestBody>,
+    /// GitHub's example replies with a 2xx status, JSON only, as `("201 default", value)`.
+    replies: Vec<(String, Value)>,
 }
 
 struct Parameter {
@@ -384,6 +395,14 @@ mod raw {
         pub parameters: Vec<Parameter>,
         #[serde(rename = "requestBody")]
         pub request_body: Option<RequestBody>,
+        #[serde(default)]
+        pub responses: BTreeMap<String, Response>,
+    }
+
+    #[derive(Deserialize)]
+    pub struct Response {
+        #[serde(default)]
+        pub content: BTreeMap<String, Media>,
     }
 
     #[derive(Deserialize, Clone)]
@@ -460,7 +479,23 @@ impl Spec {
                         .filter(|p| p.location == "path" && p.multi_segment)
                         .map(|p| p.name.clone()),
                 );
+                let replies = op
+                    .responses
+                    .into_iter()
+                    .filter(|(status, _)| status.starts_with('2'))
+                    .flat_map(|(status, response)| {
+                        response
+                            .content
+                            .into_iter()
+                            .filter(|(ct, _)| is_json(ct))
+                            .flat_map(|(_, media)| media.examples)
+                            .filter_map(move |(name, e)| {
+                                Some((format!("{status} {name}"), e.value?))
+                            })
+                    })
+                    .collect();
                 let operation = Operation {
+                    replies,
                     id: op
                         .operation_id
                         .unwrap_or_else(|| format!("{method} {template}")),

@@ -1,0 +1,57 @@
+//! Listing every page fails loudly at its page limit: a list still going on past the last page
+//! allowed is an error, not a silently shortened list. The fake GitLab serves the pages.
+
+use kubeward::forge::gitlab::fake::FakeGitLab;
+use kubeward::forge::gitlab::{ApiError, GitLabApi, PER_PAGE, list_pages};
+
+const DISCUSSIONS: &str = "/projects/1/merge_requests/2/discussions";
+
+fn with_discussions(n: usize) -> FakeGitLab {
+    let fake = FakeGitLab::new(99, "kubeward-bot");
+    fake.add_project(1, "octo/shop");
+    for i in 0..n {
+        fake.add_note_by(1, 2, 5, "dev", &format!("note {i}"), false);
+    }
+    fake
+}
+
+fn page(n: usize) -> String {
+    format!("GET {DISCUSSIONS}?per_page={PER_PAGE}&page={n}")
+}
+
+#[tokio::test]
+async fn a_list_longer_than_the_page_limit_is_an_error_naming_it() {
+    let fake = with_discussions(2 * PER_PAGE + 1);
+    let error = list_pages(&fake as &dyn GitLabApi, DISCUSSIONS, 2)
+        .await
+        .expect_err("three pages, two allowed");
+    assert!(
+        matches!(error, ApiError::TooManyPages { pages: 2, .. }),
+        "{error:?}"
+    );
+    assert_eq!(
+        error.to_string(),
+        format!("GET {DISCUSSIONS}: more than 2 pages of {PER_PAGE}")
+    );
+    assert_eq!(fake.request_log(), [page(1), page(2), page(3)]);
+}
+
+#[tokio::test]
+async fn a_list_that_ends_on_the_last_page_allowed_is_whole() {
+    let fake = with_discussions(2 * PER_PAGE);
+    let all = list_pages(&fake as &dyn GitLabApi, DISCUSSIONS, 2)
+        .await
+        .expect("exactly two full pages");
+    assert_eq!(all.len(), 2 * PER_PAGE);
+    assert_eq!(fake.request_log(), [page(1), page(2), page(3)]);
+}
+
+#[tokio::test]
+async fn a_short_page_still_ends_the_list_without_another_request() {
+    let fake = with_discussions(PER_PAGE - 1);
+    let all = list_pages(&fake as &dyn GitLabApi, DISCUSSIONS, 2)
+        .await
+        .expect("one page");
+    assert_eq!(all.len(), PER_PAGE - 1);
+    assert_eq!(fake.request_log(), [page(1)]);
+}
