@@ -6,6 +6,7 @@ pub mod github;
 pub mod gitlab;
 pub mod ids;
 pub mod job;
+pub mod reply;
 pub mod secret;
 
 pub use secret::Secret;

@@ -142,8 +142,8 @@ pub enum ApiError {
         message: String,
     },
     /// A 2xx reply without what we read from it (an id, a token): GitHub changed its shape.
-    #[error("{endpoint}: unexpected reply: {detail}")]
-    Reply { endpoint: String, detail: String },
+    #[error(transparent)]
+    Reply(#[from] crate::forge::reply::UnexpectedReply),
     /// A list longer than we read: a truncated list would pass for the whole one.
     #[error("GET {path}: more than {pages} pages of {per_page}")]
     TooManyPages {

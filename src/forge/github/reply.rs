@@ -96,10 +96,7 @@ pub struct InstallationToken {
 
 /// `body` read as `T`; `endpoint` names the request in the error (method and path, no query).
 pub fn parse<T: DeserializeOwned>(endpoint: &str, body: &Value) -> Result<T, ApiError> {
-    T::deserialize(body).map_err(|e| ApiError::Reply {
-        endpoint: endpoint.split('?').next().unwrap_or("").to_owned(),
-        detail: e.to_string(),
-    })
+    Ok(crate::forge::reply::read(endpoint, body)?)
 }
 
 /// [`list_all`], each item read as `T`: one unreadable item fails the listing.

@@ -120,8 +120,8 @@ pub enum ApiError {
         detail: String,
     },
     /// A 2xx reply without what we read from it (an id): GitLab changed its shape.
-    #[error("{endpoint}: unexpected reply: {detail}")]
-    Reply { endpoint: String, detail: String },
+    #[error(transparent)]
+    Reply(#[from] crate::forge::reply::UnexpectedReply),
     /// A list longer than we read: a truncated list would pass for the whole one.
     #[error("GET {path}: more than {pages} pages of {per_page}")]
     TooManyPages {
