@@ -958,3 +958,54 @@ fn path_exemptions_and_ignored_paths_reach_rendered_findings_through_their_sourc
         );
     }
 }
+
+#[test]
+fn audit_renders_a_chart_hooks_included_and_points_at_its_template() {
+    let Some(helm) = helm() else {
+        eprintln!("skipped: no helm (scripts/test.sh sets KUBEWARD_TEST_HELM)");
+        return;
+    };
+    let dir = tempfile::tempdir().expect("temp dir");
+    let hook = "apiVersion: v1
+kind: Pod
+metadata:
+  name: migrate
+  annotations:
+    \"helm.sh/hook\": pre-install
+spec:
+  containers:
+    - name: migrate
+      image: \"web:1.0\"
+      securityContext:
+        privileged: true
+";
+    for (path, text) in [
+        (".kubeward.yaml", "checks:\n  runAsPrivileged: danger\n"),
+        ("charts/web/Chart.yaml", CHART),
+        ("charts/web/values.yaml", &values_with("1.0", false, "")),
+        ("charts/web/templates/deploy.yaml", TEMPLATE),
+        ("charts/web/templates/hook.yaml", hook),
+    ] {
+        let file = dir.path().join(path);
+        std::fs::create_dir_all(file.parent().expect("parent")).expect("mkdir");
+        std::fs::write(file, text).expect("write");
+    }
+    let out = Command::new(env!("CARGO_BIN_EXE_kubeward"))
+        .current_dir(dir.path())
+        .args(["audit", ".", "--format", "json", "--helm"])
+        .arg(&helm)
+        .output()
+        .expect("runs");
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
+    assert_eq!(
+        findings(&report),
+        [(
+            "runAsPrivileged".to_owned(),
+            "charts/web/templates/hook.yaml".to_owned(),
+            12,
+            vec!["charts/web".to_owned()]
+        )],
+        "the hook is audited, at its template line, naming the chart: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
