@@ -123,21 +123,13 @@ fn main() {
         };
         head.extend(changed);
     }
-    let refs = |files: &[(String, String)]| -> Vec<(String, Vec<u8>)> {
+    let borrow = |files: &[(String, String)]| -> Vec<(&str, &[u8])> {
         files
             .iter()
-            .map(|(p, t)| (p.clone(), t.clone().into_bytes()))
+            .map(|(p, t)| (p.as_str(), t.as_bytes()))
             .collect()
     };
-    let (base, head) = (refs(&base), refs(&head));
-    let base_refs: Vec<(&str, &[u8])> = base
-        .iter()
-        .map(|(p, c)| (p.as_str(), c.as_slice()))
-        .collect();
-    let head_refs: Vec<(&str, &[u8])> = head
-        .iter()
-        .map(|(p, c)| (p.as_str(), c.as_slice()))
-        .collect();
+    let (base_refs, head_refs) = (borrow(&base), borrow(&head));
     let base_oid =
         build::commit(&git, Some("refs/heads/main"), &[], &base_refs, "base").expect("base");
     build::commit(
