@@ -88,6 +88,13 @@ spec:
     ]
 }
 
+fn borrow(files: &[(String, String)]) -> Vec<(&str, &[u8])> {
+    files
+        .iter()
+        .map(|(p, t)| (p.as_str(), t.as_bytes()))
+        .collect()
+}
+
 fn helm() -> PathBuf {
     ["KUBEWARD_HELM", "KUBEWARD_TEST_HELM"]
         .iter()
@@ -123,12 +130,6 @@ fn main() {
         };
         head.extend(changed);
     }
-    let borrow = |files: &[(String, String)]| -> Vec<(&str, &[u8])> {
-        files
-            .iter()
-            .map(|(p, t)| (p.as_str(), t.as_bytes()))
-            .collect()
-    };
     let (base_refs, head_refs) = (borrow(&base), borrow(&head));
     let base_oid =
         build::commit(&git, Some("refs/heads/main"), &[], &base_refs, "base").expect("base");
