@@ -1,280 +1,347 @@
-//! The review step both forges share: fetch into the bare cache (only the parent holds
-//! credentials), review in a child process under the job's budgets and time limit, and turn
-//! every way that can end into one [`Verdict`] the forge adapters publish as they are.
+//! The one review flow, for every forge: read the change, skip what is closed, say why a
+//! draft is not reviewed, open the status, fetch and review under one time limit, publish
+//! through [`reconcile`], and conclude the status on every path.
+//!
+//! The choices both forges share (each tested on both):
+//! - The change is reviewed as it is now, whatever head the job was queued for: deliveries
+//!   arrive out of order and can be lost.
+//! - A draft is not reviewed unless the settings say so; its status says why (GitHub: a
+//!   neutral check, GitLab: a `skipped` status) and marking it ready reviews it.
+//! - Fetching and reviewing share one time limit; publishing is not under it (once there is a
+//!   plan, the status says its conclusion, never a neutral that required checks let pass).
+//! - A review that fails says so on the status as a failure, before a retry too (a newer push
+//!   may supersede the retry; the old head must not stay in progress), except when only
+//!   waiting for a write budget: then the job is deferred and the status stays as it is.
+//! - Comments are reconciled with what is posted: posted once, marked fixed when their
+//!   findings are gone, reopened when they come back (see `review/reconcile.rs`).
 
-use std::future::Future;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
-use super::runner::ReviewFailure;
-use super::sandbox::{ChildFailure, ChildRequest, SandboxSettings, review_in_child};
-use crate::config::Incomplete;
-use crate::forge::Secret;
-use crate::git::cache::{AbandonOnDrop, CacheKey, FetchBudget, FetchRequest, GitCache};
-use crate::owners::Flavor;
-use crate::pipeline::ReviewBudgets;
-use crate::review::{Conclusion, ReviewPlan};
+use super::fetch::{Commits, ReviewLimits, fetch_and_review, stage};
+use super::runner::{BotError, Cancel, JobOutcome, ReviewFailure};
+use crate::forge::command::Command;
+use crate::forge::{Change, CommandRequest, Forge, ForgeResult, Outcome, StatusText, scan_key};
+use crate::git::cache::GitCache;
+use crate::review::reconcile::{Posted, reconcile, summary_with_refused};
+use crate::review::{InlineComment, ReviewPlan};
 
-/// What one review may take, the same on every forge.
+/// What the flow needs besides the forge.
+pub struct Flow<'a> {
+    pub cache: &'a Arc<GitCache>,
+    pub limits: &'a ReviewLimits,
+    pub review_drafts: bool,
+}
+
+/// What a job asks of the flow.
 #[derive(Debug, Clone)]
-pub struct ReviewLimits {
-    /// Bytes all fetches of one job may receive together.
-    pub max_fetch_bytes: u64,
-    /// Shallow fetch depth; missing commits are fetched by id.
-    pub fetch_depth: i32,
-    /// Wall time for fetching and reviewing (not publishing: once there is a plan, the check
-    /// says its conclusion).
-    pub time_limit: Duration,
-    pub budgets: ReviewBudgets,
-    pub sandbox: SandboxSettings,
-    /// How overlays are rendered inside the review process.
-    pub render: crate::render::review::RenderOptions,
+pub enum Work {
+    Review {
+        /// The head the job was queued for (the change is reviewed as it is now).
+        expected_head: Option<String>,
+        /// A re-requested check wants a new run.
+        new_status: bool,
+        /// The head a push replaced: its unfinished statuses are cancelled.
+        previous_head: Option<String>,
+    },
+    Command(CommandRequest),
 }
 
-/// Where and what to fetch.
-pub struct FetchPlan {
-    /// From configured base URLs and ids read from the forge's API, never from a payload.
-    pub url: String,
-    /// `(user, password)`, given to git only through its credential callback.
-    pub credentials: Option<(String, Secret)>,
-    pub refspecs: Vec<String>,
-}
-
-/// The commits a review needs, as the forge names them.
-#[derive(Debug, Clone)]
-pub struct Commits {
-    pub head: String,
-    /// The forge's merge-base: the diff we review is the diff it shows.
-    pub merge_base: String,
-    /// Where policy and CODEOWNERS are read; the merge-base when it cannot be fetched.
-    pub base_tip: String,
-}
-
-/// A final answer for the check or status: a published plan says its own, the rest say this.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Verdict {
-    pub conclusion: Conclusion,
-    pub title: String,
-    pub summary: String,
-}
-
-impl ReviewFailure {
-    /// How a review that produced no plan concludes; `None` when it is to be retried.
-    pub fn verdict(&self) -> Option<Verdict> {
-        match self {
-            ReviewFailure::Config(message) => Some(Verdict {
-                conclusion: Conclusion::Failure,
-                title: "Invalid kubeward configuration".into(),
-                summary: format!(
-                    "The policy on the base branch cannot be read:\n\n```\n{message}\n```"
-                ),
-            }),
-            ReviewFailure::Incomplete {
-                title,
-                summary,
-                policy,
-            } => {
-                // The policy was not read (a fetch over its cap): nothing relaxes the default.
-                let policy = policy.unwrap_or_default();
-                let (conclusion, effect) = match policy {
-                    Incomplete::Failure => (
-                        Conclusion::Failure,
-                        "An incomplete review fails (the policy's `incomplete: failure`, the default).",
-                    ),
-                    Incomplete::Neutral => (
-                        Conclusion::Neutral,
-                        "The policy's `incomplete: neutral` makes this check neutral.",
-                    ),
-                };
-                Some(Verdict {
-                    conclusion,
-                    title: title.clone(),
-                    summary: format!("{summary}\n\n{effect}"),
-                })
+/// Runs one job's work on one change.
+pub async fn run<F: Forge>(
+    forge: &F,
+    work: &Work,
+    flow: &Flow<'_>,
+    cancel: &Cancel,
+    last_attempt: bool,
+) -> Result<JobOutcome, BotError> {
+    match work {
+        Work::Review {
+            expected_head,
+            new_status,
+            previous_head,
+        } => {
+            if let Some(previous) = previous_head
+                .as_ref()
+                .filter(|p| Some(*p) != expected_head.as_ref())
+            {
+                cancel_replaced_head(forge, previous).await;
             }
-            ReviewFailure::Crashed(message) => Some(Verdict {
-                conclusion: Conclusion::Failure,
-                title: "kubeward could not review this change".into(),
-                summary: format!(
-                    "The review process crashed and is not retried (the same change would crash it again):\n\n```\n{message}\n```"
-                ),
-            }),
-            ReviewFailure::Other(_) => None,
+            review(
+                forge,
+                expected_head.as_deref(),
+                *new_status,
+                flow,
+                cancel,
+                last_attempt,
+            )
+            .await
         }
+        Work::Command(request) => match forge.authorize_command(request).await? {
+            Err(why) => Ok(JobOutcome::Skipped(why)),
+            Ok(Command::Help) => {
+                forge.answer_help(request.comment_id).await?;
+                Ok(JobOutcome::Skipped("help answered".into()))
+            }
+            Ok(Command::Rescan) => review(forge, None, false, flow, cancel, last_attempt).await,
+        },
     }
 }
 
-/// Fetches and reviews a change: the one review step of both bots. `fetch` says what to
-/// fetch (asking the forge for a token, say); it runs under the time limit too.
-pub async fn fetch_and_review(
-    cache: Arc<GitCache>,
-    key: CacheKey,
-    fetch: impl Future<Output = Result<FetchPlan, ReviewFailure>>,
-    commits: Commits,
-    forge: Flavor,
-    limits: &ReviewLimits,
-) -> Result<ReviewPlan, ReviewFailure> {
-    let started = Instant::now();
-    // Reviews are CPU work: one per spare core, so webhooks are still answered at once.
-    let _slot = super::runner::review_slot().await;
-    let budget = Arc::new(FetchBudget::new(limits.max_fetch_bytes));
-    // Dropped with this future when the job is given up: its fetch stops.
-    let _abandon = AbandonOnDrop(budget.clone());
-    let fetched = async {
-        let fetch = fetch.await?;
-        let depth = fetch.url.starts_with("http").then_some(limits.fetch_depth);
-        let commits = commits.clone();
-        let budget = budget.clone();
-        tokio::task::spawn_blocking(move || {
-            fetch_commits(&cache, &key, &fetch, &commits, depth, &budget)
-        })
+/// Concludes `cancelled` what is still open on the head a push replaced: a review of it may
+/// have been superseded after it started (released at a shutdown, say) and never resumed.
+/// Best effort: the new head's review goes on regardless.
+async fn cancel_replaced_head<F: Forge>(forge: &F, previous: &str) {
+    let text = StatusText {
+        title: "Superseded",
+        summary: "A newer push superseded this review.",
+    };
+    match forge
+        .conclude_unfinished(previous, Outcome::Cancelled, text)
         .await
-        .map_err(|e| ReviewFailure::Other(format!("the fetch task failed: {e}")))?
-    };
-    let (cached, base_tip) = match tokio::time::timeout(limits.time_limit, fetched).await {
-        Err(_) => return Err(time_limit(limits, None)),
-        Ok(result) => result?,
-    };
-    stage("fetch", started.elapsed());
-    let request = ChildRequest {
-        git_dir: cached.repo.inner().path().to_path_buf(),
-        merge_base: commits.merge_base.clone(),
-        head: commits.head.clone(),
-        base_tip,
-        forge,
-        budgets: limits.budgets,
-        render: limits.render.clone(),
-    };
-    let left = limits.time_limit.saturating_sub(started.elapsed());
-    // The cache stays locked (`cached`) while the child reads it.
-    let reviewed = review_in_child(&limits.sandbox, &request, left).await;
-    drop(cached);
-    match reviewed {
-        Ok((plan, timings)) => {
-            stage("diff", Duration::from_secs_f64(timings.git));
-            stage("parse", Duration::from_secs_f64(timings.parse));
-            stage("audit", Duration::from_secs_f64(timings.audit));
-            stage("plan", Duration::from_secs_f64(timings.plan));
-            Ok(plan)
+    {
+        Ok(0) => {}
+        Ok(n) => {
+            tracing::info!(cancelled = n, head = %previous, "concluded the replaced head's open statuses")
         }
-        Err(failure) => Err(from_child(failure, limits)),
+        Err(e) => tracing::warn!(error = %e, "cannot conclude the replaced head's open statuses"),
     }
 }
 
-fn time_limit(limits: &ReviewLimits, policy: Option<Incomplete>) -> ReviewFailure {
-    ReviewFailure::Incomplete {
-        title: "Incomplete: time limit reached".into(),
-        summary: format!(
-            "The review did not finish within its time limit ({} s), so this change was not judged. Push again or comment `/kubeward rescan` to retry; a change this heavy may need to be split.",
-            limits.time_limit.as_secs()
-        ),
-        policy,
+/// Fails what a given-up job left open: on the heads it names and, when it names a change, on
+/// the change's current head (a review reviews the change as it is now). The worker calls
+/// this when its time limit cut the job off on its last attempt, so that no required check
+/// waits forever.
+pub async fn conclude_abandoned<F: Forge>(
+    forge: &F,
+    job_heads: &[String],
+    names_a_change: bool,
+    reason: &str,
+) -> Result<(), BotError> {
+    let mut heads = job_heads.to_vec();
+    if names_a_change {
+        heads.push(forge.current_head().await?);
     }
-}
-
-fn from_child(failure: ChildFailure, limits: &ReviewLimits) -> ReviewFailure {
-    match failure {
-        ChildFailure::Config(message) => ReviewFailure::Config(message),
-        ChildFailure::TimeLimit { incomplete } => time_limit(limits, incomplete),
-        ChildFailure::OutOfMemory { incomplete } => ReviewFailure::Incomplete {
-            title: "Could not review: the review ran out of memory".into(),
-            summary: format!(
-                "The review process reached its memory limit ({} MiB) and was stopped, so this change was not judged. Split the change, or ask the operator to raise `review.memoryLimitBytes`.",
-                limits.sandbox.memory_bytes >> 20
-            ),
-            policy: incomplete,
-        },
-        ChildFailure::OutputTooLarge { incomplete } => ReviewFailure::Incomplete {
-            title: "Could not review: the result is too large".into(),
-            summary: format!(
-                "The review's result is larger than {} MiB, so it was not published. Split the change.",
-                limits.sandbox.max_output_bytes >> 20
-            ),
-            policy: incomplete,
-        },
-        ChildFailure::Crashed(message) => ReviewFailure::Crashed(message),
-        ChildFailure::Error(message) => ReviewFailure::Other(message),
-    }
-}
-
-/// Fetches what the review needs into the locked cache; returns the cache, still locked,
-/// and the commit to read policy at.
-fn fetch_commits(
-    cache: &GitCache,
-    key: &CacheKey,
-    fetch: &FetchPlan,
-    commits: &Commits,
-    depth: Option<i32>,
-    budget: &FetchBudget,
-) -> Result<(crate::git::cache::CachedRepo, String), ReviewFailure> {
-    let cached = cache
-        .open(key)
-        .map_err(|e| ReviewFailure::Other(e.to_string()))?;
-    let credentials = fetch
-        .credentials
-        .as_ref()
-        .map(|(user, password)| (user.as_str(), password.expose()));
-    let run = |specs: &[String], depth: Option<i32>| {
-        cached
-            .fetch(&FetchRequest {
-                url: &fetch.url,
-                refspecs: specs,
-                credentials,
-                depth,
-                budget,
-            })
-            .map_err(from_fetch)
+    heads.retain(|head| !head.is_empty());
+    heads.dedup();
+    let summary = format!(
+        "kubeward gave this review up: {reason}. Push again or comment `/kubeward rescan` to retry."
+    );
+    let text = StatusText {
+        title: "kubeward could not finish this review",
+        summary: &summary,
     };
-    run(&fetch.refspecs, depth)?;
-    let has = |sha: &str| {
-        git2::Oid::from_str(sha)
-            .ok()
-            .is_some_and(|oid| cached.repo.inner().find_commit(oid).is_ok())
-    };
-    // The merge-base may lie below the shallow boundary, and the base branch may have moved
-    // on: fetch exactly those commits.
-    if !has(&commits.merge_base) {
-        run(
-            &[format!("+{}:refs/kubeward/merge-base", commits.merge_base)],
-            depth.map(|_| 1),
-        )?;
+    for head in heads {
+        let concluded = forge
+            .conclude_unfinished(&head, Outcome::Failure, text)
+            .await?;
+        tracing::info!(concluded, head = %head, "the statuses a given-up job left unfinished");
     }
-    if !has(&commits.base_tip) && git2::Oid::from_str(&commits.base_tip).is_ok() {
-        // Without it, policy is read at the merge-base; only a cap ends the review here.
-        let spec = [format!("+{}:refs/kubeward/base-tip", commits.base_tip)];
-        if let Err(e @ ReviewFailure::Incomplete { .. }) = run(&spec, depth.map(|_| 1)) {
-            return Err(e);
+    Ok(())
+}
+
+async fn review<F: Forge>(
+    forge: &F,
+    expected_head: Option<&str>,
+    new_status: bool,
+    flow: &Flow<'_>,
+    cancel: &Cancel,
+    last_attempt: bool,
+) -> Result<JobOutcome, BotError> {
+    let change = forge.change().await?;
+    if !change.open {
+        return Ok(JobOutcome::Skipped("the change is not open".into()));
+    }
+    if let Some(expected) = expected_head.filter(|h| *h != change.head) {
+        tracing::info!(job_head = %expected, current_head = %change.head, "reviewing the current head");
+    }
+    // Never approximated by the base tip: later commits on the base branch would look
+    // reverted by the change.
+    let Some(merge_base) = change.merge_base.clone() else {
+        let scan = scan_key(&change.head, "no-merge-base");
+        let status = forge.open_status(&change, &scan, new_status).await?;
+        let text = StatusText {
+            title: "No merge base",
+            summary: "The forge names no merge base of the base and head commits (unrelated histories?), so kubeward cannot tell what this change did.",
+        };
+        let id = forge
+            .conclude_verdict(&change, &status, Outcome::Failure, text)
+            .await?;
+        return Ok(published(forge, Outcome::Failure, id));
+    };
+    let scan = scan_key(&change.head, &merge_base);
+    if change.draft && !flow.review_drafts {
+        let text = StatusText {
+            title: "Draft: not reviewed",
+            summary: "This change is a draft; kubeward reviews it when it is marked ready for review.",
+        };
+        forge.skip(&change, &scan, text).await?;
+        return Ok(JobOutcome::Skipped(
+            "a draft: reviewed when marked ready".into(),
+        ));
+    }
+    let status = forge.open_status(&change, &scan, new_status).await?;
+    // Whatever happens from here on, the status is concluded.
+    let work = async {
+        let commits = Commits {
+            head: change.head.clone(),
+            merge_base,
+            base_tip: change.base_tip.clone(),
+        };
+        let fetch = async {
+            forge
+                .fetch_plan(&change)
+                .await
+                .map_err(|e| ReviewFailure::Other(e.to_string()))
+        };
+        let key = forge.cache_key()?;
+        let reviewed = fetch_and_review(
+            flow.cache.clone(),
+            key,
+            fetch,
+            commits,
+            forge.flavor(),
+            flow.limits,
+        )
+        .await;
+        match reviewed {
+            Ok(plan) => {
+                if cancel.is_cancelled() {
+                    let text = StatusText {
+                        title: "Superseded",
+                        summary: "A newer push or a closed change superseded this review.",
+                    };
+                    forge
+                        .finish_status(&change, &status, Outcome::Cancelled, text)
+                        .await?;
+                    return Ok(JobOutcome::Skipped("cancelled".into()));
+                }
+                let started = Instant::now();
+                let id = publish(forge, &change, &status, &plan).await?;
+                stage("publish", started.elapsed());
+                Ok(published(forge, Outcome::of(plan.conclusion), id))
+            }
+            Err(failure) => match failure.verdict() {
+                Some(verdict) => {
+                    let outcome = Outcome::of(verdict.conclusion);
+                    let text = StatusText {
+                        title: &verdict.title,
+                        summary: &verdict.summary,
+                    };
+                    let id = forge
+                        .conclude_verdict(&change, &status, outcome, text)
+                        .await?;
+                    Ok(published(forge, outcome, id))
+                }
+                // Retried by the queue; concluded below meanwhile.
+                None => Err(BotError::Review(match failure {
+                    ReviewFailure::Other(message) => message,
+                    other => format!("{other:?}"),
+                })),
+            },
         }
-    }
-    for sha in [&commits.head, &commits.merge_base] {
-        if !has(sha) {
-            return Err(ReviewFailure::Other(format!(
-                "commit {sha} is not in the fetched history"
-            )));
-        }
-    }
-    let base_tip = if has(&commits.base_tip) {
-        commits.base_tip.clone()
-    } else {
-        commits.merge_base.clone()
     };
-    Ok((cached, base_tip))
-}
-
-/// A fetch over the byte cap leaves the change unjudged; other fetch errors may be retried.
-fn from_fetch(error: crate::git::GitError) -> ReviewFailure {
-    match error {
-        crate::git::GitError::FetchTooLarge { .. } => ReviewFailure::Incomplete {
-            title: "Incomplete: too large to fetch".into(),
-            summary: format!("{error}, so this change was not judged."),
-            policy: None,
-        },
-        error => ReviewFailure::Other(error.to_string()),
+    match work.await {
+        // Only waiting for the write budget: deferred, not failed, and the status stays as it
+        // is (publishing concluded it already if it got that far).
+        Err(error) if error.retry_after().is_some() => Err(error),
+        Err(error) => {
+            let (title, will) = match last_attempt {
+                true => (
+                    "kubeward could not review this change",
+                    "will not be retried",
+                ),
+                false => ("kubeward hit an error; retrying", "will be retried"),
+            };
+            let summary = format!("The review failed and {will}:\n\n```\n{error}\n```");
+            let text = StatusText {
+                title,
+                summary: &summary,
+            };
+            if let Err(e) = forge
+                .finish_status(&change, &status, Outcome::Failure, text)
+                .await
+            {
+                tracing::warn!(error = %e, "cannot conclude the status of a failed review");
+            }
+            Err(error)
+        }
+        Ok(outcome) => Ok(outcome),
     }
 }
 
-/// Records how long a stage of a review took.
-pub(crate) fn stage(name: &'static str, elapsed: Duration) {
-    metrics::histogram!("kubeward_job_duration_seconds", "stage" => name)
-        .record(elapsed.as_secs_f64());
+fn published<F: Forge>(forge: &F, outcome: Outcome, id: u64) -> JobOutcome {
+    JobOutcome::Published {
+        conclusion: forge.says(outcome).into(),
+        published_id: id,
+    }
+}
+
+/// Publishes the plan and concludes the status; the id the job records. When a write budget
+/// runs out on the way, the status gets the plan's conclusion first (saying that the rest
+/// follows) and the error goes up so the job is deferred; running it again goes on from what
+/// landed.
+async fn publish<F: Forge>(
+    forge: &F,
+    change: &Change<F::Extra>,
+    status: &F::Status,
+    plan: &ReviewPlan,
+) -> ForgeResult<u64> {
+    let published = publish_all(forge, change, status, plan).await;
+    if let Err(error) = &published
+        && let Some(wait) = error.retry_after()
+    {
+        forge
+            .conclude_before_waiting(change, status, plan, wait)
+            .await;
+    }
+    published
+}
+
+async fn publish_all<F: Forge>(
+    forge: &F,
+    change: &Change<F::Extra>,
+    status: &F::Status,
+    plan: &ReviewPlan,
+) -> ForgeResult<u64> {
+    let posted = forge.our_comments(change).await?;
+    let states: Vec<Posted> = posted.iter().map(|p| p.state.clone()).collect();
+    let actions = reconcile(plan, &states);
+    let refused: Vec<&InlineComment> = match actions.post_inline.is_empty() {
+        true => Vec::new(),
+        false => forge
+            .post_inline(change, &actions.post_inline)
+            .await?
+            .into_iter()
+            .filter_map(|i| actions.post_inline.get(i).copied())
+            .collect(),
+    };
+    for file in &actions.post_file {
+        forge.post_file(change, file).await?;
+    }
+    let handles = |indices: &[usize]| -> Vec<&F::Comment> {
+        indices.iter().map(|&i| &posted[i].handle).collect()
+    };
+    let marked = forge
+        .mark(
+            change,
+            &handles(&actions.mark_fixed),
+            &handles(&actions.reopen),
+        )
+        .await?;
+    let summary = summary_with_refused(&plan.summary, forge.name(), &refused);
+    let summary_id = forge.upsert_summary(change, &summary).await?;
+    let id = forge
+        .conclude_plan(change, status, plan, &refused, summary_id)
+        .await?;
+    tracing::info!(
+        forge = forge.name(),
+        posted = actions.post_inline.len() + actions.post_file.len() - refused.len(),
+        already_posted = actions.already_posted,
+        marked_fixed = marked.fixed,
+        reopened = marked.reopened,
+        refused = refused.len(),
+        "published"
+    );
+    Ok(id)
 }

@@ -7,16 +7,28 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use serde_json::Value;
 
-use crate::forge::github::api::ApiError;
+use crate::forge::ForgeError;
 
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
 #[derive(Debug, thiserror::Error)]
 pub enum BotError {
     #[error(transparent)]
-    Api(#[from] ApiError),
+    Forge(#[from] ForgeError),
     #[error("{0}")]
     Review(String),
+}
+
+impl From<crate::forge::github::api::ApiError> for BotError {
+    fn from(error: crate::forge::github::api::ApiError) -> BotError {
+        BotError::Forge(error.into())
+    }
+}
+
+impl From<crate::forge::gitlab::ApiError> for BotError {
+    fn from(error: crate::forge::gitlab::ApiError) -> BotError {
+        BotError::Forge(error.into())
+    }
 }
 
 impl BotError {
@@ -25,14 +37,14 @@ impl BotError {
     /// until then instead of counting a failed attempt.
     pub fn retry_after(&self) -> Option<std::time::Duration> {
         match self {
-            BotError::Api(error) => error.retry_after(),
+            BotError::Forge(error) => error.retry_after(),
             BotError::Review(_) => None,
         }
     }
 }
 
 /// Why a review produced no plan, for the forge adapters to conclude their check or status
-/// (see [`ReviewFailure::verdict`] in `bot/review.rs`).
+/// (see [`ReviewFailure::verdict`] in `bot/fetch.rs`).
 #[derive(Debug, Clone, PartialEq)]
 pub enum ReviewFailure {
     /// The policy on the base branch is invalid: concluded as a failure naming it.

@@ -9,9 +9,9 @@ use anyhow::Context;
 use tokio::sync::watch;
 use tracing::{info, warn};
 
+use super::fetch::ReviewLimits;
 use super::github::{BotSettings, GitAccess, GitHubWorker};
 use super::gitlab::{GitLabBotSettings, GitLabWorker};
-use super::review::ReviewLimits;
 use super::runner::{BoxFuture, JobRunner};
 use super::sandbox::{MIN_MEMORY_BYTES, SandboxSettings, default_memory_bytes};
 use super::worker::{WorkerSettings, run as run_worker};

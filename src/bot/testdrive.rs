@@ -16,8 +16,8 @@ use anyhow::Context;
 use serde_json::{Value, json};
 use tokio::sync::watch;
 
+use super::fetch::ReviewLimits;
 use super::github::{BotSettings, GitAccess, GitHubWorker};
-use super::review::ReviewLimits;
 use super::runner::BoxFuture;
 use super::sandbox::{SandboxSettings, default_memory_bytes};
 use super::worker::{WorkerSettings, run as run_worker};

@@ -191,7 +191,7 @@ pub(crate) fn start_worker_with(
     git: Arc<dyn GitAccess>,
     dir: &std::path::Path,
     job_timeout: Duration,
-    review: kubeward::bot::review::ReviewLimits,
+    review: kubeward::bot::fetch::ReviewLimits,
 ) -> (watch::Sender<bool>, tokio::task::JoinHandle<()>) {
     let worker = Arc::new(GitHubWorker {
         api,

@@ -1653,3 +1653,55 @@ async fn a_draft_says_it_was_not_reviewed_and_a_stale_job_reviews_the_current_he
     bot.assert_requests_valid();
     let _ = bot.stop.send(true);
 }
+
+/// What both forges share (GitHub: `a_retried_review_superseded_while_waiting_leaves_no_check_in_progress`):
+/// a review that fails says so on the status before it is retried, never leaving it running,
+/// and the retry starts the status again; the last attempt says it will not retry.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_failed_attempt_fails_the_status_and_the_retry_runs_it_again() {
+    let upstream = Upstream::new("platform/shop");
+    let base = upstream.commit("refs/heads/main", &[], &files(&deployment("", "")));
+    let head = upstream.commit(
+        "refs/merge-requests/7/head",
+        &[base],
+        &files(&deployment("", "            privileged: true\n")),
+    );
+    let config = QueueConfig::default()
+        .with_max_attempts(2)
+        .with_backoff(10, 10);
+    let bot = start_with(&upstream, 1, config).await;
+    // The project's repository is not served: every fetch fails, and is retried.
+    bot.fake.add_project(PROJECT, "platform/gone");
+    bot.open_merge_request(&upstream, PROJECT, base, base, head);
+    let (status, _) = bot
+        .deliver(
+            "Merge Request Hook",
+            "rf-1",
+            &mr_event("merge_request_open.json", PROJECT, "platform/shop", head),
+        )
+        .await;
+    assert_eq!(status, 202);
+    bot.settle().await;
+    assert_eq!(
+        bot.posted_states(0, head),
+        [
+            "pending", "running", "failed", "pending", "running", "failed"
+        ]
+    );
+    let descriptions: Vec<String> = bot
+        .writes_since(0)
+        .iter()
+        .filter(|r| r.path.ends_with(&format!("/statuses/{head}")))
+        .filter(|r| r.body.as_ref().is_some_and(|b| b["state"] == "failed"))
+        .filter_map(|r| r.body.as_ref()?["description"].as_str().map(str::to_owned))
+        .collect();
+    assert_eq!(
+        descriptions,
+        [
+            "kubeward hit an error; retrying",
+            "kubeward could not review this change"
+        ]
+    );
+    bot.assert_requests_valid();
+    let _ = bot.stop.send(true);
+}

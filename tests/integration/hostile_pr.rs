@@ -5,8 +5,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use kubeward::bot::fetch::ReviewLimits;
 use kubeward::bot::github::GitAccess;
-use kubeward::bot::review::ReviewLimits;
 use kubeward::bot::runner::BoxFuture;
 use kubeward::forge::github::api::{ApiError, GitHubApi};
 use kubeward::forge::github::fake::FakeGitHub;

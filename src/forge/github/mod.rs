@@ -1,5 +1,6 @@
 //! GitHub: REST client and App authentication.
 
+pub mod adapter;
 pub mod api;
 pub mod client;
 pub mod events;

@@ -22,9 +22,9 @@ use serde_json::{Value, json};
 use super::api::{ApiError, ApiReply, ApiRequest, GitHubApi, graphql, repo_path};
 use super::reply::{ChangedFile, CheckRun, Comment, list_all_as, parse};
 use crate::diff::{Hunk, one_hunk_shows, parse_unified_hunks};
-use crate::review::reconcile::{Posted, reconcile, summary_with_refused};
+use crate::review::reconcile::Posted;
 use crate::review::render::{SUMMARY_MARKER, parse_marker, truncate};
-use crate::review::{Annotation, Conclusion, InlineComment, ReviewPlan};
+use crate::review::{Annotation, Conclusion, FileComment, InlineComment, ReviewPlan};
 
 /// GitHub's name for our check run.
 pub const CHECK_NAME: &str = "kubeward";
@@ -58,43 +58,19 @@ impl Target {
     }
 }
 
-/// The identity of one scan: the check run's `external_id`.
-pub fn scan_key(head_sha: &str, merge_base: &str) -> String {
-    format!("kubeward:{head_sha}:{merge_base}")
-}
+pub use crate::forge::scan_key;
 
-/// How a check run ends when there is no plan to publish.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Outcome {
-    Success,
-    Failure,
-    /// Skipped (a draft) or too big to review.
-    Neutral,
-    /// Superseded by a newer push.
-    Cancelled,
-}
+pub use crate::forge::Outcome;
 
-impl Outcome {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Outcome::Success => "success",
-            Outcome::Failure => "failure",
-            Outcome::Neutral => "neutral",
-            Outcome::Cancelled => "cancelled",
-        }
+/// A check run's `conclusion` for an outcome. A skipped review (a draft) is `neutral`: GitHub
+/// hides `skipped` check runs, and the check should say why it did not judge.
+pub fn conclusion(outcome: Outcome) -> &'static str {
+    match outcome {
+        Outcome::Success => "success",
+        Outcome::Failure => "failure",
+        Outcome::Neutral | Outcome::Skipped => "neutral",
+        Outcome::Cancelled => "cancelled",
     }
-}
-
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct PublishReport {
-    pub check_run_id: u64,
-    pub comments_posted: usize,
-    pub comments_skipped: usize,
-    pub comments_marked_fixed: usize,
-    /// Comments marked fixed whose finding came back, restored.
-    pub comments_reopened: usize,
-    pub moved_to_summary: usize,
-    pub summary_comment_id: u64,
 }
 
 /// Finds this scan's check run, or creates it `in_progress`. `new_run` forces a new one (a
@@ -201,7 +177,7 @@ pub async fn finish_check(
 ) -> Result<(), ApiError> {
     let body = json!({
         "status": "completed",
-        "conclusion": outcome.as_str(),
+        "conclusion": conclusion(outcome),
         "output": {"title": truncate(title, 200), "summary": truncate(summary, 60_000)},
     });
     api.call(
@@ -213,14 +189,18 @@ pub async fn finish_check(
 }
 
 /// A comment of ours on the pull request.
-struct Ours {
+#[derive(Debug, Clone)]
+pub struct Ours {
     id: u64,
     fingerprints: Vec<String>,
     body: String,
     replied: bool,
 }
 
-async fn our_review_comments(api: &dyn GitHubApi, target: &Target) -> Result<Vec<Ours>, ApiError> {
+pub(crate) async fn our_review_comments(
+    api: &dyn GitHubApi,
+    target: &Target,
+) -> Result<Vec<Ours>, ApiError> {
     let all: Vec<Comment> = list_all_as(
         api,
         target.installation,
@@ -265,47 +245,10 @@ fn review_comment_json(c: &InlineComment) -> Value {
     comment
 }
 
-/// Publishes the plan with at most `max_annotations` check-run annotations; `check_run_id`
-/// comes from [`start_check`].
-///
-/// When a write budget runs out on the way ([`ApiError::RateLimited`]), the check is concluded
-/// with the plan's conclusion first (a write outside the content budget), saying that the rest
-/// follows; the error then goes up so the job is deferred. Running the job again goes on from
-/// what landed.
-pub async fn publish(
-    api: &dyn GitHubApi,
-    target: &Target,
-    plan: &ReviewPlan,
-    check_run_id: u64,
-    max_annotations: usize,
-) -> Result<PublishReport, ApiError> {
-    match publish_all(api, target, plan, check_run_id, max_annotations).await {
-        Err(ApiError::RateLimited {
-            retry_after,
-            message,
-        }) => {
-            conclude_before_waiting(
-                api,
-                target,
-                plan,
-                check_run_id,
-                max_annotations,
-                retry_after,
-            )
-            .await;
-            Err(ApiError::RateLimited {
-                retry_after,
-                message,
-            })
-        }
-        outcome => outcome,
-    }
-}
-
 /// The plan's conclusion on the check, without annotations (so not a content write), while
 /// the rest of the publishing waits for the write budget. Best effort: without it the check
 /// stays in progress until the job resumes.
-async fn conclude_before_waiting(
+pub(crate) async fn conclude_before_waiting(
     api: &dyn GitHubApi,
     target: &Target,
     plan: &ReviewPlan,
@@ -342,100 +285,88 @@ async fn conclude_before_waiting(
     }
 }
 
-async fn publish_all(
+/// Posts the inline comments as one review; the indices of those GitHub refused. GitHub
+/// rejects a whole review (422) without saying which comment: its own diff of the pull request
+/// says which lines it accepts, so the review is retried once with the comments it can anchor.
+pub(crate) async fn post_inline(
     api: &dyn GitHubApi,
     target: &Target,
-    plan: &ReviewPlan,
-    check_run_id: u64,
-    max_annotations: usize,
-) -> Result<PublishReport, ApiError> {
-    let mut report = PublishReport {
-        check_run_id,
-        ..PublishReport::default()
-    };
-    let existing = our_review_comments(api, target).await?;
-    let posted: Vec<Posted> = existing
-        .iter()
-        .map(|c| Posted {
-            fingerprints: c.fingerprints.clone(),
-            marked_fixed: c.body.starts_with(FIXED_PREFIX),
-            // Known only from the review threads, read below when something is to change.
-            resolved_by_person: false,
-            replied: c.replied,
-        })
-        .collect();
-    let actions = reconcile(plan, &posted);
-
-    // New inline comments, once each.
-    let fresh = actions.post_inline;
-    report.comments_skipped = plan.inline_comments.len() - fresh.len();
-    let mut moved: Vec<&InlineComment> = Vec::new();
-    if !fresh.is_empty() {
-        match post_review(api, target, &fresh).await {
-            Ok(()) => report.comments_posted = fresh.len(),
-            Err(ApiError::Status { status: 422, .. }) => {
-                // GitHub rejects the whole review without saying which comment. Its own diff
-                // of the pull request says which lines it accepts: retry once with the
-                // comments it can anchor; the others go to the summary.
-                let accepted = match github_diff(api, target).await {
-                    Ok(diff) => diff,
-                    // Not a refusal of the comments: wait for the budget, then try again.
+    fresh: &[&InlineComment],
+) -> Result<Vec<usize>, ApiError> {
+    match post_review(api, target, fresh).await {
+        Ok(()) => Ok(Vec::new()),
+        Err(ApiError::Status { status: 422, .. }) => {
+            let accepted = match github_diff(api, target).await {
+                Ok(diff) => diff,
+                // Not a refusal of the comments: wait for the budget, then try again.
+                Err(e @ ApiError::RateLimited { .. }) => return Err(e),
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot read GitHub's diff after a refused review");
+                    HashMap::new()
+                }
+            };
+            let (kept, mut refused): (Vec<usize>, Vec<usize>) =
+                (0..fresh.len()).partition(|&i| github_can_anchor(&accepted, fresh[i]));
+            if !kept.is_empty() {
+                let comments: Vec<&InlineComment> = kept.iter().map(|&i| fresh[i]).collect();
+                match post_review(api, target, &comments).await {
+                    Ok(()) => {}
                     Err(e @ ApiError::RateLimited { .. }) => return Err(e),
-                    Err(e) => {
-                        tracing::warn!(error = %e, "cannot read GitHub's diff after a refused review");
-                        HashMap::new()
-                    }
-                };
-                let (kept, refused): (Vec<_>, Vec<_>) =
-                    fresh.iter().partition(|c| github_can_anchor(&accepted, c));
-                moved.extend(refused);
-                if !kept.is_empty() {
-                    match post_review(api, target, &kept).await {
-                        Ok(()) => report.comments_posted = kept.len(),
-                        Err(e @ ApiError::RateLimited { .. }) => return Err(e),
-                        Err(_) => moved.extend(kept),
-                    }
+                    Err(_) => refused.extend(kept),
                 }
             }
-            Err(e) => return Err(e),
+            refused.sort_unstable();
+            Ok(refused)
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// Posts a comment on a whole file. A refusal other than the rate limit is left: the finding
+/// is in the summary and the check's annotations anyway.
+pub(crate) async fn post_file(
+    api: &dyn GitHubApi,
+    target: &Target,
+    file: &FileComment,
+) -> Result<(), ApiError> {
+    let body = json!({
+        "body": file.body,
+        "commit_id": target.head_sha,
+        "path": file.path,
+        "subject_type": "file",
+    });
+    let path = target.path(&format!("/pulls/{}/comments", target.number));
+    match api
+        .call(target.installation, ApiRequest::post(path, body))
+        .await
+    {
+        Ok(_) => Ok(()),
+        // Posted when the job resumes (it is not on the pull request yet).
+        Err(e @ ApiError::RateLimited { .. }) => Err(e),
+        Err(e) => {
+            tracing::warn!(path = %file.path, error = %e, "GitHub refused a file comment");
+            Ok(())
         }
     }
-    report.moved_to_summary = moved.len();
+}
 
-    // File-level comments, once each.
-    for file in &actions.post_file {
-        let body = json!({
-            "body": file.body,
-            "commit_id": target.head_sha,
-            "path": file.path,
-            "subject_type": "file",
-        });
-        let path = target.path(&format!("/pulls/{}/comments", target.number));
-        match api
-            .call(target.installation, ApiRequest::post(path, body))
-            .await
-        {
-            Ok(_) => report.comments_posted += 1,
-            // Posted when the job resumes (it is not on the pull request yet).
-            Err(e @ ApiError::RateLimited { .. }) => return Err(e),
-            Err(_) => {}
-        }
+/// Says "fixed" on our comments whose findings are gone and restores those whose finding came
+/// back. Whether a person resolved a thread is only known to GraphQL; without that answer no
+/// thread is touched, since editing one a person closed is worse than leaving it.
+pub(crate) async fn mark(
+    api: &dyn GitHubApi,
+    target: &Target,
+    fixed: &[&Ours],
+    back: &[&Ours],
+) -> Result<crate::forge::Marked, ApiError> {
+    let mut marked = crate::forge::Marked::default();
+    if fixed.is_empty() && back.is_empty() {
+        return Ok(marked);
     }
-
-    // Findings no longer reported (fixed by this push or an earlier one): say so on our
-    // comment; findings back after that: restore it.
-    let fixed: Vec<&Ours> = actions.mark_fixed.iter().map(|&i| &existing[i]).collect();
-    let back: Vec<&Ours> = actions.reopen.iter().map(|&i| &existing[i]).collect();
-    // Whether a person resolved a thread is only known to GraphQL; without that answer no
-    // thread is touched, since editing one a person closed is worse than leaving it.
-    let threads = if fixed.is_empty() && back.is_empty() {
+    let threads = review_threads(api, target).await.unwrap_or_else(|e| {
+        tracing::warn!(error = %e, "cannot read review threads: fixed findings are not marked this time");
         HashMap::new()
-    } else {
-        review_threads(api, target).await.unwrap_or_else(|e| {
-            tracing::warn!(error = %e, "cannot read review threads: fixed findings are not marked this time");
-            HashMap::new()
-        })
-    };
+    });
     for comment in fixed {
         let Some(thread) = threads.get(&comment.id) else {
             continue;
@@ -457,7 +388,7 @@ async fn publish_all(
             ),
         )
         .await?;
-        report.comments_marked_fixed += 1;
+        marked.fixed += 1;
         // Cosmetic next to the edit: a failure must not fail the review (and its check).
         if let Err(e) = graphql(
             api,
@@ -469,7 +400,6 @@ async fn publish_all(
             tracing::warn!(error = %e, comment = comment.id, "cannot resolve the thread of a fixed finding");
         }
     }
-
     for comment in back {
         // A thread a person resolved after we marked it is theirs.
         let Some(thread) = threads.get(&comment.id) else {
@@ -483,7 +413,7 @@ async fn publish_all(
             ),
         )
         .await?;
-        report.comments_reopened += 1;
+        marked.reopened += 1;
         if thread.resolved
             && let Err(e) = graphql(
                 api,
@@ -495,14 +425,18 @@ async fn publish_all(
             tracing::warn!(error = %e, comment = comment.id, "cannot reopen the thread of a finding that came back");
         }
     }
+    Ok(marked)
+}
 
-    // The summary: one comment, edited in place.
-    let summary = summary_with_refused(&plan.summary, "GitHub", &moved);
-    report.summary_comment_id = upsert_summary(api, target, &summary).await?;
-
-    // The check run, with annotations for what is not an inline comment.
-    complete_check(api, target, plan, check_run_id, &moved, max_annotations).await?;
-    Ok(report)
+/// Our comments as [`reconcile`](crate::review::reconcile) sees them.
+pub(crate) fn posted_state(comment: &Ours) -> Posted {
+    Posted {
+        fingerprints: comment.fingerprints.clone(),
+        marked_fixed: comment.body.starts_with(FIXED_PREFIX),
+        // Known only from the review threads, read by `mark` when something is to change.
+        resolved_by_person: false,
+        replied: comment.replied,
+    }
 }
 
 /// The review threads of a pull request, 100 per page (GraphQL only: REST has no threads).
@@ -689,7 +623,7 @@ async fn post_review(
     }
 }
 
-async fn upsert_summary(
+pub(crate) async fn upsert_summary(
     api: &dyn GitHubApi,
     target: &Target,
     summary: &str,
@@ -823,7 +757,7 @@ fn check_summary(plan: &ReviewPlan, notes: &[&str]) -> String {
 /// `max_annotations` of them. Annotations append on every update, so an update whose answer
 /// was lost is never re-sent blindly: the run is read again and the work goes on from what
 /// landed.
-async fn complete_check(
+pub(crate) async fn complete_check(
     api: &dyn GitHubApi,
     target: &Target,
     plan: &ReviewPlan,

@@ -94,6 +94,30 @@ pub struct InstallationToken {
     pub expires_at: Option<String>,
 }
 
+/// `GET /pulls/{n}` (and each item of `GET /pulls`): what a review reads of a pull request.
+#[derive(Debug, Clone, Deserialize)]
+pub struct PullRequest {
+    pub number: u64,
+    pub state: String,
+    #[serde(default)]
+    pub draft: Option<bool>,
+    pub head: CommitRef,
+    pub base: CommitRef,
+}
+
+/// A pull request's head or base.
+#[derive(Debug, Clone, Deserialize)]
+pub struct CommitRef {
+    pub sha: String,
+}
+
+/// `GET /compare/{base}...{head}`: GitHub's merge-base of the two.
+#[derive(Debug, Clone, Deserialize)]
+pub struct Comparison {
+    #[serde(default)]
+    pub merge_base_commit: Option<CommitRef>,
+}
+
 /// `body` read as `T`; `endpoint` names the request in the error (method and path, no query).
 pub fn parse<T: DeserializeOwned>(endpoint: &str, body: &Value) -> Result<T, ApiError> {
     Ok(crate::forge::reply::read(endpoint, body)?)

@@ -6,6 +6,7 @@
 //! [`fake::FakeGitLab`] and test doubles. Paths are always built by [`project_path`] from
 //! numeric ids: nothing a webhook payload says ever becomes part of a URL.
 
+pub mod adapter;
 pub mod client;
 pub mod events;
 pub mod fake;

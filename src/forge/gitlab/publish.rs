@@ -17,9 +17,9 @@ use serde_json::{Value, json};
 
 use super::reply::{CommitStatus, Discussion, Note, list_all_as, parse};
 use super::{ApiError, GitLabApi, Reply, Request, merge_request_path, project_path, str_at};
-use crate::review::reconcile::{Posted, reconcile, summary_with_refused};
-use crate::review::render::{SUMMARY_MARKER, parse_marker, truncate};
-use crate::review::{Conclusion, FileComment, InlineComment, ReviewPlan};
+use crate::review::reconcile::Posted;
+use crate::review::render::{parse_marker, truncate};
+use crate::review::{Conclusion, FileComment, InlineComment};
 
 /// The commit status's `name` (GitLab's "context").
 pub const STATUS_NAME: &str = "kubeward";
@@ -142,18 +142,6 @@ impl StatusState {
     }
 }
 
-/// What [`publish`] did.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct PublishReport {
-    pub discussions_posted: usize,
-    pub discussions_skipped: usize,
-    pub discussions_resolved: usize,
-    pub discussions_reopened: usize,
-    /// Inline comments GitLab refused (a position it does not accept), listed in the summary.
-    pub moved_to_summary: usize,
-    pub summary_note_id: u64,
-}
-
 /// The latest state of our status on the head, if any.
 async fn current_status(api: &dyn GitLabApi, target: &Target) -> Result<Option<String>, ApiError> {
     let mut path = project_path(
@@ -249,7 +237,7 @@ pub async fn set_status(
 
 /// A discussion we started.
 #[derive(Debug, Clone)]
-struct Ours {
+pub struct Ours {
     id: String,
     fingerprints: Vec<String>,
     resolved: bool,
@@ -259,7 +247,10 @@ struct Ours {
     replied: bool,
 }
 
-async fn our_discussions(api: &dyn GitLabApi, target: &Target) -> Result<Vec<Ours>, ApiError> {
+pub(crate) async fn our_discussions(
+    api: &dyn GitLabApi,
+    target: &Target,
+) -> Result<Vec<Ours>, ApiError> {
     let all: Vec<Discussion> = list_all_as(api, &target.path("/discussions")).await?;
     let bot = target.bot_username.as_str();
     Ok(all
@@ -351,86 +342,89 @@ fn is_refused(error: &ApiError) -> bool {
     matches!(error.status(), Some(400 | 422))
 }
 
-/// Publishes the plan's comments and summary note. The commit status is the caller's (see
-/// [`set_status`]), so that it is set last.
-pub async fn publish(
+/// Our discussions as [`reconcile`](crate::review::reconcile) sees them.
+pub(crate) fn posted_state(discussion: &Ours) -> Posted {
+    Posted {
+        fingerprints: discussion.fingerprints.clone(),
+        marked_fixed: discussion.resolved && discussion.resolved_by_us,
+        resolved_by_person: discussion.resolved && !discussion.resolved_by_us,
+        replied: discussion.replied,
+    }
+}
+
+/// Starts one discussion per inline comment; the indices of those whose position GitLab
+/// refused (they are listed in the summary).
+pub(crate) async fn post_inline(
     api: &dyn GitLabApi,
     target: &Target,
-    plan: &ReviewPlan,
-) -> Result<PublishReport, ApiError> {
-    let mut report = PublishReport::default();
-    let existing = our_discussions(api, target).await?;
-    let posted: Vec<Posted> = existing
-        .iter()
-        .map(|d| Posted {
-            fingerprints: d.fingerprints.clone(),
-            marked_fixed: d.resolved && d.resolved_by_us,
-            resolved_by_person: d.resolved && !d.resolved_by_us,
-            replied: d.replied,
-        })
-        .collect();
-    let actions = reconcile(plan, &posted);
-    report.discussions_skipped = actions.already_posted;
-
-    let mut moved: Vec<&InlineComment> = Vec::new();
-    for comment in actions.post_inline {
+    comments: &[&InlineComment],
+) -> Result<Vec<usize>, ApiError> {
+    let mut refused = Vec::new();
+    for (i, comment) in comments.iter().enumerate() {
         let body = json!({
             "body": comment.body,
             "position": text_position(comment, &target.diff_refs),
         });
         match start_discussion(api, target, body, &comment.fingerprints).await {
-            Ok(()) => report.discussions_posted += 1,
+            Ok(()) => {}
             Err(e) if is_refused(&e) => {
                 tracing::warn!(path = %comment.path, line = comment.line, error = %e, "GitLab refused the position; listing it in the summary");
-                moved.push(comment);
+                refused.push(i);
             }
             Err(e) => return Err(e),
         }
     }
-    report.moved_to_summary = moved.len();
+    Ok(refused)
+}
 
-    for file in actions.post_file {
-        let body = json!({
-            "body": file.body,
-            "position": file_position(file, &target.diff_refs),
-        });
-        match start_discussion(api, target, body, &file.fingerprints).await {
-            Ok(()) => report.discussions_posted += 1,
-            // Instances before 16.4 know no file positions: a plain discussion naming the file.
-            Err(e) if is_refused(&e) => {
-                let body = json!({"body": format!("On {}:\n\n{}", crate::review::render::code(&file.path), file.body)});
-                start_discussion(api, target, body, &file.fingerprints).await?;
-                report.discussions_posted += 1;
-            }
-            Err(e) => return Err(e),
+/// Starts a discussion on a whole file; instances before 16.4 know no file positions, so
+/// a refused one becomes a plain discussion naming the file.
+pub(crate) async fn post_file(
+    api: &dyn GitLabApi,
+    target: &Target,
+    file: &FileComment,
+) -> Result<(), ApiError> {
+    let body = json!({
+        "body": file.body,
+        "position": file_position(file, &target.diff_refs),
+    });
+    match start_discussion(api, target, body, &file.fingerprints).await {
+        Err(e) if is_refused(&e) => {
+            let body = json!({"body": format!("On {}:\n\n{}", crate::review::render::code(&file.path), file.body)});
+            start_discussion(api, target, body, &file.fingerprints).await
         }
+        outcome => outcome,
     }
+}
 
-    // Findings no longer reported: resolve their threads; findings back: reopen them.
-    let changes = actions
-        .mark_fixed
+/// Resolves the threads of findings no longer reported and reopens those whose finding is back.
+pub(crate) async fn mark(
+    api: &dyn GitLabApi,
+    target: &Target,
+    fixed: &[&Ours],
+    back: &[&Ours],
+) -> Result<crate::forge::Marked, ApiError> {
+    let mut marked = crate::forge::Marked::default();
+    let changes = fixed
         .iter()
-        .map(|&i| (i, true))
-        .chain(actions.reopen.iter().map(|&i| (i, false)));
-    for (i, resolve) in changes {
+        .map(|d| (d, true))
+        .chain(back.iter().map(|d| (d, false)));
+    for (discussion, resolve) in changes {
         api.call(Request::put(
             target.path(&format!(
                 "/discussions/{}?resolved={resolve}",
-                encode(&existing[i].id)
+                encode(&discussion.id)
             )),
             None,
         ))
         .await?;
         if resolve {
-            report.discussions_resolved += 1;
+            marked.fixed += 1;
         } else {
-            report.discussions_reopened += 1;
+            marked.reopened += 1;
         }
     }
-
-    let summary = summary_with_refused(&plan.summary, "GitLab", &moved);
-    report.summary_note_id = upsert_note(api, &target.notes(), SUMMARY_MARKER, &summary).await?;
-    Ok(report)
+    Ok(marked)
 }
 
 /// Creates or edits our note holding `marker`; returns its id. An unchanged note is not

@@ -71,6 +71,22 @@ pub struct MergeRequest {
     pub draft: Option<bool>,
 }
 
+/// `GET /projects/{id}`: where the repository is cloned from.
+#[derive(Debug, Clone, Deserialize)]
+pub struct Project {
+    pub path_with_namespace: String,
+}
+
+/// `GET /projects/{id}/members/all/{user}`.
+#[derive(Debug, Clone, Deserialize)]
+pub struct Member {
+    #[serde(default)]
+    pub access_level: u64,
+    /// `active`, `blocked`, `awaiting`…; absent on old instances (active).
+    #[serde(default)]
+    pub state: Option<String>,
+}
+
 /// `body` read as `T`; `endpoint` names the request in the error (method and path, no query).
 pub fn parse<T: DeserializeOwned>(endpoint: &str, body: &Value) -> Result<T, ApiError> {
     Ok(crate::forge::reply::read(endpoint, body)?)

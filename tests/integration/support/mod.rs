@@ -79,8 +79,8 @@ pub fn spawn_workers(
 pub fn review_limits(
     max_changed_manifests: usize,
     time_limit: std::time::Duration,
-) -> kubeward::bot::review::ReviewLimits {
-    kubeward::bot::review::ReviewLimits {
+) -> kubeward::bot::fetch::ReviewLimits {
+    kubeward::bot::fetch::ReviewLimits {
         max_fetch_bytes: 64 << 20,
         fetch_depth: 50,
         time_limit,
