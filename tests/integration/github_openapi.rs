@@ -3,7 +3,8 @@
 //! description does not state.
 
 use crate::support::github_openapi::{
-    check_limits, openapi_to_json_schema, operation_for, request_examples, validate_request,
+    check_limits, openapi_to_json_schema, operation_for, request_examples, validate_reply,
+    validate_request,
 };
 use serde_json::{Value, json};
 
@@ -424,4 +425,31 @@ fn the_bots_graphql_operations_validate_against_githubs_schema() {
     }})))
     .expect_err("deprecated field");
     assert!(err.contains("PullRequestReviewComment.databaseId"), "{err}");
+}
+
+/// The fake's replies are checked as GitHub would answer: a documented status, documented
+/// field types. What the bot reads is then required by its typed replies.
+#[test]
+fn replies_must_have_a_documented_status_and_documented_types() {
+    let created =
+        json!({"id": 12, "name": "kubeward", "status": "in_progress", "external_id": "k"});
+    validate_reply("POST", "/repos/o/r/check-runs", 201, &created).expect("GitHub's answer");
+    let wrong_status = validate_reply("POST", "/repos/o/r/check-runs", 200, &created)
+        .expect_err("check runs are created with 201");
+    assert!(wrong_status.contains("201"), "{wrong_status}");
+    let wrong_type = validate_reply(
+        "POST",
+        "/repos/o/r/check-runs",
+        201,
+        &json!({"id": "12", "status": "in_progress"}),
+    )
+    .expect_err("an id is an integer");
+    assert!(wrong_type.contains("/id"), "{wrong_type}");
+    let pull = json!({"number": 7, "state": "open", "draft": false,
+        "head": {"sha": "a".repeat(40)}, "base": {"sha": "b".repeat(40)}});
+    validate_reply("GET", "/repos/o/r/pulls/7", 200, &pull).expect("a pull request");
+    let bad_state = json!({"number": 7, "state": "merged"});
+    assert!(validate_reply("GET", "/repos/o/r/pulls/7", 200, &bad_state).is_err());
+    // Errors are the forge's business: not checked.
+    validate_reply("GET", "/repos/o/r/pulls/7", 404, &json!({"message": 1})).expect("not 2xx");
 }

@@ -10,9 +10,13 @@
 //!   does not (fully) express: check-run output and annotations, comment bodies, commit status
 //!   descriptions, review-comment line ranges.
 //!
+//! - [`validate_reply`]: a reply (of our fake GitHub) has a status the operation documents and
+//!   a JSON body whose fields have the documented types (`required` is not enforced: the fake
+//!   sends only the fields the bot reads, which its typed replies then require).
+//!
 //! The description is read once per test binary (lazily) and only what the checks need is
-//! kept: path templates, parameters, request-body schemas and the example replies (not the
-//! response schemas).
+//! kept: path templates, parameters, request-body schemas, 2xx response schemas and the example
+//! replies.
 
 use std::collections::BTreeMap;
 use std::sync::OnceLock;
@@ -44,6 +48,54 @@ pub fn validate_request(method: &str, path: &str, body: Option<&Value>) -> Resul
         Ok(())
     } else {
         Err(format!("{what}:\n  {}", problems.join("\n  ")))
+    }
+}
+
+/// Validates a reply to a request (see the module documentation). Only 2xx replies are checked.
+pub fn validate_reply(method: &str, path: &str, status: u16, body: &Value) -> Result<(), String> {
+    if !(200..300).contains(&status) {
+        return Ok(());
+    }
+    let request = Request::parse(method, path)?;
+    let (template, operation) = spec().find(&request)?;
+    let what = format!(
+        "{} {} ({}) replied {status}",
+        request.method.to_uppercase(),
+        template.template,
+        operation.id
+    );
+    let Some(reply) = operation.reply_schemas.get(&status.to_string()) else {
+        return Err(format!(
+            "{what}: not a documented status (documented: {})",
+            operation
+                .reply_schemas
+                .keys()
+                .cloned()
+                .collect::<Vec<_>>()
+                .join(", ")
+        ));
+    };
+    let Some(schema) = &reply.schema else {
+        return Ok(());
+    };
+    let validator = reply.validator.get_or_init(|| {
+        jsonschema::options()
+            .with_draft(jsonschema::Draft::Draft4)
+            .build(schema)
+            .map_err(|e| format!("GitHub's reply schema does not compile: {e}"))
+    });
+    let validator = validator.as_ref().map_err(|e| format!("{what}: {e}"))?;
+    let problems: Vec<String> = validator
+        .iter_errors(body)
+        .take(10)
+        .map(|error| {
+            let at = error.instance_path().to_string();
+            format!("reply {}: {error}", if at.is_empty() { "/" } else { &at })
+        })
+        .collect();
+    match problems.is_empty() {
+        true => Ok(()),
+        false => Err(format!("{what}:\n  {}", problems.join("\n  "))),
     }
 }
 
@@ -346,6 +398,13 @@ struct Operation {
     body: Option<RequestBody>,
     /// GitHub's example replies with a 2xx status, JSON only, as `("201 default", value)`.
     replies: Vec<(String, Value)>,
+    /// The 2xx statuses it documents, with their JSON schema if any (`required` dropped).
+    reply_schemas: BTreeMap<String, ReplySchema>,
+}
+
+struct ReplySchema {
+    schema: Option<Value>,
+    validator: OnceLock<Result<jsonschema::Validator, String>>,
 }
 
 struct Parameter {
@@ -479,6 +538,24 @@ impl Spec {
                         .filter(|p| p.location == "path" && p.multi_segment)
                         .map(|p| p.name.clone()),
                 );
+                let reply_schemas = op
+                    .responses
+                    .iter()
+                    .filter(|(status, _)| status.starts_with('2'))
+                    .map(|(status, response)| {
+                        let schema = response
+                            .content
+                            .iter()
+                            .find(|(ct, _)| is_json(ct))
+                            .and_then(|(_, media)| media.schema.clone())
+                            .map(|schema| without_required(openapi_to_json_schema(schema)));
+                        let reply = ReplySchema {
+                            schema,
+                            validator: OnceLock::new(),
+                        };
+                        (status.clone(), reply)
+                    })
+                    .collect();
                 let replies = op
                     .responses
                     .into_iter()
@@ -496,6 +573,7 @@ impl Spec {
                     .collect();
                 let operation = Operation {
                     replies,
+                    reply_schemas,
                     id: op
                         .operation_id
                         .unwrap_or_else(|| format!("{method} {template}")),
@@ -875,6 +953,34 @@ fn percent_decode(s: &str, plus_is_space: bool) -> String {
 
 // ----------------------------------------------------------------------------------------
 // OpenAPI 3.0 schema objects → JSON Schema draft 4.
+
+/// The schema without `required` anywhere (a property named `required` stays).
+fn without_required(schema: Value) -> Value {
+    match schema {
+        Value::Object(map) => Value::Object(
+            map.into_iter()
+                .filter(|(k, v)| !(k == "required" && v.is_array()))
+                .map(|(k, v)| match k.as_str() {
+                    "properties" | "patternProperties" | "definitions" => {
+                        let children = match v {
+                            Value::Object(children) => Value::Object(
+                                children
+                                    .into_iter()
+                                    .map(|(name, child)| (name, without_required(child)))
+                                    .collect(),
+                            ),
+                            other => other,
+                        };
+                        (k, children)
+                    }
+                    _ => (k, without_required(v)),
+                })
+                .collect(),
+        ),
+        Value::Array(items) => Value::Array(items.into_iter().map(without_required).collect()),
+        other => other,
+    }
+}
 
 /// Converts an OpenAPI 3.0 schema object to JSON Schema draft 4: `nullable: true` becomes a
 /// union with `null`; OpenAPI-only keywords (`example`, `discriminator`, `xml`,

@@ -99,6 +99,14 @@ impl Respond for Forwarder {
             return template;
         }
         let (status, reply) = self.fake.handle(method, &path, body.as_ref());
+        // What the fake answers, GitHub could: a documented status and documented types.
+        if path != "/graphql"
+            && let Err(e) =
+                super::github_openapi::validate_reply(method.as_str(), &path, status, &reply)
+            && let Ok(mut v) = self.violations.lock()
+        {
+            v.push(format!("{} {path}: {e}", method.as_str()));
+        }
         let template = ResponseTemplate::new(status).set_body_json(reply);
         match self.slow.lock().ok().and_then(|s| s.clone()) {
             Some((needle, delay)) if path.contains(&needle) => template.set_delay(delay),
