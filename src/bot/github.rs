@@ -6,7 +6,7 @@ use std::sync::Arc;
 use serde_json::Value;
 
 use super::fetch::ReviewLimits;
-use super::review::{Flow, Work, conclude_abandoned, run};
+use super::review::{Flow, Reviewer, Work, conclude_abandoned, run};
 use super::runner::{BotError, BoxFuture, Cancel, JobOutcome, JobRunner};
 use crate::forge::CommandRequest;
 use crate::forge::github::adapter::{GitHubPull, pulls_with_head};
@@ -113,8 +113,10 @@ impl GitHubWorker {
 
     fn flow(&self) -> Flow<'_> {
         Flow {
-            cache: &self.cache,
-            limits: &self.settings.review,
+            reviewer: Reviewer::Fetch {
+                cache: &self.cache,
+                limits: &self.settings.review,
+            },
             review_drafts: self.settings.review_drafts,
         }
     }

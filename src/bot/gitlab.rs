@@ -7,7 +7,7 @@ use std::sync::Arc;
 use serde_json::Value;
 
 use super::fetch::ReviewLimits;
-use super::review::{Flow, Work, conclude_abandoned, run};
+use super::review::{Flow, Reviewer, Work, conclude_abandoned, run};
 use super::runner::{BotError, BoxFuture, Cancel, JobOutcome, JobRunner};
 use crate::forge::gitlab::adapter::GitLabMergeRequest;
 use crate::forge::gitlab::reply::{Project, parse};
@@ -148,8 +148,10 @@ impl GitLabWorker {
         };
         let merge_request = self.merge_request(project_id, &path, iid);
         let flow = Flow {
-            cache: &self.cache,
-            limits: &self.settings.review,
+            reviewer: Reviewer::Fetch {
+                cache: &self.cache,
+                limits: &self.settings.review,
+            },
             review_drafts: self.settings.review_drafts,
         };
         run(&merge_request, &work, &flow, cancel, last_attempt).await

@@ -28,9 +28,20 @@ use crate::review::{InlineComment, ReviewPlan};
 
 /// What the flow needs besides the forge.
 pub struct Flow<'a> {
-    pub cache: &'a Arc<GitCache>,
-    pub limits: &'a ReviewLimits,
+    pub reviewer: Reviewer<'a>,
     pub review_drafts: bool,
+}
+
+/// Where the plan comes from.
+pub enum Reviewer<'a> {
+    /// The bot: fetch into the bare cache, review in a child process, under the limits.
+    Fetch {
+        cache: &'a Arc<GitCache>,
+        limits: &'a ReviewLimits,
+    },
+    /// `kubeward ci`: the checkout was reviewed already, in the job's own process; the flow
+    /// only publishes the outcome.
+    Done(Result<ReviewPlan, ReviewFailure>),
 }
 
 /// What a job asks of the flow.
@@ -183,27 +194,32 @@ async fn review<F: Forge>(
     let status = forge.open_status(&change, &scan, new_status).await?;
     // Whatever happens from here on, the status is concluded.
     let work = async {
-        let commits = Commits {
-            head: change.head.clone(),
-            merge_base,
-            base_tip: change.base_tip.clone(),
-        };
-        let fetch = async {
-            forge
-                .fetch_plan(&change)
+        let reviewed = match &flow.reviewer {
+            Reviewer::Done(outcome) => outcome.clone(),
+            Reviewer::Fetch { cache, limits } => {
+                let commits = Commits {
+                    head: change.head.clone(),
+                    merge_base,
+                    base_tip: change.base_tip.clone(),
+                };
+                let fetch = async {
+                    forge
+                        .fetch_plan(&change)
+                        .await
+                        .map_err(|e| ReviewFailure::Other(e.to_string()))
+                };
+                let key = forge.cache_key()?;
+                fetch_and_review(
+                    (*cache).clone(),
+                    key,
+                    fetch,
+                    commits,
+                    forge.flavor(),
+                    limits,
+                )
                 .await
-                .map_err(|e| ReviewFailure::Other(e.to_string()))
+            }
         };
-        let key = forge.cache_key()?;
-        let reviewed = fetch_and_review(
-            flow.cache.clone(),
-            key,
-            fetch,
-            commits,
-            forge.flavor(),
-            flow.limits,
-        )
-        .await;
         match reviewed {
             Ok(plan) => {
                 if cancel.is_cancelled() {
