@@ -5,6 +5,7 @@
 
 pub mod audit;
 pub mod bot;
+pub mod ci;
 pub mod cli;
 pub mod config;
 pub mod diff;

@@ -146,6 +146,37 @@ pub fn read_policy(
     Ok(policy)
 }
 
+/// The policy in the git objects of `commit` (never a working tree): the file at `path`, or
+/// the first of [`CONFIG_FILE_NAMES`]; the defaults when there is none. `kubeward ci` reads
+/// it at the base commit, so the change under review cannot relax what judges it.
+pub fn policy_at(
+    repo: &Repository,
+    commit: Oid,
+    path: Option<&str>,
+) -> Result<Policy, PipelineError> {
+    let registry = Registry::builtin().map_err(|e| PipelineError::Rules(e.to_string()))?;
+    let names: Vec<&str> = match path {
+        Some(path) => vec![path],
+        None => CONFIG_FILE_NAMES.to_vec(),
+    };
+    let mut file = None;
+    for name in names {
+        if let Some(entry) = repo.file_at(commit, name)? {
+            let bytes = repo.blob(entry.blob)?;
+            file = Some(ConfigFile::parse(name, &String::from_utf8_lossy(&bytes))?);
+            break;
+        }
+    }
+    if let (Some(path), None) = (path, &file) {
+        return Err(PipelineError::Config(ConfigError {
+            file: path.to_owned(),
+            mark: None,
+            message: format!("no such file at the base commit {commit}"),
+        }));
+    }
+    Ok(Policy::build(&registry, file.as_ref(), None)?)
+}
+
 fn read_codeowners(repo: &Repository, commit: Oid, flavor: Flavor) -> Result<CodeOwners, GitError> {
     for location in flavor.locations() {
         if let Some(entry) = repo.file_at(commit, location)? {

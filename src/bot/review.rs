@@ -41,7 +41,7 @@ pub enum Reviewer<'a> {
     },
     /// `kubeward ci`: the checkout was reviewed already, in the job's own process; the flow
     /// only publishes the outcome.
-    Done(Result<ReviewPlan, ReviewFailure>),
+    Done(Box<Result<ReviewPlan, ReviewFailure>>),
 }
 
 /// What a job asks of the flow.
@@ -163,6 +163,16 @@ async fn review<F: Forge>(
     if !change.open {
         return Ok(JobOutcome::Skipped("the change is not open".into()));
     }
+    // A plan made already (CI) is of the head the job checked out: a newer push has its own job.
+    if let Reviewer::Done(done) = &flow.reviewer
+        && let Ok(plan) = done.as_ref()
+        && plan.head_sha != change.head
+    {
+        return Ok(JobOutcome::Skipped(format!(
+            "the change moved on to {}; this job reviewed {}",
+            change.head, plan.head_sha
+        )));
+    }
     if let Some(expected) = expected_head.filter(|h| *h != change.head) {
         tracing::info!(job_head = %expected, current_head = %change.head, "reviewing the current head");
     }
@@ -195,7 +205,7 @@ async fn review<F: Forge>(
     // Whatever happens from here on, the status is concluded.
     let work = async {
         let reviewed = match &flow.reviewer {
-            Reviewer::Done(outcome) => outcome.clone(),
+            Reviewer::Done(outcome) => (**outcome).clone(),
             Reviewer::Fetch { cache, limits } => {
                 let commits = Commits {
                     head: change.head.clone(),

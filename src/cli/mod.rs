@@ -14,6 +14,8 @@ use crate::source;
 
 mod review;
 
+pub use review::plan_sarif;
+
 /// Exit status: nothing reached the fail-on level.
 pub const EXIT_OK: u8 = 0;
 /// Exit status: an unexpected failure.
@@ -57,9 +59,40 @@ pub enum Command {
     /// (one changes a Helm chart's values, when helm is there), the real server and worker, and
     /// a dry-run GitHub that shows what would be posted.
     Testdrive(TestdriveArgs),
+    /// Review the pull request or merge request this CI job runs for (GitHub Actions, GitLab
+    /// CI) and publish the review as the bot would: comments, summary, check or status. With a
+    /// read-only token (a fork's), the review goes to the job: annotations, job summary, SARIF,
+    /// a Code Quality report. Policy is read at the base commit; the token comes from the
+    /// environment (GITHUB_TOKEN, KUBEWARD_GITLAB_TOKEN), never the command line.
+    Ci(CiArgs),
     /// Internal: one review in a child process of `serve` (request on stdin, JSON lines out).
     #[command(name = "review-process", hide = true)]
     ReviewProcess,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct CiArgs {
+    /// The policy file's path in the repository, read at the base commit (never from the
+    /// checkout: the pull request controls that). Default: `.kubeward.yaml`.
+    #[arg(long, value_name = "PATH")]
+    pub config: Option<String>,
+    /// Tightens the base policy's `failOn` (never relaxes it).
+    #[arg(long, value_enum)]
+    pub fail_on: Option<FailOnArg>,
+    /// Also write the new findings as SARIF here (for code scanning).
+    #[arg(long, value_name = "FILE")]
+    pub sarif: Option<PathBuf>,
+    /// The environment variable that holds the API token.
+    #[arg(long, value_name = "NAME")]
+    pub token_env: Option<String>,
+    /// The account the token posts as (default `github-actions[bot]`; on GitLab, asked of the
+    /// API): our earlier comments are found by it.
+    #[arg(long, value_name = "LOGIN")]
+    pub bot_login: Option<String>,
+    /// GitLab: where to write the Code Quality report (default
+    /// `$CI_PROJECT_DIR/gl-code-quality-report.json`).
+    #[arg(long, value_name = "FILE")]
+    pub codequality: Option<PathBuf>,
 }
 
 #[derive(Debug, clap::Args)]
@@ -237,6 +270,7 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Audit(args) => run_audit(args),
         Command::Review(args) => crate::cli::review::run(args),
         Command::Serve(args) => run_serve(args),
+        Command::Ci(args) => run_ci(args),
         Command::Testdrive(args) => run_testdrive(args),
         Command::Rules(args) => run_rules(args),
     };
@@ -268,6 +302,20 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
         .enable_all()
         .build()
         .context("starting the async runtime")
+}
+
+fn run_ci(args: CiArgs) -> anyhow::Result<u8> {
+    let args = crate::ci::CiArgs {
+        config: args.config,
+        fail_on: args.fail_on.map(Into::into),
+        sarif: args.sarif,
+        token_env: args.token_env,
+        bot_login: args.bot_login,
+        codequality: args.codequality,
+    };
+    let env: crate::ci::Env = std::env::vars().collect();
+    let mut stdout = std::io::stdout();
+    runtime()?.block_on(crate::ci::run(&args, &env, &mut stdout))
 }
 
 fn run_serve(args: ServeArgs) -> anyhow::Result<u8> {

@@ -95,25 +95,28 @@ pub fn run(args: ReviewArgs) -> anyhow::Result<u8> {
         ReviewFormat::Json => {
             serde_json::to_string_pretty(&plan).context("serialising the plan")? + "\n"
         }
-        ReviewFormat::Sarif => {
-            let registry = Registry::builtin().context("loading rules")?;
-            let policy = Policy::defaults(&registry);
-            let result = AuditResult {
-                findings: plan
-                    .new_findings
-                    .iter()
-                    .map(|f| f.finding.clone())
-                    .collect(),
-                ..AuditResult::default()
-            };
-            crate::report::sarif_report(&result, &[], &policy) + "\n"
-        }
+        ReviewFormat::Sarif => plan_sarif(&plan)?,
     };
     write_stdout(&output).context("writing the review")?;
     Ok(match plan.conclusion {
         Conclusion::Failure => EXIT_FINDINGS,
         Conclusion::Success | Conclusion::Neutral => EXIT_OK,
     })
+}
+
+/// SARIF of a plan's new findings (code scanning shows what the change introduced).
+pub fn plan_sarif(plan: &ReviewPlan) -> anyhow::Result<String> {
+    let registry = Registry::builtin().context("loading rules")?;
+    let policy = Policy::defaults(&registry);
+    let result = AuditResult {
+        findings: plan
+            .new_findings
+            .iter()
+            .map(|f| f.finding.clone())
+            .collect(),
+        ..AuditResult::default()
+    };
+    Ok(crate::report::sarif_report(&result, &[], &policy) + "\n")
 }
 
 /// The revisions as the user named them, for the first line of the text output.

@@ -209,55 +209,7 @@ fn collect_caches(dir: &Path, out: &mut Vec<(PathBuf, u64, SystemTime)>) {
 impl CachedRepo {
     /// Fetches `refspecs` from `url` into the cache.
     pub fn fetch(&self, request: &FetchRequest<'_>) -> Result<u64, GitError> {
-        let budget = request.budget;
-        if budget.is_abandoned() {
-            return Err(GitError::FetchAbandoned);
-        }
-        let allowance = budget
-            .cap
-            .saturating_sub(budget.received.load(Ordering::Relaxed));
-        let received = AtomicU64::new(0);
-        let mut callbacks = RemoteCallbacks::new();
-        let mut asked = 0;
-        callbacks.credentials(|_url, _username, _allowed| {
-            asked += 1;
-            match request.credentials {
-                // libgit2 asks again after a rejection: stop instead of looping.
-                Some((user, password)) if asked == 1 => Cred::userpass_plaintext(user, password),
-                _ => Err(git2::Error::from_str("authentication failed")),
-            }
-        });
-        callbacks.transfer_progress(|progress| {
-            received.store(progress.received_bytes() as u64, Ordering::Relaxed);
-            progress.received_bytes() as u64 <= allowance && !budget.is_abandoned()
-        });
-        let mut options = FetchOptions::new();
-        options.remote_callbacks(callbacks);
-        options.download_tags(AutotagOption::None);
-        if let Some(depth) = request.depth {
-            options.depth(depth);
-        }
-        let repo = self.repo.inner();
-        let mut remote = repo
-            .remote_anonymous(request.url)
-            .map_err(|e| GitError::Git {
-                context: "cannot set up the fetch".into(),
-                source: e,
-            })?;
-        let specs: Vec<&str> = request.refspecs.iter().map(String::as_str).collect();
-        let result = remote.fetch(&specs, Some(&mut options), None);
-        let bytes = received.load(Ordering::Relaxed);
-        budget.received.fetch_add(bytes, Ordering::Relaxed);
-        match result {
-            Ok(()) => Ok(bytes),
-            Err(_) if bytes > allowance => Err(GitError::FetchTooLarge { cap: budget.cap }),
-            Err(_) if budget.is_abandoned() => Err(GitError::FetchAbandoned),
-            Err(e) => Err(GitError::Git {
-                // The URL holds no secret: credentials only go through the callback.
-                context: format!("cannot fetch from {}", request.url),
-                source: e,
-            }),
-        }
+        fetch_into(&self.repo, request)
     }
 
     /// The commit a fetched ref points at.
@@ -268,5 +220,59 @@ impl CachedRepo {
             .ok()
             .and_then(|r| r.peel_to_commit().ok())
             .map(|c| c.id())
+    }
+}
+
+/// Fetches `refspecs` from `url` into `repo` (the cache, or a CI job's checkout) within the
+/// request's budget; the bytes received.
+pub fn fetch_into(repo: &Repository, request: &FetchRequest<'_>) -> Result<u64, GitError> {
+    let budget = request.budget;
+    if budget.is_abandoned() {
+        return Err(GitError::FetchAbandoned);
+    }
+    let allowance = budget
+        .cap
+        .saturating_sub(budget.received.load(Ordering::Relaxed));
+    let received = AtomicU64::new(0);
+    let mut callbacks = RemoteCallbacks::new();
+    let mut asked = 0;
+    callbacks.credentials(|_url, _username, _allowed| {
+        asked += 1;
+        match request.credentials {
+            // libgit2 asks again after a rejection: stop instead of looping.
+            Some((user, password)) if asked == 1 => Cred::userpass_plaintext(user, password),
+            _ => Err(git2::Error::from_str("authentication failed")),
+        }
+    });
+    callbacks.transfer_progress(|progress| {
+        received.store(progress.received_bytes() as u64, Ordering::Relaxed);
+        progress.received_bytes() as u64 <= allowance && !budget.is_abandoned()
+    });
+    let mut options = FetchOptions::new();
+    options.remote_callbacks(callbacks);
+    options.download_tags(AutotagOption::None);
+    if let Some(depth) = request.depth {
+        options.depth(depth);
+    }
+    let repo = repo.inner();
+    let mut remote = repo
+        .remote_anonymous(request.url)
+        .map_err(|e| GitError::Git {
+            context: "cannot set up the fetch".into(),
+            source: e,
+        })?;
+    let specs: Vec<&str> = request.refspecs.iter().map(String::as_str).collect();
+    let result = remote.fetch(&specs, Some(&mut options), None);
+    let bytes = received.load(Ordering::Relaxed);
+    budget.received.fetch_add(bytes, Ordering::Relaxed);
+    match result {
+        Ok(()) => Ok(bytes),
+        Err(_) if bytes > allowance => Err(GitError::FetchTooLarge { cap: budget.cap }),
+        Err(_) if budget.is_abandoned() => Err(GitError::FetchAbandoned),
+        Err(e) => Err(GitError::Git {
+            // The URL holds no secret: credentials only go through the callback.
+            context: format!("cannot fetch from {}", request.url),
+            source: e,
+        }),
     }
 }
