@@ -64,7 +64,11 @@ pub enum GitLabJobError {
 
 impl From<GitLabJobError> for BotError {
     fn from(error: GitLabJobError) -> BotError {
-        BotError::Review(error.to_string())
+        match error {
+            // Kept typed: a rate limit defers the job instead of failing it.
+            GitLabJobError::Api(error) => BotError::Api(error),
+            GitLabJobError::Review(why) => BotError::Review(why),
+        }
     }
 }
 

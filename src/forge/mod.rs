@@ -4,6 +4,7 @@ pub mod budget;
 pub mod command;
 pub mod github;
 pub mod gitlab;
+pub mod http;
 pub mod ids;
 pub mod job;
 pub mod reply;
