@@ -1386,3 +1386,51 @@ async fn graphql_goes_beside_the_rest_root_on_ghes_and_its_errors_are_errors() {
             .is_empty()
     );
 }
+
+/// A list that links a next page past [`MAX_PAGES`]: the same typed error as the publishers'
+/// lists, not a truncated list.
+#[tokio::test]
+async fn paginate_fails_typed_at_its_page_limit() {
+    use kubeward::forge::github::client::MAX_PAGES;
+
+    /// Every page links the one after it.
+    struct Endless(String);
+    impl wiremock::Respond for Endless {
+        fn respond(&self, request: &Request) -> ResponseTemplate {
+            let page: u64 = request
+                .url
+                .query_pairs()
+                .find(|(k, _)| k == "page")
+                .and_then(|(_, v)| v.parse().ok())
+                .unwrap_or(1);
+            let next = format!(
+                "<{}/endless?per_page=100&page={}>; rel=\"next\"",
+                self.0,
+                page + 1
+            );
+            ResponseTemplate::new(200)
+                .set_body_json(json!([page]))
+                .insert_header("link", next.as_str())
+        }
+    }
+    let server = MockServer::start().await;
+    Mock::given(method("GET"))
+        .and(path("/endless"))
+        .respond_with(Endless(server.uri()))
+        .mount(&server)
+        .await;
+    let client = token_client(&server.uri(), "ghp_t");
+    let err = client.paginate(None, "/endless").await.unwrap_err();
+    assert!(
+        matches!(
+            &err,
+            GitHubError::TooManyPages { path, pages, per_page: 100 }
+                if path == "/endless" && *pages == MAX_PAGES
+        ),
+        "{err:?}"
+    );
+    assert_eq!(
+        err.to_string(),
+        format!("GET /endless: more than {MAX_PAGES} pages of 100")
+    );
+}
