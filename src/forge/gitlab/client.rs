@@ -21,8 +21,8 @@
 //!
 //! Retries, path checks, redirects and pagination links follow the shared rules of
 //! [`crate::forge::http`]: URLs are always the instance URL + [`API_PREFIX`] + a validated
-//! path; redirects and `Link` headers are followed only below that root. The token never reaches a log line or an error, and error paths never
-//! carry the query string.
+//! path; redirects and `Link` headers are followed only below that root. The token never
+//! reaches a log line or an error, and error paths never carry the query string.
 
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
