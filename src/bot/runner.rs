@@ -19,14 +19,8 @@ pub enum BotError {
     Review(String),
 }
 
-impl From<crate::forge::github::api::ApiError> for BotError {
-    fn from(error: crate::forge::github::api::ApiError) -> BotError {
-        BotError::Forge(error.into())
-    }
-}
-
-impl From<crate::forge::gitlab::ApiError> for BotError {
-    fn from(error: crate::forge::gitlab::ApiError) -> BotError {
+impl From<crate::forge::http::ApiError> for BotError {
+    fn from(error: crate::forge::http::ApiError) -> BotError {
         BotError::Forge(error.into())
     }
 }

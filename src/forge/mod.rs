@@ -7,6 +7,7 @@ pub mod budget;
 pub mod command;
 pub mod github;
 pub mod gitlab;
+pub mod http;
 pub mod ids;
 pub mod job;
 pub mod reply;
@@ -113,10 +114,9 @@ pub fn scan_key(head_sha: &str, merge_base: &str) -> String {
 /// Why a forge call failed.
 #[derive(Debug, thiserror::Error)]
 pub enum ForgeError {
+    /// The forge's API (either forge: one transport, one error).
     #[error(transparent)]
-    GitHub(#[from] github::api::ApiError),
-    #[error(transparent)]
-    GitLab(#[from] gitlab::ApiError),
+    Api(#[from] http::ApiError),
     /// The forge said something we cannot go on from (no diff refs yet, a bad project path):
     /// retried by the queue.
     #[error("{0}")]
@@ -128,9 +128,7 @@ impl ForgeError {
     /// defers the job instead of failing it.
     pub fn retry_after(&self) -> Option<Duration> {
         match self {
-            ForgeError::GitHub(e) => e.retry_after(),
-            // GitLab's client waits out its rate limits itself.
-            ForgeError::GitLab(_) => None,
+            ForgeError::Api(e) => e.retry_after(),
             ForgeError::Other(_) => None,
         }
     }
@@ -138,8 +136,7 @@ impl ForgeError {
     /// The HTTP status the forge answered with, if it answered with an error.
     pub fn status(&self) -> Option<u16> {
         match self {
-            ForgeError::GitHub(e) => e.status(),
-            ForgeError::GitLab(e) => e.status(),
+            ForgeError::Api(e) => e.status(),
             ForgeError::Other(_) => None,
         }
     }

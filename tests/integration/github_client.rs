@@ -129,23 +129,15 @@ fn unix_now_f64() -> f64 {
 
 /// `YYYY-MM-DDTHH:MM:SSZ` of Unix seconds.
 fn rfc3339(unix: u64) -> String {
-    let days = (unix / 86_400) as i64;
-    let secs = unix % 86_400;
-    // Howard Hinnant's civil_from_days.
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
+    let at = time::OffsetDateTime::from_unix_timestamp(unix as i64).expect("a time");
     format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
-        secs / 3600,
-        secs % 3600 / 60,
-        secs % 60
+        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}Z",
+        at.year(),
+        u8::from(at.month()),
+        at.day(),
+        at.hour(),
+        at.minute(),
+        at.second()
     )
 }
 
@@ -1384,5 +1376,53 @@ async fn graphql_goes_beside_the_rest_root_on_ghes_and_its_errors_are_errors() {
         requests_to(&server, "POST", "/api/v3/graphql")
             .await
             .is_empty()
+    );
+}
+
+/// A list that links a next page past [`MAX_PAGES`]: the same typed error as the publishers'
+/// lists, not a truncated list.
+#[tokio::test]
+async fn paginate_fails_typed_at_its_page_limit() {
+    use kubeward::forge::github::client::MAX_PAGES;
+
+    /// Every page links the one after it.
+    struct Endless(String);
+    impl wiremock::Respond for Endless {
+        fn respond(&self, request: &Request) -> ResponseTemplate {
+            let page: u64 = request
+                .url
+                .query_pairs()
+                .find(|(k, _)| k == "page")
+                .and_then(|(_, v)| v.parse().ok())
+                .unwrap_or(1);
+            let next = format!(
+                "<{}/endless?per_page=100&page={}>; rel=\"next\"",
+                self.0,
+                page + 1
+            );
+            ResponseTemplate::new(200)
+                .set_body_json(json!([page]))
+                .insert_header("link", next.as_str())
+        }
+    }
+    let server = MockServer::start().await;
+    Mock::given(method("GET"))
+        .and(path("/endless"))
+        .respond_with(Endless(server.uri()))
+        .mount(&server)
+        .await;
+    let client = token_client(&server.uri(), "ghp_t");
+    let err = client.paginate(None, "/endless").await.unwrap_err();
+    assert!(
+        matches!(
+            &err,
+            GitHubError::TooManyPages { path, pages, per_page: 100 }
+                if path == "/endless" && *pages == MAX_PAGES
+        ),
+        "{err:?}"
+    );
+    assert_eq!(
+        err.to_string(),
+        format!("GET /endless: more than {MAX_PAGES} pages of 100")
     );
 }

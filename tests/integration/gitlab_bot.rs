@@ -1705,3 +1705,43 @@ async fn a_failed_attempt_fails_the_status_and_the_retry_runs_it_again() {
     bot.assert_requests_valid();
     let _ = bot.stop.send(true);
 }
+
+/// A 429 longer than a request may wait reaches the queue typed, with its wait: the job is
+/// deferred until then, not failed (the worker's rule for every forge).
+#[tokio::test]
+async fn a_long_gitlab_rate_limit_defers_the_job_with_its_wait() {
+    kubeward::bot::serve::install_crypto();
+    let mock = MockServer::start().await;
+    Mock::given(wiremock::matchers::any())
+        .respond_with(ResponseTemplate::new(429).insert_header("Retry-After", "90"))
+        .mount(&mock)
+        .await;
+    let client =
+        GitLabClient::new(GitLabClientConfig::new(mock.uri(), Secret::new(TOKEN))).expect("client");
+    let dir = tempfile::tempdir().expect("temp");
+    let worker = GitLabWorker {
+        api: Arc::new(client) as Arc<dyn GitLabApi>,
+        cache: Arc::new(GitCache::new(dir.path().join("cache"), 1 << 30)),
+        git_token: None,
+        settings: bot_settings("https://gitlab.test"),
+    };
+    let job = serde_json::to_value(kubeward::forge::job::GitLabJob::Review {
+        project_id: PROJECT,
+        iid: IID,
+        head_sha: Some("4f2c1e0a9b8d7c6e5f4a3b2c1d0e9f8a7b6c5d4e".into()),
+        trigger: "push".into(),
+        allowed_groups: Vec::new(),
+    })
+    .expect("payload");
+    let started = Instant::now();
+    let error = worker
+        .run_job(&job, &kubeward::bot::runner::Cancel::default(), false)
+        .await
+        .expect_err("rate limited");
+    assert_eq!(
+        error.retry_after(),
+        Some(Duration::from_secs(90)),
+        "{error:?}"
+    );
+    assert!(started.elapsed() < Duration::from_secs(10), "did not wait");
+}

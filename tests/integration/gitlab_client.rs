@@ -185,6 +185,7 @@ async fn a_rate_limit_beyond_the_allowed_wait_fails_for_the_queue_to_retry() {
         .await
         .expect_err("rate limited");
     assert!(matches!(error, ApiError::RateLimited { .. }), "{error:?}");
+    assert_eq!(error.retry_after(), Some(Duration::from_secs(3600)));
     assert!(
         started.elapsed() < Duration::from_secs(5),
         "did not wait an hour"
@@ -280,4 +281,52 @@ async fn posts_are_spaced_under_gitlabs_note_limit() {
             .expect("read");
     }
     assert!(started.elapsed() < Duration::from_millis(300));
+}
+
+#[tokio::test]
+async fn a_long_rate_limit_is_handed_to_the_queue_with_its_wait() {
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .respond_with(
+            ResponseTemplate::new(429)
+                .insert_header("Retry-After", "120")
+                .set_body_json(json!({"message": "Retry later"})),
+        )
+        .mount(&server)
+        .await;
+    // The default policy: a wait longer than a request may wait is not slept through.
+    kubeward::bot::serve::install_crypto();
+    let client = GitLabClient::new(GitLabClientConfig::new(server.uri(), Secret::new(TOKEN)))
+        .expect("client");
+    let started = Instant::now();
+    let error = client
+        .call(Request::post(
+            "/projects/1/merge_requests/2/notes",
+            json!({"body": "x"}),
+        ))
+        .await
+        .expect_err("rate limited");
+    assert_eq!(
+        error.retry_after(),
+        Some(Duration::from_secs(120)),
+        "{error:?}"
+    );
+    assert!(
+        error
+            .to_string()
+            .contains("/projects/1/merge_requests/2/notes")
+    );
+    assert!(!error.to_string().contains(TOKEN));
+    assert!(started.elapsed() < Duration::from_secs(5), "did not wait");
+    // The token is paused: the next request is not sent, and says how long is left.
+    let again = client
+        .call(Request::get("/projects/1"))
+        .await
+        .expect_err("still paused");
+    let left = again.retry_after().expect("a rate limit");
+    assert!(
+        left > Duration::from_secs(100) && left <= Duration::from_secs(120),
+        "{left:?}"
+    );
+    assert_eq!(received(&server).await, 1);
 }

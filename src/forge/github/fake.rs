@@ -572,7 +572,7 @@ impl GitHubApi for FakeGitHub {
         let (status, body) = self.handle(request.method, &request.path, request.body.as_ref());
         Box::pin(async move {
             if (200..300).contains(&status) {
-                Ok(ApiReply { status, body })
+                Ok(ApiReply::new(status, body))
             } else {
                 Err(ApiError::Status {
                     method: request.method.as_str(),

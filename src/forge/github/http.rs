@@ -1,7 +1,5 @@
 //! The real client as the publisher's [`GitHubApi`].
 
-use reqwest::Method as HttpMethod;
-
 use std::time::Duration;
 
 use super::api::{ApiError, ApiFuture, ApiReply, ApiRequest, GitHubApi, Method};
@@ -10,22 +8,24 @@ use super::client::{self, GitHubClient, GitHubError};
 /// How long to wait after a rate limit that named no time (GitHub's advice: at least a minute).
 const DEFAULT_RETRY_AFTER: Duration = Duration::from_secs(60);
 
-fn http_method(method: Method) -> HttpMethod {
-    match method {
-        Method::Get => HttpMethod::GET,
-        Method::Post => HttpMethod::POST,
-        Method::Patch => HttpMethod::PATCH,
-        Method::Put => HttpMethod::PUT,
-        Method::Delete => HttpMethod::DELETE,
-    }
-}
-
 fn convert(method: Method, path: &str, error: GitHubError) -> ApiError {
     if let GitHubError::RateLimited { retry_after, .. } = &error {
         // Typed, with its wait: the worker defers the job instead of failing it.
         return ApiError::RateLimited {
             retry_after: retry_after.unwrap_or(DEFAULT_RETRY_AFTER),
             message: error.to_string(),
+        };
+    }
+    if let GitHubError::TooManyPages {
+        path,
+        pages,
+        per_page,
+    } = error
+    {
+        return ApiError::TooManyPages {
+            path,
+            pages,
+            per_page,
         };
     }
     if error.is_unconfirmed() {
@@ -42,7 +42,14 @@ fn convert(method: Method, path: &str, error: GitHubError) -> ApiError {
             status,
             message: error.to_string(),
         },
-        None => ApiError::Other(error.to_string()),
+        None => match &error {
+            GitHubError::Network { .. } => ApiError::Network {
+                method: method.as_str(),
+                path: path.split('?').next().unwrap_or("").to_owned(),
+                detail: error.to_string(),
+            },
+            _ => ApiError::Other(error.to_string()),
+        },
     }
 }
 
@@ -53,7 +60,7 @@ impl GitHubApi for GitHubClient {
             let sent = client::ApiRequest {
                 body: request.body.as_ref(),
                 budget: request.budget,
-                ..client::ApiRequest::new(http_method(request.method), &request.path, request.kind)
+                ..client::ApiRequest::new(request.method.to_reqwest(), &request.path, request.kind)
             };
             let result = self.send_request(Some(installation), &sent).await;
             let status = match &result {
@@ -68,6 +75,7 @@ impl GitHubApi for GitHubClient {
             result
                 .map(|r| ApiReply {
                     status: r.status,
+                    next: self.next_page(&r),
                     body: r.body,
                 })
                 .map_err(|e| convert(request.method, &request.path, e))

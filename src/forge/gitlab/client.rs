@@ -10,17 +10,19 @@
 //!   GitLab (the connection was refused); otherwise a 5xx or a lost answer gives
 //!   [`ApiError::Unconfirmed`], and the caller looks before posting again. GitLab's notes and
 //!   discussions have no idempotency key, so a blind re-POST would duplicate a comment.
-//! - **Rate limits.** A 429 was not processed, so it is waited out and retried, POSTs
+//! - **Rate limits.** A 429 was not processed, so a short one is waited out and retried, POSTs
 //!   included: `Retry-After` seconds, else `RateLimit-Reset` (epoch seconds), else an
 //!   exponential default. GitLab's limits are per user, so the wait pauses every request of
-//!   this client. Past `max_rate_limit_wait` in total the call fails with
-//!   [`ApiError::RateLimited`] and the job queue retries later.
+//!   this client. A wait that would take the request past `max_rate_limit_wait` in total fails
+//!   it at once with [`ApiError::RateLimited`] naming the wait, so the worker defers the job
+//!   until then instead of sleeping through it.
 //! - **Pacing.** POSTs are spaced `post_spacing` apart, under GitLab's default limit on note
 //!   creation.
 //!
-//! URLs are always the instance URL + [`API_PREFIX`] + a validated path; redirects are followed
-//! only below that root. The token never reaches a log line or an error, and error paths never
-//! carry the query string.
+//! Retries, path checks, redirects and pagination links follow the shared rules of
+//! [`crate::forge::http`]: URLs are always the instance URL + [`API_PREFIX`] + a validated
+//! path; redirects and `Link` headers are followed only below that root. The token never
+//! reaches a log line or an error, and error paths never carry the query string.
 
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -30,8 +32,9 @@ use reqwest::StatusCode;
 use reqwest::header::{ACCEPT, HeaderMap, HeaderValue};
 use serde_json::Value;
 
-use super::{API_PREFIX, ApiError, ApiFuture, GitLabApi, Method, Reply, Request};
+use super::{API_PREFIX, ApiError, ApiFuture, GitLabApi, Reply, Request, WriteKind};
 use crate::forge::Secret;
+use crate::forge::http::{self, Retry, display_path, validate_path};
 
 /// Rate-limit answers tolerated per request, whatever `max_rate_limit_wait` allows.
 const MAX_RATE_LIMIT_RETRIES: u32 = 10;
@@ -48,7 +51,9 @@ pub struct RetryPolicy {
     pub request_timeout: Duration,
     /// The wait after a 429 that names no time; doubles on each repeat.
     pub rate_limit_default_wait: Duration,
-    /// Most time one request may spend waiting out rate limits, all waits together.
+    /// Most time one request may spend waiting out rate limits, all waits together. A longer
+    /// wait is not slept through: the request fails with [`ApiError::RateLimited`] and the job
+    /// is deferred until the limit lifts.
     pub max_rate_limit_wait: Duration,
     /// Least time between two POSTs of this client. Self-managed GitLab allows 300 notes per
     /// minute per user by default (`rate_limit_on_notes_creation`); 200 ms keeps under it
@@ -64,8 +69,21 @@ impl Default for RetryPolicy {
             max_delay: Duration::from_secs(10),
             request_timeout: Duration::from_secs(30),
             rate_limit_default_wait: Duration::from_secs(30),
-            max_rate_limit_wait: Duration::from_secs(5 * 60),
+            // As GitHub's `max_wait`: a short wait is waited out, anything longer defers the job.
+            max_rate_limit_wait: Duration::from_secs(30),
             post_spacing: Duration::from_millis(200),
+        }
+    }
+}
+
+impl RetryPolicy {
+    /// The retry rules shared with GitHub's client.
+    fn transport(&self) -> http::RetryPolicy {
+        http::RetryPolicy {
+            max_retries: self.max_retries,
+            base_delay: self.base_delay,
+            max_delay: self.max_delay,
+            request_timeout: self.request_timeout,
         }
     }
 }
@@ -130,25 +148,13 @@ impl GitLabClient {
             })?;
         // Keeps the value out of reqwest's and hyper's debug output.
         token.set_sensitive(true);
-        let redirect_base = format!("{base}/");
-        let http = reqwest::Client::builder()
-            .user_agent(config.user_agent)
-            .timeout(config.retry.request_timeout)
-            .connect_timeout(config.retry.request_timeout.min(Duration::from_secs(10)))
-            // A redirect out of the API root could hand our token to another host.
-            .redirect(reqwest::redirect::Policy::custom(move |attempt| {
-                if attempt.previous().len() < 5
-                    && attempt.url().as_str().starts_with(&redirect_base)
-                {
-                    attempt.follow()
-                } else {
-                    attempt.stop()
-                }
-            }))
-            .build()
-            .map_err(|e| {
-                ApiError::Invalid(format!("cannot build the HTTP client: {}", e.without_url()))
-            })?;
+        let http = http::http_client(
+            &base,
+            &config.user_agent,
+            HeaderMap::new(),
+            &config.retry.transport(),
+        )
+        .map_err(ApiError::Invalid)?;
         Ok(GitLabClient {
             http,
             instance,
@@ -181,21 +187,19 @@ impl GitLabClient {
     pub async fn send(&self, request: &Request) -> Result<Reply, ApiError> {
         let method = request.method.as_str();
         let shown = display_path(&request.path);
-        validate_path(&request.path)?;
+        validate_path(&request.path).map_err(|reason| {
+            ApiError::Invalid(format!("refusing the API path {shown}: {reason}"))
+        })?;
         let url = format!("{}{}", self.base, request.path);
-        let http_method = match request.method {
-            Method::Get => reqwest::Method::GET,
-            Method::Post => reqwest::Method::POST,
-            Method::Put => reqwest::Method::PUT,
-            Method::Delete => reqwest::Method::DELETE,
-        };
-        let is_post = request.method == Method::Post;
+        let http_method = request.method.to_reqwest();
+        let creates = request.kind == WriteKind::CreatesContent;
+        let policy = self.retry.transport();
         let mut transient = 0u32;
         let mut limited = 0u32;
         let mut waited = Duration::ZERO;
         loop {
             self.wait_out_pause(method, &shown, &mut waited).await?;
-            if is_post {
+            if creates {
                 self.space_post().await;
             }
             let mut builder = self
@@ -213,41 +217,43 @@ impl GitLabClient {
                     let headers = response.headers().clone();
                     match response.bytes().await {
                         Ok(bytes) => Ok((status, headers, bytes)),
-                        Err(e) => Err((describe(e), true)),
+                        Err(e) => Err((http::describe(e), true)),
                     }
                 }
                 // A connect error means nothing was sent: safe to retry, even a POST.
                 Err(e) => {
                     let sent = !e.is_connect();
-                    Err((describe(e), sent))
+                    Err((http::describe(e), sent))
                 }
             };
             let (status, headers, bytes) = match outcome {
                 Ok(answer) => answer,
-                Err((detail, sent)) => {
-                    if is_post && sent {
+                Err((detail, sent)) => match policy.may_retry(request.kind, sent, transient) {
+                    Retry::Unconfirmed => {
                         tracing::warn!(method, path = %shown, %detail, "POST unconfirmed");
-                        return Err(ApiError::Unconfirmed {
-                            method,
-                            path: shown,
-                            detail,
-                        });
+                        return Err(ApiError::Unconfirmed(format!(
+                            "{method} {shown} ({detail})"
+                        )));
                     }
-                    if transient < self.retry.max_retries {
-                        self.back_off(&mut transient, method, &shown, &detail).await;
+                    Retry::Again(delay) => {
+                        self.back_off(&mut transient, delay, method, &shown, &detail)
+                            .await;
                         continue;
                     }
-                    return Err(ApiError::Network {
-                        method,
-                        path: shown,
-                        detail: format!("{detail} (after {} attempts)", transient + 1),
-                    });
-                }
+                    Retry::GiveUp => {
+                        return Err(ApiError::Network {
+                            method,
+                            path: shown,
+                            detail: format!("{detail} (after {} attempts)", transient + 1),
+                        });
+                    }
+                },
             };
             if status.is_success() {
                 return Ok(Reply {
                     status: status.as_u16(),
-                    body: parse_body(&bytes),
+                    body: http::parse_body(&bytes),
+                    next: http::next_page(&self.base, &headers),
                 });
             }
             let message = error_message(&bytes, status);
@@ -259,16 +265,15 @@ impl GitLabClient {
                     self.retry.rate_limit_default_wait,
                     limited,
                 );
+                // Paused even when this request gives up: GitLab's limit is the token's, so
+                // the client's other requests would only be refused too.
+                self.pause(wait);
                 if limited > MAX_RATE_LIMIT_RETRIES
                     || waited + wait > self.retry.max_rate_limit_wait
                 {
-                    return Err(ApiError::RateLimited {
-                        method,
-                        path: shown,
-                        waited_secs: waited.as_secs(),
-                    });
+                    tracing::warn!(method, path = %shown, ?wait, "gitlab rate limit, deferring");
+                    return Err(rate_limited(method, &shown, wait, waited, &message));
                 }
-                self.pause(wait);
                 self.rate_limit_waits.fetch_add(1, Ordering::Relaxed);
                 tracing::warn!(method, path = %shown, ?wait, "gitlab rate limit, waiting");
                 tokio::time::sleep(wait).await;
@@ -276,18 +281,20 @@ impl GitLabClient {
                 continue;
             }
             if status.is_server_error() {
-                if is_post {
-                    tracing::warn!(method, path = %shown, status = status.as_u16(), "POST unconfirmed");
-                    return Err(ApiError::Unconfirmed {
-                        method,
-                        path: shown,
-                        detail: format!("HTTP {}: {message}", status.as_u16()),
-                    });
-                }
-                if transient < self.retry.max_retries {
-                    let detail = format!("HTTP {}", status.as_u16());
-                    self.back_off(&mut transient, method, &shown, &detail).await;
-                    continue;
+                let detail = format!("HTTP {}: {message}", status.as_u16());
+                match policy.may_retry(request.kind, true, transient) {
+                    Retry::Unconfirmed => {
+                        tracing::warn!(method, path = %shown, status = status.as_u16(), "POST unconfirmed");
+                        return Err(ApiError::Unconfirmed(format!(
+                            "{method} {shown} ({detail})"
+                        )));
+                    }
+                    Retry::Again(delay) => {
+                        self.back_off(&mut transient, delay, method, &shown, &detail)
+                            .await;
+                        continue;
+                    }
+                    Retry::GiveUp => {}
                 }
             }
             return Err(ApiError::Status {
@@ -299,8 +306,14 @@ impl GitLabClient {
         }
     }
 
-    async fn back_off(&self, transient: &mut u32, method: &str, path: &str, detail: &str) {
-        let delay = backoff(&self.retry, *transient);
+    async fn back_off(
+        &self,
+        transient: &mut u32,
+        delay: Duration,
+        method: &str,
+        path: &str,
+        detail: &str,
+    ) {
         *transient += 1;
         self.retries.fetch_add(1, Ordering::Relaxed);
         tracing::warn!(
@@ -351,11 +364,13 @@ impl GitLabClient {
         };
         let wait = until - now;
         if *waited + wait > self.retry.max_rate_limit_wait {
-            return Err(ApiError::RateLimited {
+            return Err(rate_limited(
                 method,
-                path: path.to_owned(),
-                waited_secs: waited.as_secs(),
-            });
+                path,
+                wait,
+                *waited,
+                "paused by an earlier rate limit",
+            ));
         }
         tokio::time::sleep(wait).await;
         *waited += wait;
@@ -407,28 +422,11 @@ pub fn rate_limit_wait(
     wait.max(Duration::from_secs(1))
 }
 
-/// Full-jitter exponential backoff before retry number `retry` (0-based).
-fn backoff(policy: &RetryPolicy, retry: u32) -> Duration {
-    let cap = policy
-        .base_delay
-        .saturating_mul(2u32.saturating_pow(retry.min(16)))
-        .min(policy.max_delay);
-    cap.mul_f64(rand::random::<f64>())
-}
-
 fn unix_now() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_secs())
         .unwrap_or(0)
-}
-
-fn parse_body(bytes: &[u8]) -> Value {
-    if bytes.iter().all(u8::is_ascii_whitespace) {
-        return Value::Null;
-    }
-    serde_json::from_slice(bytes)
-        .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(bytes).into_owned()))
 }
 
 /// GitLab's error text: `message` (a string, or an object of field errors), else `error`,
@@ -446,78 +444,28 @@ fn error_message(bytes: &[u8], status: StatusCode) -> String {
     crate::review::render::truncate(&text, 500)
 }
 
-/// A reqwest error as text: without its URL, with its causes.
-fn describe(error: reqwest::Error) -> String {
-    let timeout = error.is_timeout();
-    let error = error.without_url();
-    let mut text = error.to_string();
-    let mut source = std::error::Error::source(&error);
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    if timeout && !text.contains("timed out") {
-        text.push_str(" (timed out)");
-    }
-    crate::review::render::truncate(&text, 500)
-}
-
 /// Checks and normalizes the configured instance URL.
 pub fn normalize_instance_url(raw: &str) -> Result<String, ApiError> {
-    let invalid = |why: &str| ApiError::Invalid(format!("the GitLab instance URL {why}"));
-    let url =
-        reqwest::Url::parse(raw.trim()).map_err(|e| invalid(&format!("is not a URL: {e}")))?;
-    if !matches!(url.scheme(), "http" | "https") {
-        return Err(invalid("must be http or https"));
-    }
-    if url.host_str().is_none_or(str::is_empty) {
-        return Err(invalid("has no host"));
-    }
-    if !url.username().is_empty() || url.password().is_some() {
-        return Err(invalid("must not carry credentials"));
-    }
-    if url.query().is_some() || url.fragment().is_some() {
-        return Err(invalid("must not have a query or fragment"));
-    }
-    Ok(url.as_str().trim_end_matches('/').to_owned())
+    http::normalize_root_url(raw)
+        .map_err(|why| ApiError::Invalid(format!("the GitLab instance URL {why}")))
 }
 
-/// Refuses anything but a plain path below the API root.
-fn validate_path(path: &str) -> Result<(), ApiError> {
-    let refuse = |reason: &str| {
-        Err(ApiError::Invalid(format!(
-            "refusing the API path {}: {reason}",
-            display_path(path)
-        )))
-    };
-    if !path.starts_with('/') {
-        return refuse("it must start with '/'");
+/// A 429 that would take longer to wait out than a request may: the job is deferred.
+fn rate_limited(
+    method: &str,
+    path: &str,
+    wait: Duration,
+    waited: Duration,
+    detail: &str,
+) -> ApiError {
+    ApiError::RateLimited {
+        retry_after: wait,
+        message: format!(
+            "{method} {path}: rate limited ({detail}); retry after {}s, waited {}s",
+            wait.as_secs(),
+            waited.as_secs()
+        ),
     }
-    if path.bytes().any(|b| !(0x21..=0x7e).contains(&b)) {
-        return refuse("only printable ASCII without spaces");
-    }
-    if path.contains(['#', '\\']) {
-        return refuse("no '#' or '\\'");
-    }
-    let route = path.split('?').next().unwrap_or("");
-    if route.contains("//") {
-        return refuse("empty path segment");
-    }
-    for segment in route.split('/').skip(1) {
-        let decoded = segment.to_ascii_lowercase().replace("%2e", ".");
-        if decoded == "." || decoded == ".." {
-            return refuse("dot segment");
-        }
-    }
-    Ok(())
-}
-
-/// A path for errors and logs: no query string, bounded length.
-fn display_path(path: &str) -> String {
-    let route = path.split(['?', '#']).next().unwrap_or("");
-    let clean: String = route.chars().filter(|c| !c.is_control()).collect();
-    crate::review::render::truncate(&clean, 200)
 }
 
 #[cfg(test)]

@@ -90,14 +90,14 @@ fn decode(text: &str) -> String {
     while i < bytes.len() {
         match bytes[i] {
             b'%' if i + 2 < bytes.len() => {
-                let hex = std::str::from_utf8(&bytes[i + 1..i + 3]).ok();
-                match hex.and_then(|h| u8::from_str_radix(h, 16).ok()) {
-                    Some(b) => {
-                        out.push(b);
+                let mut byte = [0u8];
+                match hex::decode_to_slice(&bytes[i + 1..i + 3], &mut byte) {
+                    Ok(()) => {
+                        out.push(byte[0]);
                         i += 3;
                         continue;
                     }
-                    None => out.push(b'%'),
+                    Err(_) => out.push(b'%'),
                 }
             }
             b'+' => out.push(b' '),
@@ -674,7 +674,7 @@ impl GitLabApi for FakeGitLab {
         let (status, body) = self.handle(request.method, &request.path, request.body.as_ref());
         Box::pin(async move {
             if (200..300).contains(&status) {
-                Ok(Reply { status, body })
+                Ok(Reply::new(status, body))
             } else {
                 Err(ApiError::Status {
                     method: request.method.as_str(),
