@@ -9,6 +9,7 @@
 mod support;
 
 mod bot_operations;
+mod ci;
 mod cli;
 mod cli_review;
 mod deploy;
