@@ -8,7 +8,7 @@ use anyhow::Context;
 use clap::{Parser, Subcommand, ValueEnum};
 
 use crate::audit::{Registry, Severity, audit};
-use crate::config::{ConfigError, ConfigFile, FailOn, Policy};
+use crate::config::{ConfigError, ConfigFile, FailOn, PathRoot, Policy, lexical_normal};
 use crate::report::{json_report, sarif_report, text_report};
 use crate::source;
 
@@ -224,10 +224,15 @@ pub fn load_policy(
     };
     let file = path.as_deref().map(ConfigFile::load).transpose()?;
     let mut policy = Policy::build(&registry, file.as_ref(), only)?;
-    policy.path_root = path
+    // Read here, in the shell, so the engine's path matching is lexical.
+    let working_dir = std::env::current_dir().ok().map(|d| lexical_normal(&d));
+    let root = path
         .as_deref()
         .and_then(|p| std::path::absolute(p).ok())
-        .and_then(|p| p.parent().map(crate::config::lexical_normal));
+        .and_then(|p| p.parent().map(lexical_normal));
+    policy.path_root = root
+        .zip(working_dir)
+        .map(|(root, working_dir)| PathRoot { root, working_dir });
     Ok(policy)
 }
 
