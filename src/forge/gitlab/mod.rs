@@ -8,7 +8,6 @@
 
 pub mod client;
 pub mod events;
-pub mod fake;
 pub mod publish;
 pub mod reply;
 
