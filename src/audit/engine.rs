@@ -16,6 +16,7 @@ use super::{Finding, ObjectLocation, ObjectRef, PARSE_ERROR, fingerprint};
 use crate::config::Policy;
 use crate::fix::FixOp;
 use crate::manifest::{Container, FieldPath, Inventory, ManifestFile, Object, Segment, SkipReason};
+use crate::walk::Excluded;
 use crate::yaml::{Node, Span, Value};
 
 #[derive(Debug, Default, Clone, Serialize)]
@@ -24,6 +25,8 @@ pub struct Stats {
     pub files: usize,
     pub files_audited: usize,
     pub files_skipped: BTreeMap<SkipReason, usize>,
+    /// Manifest candidates the walk left out, not counted in `files`: the caller's to fill.
+    pub files_excluded: BTreeMap<Excluded, usize>,
     pub documents: usize,
     pub objects: usize,
     pub rules: usize,

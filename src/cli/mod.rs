@@ -186,6 +186,12 @@ pub struct AuditArgs {
     /// The helm that renders charts [default: on PATH].
     #[arg(long, value_name = "PATH")]
     pub helm: Option<PathBuf>,
+    /// Also walk hidden folders and files (`.github/`, `.config/`); `.git` never.
+    #[arg(long)]
+    pub hidden: bool,
+    /// Also walk what `.gitignore` (and `.git/info/exclude`, the global excludes) leaves out.
+    #[arg(long)]
+    pub no_ignore: bool,
     #[command(flatten)]
     pub policy: PolicyArgs,
 }
@@ -314,7 +320,11 @@ fn run_audit(args: AuditArgs) -> anyhow::Result<u8> {
     if let Some(f) = args.policy.fail_on {
         policy.fail_on = f.into();
     }
-    let loaded = source::load(&args.paths, &policy);
+    let walk = source::WalkOptions {
+        hidden: args.hidden,
+        no_ignore: args.no_ignore,
+    };
+    let loaded = source::load_with(&args.paths, &policy, &walk);
     if !loaded.unusable.is_empty() {
         for error in &loaded.unusable {
             eprintln!("kubeward: {}: {}", error.path, error.message);
@@ -325,6 +335,8 @@ fn run_audit(args: AuditArgs) -> anyhow::Result<u8> {
         Ok(result) => result,
         Err(code) => return Ok(code),
     };
+    let mut result = result;
+    result.stats.files_excluded = loaded.excluded.clone();
     let mut loaded = loaded;
     loaded.errors.extend(render_errors);
     let output = match args.format {
