@@ -706,6 +706,25 @@ mod tests {
     }
 
     #[test]
+    fn policy_paths_are_worked_out_from_the_folders_the_shell_read() {
+        let mut policy = Policy::defaults(&registry());
+        policy.path_root = Some(PathRoot {
+            root: PathBuf::from("/repo"),
+            working_dir: PathBuf::from("/repo/deploy"),
+        });
+        assert_eq!(policy.policy_path("app/a.yaml"), "deploy/app/a.yaml");
+        assert_eq!(policy.policy_path("./app/a.yaml"), "deploy/app/a.yaml");
+        assert_eq!(policy.policy_path("../base/a.yaml"), "base/a.yaml");
+        assert_eq!(policy.policy_path("/repo/x/a.yaml"), "x/a.yaml");
+        // Outside the root, and text that is no path: as given.
+        assert_eq!(policy.policy_path("/elsewhere/a.yaml"), "/elsewhere/a.yaml");
+        assert_eq!(policy.policy_path("../../a.yaml"), "../../a.yaml");
+        assert_eq!(policy.policy_path(""), "");
+        policy.path_root = None;
+        assert_eq!(policy.policy_path("./app/a.yaml"), "app/a.yaml");
+    }
+
+    #[test]
     fn unknown_keys_name_the_line_and_the_nearest_word() {
         let err = ConfigFile::parse("k.yaml", "failOn: danger\nexemptons: []\n")
             .expect_err("typo is an error");
