@@ -22,6 +22,7 @@ pub mod report;
 pub mod review;
 pub mod server;
 pub mod source;
+pub mod walk;
 pub mod yaml;
 
 /// Where the project lives; rule documentation links point below it.

@@ -22,6 +22,7 @@ use crate::render::review::{RenderOptions, ReviewRenders, Side, render_for_revie
 use crate::review::{
     NotReviewed, NotReviewedReason, ReviewInput, ReviewPlan, audit_sides, plan_from_audits,
 };
+use crate::walk::{PathFilter, is_hidden, is_manifest_name};
 
 #[derive(Debug, thiserror::Error)]
 pub enum PipelineError {
@@ -112,10 +113,6 @@ impl ReviewOptions<'_> {
             report(progress);
         }
     }
-}
-
-fn is_manifest_name(path: &str) -> bool {
-    path.ends_with(".yaml") || path.ends_with(".yml") || path.ends_with(".json")
 }
 
 pub fn read_policy(
@@ -231,8 +228,18 @@ fn chart_dirs(files: &[TreeFile]) -> HashSet<String> {
         .collect()
 }
 
-/// Manifest candidates of a revision: by extension, not ignored, not kustomize patches, not
-/// chart templates.
+/// The filter a review walks a git tree with: the disk walk's, hidden folders left out (a
+/// review has no `--hidden`), so the bot judges the files `kubeward audit` does. No
+/// `.gitignore`: what is committed is the change.
+fn tree_filter(policy: &Policy) -> PathFilter<'_> {
+    PathFilter {
+        policy,
+        include_hidden: false,
+    }
+}
+
+/// Manifest candidates of a revision: by extension, not hidden, not ignored, not kustomize
+/// patches, not chart templates.
 fn manifest_candidates(
     files: Vec<TreeFile>,
     patches: &HashSet<String>,
@@ -241,7 +248,9 @@ fn manifest_candidates(
 ) -> Vec<TreeFile> {
     files
         .into_iter()
-        .filter(|f| is_manifest_name(&f.path) && !policy.ignores(&f.path))
+        .filter(|f| {
+            is_manifest_name(&f.path) && tree_filter(policy).excludes(&f.path, &f.path).is_none()
+        })
         .filter(|f| !patches.contains(&f.path))
         .filter(|f| !is_chart_template(&f.path, &|dir| charts.contains(dir)))
         .collect()
@@ -339,6 +348,10 @@ fn triage_changes(
     for change in changes {
         let paths = [change.new_path.as_deref(), change.old_path.as_deref()];
         if !paths.into_iter().flatten().any(is_manifest_name) {
+            continue;
+        }
+        // Hidden on both sides: not a candidate, as in the tree walk.
+        if paths.into_iter().flatten().all(is_hidden) {
             continue;
         }
         let path = change.path().to_owned();

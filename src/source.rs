@@ -1,6 +1,6 @@
 //! Reading manifests from the file system and stdin: the I/O shell around the pure parser.
 
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashSet};
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
@@ -9,6 +9,7 @@ use serde::Serialize;
 
 use crate::config::{Policy, lexical_normal};
 use crate::manifest::{ManifestFile, SkipReason, classify_bytes, kustomize_patch_paths};
+use crate::walk::{Excluded, PathFilter, is_hidden, is_manifest_name};
 
 /// A problem with an input that is not a finding: unreadable, binary, too large.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -24,9 +25,10 @@ pub struct Loaded {
     /// Paths given on the command line that cannot be opened at all (they do not exist, or
     /// are a symlink that cannot be followed), each with why: a usage error.
     pub unusable: Vec<InputError>,
+    /// Manifest candidates the walk left out, by reason (`stats.filesExcluded`).
+    pub excluded: BTreeMap<Excluded, usize>,
 }
 
-const MANIFEST_EXTENSIONS: &[&str] = &["yaml", "yml", "json"];
 const KUSTOMIZATION_NAMES: &[&str] = &["kustomization.yaml", "kustomization.yml", "Kustomization"];
 
 /// What is known of an input's full size when only a prefix of it was read.
@@ -78,8 +80,19 @@ fn parse_sized(
     }
 }
 
-/// Loads every manifest under `paths` (files, folders recursively, `-` for stdin).
+/// Loads every manifest under `paths` (files, folders recursively, `-` for stdin), hidden
+/// folders and `.gitignore`d files left out.
 pub fn load(paths: &[PathBuf], policy: &Policy) -> Loaded {
+    load_with(paths, policy, &WalkOptions::default())
+}
+
+/// [`load`], walking folders as `options` say.
+pub fn load_with(paths: &[PathBuf], policy: &Policy, options: &WalkOptions) -> Loaded {
+    let filter = PathFilter {
+        policy,
+        include_hidden: options.hidden,
+    };
+    let mut excluded = BTreeMap::new();
     let mut candidates: Vec<PathBuf> = Vec::new();
     let mut errors = Vec::new();
     let mut stdin = None;
@@ -97,8 +110,19 @@ pub fn load(paths: &[PathBuf], policy: &Policy) -> Loaded {
             }
         } else {
             match std::fs::metadata(path) {
-                Ok(meta) if meta.is_dir() => walk(path, &mut candidates, &mut errors),
-                Ok(_) => candidates.push(path.clone()),
+                Ok(meta) if meta.is_dir() => walk(
+                    path,
+                    options,
+                    &filter,
+                    &mut candidates,
+                    &mut excluded,
+                    &mut errors,
+                ),
+                // A file named on the command line is meant, hidden or not.
+                Ok(_) => match filter.excludes("", &display(path)) {
+                    Some(reason) => *excluded.entry(reason).or_default() += 1,
+                    None => candidates.push(path.clone()),
+                },
                 Err(e) => unusable.push(InputError {
                     path: path.display().to_string(),
                     message: unusable_message(path, &e),
@@ -112,7 +136,6 @@ pub fn load(paths: &[PathBuf], policy: &Policy) -> Loaded {
     candidates.retain(|p| seen.insert(lexical_normal(p)));
     let results: Vec<(ManifestFile, Option<InputError>)> = candidates
         .par_iter()
-        .filter(|p| !policy.ignores(&display(p)))
         .map(|path| {
             let name = display(path);
             if patches.contains(&lexical_normal(path)) {
@@ -150,6 +173,7 @@ pub fn load(paths: &[PathBuf], policy: &Policy) -> Loaded {
         files,
         errors,
         unusable,
+        excluded,
     }
 }
 
@@ -231,40 +255,122 @@ fn display(path: &Path) -> String {
     text.strip_prefix("./").map(str::to_owned).unwrap_or(text)
 }
 
-fn walk(dir: &Path, out: &mut Vec<PathBuf>, errors: &mut Vec<InputError>) {
-    let entries = match std::fs::read_dir(dir) {
-        Ok(entries) => entries,
-        Err(e) => {
-            errors.push(InputError {
-                path: display(dir),
-                message: format!("cannot read folder: {e}"),
-            });
-            return;
+/// How `kubeward audit` walks folders: `--hidden`, `--no-ignore`.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct WalkOptions {
+    /// Walk hidden folders and files too.
+    pub hidden: bool,
+    /// Do not read `.gitignore` files (nor `.git/info/exclude` or the global excludes).
+    pub no_ignore: bool,
+}
+
+/// The manifest candidates below `dir`, in name order, folder by folder. `.git` is never
+/// walked, symlinks are not followed (a link can point anywhere, or at its own parent), and
+/// `.gitignore` applies as git reads it when `gitignore` is set.
+fn manifest_files(
+    dir: &Path,
+    gitignore: bool,
+    errors: Option<&mut Vec<InputError>>,
+) -> Vec<PathBuf> {
+    let walk = ignore::WalkBuilder::new(dir)
+        .standard_filters(false)
+        .git_ignore(gitignore)
+        .git_exclude(gitignore)
+        .git_global(gitignore)
+        .parents(gitignore)
+        .follow_links(false)
+        .sort_by_file_name(|a, b| a.cmp(b))
+        .filter_entry(|e| e.depth() == 0 || e.file_name() != ".git")
+        .build();
+    let mut files = Vec::new();
+    let mut errors = errors;
+    for entry in walk {
+        match entry {
+            Ok(entry) => {
+                let path = entry.into_path();
+                let is_file = std::fs::symlink_metadata(&path).is_ok_and(|m| m.is_file());
+                if is_file && is_manifest_name(&path.to_string_lossy()) {
+                    files.push(path);
+                }
+            }
+            Err(e) => {
+                if let Some(errors) = errors.as_deref_mut() {
+                    errors.push(walk_error(dir, &e));
+                }
+            }
         }
+    }
+    files
+}
+
+/// A walk error as an input error, on the path it happened at.
+fn walk_error(dir: &Path, error: &ignore::Error) -> InputError {
+    let mut at = error;
+    let mut path = dir;
+    loop {
+        match at {
+            ignore::Error::WithPath { path: p, err } => {
+                path = p;
+                at = err;
+            }
+            ignore::Error::WithDepth { err, .. } | ignore::Error::WithLineNumber { err, .. } => {
+                at = err;
+            }
+            _ => break,
+        }
+    }
+    let message = match at {
+        ignore::Error::Io(e) => format!("cannot read folder: {e}"),
+        other => format!("cannot walk: {other}"),
     };
-    let mut paths: Vec<PathBuf> = entries.filter_map(|e| e.ok().map(|e| e.path())).collect();
-    paths.sort();
-    for path in paths {
-        let name = path
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default();
-        // Symlinks are not followed: a link can point anywhere, or at its own parent.
-        let Ok(meta) = std::fs::symlink_metadata(&path) else {
-            continue;
-        };
-        if meta.is_dir() {
-            if !name.starts_with('.') && name != "node_modules" && name != "target" {
-                walk(&path, out, errors);
+    InputError {
+        path: display(path),
+        message,
+    }
+}
+
+/// `path` below `dir`, `/`-separated: where hidden components count.
+fn relative_text(path: &Path, dir: &Path) -> String {
+    let relative = path.strip_prefix(dir).unwrap_or(path);
+    relative
+        .components()
+        .map(|c| c.as_os_str().to_string_lossy())
+        .collect::<Vec<_>>()
+        .join("/")
+}
+
+/// Walks `dir` for manifest candidates, counting those left out by reason. Files the
+/// `.gitignore` leaves out are found by a second walk that reads none, so they can be
+/// counted; a hidden file that is also gitignored counts as hidden.
+fn walk(
+    dir: &Path,
+    options: &WalkOptions,
+    filter: &PathFilter<'_>,
+    out: &mut Vec<PathBuf>,
+    excluded: &mut BTreeMap<Excluded, usize>,
+    errors: &mut Vec<InputError>,
+) {
+    let gitignore = !options.no_ignore;
+    let walked = manifest_files(dir, gitignore, Some(errors));
+    if gitignore {
+        let kept: HashSet<&PathBuf> = walked.iter().collect();
+        for path in manifest_files(dir, false, None) {
+            if kept.contains(&path) {
+                continue;
             }
-        } else if meta.is_file() {
-            let is_manifest = path
-                .extension()
-                .and_then(|e| e.to_str())
-                .is_some_and(|e| MANIFEST_EXTENSIONS.contains(&e));
-            if is_manifest && !name.starts_with(".kubeward") {
-                out.push(path);
-            }
+            let hidden = !options.hidden && is_hidden(&relative_text(&path, dir));
+            let reason = if hidden {
+                Excluded::Hidden
+            } else {
+                Excluded::Gitignored
+            };
+            *excluded.entry(reason).or_default() += 1;
+        }
+    }
+    for path in walked {
+        match filter.excludes(&relative_text(&path, dir), &display(&path)) {
+            Some(reason) => *excluded.entry(reason).or_default() += 1,
+            None => out.push(path),
         }
     }
 }

@@ -8,7 +8,7 @@ use std::borrow::Cow;
 use serde::Deserialize;
 
 use super::eval::{Scope, Violation};
-use super::rule::Target;
+use super::model::Target;
 use crate::manifest::{Container, FieldPath, Inventory, Labels, Object, first_required_label};
 use crate::yaml::{Node, Value};
 

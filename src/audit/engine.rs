@@ -9,12 +9,14 @@ use serde_json::Value as Json;
 use super::builtins::Context;
 use super::eval::{Scope, Step, Violation, expand};
 use super::exempt::annotation_exemption;
-use super::rule::{Autofix, Check, Rule, Severity, Target, kind_matches};
+use super::model::{Category, Severity, Target};
+use super::rule::{Autofix, Check, Rule, kind_matches};
 use super::schema::{SchemaCheck, kubernetes_view};
-use super::{Category, Finding, ObjectLocation, ObjectRef, PARSE_ERROR, fingerprint};
+use super::{Finding, ObjectLocation, ObjectRef, PARSE_ERROR, fingerprint};
 use crate::config::Policy;
 use crate::fix::FixOp;
 use crate::manifest::{Container, FieldPath, Inventory, ManifestFile, Object, Segment, SkipReason};
+use crate::walk::Excluded;
 use crate::yaml::{Node, Span, Value};
 
 #[derive(Debug, Default, Clone, Serialize)]
@@ -23,6 +25,8 @@ pub struct Stats {
     pub files: usize,
     pub files_audited: usize,
     pub files_skipped: BTreeMap<SkipReason, usize>,
+    /// Manifest candidates the walk left out, not counted in `files`: the caller's to fill.
+    pub files_excluded: BTreeMap<Excluded, usize>,
     pub documents: usize,
     pub objects: usize,
     pub rules: usize,

@@ -6,7 +6,7 @@ use regex::Regex;
 use serde::Deserialize;
 use serde_json::Value as Json;
 
-use super::rule::Target;
+use super::model::Target;
 use crate::manifest::path::item_key;
 use crate::manifest::{FieldPath, ItemKey, Segment};
 use crate::yaml::{Entry, Node, Span, Value};

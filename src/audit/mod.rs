@@ -8,6 +8,7 @@ pub mod builtins;
 mod engine;
 pub mod eval;
 mod exempt;
+pub mod model;
 pub mod registry;
 pub mod rule;
 pub mod schema;
@@ -17,8 +18,9 @@ use sha2::{Digest, Sha256};
 
 pub use engine::{AuditResult, Stats, audit, audit_focused};
 pub use exempt::{Exemption, ExemptionSource};
+pub use model::{Category, Severity, Target};
 pub use registry::Registry;
-pub use rule::{Category, Rule, Severity, Target};
+pub use rule::Rule;
 
 /// The pseudo-rule for documents that are not valid YAML.
 pub const PARSE_ERROR: &str = "parseError";

@@ -4,63 +4,10 @@ use serde::{Deserialize, Serialize};
 
 use super::builtins::Builtin;
 use super::eval::{Assertion, AssertionSpec, Step, parse_path};
+use super::model::{Category, Severity, Target};
 use super::schema::SchemaCheck;
 use crate::manifest::ContainerKind;
 use crate::yaml::{DeError, Node, from_node};
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub enum Severity {
-    /// Not run.
-    Ignore,
-    Warning,
-    Danger,
-}
-
-impl Severity {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Severity::Ignore => "ignore",
-            Severity::Warning => "warning",
-            Severity::Danger => "danger",
-        }
-    }
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-pub enum Category {
-    Security,
-    Efficiency,
-    Reliability,
-    /// Problems reading the input itself.
-    Input,
-}
-
-impl Category {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Category::Security => "Security",
-            Category::Efficiency => "Efficiency",
-            Category::Reliability => "Reliability",
-            Category::Input => "Input",
-        }
-    }
-}
-
-/// What a rule is evaluated on.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub enum Target {
-    /// Each container of a pod template (init and ephemeral ones per `containers`).
-    Container,
-    /// The pod spec of every workload.
-    PodSpec,
-    /// The pod template: its metadata and spec.
-    PodTemplate,
-    /// Every workload object as a whole.
-    Controller,
-    /// Objects of the kinds listed in `kinds`.
-    Object,
-}
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -8,7 +8,7 @@ use anyhow::Context;
 use clap::{Parser, Subcommand, ValueEnum};
 
 use crate::audit::{Registry, Severity, audit};
-use crate::config::{ConfigError, ConfigFile, FailOn, Policy};
+use crate::config::{ConfigError, ConfigFile, FailOn, PathRoot, Policy, lexical_normal};
 use crate::report::{json_report, sarif_report, text_report};
 use crate::source;
 
@@ -219,6 +219,12 @@ pub struct AuditArgs {
     /// The helm that renders charts [default: on PATH].
     #[arg(long, value_name = "PATH")]
     pub helm: Option<PathBuf>,
+    /// Also walk hidden folders and files (`.github/`, `.config/`); `.git` never.
+    #[arg(long)]
+    pub hidden: bool,
+    /// Also walk what `.gitignore` (and `.git/info/exclude`, the global excludes) leaves out.
+    #[arg(long)]
+    pub no_ignore: bool,
     #[command(flatten)]
     pub policy: PolicyArgs,
 }
@@ -257,10 +263,15 @@ pub fn load_policy(
     };
     let file = path.as_deref().map(ConfigFile::load).transpose()?;
     let mut policy = Policy::build(&registry, file.as_ref(), only)?;
-    policy.path_root = path
+    // Read here, in the shell, so the engine's path matching is lexical.
+    let working_dir = std::env::current_dir().ok().map(|d| lexical_normal(&d));
+    let root = path
         .as_deref()
         .and_then(|p| std::path::absolute(p).ok())
-        .and_then(|p| p.parent().map(crate::config::lexical_normal));
+        .and_then(|p| p.parent().map(lexical_normal));
+    policy.path_root = root
+        .zip(working_dir)
+        .map(|(root, working_dir)| PathRoot { root, working_dir });
     Ok(policy)
 }
 
@@ -357,7 +368,11 @@ fn run_audit(args: AuditArgs) -> anyhow::Result<u8> {
     if let Some(f) = args.policy.fail_on {
         policy.fail_on = f.into();
     }
-    let loaded = source::load(&args.paths, &policy);
+    let walk = source::WalkOptions {
+        hidden: args.hidden,
+        no_ignore: args.no_ignore,
+    };
+    let loaded = source::load_with(&args.paths, &policy, &walk);
     if !loaded.unusable.is_empty() {
         for error in &loaded.unusable {
             eprintln!("kubeward: {}: {}", error.path, error.message);
@@ -368,6 +383,8 @@ fn run_audit(args: AuditArgs) -> anyhow::Result<u8> {
         Ok(result) => result,
         Err(code) => return Ok(code),
     };
+    let mut result = result;
+    result.stats.files_excluded = loaded.excluded.clone();
     let mut loaded = loaded;
     loaded.errors.extend(render_errors);
     let output = match args.format {

@@ -335,10 +335,21 @@ pub struct Policy {
     pub registry: Registry,
     /// The configuration file the policy came from, if any.
     pub source: Option<String>,
-    /// The absolute folder that path globs (`ignorePaths`, exemption `paths`) are relative to:
-    /// the folder of the configuration file read from disk. `None` when paths already are
-    /// relative to it (a review reads repository paths and the policy at the repository root).
-    pub path_root: Option<PathBuf>,
+    /// Where path globs (`ignorePaths`, exemption `paths`) are relative to, for a policy read
+    /// from disk. `None` when paths already are relative to it (a review reads repository
+    /// paths and the policy at the repository root).
+    pub path_root: Option<PathRoot>,
+}
+
+/// The folders a policy read from disk matches paths from. The shell (`cli::load_policy`)
+/// reads them, so matching a path is lexical and the engine asks the process for nothing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PathRoot {
+    /// The folder of the configuration file: absolute, lexically normal.
+    pub root: PathBuf,
+    /// The folder relative paths were given from (the current folder): absolute, lexically
+    /// normal.
+    pub working_dir: PathBuf,
 }
 
 impl Policy {
@@ -552,13 +563,16 @@ impl Policy {
     /// policy means the same thing wherever it runs from. Paths outside the root are matched
     /// as given.
     pub fn policy_path<'p>(&self, path: &'p str) -> Cow<'p, str> {
-        let Some(root) = &self.path_root else {
-            return Cow::Borrowed(path.strip_prefix("./").unwrap_or(path));
+        let as_given = || Cow::Borrowed(path.strip_prefix("./").unwrap_or(path));
+        let Some(base) = &self.path_root else {
+            return as_given();
         };
-        let absolute = std::path::absolute(path)
-            .map(|p| lexical_normal(&p))
-            .unwrap_or_else(|_| PathBuf::from(path));
-        match absolute.strip_prefix(root) {
+        if path.is_empty() {
+            return as_given();
+        }
+        // What `std::path::absolute` would give, from the folder the shell read.
+        let absolute = lexical_normal(&base.working_dir.join(path));
+        match absolute.strip_prefix(&base.root) {
             Ok(relative) => Cow::Owned(
                 relative
                     .components()
@@ -566,7 +580,7 @@ impl Policy {
                     .collect::<Vec<_>>()
                     .join("/"),
             ),
-            Err(_) => Cow::Borrowed(path.strip_prefix("./").unwrap_or(path)),
+            Err(_) => as_given(),
         }
     }
 
@@ -689,6 +703,25 @@ mod tests {
 
     fn registry() -> Registry {
         Registry::builtin().expect("built-in rules load")
+    }
+
+    #[test]
+    fn policy_paths_are_worked_out_from_the_folders_the_shell_read() {
+        let mut policy = Policy::defaults(&registry());
+        policy.path_root = Some(PathRoot {
+            root: PathBuf::from("/repo"),
+            working_dir: PathBuf::from("/repo/deploy"),
+        });
+        assert_eq!(policy.policy_path("app/a.yaml"), "deploy/app/a.yaml");
+        assert_eq!(policy.policy_path("./app/a.yaml"), "deploy/app/a.yaml");
+        assert_eq!(policy.policy_path("../base/a.yaml"), "base/a.yaml");
+        assert_eq!(policy.policy_path("/repo/x/a.yaml"), "x/a.yaml");
+        // Outside the root, and text that is no path: as given.
+        assert_eq!(policy.policy_path("/elsewhere/a.yaml"), "/elsewhere/a.yaml");
+        assert_eq!(policy.policy_path("../../a.yaml"), "../../a.yaml");
+        assert_eq!(policy.policy_path(""), "");
+        policy.path_root = None;
+        assert_eq!(policy.policy_path("./app/a.yaml"), "app/a.yaml");
     }
 
     #[test]

@@ -124,6 +124,17 @@ pub fn text_report(result: &AuditResult, errors: &[InputError], color: bool) -> 
             .collect();
         format!(", {skipped} skipped ({})", reasons.join(", "))
     };
+    let excluded: usize = s.files_excluded.values().sum();
+    let excluded_text = if excluded == 0 {
+        String::new()
+    } else {
+        let reasons: Vec<String> = s
+            .files_excluded
+            .iter()
+            .map(|(r, n)| format!("{n} {}", r.describe()))
+            .collect();
+        format!(", {excluded} not walked ({})", reasons.join(", "))
+    };
     let exempted = if s.exempted > 0 {
         format!(", {} exempted", s.exempted)
     } else {
@@ -134,7 +145,7 @@ pub fn text_report(result: &AuditResult, errors: &[InputError], color: bool) -> 
     }
     let _ = writeln!(
         out,
-        "{danger} danger, {warning} warning{exempted} in {} object{} from {} file{}{skipped_text}",
+        "{danger} danger, {warning} warning{exempted} in {} object{} from {} file{}{skipped_text}{excluded_text}",
         s.objects,
         if s.objects == 1 { "" } else { "s" },
         s.files_audited,

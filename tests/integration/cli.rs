@@ -350,6 +350,7 @@ fn folders_are_walked_recursively() {
         ("manifests/a/notes.txt", RISKY_POD.as_bytes()),
         ("manifests/.hidden/secret.yaml", RISKY_POD.as_bytes()),
         ("manifests/node_modules/pkg/pod.yaml", RISKY_POD.as_bytes()),
+        (".gitignore", b"node_modules/\n"),
     ]);
     let run = kubeward(
         dir.path(),
@@ -372,7 +373,7 @@ fn folders_are_walked_recursively() {
             "manifests/a/list.json",
             "manifests/top.yaml"
         ],
-        "YAML and JSON files at every depth; not .txt, hidden folders or node_modules"
+        "YAML and JSON files at every depth; not .txt, hidden folders or gitignored node_modules"
     );
 
     // With no path at all, the current folder.
@@ -383,6 +384,104 @@ fn folders_are_walked_recursively() {
     let mut paths: Vec<String> = run.rules_at().into_iter().map(|(p, _, _)| p).collect();
     paths.sort();
     assert_eq!(paths, ["b/c/deep.yml", "list.json"], "{run:?}");
+}
+
+/// The audited paths and `stats.filesExcluded` of a JSON run.
+fn walked(run: &Run) -> (Vec<String>, Value) {
+    let mut paths: Vec<String> = run.rules_at().into_iter().map(|(p, _, _)| p).collect();
+    paths.sort();
+    paths.dedup();
+    (paths, run.json()["stats"]["filesExcluded"].clone())
+}
+
+#[test]
+fn hidden_folders_and_files_are_left_out_and_counted_unless_hidden_is_given() {
+    let dir = workspace(&[
+        ("app/pod.yaml", RISKY_POD.as_bytes()),
+        (".github/pod.yaml", RISKY_POD.as_bytes()),
+        ("app/.hidden/deep/pod.yml", RISKY_POD.as_bytes()),
+        ("app/.pod.yaml", RISKY_POD.as_bytes()),
+        (".kubeward.yaml", b"rules: {}\n"),
+    ]);
+    let args = ["audit", "--only", "hostNetworkSet", "--format", "json"];
+    let run = kubeward(dir.path(), &args);
+    assert_eq!(run.code, Some(3), "{run:?}");
+    let (paths, excluded) = walked(&run);
+    assert_eq!(paths, ["app/pod.yaml"], "{run:?}");
+    assert_eq!(
+        excluded,
+        serde_json::json!({"hidden": 3}),
+        "the policy file is no candidate, .git is never walked: {run:?}"
+    );
+
+    let run = kubeward(dir.path(), &[&args[..], &["--hidden"]].concat());
+    let (paths, excluded) = walked(&run);
+    assert_eq!(
+        paths,
+        [
+            ".github/pod.yaml",
+            "app/.hidden/deep/pod.yml",
+            "app/.pod.yaml",
+            "app/pod.yaml"
+        ],
+        "{run:?}"
+    );
+    assert_eq!(excluded, serde_json::json!({}), "{run:?}");
+
+    // The text summary says what was left out, and a folder named on the command line is
+    // walked though it is hidden itself.
+    let run = kubeward(dir.path(), &["audit", "--only", "hostNetworkSet"]);
+    assert!(
+        run.stdout.contains("1 file, 3 not walked (3 hidden)"),
+        "{run:?}"
+    );
+    let run = kubeward(
+        dir.path(),
+        &["audit", "--only", "hostNetworkSet", ".github"],
+    );
+    assert!(run.stdout.contains(".github/pod.yaml:"), "{run:?}");
+}
+
+#[test]
+fn gitignored_files_are_left_out_on_disk_and_counted_unless_no_ignore_is_given() {
+    let dir = workspace(&[
+        (".gitignore", b"generated/\n*.local.yaml\n"),
+        ("app/pod.yaml", RISKY_POD.as_bytes()),
+        ("app/dev.local.yaml", RISKY_POD.as_bytes()),
+        ("generated/a/pod.yaml", RISKY_POD.as_bytes()),
+        ("generated/.cache/pod.yaml", RISKY_POD.as_bytes()),
+        (".kubeward.yaml", b"ignorePaths: [\"app/skip-*\"]\n"),
+        ("app/skip-me.yaml", RISKY_POD.as_bytes()),
+    ]);
+    let args = ["audit", "--only", "hostNetworkSet", "--format", "json"];
+    let run = kubeward(dir.path(), &args);
+    let (paths, excluded) = walked(&run);
+    assert_eq!(paths, ["app/pod.yaml"], "{run:?}");
+    assert_eq!(
+        excluded,
+        serde_json::json!({"hidden": 1, "gitignored": 2, "ignorePaths": 1}),
+        "a hidden file under a gitignored folder counts as hidden: {run:?}"
+    );
+
+    let run = kubeward(dir.path(), &[&args[..], &["--no-ignore"]].concat());
+    let (paths, excluded) = walked(&run);
+    assert_eq!(
+        paths,
+        ["app/dev.local.yaml", "app/pod.yaml", "generated/a/pod.yaml"],
+        "{run:?}"
+    );
+    assert_eq!(
+        excluded,
+        serde_json::json!({"hidden": 1, "ignorePaths": 1}),
+        "{run:?}"
+    );
+
+    let run = kubeward(
+        dir.path(),
+        &[&args[..], &["--no-ignore", "--hidden"]].concat(),
+    );
+    let (paths, _) = walked(&run);
+    assert_eq!(paths.len(), 4, "{run:?}");
 }
 
 #[test]

@@ -601,3 +601,64 @@ fn a_reader_that_stops_early_ends_the_output_quietly() {
         assert_eq!(out.status.code(), Some(3), "{args:?}: {stderr}");
     }
 }
+
+/// SARIF result files, as a set.
+fn sarif_files(sarif: &str) -> std::collections::BTreeSet<String> {
+    let sarif: serde_json::Value = serde_json::from_str(sarif).expect("SARIF");
+    sarif["runs"][0]["results"]
+        .as_array()
+        .expect("results")
+        .iter()
+        .filter_map(|r| {
+            r["locations"][0]["physicalLocation"]["artifactLocation"]["uri"]
+                .as_str()
+                .map(str::to_owned)
+        })
+        .collect()
+}
+
+#[test]
+fn a_review_and_an_audit_of_the_same_tree_judge_the_same_files() {
+    let policy = b"ignorePaths: [\"vendor/**\"]\n".as_slice();
+    let files: &[(&str, &[u8])] = &[
+        ("app/pod.yaml", BAD.as_bytes()),
+        ("app/nested/pod.yml", BAD.as_bytes()),
+        (".github/pod.yaml", BAD.as_bytes()),
+        ("app/.hidden/pod.yaml", BAD.as_bytes()),
+        ("app/.pod.yaml", BAD.as_bytes()),
+        ("vendor/pod.yaml", BAD.as_bytes()),
+    ];
+    let dir = tempfile::tempdir().expect("temp dir");
+    let repo = Repository::init(dir.path()).expect("init");
+    let base = build::commit(
+        &repo,
+        Some("refs/heads/main"),
+        &[],
+        &[(".kubeward.yaml", policy)],
+        "base",
+    )
+    .expect("base");
+    let mut head_files = vec![(".kubeward.yaml", policy)];
+    head_files.extend_from_slice(files);
+    build::commit(&repo, Some("refs/heads/pr"), &[base], &head_files, "pr").expect("pr");
+    // The same tree on disk, for the audit.
+    for (path, bytes) in &head_files {
+        let path = dir.path().join(path);
+        std::fs::create_dir_all(path.parent().expect("parent")).expect("mkdir");
+        std::fs::write(path, bytes).expect("write");
+    }
+
+    let (_, review, stderr) = kubeward(
+        dir.path(),
+        &[
+            "review", "--base", "main", "--head", "pr", "--format", "sarif",
+        ],
+    );
+    let (_, audit, _) = kubeward(dir.path(), &["audit", "--format", "sarif"]);
+    let expected: std::collections::BTreeSet<String> = ["app/nested/pod.yml", "app/pod.yaml"]
+        .into_iter()
+        .map(str::to_owned)
+        .collect();
+    assert_eq!(sarif_files(&review), expected, "review: {review}{stderr}");
+    assert_eq!(sarif_files(&audit), expected, "audit: {audit}");
+}

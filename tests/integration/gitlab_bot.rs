@@ -10,12 +10,12 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use crate::support::gitlab_fake::{DiffLine, FakeGitLab, Recorded};
 use base64::Engine;
 use kubeward::bot::gitlab::{GitLabBotSettings, GitLabWorker};
 use kubeward::bot::runner::JobRunner;
 use kubeward::forge::Secret;
 use kubeward::forge::gitlab::client::{GitLabClient, GitLabClientConfig, RetryPolicy};
-use kubeward::forge::gitlab::fake::{DiffLine, FakeGitLab, Recorded};
 use kubeward::forge::gitlab::{GitLabApi, Method};
 use kubeward::git::build;
 use kubeward::git::cache::GitCache;

@@ -1,7 +1,7 @@
 //! Listing every page fails loudly at its page limit: a list still going on past the last page
 //! allowed is an error, not a silently shortened list. The fake GitLab serves the pages.
 
-use kubeward::forge::gitlab::fake::FakeGitLab;
+use crate::support::gitlab_fake::FakeGitLab;
 use kubeward::forge::gitlab::{ApiError, GitLabApi, PER_PAGE, list_pages};
 
 const DISCUSSIONS: &str = "/projects/1/merge_requests/2/discussions";

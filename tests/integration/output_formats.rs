@@ -587,6 +587,7 @@ const STATS_KEYS: &[&str] = &[
     "files",
     "filesAudited",
     "filesSkipped",
+    "filesExcluded",
     "documents",
     "objects",
     "rules",
@@ -601,6 +602,7 @@ const SKIP_REASONS: &[&str] = &[
     "notUtf8",
     "tooLarge",
 ];
+const EXCLUDE_REASONS: &[&str] = &["hidden", "gitignored", "ignorePaths"];
 
 fn keys(value: &Value) -> Vec<String> {
     value
@@ -657,10 +659,19 @@ fn json_of_everything() -> Value {
             "overlay/patch.yaml",
             b"apiVersion: v1\nkind: Pod\nmetadata:\n  name: risky\nspec:\n  hostNetwork: true\n",
         ),
+        (".github/pod.yaml", RISKY_POD.as_bytes()),
+        (".gitignore", b"generated/\n"),
+        ("generated/pod.yaml", RISKY_POD.as_bytes()),
+        ("vendor/pod.yaml", RISKY_POD.as_bytes()),
     ]);
-    let policy = policy(Some("limits:\n  maxFileSize: 2000\n"), None);
+    let policy = policy(
+        Some("limits:\n  maxFileSize: 2000\nignorePaths: [\"**/vendor/**\"]\n"),
+        None,
+    );
     let loaded = source::load(&[dir.path().to_path_buf()], &policy);
-    let result = audit(&loaded.files, &policy);
+    let mut result = audit(&loaded.files, &policy);
+    // As `kubeward audit` does: the walk's counts, which the engine does not see.
+    result.stats.files_excluded = loaded.excluded.clone();
     parse(&json_report(&result, &loaded.errors))
 }
 
@@ -701,6 +712,12 @@ fn json_output_has_exactly_the_documented_keys() {
     let skipped: BTreeSet<String> = keys(&json["stats"]["filesSkipped"]).into_iter().collect();
     let reasons: BTreeSet<String> = owned(SKIP_REASONS).into_iter().collect();
     assert_eq!(skipped, reasons, "every reason to skip occurs in this run");
+    let excluded: BTreeSet<String> = keys(&json["stats"]["filesExcluded"]).into_iter().collect();
+    let reasons: BTreeSet<String> = owned(EXCLUDE_REASONS).into_iter().collect();
+    assert_eq!(
+        excluded, reasons,
+        "every reason to leave out occurs in this run"
+    );
     let severities: BTreeSet<String> = keys(&json["stats"]["findings"]).into_iter().collect();
     assert_eq!(
         severities,
@@ -719,6 +736,7 @@ fn docs_json_output_documents_exactly_the_emitted_keys() {
         ("Error", ERROR_KEYS),
         ("`stats`", STATS_KEYS),
         ("`stats.filesSkipped` reasons", SKIP_REASONS),
+        ("`stats.filesExcluded` reasons", EXCLUDE_REASONS),
     ];
     for (section, keys) in expect {
         assert_eq!(

@@ -9,7 +9,6 @@
 pub mod adapter;
 pub mod client;
 pub mod events;
-pub mod fake;
 pub mod publish;
 pub mod reply;
 

@@ -4,6 +4,7 @@
 //! - [`github_openapi`]: checks requests to GitHub against its OpenAPI description and limits.
 //! - [`github_graphql`]: checks GraphQL requests against GitHub's published GraphQL schema.
 //! - [`mock_github`]: a recording mock GitHub over HTTP, backed by the in-memory fake.
+//! - [`gitlab_fake`]: an in-memory GitLab the GitLab tests serve or call directly.
 //! - [`git_http`]: a real git smart-HTTP server on loopback.
 //! - [`manifests`]: small manifests several areas audit.
 //! - [`polaris`]: Polaris's vendored per-check fixtures.
@@ -12,6 +13,7 @@
 pub mod git_http;
 pub mod github_graphql;
 pub mod github_openapi;
+pub mod gitlab_fake;
 pub mod manifests;
 pub mod mock_github;
 pub mod npm;
