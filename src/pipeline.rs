@@ -350,16 +350,20 @@ fn triage_changes(
         if !paths.into_iter().flatten().any(is_manifest_name) {
             continue;
         }
-        // Hidden on both sides: not a candidate, as in the tree walk.
-        if paths.into_iter().flatten().all(is_hidden) {
-            continue;
-        }
         let path = change.path().to_owned();
         let not_reviewed = |reason| NotReviewed {
             path: path.clone(),
             reason,
             detail: None,
         };
+        // Hidden on both sides: not a candidate, as in the tree walk; named, not silent.
+        if paths.into_iter().flatten().all(is_hidden) {
+            triage.not_reviewed.push(NotReviewed {
+                detail: Some("under a hidden (dot) folder, which kubeward skips".into()),
+                ..not_reviewed(NotReviewedReason::Ignored)
+            });
+            continue;
+        }
         if paths.into_iter().flatten().all(|p| policy.ignores(p)) {
             triage
                 .not_reviewed

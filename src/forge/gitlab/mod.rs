@@ -1,9 +1,8 @@
-//! GitLab (gitlab.com or self-managed): webhook events, a REST client, an in-memory fake, and
-//! idempotent publishing of a [`ReviewPlan`](crate::review::ReviewPlan) on a merge request.
+//! GitLab (gitlab.com or self-managed): webhook events, a REST client, the [`Forge`](crate::forge::Forge) adapter
+//! and idempotent publishing of a [`ReviewPlan`](crate::review::ReviewPlan) on a merge request.
 //!
 //! Everything here talks to GitLab through the narrow [`GitLabApi`] trait, so the same
-//! publishing code runs against the real [`client::GitLabClient`], the in-memory
-//! [`fake::FakeGitLab`] and test doubles. Paths are always built by [`project_path`] from
+//! publishing code runs against the real [`client::GitLabClient`] and the tests' fake GitLab. Paths are always built by [`project_path`] from
 //! numeric ids: nothing a webhook payload says ever becomes part of a URL.
 
 pub mod adapter;
