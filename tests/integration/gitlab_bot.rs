@@ -1745,3 +1745,91 @@ async fn a_long_gitlab_rate_limit_defers_the_job_with_its_wait() {
     );
     assert!(started.elapsed() < Duration::from_secs(10), "did not wait");
 }
+
+/// `kubeward ci` in a merged-results merge-request pipeline, with GitLab's documented CI
+/// variables and a project access token: the same discussions, summary note and commit status
+/// as the bot, on the merge request's head (not GitLab's merge commit), and a second run of
+/// the job posts nothing new.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn kubeward_ci_in_a_merge_request_pipeline_publishes_as_the_bot_does() {
+    let upstream = Upstream::new("platform/shop");
+    let base = upstream.commit("refs/heads/main", &[], &files(&deployment("", "")));
+    let head = upstream.commit(
+        "refs/merge-requests/7/head",
+        &[base],
+        &files(&deployment("", "            privileged: true\n")),
+    );
+    let bot = start(&upstream, 0).await;
+    bot.fake.add_project(PROJECT, "platform/shop");
+    bot.open_merge_request(&upstream, PROJECT, base, base, head);
+    // The runner's clone: the target branch and the merge request's head.
+    let dir = tempfile::tempdir().expect("temp");
+    let checkout = dir.path().join("checkout");
+    let repo = git2::Repository::init(&checkout).expect("init");
+    let mut callbacks = git2::RemoteCallbacks::new();
+    callbacks.credentials(|_, _, _| git2::Cred::userpass_plaintext("gitlab-ci-token", TOKEN));
+    let mut options = git2::FetchOptions::new();
+    options.remote_callbacks(callbacks);
+    repo.remote_anonymous(&format!("{}/platform/shop.git", bot.git.base_url))
+        .expect("remote")
+        .fetch(
+            &[
+                "+refs/heads/main:refs/remotes/origin/main",
+                "+refs/merge-requests/7/head:refs/mr",
+            ],
+            Some(&mut options),
+            None,
+        )
+        .expect("clone");
+    let env: kubeward::ci::Env = [
+        ("GITLAB_CI", "true".to_owned()),
+        ("CI_PIPELINE_SOURCE", "merge_request_event".to_owned()),
+        ("CI_MERGE_REQUEST_IID", IID.to_string()),
+        ("CI_PROJECT_ID", PROJECT.to_string()),
+        ("CI_PROJECT_PATH", "platform/shop".to_owned()),
+        ("CI_SERVER_URL", bot._mock.uri()),
+        ("CI_API_V4_URL", format!("{}/api/v4", bot._mock.uri())),
+        ("CI_MERGE_REQUEST_DIFF_BASE_SHA", base.to_string()),
+        ("CI_MERGE_REQUEST_SOURCE_BRANCH_SHA", head.to_string()),
+        ("CI_COMMIT_SHA", "e".repeat(40)),
+        ("CI_PROJECT_DIR", checkout.display().to_string()),
+        ("KUBEWARD_GITLAB_TOKEN", TOKEN.to_owned()),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v))
+    .collect();
+    let args = kubeward::ci::CiArgs {
+        bot_login: Some(BOT.into()),
+        ..Default::default()
+    };
+    let mut out = Vec::new();
+    let code = kubeward::ci::run(&args, &env, &mut out)
+        .await
+        .expect("kubeward ci");
+    let out = String::from_utf8_lossy(&out).into_owned();
+    assert_eq!(code, 3, "{out}");
+    assert!(
+        out.contains("kubeward: conclusion=failure new=1 fixed=0"),
+        "{out}"
+    );
+    assert_eq!(bot.posted_states(0, head), ["pending", "running", "failed"]);
+    let snapshot = bot.fake.snapshot(PROJECT, IID);
+    assert_eq!(snapshot.discussions.len(), 1);
+    assert!(checkout.join("gl-code-quality-report.json").exists());
+
+    let written = bot.fake.requests().len();
+    let code = kubeward::ci::run(&args, &env, &mut Vec::new())
+        .await
+        .expect("again");
+    assert_eq!(code, 3);
+    assert_eq!(bot.fake.snapshot(PROJECT, IID).discussions.len(), 1);
+    let again: Vec<String> = bot
+        .writes_since(written)
+        .iter()
+        .filter(|r| !r.path.contains("/statuses/"))
+        .map(|r| format!("{:?} {}", r.method, r.path))
+        .collect();
+    assert!(again.is_empty(), "only the status is set again: {again:#?}");
+    bot.assert_requests_valid();
+    let _ = bot.stop.send(true);
+}
