@@ -94,6 +94,12 @@ impl Respond for Forwarder {
         }
         self.violations.lock().expect("lock").extend(problems);
         let (status, reply) = self.fake.handle(method, &path, body.as_ref());
+        // What the fake answers, GitLab could: its documented reply fields and types.
+        if let Err(e) =
+            crate::support::gitlab_replies::validate_reply(method.as_str(), route, status, &reply)
+        {
+            self.violations.lock().expect("lock").push(e);
+        }
         let mut lose = self.lose_answers.lock().expect("lock");
         if method == Method::Post
             && (200..300).contains(&status)

@@ -128,3 +128,50 @@ async fn a_listed_note_with_its_id_is_edited_in_place() {
         [format!("GET {NOTES}"), format!("PUT {NOTES}/31")]
     );
 }
+
+/// The fake's replies are held to GitLab's documented shapes (tests/data/gitlab): a changed or
+/// mistyped field is a violation in every bot test.
+#[test]
+fn fake_replies_are_checked_against_gitlabs_documented_fields() {
+    use crate::support::gitlab_replies::validate_reply;
+    let note = serde_json::json!({"id": 1, "body": "x", "system": false,
+        "author": {"id": 9, "username": "kubeward-bot"}});
+    validate_reply(
+        "POST",
+        "/api/v4/projects/1/merge_requests/2/notes",
+        201,
+        &note,
+    )
+    .expect("a note");
+    validate_reply(
+        "GET",
+        "/api/v4/projects/1/merge_requests/2/notes",
+        200,
+        &serde_json::json!([note]),
+    )
+    .expect("a list of notes");
+    let no_author = serde_json::json!({"id": 1, "body": "x", "system": false});
+    assert!(
+        validate_reply(
+            "POST",
+            "/api/v4/projects/1/merge_requests/2/notes",
+            201,
+            &no_author
+        )
+        .is_err()
+    );
+    let string_level = serde_json::json!({"id": 3, "username": "dana", "access_level": "30"});
+    assert!(
+        validate_reply(
+            "GET",
+            "/api/v4/projects/1/members/all/3",
+            200,
+            &string_level
+        )
+        .is_err()
+    );
+    let status = serde_json::json!({"id": 5, "status": "neutral", "name": "kubeward"});
+    assert!(validate_reply("POST", "/api/v4/projects/1/statuses/abc", 201, &status).is_err());
+    // Errors are GitLab's business.
+    validate_reply("GET", "/api/v4/projects/1", 404, &serde_json::json!({})).expect("not 2xx");
+}

@@ -558,7 +558,12 @@ impl FakeGitLab {
                 {
                     Some(level) => (
                         200,
-                        json!({"id": parse::<u64>(user).unwrap_or(0), "access_level": level, "state": "active"}),
+                        json!({
+                            "id": parse::<u64>(user).unwrap_or(0),
+                            "username": format!("user{user}"),
+                            "access_level": level,
+                            "state": "active",
+                        }),
                     ),
                     None => not_found(""),
                 }

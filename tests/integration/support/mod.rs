@@ -14,6 +14,7 @@ pub mod git_http;
 pub mod github_graphql;
 pub mod github_openapi;
 pub mod gitlab_fake;
+pub mod gitlab_replies;
 pub mod manifests;
 pub mod mock_github;
 pub mod npm;
