@@ -10,6 +10,7 @@ mod support;
 
 mod bot_operations;
 mod ci;
+mod ci_install;
 mod cli;
 mod cli_review;
 mod deploy;
@@ -34,6 +35,7 @@ mod hostile_pr;
 mod http_listener;
 mod output_formats;
 mod polaris_conformance;
+mod pre_commit;
 mod queue;
 mod queue_postgres;
 mod render;
