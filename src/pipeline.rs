@@ -140,6 +140,7 @@ pub fn read_policy(
     if let Some(fail_on) = options.fail_on {
         policy.fail_on = fail_on;
     }
+    read_baseline(repo, revisions.base_tip, &mut policy)?;
     Ok(policy)
 }
 
@@ -171,7 +172,66 @@ pub fn policy_at(
             message: format!("no such file at the base commit {commit}"),
         }));
     }
-    Ok(Policy::build(&registry, file.as_ref(), None)?)
+    let mut policy = Policy::build(&registry, file.as_ref(), None)?;
+    read_baseline(repo, commit, &mut policy)?;
+    Ok(policy)
+}
+
+/// The baseline the policy names, from the git objects of `commit` (the base: a change cannot
+/// accept its own findings). None written yet accepts nothing.
+fn read_baseline(repo: &Repository, commit: Oid, policy: &mut Policy) -> Result<(), PipelineError> {
+    let Some(path) = policy.baseline.clone() else {
+        return Ok(());
+    };
+    let Some(baseline) = baseline_at(repo, commit, &path)? else {
+        return Ok(());
+    };
+    policy.baseline_accepted = baseline.fingerprints();
+    Ok(())
+}
+
+fn baseline_at(
+    repo: &Repository,
+    commit: Oid,
+    path: &str,
+) -> Result<Option<crate::review::baseline::Baseline>, PipelineError> {
+    let Some(entry) = repo.file_at(commit, path)? else {
+        return Ok(None);
+    };
+    let bytes = repo.blob(entry.blob)?;
+    crate::review::baseline::Baseline::parse(&String::from_utf8_lossy(&bytes))
+        .map(Some)
+        .map_err(|message| {
+            PipelineError::Config(ConfigError {
+                file: path.to_owned(),
+                mark: None,
+                message,
+            })
+        })
+}
+
+/// The finding for entries a change adds to the baseline (reported like an added exemption).
+fn baseline_additions(
+    repo: &Repository,
+    revisions: &Revisions,
+    policy: &Policy,
+) -> Result<Option<crate::audit::Finding>, PipelineError> {
+    let (Some(path), Some(severity)) =
+        (&policy.baseline, crate::review::exemption_severity(policy))
+    else {
+        return Ok(None);
+    };
+    let Some(head) = baseline_at(repo, revisions.head, path)? else {
+        return Ok(None);
+    };
+    let base = baseline_at(repo, revisions.merge_base, path)?.unwrap_or_default();
+    let text = match repo.file_at(revisions.head, path)? {
+        Some(entry) => String::from_utf8_lossy(&repo.blob(entry.blob)?).into_owned(),
+        None => String::new(),
+    };
+    Ok(crate::review::baseline::added_entries(
+        path, &base, &head, &text, severity,
+    ))
 }
 
 fn read_codeowners(repo: &Repository, commit: Oid, flavor: Flavor) -> Result<CodeOwners, GitError> {
@@ -712,7 +772,10 @@ pub fn review_with_policy(
     options.report(Progress::Auditing {
         files: base_files.len() + head_files.len(),
     });
-    let (head_result, base_result) = audit_sides(&input);
+    let (mut head_result, base_result) = audit_sides(&input);
+    head_result
+        .findings
+        .extend(baseline_additions(repo, revisions, policy)?);
     timings.audit = review_started.elapsed();
     options.report(Progress::Planning {
         findings: head_result.findings.len() + base_result.findings.len(),

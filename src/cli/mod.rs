@@ -225,6 +225,13 @@ pub struct AuditArgs {
     /// Also walk what `.gitignore` (and `.git/info/exclude`, the global excludes) leaves out.
     #[arg(long)]
     pub no_ignore: bool,
+    /// Report only findings not in this baseline file (default: the policy's `baseline`),
+    /// and say how many it accepted and how many of its entries are stale.
+    #[arg(long, value_name = "FILE")]
+    pub baseline: Option<PathBuf>,
+    /// Record today's findings as the baseline (sorted; stale entries pruned) and exit 0.
+    #[arg(long, value_name = "FILE", conflicts_with = "baseline")]
+    pub write_baseline: Option<PathBuf>,
     #[command(flatten)]
     pub policy: PolicyArgs,
 }
@@ -387,6 +394,42 @@ fn run_audit(args: AuditArgs) -> anyhow::Result<u8> {
     result.stats.files_excluded = loaded.excluded.clone();
     let mut loaded = loaded;
     loaded.errors.extend(render_errors);
+    if let Some(path) = &args.write_baseline {
+        return write_baseline(path, &result.findings);
+    }
+    let baseline = args
+        .baseline
+        .clone()
+        .or_else(|| policy.baseline.as_ref().map(PathBuf::from));
+    if let Some(path) = baseline {
+        let text = match std::fs::read_to_string(&path) {
+            Ok(text) => text,
+            // A baseline the policy names but nobody wrote yet accepts nothing.
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound && args.baseline.is_none() => {
+                String::new()
+            }
+            Err(e) => {
+                eprintln!("kubeward: {}: {e}", path.display());
+                return Ok(EXIT_USAGE);
+            }
+        };
+        if !text.is_empty() {
+            let baseline = match crate::review::baseline::Baseline::parse(&text) {
+                Ok(b) => b,
+                Err(e) => {
+                    eprintln!("kubeward: {}: {e}", path.display());
+                    return Ok(EXIT_USAGE);
+                }
+            };
+            let applied = baseline.apply(&mut result.findings);
+            eprintln!(
+                "kubeward: the baseline {} accepted {} finding(s); {} of its entries are stale (fixed since: `--write-baseline` prunes them)",
+                path.display(),
+                applied.accepted,
+                applied.stale
+            );
+        }
+    }
     let output = match args.format {
         Format::Text => text_report(
             &result,
@@ -403,6 +446,41 @@ fn run_audit(args: AuditArgs) -> anyhow::Result<u8> {
         .iter()
         .any(|f| policy.fail_on.fails(f.severity));
     Ok(if fails { EXIT_FINDINGS } else { EXIT_OK })
+}
+
+/// Writes today's findings as the baseline, atomically (a reader never sees half a file).
+fn write_baseline(
+    path: &std::path::Path,
+    findings: &[crate::audit::Finding],
+) -> anyhow::Result<u8> {
+    let baseline = crate::review::baseline::Baseline::of(findings);
+    let stale = std::fs::read_to_string(path)
+        .ok()
+        .and_then(|t| crate::review::baseline::Baseline::parse(&t).ok())
+        .map_or(0, |old| {
+            let now = baseline.fingerprints();
+            old.findings
+                .iter()
+                .filter(|e| !now.contains(&e.fingerprint))
+                .count()
+        });
+    let dir = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(std::path::Path::new("."));
+    let mut file = tempfile::NamedTempFile::new_in(dir)
+        .with_context(|| format!("writing the baseline in {}", dir.display()))?;
+    file.write_all(baseline.render().as_bytes())
+        .context("writing the baseline")?;
+    file.persist(path)
+        .with_context(|| format!("writing {}", path.display()))?;
+    eprintln!(
+        "kubeward: wrote {} finding(s) to the baseline {}; {stale} stale entr{} pruned",
+        baseline.findings.len(),
+        path.display(),
+        if stale == 1 { "y" } else { "ies" }
+    );
+    Ok(EXIT_OK)
 }
 
 /// The audit of the loaded files, kustomize overlays among them rendered (per `--render`):

@@ -173,6 +173,9 @@ impl Default for ReviewSettings {
 #[derive(Debug, Clone, Deserialize, Default)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 struct ConfigSpec {
+    /// A baseline file (`kubeward audit --write-baseline`): findings it names are accepted.
+    #[serde(default)]
+    baseline: Option<String>,
     #[serde(default)]
     fail_on: Option<FailOn>,
     #[serde(default)]
@@ -339,6 +342,11 @@ pub struct Policy {
     /// from disk. `None` when paths already are relative to it (a review reads repository
     /// paths and the policy at the repository root).
     pub path_root: Option<PathRoot>,
+    /// The repository's baseline file (`baseline:`), a repository path.
+    pub baseline: Option<String>,
+    /// Fingerprints the baseline accepts, read by the shell (at the base commit in reviews):
+    /// such findings are not new.
+    pub baseline_accepted: std::collections::HashSet<String>,
 }
 
 /// The folders a policy read from disk matches paths from. The shell (`cli::load_policy`)
@@ -376,6 +384,8 @@ impl Policy {
             registry: registry.clone(),
             source: None,
             path_root: None,
+            baseline: None,
+            baseline_accepted: std::collections::HashSet::new(),
         }
     }
 
@@ -481,6 +491,7 @@ impl Policy {
                 .map(|g| glob(g).map_err(|m| config.error(&["ignorePaths"], m)))
                 .collect::<Result<_, _>>()?;
             policy.fail_on = spec.fail_on.unwrap_or_default();
+            policy.baseline = spec.baseline.clone();
             policy.incomplete = spec.incomplete.unwrap_or_default();
             policy.annotation_exemptions = spec.annotation_exemptions.unwrap_or(true)
                 && !spec.disallow_annotation_exemptions

@@ -2,6 +2,7 @@
 //! where exactly to say so, who owns them and how to fix them, as a [`ReviewPlan`] that the
 //! forge adapters publish as it is. Pure: no I/O, no clock.
 
+pub mod baseline;
 mod exemptions;
 pub mod reconcile;
 pub mod render;
@@ -20,6 +21,7 @@ use crate::owners::{CodeOwners, Flavor};
 use crate::yaml::Node;
 
 pub use exemptions::EXEMPTION_ADDED;
+pub use exemptions::severity as exemption_severity;
 
 /// The plan's format version, part of the JSON output.
 pub const PLAN_VERSION: u32 = 1;
@@ -453,6 +455,15 @@ pub fn plan_from_audits(
     let mut head_findings = head_result.findings;
     let mut base_findings = base_result.findings;
     let head_exempted = head_result.exempted;
+    // What the base's baseline accepts was there before: matched like a pre-existing finding.
+    if !policy.baseline_accepted.is_empty() {
+        base_findings.extend(
+            head_findings
+                .iter()
+                .filter(|f| policy.baseline_accepted.contains(&f.fingerprint))
+                .cloned(),
+        );
+    }
 
     // Exemptions a change adds are findings in their own right.
     if policy.annotation_exemptions

@@ -8,6 +8,7 @@
 #[macro_use]
 mod support;
 
+mod baseline;
 mod bot_operations;
 mod ci;
 mod ci_install;
