@@ -16,6 +16,7 @@
 
 mod error;
 mod postgres;
+mod sql;
 mod sqlite;
 mod types;
 

@@ -18,6 +18,7 @@ use sqlx::sqlite::{
 };
 
 use super::deferral_limit;
+use super::sql::*;
 use super::error::db;
 use super::{
     DeferOutcome, DropOutcome, DropScope, EnqueueOutcome, FailOutcome, Heartbeat, Job, JobState,
@@ -59,9 +60,6 @@ const CREATE_MIGRATIONS_TABLE: &str = "CREATE TABLE IF NOT EXISTS schema_migrati
     name          TEXT    NOT NULL,
     applied_at_ms INTEGER NOT NULL
 )";
-const CURRENT_VERSION: &str = "SELECT COALESCE(MAX(version), 0) AS version FROM schema_migrations";
-const RECORD_MIGRATION: &str =
-    "INSERT INTO schema_migrations (version, name, applied_at_ms) VALUES ($1, $2, $3)";
 
 /// The columns [`job_from_row`] reads, in one place for every statement that returns a job.
 macro_rules! job_columns {
@@ -71,20 +69,12 @@ macro_rules! job_columns {
     };
 }
 
-const DELIVERY_SEEN: &str =
-    "SELECT 1 AS seen FROM deliveries WHERE forge = $1 AND delivery_id = $2";
-const RECORD_DELIVERY: &str = "INSERT INTO deliveries (forge, delivery_id, received_at_ms)
-    VALUES ($1, $2, $3) ON CONFLICT (forge, delivery_id) DO NOTHING";
 
 const INSERT_JOB: &str = "INSERT INTO jobs (kind, forge, installation_id, repo_id, pr_number,
         head_sha, payload, state, attempts, run_at_ms, created_at_ms, updated_at_ms)
     VALUES ($1, $2, $3, $4, $5, $6, $7, 'queued', 0, $8, $9, $9)
     RETURNING id";
 
-const SUPERSEDE_QUEUED: &str = "UPDATE jobs
-    SET state = 'superseded', finished_at_ms = $4, updated_at_ms = $4
-    WHERE forge = $1 AND repo_id = $2 AND pr_number = $3 AND state = 'queued'
-    RETURNING id";
 /// A job already being dropped stays dropped: the PR is gone, not merely outdated.
 const SUPERSEDE_RUNNING: &str = "UPDATE jobs
     SET cancel_requested = 1, cancel_reason = COALESCE(cancel_reason, 'superseded'),
@@ -93,25 +83,13 @@ const SUPERSEDE_RUNNING: &str = "UPDATE jobs
     RETURNING id";
 
 // Drops bind $1 forge, $2 now, then their scope.
-const DROP_PR_QUEUED: &str = "UPDATE jobs
-    SET state = 'dropped', finished_at_ms = $2, updated_at_ms = $2
-    WHERE forge = $1 AND repo_id = $3 AND pr_number = $4 AND state = 'queued'
-    RETURNING id";
 const DROP_PR_RUNNING: &str = "UPDATE jobs
     SET cancel_requested = 1, cancel_reason = 'dropped', updated_at_ms = $2
     WHERE forge = $1 AND repo_id = $3 AND pr_number = $4 AND state = 'running'
     RETURNING id";
-const DROP_INSTALLATION_QUEUED: &str = "UPDATE jobs
-    SET state = 'dropped', finished_at_ms = $2, updated_at_ms = $2
-    WHERE forge = $1 AND installation_id = $3 AND state = 'queued'
-    RETURNING id";
 const DROP_INSTALLATION_RUNNING: &str = "UPDATE jobs
     SET cancel_requested = 1, cancel_reason = 'dropped', updated_at_ms = $2
     WHERE forge = $1 AND installation_id = $3 AND state = 'running'
-    RETURNING id";
-const DROP_REPOSITORY_QUEUED: &str = "UPDATE jobs
-    SET state = 'dropped', finished_at_ms = $2, updated_at_ms = $2
-    WHERE forge = $1 AND repo_id = $3 AND state = 'queued'
     RETURNING id";
 const DROP_REPOSITORY_RUNNING: &str = "UPDATE jobs
     SET cancel_requested = 1, cancel_reason = 'dropped', updated_at_ms = $2
@@ -160,25 +138,10 @@ const CLAIM: &str = concat!(
     job_columns!()
 );
 
-const HEARTBEAT: &str = "UPDATE jobs SET lease_until_ms = $3, updated_at_ms = $4
-    WHERE id = $1 AND state = 'running' AND locked_by = $2
-    RETURNING cancel_requested";
 
-const COMPLETE: &str = "UPDATE jobs
-    SET state = 'done', lease_until_ms = NULL, locked_by = NULL,
-        finished_at_ms = $3, updated_at_ms = $3
-    WHERE id = $1 AND state = 'running' AND locked_by = $2";
 
 const HELD_JOB: &str = "SELECT attempts, cancel_requested, cancel_reason FROM jobs
     WHERE id = $1 AND state = 'running' AND locked_by = $2";
-const FINISH_WITH_ERROR: &str = "UPDATE jobs
-    SET state = $2, last_error = $3, lease_until_ms = NULL, locked_by = NULL,
-        finished_at_ms = $4, updated_at_ms = $4
-    WHERE id = $1";
-const RETRY_LATER: &str = "UPDATE jobs
-    SET state = 'queued', run_at_ms = $2, last_error = $3, lease_until_ms = NULL,
-        locked_by = NULL, updated_at_ms = $4
-    WHERE id = $1";
 
 const HELD_FOR_DEFER: &str = "SELECT cancel_requested, cancel_reason, deferrals,
         deferred_since_ms FROM jobs
@@ -201,13 +164,6 @@ const RELEASE: &str = "UPDATE jobs
         lease_until_ms = NULL, locked_by = NULL, updated_at_ms = $3
     WHERE id = $1 AND state = 'running' AND locked_by = $2";
 
-const REMEMBER_PR_HEAD: &str = "INSERT INTO pr_head_prs (forge, repo_id, head_sha, pr_number,
-        updated_at_ms)
-    VALUES ($1, $2, $3, $4, $5)
-    ON CONFLICT (forge, repo_id, head_sha, pr_number)
-    DO UPDATE SET updated_at_ms = excluded.updated_at_ms";
-const PRS_FOR_HEAD: &str = "SELECT pr_number FROM pr_head_prs
-    WHERE forge = $1 AND repo_id = $2 AND head_sha = $3 ORDER BY pr_number";
 
 /// A job has been waiting since it was enqueued or, if later, since its `run_at` (a retry).
 /// Two-argument `MAX` is SQLite's scalar max (PostgreSQL: `GREATEST`).
@@ -228,10 +184,6 @@ const RETRY_DEAD: &str = "UPDATE jobs
         updated_at_ms = $2
     WHERE id = $1 AND state = 'dead'";
 
-const PRUNE_DELIVERIES: &str = "DELETE FROM deliveries WHERE received_at_ms < $1";
-const PRUNE_JOBS: &str = "DELETE FROM jobs
-    WHERE state IN ('done', 'superseded', 'dropped') AND finished_at_ms < $1";
-const PRUNE_PR_HEADS: &str = "DELETE FROM pr_head_prs WHERE updated_at_ms < $1";
 
 #[derive(Debug, Clone)]
 pub(super) struct SqliteBackend {
@@ -813,14 +765,6 @@ impl SqliteBackend {
     }
 }
 
-/// The terminal state a cancel-requested job takes.
-fn cancel_state(id: i64, reason: Option<&str>) -> Result<JobState, QueueError> {
-    match reason {
-        Some(text) => parse_state(id, text),
-        None => Ok(JobState::Dropped),
-    }
-}
-
 async fn finish_with_error(
     tx: &mut sqlx::Transaction<'static, sqlx::Sqlite>,
     id: i64,
@@ -837,16 +781,6 @@ async fn finish_with_error(
         .await
         .map_err(db("fail job"))?;
     Ok(())
-}
-
-/// The `id` column of `RETURNING id` rows, ascending (RETURNING order is unspecified).
-fn ids_of(rows: &[SqliteRow]) -> Result<Vec<i64>, sqlx::Error> {
-    let mut ids = rows
-        .iter()
-        .map(|row| row.try_get::<i64, _>("id"))
-        .collect::<Result<Vec<_>, _>>()?;
-    ids.sort_unstable();
-    Ok(ids)
 }
 
 /// Inserts `job` inside `tx`, superseding older work of its PR first if asked.
@@ -918,49 +852,9 @@ async fn enqueue_in(
     })
 }
 
-fn parse_state(id: i64, text: &str) -> Result<JobState, QueueError> {
-    text.parse()
-        .map_err(|err: super::UnknownJobState| QueueError::CorruptRow {
-            id,
-            detail: err.to_string(),
-        })
-}
-
-/// One column of `row`, with the queue operation named in the error.
-fn col<'r, T>(row: &'r SqliteRow, name: &str, op: &'static str) -> Result<T, QueueError>
-where
-    T: sqlx::Decode<'r, sqlx::Sqlite> + sqlx::Type<sqlx::Sqlite>,
-{
-    row.try_get(name).map_err(db(op))
-}
-
 fn job_from_row(row: &SqliteRow) -> Result<Job, QueueError> {
-    const OP: &str = "decode job";
-    let id: i64 = col(row, "id", OP)?;
-    let payload: String = col(row, "payload", OP)?;
-    let state: String = col(row, "state", OP)?;
-    let cancel: i64 = col(row, "cancel_requested", OP)?;
-    Ok(Job {
-        id,
-        kind: col(row, "kind", OP)?,
-        forge: col(row, "forge", OP)?,
-        installation_id: col(row, "installation_id", OP)?,
-        repo_id: col(row, "repo_id", OP)?,
-        pr_number: col(row, "pr_number", OP)?,
-        head_sha: col(row, "head_sha", OP)?,
-        payload: serde_json::from_str(&payload).map_err(|err| QueueError::CorruptRow {
-            id,
-            detail: format!("payload is not JSON: {err}"),
-        })?,
-        state: parse_state(id, &state)?,
-        attempts: col(row, "attempts", OP)?,
-        last_error: col(row, "last_error", OP)?,
-        cancel_requested: cancel != 0,
-        run_at_ms: col(row, "run_at_ms", OP)?,
-        deferrals: col(row, "deferrals", OP)?,
-        lease_expiries: col(row, "lease_expiries", OP)?,
-        conclude_only: false,
-    })
+    let cancel: i64 = col(row, "cancel_requested", "decode job")?;
+    super::sql::job_from_row(row, cancel != 0)
 }
 
 #[cfg(test)]
@@ -984,3 +878,4 @@ mod tests {
         assert_eq!(count, 0);
     }
 }
+

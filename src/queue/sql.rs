@@ -1,0 +1,154 @@
+//! What both dialects share: the statements that read the same in SQLite and PostgreSQL
+//! (both take `$n` parameters), and the Rust that turns rows into jobs. Each backend keeps only
+//! what differs: its DDL and migrations, claiming (PostgreSQL's `FOR UPDATE SKIP LOCKED` vs
+//! SQLite's single writer), locks, and the statements whose types differ (booleans, `json`).
+
+use sqlx::{ColumnIndex, Decode, Row, Type};
+
+use super::error::db;
+use super::{Job, JobState, QueueError};
+
+pub(super) const CURRENT_VERSION: &str = "SELECT COALESCE(MAX(version), 0) AS version FROM schema_migrations";
+
+pub(super) const RECORD_MIGRATION: &str =
+    "INSERT INTO schema_migrations (version, name, applied_at_ms) VALUES ($1, $2, $3)";
+
+pub(super) const DELIVERY_SEEN: &str =
+    "SELECT 1 AS seen FROM deliveries WHERE forge = $1 AND delivery_id = $2";
+
+pub(super) const RECORD_DELIVERY: &str = "INSERT INTO deliveries (forge, delivery_id, received_at_ms)
+    VALUES ($1, $2, $3) ON CONFLICT (forge, delivery_id) DO NOTHING";
+
+pub(super) const SUPERSEDE_QUEUED: &str = "UPDATE jobs
+    SET state = 'superseded', finished_at_ms = $4, updated_at_ms = $4
+    WHERE forge = $1 AND repo_id = $2 AND pr_number = $3 AND state = 'queued'
+    RETURNING id";
+
+pub(super) const DROP_PR_QUEUED: &str = "UPDATE jobs
+    SET state = 'dropped', finished_at_ms = $2, updated_at_ms = $2
+    WHERE forge = $1 AND repo_id = $3 AND pr_number = $4 AND state = 'queued'
+    RETURNING id";
+
+pub(super) const DROP_INSTALLATION_QUEUED: &str = "UPDATE jobs
+    SET state = 'dropped', finished_at_ms = $2, updated_at_ms = $2
+    WHERE forge = $1 AND installation_id = $3 AND state = 'queued'
+    RETURNING id";
+
+pub(super) const DROP_REPOSITORY_QUEUED: &str = "UPDATE jobs
+    SET state = 'dropped', finished_at_ms = $2, updated_at_ms = $2
+    WHERE forge = $1 AND repo_id = $3 AND state = 'queued'
+    RETURNING id";
+
+pub(super) const HEARTBEAT: &str = "UPDATE jobs SET lease_until_ms = $3, updated_at_ms = $4
+    WHERE id = $1 AND state = 'running' AND locked_by = $2
+    RETURNING cancel_requested";
+
+pub(super) const COMPLETE: &str = "UPDATE jobs
+    SET state = 'done', lease_until_ms = NULL, locked_by = NULL,
+        finished_at_ms = $3, updated_at_ms = $3
+    WHERE id = $1 AND state = 'running' AND locked_by = $2";
+
+pub(super) const FINISH_WITH_ERROR: &str = "UPDATE jobs
+    SET state = $2, last_error = $3, lease_until_ms = NULL, locked_by = NULL,
+        finished_at_ms = $4, updated_at_ms = $4
+    WHERE id = $1";
+
+pub(super) const RETRY_LATER: &str = "UPDATE jobs
+    SET state = 'queued', run_at_ms = $2, last_error = $3, lease_until_ms = NULL,
+        locked_by = NULL, updated_at_ms = $4
+    WHERE id = $1";
+
+pub(super) const REMEMBER_PR_HEAD: &str = "INSERT INTO pr_head_prs (forge, repo_id, head_sha, pr_number,
+        updated_at_ms)
+    VALUES ($1, $2, $3, $4, $5)
+    ON CONFLICT (forge, repo_id, head_sha, pr_number)
+    DO UPDATE SET updated_at_ms = excluded.updated_at_ms";
+
+pub(super) const PRS_FOR_HEAD: &str = "SELECT pr_number FROM pr_head_prs
+    WHERE forge = $1 AND repo_id = $2 AND head_sha = $3 ORDER BY pr_number";
+
+pub(super) const PRUNE_DELIVERIES: &str = "DELETE FROM deliveries WHERE received_at_ms < $1";
+
+pub(super) const PRUNE_JOBS: &str = "DELETE FROM jobs
+    WHERE state IN ('done', 'superseded', 'dropped') AND finished_at_ms < $1";
+
+pub(super) const PRUNE_PR_HEADS: &str = "DELETE FROM pr_head_prs WHERE updated_at_ms < $1";
+
+/// The terminal state a cancel-requested job takes.
+pub(super) fn cancel_state(id: i64, reason: Option<&str>) -> Result<JobState, QueueError> {
+    match reason {
+        Some(text) => parse_state(id, text),
+        None => Ok(JobState::Dropped),
+    }
+}
+
+pub(super) fn parse_state(id: i64, text: &str) -> Result<JobState, QueueError> {
+    text.parse()
+        .map_err(|err: super::UnknownJobState| QueueError::CorruptRow {
+            id,
+            detail: err.to_string(),
+        })
+}
+
+/// The `id` column of `RETURNING id` rows, ascending (RETURNING order is unspecified).
+pub(super) fn ids_of<R>(rows: &[R]) -> Result<Vec<i64>, sqlx::Error>
+where
+    R: Row,
+    for<'r> i64: Decode<'r, R::Database> + Type<R::Database>,
+    for<'a> &'a str: ColumnIndex<R>,
+{
+    let mut ids = rows
+        .iter()
+        .map(|row| row.try_get::<i64, _>("id"))
+        .collect::<Result<Vec<_>, _>>()?;
+    ids.sort_unstable();
+    Ok(ids)
+}
+
+/// One column of `row`, with the queue operation named in the error.
+pub(super) fn col<'r, R, T>(row: &'r R, name: &str, op: &'static str) -> Result<T, QueueError>
+where
+    R: Row,
+    T: Decode<'r, R::Database> + Type<R::Database>,
+    for<'a> &'a str: ColumnIndex<R>,
+{
+    row.try_get(name).map_err(db(op))
+}
+
+/// A job from a row of `job_columns!()`; `cancel_requested` is decoded by the dialect
+/// (SQLite stores it as an integer, PostgreSQL as a boolean).
+pub(super) fn job_from_row<'r, R>(row: &'r R, cancel_requested: bool) -> Result<Job, QueueError>
+where
+    R: Row,
+    i64: Decode<'r, R::Database> + Type<R::Database>,
+    String: Decode<'r, R::Database> + Type<R::Database>,
+    Option<i64>: Decode<'r, R::Database> + Type<R::Database>,
+    Option<String>: Decode<'r, R::Database> + Type<R::Database>,
+    for<'a> &'a str: ColumnIndex<R>,
+{
+    const OP: &str = "decode job";
+    let id: i64 = col(row, "id", OP)?;
+    let payload: String = col(row, "payload", OP)?;
+    let state: String = col(row, "state", OP)?;
+    Ok(Job {
+        id,
+        kind: col(row, "kind", OP)?,
+        forge: col(row, "forge", OP)?,
+        installation_id: col(row, "installation_id", OP)?,
+        repo_id: col(row, "repo_id", OP)?,
+        pr_number: col(row, "pr_number", OP)?,
+        head_sha: col(row, "head_sha", OP)?,
+        payload: serde_json::from_str(&payload).map_err(|err| QueueError::CorruptRow {
+            id,
+            detail: format!("payload is not JSON: {err}"),
+        })?,
+        state: parse_state(id, &state)?,
+        attempts: col(row, "attempts", OP)?,
+        last_error: col(row, "last_error", OP)?,
+        cancel_requested,
+        run_at_ms: col(row, "run_at_ms", OP)?,
+        deferrals: col(row, "deferrals", OP)?,
+        lease_expiries: col(row, "lease_expiries", OP)?,
+        conclude_only: false,
+    })
+}
