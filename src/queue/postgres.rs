@@ -30,8 +30,13 @@ use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions, PgRo
 use sqlx::{Connection, Row};
 
 use super::deferral_limit;
-use super::sql::*;
 use super::error::db;
+use super::sql::{
+    COMPLETE, CURRENT_VERSION, DELIVERY_SEEN, DROP_INSTALLATION_QUEUED, DROP_PR_QUEUED,
+    DROP_REPOSITORY_QUEUED, FINISH_WITH_ERROR, HEARTBEAT, PRS_FOR_HEAD, PRUNE_DELIVERIES,
+    PRUNE_JOBS, PRUNE_PR_HEADS, RECORD_DELIVERY, RECORD_MIGRATION, REMEMBER_PR_HEAD, RETRY_LATER,
+    SUPERSEDE_QUEUED, cancel_state, col, ids_of,
+};
 use super::{
     DeferOutcome, DropOutcome, DropScope, EnqueueOutcome, FailOutcome, Heartbeat, Job, JobState,
     NewJob, PruneOutcome, QueueConfig, QueueError, QueueStats,
@@ -90,7 +95,6 @@ macro_rules! job_columns {
          state, attempts, last_error, cancel_requested, run_at_ms, deferrals, lease_expiries"
     };
 }
-
 
 /// Serializes supersede/drop of one pull request across replicas until the transaction ends.
 const LOCK_PR: &str = "SELECT pg_advisory_xact_lock($1)";
@@ -169,8 +173,6 @@ const CLAIM: &str = concat!(
     job_columns!()
 );
 
-
-
 /// Locked until `fail`'s transaction ends, so its decision is applied to the row it read.
 const HELD_JOB: &str = "SELECT attempts, cancel_requested, cancel_reason FROM jobs
     WHERE id = $1 AND state = 'running' AND locked_by = $2
@@ -199,7 +201,6 @@ const RELEASE: &str = "UPDATE jobs
         lease_until_ms = NULL, locked_by = NULL, updated_at_ms = $3
     WHERE id = $1 AND state = 'running' AND locked_by = $2";
 
-
 /// A job has been waiting since it was enqueued or, if later, since its `run_at` (a retry).
 const STATS: &str = "SELECT
         COUNT(*) FILTER (WHERE state = 'queued') AS queued,
@@ -217,7 +218,6 @@ const RETRY_DEAD: &str = "UPDATE jobs
         cancel_reason = NULL, lease_until_ms = NULL, locked_by = NULL, finished_at_ms = NULL,
         updated_at_ms = $2
     WHERE id = $1 AND state = 'dead'";
-
 
 /// `Debug` shows the pool's sizes and settings, never the connect options (which hold the
 /// password).
@@ -1043,4 +1043,3 @@ mod tests {
         assert!(matches!(without_nul("ab"), Cow::Borrowed("ab")));
     }
 }
-

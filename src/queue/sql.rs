@@ -8,7 +8,8 @@ use sqlx::{ColumnIndex, Decode, Row, Type};
 use super::error::db;
 use super::{Job, JobState, QueueError};
 
-pub(super) const CURRENT_VERSION: &str = "SELECT COALESCE(MAX(version), 0) AS version FROM schema_migrations";
+pub(super) const CURRENT_VERSION: &str =
+    "SELECT COALESCE(MAX(version), 0) AS version FROM schema_migrations";
 
 pub(super) const RECORD_MIGRATION: &str =
     "INSERT INTO schema_migrations (version, name, applied_at_ms) VALUES ($1, $2, $3)";
@@ -16,7 +17,8 @@ pub(super) const RECORD_MIGRATION: &str =
 pub(super) const DELIVERY_SEEN: &str =
     "SELECT 1 AS seen FROM deliveries WHERE forge = $1 AND delivery_id = $2";
 
-pub(super) const RECORD_DELIVERY: &str = "INSERT INTO deliveries (forge, delivery_id, received_at_ms)
+pub(super) const RECORD_DELIVERY: &str =
+    "INSERT INTO deliveries (forge, delivery_id, received_at_ms)
     VALUES ($1, $2, $3) ON CONFLICT (forge, delivery_id) DO NOTHING";
 
 pub(super) const SUPERSEDE_QUEUED: &str = "UPDATE jobs
@@ -58,7 +60,8 @@ pub(super) const RETRY_LATER: &str = "UPDATE jobs
         locked_by = NULL, updated_at_ms = $4
     WHERE id = $1";
 
-pub(super) const REMEMBER_PR_HEAD: &str = "INSERT INTO pr_head_prs (forge, repo_id, head_sha, pr_number,
+pub(super) const REMEMBER_PR_HEAD: &str =
+    "INSERT INTO pr_head_prs (forge, repo_id, head_sha, pr_number,
         updated_at_ms)
     VALUES ($1, $2, $3, $4, $5)
     ON CONFLICT (forge, repo_id, head_sha, pr_number)

@@ -18,8 +18,13 @@ use sqlx::sqlite::{
 };
 
 use super::deferral_limit;
-use super::sql::*;
 use super::error::db;
+use super::sql::{
+    COMPLETE, CURRENT_VERSION, DELIVERY_SEEN, DROP_INSTALLATION_QUEUED, DROP_PR_QUEUED,
+    DROP_REPOSITORY_QUEUED, FINISH_WITH_ERROR, HEARTBEAT, PRS_FOR_HEAD, PRUNE_DELIVERIES,
+    PRUNE_JOBS, PRUNE_PR_HEADS, RECORD_DELIVERY, RECORD_MIGRATION, REMEMBER_PR_HEAD, RETRY_LATER,
+    SUPERSEDE_QUEUED, cancel_state, col, ids_of,
+};
 use super::{
     DeferOutcome, DropOutcome, DropScope, EnqueueOutcome, FailOutcome, Heartbeat, Job, JobState,
     NewJob, PruneOutcome, QueueConfig, QueueError, QueueStats,
@@ -68,7 +73,6 @@ macro_rules! job_columns {
          attempts, last_error, cancel_requested, run_at_ms, deferrals, lease_expiries"
     };
 }
-
 
 const INSERT_JOB: &str = "INSERT INTO jobs (kind, forge, installation_id, repo_id, pr_number,
         head_sha, payload, state, attempts, run_at_ms, created_at_ms, updated_at_ms)
@@ -138,8 +142,6 @@ const CLAIM: &str = concat!(
     job_columns!()
 );
 
-
-
 const HELD_JOB: &str = "SELECT attempts, cancel_requested, cancel_reason FROM jobs
     WHERE id = $1 AND state = 'running' AND locked_by = $2";
 
@@ -164,7 +166,6 @@ const RELEASE: &str = "UPDATE jobs
         lease_until_ms = NULL, locked_by = NULL, updated_at_ms = $3
     WHERE id = $1 AND state = 'running' AND locked_by = $2";
 
-
 /// A job has been waiting since it was enqueued or, if later, since its `run_at` (a retry).
 /// Two-argument `MAX` is SQLite's scalar max (PostgreSQL: `GREATEST`).
 const STATS: &str = "SELECT
@@ -183,7 +184,6 @@ const RETRY_DEAD: &str = "UPDATE jobs
         cancel_reason = NULL, lease_until_ms = NULL, locked_by = NULL, finished_at_ms = NULL,
         updated_at_ms = $2
     WHERE id = $1 AND state = 'dead'";
-
 
 #[derive(Debug, Clone)]
 pub(super) struct SqliteBackend {
@@ -878,4 +878,3 @@ mod tests {
         assert_eq!(count, 0);
     }
 }
-
