@@ -155,3 +155,147 @@ where
         conclude_only: false,
     })
 }
+
+/// The operations whose Rust is the same on both backends, written once and expanded in each
+/// backend's `impl`. Statement names resolve where it is expanded, so a dialect's own `STATS`,
+/// `GET_JOB`, `RELEASE` or `RETRY_DEAD` is used; `self.pool` is that backend's pool.
+macro_rules! shared_operations {
+    () => {
+        pub(super) async fn record_delivery(
+            &self,
+            forge: &str,
+            delivery_id: &str,
+            now_ms: i64,
+        ) -> Result<bool, QueueError> {
+            let result = sqlx::query(RECORD_DELIVERY)
+                .bind(forge)
+                .bind(delivery_id)
+                .bind(now_ms)
+                .execute(&self.pool)
+                .await
+                .map_err(db("record delivery"))?;
+            Ok(result.rows_affected() == 1)
+        }
+        pub(super) async fn complete(
+            &self,
+            id: i64,
+            worker_id: &str,
+            now_ms: i64,
+        ) -> Result<bool, QueueError> {
+            let result = sqlx::query(COMPLETE)
+                .bind(id)
+                .bind(worker_id)
+                .bind(now_ms)
+                .execute(&self.pool)
+                .await
+                .map_err(db("complete job"))?;
+            Ok(result.rows_affected() == 1)
+        }
+        pub(super) async fn release(
+            &self,
+            id: i64,
+            worker_id: &str,
+            now_ms: i64,
+        ) -> Result<bool, QueueError> {
+            let result = sqlx::query(RELEASE)
+                .bind(id)
+                .bind(worker_id)
+                .bind(now_ms)
+                .execute(&self.pool)
+                .await
+                .map_err(db("release job"))?;
+            Ok(result.rows_affected() == 1)
+        }
+        pub(super) async fn remember_pr_head(
+            &self,
+            forge: &str,
+            repo_id: i64,
+            head_sha: &str,
+            pr_number: i64,
+            now_ms: i64,
+        ) -> Result<(), QueueError> {
+            sqlx::query(REMEMBER_PR_HEAD)
+                .bind(forge)
+                .bind(repo_id)
+                .bind(head_sha)
+                .bind(pr_number)
+                .bind(now_ms)
+                .execute(&self.pool)
+                .await
+                .map_err(db("remember PR head"))?;
+            Ok(())
+        }
+        pub(super) async fn prs_for_head(
+            &self,
+            forge: &str,
+            repo_id: i64,
+            head_sha: &str,
+        ) -> Result<Vec<i64>, QueueError> {
+            let rows = sqlx::query(PRS_FOR_HEAD)
+                .bind(forge)
+                .bind(repo_id)
+                .bind(head_sha)
+                .fetch_all(&self.pool)
+                .await
+                .map_err(db("look up PR head"))?;
+            rows.iter()
+                .map(|row| row.try_get("pr_number"))
+                .collect::<Result<_, _>>()
+                .map_err(db("look up PR head"))
+        }
+        pub(super) async fn stats(&self, now_ms: i64) -> Result<QueueStats, QueueError> {
+            let row = sqlx::query(STATS)
+                .bind(now_ms)
+                .fetch_one(&self.pool)
+                .await
+                .map_err(db("stats"))?;
+            let get = |column: &str| row.try_get::<i64, _>(column).map_err(db("stats"));
+            let oldest: Option<i64> = row.try_get("oldest_runnable_since").map_err(db("stats"))?;
+            Ok(QueueStats {
+                queued: get("queued")?,
+                running: get("running")?,
+                dead: get("dead")?,
+                oldest_queued_age_ms: oldest.map(|since| now_ms.saturating_sub(since).max(0)),
+            })
+        }
+        pub(super) async fn get(&self, id: i64) -> Result<Option<Job>, QueueError> {
+            let row = sqlx::query(GET_JOB)
+                .bind(id)
+                .fetch_optional(&self.pool)
+                .await
+                .map_err(db("get job"))?;
+            row.as_ref().map(job_from_row).transpose()
+        }
+        pub(super) async fn retry_dead(&self, id: i64, now_ms: i64) -> Result<bool, QueueError> {
+            let result = sqlx::query(RETRY_DEAD)
+                .bind(id)
+                .bind(now_ms)
+                .execute(&self.pool)
+                .await
+                .map_err(db("retry dead job"))?;
+            Ok(result.rows_affected() == 1)
+        }
+        pub(super) async fn prune(&self, before_ms: i64) -> Result<PruneOutcome, QueueError> {
+            let mut counts = [0u64; 3];
+            for (count, statement) in
+                counts
+                    .iter_mut()
+                    .zip([PRUNE_DELIVERIES, PRUNE_JOBS, PRUNE_PR_HEADS])
+            {
+                *count = sqlx::query(statement)
+                    .bind(before_ms)
+                    .execute(&self.pool)
+                    .await
+                    .map_err(db("prune"))?
+                    .rows_affected();
+            }
+            let [deliveries, jobs, pr_heads] = counts;
+            Ok(PruneOutcome {
+                deliveries,
+                jobs,
+                pr_heads,
+            })
+        }
+    };
+}
+pub(super) use shared_operations;
