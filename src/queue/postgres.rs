@@ -269,20 +269,6 @@ impl PostgresBackend {
         Ok(PostgresBackend { pool })
     }
 
-    pub(super) async fn delivery_seen(
-        &self,
-        forge: &str,
-        delivery_id: &str,
-    ) -> Result<bool, QueueError> {
-        let row = sqlx::query(DELIVERY_SEEN)
-            .bind(forge)
-            .bind(delivery_id)
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(db("look up delivery"))?;
-        Ok(row.is_some())
-    }
-
     pub(super) async fn enqueue(
         &self,
         job: &NewJob,
@@ -382,33 +368,6 @@ impl PostgresBackend {
             .await
             .map_err(db("claim job"))?;
         row.as_ref().map(job_from_row).transpose()
-    }
-
-    pub(super) async fn heartbeat(
-        &self,
-        id: i64,
-        worker_id: &str,
-        lease_until: i64,
-        now_ms: i64,
-    ) -> Result<Heartbeat, QueueError> {
-        let row = sqlx::query(HEARTBEAT)
-            .bind(id)
-            .bind(worker_id)
-            .bind(lease_until)
-            .bind(now_ms)
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(db("heartbeat"))?;
-        match row {
-            None => Ok(Heartbeat {
-                held: false,
-                cancel_requested: false,
-            }),
-            Some(row) => Ok(Heartbeat {
-                held: true,
-                cancel_requested: row.try_get("cancel_requested").map_err(db("heartbeat"))?,
-            }),
-        }
     }
 
     pub(super) async fn fail(
@@ -867,9 +826,13 @@ fn password_of(url: &str) -> Option<&str> {
     (!password.is_empty()).then_some(password)
 }
 
+/// `cancel_requested`, a boolean.
+fn cancel_flag(row: &PgRow, op: &'static str) -> Result<bool, QueueError> {
+    col(row, "cancel_requested", op)
+}
+
 fn job_from_row(row: &PgRow) -> Result<Job, QueueError> {
-    let cancel: bool = col(row, "cancel_requested", "decode job")?;
-    super::sql::job_from_row(row, cancel)
+    super::sql::job_from_row(row, cancel_flag(row, "decode job")?)
 }
 
 #[cfg(test)]

@@ -158,9 +158,49 @@ where
 
 /// The operations whose Rust is the same on both backends, written once and expanded in each
 /// backend's `impl`. Statement names resolve where it is expanded, so a dialect's own `STATS`,
-/// `GET_JOB`, `RELEASE` or `RETRY_DEAD` is used; `self.pool` is that backend's pool.
+/// `GET_JOB`, `RELEASE` or `RETRY_DEAD` is used; `self.pool` is that backend's pool, and `cancel_flag` reads its `cancel_requested`.
 macro_rules! shared_operations {
     () => {
+        pub(super) async fn delivery_seen(
+            &self,
+            forge: &str,
+            delivery_id: &str,
+        ) -> Result<bool, QueueError> {
+            let row = sqlx::query(DELIVERY_SEEN)
+                .bind(forge)
+                .bind(delivery_id)
+                .fetch_optional(&self.pool)
+                .await
+                .map_err(db("look up delivery"))?;
+            Ok(row.is_some())
+        }
+
+        pub(super) async fn heartbeat(
+            &self,
+            id: i64,
+            worker_id: &str,
+            lease_until: i64,
+            now_ms: i64,
+        ) -> Result<Heartbeat, QueueError> {
+            let row = sqlx::query(HEARTBEAT)
+                .bind(id)
+                .bind(worker_id)
+                .bind(lease_until)
+                .bind(now_ms)
+                .fetch_optional(&self.pool)
+                .await
+                .map_err(db("heartbeat"))?;
+            match row {
+                None => Ok(Heartbeat {
+                    held: false,
+                    cancel_requested: false,
+                }),
+                Some(row) => Ok(Heartbeat {
+                    held: true,
+                    cancel_requested: cancel_flag(&row, "heartbeat")?,
+                }),
+            }
+        }
         pub(super) async fn record_delivery(
             &self,
             forge: &str,

@@ -315,20 +315,6 @@ impl SqliteBackend {
         Ok(())
     }
 
-    pub(super) async fn delivery_seen(
-        &self,
-        forge: &str,
-        delivery_id: &str,
-    ) -> Result<bool, QueueError> {
-        let rows = sqlx::query(DELIVERY_SEEN)
-            .bind(forge)
-            .bind(delivery_id)
-            .fetch_all(&self.pool)
-            .await
-            .map_err(db("look up delivery"))?;
-        Ok(!rows.is_empty())
-    }
-
     pub(super) async fn enqueue(
         &self,
         job: &NewJob,
@@ -411,36 +397,6 @@ impl SqliteBackend {
             .await
             .map_err(db("claim job"))?;
         rows.first().map(job_from_row).transpose()
-    }
-
-    pub(super) async fn heartbeat(
-        &self,
-        id: i64,
-        worker_id: &str,
-        lease_until: i64,
-        now_ms: i64,
-    ) -> Result<Heartbeat, QueueError> {
-        let rows = sqlx::query(HEARTBEAT)
-            .bind(id)
-            .bind(worker_id)
-            .bind(lease_until)
-            .bind(now_ms)
-            .fetch_all(&self.pool)
-            .await
-            .map_err(db("heartbeat"))?;
-        match rows.first() {
-            None => Ok(Heartbeat {
-                held: false,
-                cancel_requested: false,
-            }),
-            Some(row) => {
-                let cancel: i64 = row.try_get("cancel_requested").map_err(db("heartbeat"))?;
-                Ok(Heartbeat {
-                    held: true,
-                    cancel_requested: cancel != 0,
-                })
-            }
-        }
     }
 
     pub(super) async fn fail(
@@ -711,9 +667,13 @@ async fn enqueue_in(
     })
 }
 
+/// `cancel_requested`, stored as an integer.
+fn cancel_flag(row: &SqliteRow, op: &'static str) -> Result<bool, QueueError> {
+    Ok(col::<_, i64>(row, "cancel_requested", op)? != 0)
+}
+
 fn job_from_row(row: &SqliteRow) -> Result<Job, QueueError> {
-    let cancel: i64 = col(row, "cancel_requested", "decode job")?;
-    super::sql::job_from_row(row, cancel != 0)
+    super::sql::job_from_row(row, cancel_flag(row, "decode job")?)
 }
 
 #[cfg(test)]
