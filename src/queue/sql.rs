@@ -339,3 +339,97 @@ macro_rules! shared_operations {
     };
 }
 pub(super) use shared_operations;
+
+/// The free functions both backends share, over `$db`'s transactions: finishing a failed job
+/// and inserting one (with its superseding), as one body.
+macro_rules! shared_functions {
+    ($db:ty) => {
+        async fn finish_with_error(
+            tx: &mut sqlx::Transaction<'static, $db>,
+            id: i64,
+            state: JobState,
+            error: &str,
+            now_ms: i64,
+        ) -> Result<(), QueueError> {
+            sqlx::query(FINISH_WITH_ERROR)
+                .bind(id)
+                .bind(state.as_str())
+                .bind(error)
+                .bind(now_ms)
+                .execute(&mut **tx)
+                .await
+                .map_err(db("fail job"))?;
+            Ok(())
+        }
+        /// Inserts `job` inside `tx`, superseding older work of its PR first if asked. On PostgreSQL the caller holds the
+        /// PR's lock (`lock_prs`).
+        async fn enqueue_in(
+            tx: &mut sqlx::Transaction<'static, $db>,
+            job: &NewJob,
+            payload: &str,
+            now_ms: i64,
+        ) -> Result<EnqueueOutcome, QueueError> {
+            // A job for a pull request at a head remembers that head, in the same transaction: a
+            // re-requested check on a fork PR names only the head.
+            if let (Some(pr_number), Some(head_sha)) = (job.pr_number, job.head_sha.as_deref()) {
+                sqlx::query(REMEMBER_PR_HEAD)
+                    .bind(job.forge.as_str())
+                    .bind(job.repo_id)
+                    .bind(head_sha)
+                    .bind(pr_number)
+                    .bind(now_ms)
+                    .execute(&mut **tx)
+                    .await
+                    .map_err(db("remember PR head"))?;
+            }
+            let mut superseded = Vec::new();
+            let mut cancel_requested = Vec::new();
+            if let (true, Some(pr_number)) = (job.supersedes, job.pr_number) {
+                for (statement, ids) in [
+                    (SUPERSEDE_QUEUED, &mut superseded),
+                    (SUPERSEDE_RUNNING, &mut cancel_requested),
+                ] {
+                    let rows = sqlx::query(statement)
+                        .bind(job.forge.as_str())
+                        .bind(job.repo_id)
+                        .bind(pr_number)
+                        .bind(now_ms)
+                        .fetch_all(&mut **tx)
+                        .await
+                        .map_err(db("supersede jobs"))?;
+                    *ids = ids_of(&rows).map_err(db("supersede jobs"))?;
+                }
+            }
+            let id = sqlx::query(INSERT_JOB)
+                .bind(job.kind.as_str())
+                .bind(job.forge.as_str())
+                .bind(job.installation_id)
+                .bind(job.repo_id)
+                .bind(job.pr_number)
+                .bind(job.head_sha.as_deref())
+                .bind(payload)
+                // No run_at: runnable under any clock a caller passes to `claim` (tests use fake
+                // ones), so not the wall clock here.
+                .bind(job.run_at_ms.unwrap_or(0))
+                .bind(now_ms)
+                .fetch_one(&mut **tx)
+                .await
+                .and_then(|row| row.try_get("id"))
+                .map_err(db("enqueue job"))?;
+            if !superseded.is_empty() || !cancel_requested.is_empty() {
+                tracing::debug!(
+                    id,
+                    ?superseded,
+                    ?cancel_requested,
+                    "job supersedes older work"
+                );
+            }
+            Ok(EnqueueOutcome {
+                id,
+                superseded,
+                cancel_requested,
+            })
+        }
+    };
+}
+pub(super) use shared_functions;
