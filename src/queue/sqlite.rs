@@ -198,6 +198,18 @@ impl SqliteBackend {
     // The operations whose Rust is the same on both dialects (statements may differ).
     super::sql::shared_operations!();
 
+    /// A write transaction: SQLite takes its one writer lock at once, so the reads inside it
+    /// cannot go stale.
+    async fn begin_write(
+        &self,
+        op: &'static str,
+    ) -> Result<sqlx::Transaction<'static, sqlx::Sqlite>, QueueError> {
+        self.pool
+            .begin_with("BEGIN IMMEDIATE")
+            .await
+            .map_err(db(op))
+    }
+
     /// Opens `sqlite://path` (creating file and directory) or `sqlite::memory:`, then migrates.
     pub(super) async fn connect(url: &str) -> Result<SqliteBackend, QueueError> {
         let rest = url
@@ -407,7 +419,7 @@ impl SqliteBackend {
         config: &QueueConfig,
         now_ms: i64,
     ) -> Result<FailOutcome, QueueError> {
-        self.fail_or_give_up(id, worker_id, error, Some(config), now_ms)
+        self.fail_once(id, worker_id, error, Some(config), now_ms)
             .await
     }
 
@@ -418,68 +430,7 @@ impl SqliteBackend {
         error: &str,
         now_ms: i64,
     ) -> Result<FailOutcome, QueueError> {
-        self.fail_or_give_up(id, worker_id, error, None, now_ms)
-            .await
-    }
-
-    /// A failed attempt: retried per `retry` while attempts are left; without `retry`, dead at
-    /// once.
-    async fn fail_or_give_up(
-        &self,
-        id: i64,
-        worker_id: &str,
-        error: &str,
-        retry: Option<&QueueConfig>,
-        now_ms: i64,
-    ) -> Result<FailOutcome, QueueError> {
-        let mut tx = self
-            .pool
-            .begin_with("BEGIN IMMEDIATE")
-            .await
-            .map_err(db("begin fail"))?;
-        let rows = sqlx::query(HELD_JOB)
-            .bind(id)
-            .bind(worker_id)
-            .fetch_all(&mut *tx)
-            .await
-            .map_err(db("fail job"))?;
-        let Some(row) = rows.first() else {
-            return Ok(FailOutcome::NotHeld);
-        };
-        let attempts: i64 = row.try_get("attempts").map_err(db("fail job"))?;
-        let cancel: i64 = row.try_get("cancel_requested").map_err(db("fail job"))?;
-        let reason: Option<String> = row.try_get("cancel_reason").map_err(db("fail job"))?;
-
-        let outcome = match retry {
-            _ if cancel != 0 => {
-                let state = cancel_state(id, reason.as_deref())?;
-                finish_with_error(&mut tx, id, state, error, now_ms).await?;
-                FailOutcome::Canceled { state }
-            }
-            Some(config) if attempts < i64::from(config.max_attempts) => {
-                let delay = i64::try_from(config.backoff_ms(attempts)).unwrap_or(i64::MAX);
-                let run_at_ms = now_ms.saturating_add(delay);
-                sqlx::query(RETRY_LATER)
-                    .bind(id)
-                    .bind(run_at_ms)
-                    .bind(error)
-                    .bind(now_ms)
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(db("fail job"))?;
-                FailOutcome::Retry {
-                    attempts,
-                    run_at_ms,
-                }
-            }
-            _ => {
-                finish_with_error(&mut tx, id, JobState::Dead, error, now_ms).await?;
-                tracing::warn!(id, attempts, error, "job dead-lettered");
-                FailOutcome::Dead { attempts }
-            }
-        };
-        tx.commit().await.map_err(db("commit fail"))?;
-        Ok(outcome)
+        self.fail_once(id, worker_id, error, None, now_ms).await
     }
 
     pub(super) async fn defer(
@@ -491,49 +442,8 @@ impl SqliteBackend {
         config: &QueueConfig,
         now_ms: i64,
     ) -> Result<DeferOutcome, QueueError> {
-        const OP: &str = "defer job";
-        let mut tx = self
-            .pool
-            .begin_with("BEGIN IMMEDIATE")
+        self.defer_once(id, worker_id, run_at_ms, reason, config, now_ms)
             .await
-            .map_err(db("begin defer"))?;
-        let rows = sqlx::query(HELD_FOR_DEFER)
-            .bind(id)
-            .bind(worker_id)
-            .fetch_all(&mut *tx)
-            .await
-            .map_err(db(OP))?;
-        let Some(row) = rows.first() else {
-            return Ok(DeferOutcome::NotHeld);
-        };
-        let cancel: i64 = row.try_get("cancel_requested").map_err(db(OP))?;
-        let cancel_reason: Option<String> = row.try_get("cancel_reason").map_err(db(OP))?;
-        let deferrals: i64 = row.try_get("deferrals").map_err(db(OP))?;
-        let since: Option<i64> = row.try_get("deferred_since_ms").map_err(db(OP))?;
-        let outcome = if cancel != 0 {
-            let state = cancel_state(id, cancel_reason.as_deref())?;
-            finish_with_error(&mut tx, id, state, reason, now_ms).await?;
-            DeferOutcome::Canceled { state }
-        } else if let Some(limit) = deferral_limit(config, deferrals, since, run_at_ms, now_ms) {
-            // Nothing written: the worker still holds the job, to conclude it.
-            return Ok(limit);
-        } else {
-            let deferrals = sqlx::query(DEFER)
-                .bind(id)
-                .bind(run_at_ms)
-                .bind(reason)
-                .bind(now_ms)
-                .fetch_one(&mut *tx)
-                .await
-                .and_then(|row| row.try_get("deferrals"))
-                .map_err(db(OP))?;
-            DeferOutcome::Deferred {
-                run_at_ms,
-                deferrals,
-            }
-        };
-        tx.commit().await.map_err(db("commit defer"))?;
-        Ok(outcome)
     }
 
     /// Queued jobs matching `scope` become `dropped`; running ones get `cancel_requested`.
