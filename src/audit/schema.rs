@@ -1,67 +1,53 @@
-//! Polaris-format custom checks: JSON Schema (draft 2019-09 keywords) evaluated over our YAML
-//! tree, so a failure points at the most specific node instead of "somewhere in the object".
+//! Polaris-format custom checks: JSON Schema (draft 2019-09, as in Polaris) evaluated by the
+//! `jsonschema` crate directly over our YAML tree, so a failure points at the most specific
+//! node instead of "somewhere in the object".
 //!
 //! Schemas come from repository config, which a pull request can influence indirectly, so they
-//! are treated as untrusted: `$ref` resolves only inside the schema (no network, no files),
-//! patterns run on the linear-time `regex` engine with a size limit, and Polaris's Go-template
-//! placeholders (`{{ .metadata.name }}`) are substituted as typed JSON values, never spliced
-//! into schema text.
-//!
-//! Evaluation is bounded too: a schema of nested `anyOf` and `$ref` can branch exponentially
-//! (depth 26 took 11 s on one object), so each evaluation has a step budget and a depth limit.
-//! Reaching either fails the check on that object with the check's file and line: a check that
-//! could not finish never passes anything.
+//! are treated as untrusted: nothing is fetched (`$ref` stays inside the schema), patterns run
+//! on the linear-time `regex` engine with a size limit, Polaris's Go-template placeholders
+//! (`{{ .metadata.name }}`) are substituted as typed JSON values, never spliced into schema
+//! text, and the schema's size is bounded when the policy loads ([`bound`]).
 
-use std::cell::Cell;
-use std::collections::HashMap;
+mod bound;
+mod tree;
 
-use regex::Regex;
+use std::sync::Arc;
+
+use jsonschema::error::ValidationErrorKind;
+use jsonschema::paths::Location;
+use jsonschema::{Draft, Keyword as CustomKeyword, PatternOptions, ValidationError, Validator};
 use serde_json::Value as Json;
 
 use super::eval::Violation;
 use crate::manifest::FieldPath;
-use crate::yaml::{Node, Span, Value};
+use crate::yaml::{Node, Value};
+use tree::YamlTree;
+
+pub use bound::{MAX_EXPANDED_NODES, MAX_NESTING};
 
 /// A compiled schema plus what the check needs to run it.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct SchemaCheck {
     /// The schema as written, placeholders still in.
     raw: Json,
     /// Compiled once when the schema has no placeholders.
-    compiled: Option<Compiled>,
+    compiled: Option<Arc<Validator<YamlTree>>>,
     /// Container checks evaluated against the whole pod spec (Polaris's `schemaTarget: PodSpec`).
     pub pod_spec_target: bool,
     /// Other objects, one of which must match (`additionalSchemas`), by `group/Kind`.
     pub additional: Vec<(String, Json)>,
-    /// Where the check is defined (`file:line`), for a check that could not finish.
+    /// Where the check is defined (`file:line`).
     pub origin: String,
 }
 
-/// Most schema nodes one evaluation may visit (one object or container against one check,
-/// additional schemas over every candidate included). Real checks take tens to hundreds.
-pub const MAX_EVAL_STEPS: usize = 100_000;
-
-/// Why an evaluation stopped before its answer.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum GaveUp {
-    Steps,
-    Depth,
-}
-
-impl GaveUp {
-    /// The detail of the failure it stands for, naming where the check is defined.
-    pub fn detail(self, origin: &str) -> String {
-        let why = match self {
-            GaveUp::Steps => format!(
-                "its schema took more than {MAX_EVAL_STEPS} steps on this input (nested anyOf, oneOf or $ref multiply the work)"
-            ),
-            GaveUp::Depth => format!(
-                "its schema nests deeper than {MAX_EVAL_DEPTH} levels on this input (a $ref cycle?)"
-            ),
-        };
-        format!(
-            "the custom check could not be evaluated, so it fails: {why}; the policy must simplify the check at {origin}"
-        )
+impl std::fmt::Debug for SchemaCheck {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SchemaCheck")
+            .field("raw", &self.raw)
+            .field("pod_spec_target", &self.pod_spec_target)
+            .field("additional", &self.additional)
+            .field("origin", &self.origin)
+            .finish_non_exhaustive()
     }
 }
 
@@ -71,6 +57,28 @@ pub enum SchemaError {
     Invalid(String),
 }
 
+/// Largest compiled form of one `pattern`, so a hostile pattern cannot take the memory.
+const PATTERN_SIZE_LIMIT: usize = 1 << 20;
+
+/// Compiles one schema the one way every custom check is compiled.
+fn compile(schema: &Json) -> Result<Validator<YamlTree>, SchemaError> {
+    jsonschema::options_for::<YamlTree>()
+        .with_draft(Draft::Draft201909)
+        .offline()
+        .with_pattern_options(PatternOptions::regex().size_limit(PATTERN_SIZE_LIMIT))
+        // Polaris asserts formats; an unknown format must not pass everything.
+        .should_validate_formats(true)
+        .should_ignore_unknown_formats(false)
+        .with_keyword("resourceMinimum", |_, value, _| {
+            quantity_bound(value, "resourceMinimum", Bound::Minimum)
+        })
+        .with_keyword("resourceMaximum", |_, value, _| {
+            quantity_bound(value, "resourceMaximum", Bound::Maximum)
+        })
+        .build(schema)
+        .map_err(|e| SchemaError::Invalid(e.to_string()))
+}
+
 impl SchemaCheck {
     pub fn new(
         raw: Json,
@@ -78,20 +86,22 @@ impl SchemaCheck {
         additional: Vec<(String, Json)>,
         origin: String,
     ) -> Result<SchemaCheck, SchemaError> {
-        check_placeholders(&raw)?;
-        for (_, schema) in &additional {
+        let raw = polaris_compatible(raw);
+        let additional: Vec<(String, Json)> = additional
+            .into_iter()
+            .map(|(kind, schema)| (kind, polaris_compatible(schema)))
+            .collect();
+        for schema in std::iter::once(&raw).chain(additional.iter().map(|(_, s)| s)) {
             check_placeholders(schema)?;
+            bound::check(schema)?;
+            // Compiled with placeholders as they are, so errors show at load time.
+            compile(schema)?;
         }
         let compiled = if has_placeholders(&raw) {
-            // Compile once with placeholders as they are, to report errors at load time.
-            Compiled::new(&raw)?;
             None
         } else {
-            Some(Compiled::new(&raw)?)
+            Some(Arc::new(compile(&raw)?))
         };
-        for (_, schema) in &additional {
-            Compiled::new(schema)?;
-        }
         Ok(SchemaCheck {
             raw,
             compiled,
@@ -101,7 +111,8 @@ impl SchemaCheck {
         })
     }
 
-    /// Validates `instance`. `template_input` is what Polaris's placeholders read.
+    /// Validates `instance`, which sits at `path`. `template_input` is what Polaris's
+    /// placeholders read.
     pub fn validate(
         &self,
         instance: &Node,
@@ -109,11 +120,11 @@ impl SchemaCheck {
         template_input: &dyn Fn() -> Json,
     ) -> Result<(), Violation> {
         let owned;
-        let compiled = match &self.compiled {
-            Some(c) => c,
+        let validator = match &self.compiled {
+            Some(v) => v.as_ref(),
             None => {
                 let input = template_input();
-                owned = Compiled::new(&substitute(&self.raw, &input)).map_err(|e| Violation {
+                owned = compile(&substitute(&self.raw, &input)).map_err(|e| Violation {
                     span: instance.span,
                     path: path.clone(),
                     detail: Some(e.to_string()),
@@ -121,38 +132,47 @@ impl SchemaCheck {
                 &owned
             }
         };
-        compiled
-            .validate(instance, path, &Cell::new(0))
-            .map_err(|stop| match stop {
-                Stop::Fail(failure) => failure.violation,
-                Stop::GaveUp(why) => Violation {
-                    span: instance.span,
-                    path: path.clone(),
-                    detail: Some(why.detail(&self.origin)),
-                },
-            })
+        match validator.validate(instance) {
+            Ok(()) => Ok(()),
+            Err(error) => Err(violation(&error, instance, path)),
+        }
     }
 
-    /// Whether some object satisfies the additional schema for `group_kind`: all candidates
-    /// share one step budget.
+    /// Whether some object satisfies the additional schema for `group_kind`.
     pub fn additional_satisfied(
         schema: &Json,
         candidates: &[&Node],
         template_input: &Json,
-    ) -> Result<bool, GaveUp> {
-        let Ok(compiled) = Compiled::new(&substitute(schema, template_input)) else {
-            return Ok(false);
+    ) -> bool {
+        let Ok(validator) = compile(&substitute(schema, template_input)) else {
+            return false;
         };
-        let steps = Cell::new(0);
-        for candidate in candidates {
-            match compiled.validate(candidate, &FieldPath::root(), &steps) {
-                Ok(()) => return Ok(true),
-                Err(Stop::Fail(_)) => {}
-                Err(Stop::GaveUp(why)) => return Err(why),
-            }
-        }
-        Ok(false)
+        candidates.iter().any(|c| validator.is_valid(c))
     }
+}
+
+/// Polaris's own checks write `required:` with no list (`hostPortSet`), which its evaluator
+/// reads as no requirement; the draft says `required` is a list, so the empty key is dropped.
+fn polaris_compatible(mut schema: Json) -> Json {
+    fn walk(value: &mut Json) {
+        match value {
+            Json::Object(map) => {
+                if map.get("required").is_some_and(Json::is_null) {
+                    map.remove("required");
+                }
+                // Values, not schemas: left as written.
+                map.iter_mut()
+                    .filter(|(k, _)| {
+                        !matches!(k.as_str(), "const" | "enum" | "default" | "examples")
+                    })
+                    .for_each(|(_, v)| walk(v));
+            }
+            Json::Array(items) => items.iter_mut().for_each(walk),
+            _ => {}
+        }
+    }
+    walk(&mut schema);
+    schema
 }
 
 // ---- placeholders -----------------------------------------------------------------------
@@ -367,721 +387,226 @@ fn node_quantity(node: &Node) -> Option<f64> {
     }
 }
 
-// ---- the evaluator ----------------------------------------------------------------------
+// ---- resource quantities as keywords ---------------------------------------------------
 
-#[derive(Debug, Clone, Copy, PartialEq)]
-enum JsonType {
-    Null,
-    Boolean,
-    Object,
-    Array,
-    Number,
-    Integer,
-    String,
+#[derive(Clone, Copy)]
+enum Bound {
+    Minimum,
+    Maximum,
 }
 
-#[derive(Debug, Clone)]
-enum Keyword {
-    Type(Vec<JsonType>),
-    Enum(Vec<Json>),
-    Const(Json),
-    Properties(Vec<(String, usize)>),
-    Required(Vec<String>),
-    AdditionalProperties {
-        schema: usize,
-        known: Vec<String>,
-        patterns: Vec<Regex>,
-    },
-    PatternProperties(Vec<(Regex, usize)>),
-    PropertyNames(usize),
-    MinProperties(usize),
-    MaxProperties(usize),
-    DependentRequired(Vec<(String, Vec<String>)>),
-    Items(usize),
-    PrefixItems(Vec<usize>),
-    Contains {
-        schema: usize,
-        min: usize,
-        max: Option<usize>,
-    },
-    MinItems(usize),
-    MaxItems(usize),
-    UniqueItems,
-    Minimum(f64),
-    Maximum(f64),
-    ExclusiveMinimum(f64),
-    ExclusiveMaximum(f64),
-    MultipleOf(f64),
-    MinLength(usize),
-    MaxLength(usize),
-    Pattern(Regex),
-    AllOf(Vec<usize>),
-    AnyOf(Vec<usize>),
-    OneOf(Vec<usize>),
-    Not(usize),
-    If {
-        cond: usize,
-        then: Option<usize>,
-        otherwise: Option<usize>,
-    },
-    Ref(usize),
-    ResourceMinimum(f64),
-    ResourceMaximum(f64),
+/// `resourceMinimum` / `resourceMaximum`: a quantity (`100m`, `512Mi`) compared by value.
+struct QuantityBound {
+    limit: f64,
+    bound: Bound,
 }
 
-#[derive(Debug, Clone)]
-enum SchemaNode {
-    Bool(bool),
-    Keywords(Vec<Keyword>),
-}
-
-/// Schemas in an arena, so `$ref` cycles cost an index, not an infinite compile.
-#[derive(Debug, Clone)]
-struct Compiled {
-    nodes: Vec<SchemaNode>,
-}
-
-struct Failure {
-    violation: Violation,
-    depth: usize,
-}
-
-/// The end of an evaluation that did not pass. A `GaveUp` is no answer, so every combinator
-/// passes it on as it is: inside `not` or `anyOf` it must not turn into a pass.
-enum Stop {
-    Fail(Failure),
-    GaveUp(GaveUp),
-}
-
-impl From<Failure> for Stop {
-    fn from(failure: Failure) -> Stop {
-        Stop::Fail(failure)
-    }
-}
-
-const MAX_EVAL_DEPTH: usize = 64;
-
-struct Compiler<'a> {
-    root: &'a Json,
-    nodes: Vec<SchemaNode>,
-    refs: HashMap<String, usize>,
-}
-
-fn invalid(message: impl Into<String>) -> SchemaError {
-    SchemaError::Invalid(message.into())
-}
-
-impl Compiled {
-    fn new(root: &Json) -> Result<Compiled, SchemaError> {
-        let mut compiler = Compiler {
-            root,
-            nodes: Vec::new(),
-            refs: HashMap::new(),
-        };
-        compiler.compile(root)?;
-        Ok(Compiled {
-            nodes: compiler.nodes,
-        })
-    }
-
-    /// `steps` counts schema nodes visited, across calls that share a budget.
-    fn validate(&self, instance: &Node, path: &FieldPath, steps: &Cell<usize>) -> Result<(), Stop> {
-        self.eval(0, instance, path, 0, steps)
-    }
-
-    fn fail(&self, span: Span, path: &FieldPath, detail: String) -> Failure {
-        Failure {
-            depth: path.segments().len(),
-            violation: Violation {
-                span,
-                path: path.clone(),
-                detail: Some(detail),
-            },
-        }
-    }
-
-    fn eval(
-        &self,
-        id: usize,
-        node: &Node,
-        path: &FieldPath,
-        depth: usize,
-        steps: &Cell<usize>,
-    ) -> Result<(), Stop> {
-        if depth > MAX_EVAL_DEPTH {
-            return Err(Stop::GaveUp(GaveUp::Depth));
-        }
-        if steps.get() >= MAX_EVAL_STEPS {
-            return Err(Stop::GaveUp(GaveUp::Steps));
-        }
-        steps.set(steps.get() + 1);
-        let keywords = match &self.nodes[id] {
-            SchemaNode::Bool(true) => return Ok(()),
-            SchemaNode::Bool(false) => {
-                return Err(self
-                    .fail(node.span, path, "no value is allowed here".into())
-                    .into());
-            }
-            SchemaNode::Keywords(k) => k,
-        };
-        for keyword in keywords {
-            self.keyword(keyword, node, path, depth, steps)?;
-        }
-        Ok(())
-    }
-
-    fn keyword(
-        &self,
-        keyword: &Keyword,
-        node: &Node,
-        path: &FieldPath,
-        depth: usize,
-        steps: &Cell<usize>,
-    ) -> Result<(), Stop> {
-        let here = |detail: String| Err(Stop::Fail(self.fail(node.span, path, detail)));
-        let child = |id: usize, n: &Node, p: &FieldPath| self.eval(id, n, p, depth + 1, steps);
-        match keyword {
-            Keyword::Type(types) => {
-                if !types.iter().any(|t| type_matches(*t, node)) {
-                    return here(format!("expected {types:?}, found {}", node.kind_name()));
-                }
-            }
-            Keyword::Enum(values) => {
-                if !values.iter().any(|v| json_equal(&node.to_json(), v)) {
-                    return here("value is not one of the allowed values".into());
-                }
-            }
-            Keyword::Const(value) => {
-                if !json_equal(&node.to_json(), value) {
-                    return here(format!("expected {value}"));
-                }
-            }
-            Keyword::Properties(props) => {
-                for (name, id) in props {
-                    if let Some(entry) = node.entry(name) {
-                        child(*id, &entry.value, &path.key(name))?;
-                    }
-                }
-            }
-            Keyword::Required(names) => {
-                if let Some(entries) = node.as_map() {
-                    for name in names {
-                        if !entries.iter().any(|e| &e.key == name) {
-                            return Err(Stop::Fail(Failure {
-                                depth: path.segments().len() + 1,
-                                violation: Violation {
-                                    span: node_anchor(node),
-                                    path: path.key(name),
-                                    detail: Some(format!("`{name}` is required")),
-                                },
-                            }));
-                        }
-                    }
-                }
-            }
-            Keyword::AdditionalProperties {
-                schema,
-                known,
-                patterns,
-            } => {
-                for entry in node.as_map().unwrap_or(&[]) {
-                    let covered = known.contains(&entry.key)
-                        || patterns.iter().any(|p| p.is_match(&entry.key));
-                    if !covered {
-                        child(*schema, &entry.value, &path.key(&entry.key))?;
-                    }
-                }
-            }
-            Keyword::PatternProperties(patterns) => {
-                for entry in node.as_map().unwrap_or(&[]) {
-                    for (re, id) in patterns {
-                        if re.is_match(&entry.key) {
-                            child(*id, &entry.value, &path.key(&entry.key))?;
-                        }
-                    }
-                }
-            }
-            Keyword::PropertyNames(id) => {
-                for entry in node.as_map().unwrap_or(&[]) {
-                    let key = Node::new(Value::Str(entry.key.clone()), entry.key_span);
-                    child(*id, &key, &path.key(&entry.key))?;
-                }
-            }
-            Keyword::MinProperties(n) => {
-                if node.as_map().is_some_and(|m| m.len() < *n) {
-                    return here(format!("needs at least {n} entries"));
-                }
-            }
-            Keyword::MaxProperties(n) => {
-                if node.as_map().is_some_and(|m| m.len() > *n) {
-                    return here(format!("allows at most {n} entries"));
-                }
-            }
-            Keyword::DependentRequired(deps) => {
-                if let Some(entries) = node.as_map() {
-                    for (key, needed) in deps {
-                        if entries.iter().any(|e| &e.key == key) {
-                            for n in needed {
-                                if !entries.iter().any(|e| &e.key == n) {
-                                    return here(format!("`{key}` needs `{n}`"));
-                                }
-                            }
-                        }
-                    }
-                }
-            }
-            Keyword::Items(id) => {
-                for (i, item) in node.as_seq().unwrap_or(&[]).iter().enumerate() {
-                    child(*id, item, &path.item(i, item))?;
-                }
-            }
-            Keyword::PrefixItems(ids) => {
-                for ((i, item), id) in node.as_seq().unwrap_or(&[]).iter().enumerate().zip(ids) {
-                    child(*id, item, &path.item(i, item))?;
-                }
-            }
-            Keyword::Contains { schema, min, max } => {
-                if let Some(items) = node.as_seq() {
-                    let mut count = 0;
-                    for (i, item) in items.iter().enumerate() {
-                        match child(*schema, item, &path.item(i, item)) {
-                            Ok(()) => count += 1,
-                            Err(Stop::Fail(_)) => {}
-                            Err(gave_up) => return Err(gave_up),
-                        }
-                    }
-                    if count < *min || max.is_some_and(|m| count > m) {
-                        return here("no item matches what the list must contain".into());
-                    }
-                }
-            }
-            Keyword::MinItems(n) => {
-                if node.as_seq().is_some_and(|s| s.len() < *n) {
-                    return here(format!("needs at least {n} items"));
-                }
-            }
-            Keyword::MaxItems(n) => {
-                if node.as_seq().is_some_and(|s| s.len() > *n) {
-                    return here(format!("allows at most {n} items"));
-                }
-            }
-            Keyword::UniqueItems => {
-                if let Some(items) = node.as_seq() {
-                    let values: Vec<Json> = items.iter().map(Node::to_json).collect();
-                    for (i, a) in values.iter().enumerate() {
-                        if values[i + 1..].iter().any(|b| json_equal(a, b)) {
-                            return here("items must be unique".into());
-                        }
-                    }
-                }
-            }
-            Keyword::Minimum(m) => {
-                if node.as_f64().is_some_and(|v| v < *m) {
-                    return here(format!("must be at least {m}"));
-                }
-            }
-            Keyword::Maximum(m) => {
-                if node.as_f64().is_some_and(|v| v > *m) {
-                    return here(format!("must be at most {m}"));
-                }
-            }
-            Keyword::ExclusiveMinimum(m) => {
-                if node.as_f64().is_some_and(|v| v <= *m) {
-                    return here(format!("must be more than {m}"));
-                }
-            }
-            Keyword::ExclusiveMaximum(m) => {
-                if node.as_f64().is_some_and(|v| v >= *m) {
-                    return here(format!("must be less than {m}"));
-                }
-            }
-            Keyword::MultipleOf(m) => {
-                if node
-                    .as_f64()
-                    .is_some_and(|v| *m != 0.0 && ((v / m) - (v / m).round()).abs() > 1e-9)
-                {
-                    return here(format!("must be a multiple of {m}"));
-                }
-            }
-            Keyword::MinLength(n) => {
-                if node.as_str().is_some_and(|s| s.chars().count() < *n) {
-                    return here(format!("must be at least {n} characters"));
-                }
-            }
-            Keyword::MaxLength(n) => {
-                if node.as_str().is_some_and(|s| s.chars().count() > *n) {
-                    return here(format!("must be at most {n} characters"));
-                }
-            }
-            Keyword::Pattern(re) => {
-                if node.as_str().is_some_and(|s| !re.is_match(s)) {
-                    return here(format!("does not match `{}`", re.as_str()));
-                }
-            }
-            Keyword::AllOf(ids) => {
-                for id in ids {
-                    child(*id, node, path)?;
-                }
-            }
-            Keyword::AnyOf(ids) => {
-                let mut deepest: Option<Failure> = None;
-                for id in ids {
-                    match child(*id, node, path) {
-                        Ok(()) => return Ok(()),
-                        Err(Stop::Fail(f)) => {
-                            if deepest.as_ref().is_none_or(|d| f.depth > d.depth) {
-                                deepest = Some(f);
-                            }
-                        }
-                        Err(gave_up) => return Err(gave_up),
-                    }
-                }
-                if let Some(f) = deepest {
-                    return Err(f.into());
-                }
-            }
-            Keyword::OneOf(ids) => {
-                let mut passed = 0;
-                let mut deepest: Option<Failure> = None;
-                for id in ids {
-                    match child(*id, node, path) {
-                        Ok(()) => passed += 1,
-                        Err(Stop::Fail(f)) => {
-                            if deepest.as_ref().is_none_or(|d| f.depth > d.depth) {
-                                deepest = Some(f);
-                            }
-                        }
-                        Err(gave_up) => return Err(gave_up),
-                    }
-                }
-                if passed != 1 {
-                    return match (passed, deepest) {
-                        (0, Some(f)) => Err(f.into()),
-                        _ => here(format!(
-                            "matches {passed} alternatives, exactly one allowed"
-                        )),
-                    };
-                }
-            }
-            Keyword::Not(id) => match child(*id, node, path) {
-                Ok(()) => return here("matches a forbidden schema".into()),
-                Err(Stop::Fail(_)) => {}
-                Err(gave_up) => return Err(gave_up),
-            },
-            Keyword::If {
-                cond,
-                then,
-                otherwise,
-            } => {
-                let branch = match child(*cond, node, path) {
-                    Ok(()) => then,
-                    Err(Stop::Fail(_)) => otherwise,
-                    Err(gave_up) => return Err(gave_up),
-                };
-                if let Some(id) = branch {
-                    child(*id, node, path)?;
-                }
-            }
-            Keyword::Ref(id) => child(*id, node, path)?,
-            Keyword::ResourceMinimum(min) => match node_quantity(node) {
-                Some(v) if v + 1e-9 >= *min => {}
-                _ => return here(format!("quantity is below {min}")),
-            },
-            Keyword::ResourceMaximum(max) => match node_quantity(node) {
-                Some(v) if v <= *max + 1e-9 => {}
-                _ => return here(format!("quantity is above {max}")),
-            },
-        }
-        Ok(())
-    }
-}
-
-/// Where to point for a missing key of `node`: the mapping's first line.
-fn node_anchor(node: &Node) -> Span {
-    node.span
-}
-
-fn type_matches(t: JsonType, node: &Node) -> bool {
-    match (t, &node.value) {
-        (JsonType::Null, Value::Null)
-        | (JsonType::Boolean, Value::Bool(_))
-        | (JsonType::Object, Value::Map(_))
-        | (JsonType::Array, Value::Seq(_))
-        | (JsonType::String, Value::Str(_))
-        | (JsonType::Number, Value::Int(_) | Value::Float(_))
-        | (JsonType::Integer, Value::Int(_)) => true,
-        (JsonType::Integer, Value::Float(f)) => f.fract() == 0.0,
-        _ => false,
-    }
-}
-
-/// JSON equality with numbers compared by value (1 == 1.0).
-fn json_equal(a: &Json, b: &Json) -> bool {
-    match (a, b) {
-        (Json::Number(x), Json::Number(y)) => x.as_f64() == y.as_f64(),
-        (Json::Array(x), Json::Array(y)) => {
-            x.len() == y.len() && x.iter().zip(y).all(|(a, b)| json_equal(a, b))
-        }
-        (Json::Object(x), Json::Object(y)) => {
-            x.len() == y.len()
-                && x.iter()
-                    .all(|(k, v)| y.get(k).is_some_and(|w| json_equal(v, w)))
-        }
-        _ => a == b,
-    }
-}
-
-fn as_usize(value: &Json, keyword: &str) -> Result<usize, SchemaError> {
-    value
-        .as_u64()
-        .map(|n| n as usize)
-        .ok_or_else(|| invalid(format!("`{keyword}` must be a non-negative integer")))
-}
-
-fn as_f64(value: &Json, keyword: &str) -> Result<f64, SchemaError> {
-    value
-        .as_f64()
-        .ok_or_else(|| invalid(format!("`{keyword}` must be a number")))
-}
-
-fn pattern(text: &str) -> Result<Regex, SchemaError> {
-    regex::RegexBuilder::new(text)
-        .size_limit(1 << 20)
-        .build()
-        .map_err(|e| invalid(format!("invalid pattern `{text}`: {e}")))
-}
-
-fn quantity_keyword(value: &Json, keyword: &str) -> Result<f64, SchemaError> {
-    match value {
+fn quantity_bound<'a>(
+    value: &'a Json,
+    keyword: &str,
+    bound: Bound,
+) -> Result<Box<dyn for<'i> CustomKeyword<'i, YamlTree>>, ValidationError<'a>> {
+    let limit = match value {
         Json::String(s) => parse_quantity(s),
         Json::Number(n) => n.as_f64(),
         _ => None,
     }
-    .ok_or_else(|| invalid(format!("`{keyword}` must be a resource quantity")))
+    .ok_or_else(|| ValidationError::schema(format!("`{keyword}` must be a resource quantity")))?;
+    Ok(Box::new(QuantityBound { limit, bound }))
 }
 
-impl Compiler<'_> {
-    fn compile(&mut self, schema: &Json) -> Result<usize, SchemaError> {
-        let id = self.nodes.len();
-        self.nodes.push(SchemaNode::Bool(true));
-        let node = match schema {
-            Json::Bool(b) => SchemaNode::Bool(*b),
-            Json::Object(map) => {
-                let mut keywords = Vec::new();
-                for (key, value) in map {
-                    if let Some(k) = self.keyword(key, value, map)? {
-                        keywords.push(k);
-                    }
-                }
-                SchemaNode::Keywords(keywords)
-            }
-            _ => return Err(invalid("a schema must be an object or a boolean")),
-        };
-        self.nodes[id] = node;
-        Ok(id)
-    }
-
-    fn compile_all(&mut self, value: &Json, keyword: &str) -> Result<Vec<usize>, SchemaError> {
-        value
-            .as_array()
-            .ok_or_else(|| invalid(format!("`{keyword}` must be a list of schemas")))?
-            .iter()
-            .map(|s| self.compile(s))
-            .collect()
-    }
-
-    fn reference(&mut self, pointer: &str) -> Result<usize, SchemaError> {
-        if let Some(id) = self.refs.get(pointer) {
-            return Ok(*id);
+impl QuantityBound {
+    fn holds(&self, node: &Node) -> bool {
+        match (node_quantity(node), self.bound) {
+            (Some(v), Bound::Minimum) => v + 1e-9 >= self.limit,
+            (Some(v), Bound::Maximum) => v <= self.limit + 1e-9,
+            // Not a quantity: Polaris fails the bound.
+            (None, _) => false,
         }
-        let Some(fragment) = pointer.strip_prefix('#') else {
-            return Err(invalid(format!(
-                "`$ref: {pointer}` points outside the schema; only `#...` references are allowed"
-            )));
-        };
-        let target = if fragment.is_empty() {
-            Some(self.root)
-        } else {
-            self.root.pointer(fragment)
-        }
-        .ok_or_else(|| invalid(format!("`$ref: {pointer}` points at nothing")))?;
-        // Reserve the slot first so a self-reference resolves to it.
-        let id = self.nodes.len();
-        self.refs.insert(pointer.to_owned(), id);
-        let compiled = self.compile(target)?;
-        debug_assert_eq!(compiled, id);
-        Ok(id)
     }
+}
 
-    fn keyword(
-        &mut self,
-        key: &str,
-        value: &Json,
-        siblings: &serde_json::Map<String, Json>,
-    ) -> Result<Option<Keyword>, SchemaError> {
-        Ok(Some(match key {
-            "type" => {
-                let names: Vec<&str> = match value {
-                    Json::String(s) => vec![s.as_str()],
-                    Json::Array(a) => a.iter().filter_map(Json::as_str).collect(),
-                    _ => return Err(invalid("`type` must be a name or a list of names")),
-                };
-                let types = names
-                    .into_iter()
-                    .map(|n| match n {
-                        "null" => Ok(JsonType::Null),
-                        "boolean" => Ok(JsonType::Boolean),
-                        "object" => Ok(JsonType::Object),
-                        "array" => Ok(JsonType::Array),
-                        "number" => Ok(JsonType::Number),
-                        "integer" => Ok(JsonType::Integer),
-                        "string" => Ok(JsonType::String),
-                        other => Err(invalid(format!("unknown type `{other}`"))),
-                    })
-                    .collect::<Result<_, _>>()?;
-                Keyword::Type(types)
-            }
-            "enum" => Keyword::Enum(
-                value
-                    .as_array()
-                    .ok_or_else(|| invalid("`enum` must be a list"))?
-                    .clone(),
-            ),
-            "const" => Keyword::Const(value.clone()),
-            "properties" => {
-                let map = value
-                    .as_object()
-                    .ok_or_else(|| invalid("`properties` must be a mapping"))?;
-                let mut props = Vec::new();
-                for (name, schema) in map {
-                    props.push((name.clone(), self.compile(schema)?));
-                }
-                Keyword::Properties(props)
-            }
-            "required" => match value {
-                Json::Null => return Ok(None),
-                Json::Array(items) => Keyword::Required(
-                    items
-                        .iter()
-                        .filter_map(|v| v.as_str().map(str::to_owned))
-                        .collect(),
-                ),
-                _ => return Err(invalid("`required` must be a list of names")),
-            },
-            "additionalProperties" => {
-                let known = siblings
-                    .get("properties")
-                    .and_then(Json::as_object)
-                    .map(|m| m.keys().cloned().collect())
-                    .unwrap_or_default();
-                let patterns = siblings
-                    .get("patternProperties")
-                    .and_then(Json::as_object)
-                    .map(|m| m.keys().map(|k| pattern(k)).collect::<Result<_, _>>())
-                    .transpose()?
-                    .unwrap_or_default();
-                Keyword::AdditionalProperties {
-                    schema: self.compile(value)?,
-                    known,
-                    patterns,
-                }
-            }
-            "patternProperties" => {
-                let map = value
-                    .as_object()
-                    .ok_or_else(|| invalid("`patternProperties` must be a mapping"))?;
-                let mut out = Vec::new();
-                for (p, schema) in map {
-                    out.push((pattern(p)?, self.compile(schema)?));
-                }
-                Keyword::PatternProperties(out)
-            }
-            "propertyNames" => Keyword::PropertyNames(self.compile(value)?),
-            "minProperties" => Keyword::MinProperties(as_usize(value, key)?),
-            "maxProperties" => Keyword::MaxProperties(as_usize(value, key)?),
-            "dependentRequired" => {
-                let map = value
-                    .as_object()
-                    .ok_or_else(|| invalid("`dependentRequired` must be a mapping"))?;
-                Keyword::DependentRequired(
-                    map.iter()
-                        .map(|(k, v)| {
-                            (
-                                k.clone(),
-                                v.as_array()
-                                    .unwrap_or(&Vec::new())
-                                    .iter()
-                                    .filter_map(|s| s.as_str().map(str::to_owned))
-                                    .collect(),
-                            )
-                        })
-                        .collect(),
-                )
-            }
-            "items" => match value {
-                Json::Array(_) => Keyword::PrefixItems(self.compile_all(value, key)?),
-                _ => Keyword::Items(self.compile(value)?),
-            },
-            "prefixItems" => Keyword::PrefixItems(self.compile_all(value, key)?),
-            "contains" => Keyword::Contains {
-                schema: self.compile(value)?,
-                min: siblings
-                    .get("minContains")
-                    .map(|v| as_usize(v, "minContains"))
-                    .transpose()?
-                    .unwrap_or(1),
-                max: siblings
-                    .get("maxContains")
-                    .map(|v| as_usize(v, "maxContains"))
-                    .transpose()?,
-            },
-            "minItems" => Keyword::MinItems(as_usize(value, key)?),
-            "maxItems" => Keyword::MaxItems(as_usize(value, key)?),
-            "uniqueItems" if value.as_bool() == Some(true) => Keyword::UniqueItems,
-            "minimum" => Keyword::Minimum(as_f64(value, key)?),
-            "maximum" => Keyword::Maximum(as_f64(value, key)?),
-            "exclusiveMinimum" => Keyword::ExclusiveMinimum(as_f64(value, key)?),
-            "exclusiveMaximum" => Keyword::ExclusiveMaximum(as_f64(value, key)?),
-            "multipleOf" => Keyword::MultipleOf(as_f64(value, key)?),
-            "minLength" => Keyword::MinLength(as_usize(value, key)?),
-            "maxLength" => Keyword::MaxLength(as_usize(value, key)?),
-            "pattern" => Keyword::Pattern(pattern(
-                value
-                    .as_str()
-                    .ok_or_else(|| invalid("`pattern` must be a string"))?,
-            )?),
-            "allOf" => Keyword::AllOf(self.compile_all(value, key)?),
-            "anyOf" => Keyword::AnyOf(self.compile_all(value, key)?),
-            "oneOf" => Keyword::OneOf(self.compile_all(value, key)?),
-            "not" => Keyword::Not(self.compile(value)?),
-            "if" => Keyword::If {
-                cond: self.compile(value)?,
-                then: siblings.get("then").map(|s| self.compile(s)).transpose()?,
-                otherwise: siblings.get("else").map(|s| self.compile(s)).transpose()?,
-            },
-            "$ref" => Keyword::Ref(
-                self.reference(
-                    value
-                        .as_str()
-                        .ok_or_else(|| invalid("`$ref` must be a string"))?,
-                )?,
-            ),
-            "resourceMinimum" => Keyword::ResourceMinimum(quantity_keyword(value, key)?),
-            "resourceMaximum" => Keyword::ResourceMaximum(quantity_keyword(value, key)?),
-            // Read with a sibling (`then`, `else`, `minContains`), annotations, and
-            // declarations: not assertions of their own.
-            "then" | "else" | "minContains" | "maxContains" | "uniqueItems" | "$schema" | "$id"
-            | "$comment" | "$defs" | "definitions" | "title" | "description" | "default"
-            | "examples" | "deprecated" | "readOnly" | "writeOnly" | "format"
-            | "contentEncoding" | "contentMediaType" | "$vocabulary" => return Ok(None),
-            // A keyword we do not evaluate would pass every object: the worst a policy can do
-            // silently (`unevaluatedProperties`, `dependentSchemas`, `$anchor`, a typo).
-            other => {
-                return Err(invalid(format!(
-                    "unknown keyword `{other}`: kubeward does not evaluate it, so a check using it would pass every object"
-                )));
-            }
+impl<'i> CustomKeyword<'i, YamlTree> for QuantityBound {
+    fn validate(&self, instance: &'i Node) -> Result<(), ValidationError<'i>> {
+        if self.holds(instance) {
+            return Ok(());
+        }
+        let limit = self.limit;
+        Err(ValidationError::custom(match self.bound {
+            Bound::Minimum => format!("quantity is below {limit}"),
+            Bound::Maximum => format!("quantity is above {limit}"),
         }))
+    }
+
+    fn is_valid(&self, instance: &'i Node) -> bool {
+        self.holds(instance)
+    }
+}
+
+// ---- errors back onto the tree ----------------------------------------------------------
+
+/// How deep into the instance an error points; a missing or unexpected key counts as one
+/// level below its mapping, where it is reported.
+fn error_depth(error: &ValidationError<'_>) -> usize {
+    let below = matches!(
+        error.kind(),
+        ValidationErrorKind::Required { .. }
+            | ValidationErrorKind::AdditionalProperties { .. }
+            | ValidationErrorKind::UnevaluatedProperties { .. }
+            | ValidationErrorKind::PropertyNames { .. }
+    );
+    error.instance_path().as_str().matches('/').count() + usize::from(below)
+}
+
+/// For an `anyOf` or `oneOf` that nothing matched, the branch that got furthest explains the
+/// failure best (the first such branch on a tie).
+fn most_specific<'e, 'i>(error: &'e ValidationError<'i>) -> &'e ValidationError<'i> {
+    match error.kind() {
+        ValidationErrorKind::AnyOf { context } | ValidationErrorKind::OneOfNotValid { context } => {
+            let mut best: Option<&ValidationError<'_>> = None;
+            for first in context.iter().filter_map(|branch| branch.first()) {
+                let candidate = most_specific(first);
+                if best.is_none_or(|b| error_depth(candidate) > error_depth(b)) {
+                    best = Some(candidate);
+                }
+            }
+            best.unwrap_or(error)
+        }
+        _ => error,
+    }
+}
+
+/// The node an instance location names, or the deepest of its ancestors that exists.
+fn locate<'n>(instance: &'n Node, base: &FieldPath, location: &Location) -> (&'n Node, FieldPath) {
+    let mut node = instance;
+    let mut path = base.clone();
+    for token in location.as_str().split('/').skip(1) {
+        let token = token.replace("~1", "/").replace("~0", "~");
+        match &node.value {
+            Value::Map(entries) => match entries.iter().find(|e| e.key == token) {
+                Some(entry) => {
+                    path.push_key(&entry.key);
+                    node = &entry.value;
+                }
+                None => break,
+            },
+            Value::Seq(items) => {
+                let Some((i, item)) = token
+                    .parse::<usize>()
+                    .ok()
+                    .and_then(|i| Some((i, items.get(i)?)))
+                else {
+                    break;
+                };
+                path.push_item(i, item);
+                node = item;
+            }
+            _ => break,
+        }
+    }
+    (node, path)
+}
+
+fn violation(error: &ValidationError<'_>, instance: &Node, base: &FieldPath) -> Violation {
+    let error = most_specific(error);
+    let (node, path) = locate(instance, base, error.instance_path());
+    let at = |span, path, detail| Violation {
+        span,
+        path,
+        detail: Some(detail),
+    };
+    match error.kind() {
+        ValidationErrorKind::Required { property } => {
+            let name = property.as_str().unwrap_or_default();
+            at(node.span, path.key(name), format!("`{name}` is required"))
+        }
+        ValidationErrorKind::AdditionalProperties { unexpected }
+        | ValidationErrorKind::UnevaluatedProperties { unexpected } => {
+            // On the first key that is not allowed, where the fix is.
+            let entry = unexpected
+                .first()
+                .and_then(|key| node.as_map()?.iter().find(|e| &e.key == key));
+            match entry {
+                Some(e) => at(
+                    e.value.span,
+                    path.key(&e.key),
+                    format!("`{}` is not allowed here", e.key),
+                ),
+                None => at(node.span, path, describe(error.kind())),
+            }
+        }
+        ValidationErrorKind::PropertyNames { error: inner } => {
+            let key = inner.instance().as_str().unwrap_or_default();
+            match node.as_map().and_then(|m| m.iter().find(|e| e.key == key)) {
+                Some(e) => at(e.key_span, path.key(&e.key), describe(inner.kind())),
+                None => at(node.span, path, describe(inner.kind())),
+            }
+        }
+        ValidationErrorKind::Type { .. } => at(
+            node.span,
+            path,
+            format!("{}, found {}", describe(error.kind()), node.kind_name()),
+        ),
+        kind => at(node.span, path, describe(kind)),
+    }
+}
+
+/// What failed, in a few words. Never the instance itself: it may be a whole object, and its
+/// text is the pull request author's.
+fn describe(kind: &ValidationErrorKind) -> String {
+    use ValidationErrorKind as K;
+    match kind {
+        K::Type { kind } => match kind {
+            jsonschema::error::TypeKind::Single(t) => format!("expected {t}"),
+            jsonschema::error::TypeKind::Multiple(set) => {
+                let names: Vec<String> = set.iter().map(|t| t.to_string()).collect();
+                format!("expected one of {}", names.join(", "))
+            }
+        },
+        K::Enum { .. } => "value is not one of the allowed values".into(),
+        K::Constant { expected_value } => format!("expected {}", short(expected_value)),
+        K::Required { property } => {
+            format!("`{}` is required", property.as_str().unwrap_or_default())
+        }
+        K::AdditionalProperties { .. } | K::UnevaluatedProperties { .. } => {
+            "has keys that are not allowed".into()
+        }
+        K::AdditionalItems { limit } => format!("allows at most {limit} items"),
+        K::UnevaluatedItems { .. } => "has items that are not allowed".into(),
+        K::MinProperties { limit } => format!("needs at least {limit} entries"),
+        K::MaxProperties { limit } => format!("allows at most {limit} entries"),
+        K::MinItems { limit } => format!("needs at least {limit} items"),
+        K::MaxItems { limit } => format!("allows at most {limit} items"),
+        K::UniqueItems => "items must be unique".into(),
+        K::Contains => "no item matches what the list must contain".into(),
+        K::Minimum { limit } => format!("must be at least {limit}"),
+        K::Maximum { limit } => format!("must be at most {limit}"),
+        K::ExclusiveMinimum { limit } => format!("must be more than {limit}"),
+        K::ExclusiveMaximum { limit } => format!("must be less than {limit}"),
+        K::MultipleOf { multiple_of } => format!("must be a multiple of {multiple_of}"),
+        K::MinLength { limit } => format!("must be at least {limit} characters"),
+        K::MaxLength { limit } => format!("must be at most {limit} characters"),
+        K::Pattern { pattern } => format!("does not match `{pattern}`"),
+        K::Format { format } => format!("is not a valid {format}"),
+        K::Not { .. } => "matches a forbidden schema".into(),
+        K::AnyOf { .. } | K::OneOfNotValid { .. } => "matches none of the alternatives".into(),
+        K::OneOfMultipleValid { .. } => {
+            "matches more than one alternative, exactly one allowed".into()
+        }
+        K::FalseSchema => "no value is allowed here".into(),
+        K::PropertyNames { error } => format!("a key {}", describe(error.kind())),
+        K::Custom { message, .. } => message.clone(),
+        other => format!("fails `{}`", other.keyword()),
+    }
+}
+
+/// A schema value for a message, cut to a readable length.
+fn short(value: &Json) -> String {
+    let text = value.to_string();
+    if text.chars().count() <= 80 {
+        text
+    } else {
+        format!("{}…", text.chars().take(79).collect::<String>())
     }
 }
 
@@ -1151,102 +676,105 @@ mod tests {
         assert_eq!(v.path.to_string(), "spec.replicas");
     }
 
+    fn refused(schema: Json) -> String {
+        SchemaCheck::new(schema, false, Vec::new(), "policy.yaml:3".into())
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default()
+    }
+
     #[test]
     fn a_keyword_we_do_not_evaluate_is_refused_not_passed() {
-        for keyword in [
-            "unevaluatedProperties",
-            "dependentSchemas",
-            "$anchor",
-            "requried",
-        ] {
+        for keyword in ["requried", "x-kubernetes-int-or-string", "$dynamicRef"] {
             let schema = serde_json::json!({"properties": {"spec": {keyword: false}}});
-            let error = Compiled::new(&schema).err().map(|e| e.to_string());
-            assert!(
-                error
-                    .as_deref()
-                    .is_some_and(|e| e.contains(&format!("unknown keyword `{keyword}`"))),
-                "{keyword}: {error:?}"
-            );
+            assert!(!refused(schema).is_empty(), "{keyword}");
         }
         let annotated = serde_json::json!({"title": "t", "description": "d", "$comment": "c",
             "if": {"const": 1}, "then": {"const": 1}, "else": true, "uniqueItems": false});
-        assert!(Compiled::new(&annotated).is_ok());
+        assert!(check(annotated, "1").is_ok());
+    }
+
+    /// What the old evaluator refused, the crate evaluates, and a check relying on it is no
+    /// longer passed silently.
+    #[test]
+    fn the_whole_draft_is_evaluated() {
+        let unevaluated = serde_json::json!({
+            "properties": {"spec": {"properties": {"replicas": true}, "unevaluatedProperties": false}}
+        });
+        let v = check(unevaluated, "spec:\n  replicas: 1\n  paused: true\n")
+            .expect_err("paused is not allowed");
+        assert_eq!(v.path.to_string(), "spec.paused");
+        assert_eq!(v.span.start.line, 3);
+        let dependent =
+            serde_json::json!({"dependentSchemas": {"hostPath": {"required": ["readOnly"]}}});
+        let v = check(dependent.clone(), "hostPath: /var\n").expect_err("needs readOnly");
+        assert_eq!(v.detail.as_deref(), Some("`readOnly` is required"));
+        assert!(check(dependent, "hostPath: /var\nreadOnly: true\n").is_ok());
+        let anchored = serde_json::json!({"$defs": {"p": {"$anchor": "port", "maximum": 1024}},
+            "properties": {"port": {"$ref": "#port"}}});
+        assert!(check(anchored, "port: 8080\n").is_err());
+        let format = serde_json::json!({"properties": {"ip": {"format": "ipv4"}}});
+        assert!(check(format, "ip: 300.1.1.1\n").is_err());
+        assert!(
+            refused(serde_json::json!({"format": "kubeward-unknown"})).contains("kubeward-unknown")
+        );
+    }
+
+    #[test]
+    fn failures_inside_alternatives_point_at_the_deepest_branch() {
+        let schema = serde_json::json!({"anyOf": [
+            {"required": ["absent"]},
+            {"properties": {"spec": {"properties": {"replicas": {"minimum": 2}}}}}
+        ]});
+        let v = check(schema, "spec:\n  replicas: 1\n").expect_err("neither branch holds");
+        assert_eq!(v.path.to_string(), "spec.replicas");
+        assert_eq!(v.detail.as_deref(), Some("must be at least 2"));
     }
 
     #[test]
     fn refs_stay_inside_the_document() {
         let local = serde_json::json!({"$defs": {"x": {"const": 1}}, "$ref": "#/$defs/x"});
         assert!(check(local, "1").is_ok());
-        let remote = serde_json::json!({"$ref": "https://example.com/schema.json"});
-        assert!(Compiled::new(&remote).is_err());
-        let file = serde_json::json!({"$ref": "/etc/passwd"});
-        assert!(Compiled::new(&file).is_err());
-        let cycle = serde_json::json!({"$ref": "#"});
-        let error = check(cycle, "1").expect_err("a self-reference ends, with an error");
         assert!(
-            error
-                .detail
-                .is_some_and(|d| d.contains("deeper than 64 levels")),
-            "a check that cannot finish says so"
+            refused(serde_json::json!({"$ref": "https://example.com/schema.json"}))
+                .contains("points outside")
         );
+        assert!(refused(serde_json::json!({"$ref": "/etc/passwd"})).contains("points outside"));
+        assert!(refused(serde_json::json!({"$ref": "#"})).contains("deeper than 64 levels"));
     }
 
-    /// `{anyOf: [{$ref: next}, {$ref: next}]}`, `depth` levels deep, ending in `end`: 2^depth
-    /// paths when every one fails.
-    fn nested_any_of(depth: usize, end: Json) -> Json {
+    /// `{anyOf: [{$ref: next}, {$ref: next}]}`, 26 levels deep: 2^26 paths when every one
+    /// fails, which took 11 s on one object before evaluation was bounded. Refused at load.
+    #[test]
+    fn exponential_schemas_are_refused_when_the_policy_loads() {
         let mut defs = serde_json::Map::new();
-        for i in 0..depth {
+        for i in 0..26 {
             let next = serde_json::json!({"$ref": format!("#/$defs/d{}", i + 1)});
             defs.insert(format!("d{i}"), serde_json::json!({"anyOf": [next, next]}));
         }
-        defs.insert(format!("d{depth}"), end);
-        serde_json::json!({"$defs": defs, "$ref": "#/$defs/d0"})
+        defs.insert("d26".into(), serde_json::json!({"const": "never"}));
+        let error = refused(serde_json::json!({"$defs": defs, "$ref": "#/$defs/d0"}));
+        assert!(error.contains("more than 10000 subschemas"), "{error}");
     }
 
     #[test]
-    fn exponential_schemas_give_up_and_fail_naming_the_check() {
-        let error = check(
-            nested_any_of(26, serde_json::json!({"const": "never"})),
-            "1",
+    fn placeholders_cannot_place_a_schema() {
+        // A placeholder where a subschema goes would let a manifest write the check.
+        assert!(!refused(serde_json::json!({"not": "{{ .metadata.annotations }}"})).is_empty());
+        assert!(!refused(serde_json::json!({"{{ .metadata.name }}": {"const": 1}})).is_empty());
+        let typed = SchemaCheck::new(
+            serde_json::json!({"properties": {"metadata": {"properties": {"name": {"const": "{{ .Polaris.expected }}"}}}}}),
+            false,
+            Vec::new(),
+            "policy.yaml:3".into(),
         )
-        .expect_err("a check that cannot finish fails");
-        let detail = error.detail.unwrap_or_default();
-        assert!(
-            detail.contains("more than 100000 steps") && detail.contains("at policy.yaml:3"),
-            "{detail}"
-        );
-        // The same schema on a value that passes early is cheap, and passes.
-        assert!(check(nested_any_of(26, serde_json::json!({"const": 1})), "1").is_ok());
-    }
-
-    #[test]
-    fn giving_up_is_never_turned_into_a_pass() {
-        // The costly schema's definitions, under wrappers that would pass on a plain failure.
-        let costly = nested_any_of(26, serde_json::json!({"const": "never"}));
-        let wrap = |mut schema: Json| {
-            schema["$defs"] = costly["$defs"].clone();
-            schema
-        };
-        let inner = serde_json::json!({"$ref": "#/$defs/d0"});
-        for schema in [
-            wrap(serde_json::json!({"not": inner})),
-            wrap(serde_json::json!({"anyOf": [inner, {"const": 1}]})),
-            wrap(serde_json::json!({"oneOf": [inner, {"const": 1}]})),
-            wrap(serde_json::json!({"if": inner, "then": false, "else": true})),
-            serde_json::json!({"not": {"$ref": "#"}}),
-        ] {
-            let error = check(schema.clone(), "1").expect_err("never a pass");
-            assert!(
-                error
-                    .detail
-                    .is_some_and(|d| d.contains("could not be evaluated")),
-                "{schema}"
-            );
-        }
-        let contains = wrap(serde_json::json!({"contains": inner, "minContains": 0}));
-        assert!(check(contains, "[1, 2]").is_err());
-        let additional = SchemaCheck::additional_satisfied(&costly, &[&node("1")], &Json::Null);
-        assert_eq!(additional, Err(GaveUp::Steps));
+        .expect("a placeholder as a value compiles");
+        let input = serde_json::json!({"Polaris": {"expected": "web"}});
+        let doc = node("metadata:\n  name: api\n");
+        let v = typed
+            .validate(&doc, &FieldPath::root(), &|| input.clone())
+            .expect_err("api is not web");
+        assert_eq!(v.detail.as_deref(), Some("expected \"web\""));
     }
 
     #[test]

@@ -416,9 +416,9 @@ impl Policy {
                     Some(mark) => format!("{}:{}", config.name, mark.line),
                     None => config.name.clone(),
                 };
-                let rule = check
-                    .to_rule(id, &origin)
-                    .map_err(|m| config.error(&["customChecks", id], m))?;
+                let rule = check.to_rule(id, &origin).map_err(|m| {
+                    config.error(&["customChecks", id], format!("custom check `{id}`: {m}"))
+                })?;
                 let severity = check.severity.unwrap_or(Severity::Warning);
                 registry
                     .add(rule)
