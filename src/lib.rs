@@ -15,6 +15,7 @@ pub mod forge;
 pub mod git;
 pub mod manifest;
 pub mod owners;
+pub mod ownership;
 pub mod pipeline;
 pub mod queue;
 pub mod render;

@@ -838,6 +838,101 @@ fn over_review_budget(
     plan_from_audits(&input, head, base)
 }
 
+/// One revision judged whole, as a snapshot of a branch sees it.
+pub struct RevisionAudit {
+    pub result: crate::audit::AuditResult,
+    /// CODEOWNERS at that commit.
+    pub owners: CodeOwners,
+    /// The policy at that commit (environments included).
+    pub policy: Policy,
+    /// Render targets that could not be rendered, by name, and why.
+    pub not_rendered: Vec<(String, String)>,
+}
+
+/// Audits every manifest of `commit` with the policy and CODEOWNERS of that commit; render
+/// targets through `renderer` (`None`: nothing is rendered and charts' templates are not
+/// judged). Everything comes from git objects, never a working tree. At most `max_bytes` of
+/// YAML is read.
+pub fn audit_revision(
+    repo: &Repository,
+    commit: Oid,
+    flavor: Flavor,
+    renderer: Option<&dyn crate::render::Renderer>,
+    max_bytes: u64,
+) -> Result<RevisionAudit, PipelineError> {
+    let policy = policy_at(repo, commit, None)?;
+    let owners = read_codeowners(repo, commit, flavor)?;
+    let files = repo.list_files(commit)?;
+    let patches = kustomize_patches(&files, repo);
+    let charts = chart_dirs(&files);
+    let tree = crate::render::GitTree::new(repo, &files);
+    let targets = match renderer {
+        Some(_) => {
+            let paths: Vec<String> = files.iter().map(|f| f.path.clone()).collect();
+            crate::render::targets::all_targets(
+                &tree,
+                &paths,
+                &policy.render.kustomize,
+                &policy.render.helm,
+            )
+        }
+        None => Vec::new(),
+    };
+    let candidates = manifest_candidates(files.clone(), &patches, &charts, &policy);
+    // Each file's bytes, or why it is not read.
+    let mut read: Vec<(String, Result<Vec<u8>, SkipReason>)> = Vec::with_capacity(candidates.len());
+    let mut bytes = 0u64;
+    for f in candidates {
+        let content = if f.size as u64 > policy.max_file_size {
+            Err(SkipReason::TooLarge)
+        } else {
+            bytes += f.size as u64;
+            if bytes > max_bytes {
+                return Err(PipelineError::Rules(format!(
+                    "the revision holds more than {max_bytes} bytes of YAML; one audit reads at most that"
+                )));
+            }
+            Ok(repo.blob(f.blob)?)
+        };
+        read.push((f.path, content));
+    }
+    let parsed: Vec<ManifestFile> = read
+        .par_iter()
+        .map(|(path, content)| {
+            match content
+                .as_ref()
+                .map_err(|r| *r)
+                .and_then(|bytes| classify_bytes(bytes, policy.max_file_size))
+            {
+                Ok(text) => ManifestFile::parse(path.as_str(), text, policy.yaml_limits),
+                Err(reason) => ManifestFile::skipped(path.as_str(), reason),
+            }
+        })
+        .collect();
+    drop(read);
+    let no_tools = crate::render::Tools {
+        kubectl: None,
+        helm: None,
+    };
+    let (result, failed) = crate::render::judge::audit_tree(
+        &tree,
+        &parsed,
+        &targets,
+        renderer.unwrap_or(&no_tools),
+        &crate::render::RenderLimits::default(),
+        &policy,
+    );
+    Ok(RevisionAudit {
+        result,
+        owners,
+        policy,
+        not_rendered: failed
+            .into_iter()
+            .map(|(target, error)| (target.name().to_owned(), error.to_string()))
+            .collect(),
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use crate::render::repository_path;

@@ -49,6 +49,8 @@ const CHART_ROOT: &str = "charts/web";
 pub struct TestdriveOptions {
     /// The helm that renders the chart example [default: on PATH; none: the example is left out].
     pub helm: Option<PathBuf>,
+    /// Where the ownership report of the example repository is written (HTML).
+    pub report: PathBuf,
 }
 
 /// One example pull request: its branch, title and the files its head changes.
@@ -57,6 +59,59 @@ struct Example {
     branch: &'static str,
     title: &'static str,
     changes: Vec<(String, &'static str)>,
+}
+
+/// Writes the ownership report of `commit` as HTML to `path`; says what it holds.
+fn write_report(
+    repo_path: &std::path::Path,
+    commit: git2::Oid,
+    tools: &crate::render::Tools,
+    path: &std::path::Path,
+) -> anyhow::Result<String> {
+    let repo = crate::git::Repository::open(repo_path)?;
+    let revision = crate::pipeline::audit_revision(
+        &repo,
+        commit,
+        crate::owners::Flavor::GitHub,
+        Some(tools),
+        64 << 20,
+    )?;
+    let now = time::OffsetDateTime::now_utc();
+    let generated_at = now
+        .replace_nanosecond(0)
+        .unwrap_or(now)
+        .format(&time::format_description::well_known::Rfc3339)
+        .context("formatting the date")?;
+    let report = crate::report::ownership::OwnershipReport::of(
+        &revision,
+        "example/shop",
+        &commit.to_string(),
+        &generated_at,
+    );
+    let html = crate::report::ownership::ownership_html(&report)
+        .context("rendering the ownership report")?;
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    }
+    std::fs::write(path, html).with_context(|| format!("writing {}", path.display()))?;
+    let teams: Vec<String> = report
+        .overview
+        .teams
+        .iter()
+        .map(|t| {
+            format!(
+                "{} {} danger, {} warning",
+                t.team, t.open.danger, t.open.warning
+            )
+        })
+        .collect();
+    Ok(format!(
+        "example/shop at main: {} open findings by owning team ({}).\nWritten to {} \
+         (one HTML file; `kubeward report PATH` makes it for any repository).",
+        report.overview.open.total(),
+        teams.join("; "),
+        path.display()
+    ))
 }
 
 /// A repository on the local disk: no credentials.
@@ -368,6 +423,20 @@ pub async fn run(options: TestdriveOptions) -> anyhow::Result<String> {
     for line in github.request_log() {
         let _ = writeln!(out, "{line}");
     }
+
+    // What the platform team sees: the repository's open findings by owning team.
+    let report_path = options.report.clone();
+    let tools = crate::render::Tools {
+        kubectl: crate::render::Tools::from_path().kubectl,
+        helm: helm.clone(),
+    };
+    let repo_dir = repo_path.clone();
+    let summary =
+        tokio::task::spawn_blocking(move || write_report(&repo_dir, base, &tools, &report_path))
+            .await
+            .context("writing the ownership report")??;
+    let _ = write!(out, "{}", rule("Ownership report"));
+    let _ = writeln!(out, "{summary}");
     drop(dir);
     Ok(out)
 }

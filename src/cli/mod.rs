@@ -7,11 +7,12 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::{Parser, Subcommand, ValueEnum};
 
-use crate::audit::{Registry, Severity, audit};
+use crate::audit::{Registry, Severity};
 use crate::config::{ConfigError, ConfigFile, FailOn, PathRoot, Policy, lexical_normal};
 use crate::report::{json_report, sarif_report, text_report};
 use crate::source;
 
+mod report;
 mod review;
 
 pub use review::plan_sarif;
@@ -65,6 +66,10 @@ pub enum Command {
     /// a Code Quality report. Policy is read at the base commit; the token comes from the
     /// environment (GITHUB_TOKEN, KUBEWARD_GITLAB_TOKEN), never the command line.
     Ci(CiArgs),
+    /// The ownership report of a repository at a commit: open findings by CODEOWNERS team,
+    /// rule and environment, as one self-contained HTML file, Markdown or JSON. Everything is
+    /// read from git objects (policy, CODEOWNERS and manifests of that commit).
+    Report(ReportArgs),
     /// Internal: one review in a child process of `serve` (request on stdin, JSON lines out).
     #[command(name = "review-process", hide = true)]
     ReviewProcess,
@@ -109,6 +114,10 @@ pub struct TestdriveArgs {
     /// example is left out].
     #[arg(long, value_name = "PATH")]
     pub helm: Option<PathBuf>,
+    /// Where to write the ownership report of the example repository (HTML)
+    /// [default: kubeward-testdrive/ownership-report.html in the temporary folder].
+    #[arg(long, value_name = "FILE")]
+    pub report: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -117,6 +126,57 @@ pub enum ReviewFormat {
     Markdown,
     Json,
     Sarif,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct ReportArgs {
+    /// The repository (its work tree, or a bare repository).
+    #[arg(value_name = "PATH", default_value = ".")]
+    pub path: PathBuf,
+    /// The commit to report on.
+    #[arg(long, default_value = "HEAD")]
+    pub commit: String,
+    #[arg(long, value_enum, default_value_t = ReportFormat::Html)]
+    pub format: ReportFormat,
+    /// Write the report here instead of stdout.
+    #[arg(long, short = 'o', value_name = "FILE")]
+    pub output: Option<PathBuf>,
+    /// Whose CODEOWNERS rules apply (GitLab has sections and default owners).
+    #[arg(long, value_enum, default_value_t = ForgeArg::Github)]
+    pub forge: ForgeArg,
+    /// Render kustomize overlays and Helm charts and report what they deploy, as `audit` does.
+    #[arg(long, value_enum, default_value_t = RenderMode::Auto)]
+    pub render: RenderMode,
+    #[command(flatten)]
+    pub tools: ToolArgs,
+}
+
+/// The render tools, each found on PATH unless named.
+#[derive(Debug, Clone, clap::Args)]
+pub struct ToolArgs {
+    /// The kubectl that renders kustomize overlays [default: on PATH].
+    #[arg(long, value_name = "PATH")]
+    pub kubectl: Option<PathBuf>,
+    /// The helm that renders charts [default: on PATH].
+    #[arg(long, value_name = "PATH")]
+    pub helm: Option<PathBuf>,
+}
+
+impl ToolArgs {
+    pub fn tools(&self) -> crate::render::Tools {
+        let found = crate::render::Tools::from_path();
+        crate::render::Tools {
+            kubectl: self.kubectl.clone().or(found.kubectl),
+            helm: self.helm.clone().or(found.helm),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ReportFormat {
+    Html,
+    Markdown,
+    Json,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -154,12 +214,8 @@ pub struct ReviewArgs {
     /// target that cannot be rendered is named and makes the review incomplete), or `never`.
     #[arg(long, value_enum, default_value_t = RenderMode::Auto)]
     pub render: RenderMode,
-    /// The kubectl that renders kustomize overlays [default: on PATH].
-    #[arg(long, value_name = "PATH")]
-    pub kubectl: Option<PathBuf>,
-    /// The helm that renders charts [default: on PATH].
-    #[arg(long, value_name = "PATH")]
-    pub helm: Option<PathBuf>,
+    #[command(flatten)]
+    pub tools: ToolArgs,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -213,12 +269,8 @@ pub struct AuditArgs {
     /// rendered), `always` (a target that cannot be rendered is an error), `never`.
     #[arg(long, value_enum, default_value_t = RenderMode::Auto)]
     pub render: RenderMode,
-    /// The kubectl that renders kustomize overlays [default: on PATH].
-    #[arg(long, value_name = "PATH")]
-    pub kubectl: Option<PathBuf>,
-    /// The helm that renders charts [default: on PATH].
-    #[arg(long, value_name = "PATH")]
-    pub helm: Option<PathBuf>,
+    #[command(flatten)]
+    pub tools: ToolArgs,
     /// Also walk hidden folders and files (`.github/`, `.config/`); `.git` never.
     #[arg(long)]
     pub hidden: bool,
@@ -291,6 +343,7 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Ci(args) => run_ci(args),
         Command::Testdrive(args) => run_testdrive(args),
         Command::Rules(args) => run_rules(args),
+        Command::Report(args) => crate::cli::report::run(args),
     };
     match result {
         Ok(code) => ExitCode::from(code),
@@ -358,7 +411,14 @@ fn run_testdrive(args: TestdriveArgs) -> anyhow::Result<u8> {
         eprintln!("kubeward: --helm {}: no such file", helm.display());
         return Ok(EXIT_USAGE);
     }
-    let options = crate::bot::testdrive::TestdriveOptions { helm: args.helm };
+    let options = crate::bot::testdrive::TestdriveOptions {
+        helm: args.helm,
+        report: args.report.unwrap_or_else(|| {
+            std::env::temp_dir()
+                .join("kubeward-testdrive")
+                .join("ownership-report.html")
+        }),
+    };
     let report = runtime()?.block_on(crate::bot::testdrive::run(options))?;
     write_stdout(&report).context("writing the report")?;
     Ok(EXIT_OK)
@@ -491,7 +551,7 @@ fn audit_rendering(
     args: &AuditArgs,
     policy: &Policy,
 ) -> Result<(crate::audit::AuditResult, Vec<source::InputError>), u8> {
-    use crate::render::{RenderLimits, Tools, judge};
+    use crate::render::{RenderLimits, judge};
     let paths: Vec<String> = loaded
         .files
         .iter()
@@ -509,17 +569,16 @@ fn audit_rendering(
             &policy.render.helm,
         ),
     };
-    if targets.is_empty() {
-        return Ok((audit(&loaded.files, policy), Vec::new()));
-    }
-    let found = Tools::from_path();
-    let tools = Tools {
-        kubectl: args.kubectl.clone().or(found.kubectl),
-        helm: args.helm.clone().or(found.helm),
-    };
-    let judged = judge::audit_targets(&tree, &targets, &tools, &RenderLimits::default(), policy);
-    let errors: Vec<source::InputError> = judged
-        .failed
+    let tools = args.tools.tools();
+    let (result, failed) = judge::audit_tree(
+        &tree,
+        &loaded.files,
+        &targets,
+        &tools,
+        &RenderLimits::default(),
+        policy,
+    );
+    let errors: Vec<source::InputError> = failed
         .iter()
         .map(|(target, error)| source::InputError {
             path: target.name().to_owned(),
@@ -532,30 +591,6 @@ fn audit_rendering(
         }
         return Err(EXIT_USAGE);
     }
-    let raw: Vec<crate::manifest::ManifestFile> = loaded
-        .files
-        .iter()
-        .filter(|f| !judged.consumed.contains(f.path.trim_start_matches("./")))
-        .map(|f| f.at_path(f.path.clone()))
-        .collect();
-    let mut result = audit(&raw, policy);
-    result.stats.files_audited += loaded.files.len() - raw.len();
-    result.stats.documents += judged.documents;
-    result.stats.objects += judged.objects;
-    result
-        .findings
-        .extend(judge::merge_by_place(judged.findings.into_values()));
-    result
-        .exempted
-        .extend(judge::merge_by_place(judged.exempted.into_values()));
-    result.findings.sort_by(|a, b| {
-        (&a.path, a.line, a.column, &a.rule).cmp(&(&b.path, b.line, b.column, &b.rule))
-    });
-    result.stats.findings.clear();
-    for f in &result.findings {
-        *result.stats.findings.entry(f.severity).or_default() += 1;
-    }
-    result.stats.exempted = result.exempted.len();
     Ok((result, errors))
 }
 

@@ -58,10 +58,10 @@ pub fn run(args: ReviewArgs) -> anyhow::Result<u8> {
         render: match args.render {
             super::RenderMode::Never => None,
             _ => {
-                let found = crate::render::Tools::from_path();
+                let tools = args.tools.tools();
                 Some(crate::render::review::RenderOptions {
-                    kubectl: args.kubectl.clone().or(found.kubectl),
-                    helm: args.helm.clone().or(found.helm),
+                    kubectl: tools.kubectl,
+                    helm: tools.helm,
                     ..Default::default()
                 })
             }

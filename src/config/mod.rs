@@ -170,6 +170,37 @@ impl Default for ReviewSettings {
     }
 }
 
+/// One folder, or several.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+enum PathsSpec {
+    One(String),
+    Many(Vec<String>),
+}
+
+/// An environment (a cluster, a region) and the folders or render targets deployed to it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Environment {
+    pub name: String,
+    /// Repository paths without a trailing `/`.
+    pub paths: Vec<String>,
+}
+
+impl Environment {
+    /// Whether a finding on `path`, rendered through `targets` (empty: not rendered), is
+    /// deployed to this environment.
+    pub fn holds(&self, path: &str, targets: &[String]) -> bool {
+        let under = |p: &str| {
+            self.paths.iter().any(|root| {
+                p == root
+                    || p.strip_prefix(root.as_str())
+                        .is_some_and(|rest| rest.starts_with('/'))
+            })
+        };
+        under(path) || targets.iter().any(|t| under(t))
+    }
+}
+
 #[derive(Debug, Clone, Deserialize, Default)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 struct ConfigSpec {
@@ -197,6 +228,9 @@ struct ConfigSpec {
     review: ReviewSettings,
     #[serde(default)]
     render: RenderSettings,
+    /// Where each environment (cluster) is deployed from: folders or render targets.
+    #[serde(default)]
+    environments: BTreeMap<String, PathsSpec>,
     // Polaris's keys, accepted as Polaris means them.
     /// The complete set of checks to run, with severities.
     #[serde(default)]
@@ -347,6 +381,8 @@ pub struct Policy {
     /// Fingerprints the baseline accepts, read by the shell (at the base commit in reviews):
     /// such findings are not new.
     pub baseline_accepted: std::collections::HashSet<String>,
+    /// `environments:`, by name.
+    pub environments: Vec<Environment>,
 }
 
 /// The folders a policy read from disk matches paths from. The shell (`cli::load_policy`)
@@ -386,6 +422,7 @@ impl Policy {
             path_root: None,
             baseline: None,
             baseline_accepted: std::collections::HashSet::new(),
+            environments: Vec::new(),
         }
     }
 
@@ -518,6 +555,29 @@ impl Policy {
             }
             policy.review = spec.review.clone();
             policy.render = spec.render.clone();
+            for (name, paths) in &spec.environments {
+                let paths = match paths {
+                    PathsSpec::One(p) => vec![p.clone()],
+                    PathsSpec::Many(ps) => ps.clone(),
+                };
+                let mut normal = Vec::with_capacity(paths.len());
+                for p in paths {
+                    let p = p.trim_start_matches("./").trim_end_matches('/');
+                    if p.is_empty() || p.starts_with('/') || p.split('/').any(|s| s == "..") {
+                        return Err(config.error(
+                            &["environments", name],
+                            format!(
+                                "environment `{name}`: `{p}` must be a folder inside the repository"
+                            ),
+                        ));
+                    }
+                    normal.push(p.to_owned());
+                }
+                policy.environments.push(Environment {
+                    name: name.clone(),
+                    paths: normal,
+                });
+            }
         }
         if let Some(only) = only {
             let known: Vec<&str> = registry.ids().collect();
@@ -714,6 +774,36 @@ mod tests {
 
     fn registry() -> Registry {
         Registry::builtin().expect("built-in rules load")
+    }
+
+    #[test]
+    fn environments_name_folders_and_render_targets() {
+        let file = ConfigFile::parse(
+            ".kubeward.yaml",
+            "environments:\n  prod-eu: overlays/prod-eu/\n  staging: [overlays/staging, clusters/staging]\n",
+        )
+        .expect("parses");
+        let policy = Policy::build(&registry(), Some(&file), None).expect("valid");
+        let names: Vec<&str> = policy
+            .environments
+            .iter()
+            .map(|e| e.name.as_str())
+            .collect();
+        assert_eq!(names, ["prod-eu", "staging"]);
+        let prod = &policy.environments[0];
+        assert!(prod.holds("overlays/prod-eu/patch.yaml", &[]));
+        assert!(
+            !prod.holds("overlays/prod-eu-canary/patch.yaml", &[]),
+            "a prefix is not a folder"
+        );
+        // A base file shared by overlays is deployed wherever an overlay renders it.
+        assert!(prod.holds("base/deployment.yaml", &["overlays/prod-eu".into()]));
+        assert!(policy.environments[1].holds("clusters/staging/app.yaml", &[]));
+        let outside = ConfigFile::parse(".kubeward.yaml", "environments:\n  prod: ../elsewhere\n")
+            .expect("parses");
+        let error =
+            Policy::build(&registry(), Some(&outside), None).expect_err("outside the repository");
+        assert!(error.to_string().contains(".kubeward.yaml:2:"), "{error}");
     }
 
     #[test]

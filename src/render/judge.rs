@@ -33,6 +33,47 @@ pub struct TargetAudit {
     pub objects: usize,
 }
 
+/// A whole tree judged: `files` as they are, except what `targets` read, which is judged
+/// through the rendered targets with findings at their source places; sorted by place. The
+/// targets that could not be rendered are returned beside it.
+pub fn audit_tree(
+    tree: &dyn SourceTree,
+    files: &[crate::manifest::ManifestFile],
+    targets: &[RenderTarget],
+    renderer: &dyn Renderer,
+    limits: &RenderLimits,
+    policy: &Policy,
+) -> (AuditResult, Vec<(RenderTarget, RenderError)>) {
+    if targets.is_empty() {
+        return (audit(files, policy), Vec::new());
+    }
+    let judged = audit_targets(tree, targets, renderer, limits, policy);
+    let raw: Vec<crate::manifest::ManifestFile> = files
+        .iter()
+        .filter(|f| !judged.consumed.contains(f.path.trim_start_matches("./")))
+        .map(|f| f.at_path(f.path.clone()))
+        .collect();
+    let mut result = audit(&raw, policy);
+    result.stats.files_audited += files.len() - raw.len();
+    result.stats.documents += judged.documents;
+    result.stats.objects += judged.objects;
+    result
+        .findings
+        .extend(merge_by_place(judged.findings.into_values()));
+    result
+        .exempted
+        .extend(merge_by_place(judged.exempted.into_values()));
+    result.findings.sort_by(|a, b| {
+        (&a.path, a.line, a.column, &a.rule).cmp(&(&b.path, b.line, b.column, &b.rule))
+    });
+    result.stats.findings.clear();
+    for f in &result.findings {
+        *result.stats.findings.entry(f.severity).or_default() += 1;
+    }
+    result.stats.exempted = result.exempted.len();
+    (result, judged.failed)
+}
+
 /// Renders and audits `targets`, in order.
 pub fn audit_targets(
     tree: &dyn SourceTree,

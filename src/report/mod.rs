@@ -1,6 +1,8 @@
-//! Renderers for audit results: text for people, JSON for scripts, SARIF for code scanning.
+//! Renderers for audit results: text for people, JSON for scripts, SARIF for code scanning,
+//! and the ownership report.
 //! Leaf modules: they format, they decide nothing.
 
+pub mod ownership;
 mod sarif;
 
 use std::fmt::Write;

@@ -13,13 +13,18 @@ use wiremock::matchers::{method, path};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
 /// Runs `kubeward testdrive args` in a temporary folder of its own; `path` replaces PATH. Checks
-/// that it succeeds and leaves nothing behind, and returns what it printed.
+/// that it succeeds, leaves nothing behind but the ownership report it was asked to write
+/// (checked, then removed), and returns what it printed.
 fn testdrive(args: &[&std::ffi::OsStr], path: Option<&std::path::Path>) -> String {
     let tmp = tempfile::tempdir().expect("temp");
+    let kept = tempfile::tempdir().expect("temp");
+    let report = kept.path().join("ownership.html");
     let mut command = Command::new(env!("CARGO_BIN_EXE_kubeward"));
     command
         .arg("testdrive")
         .args(args)
+        .arg("--report")
+        .arg(&report)
         .env("TMPDIR", tmp.path());
     if let Some(path) = path {
         command.env("PATH", path);
@@ -36,6 +41,15 @@ fn testdrive(args: &[&std::ffi::OsStr], path: Option<&std::path::Path>) -> Strin
         .flatten()
         .collect();
     assert!(left.is_empty(), "testdrive left files behind: {left:?}");
+    let html = std::fs::read_to_string(&report).expect("the ownership report is written");
+    assert!(
+        html.contains("Ownership report: example/shop") && html.contains("@example/shop-team"),
+        "{html}"
+    );
+    assert!(
+        stdout.contains(&format!("Written to {}", report.display())),
+        "says where: {stdout}"
+    );
     stdout
 }
 

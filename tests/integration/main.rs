@@ -40,6 +40,7 @@ mod pre_commit;
 mod queue;
 mod queue_postgres;
 mod render;
+mod report;
 mod review;
 mod review_history;
 mod review_identity;
