@@ -15,6 +15,7 @@
 //! method the same semantics; the URL's scheme picks one.
 
 mod error;
+pub mod ownership;
 mod postgres;
 mod sql;
 mod sqlite;
@@ -371,6 +372,128 @@ impl Queue {
         match &self.backend {
             Backend::Sqlite(b) => b.stats(now_ms).await,
             Backend::Postgres(b) => b.stats(now_ms).await,
+        }
+    }
+
+    /// Stores a default-branch snapshot as its changes since the repository's previous one
+    /// ([`ownership::NewSnapshot`]).
+    pub async fn record_snapshot(
+        &self,
+        snapshot: &ownership::NewSnapshot,
+    ) -> Result<ownership::SnapshotOutcome, QueueError> {
+        match &self.backend {
+            Backend::Sqlite(b) => b.record_snapshot(snapshot).await,
+            Backend::Postgres(b) => b.record_snapshot(snapshot).await,
+        }
+    }
+
+    /// A repository's open findings now (its latest snapshot).
+    pub async fn open_findings(
+        &self,
+        forge: &str,
+        repo_id: i64,
+    ) -> Result<Vec<crate::ownership::OwnedFinding>, QueueError> {
+        match &self.backend {
+            Backend::Sqlite(b) => b.open_findings(forge, repo_id).await,
+            Backend::Postgres(b) => b.open_findings(forge, repo_id).await,
+        }
+    }
+
+    /// A repository's snapshots, oldest first.
+    pub async fn snapshots(
+        &self,
+        forge: &str,
+        repo_id: i64,
+    ) -> Result<Vec<ownership::SnapshotRecord>, QueueError> {
+        match &self.backend {
+            Backend::Sqlite(b) => b.snapshots(forge, repo_id).await,
+            Backend::Postgres(b) => b.snapshots(forge, repo_id).await,
+        }
+    }
+
+    /// The findings a snapshot held, rebuilt from its checkpoint and deltas.
+    pub async fn findings_at(
+        &self,
+        forge: &str,
+        repo_id: i64,
+        snapshot_id: i64,
+    ) -> Result<Vec<crate::ownership::OwnedFinding>, QueueError> {
+        match &self.backend {
+            Backend::Sqlite(b) => b.findings_at(forge, repo_id, snapshot_id).await,
+            Backend::Postgres(b) => b.findings_at(forge, repo_id, snapshot_id).await,
+        }
+    }
+
+    /// Folds the deltas of snapshots older than `before_ms` into a checkpoint per repository.
+    pub async fn fold_snapshots(&self, before_ms: i64) -> Result<usize, QueueError> {
+        match &self.backend {
+            Backend::Sqlite(b) => b.fold_snapshots(before_ms).await,
+            Backend::Postgres(b) => b.fold_snapshots(before_ms).await,
+        }
+    }
+
+    pub async fn record_review_outcome(
+        &self,
+        outcome: &ownership::ReviewOutcome,
+    ) -> Result<(), QueueError> {
+        match &self.backend {
+            Backend::Sqlite(b) => b.record_review_outcome(outcome).await,
+            Backend::Postgres(b) => b.record_review_outcome(outcome).await,
+        }
+    }
+
+    /// Records that a pull request closed; returns the findings that escaped with its merge.
+    pub async fn record_pr_closed(
+        &self,
+        forge: &str,
+        repo_id: i64,
+        pr_number: i64,
+        merged: bool,
+        closed_at_ms: i64,
+    ) -> Result<i64, QueueError> {
+        match &self.backend {
+            Backend::Sqlite(b) => {
+                b.record_pr_closed(forge, repo_id, pr_number, merged, closed_at_ms)
+                    .await
+            }
+            Backend::Postgres(b) => {
+                b.record_pr_closed(forge, repo_id, pr_number, merged, closed_at_ms)
+                    .await
+            }
+        }
+    }
+
+    /// Deletes every snapshot, open finding and outcome of a repository.
+    pub async fn delete_repository_data(
+        &self,
+        forge: &str,
+        repo_id: i64,
+    ) -> Result<(), QueueError> {
+        match &self.backend {
+            Backend::Sqlite(b) => b.delete_repository_data(forge, repo_id).await,
+            Backend::Postgres(b) => b.delete_repository_data(forge, repo_id).await,
+        }
+    }
+
+    /// Open findings by team, rule and repository, unreviewed and escaped counts.
+    pub async fn ownership_overview(
+        &self,
+        escaped_since_ms: i64,
+    ) -> Result<ownership::StoredOverview, QueueError> {
+        match &self.backend {
+            Backend::Sqlite(b) => b.ownership_overview(escaped_since_ms).await,
+            Backend::Postgres(b) => b.ownership_overview(escaped_since_ms).await,
+        }
+    }
+
+    /// A team's open findings across repositories.
+    pub async fn team_findings(
+        &self,
+        team: &str,
+    ) -> Result<Vec<ownership::OpenFinding>, QueueError> {
+        match &self.backend {
+            Backend::Sqlite(b) => b.team_findings(team).await,
+            Backend::Postgres(b) => b.team_findings(team).await,
         }
     }
 

@@ -76,6 +76,11 @@ const MIGRATIONS: &[Migration] = &[
         name: "deferrals",
         sql: include_str!("migrations/postgres/0003_deferrals.sql"),
     },
+    Migration {
+        version: 4,
+        name: "ownership",
+        sql: include_str!("migrations/postgres/0004_ownership.sql"),
+    },
 ];
 
 const MIGRATION_LOCK_SQL: &str = "SELECT pg_advisory_xact_lock($1)";
@@ -229,6 +234,7 @@ pub(super) struct PostgresBackend {
 impl PostgresBackend {
     // The operations whose Rust is the same on both dialects (statements may differ).
     super::sql::shared_operations!();
+    super::ownership::ownership_operations!();
 
     /// A write transaction; rows it changes are locked by the statements themselves.
     async fn begin_write(
@@ -649,6 +655,7 @@ fn job_from_row(row: &PgRow) -> Result<Job, QueueError> {
 }
 
 super::sql::shared_functions!(sqlx::Postgres);
+super::ownership::owned_finding_decoder!(PgRow);
 
 #[cfg(test)]
 mod tests {

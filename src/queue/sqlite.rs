@@ -58,6 +58,11 @@ const MIGRATIONS: &[Migration] = &[
         name: "deferrals",
         sql: include_str!("migrations/sqlite/0003_deferrals.sql"),
     },
+    Migration {
+        version: 4,
+        name: "ownership",
+        sql: include_str!("migrations/sqlite/0004_ownership.sql"),
+    },
 ];
 
 const CREATE_MIGRATIONS_TABLE: &str = "CREATE TABLE IF NOT EXISTS schema_migrations (
@@ -197,6 +202,7 @@ pub(super) struct SqliteBackend {
 impl SqliteBackend {
     // The operations whose Rust is the same on both dialects (statements may differ).
     super::sql::shared_operations!();
+    super::ownership::ownership_operations!();
 
     /// A write transaction: SQLite takes its one writer lock at once, so the reads inside it
     /// cannot go stale.
@@ -500,6 +506,7 @@ fn job_from_row(row: &SqliteRow) -> Result<Job, QueueError> {
 }
 
 super::sql::shared_functions!(sqlx::Sqlite);
+super::ownership::owned_finding_decoder!(sqlx::sqlite::SqliteRow);
 
 #[cfg(test)]
 mod tests {

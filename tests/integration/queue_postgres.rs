@@ -248,7 +248,8 @@ async fn replicas_starting_together_migrate_once() {
         vec![
             (1, "init".to_owned()),
             (2, "pr_head_prs".to_owned()),
-            (3, "deferrals".to_owned())
+            (3, "deferrals".to_owned()),
+            (4, "ownership".to_owned())
         ]
     );
     // And they share one queue.
@@ -283,7 +284,7 @@ async fn newer_schema_is_refused() {
             err,
             QueueError::SchemaTooNew {
                 found: 99,
-                supported: 3
+                supported: 4
             }
         ),
         "{err}"

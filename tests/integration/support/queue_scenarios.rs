@@ -184,6 +184,10 @@ macro_rules! single_handle_scenarios {
             stats_count_states_and_oldest_age,
             prune_removes_old_history_but_keeps_live_and_dead_jobs,
             payload_round_trips_verbatim,
+            snapshots_store_only_what_changed_and_rebuild_every_set,
+            snapshots_fold_into_a_checkpoint_without_changing_any_set,
+            merged_pull_requests_with_failing_reviews_count_as_escaped,
+            an_uninstalled_repository_leaves_no_ownership_data,
         );
     };
 }
@@ -1463,4 +1467,311 @@ pub async fn concurrent_redeliveries_enqueue_once(store: &Store) {
     assert_eq!(accepted.len(), 1, "{accepted:?}");
     assert_eq!(accepted[0].len(), 3);
     assert_eq!(replicas[0].stats(now_ms()).await.unwrap().queued, 3);
+}
+
+// ---- the ownership store -------------------------------------------------------------------
+
+fn owned(
+    key: &str,
+    path: &str,
+    line: u32,
+    severity: &str,
+    owners: &[&str],
+) -> kubeward::ownership::OwnedFinding {
+    kubeward::ownership::OwnedFinding {
+        key: key.into(),
+        fingerprint: key.split('~').next().unwrap_or(key).into(),
+        rule: "runAsPrivileged".into(),
+        severity: if severity == "danger" {
+            kubeward::audit::Severity::Danger
+        } else {
+            kubeward::audit::Severity::Warning
+        },
+        path: path.into(),
+        line,
+        object: "Deployment shop/web".into(),
+        message: "Should not be running as privileged".into(),
+        owners: owners.iter().map(|o| (*o).to_owned()).collect(),
+        environments: vec!["prod".into()],
+    }
+}
+
+fn snapshot(
+    commit: &str,
+    at_ms: i64,
+    reviewed: bool,
+    findings: Vec<kubeward::ownership::OwnedFinding>,
+) -> kubeward::queue::ownership::NewSnapshot {
+    kubeward::queue::ownership::NewSnapshot {
+        forge: "github".into(),
+        repo_id: 7,
+        repo_name: "org/platform".into(),
+        installation_id: Some(1),
+        web_url: Some("https://github.com/org/platform".into()),
+        commit: commit.into(),
+        taken_at_ms: at_ms,
+        cause: kubeward::queue::ownership::SnapshotCause::Push,
+        reviewed,
+        findings,
+    }
+}
+
+/// Three pushes: the first is a checkpoint, the second fixes one finding, moves one and adds
+/// one, the third changes nothing; a retried job of the same commit stores nothing. Every
+/// snapshot's set is rebuilt from the deltas exactly.
+pub async fn snapshots_store_only_what_changed_and_rebuild_every_set(store: &Store) {
+    let queue = store.queue().await;
+    let day = 86_400_000;
+    let first = vec![
+        owned("a", "apps/web.yaml", 10, "danger", &["@org/web"]),
+        owned("b", "apps/web.yaml", 20, "warning", &["@org/web"]),
+        owned("c", "legacy/old.yaml", 3, "danger", &[]),
+    ];
+    let second = vec![
+        owned("a", "apps/web/deployment.yaml", 10, "danger", &["@org/web"]),
+        owned("c", "legacy/old.yaml", 3, "danger", &[]),
+        owned("d", "apps/api.yaml", 1, "danger", &["@org/api"]),
+    ];
+    let one = queue
+        .record_snapshot(&snapshot("c1", day, true, first.clone()))
+        .await
+        .expect("first");
+    assert!(one.checkpoint);
+    assert_eq!((one.added, one.removed, one.moved), (3, 0, 0));
+    // The second push was not reviewed: what it added reached the branch unreviewed.
+    let two = queue
+        .record_snapshot(&snapshot("c2", 2 * day, false, second.clone()))
+        .await
+        .expect("second");
+    assert!(!two.checkpoint);
+    assert_eq!((two.added, two.removed, two.moved), (1, 1, 1));
+    let retried = queue
+        .record_snapshot(&snapshot("c2", 2 * day + 5, false, second.clone()))
+        .await
+        .expect("retry");
+    assert_eq!(retried.id, two.id, "the same commit is not stored twice");
+    let three = queue
+        .record_snapshot(&snapshot("c3", 3 * day, true, second.clone()))
+        .await
+        .expect("third");
+    assert_eq!(
+        (three.added, three.removed, three.moved),
+        (0, 0, 0),
+        "nothing changed, nothing stored"
+    );
+
+    let records = queue.snapshots("github", 7).await.expect("records");
+    assert_eq!(records.len(), 3);
+    assert_eq!((records[1].open_danger, records[1].open_warning), (3, 0));
+    assert_eq!(
+        queue.findings_at("github", 7, one.id).await.expect("set"),
+        first
+    );
+    assert_eq!(
+        queue.findings_at("github", 7, two.id).await.expect("set"),
+        {
+            let mut s = second.clone();
+            s.sort_by(|a, b| (&a.path, a.line).cmp(&(&b.path, b.line)));
+            s
+        }
+    );
+    let open = queue.open_findings("github", 7).await.expect("open");
+    assert_eq!(open.len(), 3);
+
+    let overview = queue.ownership_overview(0).await.expect("overview");
+    let team = |name: &str| {
+        overview
+            .teams
+            .iter()
+            .find(|t| t.name == name)
+            .map(|t| (t.danger, t.warning))
+    };
+    assert_eq!(team("@org/web"), Some((1, 0)));
+    assert_eq!(team("@org/api"), Some((1, 0)));
+    assert_eq!(team("unowned"), Some((1, 0)));
+    assert_eq!((overview.unowned_danger, overview.unowned_warning), (1, 0));
+    assert_eq!(overview.unreviewed, 1, "d came in with an unreviewed push");
+    let api = queue.team_findings("@org/api").await.expect("team");
+    assert_eq!(api.len(), 1);
+    assert!(api[0].unreviewed);
+    assert_eq!(
+        api[0].commit, "c3",
+        "links point at the latest snapshot's commit"
+    );
+    assert_eq!(api[0].since_ms, 2 * day);
+    let web = queue.team_findings("@org/web").await.expect("team");
+    assert_eq!(
+        web[0].finding.path, "apps/web/deployment.yaml",
+        "moved with its file"
+    );
+    assert_eq!(web[0].since_ms, day, "a moved finding keeps its age");
+    assert!(!web[0].unreviewed);
+}
+
+/// Ninety days of daily snapshots fold into a checkpoint: every later set is unchanged, and
+/// the stored rows are the checkpoint plus what changed since.
+pub async fn snapshots_fold_into_a_checkpoint_without_changing_any_set(store: &Store) {
+    let queue = store.queue().await;
+    let day = 86_400_000;
+    let mut sets = Vec::new();
+    let mut ids = Vec::new();
+    for d in 0..90i64 {
+        // One finding fixed and one added every ten days; otherwise the same set.
+        let generation = d / 10;
+        let set: Vec<_> = (generation..generation + 5)
+            .map(|i| {
+                owned(
+                    &format!("f{i}"),
+                    &format!("apps/{i}.yaml"),
+                    1,
+                    "warning",
+                    &["@org/web"],
+                )
+            })
+            .collect();
+        let outcome = queue
+            .record_snapshot(&snapshot(
+                &format!("c{d}"),
+                (d + 1) * day,
+                true,
+                set.clone(),
+            ))
+            .await
+            .expect("snapshot");
+        sets.push(set);
+        ids.push(outcome.id);
+    }
+    let records = queue.snapshots("github", 7).await.expect("records");
+    let stored: i64 = records
+        .iter()
+        .skip(1)
+        .map(|r| r.added + r.removed + r.moved)
+        .sum();
+    assert_eq!(
+        stored,
+        8 * 2,
+        "a fix and an addition every ten days, nothing on the other days"
+    );
+    let folded = queue.fold_snapshots(60 * day + 1).await.expect("fold");
+    assert_eq!(folded, 59, "days 1 to 59 fold into day 60's checkpoint");
+    let records = queue.snapshots("github", 7).await.expect("records");
+    assert!(records[59].checkpoint);
+    for d in [59usize, 60, 75, 89] {
+        let mut want = sets[d].clone();
+        want.sort_by(|a, b| (&a.path, a.line).cmp(&(&b.path, b.line)));
+        assert_eq!(
+            queue.findings_at("github", 7, ids[d]).await.expect("set"),
+            want,
+            "day {d}"
+        );
+    }
+    assert_eq!(
+        queue
+            .fold_snapshots(60 * day + 1)
+            .await
+            .expect("fold again"),
+        0
+    );
+}
+
+pub async fn merged_pull_requests_with_failing_reviews_count_as_escaped(store: &Store) {
+    let queue = store.queue().await;
+    let outcome =
+        |pr: i64, head: &str, at: i64, failing: i64| kubeward::queue::ownership::ReviewOutcome {
+            forge: "github".into(),
+            repo_id: 7,
+            pr_number: pr,
+            head_sha: head.into(),
+            reviewed_at_ms: at,
+            new_findings: failing + 1,
+            fixed_findings: 0,
+            exemptions_added: 0,
+            new_failing: failing,
+        };
+    queue
+        .record_review_outcome(&outcome(1, "h1", 10, 2))
+        .await
+        .expect("review");
+    // The author fixed one before merging: the last review counts.
+    queue
+        .record_review_outcome(&outcome(1, "h2", 20, 1))
+        .await
+        .expect("review");
+    queue
+        .record_review_outcome(&outcome(2, "h3", 30, 4))
+        .await
+        .expect("review");
+    assert_eq!(
+        queue
+            .record_pr_closed("github", 7, 1, true, 40)
+            .await
+            .expect("closed"),
+        1
+    );
+    assert_eq!(
+        queue
+            .record_pr_closed("github", 7, 2, false, 50)
+            .await
+            .expect("closed"),
+        0,
+        "closed unmerged"
+    );
+    assert_eq!(
+        queue
+            .record_pr_closed("github", 7, 3, true, 60)
+            .await
+            .expect("closed"),
+        0,
+        "never reviewed"
+    );
+    assert_eq!(
+        queue.ownership_overview(0).await.expect("overview").escaped,
+        1
+    );
+    assert_eq!(
+        queue
+            .ownership_overview(45)
+            .await
+            .expect("overview")
+            .escaped,
+        0
+    );
+}
+
+pub async fn an_uninstalled_repository_leaves_no_ownership_data(store: &Store) {
+    let queue = store.queue().await;
+    let set = vec![owned("a", "apps/web.yaml", 1, "danger", &["@org/web"])];
+    queue
+        .record_snapshot(&snapshot("c1", 1, true, set))
+        .await
+        .expect("snapshot");
+    let mut other = snapshot(
+        "c1",
+        1,
+        true,
+        vec![owned("z", "x.yaml", 1, "danger", &["@org/web"])],
+    );
+    other.repo_id = 8;
+    queue.record_snapshot(&other).await.expect("snapshot");
+    queue
+        .delete_repository_data("github", 7)
+        .await
+        .expect("delete");
+    assert!(
+        queue
+            .snapshots("github", 7)
+            .await
+            .expect("records")
+            .is_empty()
+    );
+    assert!(
+        queue
+            .open_findings("github", 7)
+            .await
+            .expect("open")
+            .is_empty()
+    );
+    let web = queue.team_findings("@org/web").await.expect("team");
+    assert_eq!(web.len(), 1, "the other repository stays");
+    assert_eq!(web[0].repo_id, 8);
 }

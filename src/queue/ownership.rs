@@ -1,0 +1,897 @@
+//! The ownership store, beside the jobs in the queue's database: default-branch snapshots kept
+//! as deltas by review identity, each repository's open findings now, per-snapshot counts for
+//! trends, and review outcomes. One schema on both dialects (`migrations/*/0004_ownership.sql`:
+//! integers and text only), so every statement and every Rust body here is written once and
+//! expanded in each backend by [`ownership_operations!`].
+
+use serde::{Deserialize, Serialize};
+
+use crate::audit::Severity;
+use crate::ownership::{Delta, OwnedFinding};
+
+/// Why a snapshot was taken.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SnapshotCause {
+    /// A push to the default branch.
+    Push,
+    /// The installation gained the repository.
+    Installed,
+    /// The periodic snapshot.
+    Schedule,
+}
+
+impl SnapshotCause {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SnapshotCause::Push => "push",
+            SnapshotCause::Installed => "installed",
+            SnapshotCause::Schedule => "schedule",
+        }
+    }
+}
+
+/// A snapshot to store: the whole open finding set of a default branch at a commit.
+#[derive(Debug, Clone)]
+pub struct NewSnapshot {
+    pub forge: String,
+    pub repo_id: i64,
+    /// `owner/name` or the GitLab path, for pages.
+    pub repo_name: String,
+    pub installation_id: Option<i64>,
+    /// The repository's web address, for links to `file:line` at a commit.
+    pub web_url: Option<String>,
+    pub commit: String,
+    pub taken_at_ms: i64,
+    pub cause: SnapshotCause,
+    /// Whether a review of ours covered the push (its head was reviewed): what an uncovered
+    /// push adds counts as unreviewed.
+    pub reviewed: bool,
+    pub findings: Vec<OwnedFinding>,
+}
+
+/// What storing a snapshot did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SnapshotOutcome {
+    pub id: i64,
+    /// The first snapshot of the repository: its rows are the whole set.
+    pub checkpoint: bool,
+    pub added: usize,
+    pub removed: usize,
+    pub moved: usize,
+}
+
+/// A stored snapshot, without its findings.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SnapshotRecord {
+    pub id: i64,
+    pub commit: String,
+    pub taken_at_ms: i64,
+    pub cause: String,
+    pub checkpoint: bool,
+    pub reviewed: bool,
+    pub added: i64,
+    pub removed: i64,
+    pub moved: i64,
+    pub open_danger: i64,
+    pub open_warning: i64,
+}
+
+/// An open finding of a repository, as the pages read it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct OpenFinding {
+    pub forge: String,
+    pub repo_id: i64,
+    pub repository: String,
+    /// The snapshot's commit, for a link to the file at that commit.
+    pub commit: String,
+    pub web_url: Option<String>,
+    #[serde(flatten)]
+    pub finding: OwnedFinding,
+    /// It reached the default branch through a push no review covered.
+    pub unreviewed: bool,
+    pub since_ms: i64,
+}
+
+/// What one review of a pull request found.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ReviewOutcome {
+    pub forge: String,
+    pub repo_id: i64,
+    pub pr_number: i64,
+    pub head_sha: String,
+    pub reviewed_at_ms: i64,
+    pub new_findings: i64,
+    pub fixed_findings: i64,
+    pub exemptions_added: i64,
+    /// New findings at or above the policy's `failOn`.
+    pub new_failing: i64,
+}
+
+/// Open findings of one group, by severity.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct GroupCount {
+    pub name: String,
+    pub danger: i64,
+    pub warning: i64,
+}
+
+pub(crate) fn severity_of(text: &str) -> Severity {
+    match text {
+        "danger" => Severity::Danger,
+        "warning" => Severity::Warning,
+        _ => Severity::Ignore,
+    }
+}
+
+pub(crate) fn json_list(items: &[String]) -> String {
+    serde_json::to_string(items).unwrap_or_else(|_| "[]".into())
+}
+
+pub(crate) fn list_of(text: &str) -> Vec<String> {
+    serde_json::from_str(text).unwrap_or_default()
+}
+
+/// `(name, severity, count)` rows folded into one count per name, most danger first.
+pub(crate) fn group_counts(rows: Vec<(String, String, i64)>) -> Vec<GroupCount> {
+    let mut by: std::collections::BTreeMap<String, GroupCount> = Default::default();
+    for (name, severity, n) in rows {
+        let entry = by.entry(name.clone()).or_insert_with(|| GroupCount {
+            name,
+            ..GroupCount::default()
+        });
+        match severity_of(&severity) {
+            Severity::Danger => entry.danger += n,
+            Severity::Warning => entry.warning += n,
+            Severity::Ignore => {}
+        }
+    }
+    let mut counts: Vec<GroupCount> = by.into_values().collect();
+    counts.sort_by(|a, b| {
+        (b.danger, b.warning)
+            .cmp(&(a.danger, a.warning))
+            .then(a.name.cmp(&b.name))
+    });
+    counts
+}
+
+/// The teams a stored finding counts for (owners, or [`crate::ownership::UNOWNED`]).
+pub(crate) fn teams_of(f: &OwnedFinding) -> Vec<String> {
+    f.teams().into_iter().map(str::to_owned).collect()
+}
+
+/// Rows of changes a snapshot stores: everything for a checkpoint, else the delta.
+pub(crate) fn rows_to_store<'a>(
+    checkpoint: bool,
+    findings: &'a [OwnedFinding],
+    delta: &'a Delta,
+) -> Vec<(&'static str, &'a OwnedFinding)> {
+    if checkpoint {
+        return findings.iter().map(|f| ("add", f)).collect();
+    }
+    delta
+        .added
+        .iter()
+        .map(|f| ("add", f))
+        .chain(delta.removed.iter().map(|f| ("remove", f)))
+        .chain(delta.moved.iter().map(|f| ("move", f)))
+        .collect()
+}
+
+pub(super) const UPSERT_REPO: &str = "INSERT INTO snapshot_repos
+    (forge, repo_id, name, installation_id, web_url, updated_at_ms) VALUES ($1, $2, $3, $4, $5, $6)
+    ON CONFLICT (forge, repo_id) DO UPDATE SET name = excluded.name,
+        installation_id = excluded.installation_id, web_url = excluded.web_url,
+        updated_at_ms = excluded.updated_at_ms";
+
+pub(super) const LATEST_SNAPSHOT: &str = "SELECT id, commit_sha FROM snapshots
+    WHERE forge = $1 AND repo_id = $2 ORDER BY taken_at_ms DESC, id DESC LIMIT 1";
+
+pub(super) const INSERT_SNAPSHOT: &str = "INSERT INTO snapshots
+    (forge, repo_id, commit_sha, taken_at_ms, cause, checkpoint, reviewed, added, removed, moved,
+     open_danger, open_warning)
+    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) RETURNING id";
+
+pub(super) const INSERT_SNAPSHOT_FINDING: &str = "INSERT INTO snapshot_findings
+    (snapshot_id, change, key, fingerprint, rule, severity, path, line, object, message, owners,
+     environments)
+    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)";
+
+pub(super) const INSERT_COUNT: &str = "INSERT INTO snapshot_counts
+    (snapshot_id, team, environment, rule, severity, count) VALUES ($1, $2, $3, $4, $5, $6)";
+
+pub(super) const OPEN_FINDINGS_OF: &str = "SELECT key, fingerprint, rule, severity, path, line,
+    object, message, owners, environments, commit_sha, unreviewed, since_ms
+    FROM open_findings WHERE forge = $1 AND repo_id = $2 ORDER BY path, line, rule, key";
+
+pub(super) const DELETE_OPEN: &str =
+    "DELETE FROM open_findings WHERE forge = $1 AND repo_id = $2 AND key = $3";
+
+pub(super) const DELETE_OPEN_TEAMS: &str =
+    "DELETE FROM open_finding_teams WHERE forge = $1 AND repo_id = $2 AND key = $3";
+
+pub(super) const UPSERT_OPEN: &str = "INSERT INTO open_findings
+    (forge, repo_id, key, fingerprint, rule, severity, path, line, object, message, owners,
+     environments, commit_sha, unreviewed, since_ms)
+    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)
+    ON CONFLICT (forge, repo_id, key) DO UPDATE SET fingerprint = excluded.fingerprint,
+        rule = excluded.rule, severity = excluded.severity, path = excluded.path,
+        line = excluded.line, object = excluded.object, message = excluded.message,
+        owners = excluded.owners, environments = excluded.environments,
+        commit_sha = excluded.commit_sha";
+
+pub(super) const OPEN_COMMIT: &str =
+    "UPDATE open_findings SET commit_sha = $3 WHERE forge = $1 AND repo_id = $2";
+
+pub(super) const INSERT_OPEN_TEAM: &str = "INSERT INTO open_finding_teams
+    (forge, repo_id, key, team) VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING";
+
+pub(super) const SNAPSHOTS_OF: &str = "SELECT id, commit_sha, taken_at_ms, cause, checkpoint,
+    reviewed, added, removed, moved, open_danger, open_warning
+    FROM snapshots WHERE forge = $1 AND repo_id = $2 ORDER BY taken_at_ms, id";
+
+pub(super) const SNAPSHOT_ROWS: &str = "SELECT change, key, fingerprint, rule, severity, path,
+    line, object, message, owners, environments FROM snapshot_findings WHERE snapshot_id = $1";
+
+pub(super) const DELETE_SNAPSHOT_ROWS: &str =
+    "DELETE FROM snapshot_findings WHERE snapshot_id = $1";
+
+pub(super) const MAKE_CHECKPOINT: &str = "UPDATE snapshots SET checkpoint = 1 WHERE id = $1";
+
+pub(super) const UPSERT_REVIEW_OUTCOME: &str = "INSERT INTO review_outcomes
+    (forge, repo_id, pr_number, head_sha, reviewed_at_ms, new_findings, fixed_findings,
+     exemptions_added, new_failing)
+    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+    ON CONFLICT (forge, repo_id, pr_number, head_sha) DO UPDATE SET
+        reviewed_at_ms = excluded.reviewed_at_ms, new_findings = excluded.new_findings,
+        fixed_findings = excluded.fixed_findings, exemptions_added = excluded.exemptions_added,
+        new_failing = excluded.new_failing";
+
+pub(super) const LAST_REVIEW_FAILING: &str = "SELECT new_failing FROM review_outcomes
+    WHERE forge = $1 AND repo_id = $2 AND pr_number = $3
+    ORDER BY reviewed_at_ms DESC LIMIT 1";
+
+pub(super) const UPSERT_CLOSURE: &str = "INSERT INTO pr_closures
+    (forge, repo_id, pr_number, closed_at_ms, merged, escaped) VALUES ($1, $2, $3, $4, $5, $6)
+    ON CONFLICT (forge, repo_id, pr_number) DO UPDATE SET closed_at_ms = excluded.closed_at_ms,
+        merged = excluded.merged, escaped = excluded.escaped";
+
+pub(super) const TEAM_COUNTS: &str = "SELECT t.team, f.severity, COUNT(*) AS n
+    FROM open_finding_teams t JOIN open_findings f
+      ON f.forge = t.forge AND f.repo_id = t.repo_id AND f.key = t.key
+    GROUP BY t.team, f.severity";
+
+pub(super) const RULE_COUNTS: &str =
+    "SELECT rule, severity, COUNT(*) AS n FROM open_findings GROUP BY rule, severity";
+
+pub(super) const REPO_COUNTS: &str = "SELECT r.name, f.severity, COUNT(*) AS n
+    FROM open_findings f JOIN snapshot_repos r ON r.forge = f.forge AND r.repo_id = f.repo_id
+    GROUP BY r.name, f.severity";
+
+pub(super) const UNREVIEWED_COUNT: &str =
+    "SELECT COUNT(*) AS n FROM open_findings WHERE unreviewed = 1";
+
+// SUM of a BIGINT is NUMERIC on PostgreSQL: cast back so both dialects give an integer.
+pub(super) const ESCAPED_SINCE: &str = "SELECT CAST(COALESCE(SUM(escaped), 0) AS BIGINT) AS n
+    FROM pr_closures WHERE closed_at_ms >= $1";
+
+pub(super) const TEAM_FINDINGS: &str = "SELECT f.forge, f.repo_id, r.name, r.web_url, f.key,
+    f.fingerprint, f.rule, f.severity, f.path, f.line, f.object, f.message, f.owners,
+    f.environments, f.commit_sha, f.unreviewed, f.since_ms
+    FROM open_finding_teams t
+    JOIN open_findings f ON f.forge = t.forge AND f.repo_id = t.repo_id AND f.key = t.key
+    JOIN snapshot_repos r ON r.forge = f.forge AND r.repo_id = f.repo_id
+    WHERE t.team = $1 ORDER BY r.name, f.path, f.line, f.rule, f.key";
+
+pub(super) const DELETE_REPO_DATA: [&str; 6] = [
+    "DELETE FROM snapshots WHERE forge = $1 AND repo_id = $2",
+    "DELETE FROM open_findings WHERE forge = $1 AND repo_id = $2",
+    "DELETE FROM open_finding_teams WHERE forge = $1 AND repo_id = $2",
+    "DELETE FROM review_outcomes WHERE forge = $1 AND repo_id = $2",
+    "DELETE FROM pr_closures WHERE forge = $1 AND repo_id = $2",
+    "DELETE FROM snapshot_repos WHERE forge = $1 AND repo_id = $2",
+];
+
+/// The ownership operations, written once: expanded inside each backend's `impl`, where
+/// `self.pool` and `self.begin_write` are that backend's.
+macro_rules! ownership_operations {
+    () => {
+        /// Stores `snapshot` as its changes since the repository's latest one, updates the
+        /// open findings and writes the counts, in one transaction. A snapshot of the commit
+        /// the latest one is already of stores nothing new (a retried job).
+        pub(super) async fn record_snapshot(
+            &self,
+            snapshot: &$crate::queue::ownership::NewSnapshot,
+        ) -> Result<$crate::queue::ownership::SnapshotOutcome, QueueError> {
+            use $crate::queue::ownership::*;
+            let op = "record snapshot";
+            let mut tx = self.begin_write(op).await?;
+            sqlx::query(UPSERT_REPO)
+                .bind(&snapshot.forge)
+                .bind(snapshot.repo_id)
+                .bind(&snapshot.repo_name)
+                .bind(snapshot.installation_id)
+                .bind(snapshot.web_url.as_deref())
+                .bind(snapshot.taken_at_ms)
+                .execute(&mut *tx)
+                .await
+                .map_err(db(op))?;
+            let latest = sqlx::query(LATEST_SNAPSHOT)
+                .bind(&snapshot.forge)
+                .bind(snapshot.repo_id)
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(db(op))?;
+            if let Some(row) = &latest {
+                let commit: String = row.try_get("commit_sha").map_err(db(op))?;
+                if commit == snapshot.commit {
+                    let id: i64 = row.try_get("id").map_err(db(op))?;
+                    tx.commit().await.map_err(db(op))?;
+                    return Ok(SnapshotOutcome {
+                        id,
+                        checkpoint: false,
+                        added: 0,
+                        removed: 0,
+                        moved: 0,
+                    });
+                }
+            }
+            let checkpoint = latest.is_none();
+            let open = sqlx::query(OPEN_FINDINGS_OF)
+                .bind(&snapshot.forge)
+                .bind(snapshot.repo_id)
+                .fetch_all(&mut *tx)
+                .await
+                .map_err(db(op))?;
+            let before: Vec<$crate::ownership::OwnedFinding> = open
+                .iter()
+                .map(owned_finding_of)
+                .collect::<Result<_, _>>()
+                .map_err(db(op))?;
+            let delta = $crate::ownership::delta(&before, &snapshot.findings);
+            let (danger, warning) =
+                snapshot
+                    .findings
+                    .iter()
+                    .fold((0i64, 0i64), |(d, w), f| match f.severity {
+                        $crate::audit::Severity::Danger => (d + 1, w),
+                        $crate::audit::Severity::Warning => (d, w + 1),
+                        $crate::audit::Severity::Ignore => (d, w),
+                    });
+            let id: i64 = sqlx::query(INSERT_SNAPSHOT)
+                .bind(&snapshot.forge)
+                .bind(snapshot.repo_id)
+                .bind(&snapshot.commit)
+                .bind(snapshot.taken_at_ms)
+                .bind(snapshot.cause.as_str())
+                .bind(i64::from(checkpoint))
+                .bind(i64::from(snapshot.reviewed))
+                .bind(delta.added.len() as i64)
+                .bind(delta.removed.len() as i64)
+                .bind(delta.moved.len() as i64)
+                .bind(danger)
+                .bind(warning)
+                .fetch_one(&mut *tx)
+                .await
+                .map_err(db(op))?
+                .try_get("id")
+                .map_err(db(op))?;
+            for (change, f) in rows_to_store(checkpoint, &snapshot.findings, &delta) {
+                sqlx::query(INSERT_SNAPSHOT_FINDING)
+                    .bind(id)
+                    .bind(change)
+                    .bind(&f.key)
+                    .bind(&f.fingerprint)
+                    .bind(&f.rule)
+                    .bind(f.severity.as_str())
+                    .bind(&f.path)
+                    .bind(i64::from(f.line))
+                    .bind(&f.object)
+                    .bind(&f.message)
+                    .bind(json_list(&f.owners))
+                    .bind(json_list(&f.environments))
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(db(op))?;
+            }
+            for c in $crate::ownership::counts(&snapshot.findings) {
+                sqlx::query(INSERT_COUNT)
+                    .bind(id)
+                    .bind(&c.team)
+                    .bind(&c.environment)
+                    .bind(&c.rule)
+                    .bind(c.severity.as_str())
+                    .bind(c.count as i64)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(db(op))?;
+            }
+            for f in delta.removed.iter().chain(&delta.moved) {
+                for statement in [DELETE_OPEN, DELETE_OPEN_TEAMS] {
+                    sqlx::query(statement)
+                        .bind(&snapshot.forge)
+                        .bind(snapshot.repo_id)
+                        .bind(&f.key)
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(db(op))?;
+                }
+            }
+            let since: std::collections::HashMap<&str, i64> = open
+                .iter()
+                .filter_map(|r| {
+                    Some((
+                        r.try_get::<&str, _>("key").ok()?,
+                        r.try_get::<i64, _>("since_ms").ok()?,
+                    ))
+                })
+                .collect();
+            // Unreviewed stays with a finding while it is open; a moved one keeps its flag.
+            let was_unreviewed: std::collections::HashSet<&str> = open
+                .iter()
+                .filter(|r| r.try_get::<i64, _>("unreviewed").unwrap_or(0) == 1)
+                .filter_map(|r| r.try_get::<&str, _>("key").ok())
+                .collect();
+            for (f, added) in delta
+                .added
+                .iter()
+                .map(|f| (f, true))
+                .chain(delta.moved.iter().map(|f| (f, false)))
+            {
+                let unreviewed = if added {
+                    !snapshot.reviewed
+                } else {
+                    was_unreviewed.contains(f.key.as_str())
+                };
+                sqlx::query(UPSERT_OPEN)
+                    .bind(&snapshot.forge)
+                    .bind(snapshot.repo_id)
+                    .bind(&f.key)
+                    .bind(&f.fingerprint)
+                    .bind(&f.rule)
+                    .bind(f.severity.as_str())
+                    .bind(&f.path)
+                    .bind(i64::from(f.line))
+                    .bind(&f.object)
+                    .bind(&f.message)
+                    .bind(json_list(&f.owners))
+                    .bind(json_list(&f.environments))
+                    .bind(&snapshot.commit)
+                    .bind(i64::from(unreviewed))
+                    .bind(
+                        since
+                            .get(f.key.as_str())
+                            .copied()
+                            .unwrap_or(snapshot.taken_at_ms),
+                    )
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(db(op))?;
+                for team in teams_of(f) {
+                    sqlx::query(INSERT_OPEN_TEAM)
+                        .bind(&snapshot.forge)
+                        .bind(snapshot.repo_id)
+                        .bind(&f.key)
+                        .bind(team)
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(db(op))?;
+                }
+            }
+            sqlx::query(OPEN_COMMIT)
+                .bind(&snapshot.forge)
+                .bind(snapshot.repo_id)
+                .bind(&snapshot.commit)
+                .execute(&mut *tx)
+                .await
+                .map_err(db(op))?;
+            tx.commit().await.map_err(db(op))?;
+            Ok(SnapshotOutcome {
+                id,
+                checkpoint,
+                added: delta.added.len(),
+                removed: delta.removed.len(),
+                moved: delta.moved.len(),
+            })
+        }
+
+        pub(super) async fn open_findings(
+            &self,
+            forge: &str,
+            repo_id: i64,
+        ) -> Result<Vec<$crate::ownership::OwnedFinding>, QueueError> {
+            use $crate::queue::ownership::*;
+            let rows = sqlx::query(OPEN_FINDINGS_OF)
+                .bind(forge)
+                .bind(repo_id)
+                .fetch_all(&self.pool)
+                .await
+                .map_err(db("open findings"))?;
+            rows.iter()
+                .map(owned_finding_of)
+                .collect::<Result<_, _>>()
+                .map_err(db("open findings"))
+        }
+
+        pub(super) async fn snapshots(
+            &self,
+            forge: &str,
+            repo_id: i64,
+        ) -> Result<Vec<$crate::queue::ownership::SnapshotRecord>, QueueError> {
+            use $crate::queue::ownership::*;
+            let op = "list snapshots";
+            let rows = sqlx::query(SNAPSHOTS_OF)
+                .bind(forge)
+                .bind(repo_id)
+                .fetch_all(&self.pool)
+                .await
+                .map_err(db(op))?;
+            rows.iter()
+                .map(|r| -> Result<SnapshotRecord, sqlx::Error> {
+                    Ok(SnapshotRecord {
+                        id: r.try_get("id")?,
+                        commit: r.try_get("commit_sha")?,
+                        taken_at_ms: r.try_get("taken_at_ms")?,
+                        cause: r.try_get("cause")?,
+                        checkpoint: r.try_get::<i64, _>("checkpoint")? == 1,
+                        reviewed: r.try_get::<i64, _>("reviewed")? == 1,
+                        added: r.try_get("added")?,
+                        removed: r.try_get("removed")?,
+                        moved: r.try_get("moved")?,
+                        open_danger: r.try_get("open_danger")?,
+                        open_warning: r.try_get("open_warning")?,
+                    })
+                })
+                .collect::<Result<_, _>>()
+                .map_err(db(op))
+        }
+
+        /// The finding set of snapshot `id`, rebuilt from the checkpoint before it and the
+        /// deltas up to it.
+        pub(super) async fn findings_at(
+            &self,
+            forge: &str,
+            repo_id: i64,
+            id: i64,
+        ) -> Result<Vec<$crate::ownership::OwnedFinding>, QueueError> {
+            let snapshots = self.snapshots(forge, repo_id).await?;
+            let Some(end) = snapshots.iter().position(|s| s.id == id) else {
+                return Ok(Vec::new());
+            };
+            let start = snapshots[..=end]
+                .iter()
+                .rposition(|s| s.checkpoint)
+                .unwrap_or(0);
+            let mut set = Vec::new();
+            for s in &snapshots[start..=end] {
+                let delta = self.snapshot_delta(s.id).await?;
+                set = if s.checkpoint {
+                    delta.added
+                } else {
+                    $crate::ownership::apply(&set, &delta)
+                };
+            }
+            Ok(set)
+        }
+
+        async fn snapshot_delta(&self, id: i64) -> Result<$crate::ownership::Delta, QueueError> {
+            use $crate::queue::ownership::*;
+            let op = "read snapshot";
+            let rows = sqlx::query(SNAPSHOT_ROWS)
+                .bind(id)
+                .fetch_all(&self.pool)
+                .await
+                .map_err(db(op))?;
+            let mut delta = $crate::ownership::Delta::default();
+            for r in &rows {
+                let change: String = r.try_get("change").map_err(db(op))?;
+                let f = owned_finding_of(r).map_err(db(op))?;
+                match change.as_str() {
+                    "add" => delta.added.push(f),
+                    "remove" => delta.removed.push(f),
+                    _ => delta.moved.push(f),
+                }
+            }
+            Ok(delta)
+        }
+
+        /// Retention: for each repository, the latest snapshot taken before `before_ms` becomes
+        /// a checkpoint holding its whole set, and the deltas before it are dropped (their
+        /// snapshots and counts stay, for trends). Returns how many snapshots were folded.
+        pub(super) async fn fold_snapshots(&self, before_ms: i64) -> Result<usize, QueueError> {
+            use $crate::queue::ownership::*;
+            let op = "fold snapshots";
+            let repos = sqlx::query("SELECT DISTINCT forge, repo_id FROM snapshots")
+                .fetch_all(&self.pool)
+                .await
+                .map_err(db(op))?;
+            let mut folded = 0;
+            for repo in &repos {
+                let forge: String = repo.try_get("forge").map_err(db(op))?;
+                let repo_id: i64 = repo.try_get("repo_id").map_err(db(op))?;
+                let snapshots = self.snapshots(&forge, repo_id).await?;
+                let Some(cut) = snapshots.iter().rposition(|s| s.taken_at_ms < before_ms) else {
+                    continue;
+                };
+                let start = snapshots[..=cut]
+                    .iter()
+                    .rposition(|s| s.checkpoint)
+                    .unwrap_or(0);
+                if start == cut {
+                    continue;
+                }
+                let set = self.findings_at(&forge, repo_id, snapshots[cut].id).await?;
+                let mut tx = self.begin_write(op).await?;
+                for s in &snapshots[start..=cut] {
+                    sqlx::query(DELETE_SNAPSHOT_ROWS)
+                        .bind(s.id)
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(db(op))?;
+                }
+                for f in &set {
+                    sqlx::query(INSERT_SNAPSHOT_FINDING)
+                        .bind(snapshots[cut].id)
+                        .bind("add")
+                        .bind(&f.key)
+                        .bind(&f.fingerprint)
+                        .bind(&f.rule)
+                        .bind(f.severity.as_str())
+                        .bind(&f.path)
+                        .bind(i64::from(f.line))
+                        .bind(&f.object)
+                        .bind(&f.message)
+                        .bind(json_list(&f.owners))
+                        .bind(json_list(&f.environments))
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(db(op))?;
+                }
+                sqlx::query(MAKE_CHECKPOINT)
+                    .bind(snapshots[cut].id)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(db(op))?;
+                tx.commit().await.map_err(db(op))?;
+                folded += cut - start;
+            }
+            Ok(folded)
+        }
+
+        pub(super) async fn record_review_outcome(
+            &self,
+            outcome: &$crate::queue::ownership::ReviewOutcome,
+        ) -> Result<(), QueueError> {
+            use $crate::queue::ownership::*;
+            let op = "record review outcome";
+            let mut tx = self.begin_write(op).await?;
+            sqlx::query(UPSERT_REVIEW_OUTCOME)
+                .bind(&outcome.forge)
+                .bind(outcome.repo_id)
+                .bind(outcome.pr_number)
+                .bind(&outcome.head_sha)
+                .bind(outcome.reviewed_at_ms)
+                .bind(outcome.new_findings)
+                .bind(outcome.fixed_findings)
+                .bind(outcome.exemptions_added)
+                .bind(outcome.new_failing)
+                .execute(&mut *tx)
+                .await
+                .map_err(db(op))?;
+            tx.commit().await.map_err(db(op))?;
+            Ok(())
+        }
+
+        /// Records a pull request's end; merged, its last review's new failing findings have
+        /// escaped into the default branch. Returns that number.
+        pub(super) async fn record_pr_closed(
+            &self,
+            forge: &str,
+            repo_id: i64,
+            pr_number: i64,
+            merged: bool,
+            closed_at_ms: i64,
+        ) -> Result<i64, QueueError> {
+            use $crate::queue::ownership::*;
+            let op = "record pull request closed";
+            let mut tx = self.begin_write(op).await?;
+            let failing: i64 = match sqlx::query(LAST_REVIEW_FAILING)
+                .bind(forge)
+                .bind(repo_id)
+                .bind(pr_number)
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(db(op))?
+            {
+                Some(row) => row.try_get("new_failing").map_err(db(op))?,
+                None => 0,
+            };
+            let escaped = if merged { failing } else { 0 };
+            sqlx::query(UPSERT_CLOSURE)
+                .bind(forge)
+                .bind(repo_id)
+                .bind(pr_number)
+                .bind(closed_at_ms)
+                .bind(i64::from(merged))
+                .bind(escaped)
+                .execute(&mut *tx)
+                .await
+                .map_err(db(op))?;
+            tx.commit().await.map_err(db(op))?;
+            Ok(escaped)
+        }
+
+        /// Everything kept of a repository, for one the installation lost.
+        pub(super) async fn delete_repository_data(
+            &self,
+            forge: &str,
+            repo_id: i64,
+        ) -> Result<(), QueueError> {
+            use $crate::queue::ownership::*;
+            let op = "delete repository data";
+            let mut tx = self.begin_write(op).await?;
+            for statement in DELETE_REPO_DATA {
+                sqlx::query(statement)
+                    .bind(forge)
+                    .bind(repo_id)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(db(op))?;
+            }
+            tx.commit().await.map_err(db(op))?;
+            Ok(())
+        }
+
+        /// Open findings per team, rule and repository, findings reached unreviewed, and
+        /// findings escaped since `escaped_since_ms`.
+        pub(super) async fn ownership_overview(
+            &self,
+            escaped_since_ms: i64,
+        ) -> Result<$crate::queue::ownership::StoredOverview, QueueError> {
+            use $crate::queue::ownership::*;
+            let op = "ownership overview";
+            let grouped = |rows: Vec<_>| -> Result<Vec<GroupCount>, sqlx::Error> {
+                let rows: Vec<(String, String, i64)> = rows
+                    .iter()
+                    .map(|r: &_| -> Result<_, sqlx::Error> {
+                        Ok((
+                            sqlx::Row::try_get::<String, _>(r, 0)?,
+                            sqlx::Row::try_get::<String, _>(r, 1)?,
+                            sqlx::Row::try_get::<i64, _>(r, 2)?,
+                        ))
+                    })
+                    .collect::<Result<_, _>>()?;
+                Ok(group_counts(rows))
+            };
+            let teams = sqlx::query(TEAM_COUNTS)
+                .fetch_all(&self.pool)
+                .await
+                .map_err(db(op))?;
+            let rules = sqlx::query(RULE_COUNTS)
+                .fetch_all(&self.pool)
+                .await
+                .map_err(db(op))?;
+            let repositories = sqlx::query(REPO_COUNTS)
+                .fetch_all(&self.pool)
+                .await
+                .map_err(db(op))?;
+            let unreviewed: i64 = sqlx::query(UNREVIEWED_COUNT)
+                .fetch_one(&self.pool)
+                .await
+                .map_err(db(op))?
+                .try_get("n")
+                .map_err(db(op))?;
+            let escaped: i64 = sqlx::query(ESCAPED_SINCE)
+                .bind(escaped_since_ms)
+                .fetch_one(&self.pool)
+                .await
+                .map_err(db(op))?
+                .try_get("n")
+                .map_err(db(op))?;
+            let teams = grouped(teams).map_err(db(op))?;
+            let unowned = teams
+                .iter()
+                .find(|t| t.name == $crate::ownership::UNOWNED)
+                .cloned()
+                .unwrap_or_default();
+            Ok(StoredOverview {
+                teams,
+                rules: grouped(rules).map_err(db(op))?,
+                repositories: grouped(repositories).map_err(db(op))?,
+                unowned_danger: unowned.danger,
+                unowned_warning: unowned.warning,
+                unreviewed,
+                escaped,
+            })
+        }
+
+        pub(super) async fn team_findings(
+            &self,
+            team: &str,
+        ) -> Result<Vec<$crate::queue::ownership::OpenFinding>, QueueError> {
+            use $crate::queue::ownership::*;
+            let op = "team findings";
+            let rows = sqlx::query(TEAM_FINDINGS)
+                .bind(team)
+                .fetch_all(&self.pool)
+                .await
+                .map_err(db(op))?;
+            rows.iter()
+                .map(|r| -> Result<OpenFinding, sqlx::Error> {
+                    Ok(OpenFinding {
+                        forge: r.try_get("forge")?,
+                        repo_id: r.try_get("repo_id")?,
+                        repository: r.try_get("name")?,
+                        commit: r.try_get("commit_sha")?,
+                        web_url: r.try_get("web_url")?,
+                        finding: owned_finding_of(r)?,
+                        unreviewed: r.try_get::<i64, _>("unreviewed")? == 1,
+                        since_ms: r.try_get("since_ms")?,
+                    })
+                })
+                .collect::<Result<_, _>>()
+                .map_err(db(op))
+        }
+    };
+}
+pub(super) use ownership_operations;
+
+/// A finding from a row of `open_findings` or `snapshot_findings`.
+macro_rules! owned_finding_decoder {
+    ($row:ty) => {
+        fn owned_finding_of(r: &$row) -> Result<$crate::ownership::OwnedFinding, sqlx::Error> {
+            use sqlx::Row;
+            use $crate::queue::ownership::{list_of, severity_of};
+            Ok($crate::ownership::OwnedFinding {
+                key: r.try_get("key")?,
+                fingerprint: r.try_get("fingerprint")?,
+                rule: r.try_get("rule")?,
+                severity: severity_of(r.try_get::<&str, _>("severity")?),
+                path: r.try_get("path")?,
+                line: u32::try_from(r.try_get::<i64, _>("line")?).unwrap_or(0),
+                object: r.try_get("object")?,
+                message: r.try_get("message")?,
+                owners: list_of(r.try_get::<&str, _>("owners")?),
+                environments: list_of(r.try_get::<&str, _>("environments")?),
+            })
+        }
+    };
+}
+pub(super) use owned_finding_decoder;
+
+/// The overview as stored: open findings now, by team (unowned included), rule and repository.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StoredOverview {
+    pub teams: Vec<GroupCount>,
+    pub rules: Vec<GroupCount>,
+    pub repositories: Vec<GroupCount>,
+    pub unowned_danger: i64,
+    pub unowned_warning: i64,
+    /// Open findings that reached a default branch through a push no review covered.
+    pub unreviewed: i64,
+    /// Findings merged with a failing review, since the time asked for.
+    pub escaped: i64,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ownership::UNOWNED;
+
+    #[test]
+    fn counts_fold_by_name_most_danger_first() {
+        let counts = group_counts(vec![
+            ("@org/api".into(), "warning".into(), 3),
+            ("@org/web".into(), "danger".into(), 2),
+            ("@org/api".into(), "danger".into(), 1),
+            (UNOWNED.into(), "warning".into(), 9),
+        ]);
+        let names: Vec<&str> = counts.iter().map(|c| c.name.as_str()).collect();
+        assert_eq!(names, ["@org/web", "@org/api", UNOWNED]);
+        assert_eq!((counts[1].danger, counts[1].warning), (1, 3));
+    }
+}
