@@ -135,6 +135,7 @@ pub async fn fetch_and_review(
         forge,
         budgets: limits.budgets,
         render: limits.render.clone(),
+        task: super::sandbox::ChildTask::Review,
     };
     let left = limits.time_limit.saturating_sub(started.elapsed());
     // The cache stays locked (`cached`) while the child reads it.
@@ -151,6 +152,94 @@ pub async fn fetch_and_review(
         Err(failure) => Err(from_child(failure, limits)),
     }
 }
+
+/// The commit a snapshot is of, fetched into the cache, and the commits a review may have
+/// covered it by (itself and its parents).
+pub struct SnapshotFetched {
+    pub answer: super::sandbox::SnapshotAnswer,
+    pub commit: String,
+    pub covering: Vec<String>,
+}
+
+/// Fetches the one commit `fetch` names into `refs/kubeward/snapshot` (shallow over HTTP) and
+/// audits it whole in a review process: a default-branch snapshot, under the review's time
+/// limit, byte budget and sandbox.
+pub async fn fetch_and_snapshot(
+    cache: Arc<GitCache>,
+    key: CacheKey,
+    fetch: FetchPlan,
+    forge: Flavor,
+    limits: &ReviewLimits,
+) -> Result<SnapshotFetched, ReviewFailure> {
+    let started = Instant::now();
+    let _slot = super::runner::review_slot().await;
+    let budget = Arc::new(FetchBudget::new(limits.max_fetch_bytes));
+    let _abandon = AbandonOnDrop(budget.clone());
+    let depth = fetch.url.starts_with("http").then_some(1);
+    let fetched = {
+        let budget = budget.clone();
+        tokio::task::spawn_blocking(move || {
+            let cached = cache
+                .open(&key)
+                .map_err(|e| ReviewFailure::Other(e.to_string()))?;
+            let credentials = fetch
+                .credentials
+                .as_ref()
+                .map(|(user, password)| (user.as_str(), password.expose()));
+            cached
+                .fetch(&FetchRequest {
+                    url: &fetch.url,
+                    refspecs: &fetch.refspecs,
+                    credentials,
+                    depth,
+                    budget: &budget,
+                })
+                .map_err(from_fetch)?;
+            let commit = cached.ref_target(SNAPSHOT_REF).ok_or_else(|| {
+                ReviewFailure::Other("the snapshot's commit was not fetched".into())
+            })?;
+            // A shallow commit still names its parents.
+            let parents: Vec<String> = cached
+                .repo
+                .inner()
+                .find_commit(commit)
+                .map(|c| c.parent_ids().map(|p| p.to_string()).collect())
+                .unwrap_or_default();
+            Ok::<_, ReviewFailure>((cached, commit.to_string(), parents))
+        })
+    };
+    let (cached, commit, parents) = match tokio::time::timeout(limits.time_limit, fetched).await {
+        Err(_) => return Err(time_limit(limits, None)),
+        Ok(joined) => {
+            joined.map_err(|e| ReviewFailure::Other(format!("the fetch task failed: {e}")))??
+        }
+    };
+    stage("fetch", started.elapsed());
+    let request = ChildRequest {
+        git_dir: cached.repo.inner().path().to_path_buf(),
+        merge_base: commit.clone(),
+        head: commit.clone(),
+        base_tip: commit.clone(),
+        forge,
+        budgets: limits.budgets,
+        render: limits.render.clone(),
+        task: super::sandbox::ChildTask::Snapshot,
+    };
+    let left = limits.time_limit.saturating_sub(started.elapsed());
+    let answer = super::sandbox::snapshot_in_child(&limits.sandbox, &request, left).await;
+    drop(cached);
+    let answer = answer.map_err(|failure| from_child(failure, limits))?;
+    let mut covering = vec![commit.clone()];
+    covering.extend(parents);
+    Ok(SnapshotFetched {
+        answer,
+        commit,
+        covering,
+    })
+}
+
+/// Where a snapshot's commit is fetched to in the cache.
+pub const SNAPSHOT_REF: &str = "refs/kubeward/snapshot";
 
 fn time_limit(limits: &ReviewLimits, policy: Option<Incomplete>) -> ReviewFailure {
     ReviewFailure::Incomplete {

@@ -77,6 +77,8 @@ impl JobRunner for GitHubWorker {
                     number,
                     ..
                 } => (*installation, repo, *number, Vec::new()),
+                // A snapshot has no check or status to conclude.
+                GitHubJob::Snapshot { .. } => return Ok(()),
                 // A re-request names its head; its pull request may be unknown yet.
                 GitHubJob::Rerequest {
                     installation,
@@ -98,6 +100,62 @@ impl JobRunner for GitHubWorker {
 }
 
 impl GitHubWorker {
+    /// Audits the default branch at `commit` (its tip when `None`) and hands the snapshot to
+    /// the worker to store.
+    async fn snapshot(
+        &self,
+        installation: u64,
+        repo: &RepoRef,
+        commit: Option<&str>,
+        cause: crate::queue::ownership::SnapshotCause,
+        web_url: Option<String>,
+    ) -> Result<JobOutcome, BotError> {
+        let target = match commit {
+            Some(sha) => {
+                git2::Oid::from_str(sha)
+                    .map_err(|e| BotError::Review(format!("snapshot commit {sha:?}: {e}")))?;
+                sha.to_owned()
+            }
+            // The remote's HEAD is its default branch.
+            None => "HEAD".to_owned(),
+        };
+        let credentials = self.git.credentials(installation).await?;
+        let plan = crate::forge::FetchPlan {
+            url: self.git.url(repo),
+            credentials: credentials.map(|(user, password)| (user, password.into())),
+            refspecs: vec![format!("+{target}:{}", super::fetch::SNAPSHOT_REF)],
+        };
+        let key = crate::git::cache::CacheKey {
+            forge: FORGE_GITHUB.into(),
+            host: self.settings.host.clone(),
+            repo_id: repo.id,
+        };
+        let fetched = super::fetch::fetch_and_snapshot(
+            self.cache.clone(),
+            key,
+            plan,
+            crate::owners::Flavor::GitHub,
+            &self.settings.review,
+        )
+        .await
+        .map_err(|failure| BotError::Review(format!("the snapshot failed: {failure:?}")))?;
+        Ok(JobOutcome::Snapshot {
+            snapshot: Box::new(crate::queue::ownership::NewSnapshot {
+                forge: FORGE_GITHUB.into(),
+                repo_id: repo.id,
+                repo_name: format!("{}/{}", repo.owner, repo.name),
+                installation_id: Some(installation as i64),
+                web_url,
+                commit: fetched.commit,
+                taken_at_ms: crate::queue::now_ms(),
+                cause,
+                reviewed: false,
+                findings: fetched.answer.findings,
+            }),
+            covering: fetched.covering,
+        })
+    }
+
     fn pull<'a>(&'a self, installation: u64, repo: &'a RepoRef, number: u64) -> GitHubPull<'a> {
         GitHubPull {
             api: self.api.as_ref(),
@@ -161,6 +219,22 @@ impl GitHubWorker {
                 });
                 let pull = self.pull(*installation, repo, *number);
                 run(&pull, &work, &flow, cancel, last_attempt).await
+            }
+            GitHubJob::Snapshot {
+                installation,
+                repo,
+                commit,
+                cause,
+                web_url,
+            } => {
+                self.snapshot(
+                    *installation,
+                    repo,
+                    commit.as_deref(),
+                    *cause,
+                    web_url.clone(),
+                )
+                .await
             }
             GitHubJob::Rerequest {
                 installation,

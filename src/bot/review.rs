@@ -245,7 +245,13 @@ async fn review<F: Forge>(
                 let started = Instant::now();
                 let id = publish(forge, &change, &status, &plan).await?;
                 stage("publish", started.elapsed());
-                Ok(published(forge, Outcome::of(plan.conclusion), id))
+                let mut outcome = published(forge, Outcome::of(plan.conclusion), id);
+                if let (JobOutcome::Published { review, .. }, Ok(key)) =
+                    (&mut outcome, forge.cache_key())
+                {
+                    *review = Some(Box::new(review_outcome(&key, forge.number(), &plan)));
+                }
+                Ok(outcome)
             }
             Err(failure) => match failure.verdict() {
                 Some(verdict) => {
@@ -300,6 +306,34 @@ fn published<F: Forge>(forge: &F, outcome: Outcome, id: u64) -> JobOutcome {
     JobOutcome::Published {
         conclusion: forge.says(outcome).into(),
         published_id: id,
+        review: None,
+    }
+}
+
+/// What a published review found: new and fixed findings, exemptions added, and the new
+/// findings at or above `failOn` that would escape if it were merged as it is.
+fn review_outcome(
+    key: &crate::git::cache::CacheKey,
+    number: u64,
+    plan: &crate::review::ReviewPlan,
+) -> crate::queue::ownership::ReviewOutcome {
+    let new = &plan.new_findings;
+    crate::queue::ownership::ReviewOutcome {
+        forge: key.forge.clone(),
+        repo_id: key.repo_id,
+        pr_number: number as i64,
+        head_sha: plan.head_sha.clone(),
+        reviewed_at_ms: crate::queue::now_ms(),
+        new_findings: new.len() as i64,
+        fixed_findings: plan.fixed_findings.len() as i64,
+        exemptions_added: new
+            .iter()
+            .filter(|f| f.finding.rule == crate::audit::EXEMPTION_ADDED)
+            .count() as i64,
+        new_failing: new
+            .iter()
+            .filter(|f| plan.fail_on.fails(f.finding.severity))
+            .count() as i64,
     }
 }
 

@@ -63,6 +63,9 @@ pub enum JobOutcome {
         conclusion: String,
         /// The check run (GitHub) or summary note (GitLab) that carries the result.
         published_id: u64,
+        /// What the review found, for the platform team's numbers (none when no plan was
+        /// made: a failed or incomplete review).
+        review: Option<Box<crate::queue::ownership::ReviewOutcome>>,
     },
     Skipped(String),
     /// The job's work belongs to other jobs (e.g. a re-requested check, once its head is mapped
@@ -71,6 +74,12 @@ pub enum JobOutcome {
     HandOff {
         jobs: Vec<crate::queue::NewJob>,
         why: String,
+    },
+    /// A default-branch snapshot, for the worker to store: whether a review covered it is
+    /// asked of the queue, among `covering` (the commit and its parents).
+    Snapshot {
+        snapshot: Box<crate::queue::ownership::NewSnapshot>,
+        covering: Vec<String>,
     },
 }
 

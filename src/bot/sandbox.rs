@@ -116,6 +116,29 @@ pub struct ChildRequest {
     /// How the overlays the change touches are rendered (the tool's path: the child's
     /// environment has no PATH).
     pub render: crate::render::review::RenderOptions,
+    /// A review of `merge_base..head`, or a snapshot of the whole of `head`.
+    #[serde(default)]
+    pub task: ChildTask,
+}
+
+/// What a child process is asked to do.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum ChildTask {
+    #[default]
+    Review,
+    /// Audit every manifest of `head` with its own policy and CODEOWNERS (a default-branch
+    /// snapshot); `merge_base` and `base_tip` are not read.
+    Snapshot,
+}
+
+/// A snapshot's answer: the open findings of the commit with their owners.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SnapshotAnswer {
+    pub findings: Vec<crate::ownership::OwnedFinding>,
+    /// Render targets that could not be rendered, and why.
+    pub not_rendered: Vec<(String, String)>,
 }
 
 /// Time spent per stage, in seconds.
@@ -140,6 +163,9 @@ enum ChildMessage {
     Plan {
         plan: Box<ReviewPlan>,
         timings: ChildTimings,
+    },
+    Snapshot {
+        snapshot: SnapshotAnswer,
     },
     /// The policy on the base branch is invalid.
     ConfigError {
@@ -174,6 +200,36 @@ pub async fn review_in_child(
     request: &ChildRequest,
     time_limit: Duration,
 ) -> Result<(ReviewPlan, ChildTimings), ChildFailure> {
+    let answer = run_in_child(settings, request, time_limit).await?;
+    answer
+        .plan
+        .map(|plan| *plan)
+        .ok_or_else(|| ChildFailure::Error("the review process gave no plan".into()))
+}
+
+/// Runs the snapshot of `request.head` in a child process, killed at `time_limit`.
+pub async fn snapshot_in_child(
+    settings: &SandboxSettings,
+    request: &ChildRequest,
+    time_limit: Duration,
+) -> Result<SnapshotAnswer, ChildFailure> {
+    let request = ChildRequest {
+        task: ChildTask::Snapshot,
+        ..request.clone()
+    };
+    let answer = run_in_child(settings, &request, time_limit).await?;
+    answer
+        .snapshot
+        .ok_or_else(|| ChildFailure::Error("the review process gave no snapshot".into()))
+}
+
+/// Runs `request` in a child process and returns its answer, which holds a plan or a
+/// snapshot when the process succeeded.
+async fn run_in_child(
+    settings: &SandboxSettings,
+    request: &ChildRequest,
+    time_limit: Duration,
+) -> Result<Answer, ChildFailure> {
     let mut child = spawn(settings).map_err(|e| {
         ChildFailure::Error(format!(
             "cannot start the review process {}: {e}",
@@ -240,10 +296,8 @@ pub async fn review_in_child(
         Some(task) => task.await.unwrap_or_default(),
         None => String::new(),
     };
-    if let Some(plan) = answer.plan
-        && status.success()
-    {
-        return Ok(*plan);
+    if (answer.plan.is_some() || answer.snapshot.is_some()) && status.success() {
+        return Ok(answer);
     }
     if let Some(message) = answer.config_error {
         return Err(ChildFailure::Config(message));
@@ -265,6 +319,7 @@ enum Ending {
 struct Answer {
     incomplete: Option<Incomplete>,
     plan: Option<Box<(ReviewPlan, ChildTimings)>>,
+    snapshot: Option<SnapshotAnswer>,
     config_error: Option<String>,
     error: Option<String>,
 }
@@ -288,6 +343,7 @@ async fn read_answer(stdout: tokio::process::ChildStdout, cap: usize, answer: &m
             Ok(ChildMessage::Plan { plan, timings }) => {
                 answer.plan = Some(Box::new((*plan, timings)));
             }
+            Ok(ChildMessage::Snapshot { snapshot }) => answer.snapshot = Some(snapshot),
             Ok(ChildMessage::ConfigError { message }) => answer.config_error = Some(message),
             Ok(ChildMessage::Error { message }) => answer.error = Some(message),
             // Half a line from a process that died writing it: its exit status tells.
@@ -439,6 +495,36 @@ impl Drop for GroupKiller {
 }
 
 /// The child's side: `kubeward review-process`. Reads the request on stdin, answers on stdout.
+/// A snapshot of `commit`: every manifest, with the policy, CODEOWNERS and environments of
+/// that commit, within the review's byte budget.
+fn snapshot(
+    repo: &crate::git::Repository,
+    commit: git2::Oid,
+    request: &ChildRequest,
+) -> Result<ChildMessage, PipelineError> {
+    let tools = crate::render::Tools {
+        kubectl: request.render.kubectl.clone(),
+        helm: request.render.helm.clone(),
+    };
+    let revision = crate::pipeline::audit_revision(
+        repo,
+        commit,
+        request.forge,
+        Some(&tools),
+        request.budgets.max_bytes,
+    )?;
+    Ok(ChildMessage::Snapshot {
+        snapshot: SnapshotAnswer {
+            findings: crate::ownership::own(
+                &revision.result.findings,
+                &revision.owners,
+                &revision.policy.environments,
+            ),
+            not_rendered: revision.not_rendered,
+        },
+    })
+}
+
 pub fn run_child() -> std::process::ExitCode {
     use std::io::{Read, Write};
     let mut input = Vec::new();
@@ -472,6 +558,14 @@ pub fn run_child() -> std::process::ExitCode {
         let oid = |sha: &str| {
             git2::Oid::from_str(sha).map_err(|e| failed(format!("commit {sha:?}: {e}")))
         };
+        if request.task == ChildTask::Snapshot {
+            return snapshot(&repo, oid(&request.head)?, &request).map_err(|e| match e {
+                PipelineError::Config(e) => ChildMessage::ConfigError {
+                    message: e.to_string(),
+                },
+                e => failed(e.to_string()),
+            });
+        }
         let revisions = Revisions {
             merge_base: oid(&request.merge_base)?,
             head: oid(&request.head)?,

@@ -179,16 +179,50 @@ async fn process(
             metrics::counter!("kubeward_jobs_total", "outcome" => "done").increment(1);
             let _ = queue.complete(job.id, worker).await;
         }
+        Some(Ok(Ok(JobOutcome::Snapshot {
+            mut snapshot,
+            covering,
+        }))) => {
+            let stored = async {
+                snapshot.reviewed = queue
+                    .commit_reviewed(&snapshot.forge, snapshot.repo_id, &covering)
+                    .await?;
+                queue.record_snapshot(&snapshot).await
+            };
+            match stored.await {
+                Ok(outcome) => {
+                    info!(commit = %snapshot.commit, added = outcome.added, removed = outcome.removed, moved = outcome.moved, reviewed = snapshot.reviewed, "snapshot stored");
+                    metrics::counter!("kubeward_jobs_total", "outcome" => "done").increment(1);
+                    let _ = queue.complete(job.id, worker).await;
+                }
+                Err(e) => {
+                    fail(
+                        queue,
+                        worker,
+                        &job,
+                        &format!("cannot store the snapshot: {e}"),
+                    )
+                    .await
+                }
+            }
+        }
         Some(Ok(Ok(outcome))) => {
             match &outcome {
                 JobOutcome::Published {
                     conclusion,
                     published_id,
+                    review,
                 } => {
+                    if let Some(review) = review
+                        && let Err(e) = queue.record_review_outcome(review).await
+                    {
+                        // The review is published; only the platform team's numbers lack it.
+                        warn!(error = %e, "cannot record the review's outcome");
+                    }
                     info!(conclusion = %conclusion, published = published_id, ms = elapsed.as_millis() as u64, "published")
                 }
                 JobOutcome::Skipped(why) => info!(reason = %why, "skipped"),
-                JobOutcome::HandOff { .. } => {}
+                JobOutcome::HandOff { .. } | JobOutcome::Snapshot { .. } => {}
             }
             metrics::counter!("kubeward_jobs_total", "outcome" => "done").increment(1);
             let _ = queue.complete(job.id, worker).await;

@@ -42,6 +42,18 @@ pub enum GitHubJob {
         login: String,
         command: String,
     },
+    /// Audit the default branch whole and store a snapshot of its open findings (a push to
+    /// it, the installation gaining it, the schedule).
+    Snapshot {
+        installation: u64,
+        repo: RepoRef,
+        /// The commit; `None`: the default branch's tip when the job runs.
+        commit: Option<String>,
+        cause: crate::queue::ownership::SnapshotCause,
+        /// The repository's web page, for links to files at the snapshot's commit.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        web_url: Option<String>,
+    },
     /// A re-requested check run or suite: map the head commit to its pull request first (fork
     /// PRs arrive with no pull request listed).
     Rerequest {
@@ -53,6 +65,10 @@ pub enum GitHubJob {
 }
 
 pub const FORGE_GITHUB: &str = "github";
+
+/// The queue's `pr_number` of a repository's default-branch work (snapshots): pull and merge
+/// request numbers start at 1, so this lane is the branch's own, superseded like a PR's.
+pub const DEFAULT_BRANCH_LANE: u64 = 0;
 /// The `forge` column of GitLab jobs (see [`GitLabJob`]).
 pub const FORGE_GITLAB: &str = "gitlab";
 
@@ -62,11 +78,25 @@ impl GitHubJob {
             GitHubJob::Review { .. } => "review",
             GitHubJob::Command { .. } => "command",
             GitHubJob::Rerequest { .. } => "rerequest",
+            GitHubJob::Snapshot { .. } => "snapshot",
         }
     }
 
     pub fn to_new_job(&self, forge: &str) -> NewJob {
         let (installation, repo, pr, head, supersedes) = match self {
+            // The default branch's lane: a newer push supersedes a queued snapshot.
+            GitHubJob::Snapshot {
+                installation,
+                repo,
+                commit,
+                ..
+            } => (
+                *installation,
+                repo,
+                Some(DEFAULT_BRANCH_LANE),
+                commit.clone(),
+                true,
+            ),
             GitHubJob::Review {
                 installation,
                 repo,

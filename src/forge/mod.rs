@@ -166,6 +166,8 @@ pub trait Forge: Send + Sync {
     fn flavor(&self) -> Flavor;
     /// Where this repository is cached.
     fn cache_key(&self) -> ForgeResult<CacheKey>;
+    /// The pull request's number or the merge request's iid.
+    fn number(&self) -> u64;
 
     /// The change as it is now.
     fn change(&self) -> impl Future<Output = ForgeResult<Change<Self::Extra>>> + Send;

@@ -449,17 +449,58 @@ impl Queue {
         repo_id: i64,
         pr_number: i64,
         merged: bool,
+        merge_commit_sha: Option<&str>,
         closed_at_ms: i64,
     ) -> Result<i64, QueueError> {
         match &self.backend {
             Backend::Sqlite(b) => {
-                b.record_pr_closed(forge, repo_id, pr_number, merged, closed_at_ms)
-                    .await
+                b.record_pr_closed(
+                    forge,
+                    repo_id,
+                    pr_number,
+                    merged,
+                    merge_commit_sha,
+                    closed_at_ms,
+                )
+                .await
             }
             Backend::Postgres(b) => {
-                b.record_pr_closed(forge, repo_id, pr_number, merged, closed_at_ms)
-                    .await
+                b.record_pr_closed(
+                    forge,
+                    repo_id,
+                    pr_number,
+                    merged,
+                    merge_commit_sha,
+                    closed_at_ms,
+                )
+                .await
             }
+        }
+    }
+
+    /// Whether a review covered one of `commits`: a reviewed head, or the merge commit of a
+    /// reviewed pull request.
+    pub async fn commit_reviewed(
+        &self,
+        forge: &str,
+        repo_id: i64,
+        commits: &[String],
+    ) -> Result<bool, QueueError> {
+        match &self.backend {
+            Backend::Sqlite(b) => b.commit_reviewed(forge, repo_id, commits).await,
+            Backend::Postgres(b) => b.commit_reviewed(forge, repo_id, commits).await,
+        }
+    }
+
+    /// Deletes the ownership data of every repository an installation had.
+    pub async fn delete_installation_data(
+        &self,
+        forge: &str,
+        installation_id: i64,
+    ) -> Result<(), QueueError> {
+        match &self.backend {
+            Backend::Sqlite(b) => b.delete_installation_data(forge, installation_id).await,
+            Backend::Postgres(b) => b.delete_installation_data(forge, installation_id).await,
         }
     }
 

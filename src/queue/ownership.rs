@@ -32,7 +32,7 @@ impl SnapshotCause {
 }
 
 /// A snapshot to store: the whole open finding set of a default branch at a commit.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NewSnapshot {
     pub forge: String,
     pub repo_id: i64,
@@ -255,9 +255,22 @@ pub(super) const LAST_REVIEW_FAILING: &str = "SELECT new_failing FROM review_out
     ORDER BY reviewed_at_ms DESC LIMIT 1";
 
 pub(super) const UPSERT_CLOSURE: &str = "INSERT INTO pr_closures
-    (forge, repo_id, pr_number, closed_at_ms, merged, escaped) VALUES ($1, $2, $3, $4, $5, $6)
+    (forge, repo_id, pr_number, closed_at_ms, merged, merge_commit_sha, escaped)
+    VALUES ($1, $2, $3, $4, $5, $6, $7)
     ON CONFLICT (forge, repo_id, pr_number) DO UPDATE SET closed_at_ms = excluded.closed_at_ms,
-        merged = excluded.merged, escaped = excluded.escaped";
+        merged = excluded.merged, merge_commit_sha = excluded.merge_commit_sha,
+        escaped = excluded.escaped";
+
+/// A commit a review covered: a reviewed head, or the merge commit of a reviewed pull request.
+pub(super) const COMMIT_REVIEWED: &str = "SELECT 1 AS hit FROM review_outcomes
+    WHERE forge = $1 AND repo_id = $2 AND head_sha = $3
+    UNION ALL SELECT 1 AS hit FROM pr_closures c
+    WHERE c.forge = $1 AND c.repo_id = $2 AND c.merge_commit_sha = $3
+      AND EXISTS (SELECT 1 FROM review_outcomes o
+                  WHERE o.forge = c.forge AND o.repo_id = c.repo_id AND o.pr_number = c.pr_number)";
+
+pub(super) const REPOS_OF_INSTALLATION: &str =
+    "SELECT repo_id FROM snapshot_repos WHERE forge = $1 AND installation_id = $2";
 
 pub(super) const TEAM_COUNTS: &str = "SELECT t.team, f.severity, COUNT(*) AS n
     FROM open_finding_teams t JOIN open_findings f
@@ -693,6 +706,7 @@ macro_rules! ownership_operations {
             repo_id: i64,
             pr_number: i64,
             merged: bool,
+            merge_commit_sha: Option<&str>,
             closed_at_ms: i64,
         ) -> Result<i64, QueueError> {
             use $crate::queue::ownership::*;
@@ -716,12 +730,58 @@ macro_rules! ownership_operations {
                 .bind(pr_number)
                 .bind(closed_at_ms)
                 .bind(i64::from(merged))
+                .bind(merge_commit_sha.filter(|_| merged))
                 .bind(escaped)
                 .execute(&mut *tx)
                 .await
                 .map_err(db(op))?;
             tx.commit().await.map_err(db(op))?;
             Ok(escaped)
+        }
+
+        /// Whether a review of ours covered one of `commits` (a pushed commit and its parents).
+        pub(super) async fn commit_reviewed(
+            &self,
+            forge: &str,
+            repo_id: i64,
+            commits: &[String],
+        ) -> Result<bool, QueueError> {
+            use $crate::queue::ownership::*;
+            for commit in commits {
+                let hit = sqlx::query(COMMIT_REVIEWED)
+                    .bind(forge)
+                    .bind(repo_id)
+                    .bind(commit)
+                    .fetch_optional(&self.pool)
+                    .await
+                    .map_err(db("commit reviewed"))?;
+                if hit.is_some() {
+                    return Ok(true);
+                }
+            }
+            Ok(false)
+        }
+
+        /// Everything kept of the repositories an installation had, once it is removed.
+        pub(super) async fn delete_installation_data(
+            &self,
+            forge: &str,
+            installation_id: i64,
+        ) -> Result<(), QueueError> {
+            use $crate::queue::ownership::*;
+            let repos = sqlx::query(REPOS_OF_INSTALLATION)
+                .bind(forge)
+                .bind(installation_id)
+                .fetch_all(&self.pool)
+                .await
+                .map_err(db("delete installation data"))?;
+            for row in &repos {
+                let repo_id: i64 = row
+                    .try_get("repo_id")
+                    .map_err(db("delete installation data"))?;
+                self.delete_repository_data(forge, repo_id).await?;
+            }
+            Ok(())
         }
 
         /// Everything kept of a repository, for one the installation lost.

@@ -26,6 +26,7 @@ use crate::forge::github::events::{
 };
 use crate::forge::job::{FORGE_GITHUB, GitHubJob, RepoRef};
 use crate::queue::Queue;
+use crate::queue::ownership::SnapshotCause;
 
 /// GitHub webhook settings.
 #[derive(Clone)]
@@ -189,10 +190,23 @@ async fn route(
                 PullRequestAction::Reopened => review("reopened", None),
                 PullRequestAction::ReadyForReview => review("ready_for_review", None),
                 PullRequestAction::Edited { base_changed: true } => review("base changed", None),
-                PullRequestAction::Closed { .. } => {
+                PullRequestAction::Closed { merged } => {
                     queue
                         .drop_pr(FORGE_GITHUB, repo.id, pr.number as i64)
                         .await?;
+                    let escaped = queue
+                        .record_pr_closed(
+                            FORGE_GITHUB,
+                            repo.id,
+                            pr.number as i64,
+                            merged,
+                            pr.merge_commit_sha.as_deref(),
+                            crate::queue::now_ms(),
+                        )
+                        .await?;
+                    if escaped > 0 {
+                        tracing::info!(escaped, "merged with new failing findings");
+                    }
                     Route::Ignore("closed: queued work dropped")
                 }
                 _ => Route::Ignore("action not reviewed"),
@@ -269,19 +283,60 @@ async fn route(
                 queue
                     .drop_installation(FORGE_GITHUB, installation.installation_id as i64)
                     .await?;
-                Route::Ignore("uninstalled: queued work dropped")
+                queue
+                    .delete_installation_data(FORGE_GITHUB, installation.installation_id as i64)
+                    .await?;
+                Route::Ignore("uninstalled: queued work dropped, its repositories' data deleted")
             } else {
                 Route::Ignore("installation event")
             }
         }
-        WebhookEvent::InstallationRepositories(change) => {
-            if change.action == InstallationRepositoriesAction::Removed {
+        WebhookEvent::InstallationRepositories(change) => match change.action {
+            InstallationRepositoriesAction::Removed => {
                 for repo in &change.removed {
                     queue.drop_repository(FORGE_GITHUB, repo.id as i64).await?;
+                    queue
+                        .delete_repository_data(FORGE_GITHUB, repo.id as i64)
+                        .await?;
                 }
+                Route::Ignore("repositories removed: queued work dropped, their data deleted")
             }
-            Route::Ignore("installation repositories event")
-        }
+            // Each new repository's default branch is snapshotted once, at its tip.
+            InstallationRepositoriesAction::Added => Route::Jobs(
+                change
+                    .added
+                    .iter()
+                    .filter_map(|added| {
+                        let (owner, name) = added.full_name.split_once('/')?;
+                        Some(
+                            GitHubJob::Snapshot {
+                                installation: change.installation_id,
+                                repo: RepoRef {
+                                    id: added.id as i64,
+                                    owner: owner.to_owned(),
+                                    name: name.to_owned(),
+                                },
+                                commit: None,
+                                cause: SnapshotCause::Installed,
+                                web_url: None,
+                            }
+                            .to_new_job(FORGE_GITHUB),
+                        )
+                    })
+                    .collect(),
+            ),
+        },
+        WebhookEvent::Push(push) => match push.installation_id {
+            Some(installation) if push.moves_default_branch() => job(GitHubJob::Snapshot {
+                installation,
+                repo: repo_ref(&push.repository),
+                commit: Some(push.after.clone()),
+                cause: SnapshotCause::Push,
+                web_url: push.html_url.clone(),
+            }),
+            Some(_) => Route::Ignore("not a push to the default branch"),
+            None => Route::Ignore("no installation"),
+        },
         WebhookEvent::Other { .. } => Route::Ignore("event not handled"),
     })
 }

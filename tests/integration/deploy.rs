@@ -263,7 +263,14 @@ fn github_app_manifest_asks_for_exactly_what_the_bot_uses() {
         serde_json::from_value(manifest["default_events"].clone()).expect("events");
     assert_eq!(
         events,
-        ["pull_request", "issue_comment", "check_run", "check_suite"]
+        [
+            "pull_request",
+            "issue_comment",
+            "check_run",
+            "check_suite",
+            "push"
+        ],
+        "installation and installation_repositories are delivered to every App, unasked"
     );
     // Only keys GitHub's manifest flow accepts.
     let allowed: BTreeSet<&str> = [

@@ -862,3 +862,184 @@ async fn closing_a_pull_request_and_removing_the_app_drop_queued_work() {
     );
     bot.assert_requests_valid();
 }
+
+/// GitHub's example `push` delivery, moved to our repository's default branch at `after`.
+fn push_payload(branch: &str, after: git2::Oid) -> Value {
+    let example = support::npm::webhook_examples()
+        .iter()
+        .find(|e| e.event == "push" && e.payload["ref"] == "refs/heads/master")
+        .expect("a push example to a branch");
+    let mut payload = example.payload.clone();
+    payload["ref"] = json!(format!("refs/heads/{branch}"));
+    payload["after"] = json!(after.to_string());
+    payload["deleted"] = json!(false);
+    payload["installation"] = json!({"id": 77});
+    payload["repository"]["id"] = json!(4242);
+    payload["repository"]["name"] = json!("shop");
+    payload["repository"]["full_name"] = json!("octo/shop");
+    payload["repository"]["owner"]["login"] = json!("octo");
+    payload["repository"]["default_branch"] = json!("main");
+    payload["repository"]["html_url"] = json!("https://github.com/octo/shop");
+    payload
+}
+
+/// The platform team's numbers, filled by real deliveries: a reviewed pull request merged with
+/// a failing finding (escaped), the push carrying its merge (a reviewed snapshot), then a
+/// direct push no review covered (its findings unreviewed), a push to another branch
+/// (nothing), and the repository leaving the installation (its data deleted).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn default_branch_pushes_are_snapshotted_with_owners_and_what_no_review_covered() {
+    let upstream = Upstream::new();
+    let files = |shop: &str, extra: Option<(&'static str, String)>| {
+        let mut files = vec![
+            (".kubeward.yaml", POLICY.to_owned()),
+            (".github/CODEOWNERS", OWNERS.to_owned()),
+            ("apps/shop.yaml", shop.to_owned()),
+        ];
+        files.extend(extra);
+        files
+    };
+    let commit = |reference: &str, parents: &[git2::Oid], files: Vec<(&str, String)>| {
+        let files: Vec<(&str, &str)> = files.iter().map(|(p, c)| (*p, c.as_str())).collect();
+        upstream.commit(reference, parents, &files)
+    };
+    let privileged = "            privileged: true\n";
+    let base = commit("refs/heads/main", &[], files(&deployment("", 2), None));
+    let head = commit(
+        "refs/pull/7/head",
+        &[base],
+        files(&deployment(privileged, 2), None),
+    );
+    let bot = start(&upstream).await;
+    bot.fake.add_pull(7, pull(7, base, head));
+    bot.fake
+        .set_merge_base(&base.to_string(), &head.to_string(), &base.to_string());
+
+    // The pull request is reviewed (a new danger finding), then merged as it is.
+    let opened = pull_request_payload("opened", 7, base, head);
+    assert_eq!(bot.deliver("pull_request", "open-7", &opened).await.0, 202);
+    bot.settle().await;
+    let merge = commit(
+        "refs/heads/main",
+        &[base, head],
+        files(&deployment(privileged, 2), None),
+    );
+    let mut closed = pull_request_payload("closed", 7, base, head);
+    closed["pull_request"]["state"] = json!("closed");
+    closed["pull_request"]["merged"] = json!(true);
+    closed["pull_request"]["merge_commit_sha"] = json!(merge.to_string());
+    assert_eq!(bot.deliver("pull_request", "close-7", &closed).await.0, 200);
+    let overview = bot.queue.ownership_overview(0).await.expect("overview");
+    assert_eq!(
+        overview.escaped, 1,
+        "merged with its failing finding: {overview:?}"
+    );
+
+    // The push carrying the merge: snapshotted, and covered by the review.
+    let (status, _) = bot
+        .deliver("push", "push-merge", &push_payload("main", merge))
+        .await;
+    assert_eq!(status, 202);
+    bot.settle().await;
+    let snapshots = bot
+        .queue
+        .snapshots("github", 4242)
+        .await
+        .expect("snapshots");
+    assert_eq!(snapshots.len(), 1, "{snapshots:?}");
+    assert_eq!(snapshots[0].commit, merge.to_string());
+    assert!(snapshots[0].checkpoint && snapshots[0].reviewed);
+    assert!(snapshots[0].open_danger > 0, "{snapshots:?}");
+    let shop_team = bot
+        .queue
+        .team_findings("@octo/shop-team")
+        .await
+        .expect("team");
+    assert!(!shop_team.is_empty());
+    assert!(shop_team.iter().all(|f| f.finding.path == "apps/shop.yaml"
+        && f.repository == "octo/shop"
+        && f.commit == merge.to_string()
+        && f.web_url.as_deref() == Some("https://github.com/octo/shop")
+        && !f.unreviewed));
+    assert!(
+        shop_team
+            .iter()
+            .any(|f| f.finding.rule == "runAsPrivileged"),
+        "{shop_team:?}"
+    );
+
+    // A direct push nobody reviewed adds a privileged cart: unreviewed, and only it is stored.
+    let direct = commit(
+        "refs/heads/main",
+        &[merge],
+        files(
+            &deployment(privileged, 2),
+            Some(("apps/cart.yaml", deployment_named("cart", privileged, 2))),
+        ),
+    );
+    assert_eq!(
+        bot.deliver("push", "push-direct", &push_payload("main", direct))
+            .await
+            .0,
+        202
+    );
+    // A push to another branch is not the platform's business.
+    let (_, answer) = bot
+        .deliver("push", "push-feature", &push_payload("feature", direct))
+        .await;
+    assert!(
+        answer
+            .to_string()
+            .contains("not a push to the default branch"),
+        "{answer}"
+    );
+    bot.settle().await;
+    let snapshots = bot
+        .queue
+        .snapshots("github", 4242)
+        .await
+        .expect("snapshots");
+    assert_eq!(snapshots.len(), 2);
+    let second = &snapshots[1];
+    assert!(!second.checkpoint && !second.reviewed);
+    assert!(second.added > 0 && second.removed == 0, "{second:?}");
+    let overview = bot.queue.ownership_overview(0).await.expect("overview");
+    assert_eq!(overview.unreviewed, second.added, "{overview:?}");
+    let cart: Vec<_> = bot
+        .queue
+        .team_findings("@octo/shop-team")
+        .await
+        .expect("team")
+        .into_iter()
+        .filter(|f| f.finding.path == "apps/cart.yaml")
+        .collect();
+    assert!(!cart.is_empty() && cart.iter().all(|f| f.unreviewed));
+
+    // The repository leaves the installation: what was kept of it goes too.
+    let example = support::npm::webhook_example("installation_repositories", Some("removed"));
+    let mut removed = example.payload.clone();
+    removed["installation"]["id"] = json!(77);
+    removed["repositories_removed"] = json!([{"id": 4242, "node_id": "R_1", "name": "shop", "full_name": "octo/shop", "private": true}]);
+    assert_eq!(
+        bot.deliver("installation_repositories", "removed", &removed)
+            .await
+            .0,
+        200
+    );
+    assert!(
+        bot.queue
+            .snapshots("github", 4242)
+            .await
+            .expect("snapshots")
+            .is_empty()
+    );
+    assert!(
+        bot.queue
+            .team_findings("@octo/shop-team")
+            .await
+            .expect("team")
+            .is_empty()
+    );
+    bot.assert_requests_valid();
+    let _ = bot.stop.send(true);
+}

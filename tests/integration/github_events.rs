@@ -254,6 +254,38 @@ fn check_delivery(event: &str, payload: &Value) -> Option<String> {
             assert_eq!(inst.sender, expected_account(payload, "/sender"));
             true
         }
+        ("push", WebhookEvent::Push(push)) => {
+            assert_eq!(push.git_ref, str_at(payload, "/ref"), "{label}");
+            assert_eq!(push.after, str_at(payload, "/after"));
+            assert_eq!(
+                push.deleted,
+                payload.pointer("/deleted") == Some(&Value::Bool(true))
+            );
+            assert_eq!(push.repository, expected_repository(payload));
+            assert_eq!(
+                push.default_branch.as_deref(),
+                payload
+                    .pointer("/repository/default_branch")
+                    .and_then(Value::as_str)
+            );
+            assert_eq!(
+                push.installation_id,
+                opt_u64_at(payload, "/installation/id")
+            );
+            // Only a push that moves the default branch to a commit is snapshotted.
+            let default = payload
+                .pointer("/repository/default_branch")
+                .and_then(Value::as_str)
+                .unwrap_or("");
+            assert_eq!(
+                push.moves_default_branch(),
+                str_at(payload, "/ref") == format!("refs/heads/{default}")
+                    && payload.pointer("/deleted") != Some(&Value::Bool(true))
+                    && str_at(payload, "/after").chars().any(|c| c != '0'),
+                "{label}"
+            );
+            true
+        }
         ("installation_repositories", WebhookEvent::InstallationRepositories(inst)) => {
             let expected_action = match action.unwrap() {
                 "added" => InstallationRepositoriesAction::Added,
@@ -368,9 +400,9 @@ fn every_github_com_example_parses_to_the_values_in_its_json() {
             "no {label} example was parsed; modelled: {modelled:?}"
         );
     }
+    assert!(modelled.contains("push.-"), "no push example was parsed");
     for event in [
         "ping",
-        "push",
         "pull_request",
         "issues",
         "pull_request_review_comment",
@@ -549,8 +581,12 @@ fn comment_on_a_pull_request_by_an_app() {
 
 #[test]
 fn unknown_events_and_actions_are_other() {
+    // A push is modelled now: one without its commit is malformed, not ignored.
+    assert!(
+        parse_event("push", br#"{"ref": "refs/heads/main"}"#).is_err(),
+        "a push needs `after` and `repository`"
+    );
     for (event, body) in [
-        ("push", json!({ "ref": "refs/heads/main" })),
         ("ping", json!({ "zen": "Keep it logically awesome." })),
         ("pull_request", json!({ "action": "labeled" })),
         ("issue_comment", json!({ "action": "pinned" })),

@@ -104,6 +104,10 @@ impl Forge for GitHubPull<'_> {
         Flavor::GitHub
     }
 
+    fn number(&self) -> u64 {
+        self.number
+    }
+
     fn cache_key(&self) -> ForgeResult<CacheKey> {
         Ok(CacheKey {
             forge: crate::forge::job::FORGE_GITHUB.into(),

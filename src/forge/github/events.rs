@@ -28,7 +28,9 @@ pub enum WebhookEvent {
     CheckSuite(CheckSuiteEvent),
     Installation(InstallationEvent),
     InstallationRepositories(InstallationRepositoriesEvent),
-    /// Any other event or action (`ping`, `push`, `pull_request.labeled`, ...): acknowledge and
+    /// A push to a branch or tag.
+    Push(PushEvent),
+    /// Any other event or action (`ping`, `pull_request.labeled`, ...): acknowledge and
     /// ignore. `action` is the body's top-level `action` when it is a string.
     Other {
         event: String,
@@ -47,6 +49,7 @@ impl WebhookEvent {
             WebhookEvent::CheckSuite(e) => e.installation_id,
             WebhookEvent::Installation(e) => Some(e.installation_id),
             WebhookEvent::InstallationRepositories(e) => Some(e.installation_id),
+            WebhookEvent::Push(e) => e.installation_id,
             WebhookEvent::Other { .. } => None,
         }
     }
@@ -179,6 +182,9 @@ pub struct PullRequestEvent {
     pub sender: Account,
     /// The head before this push (`before`, on `synchronize` only).
     pub before: Option<String>,
+    /// The commit a merge made (a closed, merged pull request), which the push to the base
+    /// branch then carries.
+    pub merge_commit_sha: Option<String>,
 }
 
 impl PullRequestEvent {
@@ -330,6 +336,34 @@ pub struct InstallationRepositoriesEvent {
     pub sender: Option<Account>,
 }
 
+/// A `push` delivery.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PushEvent {
+    /// `refs/heads/main`, `refs/tags/v1`…
+    pub git_ref: String,
+    /// The commit the ref points at now (all zeros when it was deleted).
+    pub after: String,
+    pub deleted: bool,
+    pub repository: Repository,
+    /// The repository's default branch, by name.
+    pub default_branch: Option<String>,
+    /// The repository's web page (`html_url`), for links to files at a commit.
+    pub html_url: Option<String>,
+    pub installation_id: Option<u64>,
+}
+
+impl PushEvent {
+    /// The push moved the default branch to a commit (not a deletion, not another branch).
+    pub fn moves_default_branch(&self) -> bool {
+        !self.deleted
+            && self.after.chars().any(|c| c != '0')
+            && self
+                .default_branch
+                .as_deref()
+                .is_some_and(|b| self.git_ref == format!("refs/heads/{b}"))
+    }
+}
+
 /// Parses a delivery: `event` is the `X-GitHub-Event` header, `body` the raw request body.
 ///
 /// Unknown events and actions give [`WebhookEvent::Other`] (the body must still be a JSON
@@ -419,6 +453,10 @@ pub fn parse_event(event: &str, body: &[u8]) -> Result<WebhookEvent, EventError>
                 serde_json::from_value(value).map_err(invalid)?;
             WebhookEvent::InstallationRepositories(raw.into_event(action))
         }
+        ("push", _) => {
+            let raw: raw::PushPayload = serde_json::from_value(value).map_err(invalid)?;
+            WebhookEvent::Push(raw.into_event())
+        }
         // A modelled event without a string `action` is malformed.
         (
             "pull_request"
@@ -456,6 +494,38 @@ fn pull_request_kind(action: &str) -> Option<PullRequestAction> {
 /// The payload shapes, each requiring only what the bot reads.
 mod raw {
     use super::*;
+
+    #[derive(Deserialize)]
+    pub(super) struct PushRepository {
+        #[serde(flatten)]
+        pub repository: Repository,
+        pub default_branch: Option<String>,
+        pub html_url: Option<String>,
+    }
+
+    #[derive(Deserialize)]
+    pub(super) struct PushPayload {
+        #[serde(rename = "ref")]
+        pub git_ref: String,
+        pub after: String,
+        pub deleted: Option<bool>,
+        pub repository: PushRepository,
+        pub installation: Option<Installation>,
+    }
+
+    impl PushPayload {
+        pub(super) fn into_event(self) -> PushEvent {
+            PushEvent {
+                git_ref: self.git_ref,
+                after: self.after,
+                deleted: flag(self.deleted),
+                default_branch: self.repository.default_branch,
+                html_url: self.repository.html_url,
+                repository: self.repository.repository.into(),
+                installation_id: self.installation.map(|i| i.id),
+            }
+        }
+    }
 
     fn flag(value: Option<bool>) -> bool {
         value.unwrap_or(false)
@@ -566,6 +636,7 @@ mod raw {
         pub draft: Option<bool>,
         pub state: String,
         pub merged: Option<bool>,
+        pub merge_commit_sha: Option<String>,
     }
 
     #[derive(Deserialize)]
@@ -624,6 +695,7 @@ mod raw {
                 state,
                 sender: self.sender.into(),
                 before: self.before,
+                merge_commit_sha: pr.merge_commit_sha,
             })
         }
     }

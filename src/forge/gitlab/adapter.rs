@@ -177,6 +177,10 @@ impl Forge for GitLabMergeRequest<'_> {
         Flavor::GitLab
     }
 
+    fn number(&self) -> u64 {
+        self.iid
+    }
+
     fn cache_key(&self) -> ForgeResult<CacheKey> {
         Ok(CacheKey {
             forge: crate::forge::job::FORGE_GITLAB.into(),

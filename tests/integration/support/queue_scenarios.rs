@@ -1703,14 +1703,14 @@ pub async fn merged_pull_requests_with_failing_reviews_count_as_escaped(store: &
         .expect("review");
     assert_eq!(
         queue
-            .record_pr_closed("github", 7, 1, true, 40)
+            .record_pr_closed("github", 7, 1, true, Some("m1"), 40)
             .await
             .expect("closed"),
         1
     );
     assert_eq!(
         queue
-            .record_pr_closed("github", 7, 2, false, 50)
+            .record_pr_closed("github", 7, 2, false, None, 50)
             .await
             .expect("closed"),
         0,
@@ -1718,7 +1718,7 @@ pub async fn merged_pull_requests_with_failing_reviews_count_as_escaped(store: &
     );
     assert_eq!(
         queue
-            .record_pr_closed("github", 7, 3, true, 60)
+            .record_pr_closed("github", 7, 3, true, Some("m3"), 60)
             .await
             .expect("closed"),
         0,
@@ -1736,6 +1736,21 @@ pub async fn merged_pull_requests_with_failing_reviews_count_as_escaped(store: &
             .escaped,
         0
     );
+    // What a push carries was reviewed when it is a reviewed head or a reviewed PR's merge.
+    let reviewed = |shas: &[&str]| {
+        let shas: Vec<String> = shas.iter().map(|s| (*s).to_owned()).collect();
+        let queue = queue.clone();
+        async move {
+            queue
+                .commit_reviewed("github", 7, &shas)
+                .await
+                .expect("query")
+        }
+    };
+    assert!(reviewed(&["h2"]).await);
+    assert!(reviewed(&["x", "m1"]).await);
+    assert!(!reviewed(&["m3"]).await, "merged, never reviewed");
+    assert!(!reviewed(&["other"]).await);
 }
 
 pub async fn an_uninstalled_repository_leaves_no_ownership_data(store: &Store) {

@@ -119,6 +119,11 @@ CREATE TABLE pr_closures (
     pr_number    INTEGER NOT NULL,
     closed_at_ms INTEGER NOT NULL,
     merged       INTEGER NOT NULL CHECK (merged IN (0, 1)),
+    -- The commit the merge made: a push carrying it was reviewed.
+    merge_commit_sha TEXT,
     escaped      INTEGER NOT NULL,
     PRIMARY KEY (forge, repo_id, pr_number)
 );
+
+CREATE INDEX review_outcomes_head ON review_outcomes (forge, repo_id, head_sha);
+CREATE INDEX pr_closures_merge ON pr_closures (forge, repo_id, merge_commit_sha);
