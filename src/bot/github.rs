@@ -110,50 +110,29 @@ impl GitHubWorker {
         cause: crate::queue::ownership::SnapshotCause,
         web_url: Option<String>,
     ) -> Result<JobOutcome, BotError> {
-        let target = match commit {
-            Some(sha) => {
-                git2::Oid::from_str(sha)
-                    .map_err(|e| BotError::Review(format!("snapshot commit {sha:?}: {e}")))?;
-                sha.to_owned()
-            }
-            // The remote's HEAD is its default branch.
-            None => "HEAD".to_owned(),
-        };
+        let refspec = super::snapshot::snapshot_refspec(commit)?;
         let credentials = self.git.credentials(installation).await?;
-        let plan = crate::forge::FetchPlan {
-            url: self.git.url(repo),
-            credentials: credentials.map(|(user, password)| (user, password.into())),
-            refspecs: vec![format!("+{target}:{}", super::fetch::SNAPSHOT_REF)],
+        let target = super::snapshot::SnapshotTarget {
+            key: crate::git::cache::CacheKey {
+                forge: FORGE_GITHUB.into(),
+                host: self.settings.host.clone(),
+                repo_id: repo.id,
+            },
+            name: format!("{}/{}", repo.owner, repo.name),
+            installation_id: Some(installation as i64),
+            web_url,
+            cause,
+            flavor: crate::owners::Flavor::GitHub,
         };
-        let key = crate::git::cache::CacheKey {
-            forge: FORGE_GITHUB.into(),
-            host: self.settings.host.clone(),
-            repo_id: repo.id,
-        };
-        let fetched = super::fetch::fetch_and_snapshot(
+        super::snapshot::take_snapshot(
             self.cache.clone(),
-            key,
-            plan,
-            crate::owners::Flavor::GitHub,
+            target,
+            self.git.url(repo),
+            credentials.map(|(user, password)| (user, password.into())),
+            refspec,
             &self.settings.review,
         )
         .await
-        .map_err(|failure| BotError::Review(format!("the snapshot failed: {failure:?}")))?;
-        Ok(JobOutcome::Snapshot {
-            snapshot: Box::new(crate::queue::ownership::NewSnapshot {
-                forge: FORGE_GITHUB.into(),
-                repo_id: repo.id,
-                repo_name: format!("{}/{}", repo.owner, repo.name),
-                installation_id: Some(installation as i64),
-                web_url,
-                commit: fetched.commit,
-                taken_at_ms: crate::queue::now_ms(),
-                cause,
-                reviewed: false,
-                findings: fetched.answer.findings,
-            }),
-            covering: fetched.covering,
-        })
     }
 
     fn pull<'a>(&'a self, installation: u64, repo: &'a RepoRef, number: u64) -> GitHubPull<'a> {

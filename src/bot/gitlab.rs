@@ -74,7 +74,11 @@ impl JobRunner for GitLabWorker {
             }
             | GitLabJob::Command {
                 project_id, iid, ..
-            }) = &job;
+            }) = &job
+            else {
+                // A snapshot has no status to conclude.
+                return Ok(());
+            };
             // Only the status is written: no clone path needed.
             let merge_request = self.merge_request(*project_id, "", *iid);
             conclude_abandoned(&merge_request, &[], true, reason).await
@@ -108,6 +112,24 @@ impl GitLabWorker {
         cancel: &Cancel,
         last_attempt: bool,
     ) -> Result<JobOutcome, BotError> {
+        if let GitLabJob::Snapshot {
+            project_id,
+            commit,
+            cause,
+            web_url,
+            allowed_groups,
+        } = job
+        {
+            return self
+                .snapshot(
+                    *project_id,
+                    commit.as_deref(),
+                    *cause,
+                    web_url.clone(),
+                    allowed_groups,
+                )
+                .await;
+        }
         let (project_id, iid, allowed_groups, work) = match job {
             GitLabJob::Review {
                 project_id,
@@ -140,6 +162,9 @@ impl GitLabWorker {
                     command: None,
                 }),
             ),
+            GitLabJob::Snapshot { .. } => {
+                return Err(BotError::Review("a snapshot is not a review".into()));
+            }
         };
         let Some(path) = self.project_path(project_id, allowed_groups).await? else {
             return Ok(JobOutcome::Skipped(format!(
@@ -155,6 +180,46 @@ impl GitLabWorker {
             review_drafts: self.settings.review_drafts,
         };
         run(&merge_request, &work, &flow, cancel, last_attempt).await
+    }
+
+    /// Audits the default branch at `commit` and hands the snapshot to the worker to store.
+    async fn snapshot(
+        &self,
+        project_id: u64,
+        commit: Option<&str>,
+        cause: crate::queue::ownership::SnapshotCause,
+        web_url: Option<String>,
+        allowed_groups: &[String],
+    ) -> Result<JobOutcome, BotError> {
+        let Some(path) = self.project_path(project_id, allowed_groups).await? else {
+            return Ok(JobOutcome::Skipped(format!(
+                "project {project_id} is outside the groups its webhook secret is bound to"
+            )));
+        };
+        let url = clone_url(&self.settings.git_base_url, &path).map_err(BotError::Review)?;
+        let target = super::snapshot::SnapshotTarget {
+            key: crate::git::cache::CacheKey {
+                forge: crate::forge::job::FORGE_GITLAB.into(),
+                host: self.settings.host.clone(),
+                repo_id: project_id as i64,
+            },
+            name: path,
+            installation_id: None,
+            web_url,
+            cause,
+            flavor: crate::owners::Flavor::GitLab,
+        };
+        super::snapshot::take_snapshot(
+            self.cache.clone(),
+            target,
+            url,
+            self.git_token
+                .as_ref()
+                .map(|token| (self.settings.git_username.clone(), token.clone())),
+            super::snapshot::snapshot_refspec(commit)?,
+            &self.settings.review,
+        )
+        .await
     }
 
     /// The project's path, read by id; `None` if it lies outside the groups the delivery's

@@ -8,5 +8,6 @@ pub mod review;
 pub mod runner;
 pub mod sandbox;
 pub mod serve;
+pub mod snapshot;
 pub mod testdrive;
 pub mod worker;

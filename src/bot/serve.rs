@@ -101,6 +101,43 @@ async fn shutdown_signal() {
 /// redeliverable deliveries, so a late redelivery is still recognised.
 const HISTORY_RETENTION: Duration = Duration::from_secs(7 * 24 * 3600);
 
+/// Queues the scheduled snapshots that are due and folds deltas past their retention. Every
+/// replica does this; one delivery key per interval window queues each round once.
+async fn schedule_snapshots(
+    queue: &Queue,
+    settings: &crate::server::settings::SnapshotSettings,
+    folded_at_ms: &mut i64,
+) {
+    let now = crate::queue::now_ms();
+    if settings.interval_hours > 0 {
+        let interval = (settings.interval_hours * 3_600_000) as i64;
+        match queue.repositories_due(now - interval).await {
+            Ok(due) if !due.is_empty() => {
+                let jobs = super::snapshot::scheduled_jobs(&due);
+                let key = format!("snapshot-schedule:{}", now / interval);
+                match queue.enqueue_delivery("schedule", &key, jobs).await {
+                    Ok(Some(ids)) => info!(jobs = ids.len(), "scheduled snapshots queued"),
+                    Ok(None) => {}
+                    Err(e) => warn!(error = %e, "cannot queue the scheduled snapshots"),
+                }
+            }
+            Ok(_) => {}
+            Err(e) => warn!(error = %e, "cannot list the repositories due a snapshot"),
+        }
+    }
+    // Folding reads every repository's snapshots: hourly is plenty for a retention in days.
+    if now - *folded_at_ms < 3_600_000 {
+        return;
+    }
+    *folded_at_ms = now;
+    let retention = (settings.retention_days.max(1) * 86_400_000) as i64;
+    match queue.fold_snapshots(now - retention).await {
+        Ok(n) if n > 0 => info!(folded = n, "old snapshot deltas folded into checkpoints"),
+        Ok(_) => {}
+        Err(e) => warn!(error = %e, "cannot fold old snapshots"),
+    }
+}
+
 /// How many redeliveries of one delivery the bot asks for.
 const MAX_REDELIVERIES: usize = 3;
 
@@ -421,6 +458,8 @@ pub async fn serve(settings: ServeSettings) -> anyhow::Result<()> {
     // failed GitHub deliveries (GitLab has no API to ask again: only a person's "Resend
     // Request" sends a refused delivery a second time).
     let housekeeping = {
+        let snapshot_settings = settings.snapshots.clone();
+        let mut folded_at_ms = 0;
         let queue = queue.clone();
         let cache = cache.clone();
         let metrics = metrics.clone();
@@ -435,6 +474,7 @@ pub async fn serve(settings: ServeSettings) -> anyhow::Result<()> {
                         Err(e) => warn!(error = %e, "redelivery check failed"),
                     }
                 }
+                schedule_snapshots(&queue, &snapshot_settings, &mut folded_at_ms).await;
                 let before = crate::queue::now_ms() - HISTORY_RETENTION.as_millis() as i64;
                 match queue.prune(before).await {
                     Ok(pruned) => tracing::debug!(?pruned, "pruned the queue's history"),

@@ -147,6 +147,9 @@ impl GitHubJob {
 
 /// Queue `kind` of a GitLab review job.
 pub const GITLAB_KIND_REVIEW: &str = "gitlab-review";
+/// Queue `kind` of a GitLab default-branch snapshot job.
+pub const GITLAB_KIND_SNAPSHOT: &str = "gitlab-snapshot";
+
 /// Queue `kind` of a GitLab slash-command job.
 pub const GITLAB_KIND_COMMAND: &str = "gitlab-command";
 
@@ -178,6 +181,18 @@ pub enum GitLabJob {
         #[serde(default)]
         allowed_groups: Vec<String>,
     },
+    /// Audit the default branch at a commit and store a snapshot (a push to it).
+    #[serde(rename = "gitlabSnapshot", rename_all = "camelCase")]
+    Snapshot {
+        project_id: u64,
+        /// The commit; `None`: the default branch's tip when the job runs (the schedule).
+        commit: Option<String>,
+        cause: crate::queue::ownership::SnapshotCause,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        web_url: Option<String>,
+        #[serde(default)]
+        allowed_groups: Vec<String>,
+    },
 }
 
 impl GitLabJob {
@@ -185,6 +200,7 @@ impl GitLabJob {
         match self {
             GitLabJob::Review { .. } => GITLAB_KIND_REVIEW,
             GitLabJob::Command { .. } => GITLAB_KIND_COMMAND,
+            GitLabJob::Snapshot { .. } => GITLAB_KIND_SNAPSHOT,
         }
     }
 
@@ -201,6 +217,10 @@ impl GitLabJob {
             GitLabJob::Command {
                 project_id, iid, ..
             } => (*project_id, *iid, None, false),
+            // The default branch's lane, like GitHub's.
+            GitLabJob::Snapshot {
+                project_id, commit, ..
+            } => (*project_id, DEFAULT_BRANCH_LANE, commit.clone(), true),
         };
         NewJob {
             kind: self.kind().to_owned(),

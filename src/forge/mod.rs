@@ -111,6 +111,13 @@ pub fn scan_key(head_sha: &str, merge_base: &str) -> String {
     format!("kubeward:{head_sha}:{merge_base}")
 }
 
+/// Whether a push of `git_ref` to `after` moves the repository's default branch to a commit
+/// (not a deletion, not another branch or a tag): what a default-branch snapshot follows.
+pub fn moves_default_branch(git_ref: &str, after: &str, default_branch: Option<&str>) -> bool {
+    after.chars().any(|c| c != '0')
+        && default_branch.is_some_and(|b| git_ref.strip_prefix("refs/heads/") == Some(b))
+}
+
 /// Why a forge call failed.
 #[derive(Debug, thiserror::Error)]
 pub enum ForgeError {

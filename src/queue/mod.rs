@@ -492,6 +492,17 @@ impl Queue {
         }
     }
 
+    /// Repositories whose latest snapshot was taken before `before_ms`.
+    pub async fn repositories_due(
+        &self,
+        before_ms: i64,
+    ) -> Result<Vec<ownership::SnapshotRepo>, QueueError> {
+        match &self.backend {
+            Backend::Sqlite(b) => b.repositories_due(before_ms).await,
+            Backend::Postgres(b) => b.repositories_due(before_ms).await,
+        }
+    }
+
     /// Deletes the ownership data of every repository an installation had.
     pub async fn delete_installation_data(
         &self,

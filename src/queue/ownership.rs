@@ -269,6 +269,13 @@ pub(super) const COMMIT_REVIEWED: &str = "SELECT 1 AS hit FROM review_outcomes
       AND EXISTS (SELECT 1 FROM review_outcomes o
                   WHERE o.forge = c.forge AND o.repo_id = c.repo_id AND o.pr_number = c.pr_number)";
 
+/// Repositories whose latest snapshot is older than `$1` (or that have none).
+pub(super) const REPOS_DUE: &str = "SELECT r.forge, r.repo_id, r.name, r.installation_id,
+    r.web_url FROM snapshot_repos r
+    WHERE COALESCE((SELECT MAX(s.taken_at_ms) FROM snapshots s
+                    WHERE s.forge = r.forge AND s.repo_id = r.repo_id), 0) < $1
+    ORDER BY r.forge, r.repo_id";
+
 pub(super) const REPOS_OF_INSTALLATION: &str =
     "SELECT repo_id FROM snapshot_repos WHERE forge = $1 AND installation_id = $2";
 
@@ -739,6 +746,32 @@ macro_rules! ownership_operations {
             Ok(escaped)
         }
 
+        /// Repositories whose latest snapshot was taken before `before_ms`: the schedule's.
+        pub(super) async fn repositories_due(
+            &self,
+            before_ms: i64,
+        ) -> Result<Vec<$crate::queue::ownership::SnapshotRepo>, QueueError> {
+            use $crate::queue::ownership::*;
+            let op = "repositories due";
+            let rows = sqlx::query(REPOS_DUE)
+                .bind(before_ms)
+                .fetch_all(&self.pool)
+                .await
+                .map_err(db(op))?;
+            rows.iter()
+                .map(|r| -> Result<SnapshotRepo, sqlx::Error> {
+                    Ok(SnapshotRepo {
+                        forge: r.try_get("forge")?,
+                        repo_id: r.try_get("repo_id")?,
+                        name: r.try_get("name")?,
+                        installation_id: r.try_get("installation_id")?,
+                        web_url: r.try_get("web_url")?,
+                    })
+                })
+                .collect::<Result<_, _>>()
+                .map_err(db(op))
+        }
+
         /// Whether a review of ours covered one of `commits` (a pushed commit and its parents).
         pub(super) async fn commit_reviewed(
             &self,
@@ -921,6 +954,17 @@ macro_rules! owned_finding_decoder {
     };
 }
 pub(super) use owned_finding_decoder;
+
+/// A repository snapshots are taken of.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SnapshotRepo {
+    pub forge: String,
+    pub repo_id: i64,
+    pub name: String,
+    pub installation_id: Option<i64>,
+    pub web_url: Option<String>,
+}
 
 /// The overview as stored: open findings now, by team (unowned included), rule and repository.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]

@@ -32,7 +32,9 @@ use tracing::{Instrument, warn};
 use super::{Route, enqueue, reply};
 use crate::forge::Secret;
 use crate::forge::command::never_commands_us;
-use crate::forge::gitlab::events::{Delivery, GitLabEvent, ProjectRef, parse_delivery};
+use crate::forge::gitlab::events::{
+    Delivery, GitLabEvent, MergeRequestAction, ProjectRef, parse_delivery,
+};
 use crate::forge::gitlab::in_group;
 use crate::forge::job::{FORGE_GITLAB, GitLabJob};
 use crate::queue::Queue;
@@ -387,6 +389,17 @@ async fn route(
                 queue
                     .drop_pr(FORGE_GITLAB, mr.project.id as i64, mr.iid as i64)
                     .await?;
+                let merged = mr.action == MergeRequestAction::Merge;
+                queue
+                    .record_pr_closed(
+                        FORGE_GITLAB,
+                        mr.project.id as i64,
+                        mr.iid as i64,
+                        merged,
+                        mr.merge_commit_sha.as_deref(),
+                        crate::queue::now_ms(),
+                    )
+                    .await?;
                 return Ok(Route::Ignore("closed or merged: queued work dropped"));
             }
             let Some(trigger) = mr.review_trigger() else {
@@ -424,6 +437,17 @@ async fn route(
             };
             Route::Jobs(vec![job.to_new_job()])
         }
+        GitLabEvent::Push(push) if push.moves_default_branch() => {
+            let job = GitLabJob::Snapshot {
+                project_id: push.project.id,
+                commit: Some(push.after.clone()),
+                cause: crate::queue::ownership::SnapshotCause::Push,
+                web_url: push.web_url.clone(),
+                allowed_groups,
+            };
+            Route::Jobs(vec![job.to_new_job()])
+        }
+        GitLabEvent::Push(_) => Route::Ignore("not a push to the default branch"),
         GitLabEvent::Other { .. } => Route::Ignore("event not handled"),
     })
 }

@@ -294,6 +294,39 @@ pub struct ServeSettings {
     pub github: Option<GitHubSettings>,
     #[serde(default)]
     pub gitlab: Option<GitLabSettings>,
+    /// Default-branch snapshots for the ownership view.
+    #[serde(default)]
+    pub snapshots: SnapshotSettings,
+}
+
+/// How often every known repository's default branch is snapshotted, besides on each push,
+/// and how long deltas are kept before they fold into a checkpoint.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct SnapshotSettings {
+    /// Hours between scheduled snapshots of a repository (0: only on pushes).
+    #[serde(default = "default_snapshot_interval")]
+    pub interval_hours: u64,
+    /// Days of snapshot deltas kept; older ones fold into a checkpoint (their counts stay).
+    #[serde(default = "default_snapshot_retention")]
+    pub retention_days: u64,
+}
+
+fn default_snapshot_interval() -> u64 {
+    24
+}
+
+fn default_snapshot_retention() -> u64 {
+    90
+}
+
+impl Default for SnapshotSettings {
+    fn default() -> Self {
+        SnapshotSettings {
+            interval_hours: default_snapshot_interval(),
+            retention_days: default_snapshot_retention(),
+        }
+    }
 }
 
 impl Default for ServeSettings {
@@ -321,6 +354,7 @@ impl Default for ServeSettings {
             log_format: LogFormat::Text,
             github: None,
             gitlab: None,
+            snapshots: SnapshotSettings::default(),
         }
     }
 }

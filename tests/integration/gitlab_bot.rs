@@ -778,9 +778,9 @@ async fn a_merge_request_is_reviewed_once_and_rescans_and_redeliveries_add_nothi
     // Other events are acknowledged too: GitLab disables hooks whose deliveries fail.
     let (status, answer) = bot
         .deliver(
-            "Push Hook",
+            "Pipeline Hook",
             "x-6",
-            &json!({"object_kind": "push", "project": {"id": PROJECT}}),
+            &json!({"object_kind": "pipeline", "project": {"id": PROJECT}}),
         )
         .await;
     assert_eq!((status, answer["status"].as_str()), (200, Some("ignored")));
@@ -1837,5 +1837,76 @@ async fn kubeward_ci_in_a_merge_request_pipeline_publishes_as_the_bot_does() {
         .collect();
     assert!(again.is_empty(), "only the status is set again: {again:#?}");
     bot.assert_requests_valid();
+    let _ = bot.stop.send(true);
+}
+
+/// A Push Hook to the project's default branch queues a snapshot on the branch's lane: the
+/// commit is fetched with the bot's token and audited with the GitLab CODEOWNERS of that
+/// commit; a push to another branch queues nothing; a merged merge request is recorded.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_push_to_the_default_branch_is_snapshotted_with_gitlab_owners() {
+    let upstream = Upstream::new("platform/shop");
+    let base = upstream.commit("refs/heads/main", &[], &files(&deployment("", "")));
+    let pushed = upstream.commit(
+        "refs/heads/main",
+        &[base],
+        &files(&deployment("", "            privileged: true\n")),
+    );
+    let bot = start(&upstream, 2).await;
+    bot.fake.add_project(PROJECT, "platform/shop");
+
+    let mut merged = mr_event("merge_request_close.json", PROJECT, "platform/shop", pushed);
+    merged["object_attributes"]["action"] = json!("merge");
+    merged["object_attributes"]["state"] = json!("merged");
+    merged["object_attributes"]["merge_commit_sha"] = json!(pushed.to_string());
+    assert_eq!(
+        bot.deliver("Merge Request Hook", "merged", &merged).await.0,
+        200
+    );
+
+    let mut push = payload("push.json");
+    push["after"] = json!(pushed.to_string());
+    let (status, answer) = bot.deliver("Push Hook", "push-main", &push).await;
+    assert_eq!(status, 202, "{answer}");
+    let mut other = push.clone();
+    other["ref"] = json!("refs/heads/feature");
+    let (_, answer) = bot.deliver("Push Hook", "push-feature", &other).await;
+    assert!(
+        answer
+            .to_string()
+            .contains("not a push to the default branch"),
+        "{answer}"
+    );
+    bot.settle().await;
+
+    let snapshots = bot
+        .queue
+        .snapshots("gitlab", PROJECT as i64)
+        .await
+        .expect("snapshots");
+    assert_eq!(snapshots.len(), 1, "{snapshots:?}");
+    assert_eq!(snapshots[0].commit, pushed.to_string());
+    assert!(snapshots[0].open_danger > 0, "{snapshots:?}");
+    // The merge request was never reviewed, so its merge does not count as covered.
+    assert!(!snapshots[0].reviewed);
+    let open = bot
+        .queue
+        .open_findings("gitlab", PROJECT as i64)
+        .await
+        .expect("open");
+    assert!(open.iter().any(|f| f.rule == "runAsPrivileged"), "{open:?}");
+    let expected = kubeward::owners::CodeOwners::parse(
+        kubeward::owners::Flavor::GitLab,
+        ".gitlab/CODEOWNERS",
+        OWNERS,
+    )
+    .owners_of("apps/shop.yaml")
+    .owners;
+    assert!(!expected.is_empty());
+    assert!(open.iter().all(|f| f.owners == expected), "{open:?}");
+    let team = bot.queue.team_findings(&expected[0]).await.expect("team");
+    assert_eq!(team.len(), open.len());
+    assert!(team.iter().all(|f| f.repository == "platform/shop"
+        && f.web_url.as_deref() == Some("https://gitlab.example.com/platform/shop")));
     let _ = bot.stop.send(true);
 }

@@ -80,10 +80,10 @@ async fn serve_runs_with_gitlab_alone() {
     }
     let post = |token: &str| {
         http.post(format!("{base}/webhooks/gitlab"))
-            .header("x-gitlab-event", "Push Hook")
+            .header("x-gitlab-event", "Pipeline Hook")
             .header("x-gitlab-token", token)
             .header("idempotency-key", "serve-1")
-            .body(r#"{"object_kind":"push","project":{"id":4242}}"#)
+            .body(r#"{"object_kind":"pipeline","project":{"id":4242}}"#)
             .send()
     };
     let refused = post("wrong").await.expect("answered");

@@ -356,11 +356,11 @@ impl PushEvent {
     /// The push moved the default branch to a commit (not a deletion, not another branch).
     pub fn moves_default_branch(&self) -> bool {
         !self.deleted
-            && self.after.chars().any(|c| c != '0')
-            && self
-                .default_branch
-                .as_deref()
-                .is_some_and(|b| self.git_ref == format!("refs/heads/{b}"))
+            && crate::forge::moves_default_branch(
+                &self.git_ref,
+                &self.after,
+                self.default_branch.as_deref(),
+            )
     }
 }
 

@@ -20,6 +20,9 @@ pub const MERGE_REQUEST_HOOK: &str = "Merge Request Hook";
 /// `X-Gitlab-Event` of comment events.
 pub const NOTE_HOOK: &str = "Note Hook";
 
+/// `X-Gitlab-Event` of a push to a branch.
+pub const PUSH_HOOK: &str = "Push Hook";
+
 /// Why a delivery body could not be read (after authentication: a malformed delivery).
 #[derive(Debug, thiserror::Error)]
 pub enum EventError {
@@ -59,7 +62,8 @@ pub struct Delivery {
 pub enum GitLabEvent {
     MergeRequest(MergeRequestEvent),
     Note(NoteEvent),
-    /// Anything else (push, pipeline, comments on issues...): acknowledged and ignored.
+    Push(PushEvent),
+    /// Anything else (pipeline, tag pushes, comments on issues...): acknowledged and ignored.
     Other {
         event: String,
     },
@@ -99,6 +103,32 @@ pub struct MergeRequestEvent {
     pub head_sha: Option<String>,
     /// Who did it (`user.username`).
     pub username: Option<String>,
+    /// `object_attributes.merge_commit_sha` of a merged merge request.
+    pub merge_commit_sha: Option<String>,
+}
+
+/// A `Push Hook` delivery (`object_kind: push`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PushEvent {
+    pub project: ProjectRef,
+    /// `refs/heads/main`.
+    pub git_ref: String,
+    /// The commit the branch points at now (all zeros: deleted).
+    pub after: String,
+    pub default_branch: Option<String>,
+    /// `project.web_url`, for links to files at a commit.
+    pub web_url: Option<String>,
+}
+
+impl PushEvent {
+    /// The push moved the default branch to a commit.
+    pub fn moves_default_branch(&self) -> bool {
+        crate::forge::moves_default_branch(
+            &self.git_ref,
+            &self.after,
+            self.default_branch.as_deref(),
+        )
+    }
 }
 
 impl MergeRequestEvent {
@@ -216,6 +246,16 @@ pub fn parse_delivery(event: &str, body: &[u8]) -> Result<Delivery, EventError> 
             let raw: raw::NotePayload = serde_json::from_value(value).map_err(invalid)?;
             GitLabEvent::Note(raw.into_event(project.clone()))
         }
+        (PUSH_HOOK, Some("push"), Some(project)) => {
+            let raw: raw::PushPayload = serde_json::from_value(value).map_err(invalid)?;
+            GitLabEvent::Push(PushEvent {
+                project: project.clone(),
+                git_ref: raw.git_ref,
+                after: raw.after,
+                default_branch: raw.project.default_branch,
+                web_url: raw.project.web_url,
+            })
+        }
         _ => other(),
     };
     Ok(Delivery {
@@ -247,6 +287,21 @@ mod raw {
         pub action: Option<String>,
         pub oldrev: Option<String>,
         pub last_commit: Option<Commit>,
+        pub merge_commit_sha: Option<String>,
+    }
+
+    #[derive(Deserialize)]
+    pub(super) struct PushProject {
+        pub default_branch: Option<String>,
+        pub web_url: Option<String>,
+    }
+
+    #[derive(Deserialize)]
+    pub(super) struct PushPayload {
+        #[serde(rename = "ref")]
+        pub git_ref: String,
+        pub after: String,
+        pub project: PushProject,
     }
 
     #[derive(Deserialize)]
@@ -286,6 +341,7 @@ mod raw {
                 action,
                 head_sha: attributes.last_commit.and_then(|c| c.id),
                 username: self.user.and_then(|u| u.username),
+                merge_commit_sha: attributes.merge_commit_sha,
             }
         }
     }

@@ -1606,6 +1606,20 @@ pub async fn snapshots_store_only_what_changed_and_rebuild_every_set(store: &Sto
     );
     assert_eq!(web[0].since_ms, day, "a moved finding keeps its age");
     assert!(!web[0].unreviewed);
+    // The schedule: due once its latest snapshot is older than the interval.
+    let due = queue.repositories_due(3 * day + 1).await.expect("due");
+    assert_eq!(due.len(), 1);
+    assert_eq!(
+        (due[0].name.as_str(), due[0].installation_id),
+        ("org/platform", Some(1))
+    );
+    assert!(
+        queue
+            .repositories_due(3 * day)
+            .await
+            .expect("due")
+            .is_empty()
+    );
 }
 
 /// Ninety days of daily snapshots fold into a checkpoint: every later set is unchanged, and
