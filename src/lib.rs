@@ -8,6 +8,7 @@ pub mod bot;
 pub mod ci;
 pub mod cli;
 pub mod config;
+pub mod dashboard;
 pub mod diff;
 pub mod explain;
 pub mod fix;

@@ -495,6 +495,28 @@ pub async fn serve(settings: ServeSettings) -> anyhow::Result<()> {
             }
         })
     };
+    if let Some(dashboard) = &settings.dashboard {
+        let access = crate::dashboard::Access::new(dashboard)
+            .map_err(|e| anyhow::anyhow!("invalid settings: {e}"))?;
+        anyhow::ensure!(
+            dashboard.listen != settings.listen,
+            "dashboard.listen must differ from listen: the dashboard is never served beside the public webhook"
+        );
+        let listener = tokio::net::TcpListener::bind(&dashboard.listen)
+            .await
+            .with_context(|| format!("binding the dashboard's {}", dashboard.listen))?;
+        info!(listen = %dashboard.listen, "the dashboard API is serving");
+        let app = crate::dashboard::router(std::sync::Arc::new(crate::dashboard::DashboardState {
+            queue: queue.clone(),
+            access,
+        }));
+        let read_timeout = Duration::from_secs(settings.read_timeout_seconds);
+        let grace = worker_settings.shutdown_grace;
+        tokio::spawn(async move {
+            crate::server::listen::serve(listener, app, read_timeout, grace, shutdown_signal())
+                .await;
+        });
+    }
     let listener = tokio::net::TcpListener::bind(&settings.listen)
         .await
         .with_context(|| format!("binding {}", settings.listen))?;

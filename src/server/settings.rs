@@ -297,6 +297,9 @@ pub struct ServeSettings {
     /// Default-branch snapshots for the ownership view.
     #[serde(default)]
     pub snapshots: SnapshotSettings,
+    /// The ownership view's API, on its own listener; off unless set.
+    #[serde(default)]
+    pub dashboard: Option<crate::dashboard::DashboardSettings>,
 }
 
 /// How often every known repository's default branch is snapshotted, besides on each push,
@@ -355,6 +358,7 @@ impl Default for ServeSettings {
             github: None,
             gitlab: None,
             snapshots: SnapshotSettings::default(),
+            dashboard: None,
         }
     }
 }

@@ -14,6 +14,7 @@ mod ci;
 mod ci_install;
 mod cli;
 mod cli_review;
+mod dashboard;
 mod deploy;
 mod exemptions;
 mod fixes;

@@ -1,0 +1,331 @@
+//! `/api/v1/`: the ownership view as JSON (documented in docs/dashboard.md), each answer cut
+//! to what the signed-in user may see.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::Json;
+use axum::extract::{ConnectInfo, Path, Query, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+
+use super::DashboardState;
+use super::access::{Refused, Visible};
+use crate::audit::Severity;
+use crate::queue::ownership::{GroupCount, OpenFinding};
+
+/// The version of the API's JSON (`docs/dashboard.md`).
+pub const API_VERSION: &str = "1";
+
+fn error(status: StatusCode, message: &str) -> Response {
+    (status, Json(json!({"error": message}))).into_response()
+}
+
+/// An answer that is not the data: its status and what it says.
+struct Refusal(StatusCode, &'static str);
+
+impl IntoResponse for Refusal {
+    fn into_response(self) -> Response {
+        error(self.0, self.1)
+    }
+}
+
+fn who(state: &DashboardState, peer: SocketAddr, headers: &HeaderMap) -> Result<Visible, Refusal> {
+    let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+    state
+        .access
+        .visible(
+            peer.ip(),
+            header(&state.access.user_header),
+            header(&state.access.groups_header),
+        )
+        .map_err(|refused| match refused {
+            Refused::UntrustedPeer => Refusal(
+                StatusCode::FORBIDDEN,
+                "requests must come through the configured authenticating proxy",
+            ),
+            Refused::NotSignedIn => Refusal(StatusCode::UNAUTHORIZED, "not signed in"),
+        })
+}
+
+fn unavailable(e: impl std::fmt::Display) -> Refusal {
+    tracing::warn!(error = %e, "the ownership store cannot answer");
+    Refusal(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "the store cannot answer now",
+    )
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(super) struct OverviewQuery {
+    /// Escaped findings of merges in the last this many days (default 30).
+    escaped_days: Option<u32>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct OverviewAnswer {
+    api_version: &'static str,
+    user: String,
+    teams: Vec<GroupCount>,
+    rules: Vec<GroupCount>,
+    repositories: Vec<GroupCount>,
+    unowned: Counts,
+    unreviewed: i64,
+    /// Only for a user who sees every team: merges are not any one team's.
+    escaped: Option<i64>,
+    escaped_days: u32,
+}
+
+#[derive(Serialize, Default)]
+struct Counts {
+    danger: i64,
+    warning: i64,
+}
+
+pub(super) async fn overview(
+    State(state): State<Arc<DashboardState>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    Query(query): Query<OverviewQuery>,
+    headers: HeaderMap,
+) -> Response {
+    let visible = match who(&state, peer, &headers) {
+        Ok(v) => v,
+        Err(refusal) => return refusal.into_response(),
+    };
+    let days = query.escaped_days.unwrap_or(30).min(3660);
+    let since = crate::queue::now_ms() - i64::from(days) * 86_400_000;
+    let stored = match state.queue.ownership_overview(since).await {
+        Ok(o) => o,
+        Err(e) => return unavailable(e).into_response(),
+    };
+    if visible.sees_everything() {
+        return Json(OverviewAnswer {
+            api_version: API_VERSION,
+            user: visible.user,
+            teams: stored.teams,
+            rules: stored.rules,
+            repositories: stored.repositories,
+            unowned: Counts {
+                danger: stored.unowned_danger,
+                warning: stored.unowned_warning,
+            },
+            unreviewed: stored.unreviewed,
+            escaped: Some(stored.escaped),
+            escaped_days: days,
+        })
+        .into_response();
+    }
+    // Counted again from the findings the user may see, team by team.
+    let mut findings: BTreeMap<(String, i64, String), OpenFinding> = BTreeMap::new();
+    let mut teams = Vec::new();
+    for team in stored.teams.iter().filter(|t| visible.sees_team(&t.name)) {
+        let of_team = match state.queue.team_findings(&team.name).await {
+            Ok(f) => f,
+            Err(e) => return unavailable(e).into_response(),
+        };
+        let seen: Vec<OpenFinding> = of_team
+            .into_iter()
+            .filter(|f| visible.sees(&team.name, &f.repository))
+            .collect();
+        let mut count = GroupCount {
+            name: team.name.clone(),
+            ..GroupCount::default()
+        };
+        for f in seen {
+            add(&mut count, f.finding.severity);
+            findings.insert((f.forge.clone(), f.repo_id, f.finding.key.clone()), f);
+        }
+        if count.danger + count.warning > 0 {
+            teams.push(count);
+        }
+    }
+    let mut rules: BTreeMap<String, GroupCount> = BTreeMap::new();
+    let mut repositories: BTreeMap<String, GroupCount> = BTreeMap::new();
+    let mut unowned = Counts::default();
+    let mut unreviewed = 0;
+    for f in findings.values() {
+        for (map, name) in [
+            (&mut rules, &f.finding.rule),
+            (&mut repositories, &f.repository),
+        ] {
+            let entry = map.entry(name.clone()).or_insert_with(|| GroupCount {
+                name: name.clone(),
+                ..GroupCount::default()
+            });
+            add(entry, f.finding.severity);
+        }
+        if f.finding.owners.is_empty() {
+            match f.finding.severity {
+                Severity::Danger => unowned.danger += 1,
+                Severity::Warning => unowned.warning += 1,
+                Severity::Ignore => {}
+            }
+        }
+        unreviewed += i64::from(f.unreviewed);
+    }
+    let ranked = |m: BTreeMap<String, GroupCount>| {
+        let mut v: Vec<GroupCount> = m.into_values().collect();
+        v.sort_by(|a, b| {
+            (b.danger, b.warning)
+                .cmp(&(a.danger, a.warning))
+                .then(a.name.cmp(&b.name))
+        });
+        v
+    };
+    Json(OverviewAnswer {
+        api_version: API_VERSION,
+        user: visible.user,
+        teams,
+        rules: ranked(rules),
+        repositories: ranked(repositories),
+        unowned,
+        unreviewed,
+        escaped: None,
+        escaped_days: days,
+    })
+    .into_response()
+}
+
+fn add(count: &mut GroupCount, severity: Severity) {
+    match severity {
+        Severity::Danger => count.danger += 1,
+        Severity::Warning => count.warning += 1,
+        Severity::Ignore => {}
+    }
+}
+
+/// The team's open findings the user may see; `None` when they may see none of the team's
+/// (answered 404, so a team's existence is not told to those who may not see it).
+async fn visible_findings(
+    state: &DashboardState,
+    visible: &Visible,
+    team: &str,
+) -> Result<Option<Vec<OpenFinding>>, Refusal> {
+    if !visible.sees_team(team) {
+        return Ok(None);
+    }
+    let findings = state.queue.team_findings(team).await.map_err(unavailable)?;
+    Ok(Some(
+        findings
+            .into_iter()
+            .filter(|f| visible.sees(team, &f.repository))
+            .collect(),
+    ))
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct TeamAnswer {
+    api_version: &'static str,
+    team: String,
+    danger: i64,
+    warning: i64,
+    findings: Vec<OpenFinding>,
+}
+
+pub(super) async fn team(
+    State(state): State<Arc<DashboardState>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    Path(team): Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    let visible = match who(&state, peer, &headers) {
+        Ok(v) => v,
+        Err(refusal) => return refusal.into_response(),
+    };
+    let findings = match visible_findings(&state, &visible, &team).await {
+        Ok(Some(f)) => f,
+        Ok(None) => return error(StatusCode::NOT_FOUND, "no such team"),
+        Err(refusal) => return refusal.into_response(),
+    };
+    let mut count = GroupCount::default();
+    for f in &findings {
+        add(&mut count, f.finding.severity);
+    }
+    Json(TeamAnswer {
+        api_version: API_VERSION,
+        team,
+        danger: count.danger,
+        warning: count.warning,
+        findings,
+    })
+    .into_response()
+}
+
+/// A CSV cell: quoted, and a cell a spreadsheet would run as a formula (`= + - @`, or a tab
+/// or carriage return first) starts with `'` instead.
+fn csv_cell(text: &str) -> String {
+    let neutral = if text.starts_with(['=', '+', '-', '@', '\t', '\r']) {
+        format!("'{text}")
+    } else {
+        text.to_owned()
+    };
+    format!("\"{}\"", neutral.replace('"', "\"\""))
+}
+
+pub(super) async fn team_csv(
+    State(state): State<Arc<DashboardState>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    Path(team): Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    let visible = match who(&state, peer, &headers) {
+        Ok(v) => v,
+        Err(refusal) => return refusal.into_response(),
+    };
+    let findings = match visible_findings(&state, &visible, &team).await {
+        Ok(Some(f)) => f,
+        Ok(None) => return error(StatusCode::NOT_FOUND, "no such team"),
+        Err(refusal) => return refusal.into_response(),
+    };
+    let mut out = String::from(
+        "repository,path,line,severity,rule,object,message,owners,environments,commit,unreviewed\r\n",
+    );
+    for f in &findings {
+        let cells = [
+            f.repository.clone(),
+            f.finding.path.clone(),
+            f.finding.line.to_string(),
+            f.finding.severity.as_str().to_owned(),
+            f.finding.rule.clone(),
+            f.finding.object.clone(),
+            f.finding.message.clone(),
+            f.finding.owners.join(" "),
+            f.finding.environments.join(" "),
+            f.commit.clone(),
+            f.unreviewed.to_string(),
+        ];
+        let row: Vec<String> = cells.iter().map(|c| csv_cell(c)).collect();
+        out.push_str(&row.join(","));
+        out.push_str("\r\n");
+    }
+    (
+        [
+            (header::CONTENT_TYPE, "text/csv; charset=utf-8"),
+            (
+                header::CONTENT_DISPOSITION,
+                "attachment; filename=\"findings.csv\"",
+            ),
+        ],
+        out,
+    )
+        .into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn csv_cells_never_start_a_formula() {
+        assert_eq!(csv_cell("=HYPERLINK(\"x\")"), "\"'=HYPERLINK(\"\"x\"\")\"");
+        assert_eq!(csv_cell("@org/web"), "\"'@org/web\"");
+        assert_eq!(csv_cell("-1+1"), "\"'-1+1\"");
+        assert_eq!(csv_cell("apps/web.yaml"), "\"apps/web.yaml\"");
+    }
+}

@@ -1,0 +1,246 @@
+//! The dashboard's JSON API on a real listener on 127.0.0.1, over a store filled with
+//! snapshots: trusted headers believed only from the proxy's address, nothing shown unless
+//! granted, CSV cells that cannot run, and every answer checked against the API's schema
+//! (tests/data/dashboard/api-v1.schema.json).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use kubeward::audit::Severity;
+use kubeward::dashboard::{Access, DashboardSettings, DashboardState, router};
+use kubeward::ownership::OwnedFinding;
+use kubeward::queue::Queue;
+use kubeward::queue::ownership::{NewSnapshot, SnapshotCause};
+use serde_json::{Value, json};
+
+fn finding(key: &str, path: &str, message: &str, owners: &[&str]) -> OwnedFinding {
+    OwnedFinding {
+        key: key.into(),
+        fingerprint: key.into(),
+        rule: "runAsPrivileged".into(),
+        severity: Severity::Danger,
+        path: path.into(),
+        line: 12,
+        object: "Deployment shop/web".into(),
+        message: message.into(),
+        owners: owners.iter().map(|o| (*o).to_owned()).collect(),
+        environments: vec!["prod".into()],
+    }
+}
+
+async fn store() -> Queue {
+    let queue = Queue::connect("sqlite::memory:").await.expect("queue");
+    let commit = "0123456789abcdef0123456789abcdef01234567";
+    for (id, name, findings) in [
+        (
+            1,
+            "org/shop",
+            vec![
+                finding(
+                    "a",
+                    "apps/web.yaml",
+                    "=HYPERLINK(\"https://evil.example\")",
+                    &["@org/web"],
+                ),
+                finding(
+                    "b",
+                    "apps/api.yaml",
+                    "Should not be privileged",
+                    &["@org/api"],
+                ),
+                finding("c", "legacy/old.yaml", "Should not be privileged", &[]),
+            ],
+        ),
+        (
+            2,
+            "org/cart",
+            vec![finding(
+                "d",
+                "apps/web.yaml",
+                "Should not be privileged",
+                &["@org/web"],
+            )],
+        ),
+    ] {
+        queue
+            .record_snapshot(&NewSnapshot {
+                forge: "github".into(),
+                repo_id: id,
+                repo_name: name.into(),
+                installation_id: Some(7),
+                web_url: Some(format!("https://github.com/{name}")),
+                commit: commit.into(),
+                taken_at_ms: 1_000,
+                cause: SnapshotCause::Push,
+                reviewed: id == 1,
+                findings,
+            })
+            .await
+            .expect("snapshot");
+    }
+    queue
+}
+
+/// The API behind a listener on 127.0.0.1; `proxies` are the addresses believed.
+async fn serve(queue: Queue, proxies: &[&str]) -> String {
+    let settings: DashboardSettings = serde_json::from_value(json!({
+        "trustedHeaders": {"fromCidrs": proxies},
+        "access": [
+            {"groups": ["platform"], "teams": ["*"]},
+            {"users": ["wes"], "teams": ["@org/web"], "repositories": ["org/shop"]}
+        ]
+    }))
+    .expect("settings");
+    let access = Access::new(&settings).expect("valid");
+    let app = router(Arc::new(DashboardState { queue, access }));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let url = format!("http://{}", listener.local_addr().expect("address"));
+    tokio::spawn(kubeward::server::listen::serve(
+        listener,
+        app,
+        Duration::from_secs(5),
+        Duration::from_secs(1),
+        std::future::pending(),
+    ));
+    url
+}
+
+async fn get(url: &str, user: Option<(&str, &str)>) -> (u16, reqwest::header::HeaderMap, String) {
+    let mut request = reqwest::Client::new().get(url);
+    if let Some((user, groups)) = user {
+        request = request
+            .header("x-forwarded-user", user)
+            .header("x-forwarded-groups", groups);
+    }
+    let response = request.send().await.expect("answered");
+    let status = response.status().as_u16();
+    let headers = response.headers().clone();
+    (status, headers, response.text().await.expect("body"))
+}
+
+fn valid(kind: &str, body: &str) -> Value {
+    let schema: Value =
+        serde_json::from_str(include_str!("../data/dashboard/api-v1.schema.json")).expect("schema");
+    let mut wanted = schema.clone();
+    wanted["$ref"] = json!(format!("#/$defs/{kind}"));
+    let validator = jsonschema::validator_for(&wanted).expect("compiles");
+    let value: Value = serde_json::from_str(body).expect("JSON");
+    let errors: Vec<String> = validator
+        .iter_errors(&value)
+        .map(|e| e.to_string())
+        .collect();
+    assert!(errors.is_empty(), "{kind}: {errors:?}\n{body}");
+    value
+}
+
+#[tokio::test]
+async fn the_api_shows_each_user_what_they_are_granted_and_nothing_else() {
+    let url = serve(store().await, &["127.0.0.1/32"]).await;
+
+    let (status, headers, body) = get(&format!("{url}/api/v1/overview"), None).await;
+    assert_eq!(status, 401, "{body}");
+    valid("error", &body);
+    let csp = headers
+        .get("content-security-policy")
+        .and_then(|v| v.to_str().ok());
+    assert_eq!(csp, Some("default-src 'none'; frame-ancestors 'none'"));
+
+    // The platform team sees everything.
+    let (status, _, body) = get(
+        &format!("{url}/api/v1/overview"),
+        Some(("pat", "eng,platform")),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let all = valid("overview", &body);
+    let team = |v: &Value, name: &str| {
+        v["teams"]
+            .as_array()
+            .and_then(|t| t.iter().find(|t| t["name"] == name))
+            .map(|t| t["danger"].clone())
+    };
+    assert_eq!(team(&all, "@org/web"), Some(json!(2)));
+    assert_eq!(team(&all, "unowned"), Some(json!(1)));
+    assert_eq!(all["unowned"]["danger"], 1);
+    assert_eq!(all["unreviewed"], 1, "org/cart's push was not reviewed");
+    assert_eq!(all["escaped"], 0);
+
+    // Wes sees @org/web in org/shop only: its counts, no other team, no merges.
+    let (status, _, body) = get(&format!("{url}/api/v1/overview"), Some(("wes", ""))).await;
+    assert_eq!(status, 200, "{body}");
+    let wes = valid("overview", &body);
+    assert_eq!(
+        wes["teams"],
+        json!([{"name": "@org/web", "danger": 1, "warning": 0}])
+    );
+    assert_eq!(
+        wes["repositories"],
+        json!([{"name": "org/shop", "danger": 1, "warning": 0}])
+    );
+    assert_eq!(wes["escaped"], Value::Null);
+    let (status, _, body) = get(
+        &format!("{url}/api/v1/teams/%40org%2Fweb"),
+        Some(("wes", "")),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let web = valid("team", &body);
+    let repos: Vec<&str> = web["findings"]
+        .as_array()
+        .map(|f| f.iter().filter_map(|f| f["repository"].as_str()).collect())
+        .unwrap_or_default();
+    assert_eq!(repos, ["org/shop"]);
+    // Another team, or a signed-in user with no grant: as if it did not exist.
+    let (status, _, body) = get(
+        &format!("{url}/api/v1/teams/%40org%2Fapi"),
+        Some(("wes", "")),
+    )
+    .await;
+    assert_eq!(status, 404);
+    valid("error", &body);
+    let (status, _, body) = get(&format!("{url}/api/v1/overview"), Some(("nina", "sales"))).await;
+    assert_eq!(status, 200);
+    let nothing = valid("overview", &body);
+    assert_eq!(nothing["teams"], json!([]));
+    assert_eq!(nothing["repositories"], json!([]));
+
+    // CSV: a message or owner a spreadsheet would run is text.
+    let (status, headers, csv) = get(
+        &format!("{url}/api/v1/teams/%40org%2Fweb/findings.csv"),
+        Some(("pat", "platform")),
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert!(
+        headers["content-type"]
+            .to_str()
+            .is_ok_and(|t| t.starts_with("text/csv"))
+    );
+    assert!(
+        csv.contains("\"'=HYPERLINK(\"\"https://evil.example\"\")\""),
+        "{csv}"
+    );
+    assert!(csv.contains("\"'@org/web\""), "{csv}");
+    assert!(!csv.contains(",\"=") && !csv.contains(",\"@"), "{csv}");
+    assert_eq!(csv.lines().count(), 3, "a header and two findings: {csv}");
+}
+
+#[tokio::test]
+async fn headers_from_anyone_but_the_proxy_are_not_believed() {
+    // The proxy is elsewhere: this client's headers, X-Forwarded-For included, mean nothing.
+    let url = serve(store().await, &["10.0.0.0/8"]).await;
+    let response = reqwest::Client::new()
+        .get(format!("{url}/api/v1/overview"))
+        .header("x-forwarded-user", "pat")
+        .header("x-forwarded-groups", "platform")
+        .header("x-forwarded-for", "10.0.0.1")
+        .send()
+        .await
+        .expect("answered");
+    assert_eq!(response.status().as_u16(), 403);
+    let body = response.text().await.expect("body");
+    assert!(!body.contains("org/shop"), "{body}");
+    valid("error", &body);
+}
