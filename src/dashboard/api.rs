@@ -15,6 +15,7 @@ use serde_json::json;
 use super::DashboardState;
 use super::access::{Refused, Visible};
 use crate::audit::Severity;
+use crate::ownership::{TrendPoint, daily_trend};
 use crate::queue::ownership::{GroupCount, OpenFinding};
 
 /// The version of the API's JSON (`docs/dashboard.md`).
@@ -64,6 +65,18 @@ fn unavailable(e: impl std::fmt::Display) -> Refusal {
 pub(super) struct OverviewQuery {
     /// Escaped findings of merges in the last this many days (default 30).
     escaped_days: Option<u32>,
+    /// Days of trend (default 30, at most 366).
+    trend_days: Option<u32>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(super) struct TeamQuery {
+    trend_days: Option<u32>,
+}
+
+fn trend_days(asked: Option<u32>) -> u32 {
+    asked.unwrap_or(30).clamp(1, 366)
 }
 
 #[derive(Serialize)]
@@ -79,6 +92,9 @@ struct OverviewAnswer {
     /// Only for a user who sees every team: merges are not any one team's.
     escaped: Option<i64>,
     escaped_days: u32,
+    /// Open findings at the end of each day, oldest first; only for a user who sees every
+    /// team (a finding of two visible teams would count twice in a sum of theirs).
+    trend: Option<Vec<TrendPoint>>,
 }
 
 #[derive(Serialize, Default)]
@@ -104,6 +120,12 @@ pub(super) async fn overview(
         Err(e) => return unavailable(e).into_response(),
     };
     if visible.sees_everything() {
+        let now = crate::queue::now_ms();
+        let rows = match state.queue.trend_rows(None, now).await {
+            Ok(rows) => rows,
+            Err(e) => return unavailable(e).into_response(),
+        };
+        let trend = daily_trend(&rows, now, trend_days(query.trend_days));
         return Json(OverviewAnswer {
             api_version: API_VERSION,
             user: visible.user,
@@ -117,6 +139,7 @@ pub(super) async fn overview(
             unreviewed: stored.unreviewed,
             escaped: Some(stored.escaped),
             escaped_days: days,
+            trend: Some(trend),
         })
         .into_response();
     }
@@ -187,6 +210,7 @@ pub(super) async fn overview(
         unreviewed,
         escaped: None,
         escaped_days: days,
+        trend: None,
     })
     .into_response()
 }
@@ -225,6 +249,8 @@ struct TeamAnswer {
     team: String,
     danger: i64,
     warning: i64,
+    /// The team's open findings at the end of each day, in the repositories the user sees.
+    trend: Vec<TrendPoint>,
     findings: Vec<OpenFinding>,
 }
 
@@ -232,6 +258,7 @@ pub(super) async fn team(
     State(state): State<Arc<DashboardState>>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     Path(team): Path<String>,
+    Query(query): Query<TeamQuery>,
     headers: HeaderMap,
 ) -> Response {
     let visible = match who(&state, peer, &headers) {
@@ -247,11 +274,21 @@ pub(super) async fn team(
     for f in &findings {
         add(&mut count, f.finding.severity);
     }
+    let now = crate::queue::now_ms();
+    let rows = match state.queue.trend_rows(Some(&team), now).await {
+        Ok(rows) => rows,
+        Err(e) => return unavailable(e).into_response(),
+    };
+    let seen: Vec<_> = rows
+        .into_iter()
+        .filter(|(repository, ..)| visible.sees(&team, repository))
+        .collect();
     Json(TeamAnswer {
         api_version: API_VERSION,
-        team,
         danger: count.danger,
         warning: count.warning,
+        trend: daily_trend(&seen, now, trend_days(query.trend_days)),
+        team,
         findings,
     })
     .into_response()

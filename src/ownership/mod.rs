@@ -203,6 +203,72 @@ pub fn counts(findings: &[OwnedFinding]) -> Vec<Count> {
         .collect()
 }
 
+/// Open danger and warning findings per team, each finding once per owning team whatever its
+/// environments: what a team's trend follows.
+pub fn team_totals(findings: &[OwnedFinding]) -> BTreeMap<String, Tally> {
+    let mut totals: BTreeMap<String, Tally> = BTreeMap::new();
+    for f in findings {
+        for team in f.teams() {
+            totals
+                .entry(team.to_owned())
+                .or_default()
+                .add(f.severity, 1);
+        }
+    }
+    totals
+}
+
+/// One day of a trend: the open findings at its end.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TrendPoint {
+    /// The day's end (exclusive), epoch milliseconds.
+    pub day_end_ms: i64,
+    pub danger: u64,
+    pub warning: u64,
+}
+
+/// Daily open counts over `days` days ending at `now_ms`, from per-repository snapshots
+/// `(repository, taken_at_ms, danger, warning)`: each day sums every repository's latest
+/// snapshot taken before the day's end (none yet: nothing).
+pub fn daily_trend(
+    snapshots: &[(String, i64, u64, u64)],
+    now_ms: i64,
+    days: u32,
+) -> Vec<TrendPoint> {
+    const DAY: i64 = 86_400_000;
+    let mut by_repo: BTreeMap<&str, Vec<(i64, u64, u64)>> = BTreeMap::new();
+    for (repo, at, d, w) in snapshots {
+        by_repo
+            .entry(repo.as_str())
+            .or_default()
+            .push((*at, *d, *w));
+    }
+    for list in by_repo.values_mut() {
+        list.sort_by_key(|(at, _, _)| *at);
+    }
+    let today_end = (now_ms.div_euclid(DAY) + 1) * DAY;
+    (0..i64::from(days))
+        .rev()
+        .map(|back| {
+            let end = today_end - back * DAY;
+            let (mut danger, mut warning) = (0, 0);
+            for list in by_repo.values() {
+                let upto = list.partition_point(|(at, _, _)| *at < end);
+                if let Some((_, d, w)) = upto.checked_sub(1).map(|i| list[i]) {
+                    danger += d;
+                    warning += w;
+                }
+            }
+            TrendPoint {
+                day_end_ms: end,
+                danger,
+                warning,
+            }
+        })
+        .collect()
+}
+
 /// Danger and warning findings of one group.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Tally {
@@ -450,6 +516,32 @@ mod tests {
             o.rules[0].open.total(),
             4,
             "a rule counts a shared finding once"
+        );
+    }
+
+    #[test]
+    fn a_trend_carries_each_repository_latest_snapshot_forward() {
+        let day = 86_400_000;
+        let snapshots = vec![
+            ("a".to_owned(), day / 2, 3, 1),
+            ("b".to_owned(), day + 5, 2, 0),
+            // a fixed everything on day 2.
+            ("a".to_owned(), 2 * day + 7, 0, 0),
+        ];
+        let trend = daily_trend(&snapshots, 3 * day + 1, 4);
+        let counts: Vec<(u64, u64)> = trend.iter().map(|p| (p.danger, p.warning)).collect();
+        assert_eq!(counts, [(3, 1), (5, 1), (2, 0), (2, 0)]);
+        assert_eq!(trend[3].day_end_ms, 4 * day);
+        let mut f = finding("x", "base.yaml", 1, &["@org/web"]);
+        f.environments = vec!["prod".into(), "staging".into()];
+        let totals = team_totals(&[f]);
+        assert_eq!(
+            totals["@org/web"],
+            Tally {
+                danger: 1,
+                warning: 0
+            },
+            "once, whatever its environments"
         );
     }
 

@@ -492,6 +492,19 @@ impl Queue {
         }
     }
 
+    /// Every snapshot before `until_ms` as `(repository, taken_at_ms, danger, warning)`: one
+    /// team's totals, or all open findings for `None` ([`crate::ownership::daily_trend`]).
+    pub async fn trend_rows(
+        &self,
+        team: Option<&str>,
+        until_ms: i64,
+    ) -> Result<Vec<(String, i64, u64, u64)>, QueueError> {
+        match &self.backend {
+            Backend::Sqlite(b) => b.trend_rows(team, until_ms).await,
+            Backend::Postgres(b) => b.trend_rows(team, until_ms).await,
+        }
+    }
+
     /// Repositories whose latest snapshot was taken before `before_ms`.
     pub async fn repositories_due(
         &self,

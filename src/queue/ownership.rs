@@ -203,6 +203,23 @@ pub(super) const INSERT_SNAPSHOT_FINDING: &str = "INSERT INTO snapshot_findings
 pub(super) const INSERT_COUNT: &str = "INSERT INTO snapshot_counts
     (snapshot_id, team, environment, rule, severity, count) VALUES ($1, $2, $3, $4, $5, $6)";
 
+pub(super) const INSERT_TEAM_TOTAL: &str = "INSERT INTO snapshot_team_totals
+    (snapshot_id, team, danger, warning) VALUES ($1, $2, $3, $4)";
+
+/// Every snapshot with one team's totals in it (zero where it had none), for its trend.
+pub(super) const TEAM_TREND: &str = "SELECT r.name, s.taken_at_ms,
+    COALESCE(t.danger, 0) AS danger, COALESCE(t.warning, 0) AS warning
+    FROM snapshots s
+    JOIN snapshot_repos r ON r.forge = s.forge AND r.repo_id = s.repo_id
+    LEFT JOIN snapshot_team_totals t ON t.snapshot_id = s.id AND t.team = $1
+    WHERE s.taken_at_ms < $2";
+
+/// Every snapshot's totals, for the overall trend.
+pub(super) const ALL_TREND: &str = "SELECT r.name, s.taken_at_ms, s.open_danger AS danger,
+    s.open_warning AS warning FROM snapshots s
+    JOIN snapshot_repos r ON r.forge = s.forge AND r.repo_id = s.repo_id
+    WHERE s.taken_at_ms < $1";
+
 pub(super) const OPEN_FINDINGS_OF: &str = "SELECT key, fingerprint, rule, severity, path, line,
     object, message, owners, environments, commit_sha, unreviewed, since_ms
     FROM open_findings WHERE forge = $1 AND repo_id = $2 ORDER BY path, line, rule, key";
@@ -425,6 +442,16 @@ macro_rules! ownership_operations {
                     .bind(&c.rule)
                     .bind(c.severity.as_str())
                     .bind(c.count as i64)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(db(op))?;
+            }
+            for (team, total) in $crate::ownership::team_totals(&snapshot.findings) {
+                sqlx::query(INSERT_TEAM_TOTAL)
+                    .bind(id)
+                    .bind(team)
+                    .bind(total.danger as i64)
+                    .bind(total.warning as i64)
                     .execute(&mut *tx)
                     .await
                     .map_err(db(op))?;
@@ -744,6 +771,35 @@ macro_rules! ownership_operations {
                 .map_err(db(op))?;
             tx.commit().await.map_err(db(op))?;
             Ok(escaped)
+        }
+
+        /// `(repository, taken_at_ms, danger, warning)` of every snapshot before `until_ms`:
+        /// one team's totals, or every finding's when `team` is `None`.
+        pub(super) async fn trend_rows(
+            &self,
+            team: Option<&str>,
+            until_ms: i64,
+        ) -> Result<Vec<(String, i64, u64, u64)>, QueueError> {
+            use $crate::queue::ownership::*;
+            let op = "trend";
+            let rows = match team {
+                Some(team) => sqlx::query(TEAM_TREND).bind(team).bind(until_ms),
+                None => sqlx::query(ALL_TREND).bind(until_ms),
+            }
+            .fetch_all(&self.pool)
+            .await
+            .map_err(db(op))?;
+            rows.iter()
+                .map(|r| -> Result<(String, i64, u64, u64), sqlx::Error> {
+                    Ok((
+                        r.try_get("name")?,
+                        r.try_get("taken_at_ms")?,
+                        u64::try_from(r.try_get::<i64, _>("danger")?).unwrap_or(0),
+                        u64::try_from(r.try_get::<i64, _>("warning")?).unwrap_or(0),
+                    ))
+                })
+                .collect::<Result<_, _>>()
+                .map_err(db(op))
         }
 
         /// Repositories whose latest snapshot was taken before `before_ms`: the schedule's.

@@ -166,6 +166,10 @@ async fn the_api_shows_each_user_what_they_are_granted_and_nothing_else() {
     assert_eq!(all["unowned"]["danger"], 1);
     assert_eq!(all["unreviewed"], 1, "org/cart's push was not reviewed");
     assert_eq!(all["escaped"], 0);
+    // Both repositories' only snapshots carry forward to every day of the trend.
+    let trend = all["trend"].as_array().expect("trend");
+    assert_eq!(trend.len(), 30);
+    assert_eq!(trend[29]["danger"], 4, "every open finding once");
 
     // Wes sees @org/web in org/shop only: its counts, no other team, no merges.
     let (status, _, body) = get(&format!("{url}/api/v1/overview"), Some(("wes", ""))).await;
@@ -180,6 +184,11 @@ async fn the_api_shows_each_user_what_they_are_granted_and_nothing_else() {
         json!([{"name": "org/shop", "danger": 1, "warning": 0}])
     );
     assert_eq!(wes["escaped"], Value::Null);
+    assert_eq!(
+        wes["trend"],
+        Value::Null,
+        "a sum of teams would count shared findings twice"
+    );
     let (status, _, body) = get(
         &format!("{url}/api/v1/teams/%40org%2Fweb"),
         Some(("wes", "")),
@@ -187,6 +196,12 @@ async fn the_api_shows_each_user_what_they_are_granted_and_nothing_else() {
     .await;
     assert_eq!(status, 200, "{body}");
     let web = valid("team", &body);
+    let trend = web["trend"].as_array().expect("trend");
+    assert_eq!(trend.len(), 30);
+    assert_eq!(
+        trend[29]["danger"], 1,
+        "org/web's finding in org/cart is not wes's to see, in the trend either"
+    );
     let repos: Vec<&str> = web["findings"]
         .as_array()
         .map(|f| f.iter().filter_map(|f| f["repository"].as_str()).collect())

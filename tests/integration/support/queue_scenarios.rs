@@ -1606,6 +1606,26 @@ pub async fn snapshots_store_only_what_changed_and_rebuild_every_set(store: &Sto
     );
     assert_eq!(web[0].since_ms, day, "a moved finding keeps its age");
     assert!(!web[0].unreviewed);
+    // Trends: each snapshot's team totals (zero where the team had nothing), or everything.
+    let mut web_trend = queue
+        .trend_rows(Some("@org/web"), i64::MAX)
+        .await
+        .expect("trend");
+    web_trend.sort_by_key(|r| r.1);
+    let web_counts: Vec<(u64, u64)> = web_trend.iter().map(|r| (r.2, r.3)).collect();
+    assert_eq!(
+        web_counts,
+        [(1, 1), (1, 0), (1, 0)],
+        "b was fixed by the second push"
+    );
+    let mut api_trend = queue
+        .trend_rows(Some("@org/api"), i64::MAX)
+        .await
+        .expect("trend");
+    api_trend.sort_by_key(|r| r.1);
+    assert_eq!(api_trend.iter().map(|r| r.2).collect::<Vec<_>>(), [0, 1, 1]);
+    let all = queue.trend_rows(None, 2 * day + 1).await.expect("trend");
+    assert_eq!(all.len(), 2, "only snapshots before the end asked for");
     // The schedule: due once its latest snapshot is older than the interval.
     let due = queue.repositories_due(3 * day + 1).await.expect("due");
     assert_eq!(due.len(), 1);

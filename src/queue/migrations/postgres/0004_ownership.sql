@@ -63,6 +63,16 @@ CREATE TABLE snapshot_counts (
     PRIMARY KEY (snapshot_id, team, environment, rule, severity)
 );
 
+-- Open findings per team at each snapshot, each finding once whatever its environments: the
+-- teams' trends.
+CREATE TABLE snapshot_team_totals (
+    snapshot_id BIGINT  NOT NULL REFERENCES snapshots (id) ON DELETE CASCADE,
+    team        TEXT    NOT NULL,
+    danger      BIGINT  NOT NULL,
+    warning     BIGINT  NOT NULL,
+    PRIMARY KEY (snapshot_id, team)
+);
+
 -- Each repository's open findings now (its latest snapshot applied): what the pages read.
 CREATE TABLE open_findings (
     forge        TEXT    NOT NULL,
