@@ -16,7 +16,7 @@ use super::DashboardState;
 use super::access::{Refused, Visible};
 use crate::audit::Severity;
 use crate::ownership::{TrendPoint, daily_trend};
-use crate::queue::ownership::{GroupCount, OpenFinding};
+use crate::queue::ownership::{FindingsOf, GroupCount, OpenFinding};
 
 /// The version of the API's JSON (`docs/dashboard.md`).
 pub const API_VERSION: &str = "1";
@@ -290,6 +290,150 @@ pub(super) async fn team(
         trend: daily_trend(&seen, now, trend_days(query.trend_days)),
         team,
         findings,
+    })
+    .into_response()
+}
+
+/// Findings whose repository the user sees for one of the finding's teams.
+fn seen_by(visible: &Visible, findings: Vec<OpenFinding>) -> Vec<OpenFinding> {
+    findings
+        .into_iter()
+        .filter(|f| {
+            f.finding
+                .teams()
+                .iter()
+                .any(|team| visible.sees(team, &f.repository))
+        })
+        .collect()
+}
+
+/// `(name, severity)` pairs counted, most danger first.
+fn counted<'a>(pairs: impl Iterator<Item = (&'a str, Severity)>) -> Vec<GroupCount> {
+    let mut by: BTreeMap<&str, GroupCount> = BTreeMap::new();
+    for (name, severity) in pairs {
+        let entry = by.entry(name).or_insert_with(|| GroupCount {
+            name: name.to_owned(),
+            ..GroupCount::default()
+        });
+        add(entry, severity);
+    }
+    let mut v: Vec<GroupCount> = by.into_values().collect();
+    v.sort_by(|a, b| {
+        (b.danger, b.warning)
+            .cmp(&(a.danger, a.warning))
+            .then(a.name.cmp(&b.name))
+    });
+    v
+}
+
+/// Open findings per team, counting only the teams the user sees each finding for.
+fn by_visible_team(visible: &Visible, findings: &[OpenFinding]) -> Vec<GroupCount> {
+    counted(findings.iter().flat_map(|f| {
+        f.finding
+            .teams()
+            .into_iter()
+            .filter(|team| visible.sees(team, &f.repository))
+            .map(|team| (team, f.finding.severity))
+            .collect::<Vec<_>>()
+    }))
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct RuleAnswer {
+    api_version: &'static str,
+    rule: String,
+    teams: Vec<GroupCount>,
+    repositories: Vec<GroupCount>,
+    findings: Vec<OpenFinding>,
+}
+
+/// Where a rule fails, and which teams it fails for.
+pub(super) async fn rule(
+    State(state): State<Arc<DashboardState>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    Path(rule): Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    let visible = match who(&state, peer, &headers) {
+        Ok(v) => v,
+        Err(refusal) => return refusal.into_response(),
+    };
+    let findings = match state.queue.findings_of(FindingsOf::Rule(&rule)).await {
+        Ok(f) => seen_by(&visible, f),
+        Err(e) => return unavailable(e).into_response(),
+    };
+    let teams = by_visible_team(&visible, &findings);
+    let repositories = counted(
+        findings
+            .iter()
+            .map(|f| (f.repository.as_str(), f.finding.severity)),
+    );
+    Json(RuleAnswer {
+        api_version: API_VERSION,
+        rule,
+        teams,
+        repositories,
+        findings,
+    })
+    .into_response()
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct RepositoryAnswer {
+    api_version: &'static str,
+    forge: String,
+    repo_id: i64,
+    teams: Vec<GroupCount>,
+    findings: Vec<OpenFinding>,
+    /// Its snapshots, oldest first; only for a user who sees every team in it.
+    snapshots: Option<Vec<crate::queue::ownership::SnapshotRecord>>,
+}
+
+/// A repository's open findings the user sees, by team.
+pub(super) async fn repository(
+    State(state): State<Arc<DashboardState>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    Path((forge, repo_id)): Path<(String, i64)>,
+    headers: HeaderMap,
+) -> Response {
+    let visible = match who(&state, peer, &headers) {
+        Ok(v) => v,
+        Err(refusal) => return refusal.into_response(),
+    };
+    let all = match state
+        .queue
+        .findings_of(FindingsOf::Repository {
+            forge: &forge,
+            repo_id,
+        })
+        .await
+    {
+        Ok(f) => f,
+        Err(e) => return unavailable(e).into_response(),
+    };
+    let whole = all.len();
+    let findings = seen_by(&visible, all);
+    if findings.is_empty() && !visible.sees_everything() {
+        return error(StatusCode::NOT_FOUND, "no such repository");
+    }
+    let teams = by_visible_team(&visible, &findings);
+    let snapshots = if visible.sees_everything() || findings.len() == whole && whole > 0 {
+        match state.queue.snapshots(&forge, repo_id).await {
+            Ok(s) => Some(s),
+            Err(e) => return unavailable(e).into_response(),
+        }
+    } else {
+        None
+    };
+    Json(RepositoryAnswer {
+        api_version: API_VERSION,
+        forge,
+        repo_id,
+        teams,
+        findings,
+        snapshots,
     })
     .into_response()
 }

@@ -45,6 +45,11 @@ pub fn router(state: Arc<DashboardState>) -> Router {
         .route("/api/v1/overview", get(api::overview))
         .route("/api/v1/teams/{team}", get(api::team))
         .route("/api/v1/teams/{team}/findings.csv", get(api::team_csv))
+        .route("/api/v1/rules/{rule}", get(api::rule))
+        .route(
+            "/api/v1/repositories/{forge}/{repo_id}",
+            get(api::repository),
+        )
         .layer(axum::middleware::map_response(hardened))
         .with_state(state)
 }

@@ -556,9 +556,17 @@ impl Queue {
         &self,
         team: &str,
     ) -> Result<Vec<ownership::OpenFinding>, QueueError> {
+        self.findings_of(ownership::FindingsOf::Team(team)).await
+    }
+
+    /// Open findings of a team, a rule or a repository, with where they are.
+    pub async fn findings_of(
+        &self,
+        of: ownership::FindingsOf<'_>,
+    ) -> Result<Vec<ownership::OpenFinding>, QueueError> {
         match &self.backend {
-            Backend::Sqlite(b) => b.team_findings(team).await,
-            Backend::Postgres(b) => b.team_findings(team).await,
+            Backend::Sqlite(b) => b.findings_of(of).await,
+            Backend::Postgres(b) => b.findings_of(of).await,
         }
     }
 

@@ -323,6 +323,28 @@ pub(super) const TEAM_FINDINGS: &str = "SELECT f.forge, f.repo_id, r.name, r.web
     JOIN snapshot_repos r ON r.forge = f.forge AND r.repo_id = f.repo_id
     WHERE t.team = $1 ORDER BY r.name, f.path, f.line, f.rule, f.key";
 
+pub(super) const RULE_FINDINGS: &str = "SELECT f.forge, f.repo_id, r.name, r.web_url, f.key,
+    f.fingerprint, f.rule, f.severity, f.path, f.line, f.object, f.message, f.owners,
+    f.environments, f.commit_sha, f.unreviewed, f.since_ms
+    FROM open_findings f
+    JOIN snapshot_repos r ON r.forge = f.forge AND r.repo_id = f.repo_id
+    WHERE f.rule = $1 ORDER BY r.name, f.path, f.line, f.key";
+
+pub(super) const REPOSITORY_FINDINGS: &str = "SELECT f.forge, f.repo_id, r.name, r.web_url,
+    f.key, f.fingerprint, f.rule, f.severity, f.path, f.line, f.object, f.message, f.owners,
+    f.environments, f.commit_sha, f.unreviewed, f.since_ms
+    FROM open_findings f
+    JOIN snapshot_repos r ON r.forge = f.forge AND r.repo_id = f.repo_id
+    WHERE f.forge = $1 AND f.repo_id = $2 ORDER BY f.path, f.line, f.rule, f.key";
+
+/// Which open findings to list.
+#[derive(Debug, Clone, Copy)]
+pub enum FindingsOf<'a> {
+    Team(&'a str),
+    Rule(&'a str),
+    Repository { forge: &'a str, repo_id: i64 },
+}
+
 pub(super) const DELETE_REPO_DATA: [&str; 6] = [
     "DELETE FROM snapshots WHERE forge = $1 AND repo_id = $2",
     "DELETE FROM open_findings WHERE forge = $1 AND repo_id = $2",
@@ -957,17 +979,20 @@ macro_rules! ownership_operations {
             })
         }
 
-        pub(super) async fn team_findings(
+        pub(super) async fn findings_of(
             &self,
-            team: &str,
+            of: $crate::queue::ownership::FindingsOf<'_>,
         ) -> Result<Vec<$crate::queue::ownership::OpenFinding>, QueueError> {
             use $crate::queue::ownership::*;
-            let op = "team findings";
-            let rows = sqlx::query(TEAM_FINDINGS)
-                .bind(team)
-                .fetch_all(&self.pool)
-                .await
-                .map_err(db(op))?;
+            let op = "list open findings";
+            let query = match of {
+                FindingsOf::Team(team) => sqlx::query(TEAM_FINDINGS).bind(team),
+                FindingsOf::Rule(rule) => sqlx::query(RULE_FINDINGS).bind(rule),
+                FindingsOf::Repository { forge, repo_id } => {
+                    sqlx::query(REPOSITORY_FINDINGS).bind(forge).bind(repo_id)
+                }
+            };
+            let rows = query.fetch_all(&self.pool).await.map_err(db(op))?;
             rows.iter()
                 .map(|r| -> Result<OpenFinding, sqlx::Error> {
                     Ok(OpenFinding {

@@ -221,6 +221,54 @@ async fn the_api_shows_each_user_what_they_are_granted_and_nothing_else() {
     assert_eq!(nothing["teams"], json!([]));
     assert_eq!(nothing["repositories"], json!([]));
 
+    // A rule: where it fails and for which teams, cut to what the user sees.
+    let (status, _, body) = get(
+        &format!("{url}/api/v1/rules/runAsPrivileged"),
+        Some(("pat", "platform")),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let rule = valid("rule", &body);
+    assert_eq!(rule["findings"].as_array().map(Vec::len), Some(4));
+    assert_eq!(
+        rule["repositories"][0],
+        json!({"name": "org/shop", "danger": 3, "warning": 0})
+    );
+    let (_, _, body) = get(
+        &format!("{url}/api/v1/rules/runAsPrivileged"),
+        Some(("wes", "")),
+    )
+    .await;
+    let rule = valid("rule", &body);
+    assert_eq!(
+        rule["teams"],
+        json!([{"name": "@org/web", "danger": 1, "warning": 0}])
+    );
+    // A repository: its findings by team, and its snapshots for those who see all of it.
+    let (status, _, body) = get(
+        &format!("{url}/api/v1/repositories/github/1"),
+        Some(("pat", "platform")),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let shop = valid("repository", &body);
+    assert_eq!(shop["snapshots"].as_array().map(Vec::len), Some(1));
+    let (status, _, body) = get(
+        &format!("{url}/api/v1/repositories/github/1"),
+        Some(("wes", "")),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let shop = valid("repository", &body);
+    assert_eq!(shop["findings"].as_array().map(Vec::len), Some(1));
+    assert_eq!(shop["snapshots"], Value::Null, "only part of it is wes's");
+    let (status, _, _) = get(
+        &format!("{url}/api/v1/repositories/github/2"),
+        Some(("wes", "")),
+    )
+    .await;
+    assert_eq!(status, 404, "nothing of org/cart is wes's");
+
     // CSV: a message or owner a spreadsheet would run is text.
     let (status, headers, csv) = get(
         &format!("{url}/api/v1/teams/%40org%2Fweb/findings.csv"),
