@@ -65,19 +65,22 @@ impl Drop for Replica {
     }
 }
 
+/// A `kubeward serve` replica; `lease_seconds` is how soon another replica takes over a job
+/// whose worker stopped heart-beating.
 fn spawn_replica(
     dir: &std::path::Path,
     name: &str,
     database: &str,
     api: &str,
     git: &str,
+    lease_seconds: u64,
 ) -> Replica {
     let port = free_port();
     let settings = dir.join(format!("{name}.yaml"));
     std::fs::write(
         &settings,
         format!(
-            "listen: 127.0.0.1:{port}\ndatabase: {database}\ncacheDir: {}\nworkers: 2\nleaseSeconds: 2\njobTimeoutSeconds: 120\ngithub:\n  apiUrl: {api}\n  gitUrl: {git}\n  botLogin: '{BOT}'\n",
+            "listen: 127.0.0.1:{port}\ndatabase: {database}\ncacheDir: {}\nworkers: 2\nleaseSeconds: {lease_seconds}\njobTimeoutSeconds: 120\ngithub:\n  apiUrl: {api}\n  gitUrl: {git}\n  botLogin: '{BOT}'\n",
             dir.join(format!("{name}-cache")).display()
         ),
     )
@@ -267,6 +270,8 @@ async fn a_replica_killed_mid_review_is_taken_over_without_duplicates() {
         &database,
         &world.mock.uri(),
         &world.git.base_url,
+        // Short: the killed replica's job is taken over quickly.
+        2,
     );
     let mut b = Some(spawn_replica(
         world.dir.path(),
@@ -274,6 +279,8 @@ async fn a_replica_killed_mid_review_is_taken_over_without_duplicates() {
         &database,
         &world.mock.uri(),
         &world.git.base_url,
+        // Short: the killed replica's job is taken over quickly.
+        2,
     ));
     wait_ready(&a).await;
     wait_ready(b.as_ref().expect("b")).await;
@@ -373,6 +380,9 @@ async fn hundreds_of_concurrent_deliveries_are_each_answered_and_processed_once(
         &database,
         &world.mock.uri(),
         &world.git.base_url,
+        // Nobody dies here: a lease a loaded machine cannot miss, so "processed once" is
+        // about the queue, not about heartbeats arriving in time.
+        15,
     );
     let b = spawn_replica(
         world.dir.path(),
@@ -380,6 +390,9 @@ async fn hundreds_of_concurrent_deliveries_are_each_answered_and_processed_once(
         &database,
         &world.mock.uri(),
         &world.git.base_url,
+        // Nobody dies here: a lease a loaded machine cannot miss, so "processed once" is
+        // about the queue, not about heartbeats arriving in time.
+        15,
     );
     wait_ready(&a).await;
     wait_ready(&b).await;
