@@ -549,3 +549,60 @@ pub fn redact_url(url: &str) -> String {
         _ => url.to_owned(),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::queue::ownership::{NewSnapshot, SnapshotCause};
+    use crate::server::settings::SnapshotSettings;
+
+    fn snapshot(repo_id: i64, taken_at_ms: i64) -> NewSnapshot {
+        NewSnapshot {
+            forge: "github".into(),
+            repo_id,
+            repo_name: format!("octo/repo{repo_id}"),
+            installation_id: Some(77),
+            web_url: None,
+            commit: format!("{repo_id:040x}"),
+            taken_at_ms,
+            cause: SnapshotCause::Push,
+            reviewed: true,
+            findings: Vec::new(),
+        }
+    }
+
+    /// One round queues a snapshot of each repository whose latest one is older than the
+    /// interval, at its tip; running it again in the same window queues nothing more.
+    #[tokio::test]
+    async fn the_schedule_queues_due_repositories_once_per_window() {
+        let queue = Queue::connect("sqlite::memory:").await.expect("queue");
+        let now = crate::queue::now_ms();
+        let day = 86_400_000;
+        queue
+            .record_snapshot(&snapshot(1, now - 2 * day))
+            .await
+            .expect("old");
+        queue
+            .record_snapshot(&snapshot(2, now - 60_000))
+            .await
+            .expect("fresh");
+        let settings = SnapshotSettings::default();
+        let mut folded_at = 0;
+        schedule_snapshots(&queue, &settings, &mut folded_at).await;
+        schedule_snapshots(&queue, &settings, &mut folded_at).await;
+        let stats = queue.stats(now).await.expect("stats");
+        assert_eq!(
+            stats.queued, 1,
+            "only repo1 is due, and only once: {stats:?}"
+        );
+        let job = queue
+            .claim("test", std::time::Duration::from_secs(30), now + 1)
+            .await
+            .expect("claim")
+            .expect("a job");
+        assert_eq!((job.kind.as_str(), job.repo_id), ("snapshot", 1));
+        assert_eq!(job.payload["commit"], serde_json::Value::Null, "at its tip");
+        assert_eq!(job.payload["cause"], "schedule");
+        assert!(folded_at > 0, "retention ran");
+    }
+}
