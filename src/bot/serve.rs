@@ -605,4 +605,51 @@ mod tests {
         assert_eq!(job.payload["cause"], "schedule");
         assert!(folded_at > 0, "retention ran");
     }
+
+    /// Snapshots run on the default branch's lane: a newer push supersedes a queued one, and
+    /// leaves the repository's pull requests' work alone.
+    #[tokio::test]
+    async fn a_newer_push_supersedes_a_queued_snapshot() {
+        use crate::forge::job::{FORGE_GITHUB, GitHubJob, RepoRef};
+        let queue = Queue::connect("sqlite::memory:").await.expect("queue");
+        let repo = RepoRef {
+            id: 4242,
+            owner: "octo".into(),
+            name: "shop".into(),
+        };
+        let push = |commit: &str| GitHubJob::Snapshot {
+            installation: 77,
+            repo: repo.clone(),
+            commit: Some(commit.into()),
+            cause: SnapshotCause::Push,
+            web_url: None,
+        };
+        let review = GitHubJob::Review {
+            installation: 77,
+            repo: repo.clone(),
+            number: 7,
+            head_sha: "c".repeat(40),
+            trigger: "opened".into(),
+            new_check_run: false,
+            previous_head: None,
+        };
+        queue
+            .enqueue(review.to_new_job(FORGE_GITHUB))
+            .await
+            .expect("review");
+        let first = queue
+            .enqueue(push(&"a".repeat(40)).to_new_job(FORGE_GITHUB))
+            .await
+            .expect("first");
+        let second = queue
+            .enqueue(push(&"b".repeat(40)).to_new_job(FORGE_GITHUB))
+            .await
+            .expect("second");
+        assert_eq!(second.superseded, vec![first.id]);
+        let stats = queue.stats(crate::queue::now_ms()).await.expect("stats");
+        assert_eq!(
+            stats.queued, 2,
+            "the newer snapshot and the review: {stats:?}"
+        );
+    }
 }
