@@ -6,7 +6,8 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use axum::Json;
-use axum::extract::{ConnectInfo, Path, Query, State};
+use axum::extract::{ConnectInfo, FromRequestParts, Path, Query, State};
+use axum::http::request::Parts;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
@@ -26,11 +27,29 @@ fn error(status: StatusCode, message: &str) -> Response {
 }
 
 /// An answer that is not the data: its status and what it says.
-struct Refusal(StatusCode, &'static str);
+pub struct Refusal(StatusCode, &'static str);
 
 impl IntoResponse for Refusal {
     fn into_response(self) -> Response {
         error(self.0, self.1)
+    }
+}
+
+/// The signed-in user, as a handler's argument: a request that cannot say who it is from is
+/// refused before the handler runs.
+impl FromRequestParts<Arc<DashboardState>> for Visible {
+    type Rejection = Refusal;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &Arc<DashboardState>,
+    ) -> Result<Visible, Refusal> {
+        let peer = parts
+            .extensions
+            .get::<ConnectInfo<SocketAddr>>()
+            .map(|c| c.0)
+            .ok_or(Refusal(StatusCode::FORBIDDEN, "no peer address"))?;
+        who(state, peer, &parts.headers)
     }
 }
 
@@ -105,14 +124,9 @@ struct Counts {
 
 pub(super) async fn overview(
     State(state): State<Arc<DashboardState>>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    visible: Visible,
     Query(query): Query<OverviewQuery>,
-    headers: HeaderMap,
 ) -> Response {
-    let visible = match who(&state, peer, &headers) {
-        Ok(v) => v,
-        Err(refusal) => return refusal.into_response(),
-    };
     let days = query.escaped_days.unwrap_or(30).min(3660);
     let since = crate::queue::now_ms() - i64::from(days) * 86_400_000;
     let stored = match state.queue.ownership_overview(since).await {
@@ -256,15 +270,10 @@ struct TeamAnswer {
 
 pub(super) async fn team(
     State(state): State<Arc<DashboardState>>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    visible: Visible,
     Path(team): Path<String>,
     Query(query): Query<TeamQuery>,
-    headers: HeaderMap,
 ) -> Response {
-    let visible = match who(&state, peer, &headers) {
-        Ok(v) => v,
-        Err(refusal) => return refusal.into_response(),
-    };
     let findings = match visible_findings(&state, &visible, &team).await {
         Ok(Some(f)) => f,
         Ok(None) => return error(StatusCode::NOT_FOUND, "no such team"),
@@ -351,14 +360,9 @@ struct RuleAnswer {
 /// Where a rule fails, and which teams it fails for.
 pub(super) async fn rule(
     State(state): State<Arc<DashboardState>>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    visible: Visible,
     Path(rule): Path<String>,
-    headers: HeaderMap,
 ) -> Response {
-    let visible = match who(&state, peer, &headers) {
-        Ok(v) => v,
-        Err(refusal) => return refusal.into_response(),
-    };
     let findings = match state.queue.findings_of(FindingsOf::Rule(&rule)).await {
         Ok(f) => seen_by(&visible, f),
         Err(e) => return unavailable(e).into_response(),
@@ -394,14 +398,9 @@ struct RepositoryAnswer {
 /// A repository's open findings the user sees, by team.
 pub(super) async fn repository(
     State(state): State<Arc<DashboardState>>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    visible: Visible,
     Path((forge, repo_id)): Path<(String, i64)>,
-    headers: HeaderMap,
 ) -> Response {
-    let visible = match who(&state, peer, &headers) {
-        Ok(v) => v,
-        Err(refusal) => return refusal.into_response(),
-    };
     let all = match state
         .queue
         .findings_of(FindingsOf::Repository {
@@ -451,14 +450,9 @@ fn csv_cell(text: &str) -> String {
 
 pub(super) async fn team_csv(
     State(state): State<Arc<DashboardState>>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    visible: Visible,
     Path(team): Path<String>,
-    headers: HeaderMap,
 ) -> Response {
-    let visible = match who(&state, peer, &headers) {
-        Ok(v) => v,
-        Err(refusal) => return refusal.into_response(),
-    };
     let findings = match visible_findings(&state, &visible, &team).await {
         Ok(Some(f)) => f,
         Ok(None) => return error(StatusCode::NOT_FOUND, "no such team"),

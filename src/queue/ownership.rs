@@ -354,6 +354,34 @@ pub(super) const DELETE_REPO_DATA: [&str; 6] = [
     "DELETE FROM snapshot_repos WHERE forge = $1 AND repo_id = $2",
 ];
 
+/// Binds a finding's ten columns (`key` … `environments`), in the order every statement here
+/// names them.
+pub(super) trait BindFinding<'q> {
+    fn bind_finding(self, f: &'q OwnedFinding) -> Self;
+}
+
+impl<'q, DB: sqlx::Database> BindFinding<'q>
+    for sqlx::query::Query<'q, DB, <DB as sqlx::Database>::Arguments>
+where
+    &'q str: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+    &'q String: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+    String: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+    i64: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+{
+    fn bind_finding(self, f: &'q OwnedFinding) -> Self {
+        self.bind(&f.key)
+            .bind(&f.fingerprint)
+            .bind(&f.rule)
+            .bind(f.severity.as_str())
+            .bind(&f.path)
+            .bind(i64::from(f.line))
+            .bind(&f.object)
+            .bind(&f.message)
+            .bind(json_list(&f.owners))
+            .bind(json_list(&f.environments))
+    }
+}
+
 /// The ownership operations, written once: expanded inside each backend's `impl`, where
 /// `self.pool` and `self.begin_write` are that backend's.
 macro_rules! ownership_operations {
@@ -442,16 +470,7 @@ macro_rules! ownership_operations {
                 sqlx::query(INSERT_SNAPSHOT_FINDING)
                     .bind(id)
                     .bind(change)
-                    .bind(&f.key)
-                    .bind(&f.fingerprint)
-                    .bind(&f.rule)
-                    .bind(f.severity.as_str())
-                    .bind(&f.path)
-                    .bind(i64::from(f.line))
-                    .bind(&f.object)
-                    .bind(&f.message)
-                    .bind(json_list(&f.owners))
-                    .bind(json_list(&f.environments))
+                    .bind_finding(f)
                     .execute(&mut *tx)
                     .await
                     .map_err(db(op))?;
@@ -518,16 +537,7 @@ macro_rules! ownership_operations {
                 sqlx::query(UPSERT_OPEN)
                     .bind(&snapshot.forge)
                     .bind(snapshot.repo_id)
-                    .bind(&f.key)
-                    .bind(&f.fingerprint)
-                    .bind(&f.rule)
-                    .bind(f.severity.as_str())
-                    .bind(&f.path)
-                    .bind(i64::from(f.line))
-                    .bind(&f.object)
-                    .bind(&f.message)
-                    .bind(json_list(&f.owners))
-                    .bind(json_list(&f.environments))
+                    .bind_finding(f)
                     .bind(&snapshot.commit)
                     .bind(i64::from(unreviewed))
                     .bind(
@@ -705,16 +715,7 @@ macro_rules! ownership_operations {
                     sqlx::query(INSERT_SNAPSHOT_FINDING)
                         .bind(snapshots[cut].id)
                         .bind("add")
-                        .bind(&f.key)
-                        .bind(&f.fingerprint)
-                        .bind(&f.rule)
-                        .bind(f.severity.as_str())
-                        .bind(&f.path)
-                        .bind(i64::from(f.line))
-                        .bind(&f.object)
-                        .bind(&f.message)
-                        .bind(json_list(&f.owners))
-                        .bind(json_list(&f.environments))
+                        .bind_finding(f)
                         .execute(&mut *tx)
                         .await
                         .map_err(db(op))?;
