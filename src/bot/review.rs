@@ -318,6 +318,37 @@ fn review_outcome(
     plan: &crate::review::ReviewPlan,
 ) -> crate::queue::ownership::ReviewOutcome {
     let new = &plan.new_findings;
+    // Per owning team, as the pages show what a team's reviews caught.
+    let mut teams: std::collections::BTreeMap<String, crate::queue::ownership::TeamOutcome> =
+        Default::default();
+    let findings = new
+        .iter()
+        .map(|f| (f, false))
+        .chain(plan.fixed_findings.iter().map(|f| (f, true)));
+    for (f, fixed) in findings {
+        let owners = if f.owners.is_empty() {
+            vec![crate::ownership::UNOWNED.to_owned()]
+        } else {
+            f.owners.clone()
+        };
+        for team in owners {
+            let entry =
+                teams
+                    .entry(team.clone())
+                    .or_insert_with(|| crate::queue::ownership::TeamOutcome {
+                        team,
+                        new_findings: 0,
+                        fixed_findings: 0,
+                        new_failing: 0,
+                    });
+            if fixed {
+                entry.fixed_findings += 1;
+            } else {
+                entry.new_findings += 1;
+                entry.new_failing += i64::from(plan.fail_on.fails(f.finding.severity));
+            }
+        }
+    }
     crate::queue::ownership::ReviewOutcome {
         forge: key.forge.clone(),
         repo_id: key.repo_id,
@@ -334,6 +365,7 @@ fn review_outcome(
             .iter()
             .filter(|f| plan.fail_on.fails(f.finding.severity))
             .count() as i64,
+        teams: teams.into_values().collect(),
     }
 }
 

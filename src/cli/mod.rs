@@ -70,9 +70,21 @@ pub enum Command {
     /// rule and environment, as one self-contained HTML file, Markdown or JSON. Everything is
     /// read from git objects (policy, CODEOWNERS and manifests of that commit).
     Report(ReportArgs),
+    /// Print an account line for the dashboard's credentials file: `NAME:argon2-hash[:GROUPS]`.
+    /// The password is read from stdin (one line), never from the command line.
+    DashboardPassword(DashboardPasswordArgs),
     /// Internal: one review in a child process of `serve` (request on stdin, JSON lines out).
     #[command(name = "review-process", hide = true)]
     ReviewProcess,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct DashboardPasswordArgs {
+    /// The account's name.
+    pub name: String,
+    /// Groups for the dashboard's grants, comma-separated.
+    #[arg(long, value_name = "GROUPS")]
+    pub groups: Option<String>,
 }
 
 #[derive(Debug, clap::Args)]
@@ -334,6 +346,26 @@ pub fn load_policy(
     Ok(policy)
 }
 
+fn run_dashboard_password(args: DashboardPasswordArgs) -> anyhow::Result<u8> {
+    use anyhow::Context;
+    if args.name.is_empty() || args.name.contains([':', '\n']) {
+        anyhow::bail!("the name must be non-empty and hold no `:`");
+    }
+    let mut password = String::new();
+    std::io::stdin()
+        .read_line(&mut password)
+        .context("reading the password from stdin")?;
+    let password = password.trim_end_matches(['\r', '\n']);
+    if password.is_empty() {
+        anyhow::bail!("no password on stdin");
+    }
+    let hash = crate::dashboard::signin::hash_password(password)
+        .map_err(|e| anyhow::anyhow!("hashing the password: {e}"))?;
+    let groups = args.groups.map(|g| format!(":{g}")).unwrap_or_default();
+    write_stdout(&format!("{}:{hash}{groups}\n", args.name)).context("writing the line")?;
+    Ok(0)
+}
+
 pub fn run(cli: Cli) -> ExitCode {
     let result = match cli.command {
         Command::ReviewProcess => return crate::bot::sandbox::run_child(),
@@ -344,6 +376,7 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Testdrive(args) => run_testdrive(args),
         Command::Rules(args) => run_rules(args),
         Command::Report(args) => crate::cli::report::run(args),
+        Command::DashboardPassword(args) => run_dashboard_password(args),
     };
     match result {
         Ok(code) => ExitCode::from(code),

@@ -1,9 +1,11 @@
-//! `/api/v1/`: the ownership view as JSON (documented in docs/dashboard.md), each answer cut
-//! to what the signed-in user may see.
+//! What the dashboard shows, built once and cut to what the signed-in user may see: the JSON
+//! API under `/api/v1/` (documented in docs/dashboard.md) serializes it, the pages
+//! ([`super::pages`]) render it.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Instant;
 
 use axum::Json;
 use axum::extract::{ConnectInfo, FromRequestParts, Path, Query, State};
@@ -15,24 +17,85 @@ use serde_json::json;
 
 use super::DashboardState;
 use super::access::{Refused, Visible};
+use super::links::file_link;
 use crate::audit::Severity;
 use crate::ownership::{TrendPoint, daily_trend};
-use crate::queue::ownership::{FindingsOf, GroupCount, OpenFinding};
+use crate::queue::ownership::{
+    FindingsOf, GroupCount, OpenFinding, SnapshotRecord, TeamRepository, TeamReviews,
+};
 
 /// The version of the API's JSON (`docs/dashboard.md`).
 pub const API_VERSION: &str = "1";
-
-fn error(status: StatusCode, message: &str) -> Response {
-    (status, Json(json!({"error": message}))).into_response()
-}
+/// Findings per page of a list.
+pub const PAGE_SIZE: u32 = 100;
+/// The window of "what its reviews caught" on a team's page.
+pub const REVIEW_DAYS: u32 = 90;
+/// The session cookie of a sign-in with credentials.
+pub const SESSION_COOKIE: &str = "kubeward_dashboard";
 
 /// An answer that is not the data: its status and what it says.
-pub struct Refusal(StatusCode, &'static str);
+#[derive(Debug)]
+pub struct Refusal(pub StatusCode, pub &'static str);
 
 impl IntoResponse for Refusal {
     fn into_response(self) -> Response {
-        error(self.0, self.1)
+        (self.0, Json(json!({"error": self.1}))).into_response()
     }
+}
+
+impl From<Refused> for Refusal {
+    fn from(refused: Refused) -> Refusal {
+        match refused {
+            Refused::UntrustedPeer => Refusal(
+                StatusCode::FORBIDDEN,
+                "requests must come through the configured authenticating proxy",
+            ),
+            Refused::NotSignedIn => Refusal(StatusCode::UNAUTHORIZED, "not signed in"),
+        }
+    }
+}
+
+fn not_found(what: &'static str) -> Refusal {
+    Refusal(StatusCode::NOT_FOUND, what)
+}
+
+/// The session token a request carries, if any.
+pub(super) fn session_token(headers: &HeaderMap) -> Option<&str> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(name, _)| *name == SESSION_COOKIE)
+        .map(|(_, value)| value)
+}
+
+/// Who is asking: the proxy's word when the peer is the proxy, else a session.
+pub(super) fn who(state: &DashboardState, parts: &Parts) -> Result<Visible, Refused> {
+    let peer = parts
+        .extensions
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|c| c.0)
+        .ok_or(Refused::UntrustedPeer)?;
+    let header = |name: &str| {
+        parts
+            .headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned)
+    };
+    if let Some(identity) = state.access.from_proxy(peer.ip(), header)? {
+        return Ok(state.access.visible(identity));
+    }
+    let identity = state
+        .access
+        .sign_in
+        .as_ref()
+        .zip(session_token(&parts.headers))
+        .and_then(|(sign_in, token)| sign_in.session(token, Instant::now()))
+        .ok_or(Refused::NotSignedIn)?;
+    Ok(state.access.visible(identity))
 }
 
 /// The signed-in user, as a handler's argument: a request that cannot say who it is from is
@@ -44,31 +107,8 @@ impl FromRequestParts<Arc<DashboardState>> for Visible {
         parts: &mut Parts,
         state: &Arc<DashboardState>,
     ) -> Result<Visible, Refusal> {
-        let peer = parts
-            .extensions
-            .get::<ConnectInfo<SocketAddr>>()
-            .map(|c| c.0)
-            .ok_or(Refusal(StatusCode::FORBIDDEN, "no peer address"))?;
-        who(state, peer, &parts.headers)
+        who(state, parts).map_err(Refusal::from)
     }
-}
-
-fn who(state: &DashboardState, peer: SocketAddr, headers: &HeaderMap) -> Result<Visible, Refusal> {
-    let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
-    state
-        .access
-        .visible(
-            peer.ip(),
-            header(&state.access.user_header),
-            header(&state.access.groups_header),
-        )
-        .map_err(|refused| match refused {
-            Refused::UntrustedPeer => Refusal(
-                StatusCode::FORBIDDEN,
-                "requests must come through the configured authenticating proxy",
-            ),
-            Refused::NotSignedIn => Refusal(StatusCode::UNAUTHORIZED, "not signed in"),
-        })
 }
 
 fn unavailable(e: impl std::fmt::Display) -> Refusal {
@@ -79,68 +119,139 @@ fn unavailable(e: impl std::fmt::Display) -> Refusal {
     )
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, Default)]
 #[serde(rename_all = "camelCase")]
-pub(super) struct OverviewQuery {
+pub(super) struct ListQuery {
     /// Escaped findings of merges in the last this many days (default 30).
-    escaped_days: Option<u32>,
+    pub escaped_days: Option<u32>,
     /// Days of trend (default 30, at most 366).
-    trend_days: Option<u32>,
+    pub trend_days: Option<u32>,
+    /// The page of findings, from 1.
+    pub page: Option<u32>,
 }
 
-#[derive(Deserialize)]
+impl ListQuery {
+    pub fn trend_days(&self) -> u32 {
+        self.trend_days.unwrap_or(30).clamp(1, 366)
+    }
+
+    pub fn page(&self) -> u32 {
+        self.page.unwrap_or(1).clamp(1, 100_000)
+    }
+}
+
+/// An open finding as listed: where it is, and the forge's page of that line at the
+/// snapshot's commit.
+#[derive(Serialize, Debug, Clone)]
 #[serde(rename_all = "camelCase")]
-pub(super) struct TeamQuery {
-    trend_days: Option<u32>,
+pub struct Listed {
+    #[serde(flatten)]
+    pub open: OpenFinding,
+    pub file_url: Option<String>,
 }
 
-fn trend_days(asked: Option<u32>) -> u32 {
-    asked.unwrap_or(30).clamp(1, 366)
+fn listed(findings: Vec<OpenFinding>) -> Vec<Listed> {
+    findings
+        .into_iter()
+        .map(|open| Listed {
+            file_url: file_link(&open),
+            open,
+        })
+        .collect()
 }
 
-#[derive(Serialize)]
+/// One page of a list of findings.
+#[derive(Serialize, Debug, Clone)]
 #[serde(rename_all = "camelCase")]
-struct OverviewAnswer {
-    api_version: &'static str,
-    user: String,
-    teams: Vec<GroupCount>,
-    rules: Vec<GroupCount>,
-    repositories: Vec<GroupCount>,
-    unowned: Counts,
-    unreviewed: i64,
+pub struct Page {
+    pub page: u32,
+    pub page_size: u32,
+    pub total: u64,
+    pub findings: Vec<Listed>,
+}
+
+impl Page {
+    fn of(all: Vec<OpenFinding>, page: u32) -> Page {
+        let total = all.len() as u64;
+        let start = (page.saturating_sub(1) as usize).saturating_mul(PAGE_SIZE as usize);
+        Page {
+            page,
+            page_size: PAGE_SIZE,
+            total,
+            findings: listed(
+                all.into_iter()
+                    .skip(start)
+                    .take(PAGE_SIZE as usize)
+                    .collect(),
+            ),
+        }
+    }
+
+    pub fn pages(&self) -> u32 {
+        self.total.div_ceil(u64::from(self.page_size)).max(1) as u32
+    }
+}
+
+#[derive(Serialize, Default, Debug, Clone, Copy)]
+pub struct Counts {
+    pub danger: i64,
+    pub warning: i64,
+}
+
+#[derive(Serialize, Debug)]
+#[serde(rename_all = "camelCase")]
+pub struct OverviewAnswer {
+    pub api_version: &'static str,
+    pub user: String,
+    pub teams: Vec<GroupCount>,
+    pub rules: Vec<GroupCount>,
+    pub repositories: Vec<GroupCount>,
+    pub unowned: Counts,
+    pub unreviewed: i64,
     /// Only for a user who sees every team: merges are not any one team's.
-    escaped: Option<i64>,
-    escaped_days: u32,
+    pub escaped: Option<i64>,
+    pub escaped_days: u32,
     /// Open findings at the end of each day, oldest first; only for a user who sees every
     /// team (a finding of two visible teams would count twice in a sum of theirs).
-    trend: Option<Vec<TrendPoint>>,
+    pub trend: Option<Vec<TrendPoint>>,
 }
 
-#[derive(Serialize, Default)]
-struct Counts {
-    danger: i64,
-    warning: i64,
+fn add(count: &mut GroupCount, severity: Severity) {
+    match severity {
+        Severity::Danger => count.danger += 1,
+        Severity::Warning => count.warning += 1,
+        Severity::Ignore => {}
+    }
 }
 
-pub(super) async fn overview(
-    State(state): State<Arc<DashboardState>>,
+const DAY_MS: i64 = 86_400_000;
+
+/// The first millisecond of a trend of `days` days ending today (UTC days).
+fn trend_start(now: i64, days: u32) -> i64 {
+    (now.div_euclid(DAY_MS) + 1 - i64::from(days)) * DAY_MS
+}
+
+pub(super) async fn overview_data(
+    state: &DashboardState,
     visible: Visible,
-    Query(query): Query<OverviewQuery>,
-) -> Response {
+    query: &ListQuery,
+) -> Result<OverviewAnswer, Refusal> {
     let days = query.escaped_days.unwrap_or(30).min(3660);
-    let since = crate::queue::now_ms() - i64::from(days) * 86_400_000;
-    let stored = match state.queue.ownership_overview(since).await {
-        Ok(o) => o,
-        Err(e) => return unavailable(e).into_response(),
-    };
+    let now = crate::queue::now_ms();
+    let since = now - i64::from(days) * DAY_MS;
+    let stored = state
+        .queue
+        .ownership_overview(since)
+        .await
+        .map_err(unavailable)?;
     if visible.sees_everything() {
-        let now = crate::queue::now_ms();
-        let rows = match state.queue.trend_rows(None, now).await {
-            Ok(rows) => rows,
-            Err(e) => return unavailable(e).into_response(),
-        };
-        let trend = daily_trend(&rows, now, trend_days(query.trend_days));
-        return Json(OverviewAnswer {
+        let trend_days = query.trend_days();
+        let rows = state
+            .queue
+            .trend_rows(None, trend_start(now, trend_days), now + 1)
+            .await
+            .map_err(unavailable)?;
+        return Ok(OverviewAnswer {
             api_version: API_VERSION,
             user: visible.user,
             teams: stored.teams,
@@ -153,49 +264,36 @@ pub(super) async fn overview(
             unreviewed: stored.unreviewed,
             escaped: Some(stored.escaped),
             escaped_days: days,
-            trend: Some(trend),
-        })
-        .into_response();
+            trend: Some(daily_trend(&rows, now, trend_days)),
+        });
     }
-    // Counted again from the findings the user may see, team by team.
+    // Teams: exact from each repository's per-team totals.
+    let teams = crate::queue::ownership::fold_counts(
+        stored
+            .by_repository
+            .iter()
+            .filter(|c| visible.sees(&c.team, &c.repository))
+            .map(|c| (c.team.as_str(), c.danger, c.warning)),
+    );
+    // Rules, repositories, unowned: counted again from the findings the user may see, each
+    // once however many of its teams they see.
     let mut findings: BTreeMap<(String, i64, String), OpenFinding> = BTreeMap::new();
-    let mut teams = Vec::new();
-    for team in stored.teams.iter().filter(|t| visible.sees_team(&t.name)) {
-        let of_team = match state.queue.team_findings(&team.name).await {
-            Ok(f) => f,
-            Err(e) => return unavailable(e).into_response(),
-        };
-        let seen: Vec<OpenFinding> = of_team
+    for team in teams.iter().filter(|t| t.danger + t.warning > 0) {
+        let of_team = state
+            .queue
+            .team_findings(&team.name)
+            .await
+            .map_err(unavailable)?;
+        for f in of_team
             .into_iter()
             .filter(|f| visible.sees(&team.name, &f.repository))
-            .collect();
-        let mut count = GroupCount {
-            name: team.name.clone(),
-            ..GroupCount::default()
-        };
-        for f in seen {
-            add(&mut count, f.finding.severity);
+        {
             findings.insert((f.forge.clone(), f.repo_id, f.finding.key.clone()), f);
         }
-        if count.danger + count.warning > 0 {
-            teams.push(count);
-        }
     }
-    let mut rules: BTreeMap<String, GroupCount> = BTreeMap::new();
-    let mut repositories: BTreeMap<String, GroupCount> = BTreeMap::new();
     let mut unowned = Counts::default();
     let mut unreviewed = 0;
     for f in findings.values() {
-        for (map, name) in [
-            (&mut rules, &f.finding.rule),
-            (&mut repositories, &f.repository),
-        ] {
-            let entry = map.entry(name.clone()).or_insert_with(|| GroupCount {
-                name: name.clone(),
-                ..GroupCount::default()
-            });
-            add(entry, f.finding.severity);
-        }
         if f.finding.owners.is_empty() {
             match f.finding.severity {
                 Severity::Danger => unowned.danger += 1,
@@ -205,102 +303,169 @@ pub(super) async fn overview(
         }
         unreviewed += i64::from(f.unreviewed);
     }
-    let ranked = |m: BTreeMap<String, GroupCount>| {
-        let mut v: Vec<GroupCount> = m.into_values().collect();
-        v.sort_by(|a, b| {
-            (b.danger, b.warning)
-                .cmp(&(a.danger, a.warning))
-                .then(a.name.cmp(&b.name))
-        });
-        v
-    };
-    Json(OverviewAnswer {
+    let teams = teams
+        .into_iter()
+        .filter(|t| t.danger + t.warning > 0)
+        .collect();
+    Ok(OverviewAnswer {
         api_version: API_VERSION,
         user: visible.user,
         teams,
-        rules: ranked(rules),
-        repositories: ranked(repositories),
+        rules: counted(
+            findings
+                .values()
+                .map(|f| (f.finding.rule.as_str(), f.finding.severity)),
+        ),
+        repositories: counted(
+            findings
+                .values()
+                .map(|f| (f.repository.as_str(), f.finding.severity)),
+        ),
         unowned,
         unreviewed,
         escaped: None,
         escaped_days: days,
         trend: None,
     })
-    .into_response()
 }
 
-fn add(count: &mut GroupCount, severity: Severity) {
-    match severity {
-        Severity::Danger => count.danger += 1,
-        Severity::Warning => count.warning += 1,
-        Severity::Ignore => {}
+pub(super) async fn overview(
+    State(state): State<Arc<DashboardState>>,
+    visible: Visible,
+    Query(query): Query<ListQuery>,
+) -> Result<Json<OverviewAnswer>, Refusal> {
+    overview_data(&state, visible, &query).await.map(Json)
+}
+
+#[derive(Serialize, Debug)]
+#[serde(rename_all = "camelCase")]
+pub struct TeamAnswer {
+    pub api_version: &'static str,
+    pub team: String,
+    pub danger: i64,
+    pub warning: i64,
+    /// The team's open findings at the end of each day, in the repositories the user sees.
+    pub trend: Vec<TrendPoint>,
+    /// Its repositories, with its findings in each and the snapshot's commit.
+    pub repositories: Vec<TeamRepository>,
+    /// Its open findings per environment (a finding counts in each of its environments).
+    pub environments: Vec<GroupCount>,
+    /// What reviews of pull requests found in its files in the last `reviewDays` days.
+    pub reviews: Vec<TeamReviews>,
+    pub review_days: u32,
+    #[serde(flatten)]
+    pub findings: Page,
+}
+
+impl TeamAnswer {
+    /// The review figures summed over repositories.
+    pub fn reviews_total(&self) -> TeamReviews {
+        let mut total = TeamReviews::default();
+        for r in &self.reviews {
+            total.reviews += r.reviews;
+            total.pull_requests += r.pull_requests;
+            total.new_findings += r.new_findings;
+            total.fixed_findings += r.fixed_findings;
+            total.new_failing += r.new_failing;
+            total.escaped += r.escaped;
+        }
+        total
     }
 }
 
-/// The team's open findings the user may see; `None` when they may see none of the team's
-/// (answered 404, so a team's existence is not told to those who may not see it).
-async fn visible_findings(
+/// A team's page, or `None` when the user may see none of it (answered 404, so a team's
+/// existence is not told to those who may not see it).
+pub(super) async fn team_data(
     state: &DashboardState,
     visible: &Visible,
     team: &str,
-) -> Result<Option<Vec<OpenFinding>>, Refusal> {
+    query: &ListQuery,
+) -> Result<Option<TeamAnswer>, Refusal> {
     if !visible.sees_team(team) {
         return Ok(None);
     }
-    let findings = state.queue.team_findings(team).await.map_err(unavailable)?;
-    Ok(Some(
-        findings
-            .into_iter()
-            .filter(|f| visible.sees(team, &f.repository))
-            .collect(),
-    ))
-}
-
-#[derive(Serialize)]
-#[serde(rename_all = "camelCase")]
-struct TeamAnswer {
-    api_version: &'static str,
-    team: String,
-    danger: i64,
-    warning: i64,
-    /// The team's open findings at the end of each day, in the repositories the user sees.
-    trend: Vec<TrendPoint>,
-    findings: Vec<OpenFinding>,
+    let q = &state.queue;
+    let all_repositories = q.team_repositories(team).await.map_err(unavailable)?;
+    let whole = all_repositories.len();
+    let repositories: Vec<TeamRepository> = all_repositories
+        .into_iter()
+        .filter(|r| visible.sees(team, &r.name))
+        .collect();
+    let page = query.page();
+    let findings = if repositories.len() == whole {
+        // Every repository of the team is visible: the store pages it.
+        let total: i64 = repositories.iter().map(|r| r.danger + r.warning).sum();
+        let offset = (page - 1).saturating_mul(PAGE_SIZE);
+        let rows = q
+            .findings_of(FindingsOf::Team(team), Some((PAGE_SIZE, offset)))
+            .await
+            .map_err(unavailable)?;
+        Page {
+            page,
+            page_size: PAGE_SIZE,
+            total: u64::try_from(total).unwrap_or(0),
+            findings: listed(rows),
+        }
+    } else {
+        let all = q.team_findings(team).await.map_err(unavailable)?;
+        Page::of(
+            all.into_iter()
+                .filter(|f| visible.sees(team, &f.repository))
+                .collect(),
+            page,
+        )
+    };
+    let now = crate::queue::now_ms();
+    let trend_days = query.trend_days();
+    let rows = q
+        .trend_rows(Some(team), trend_start(now, trend_days), now + 1)
+        .await
+        .map_err(unavailable)?;
+    let seen: Vec<_> = rows
+        .into_iter()
+        .filter(|(repository, ..)| visible.sees(team, repository))
+        .collect();
+    let environments = q.team_environments(team).await.map_err(unavailable)?;
+    let environments = crate::queue::ownership::fold_counts(
+        environments
+            .iter()
+            .filter(|(repository, ..)| visible.sees(team, repository))
+            .map(|(_, env, severity, n)| match severity {
+                Severity::Danger => (env.as_str(), *n, 0),
+                _ => (env.as_str(), 0, *n),
+            }),
+    );
+    let reviews = q
+        .team_reviews(team, now - i64::from(REVIEW_DAYS) * DAY_MS)
+        .await
+        .map_err(unavailable)?
+        .into_iter()
+        .filter(|r| visible.sees(team, &r.repository))
+        .collect();
+    Ok(Some(TeamAnswer {
+        api_version: API_VERSION,
+        team: team.to_owned(),
+        danger: repositories.iter().map(|r| r.danger).sum(),
+        warning: repositories.iter().map(|r| r.warning).sum(),
+        trend: daily_trend(&seen, now, trend_days),
+        repositories,
+        environments,
+        reviews,
+        review_days: REVIEW_DAYS,
+        findings,
+    }))
 }
 
 pub(super) async fn team(
     State(state): State<Arc<DashboardState>>,
     visible: Visible,
     Path(team): Path<String>,
-    Query(query): Query<TeamQuery>,
-) -> Response {
-    let findings = match visible_findings(&state, &visible, &team).await {
-        Ok(Some(f)) => f,
-        Ok(None) => return error(StatusCode::NOT_FOUND, "no such team"),
-        Err(refusal) => return refusal.into_response(),
-    };
-    let mut count = GroupCount::default();
-    for f in &findings {
-        add(&mut count, f.finding.severity);
-    }
-    let now = crate::queue::now_ms();
-    let rows = match state.queue.trend_rows(Some(&team), now).await {
-        Ok(rows) => rows,
-        Err(e) => return unavailable(e).into_response(),
-    };
-    let seen: Vec<_> = rows
-        .into_iter()
-        .filter(|(repository, ..)| visible.sees(&team, repository))
-        .collect();
-    Json(TeamAnswer {
-        api_version: API_VERSION,
-        danger: count.danger,
-        warning: count.warning,
-        trend: daily_trend(&seen, now, trend_days(query.trend_days)),
-        team,
-        findings,
-    })
-    .into_response()
+    Query(query): Query<ListQuery>,
+) -> Result<Json<TeamAnswer>, Refusal> {
+    team_data(&state, &visible, &team, &query)
+        .await?
+        .map(Json)
+        .ok_or(not_found("no such team"))
 }
 
 /// Findings whose repository the user sees for one of the finding's teams.
@@ -347,94 +512,123 @@ fn by_visible_team(visible: &Visible, findings: &[OpenFinding]) -> Vec<GroupCoun
     }))
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, Debug)]
 #[serde(rename_all = "camelCase")]
-struct RuleAnswer {
-    api_version: &'static str,
-    rule: String,
-    teams: Vec<GroupCount>,
-    repositories: Vec<GroupCount>,
-    findings: Vec<OpenFinding>,
+pub struct RuleAnswer {
+    pub api_version: &'static str,
+    pub rule: String,
+    pub teams: Vec<GroupCount>,
+    pub repositories: Vec<GroupCount>,
+    #[serde(flatten)]
+    pub findings: Page,
 }
 
 /// Where a rule fails, and which teams it fails for.
+pub(super) async fn rule_data(
+    state: &DashboardState,
+    visible: &Visible,
+    rule: &str,
+    query: &ListQuery,
+) -> Result<RuleAnswer, Refusal> {
+    let findings = state
+        .queue
+        .findings_of(FindingsOf::Rule(rule), None)
+        .await
+        .map(|f| seen_by(visible, f))
+        .map_err(unavailable)?;
+    Ok(RuleAnswer {
+        api_version: API_VERSION,
+        rule: rule.to_owned(),
+        teams: by_visible_team(visible, &findings),
+        repositories: counted(
+            findings
+                .iter()
+                .map(|f| (f.repository.as_str(), f.finding.severity)),
+        ),
+        findings: Page::of(findings, query.page()),
+    })
+}
+
 pub(super) async fn rule(
     State(state): State<Arc<DashboardState>>,
     visible: Visible,
     Path(rule): Path<String>,
-) -> Response {
-    let findings = match state.queue.findings_of(FindingsOf::Rule(&rule)).await {
-        Ok(f) => seen_by(&visible, f),
-        Err(e) => return unavailable(e).into_response(),
-    };
-    let teams = by_visible_team(&visible, &findings);
-    let repositories = counted(
-        findings
-            .iter()
-            .map(|f| (f.repository.as_str(), f.finding.severity)),
-    );
-    Json(RuleAnswer {
-        api_version: API_VERSION,
-        rule,
-        teams,
-        repositories,
-        findings,
-    })
-    .into_response()
+    Query(query): Query<ListQuery>,
+) -> Result<Json<RuleAnswer>, Refusal> {
+    rule_data(&state, &visible, &rule, &query).await.map(Json)
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, Debug)]
 #[serde(rename_all = "camelCase")]
-struct RepositoryAnswer {
-    api_version: &'static str,
-    forge: String,
-    repo_id: i64,
-    teams: Vec<GroupCount>,
-    findings: Vec<OpenFinding>,
+pub struct RepositoryAnswer {
+    pub api_version: &'static str,
+    pub forge: String,
+    pub repo_id: i64,
+    /// Its name, from the first finding the user sees.
+    pub repository: String,
+    pub teams: Vec<GroupCount>,
     /// Its snapshots, oldest first; only for a user who sees every team in it.
-    snapshots: Option<Vec<crate::queue::ownership::SnapshotRecord>>,
+    pub snapshots: Option<Vec<SnapshotRecord>>,
+    #[serde(flatten)]
+    pub findings: Page,
 }
 
-/// A repository's open findings the user sees, by team.
+/// A repository's open findings the user sees, by team; `None` when they see none of it.
+pub(super) async fn repository_data(
+    state: &DashboardState,
+    visible: &Visible,
+    forge: &str,
+    repo_id: i64,
+    query: &ListQuery,
+) -> Result<Option<RepositoryAnswer>, Refusal> {
+    let all = state
+        .queue
+        .findings_of(FindingsOf::Repository { forge, repo_id }, None)
+        .await
+        .map_err(unavailable)?;
+    let whole = all.len();
+    let findings = seen_by(visible, all);
+    if findings.is_empty() && !visible.sees_everything() {
+        return Ok(None);
+    }
+    let snapshots = if visible.sees_everything() || findings.len() == whole && whole > 0 {
+        Some(
+            state
+                .queue
+                .snapshots(forge, repo_id)
+                .await
+                .map_err(unavailable)?,
+        )
+    } else {
+        None
+    };
+    if snapshots.as_ref().is_some_and(Vec::is_empty) && findings.is_empty() {
+        return Ok(None);
+    }
+    Ok(Some(RepositoryAnswer {
+        api_version: API_VERSION,
+        forge: forge.to_owned(),
+        repo_id,
+        repository: findings
+            .first()
+            .map(|f| f.repository.clone())
+            .unwrap_or_default(),
+        teams: by_visible_team(visible, &findings),
+        snapshots,
+        findings: Page::of(findings, query.page()),
+    }))
+}
+
 pub(super) async fn repository(
     State(state): State<Arc<DashboardState>>,
     visible: Visible,
     Path((forge, repo_id)): Path<(String, i64)>,
-) -> Response {
-    let all = match state
-        .queue
-        .findings_of(FindingsOf::Repository {
-            forge: &forge,
-            repo_id,
-        })
-        .await
-    {
-        Ok(f) => f,
-        Err(e) => return unavailable(e).into_response(),
-    };
-    let whole = all.len();
-    let findings = seen_by(&visible, all);
-    if findings.is_empty() && !visible.sees_everything() {
-        return error(StatusCode::NOT_FOUND, "no such repository");
-    }
-    let teams = by_visible_team(&visible, &findings);
-    let snapshots = if visible.sees_everything() || findings.len() == whole && whole > 0 {
-        match state.queue.snapshots(&forge, repo_id).await {
-            Ok(s) => Some(s),
-            Err(e) => return unavailable(e).into_response(),
-        }
-    } else {
-        None
-    };
-    Json(RepositoryAnswer {
-        api_version: API_VERSION,
-        forge,
-        repo_id,
-        teams,
-        findings,
-        snapshots,
-    })
-    .into_response()
+    Query(query): Query<ListQuery>,
+) -> Result<Json<RepositoryAnswer>, Refusal> {
+    repository_data(&state, &visible, &forge, repo_id, &query)
+        .await?
+        .map(Json)
+        .ok_or(not_found("no such repository"))
 }
 
 /// A CSV cell: quoted, and a cell a spreadsheet would run as a formula (`= + - @`, or a tab
@@ -452,12 +646,18 @@ pub(super) async fn team_csv(
     State(state): State<Arc<DashboardState>>,
     visible: Visible,
     Path(team): Path<String>,
-) -> Response {
-    let findings = match visible_findings(&state, &visible, &team).await {
-        Ok(Some(f)) => f,
-        Ok(None) => return error(StatusCode::NOT_FOUND, "no such team"),
-        Err(refusal) => return refusal.into_response(),
-    };
+) -> Result<Response, Refusal> {
+    if !visible.sees_team(&team) {
+        return Err(not_found("no such team"));
+    }
+    let findings: Vec<OpenFinding> = state
+        .queue
+        .team_findings(&team)
+        .await
+        .map_err(unavailable)?
+        .into_iter()
+        .filter(|f| visible.sees(&team, &f.repository))
+        .collect();
     let mut out = String::from(
         "repository,path,line,severity,rule,object,message,owners,environments,commit,unreviewed\r\n",
     );
@@ -479,7 +679,7 @@ pub(super) async fn team_csv(
         out.push_str(&row.join(","));
         out.push_str("\r\n");
     }
-    (
+    Ok((
         [
             (header::CONTENT_TYPE, "text/csv; charset=utf-8"),
             (
@@ -489,7 +689,7 @@ pub(super) async fn team_csv(
         ],
         out,
     )
-        .into_response()
+        .into_response())
 }
 
 #[cfg(test)]
@@ -502,5 +702,25 @@ mod tests {
         assert_eq!(csv_cell("@org/web"), "\"'@org/web\"");
         assert_eq!(csv_cell("-1+1"), "\"'-1+1\"");
         assert_eq!(csv_cell("apps/web.yaml"), "\"apps/web.yaml\"");
+    }
+
+    #[test]
+    fn the_session_cookie_is_found_among_others() {
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            header::COOKIE,
+            "theme=dark; kubeward_dashboard=abc-123; other=1"
+                .parse()
+                .expect("header"),
+        );
+        assert_eq!(session_token(&headers), Some("abc-123"));
+        assert_eq!(session_token(&HeaderMap::new()), None);
+    }
+
+    #[test]
+    fn a_trend_starts_at_a_day_boundary() {
+        let now = 10 * DAY_MS + 5;
+        assert_eq!(trend_start(now, 1), 10 * DAY_MS);
+        assert_eq!(trend_start(now, 30), (10 - 29) * DAY_MS);
     }
 }

@@ -218,6 +218,15 @@ pub fn team_totals(findings: &[OwnedFinding]) -> BTreeMap<String, Tally> {
     totals
 }
 
+/// Open findings per rule, each finding once: the overview's top rules.
+pub fn rule_totals(findings: &[OwnedFinding]) -> BTreeMap<String, Tally> {
+    let mut totals: BTreeMap<String, Tally> = BTreeMap::new();
+    for f in findings {
+        totals.entry(f.rule.clone()).or_default().add(f.severity, 1);
+    }
+    totals
+}
+
 /// One day of a trend: the open findings at its end.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]

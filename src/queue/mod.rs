@@ -492,16 +492,18 @@ impl Queue {
         }
     }
 
-    /// Every snapshot before `until_ms` as `(repository, taken_at_ms, danger, warning)`: one
-    /// team's totals, or all open findings for `None` ([`crate::ownership::daily_trend`]).
+    /// The snapshots in [`since_ms`, `until_ms`), and each repository's latest before
+    /// `since_ms`, as `(repository, taken_at_ms, danger, warning)`: one team's totals, or all
+    /// open findings for `None` ([`crate::ownership::daily_trend`]).
     pub async fn trend_rows(
         &self,
         team: Option<&str>,
+        since_ms: i64,
         until_ms: i64,
     ) -> Result<Vec<(String, i64, u64, u64)>, QueueError> {
         match &self.backend {
-            Backend::Sqlite(b) => b.trend_rows(team, until_ms).await,
-            Backend::Postgres(b) => b.trend_rows(team, until_ms).await,
+            Backend::Sqlite(b) => b.trend_rows(team, since_ms, until_ms).await,
+            Backend::Postgres(b) => b.trend_rows(team, since_ms, until_ms).await,
         }
     }
 
@@ -556,17 +558,54 @@ impl Queue {
         &self,
         team: &str,
     ) -> Result<Vec<ownership::OpenFinding>, QueueError> {
-        self.findings_of(ownership::FindingsOf::Team(team)).await
+        self.findings_of(ownership::FindingsOf::Team(team), None)
+            .await
     }
 
-    /// Open findings of a team, a rule or a repository, with where they are.
+    /// Open findings of a team, a rule or a repository, with where they are, danger first;
+    /// `page` is `(limit, offset)`.
     pub async fn findings_of(
         &self,
         of: ownership::FindingsOf<'_>,
+        page: Option<(u32, u32)>,
     ) -> Result<Vec<ownership::OpenFinding>, QueueError> {
         match &self.backend {
-            Backend::Sqlite(b) => b.findings_of(of).await,
-            Backend::Postgres(b) => b.findings_of(of).await,
+            Backend::Sqlite(b) => b.findings_of(of, page).await,
+            Backend::Postgres(b) => b.findings_of(of, page).await,
+        }
+    }
+
+    /// A team's repositories, with its open findings in each at their latest snapshot.
+    pub async fn team_repositories(
+        &self,
+        team: &str,
+    ) -> Result<Vec<ownership::TeamRepository>, QueueError> {
+        match &self.backend {
+            Backend::Sqlite(b) => b.team_repositories(team).await,
+            Backend::Postgres(b) => b.team_repositories(team).await,
+        }
+    }
+
+    /// `(repository, environment, severity, count)` of a team's open findings.
+    pub async fn team_environments(
+        &self,
+        team: &str,
+    ) -> Result<Vec<(String, String, crate::audit::Severity, i64)>, QueueError> {
+        match &self.backend {
+            Backend::Sqlite(b) => b.team_environments(team).await,
+            Backend::Postgres(b) => b.team_environments(team).await,
+        }
+    }
+
+    /// What a team's reviews caught since `since_ms`, per repository.
+    pub async fn team_reviews(
+        &self,
+        team: &str,
+        since_ms: i64,
+    ) -> Result<Vec<ownership::TeamReviews>, QueueError> {
+        match &self.backend {
+            Backend::Sqlite(b) => b.team_reviews(team, since_ms).await,
+            Backend::Postgres(b) => b.team_reviews(team, since_ms).await,
         }
     }
 

@@ -109,6 +109,55 @@ pub struct ReviewOutcome {
     pub exemptions_added: i64,
     /// New findings at or above the policy's `failOn`.
     pub new_failing: i64,
+    /// The same, per owning team of the findings ([`crate::ownership::UNOWNED`] for none).
+    #[serde(default)]
+    pub teams: Vec<TeamOutcome>,
+}
+
+/// What one review found in one team's files.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TeamOutcome {
+    pub team: String,
+    pub new_findings: i64,
+    pub fixed_findings: i64,
+    pub new_failing: i64,
+}
+
+/// What a team's reviews caught in one repository, over a window.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TeamReviews {
+    pub repository: String,
+    pub reviews: i64,
+    pub pull_requests: i64,
+    pub new_findings: i64,
+    pub fixed_findings: i64,
+    pub new_failing: i64,
+    /// Failing findings merged anyway.
+    pub escaped: i64,
+}
+
+/// One repository's open findings of one team, at its latest snapshot.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TeamRepository {
+    pub forge: String,
+    pub repo_id: i64,
+    pub name: String,
+    pub web_url: Option<String>,
+    pub commit: String,
+    pub danger: i64,
+    pub warning: i64,
+}
+
+/// `(repository, team, danger, warning)` at each repository's latest snapshot.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RepositoryTeamCount {
+    pub repository: String,
+    pub team: String,
+    pub danger: i64,
+    pub warning: i64,
 }
 
 /// Open findings of one group, by severity.
@@ -135,19 +184,16 @@ pub(crate) fn list_of(text: &str) -> Vec<String> {
     serde_json::from_str(text).unwrap_or_default()
 }
 
-/// `(name, severity, count)` rows folded into one count per name, most danger first.
-pub(crate) fn group_counts(rows: Vec<(String, String, i64)>) -> Vec<GroupCount> {
-    let mut by: std::collections::BTreeMap<String, GroupCount> = Default::default();
-    for (name, severity, n) in rows {
-        let entry = by.entry(name.clone()).or_insert_with(|| GroupCount {
-            name,
+/// `(name, danger, warning)` rows summed per name, most danger first.
+pub(crate) fn fold_counts<'a>(rows: impl Iterator<Item = (&'a str, i64, i64)>) -> Vec<GroupCount> {
+    let mut by: std::collections::BTreeMap<&str, GroupCount> = Default::default();
+    for (name, danger, warning) in rows {
+        let entry = by.entry(name).or_insert_with(|| GroupCount {
+            name: name.to_owned(),
             ..GroupCount::default()
         });
-        match severity_of(&severity) {
-            Severity::Danger => entry.danger += n,
-            Severity::Warning => entry.warning += n,
-            Severity::Ignore => {}
-        }
+        entry.danger += danger;
+        entry.warning += warning;
     }
     let mut counts: Vec<GroupCount> = by.into_values().collect();
     counts.sort_by(|a, b| {
@@ -195,56 +241,152 @@ pub(super) const INSERT_SNAPSHOT: &str = "INSERT INTO snapshots
      open_danger, open_warning)
     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) RETURNING id";
 
-pub(super) const INSERT_SNAPSHOT_FINDING: &str = "INSERT INTO snapshot_findings
+/// Rows per multi-row statement: well under both dialects' limits on bound values (SQLite
+/// 32,766, PostgreSQL 65,535) at 15 columns, and one round trip per 500 rows, not per row.
+pub(super) const BATCH_ROWS: usize = 500;
+
+/// Binds a finding's ten columns (`key` … `environments`) into a multi-row `VALUES` tuple, in
+/// the order every statement here names them.
+macro_rules! push_finding {
+    ($b:expr, $f:expr) => {
+        $b.push_bind($f.key.as_str())
+            .push_bind($f.fingerprint.as_str())
+            .push_bind($f.rule.as_str())
+            .push_bind($f.severity.as_str())
+            .push_bind($f.path.as_str())
+            .push_bind(i64::from($f.line))
+            .push_bind($f.object.as_str())
+            .push_bind($f.message.as_str())
+            .push_bind($crate::queue::ownership::json_list(&$f.owners))
+            .push_bind($crate::queue::ownership::json_list(&$f.environments))
+    };
+}
+pub(super) use push_finding;
+
+pub(super) const INSERT_SNAPSHOT_FINDINGS_HEAD: &str = "INSERT INTO snapshot_findings
     (snapshot_id, change, key, fingerprint, rule, severity, path, line, object, message, owners,
-     environments)
-    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)";
+     environments) ";
 
-pub(super) const INSERT_COUNT: &str = "INSERT INTO snapshot_counts
-    (snapshot_id, team, environment, rule, severity, count) VALUES ($1, $2, $3, $4, $5, $6)";
+pub(super) const INSERT_COUNTS_HEAD: &str =
+    "INSERT INTO snapshot_counts (snapshot_id, team, environment, rule, severity, count) ";
 
-pub(super) const INSERT_TEAM_TOTAL: &str = "INSERT INTO snapshot_team_totals
-    (snapshot_id, team, danger, warning) VALUES ($1, $2, $3, $4)";
+pub(super) const INSERT_TEAM_TOTALS_HEAD: &str =
+    "INSERT INTO snapshot_team_totals (snapshot_id, team, danger, warning) ";
 
-/// Every snapshot with one team's totals in it (zero where it had none), for its trend.
-pub(super) const TEAM_TREND: &str = "SELECT r.name, s.taken_at_ms,
-    COALESCE(t.danger, 0) AS danger, COALESCE(t.warning, 0) AS warning
-    FROM snapshots s
+pub(super) const INSERT_RULE_TOTALS_HEAD: &str =
+    "INSERT INTO snapshot_rule_totals (snapshot_id, rule, danger, warning) ";
+
+pub(super) const MARK_LATEST: &str =
+    "UPDATE snapshot_repos SET latest_snapshot_id = $3 WHERE forge = $1 AND repo_id = $2";
+
+pub(super) const COUNT_UNREVIEWED: &str = "UPDATE snapshots SET open_unreviewed = (
+    SELECT COUNT(*) FROM open_findings WHERE forge = $1 AND repo_id = $2 AND unreviewed = 1)
+    WHERE id = $3";
+
+/// Per repository, its snapshots taken in [`$1`, `$2`) and the latest one before `$1` (what
+/// the window's first day starts from): a window's trend reads the window, not the history.
+/// Only the repositories the team ever had findings in; zero where a snapshot had none.
+pub(super) const TEAM_TREND: &str = "WITH team_repos AS (
+        SELECT DISTINCT s.forge, s.repo_id FROM snapshot_team_totals t
+        JOIN snapshots s ON s.id = t.snapshot_id WHERE t.team = $3),
+    windowed AS (
+        SELECT s.id FROM snapshots s
+        JOIN team_repos tr ON tr.forge = s.forge AND tr.repo_id = s.repo_id
+        WHERE s.taken_at_ms >= $1 AND s.taken_at_ms < $2
+        UNION ALL
+        SELECT (SELECT s.id FROM snapshots s
+                WHERE s.forge = tr.forge AND s.repo_id = tr.repo_id AND s.taken_at_ms < $1
+                ORDER BY s.taken_at_ms DESC, s.id DESC LIMIT 1) FROM team_repos tr)
+    SELECT r.name, s.taken_at_ms, COALESCE(t.danger, 0) AS danger,
+        COALESCE(t.warning, 0) AS warning
+    FROM windowed w JOIN snapshots s ON s.id = w.id
     JOIN snapshot_repos r ON r.forge = s.forge AND r.repo_id = s.repo_id
-    LEFT JOIN snapshot_team_totals t ON t.snapshot_id = s.id AND t.team = $1
-    WHERE s.taken_at_ms < $2";
+    LEFT JOIN snapshot_team_totals t ON t.snapshot_id = s.id AND t.team = $3";
 
-/// Every snapshot's totals, for the overall trend.
-pub(super) const ALL_TREND: &str = "SELECT r.name, s.taken_at_ms, s.open_danger AS danger,
-    s.open_warning AS warning FROM snapshots s
-    JOIN snapshot_repos r ON r.forge = s.forge AND r.repo_id = s.repo_id
-    WHERE s.taken_at_ms < $1";
+/// [`TEAM_TREND`] for every open finding, each once.
+pub(super) const ALL_TREND: &str = "WITH windowed AS (
+        SELECT s.id FROM snapshots s WHERE s.taken_at_ms >= $1 AND s.taken_at_ms < $2
+        UNION ALL
+        SELECT (SELECT s.id FROM snapshots s
+                WHERE s.forge = r.forge AND s.repo_id = r.repo_id AND s.taken_at_ms < $1
+                ORDER BY s.taken_at_ms DESC, s.id DESC LIMIT 1) FROM snapshot_repos r)
+    SELECT r.name, s.taken_at_ms, s.open_danger AS danger, s.open_warning AS warning
+    FROM windowed w JOIN snapshots s ON s.id = w.id
+    JOIN snapshot_repos r ON r.forge = s.forge AND r.repo_id = s.repo_id";
+
+/// The team's repositories, with its open findings in each.
+pub(super) const TEAM_REPOSITORIES: &str = "SELECT r.forge, r.repo_id, r.name, r.web_url,
+    s.commit_sha, t.danger, t.warning
+    FROM snapshot_team_totals t
+    JOIN snapshot_repos r ON r.latest_snapshot_id = t.snapshot_id
+    JOIN snapshots s ON s.id = t.snapshot_id
+    WHERE t.team = $1
+    ORDER BY t.danger DESC, t.warning DESC, r.name";
+
+/// The team's open findings per repository and environment (a finding counts in each of its
+/// environments).
+pub(super) const TEAM_ENVIRONMENTS: &str = "SELECT r.name AS repository, c.environment,
+    c.severity, CAST(SUM(c.count) AS BIGINT) AS n
+    FROM snapshot_counts c JOIN snapshot_repos r ON r.latest_snapshot_id = c.snapshot_id
+    WHERE c.team = $1 AND c.environment <> ''
+    GROUP BY r.name, c.environment, c.severity";
+
+/// What the team's reviews caught since `$2`, per repository.
+pub(super) const TEAM_REVIEWS: &str = "SELECT COALESCE(r.name, '') AS repository,
+    COUNT(*) AS reviews, COUNT(DISTINCT o.pr_number) AS pull_requests,
+    CAST(SUM(o.new_findings) AS BIGINT) AS new_findings,
+    CAST(SUM(o.fixed_findings) AS BIGINT) AS fixed_findings,
+    CAST(SUM(o.new_failing) AS BIGINT) AS new_failing,
+    CAST(COALESCE((SELECT SUM(c.escaped) FROM pr_closure_teams c
+        WHERE c.forge = o.forge AND c.repo_id = o.repo_id AND c.team = $1
+          AND c.closed_at_ms >= $2), 0) AS BIGINT) AS escaped
+    FROM review_outcome_teams o
+    LEFT JOIN snapshot_repos r ON r.forge = o.forge AND r.repo_id = o.repo_id
+    WHERE o.team = $1 AND o.reviewed_at_ms >= $2
+    GROUP BY o.forge, o.repo_id, r.name
+    ORDER BY new_findings DESC, repository";
+
+pub(super) const INSERT_REVIEW_TEAMS_HEAD: &str = "INSERT INTO review_outcome_teams
+    (forge, repo_id, pr_number, head_sha, team, reviewed_at_ms, new_findings, fixed_findings,
+     new_failing) ";
+
+pub(super) const REVIEW_TEAMS_TAIL: &str =
+    " ON CONFLICT (forge, repo_id, pr_number, head_sha, team) DO UPDATE SET
+    reviewed_at_ms = excluded.reviewed_at_ms, new_findings = excluded.new_findings,
+    fixed_findings = excluded.fixed_findings, new_failing = excluded.new_failing";
+
+/// The last review's failing findings per team: what escapes when the pull request merges.
+pub(super) const CLOSURE_TEAMS: &str = "INSERT INTO pr_closure_teams
+    (forge, repo_id, pr_number, team, closed_at_ms, escaped)
+    SELECT o.forge, o.repo_id, o.pr_number, o.team, $4, o.new_failing
+    FROM review_outcome_teams o
+    WHERE o.forge = $1 AND o.repo_id = $2 AND o.pr_number = $3 AND o.new_failing > 0
+      AND o.head_sha = (SELECT l.head_sha FROM review_outcomes l
+                        WHERE l.forge = $1 AND l.repo_id = $2 AND l.pr_number = $3
+                        ORDER BY l.reviewed_at_ms DESC LIMIT 1)";
+
+pub(super) const DELETE_CLOSURE_TEAMS: &str =
+    "DELETE FROM pr_closure_teams WHERE forge = $1 AND repo_id = $2 AND pr_number = $3";
 
 pub(super) const OPEN_FINDINGS_OF: &str = "SELECT key, fingerprint, rule, severity, path, line,
     object, message, owners, environments, commit_sha, unreviewed, since_ms
     FROM open_findings WHERE forge = $1 AND repo_id = $2 ORDER BY path, line, rule, key";
 
-pub(super) const DELETE_OPEN: &str =
-    "DELETE FROM open_findings WHERE forge = $1 AND repo_id = $2 AND key = $3";
-
-pub(super) const DELETE_OPEN_TEAMS: &str =
-    "DELETE FROM open_finding_teams WHERE forge = $1 AND repo_id = $2 AND key = $3";
-
-pub(super) const UPSERT_OPEN: &str = "INSERT INTO open_findings
+pub(super) const UPSERT_OPEN_HEAD: &str = "INSERT INTO open_findings
     (forge, repo_id, key, fingerprint, rule, severity, path, line, object, message, owners,
-     environments, commit_sha, unreviewed, since_ms)
-    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)
-    ON CONFLICT (forge, repo_id, key) DO UPDATE SET fingerprint = excluded.fingerprint,
-        rule = excluded.rule, severity = excluded.severity, path = excluded.path,
-        line = excluded.line, object = excluded.object, message = excluded.message,
-        owners = excluded.owners, environments = excluded.environments,
-        commit_sha = excluded.commit_sha";
+     environments, commit_sha, unreviewed, since_ms) ";
+
+pub(super) const UPSERT_OPEN_TAIL: &str = " ON CONFLICT (forge, repo_id, key) DO UPDATE SET
+    fingerprint = excluded.fingerprint, rule = excluded.rule, severity = excluded.severity,
+    path = excluded.path, line = excluded.line, object = excluded.object,
+    message = excluded.message, owners = excluded.owners, environments = excluded.environments,
+    commit_sha = excluded.commit_sha";
 
 pub(super) const OPEN_COMMIT: &str =
     "UPDATE open_findings SET commit_sha = $3 WHERE forge = $1 AND repo_id = $2";
 
-pub(super) const INSERT_OPEN_TEAM: &str = "INSERT INTO open_finding_teams
-    (forge, repo_id, key, team) VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING";
+pub(super) const INSERT_OPEN_TEAMS_HEAD: &str =
+    "INSERT INTO open_finding_teams (forge, repo_id, key, team) ";
 
 pub(super) const SNAPSHOTS_OF: &str = "SELECT id, commit_sha, taken_at_ms, cause, checkpoint,
     reviewed, added, removed, moved, open_danger, open_warning
@@ -296,20 +438,18 @@ pub(super) const REPOS_DUE: &str = "SELECT r.forge, r.repo_id, r.name, r.install
 pub(super) const REPOS_OF_INSTALLATION: &str =
     "SELECT repo_id FROM snapshot_repos WHERE forge = $1 AND installation_id = $2";
 
-pub(super) const TEAM_COUNTS: &str = "SELECT t.team, f.severity, COUNT(*) AS n
-    FROM open_finding_teams t JOIN open_findings f
-      ON f.forge = t.forge AND f.repo_id = t.repo_id AND f.key = t.key
-    GROUP BY t.team, f.severity";
+/// Each repository's open findings per team, at its latest snapshot.
+pub(super) const TEAM_COUNTS: &str = "SELECT r.name AS repository, t.team, t.danger, t.warning
+    FROM snapshot_repos r JOIN snapshot_team_totals t ON t.snapshot_id = r.latest_snapshot_id";
 
-pub(super) const RULE_COUNTS: &str =
-    "SELECT rule, severity, COUNT(*) AS n FROM open_findings GROUP BY rule, severity";
+pub(super) const RULE_COUNTS: &str = "SELECT t.rule AS name,
+    CAST(SUM(t.danger) AS BIGINT) AS danger, CAST(SUM(t.warning) AS BIGINT) AS warning
+    FROM snapshot_repos r JOIN snapshot_rule_totals t ON t.snapshot_id = r.latest_snapshot_id
+    GROUP BY t.rule";
 
-pub(super) const REPO_COUNTS: &str = "SELECT r.name, f.severity, COUNT(*) AS n
-    FROM open_findings f JOIN snapshot_repos r ON r.forge = f.forge AND r.repo_id = f.repo_id
-    GROUP BY r.name, f.severity";
-
-pub(super) const UNREVIEWED_COUNT: &str =
-    "SELECT COUNT(*) AS n FROM open_findings WHERE unreviewed = 1";
+pub(super) const REPO_COUNTS: &str = "SELECT r.name, s.open_danger AS danger,
+    s.open_warning AS warning, s.open_unreviewed AS unreviewed
+    FROM snapshot_repos r JOIN snapshots s ON s.id = r.latest_snapshot_id";
 
 // SUM of a BIGINT is NUMERIC on PostgreSQL: cast back so both dialects give an integer.
 pub(super) const ESCAPED_SINCE: &str = "SELECT CAST(COALESCE(SUM(escaped), 0) AS BIGINT) AS n
@@ -321,21 +461,26 @@ pub(super) const TEAM_FINDINGS: &str = "SELECT f.forge, f.repo_id, r.name, r.web
     FROM open_finding_teams t
     JOIN open_findings f ON f.forge = t.forge AND f.repo_id = t.repo_id AND f.key = t.key
     JOIN snapshot_repos r ON r.forge = f.forge AND r.repo_id = f.repo_id
-    WHERE t.team = $1 ORDER BY r.name, f.path, f.line, f.rule, f.key";
+    WHERE t.team = $1
+    ORDER BY CASE f.severity WHEN 'danger' THEN 0 ELSE 1 END, r.name, f.path, f.line, f.rule,
+        f.key LIMIT $2 OFFSET $3";
 
 pub(super) const RULE_FINDINGS: &str = "SELECT f.forge, f.repo_id, r.name, r.web_url, f.key,
     f.fingerprint, f.rule, f.severity, f.path, f.line, f.object, f.message, f.owners,
     f.environments, f.commit_sha, f.unreviewed, f.since_ms
     FROM open_findings f
     JOIN snapshot_repos r ON r.forge = f.forge AND r.repo_id = f.repo_id
-    WHERE f.rule = $1 ORDER BY r.name, f.path, f.line, f.key";
+    WHERE f.rule = $1
+    ORDER BY CASE f.severity WHEN 'danger' THEN 0 ELSE 1 END, r.name, f.path, f.line, f.key
+    LIMIT $2 OFFSET $3";
 
 pub(super) const REPOSITORY_FINDINGS: &str = "SELECT f.forge, f.repo_id, r.name, r.web_url,
     f.key, f.fingerprint, f.rule, f.severity, f.path, f.line, f.object, f.message, f.owners,
     f.environments, f.commit_sha, f.unreviewed, f.since_ms
     FROM open_findings f
     JOIN snapshot_repos r ON r.forge = f.forge AND r.repo_id = f.repo_id
-    WHERE f.forge = $1 AND f.repo_id = $2 ORDER BY f.path, f.line, f.rule, f.key";
+    WHERE f.forge = $1 AND f.repo_id = $2 ORDER BY f.path, f.line, f.rule, f.key
+    LIMIT $3 OFFSET $4";
 
 /// Which open findings to list.
 #[derive(Debug, Clone, Copy)]
@@ -345,8 +490,10 @@ pub enum FindingsOf<'a> {
     Repository { forge: &'a str, repo_id: i64 },
 }
 
-pub(super) const DELETE_REPO_DATA: [&str; 6] = [
+pub(super) const DELETE_REPO_DATA: [&str; 8] = [
     "DELETE FROM snapshots WHERE forge = $1 AND repo_id = $2",
+    "DELETE FROM review_outcome_teams WHERE forge = $1 AND repo_id = $2",
+    "DELETE FROM pr_closure_teams WHERE forge = $1 AND repo_id = $2",
     "DELETE FROM open_findings WHERE forge = $1 AND repo_id = $2",
     "DELETE FROM open_finding_teams WHERE forge = $1 AND repo_id = $2",
     "DELETE FROM review_outcomes WHERE forge = $1 AND repo_id = $2",
@@ -354,38 +501,10 @@ pub(super) const DELETE_REPO_DATA: [&str; 6] = [
     "DELETE FROM snapshot_repos WHERE forge = $1 AND repo_id = $2",
 ];
 
-/// Binds a finding's ten columns (`key` … `environments`), in the order every statement here
-/// names them.
-pub(super) trait BindFinding<'q> {
-    fn bind_finding(self, f: &'q OwnedFinding) -> Self;
-}
-
-impl<'q, DB: sqlx::Database> BindFinding<'q>
-    for sqlx::query::Query<'q, DB, <DB as sqlx::Database>::Arguments>
-where
-    &'q str: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
-    &'q String: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
-    String: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
-    i64: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
-{
-    fn bind_finding(self, f: &'q OwnedFinding) -> Self {
-        self.bind(&f.key)
-            .bind(&f.fingerprint)
-            .bind(&f.rule)
-            .bind(f.severity.as_str())
-            .bind(&f.path)
-            .bind(i64::from(f.line))
-            .bind(&f.object)
-            .bind(&f.message)
-            .bind(json_list(&f.owners))
-            .bind(json_list(&f.environments))
-    }
-}
-
 /// The ownership operations, written once: expanded inside each backend's `impl`, where
 /// `self.pool` and `self.begin_write` are that backend's.
 macro_rules! ownership_operations {
-    () => {
+    ($db:ty) => {
         /// Stores `snapshot` as its changes since the repository's latest one, updates the
         /// open findings and writes the counts, in one transaction. A snapshot of the commit
         /// the latest one is already of stores nothing new (a retried job).
@@ -466,46 +585,71 @@ macro_rules! ownership_operations {
                 .map_err(db(op))?
                 .try_get("id")
                 .map_err(db(op))?;
-            for (change, f) in rows_to_store(checkpoint, &snapshot.findings, &delta) {
-                sqlx::query(INSERT_SNAPSHOT_FINDING)
-                    .bind(id)
-                    .bind(change)
-                    .bind_finding(f)
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(db(op))?;
+            let stored = rows_to_store(checkpoint, &snapshot.findings, &delta);
+            for chunk in stored.chunks(BATCH_ROWS) {
+                let mut q = sqlx::QueryBuilder::<$db>::new(INSERT_SNAPSHOT_FINDINGS_HEAD);
+                q.push_values(chunk, |mut b, (change, f)| {
+                    b.push_bind(id).push_bind(*change);
+                    push_finding!(b, f);
+                });
+                q.build().execute(&mut *tx).await.map_err(db(op))?;
             }
-            for c in $crate::ownership::counts(&snapshot.findings) {
-                sqlx::query(INSERT_COUNT)
-                    .bind(id)
-                    .bind(&c.team)
-                    .bind(&c.environment)
-                    .bind(&c.rule)
-                    .bind(c.severity.as_str())
-                    .bind(c.count as i64)
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(db(op))?;
+            let counts = $crate::ownership::counts(&snapshot.findings);
+            for chunk in counts.chunks(BATCH_ROWS) {
+                let mut q = sqlx::QueryBuilder::<$db>::new(INSERT_COUNTS_HEAD);
+                q.push_values(chunk, |mut b, c| {
+                    b.push_bind(id)
+                        .push_bind(c.team.clone())
+                        .push_bind(c.environment.clone())
+                        .push_bind(c.rule.clone())
+                        .push_bind(c.severity.as_str())
+                        .push_bind(c.count as i64);
+                });
+                q.build().execute(&mut *tx).await.map_err(db(op))?;
             }
-            for (team, total) in $crate::ownership::team_totals(&snapshot.findings) {
-                sqlx::query(INSERT_TEAM_TOTAL)
-                    .bind(id)
-                    .bind(team)
-                    .bind(total.danger as i64)
-                    .bind(total.warning as i64)
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(db(op))?;
+            for (head, totals) in [
+                (
+                    INSERT_TEAM_TOTALS_HEAD,
+                    $crate::ownership::team_totals(&snapshot.findings),
+                ),
+                (
+                    INSERT_RULE_TOTALS_HEAD,
+                    $crate::ownership::rule_totals(&snapshot.findings),
+                ),
+            ] {
+                let totals: Vec<_> = totals.into_iter().collect();
+                for chunk in totals.chunks(BATCH_ROWS) {
+                    let mut q = sqlx::QueryBuilder::<$db>::new(head);
+                    q.push_values(chunk, |mut b, (name, total)| {
+                        b.push_bind(id)
+                            .push_bind(name.clone())
+                            .push_bind(total.danger as i64)
+                            .push_bind(total.warning as i64);
+                    });
+                    q.build().execute(&mut *tx).await.map_err(db(op))?;
+                }
             }
-            for f in delta.removed.iter().chain(&delta.moved) {
-                for statement in [DELETE_OPEN, DELETE_OPEN_TEAMS] {
-                    sqlx::query(statement)
-                        .bind(&snapshot.forge)
-                        .bind(snapshot.repo_id)
-                        .bind(&f.key)
-                        .execute(&mut *tx)
-                        .await
-                        .map_err(db(op))?;
+            let gone: Vec<&str> = delta
+                .removed
+                .iter()
+                .chain(&delta.moved)
+                .map(|f| f.key.as_str())
+                .collect();
+            for chunk in gone.chunks(BATCH_ROWS) {
+                for table in ["open_findings", "open_finding_teams"] {
+                    let mut q = sqlx::QueryBuilder::<$db>::new(format!(
+                        "DELETE FROM {table} WHERE forge = "
+                    ));
+                    q.push_bind(snapshot.forge.as_str())
+                        .push(" AND repo_id = ")
+                        .push_bind(snapshot.repo_id)
+                        .push(" AND key IN (");
+                    let mut keys = q.separated(", ");
+                    for key in chunk {
+                        keys.push_bind(*key);
+                    }
+                    q.push(")");
+                    q.build().execute(&mut *tx).await.map_err(db(op))?;
                 }
             }
             let since: std::collections::HashMap<&str, i64> = open
@@ -523,47 +667,74 @@ macro_rules! ownership_operations {
                 .filter(|r| r.try_get::<i64, _>("unreviewed").unwrap_or(0) == 1)
                 .filter_map(|r| r.try_get::<&str, _>("key").ok())
                 .collect();
-            for (f, added) in delta
+            let upserts: Vec<(&$crate::ownership::OwnedFinding, bool, i64)> = delta
                 .added
                 .iter()
-                .map(|f| (f, true))
-                .chain(delta.moved.iter().map(|f| (f, false)))
-            {
-                let unreviewed = if added {
-                    !snapshot.reviewed
-                } else {
-                    was_unreviewed.contains(f.key.as_str())
-                };
-                sqlx::query(UPSERT_OPEN)
-                    .bind(&snapshot.forge)
-                    .bind(snapshot.repo_id)
-                    .bind_finding(f)
-                    .bind(&snapshot.commit)
-                    .bind(i64::from(unreviewed))
-                    .bind(
-                        since
-                            .get(f.key.as_str())
-                            .copied()
-                            .unwrap_or(snapshot.taken_at_ms),
-                    )
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(db(op))?;
-                for team in teams_of(f) {
-                    sqlx::query(INSERT_OPEN_TEAM)
-                        .bind(&snapshot.forge)
-                        .bind(snapshot.repo_id)
-                        .bind(&f.key)
-                        .bind(team)
-                        .execute(&mut *tx)
-                        .await
-                        .map_err(db(op))?;
-                }
+                .map(|f| (f, !snapshot.reviewed))
+                .chain(
+                    delta
+                        .moved
+                        .iter()
+                        .map(|f| (f, was_unreviewed.contains(f.key.as_str()))),
+                )
+                .map(|(f, unreviewed)| {
+                    let since = since
+                        .get(f.key.as_str())
+                        .copied()
+                        .unwrap_or(snapshot.taken_at_ms);
+                    (f, unreviewed, since)
+                })
+                .collect();
+            for chunk in upserts.chunks(BATCH_ROWS) {
+                let mut q = sqlx::QueryBuilder::<$db>::new(UPSERT_OPEN_HEAD);
+                q.push_values(chunk, |mut b, (f, unreviewed, since)| {
+                    b.push_bind(snapshot.forge.as_str())
+                        .push_bind(snapshot.repo_id);
+                    push_finding!(b, f);
+                    b.push_bind(snapshot.commit.as_str())
+                        .push_bind(i64::from(*unreviewed))
+                        .push_bind(*since);
+                });
+                q.push(UPSERT_OPEN_TAIL);
+                q.build().execute(&mut *tx).await.map_err(db(op))?;
             }
+            let team_rows: Vec<(&str, String)> = upserts
+                .iter()
+                .flat_map(|(f, ..)| {
+                    teams_of(f)
+                        .into_iter()
+                        .map(move |team| (f.key.as_str(), team))
+                })
+                .collect();
+            for chunk in team_rows.chunks(BATCH_ROWS) {
+                let mut q = sqlx::QueryBuilder::<$db>::new(INSERT_OPEN_TEAMS_HEAD);
+                q.push_values(chunk, |mut b, (key, team)| {
+                    b.push_bind(snapshot.forge.as_str())
+                        .push_bind(snapshot.repo_id)
+                        .push_bind(*key)
+                        .push_bind(team.as_str());
+                });
+                q.push(" ON CONFLICT DO NOTHING");
+                q.build().execute(&mut *tx).await.map_err(db(op))?;
+            }
+            sqlx::query(MARK_LATEST)
+                .bind(&snapshot.forge)
+                .bind(snapshot.repo_id)
+                .bind(id)
+                .execute(&mut *tx)
+                .await
+                .map_err(db(op))?;
             sqlx::query(OPEN_COMMIT)
                 .bind(&snapshot.forge)
                 .bind(snapshot.repo_id)
                 .bind(&snapshot.commit)
+                .execute(&mut *tx)
+                .await
+                .map_err(db(op))?;
+            sqlx::query(COUNT_UNREVIEWED)
+                .bind(&snapshot.forge)
+                .bind(snapshot.repo_id)
+                .bind(id)
                 .execute(&mut *tx)
                 .await
                 .map_err(db(op))?;
@@ -711,14 +882,13 @@ macro_rules! ownership_operations {
                         .await
                         .map_err(db(op))?;
                 }
-                for f in &set {
-                    sqlx::query(INSERT_SNAPSHOT_FINDING)
-                        .bind(snapshots[cut].id)
-                        .bind("add")
-                        .bind_finding(f)
-                        .execute(&mut *tx)
-                        .await
-                        .map_err(db(op))?;
+                for chunk in set.chunks(BATCH_ROWS) {
+                    let mut q = sqlx::QueryBuilder::<$db>::new(INSERT_SNAPSHOT_FINDINGS_HEAD);
+                    q.push_values(chunk, |mut b, f| {
+                        b.push_bind(snapshots[cut].id).push_bind("add");
+                        push_finding!(b, f);
+                    });
+                    q.build().execute(&mut *tx).await.map_err(db(op))?;
                 }
                 sqlx::query(MAKE_CHECKPOINT)
                     .bind(snapshots[cut].id)
@@ -751,6 +921,22 @@ macro_rules! ownership_operations {
                 .execute(&mut *tx)
                 .await
                 .map_err(db(op))?;
+            for chunk in outcome.teams.chunks(BATCH_ROWS) {
+                let mut q = sqlx::QueryBuilder::<$db>::new(INSERT_REVIEW_TEAMS_HEAD);
+                q.push_values(chunk, |mut b, t| {
+                    b.push_bind(outcome.forge.as_str())
+                        .push_bind(outcome.repo_id)
+                        .push_bind(outcome.pr_number)
+                        .push_bind(outcome.head_sha.as_str())
+                        .push_bind(t.team.as_str())
+                        .push_bind(outcome.reviewed_at_ms)
+                        .push_bind(t.new_findings)
+                        .push_bind(t.fixed_findings)
+                        .push_bind(t.new_failing);
+                });
+                q.push(REVIEW_TEAMS_TAIL);
+                q.build().execute(&mut *tx).await.map_err(db(op))?;
+            }
             tx.commit().await.map_err(db(op))?;
             Ok(())
         }
@@ -792,22 +978,44 @@ macro_rules! ownership_operations {
                 .execute(&mut *tx)
                 .await
                 .map_err(db(op))?;
+            sqlx::query(DELETE_CLOSURE_TEAMS)
+                .bind(forge)
+                .bind(repo_id)
+                .bind(pr_number)
+                .execute(&mut *tx)
+                .await
+                .map_err(db(op))?;
+            if merged {
+                sqlx::query(CLOSURE_TEAMS)
+                    .bind(forge)
+                    .bind(repo_id)
+                    .bind(pr_number)
+                    .bind(closed_at_ms)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(db(op))?;
+            }
             tx.commit().await.map_err(db(op))?;
             Ok(escaped)
         }
 
-        /// `(repository, taken_at_ms, danger, warning)` of every snapshot before `until_ms`:
-        /// one team's totals, or every finding's when `team` is `None`.
+        /// `(repository, taken_at_ms, danger, warning)` of the snapshots in
+        /// [`since_ms`, `until_ms`) and each repository's latest before `since_ms`: one team's
+        /// totals, or every finding's when `team` is `None`.
         pub(super) async fn trend_rows(
             &self,
             team: Option<&str>,
+            since_ms: i64,
             until_ms: i64,
         ) -> Result<Vec<(String, i64, u64, u64)>, QueueError> {
             use $crate::queue::ownership::*;
             let op = "trend";
             let rows = match team {
-                Some(team) => sqlx::query(TEAM_TREND).bind(team).bind(until_ms),
-                None => sqlx::query(ALL_TREND).bind(until_ms),
+                Some(team) => sqlx::query(TEAM_TREND)
+                    .bind(since_ms)
+                    .bind(until_ms)
+                    .bind(team),
+                None => sqlx::query(ALL_TREND).bind(since_ms).bind(until_ms),
             }
             .fetch_all(&self.pool)
             .await
@@ -918,44 +1126,57 @@ macro_rules! ownership_operations {
         }
 
         /// Open findings per team, rule and repository, findings reached unreviewed, and
-        /// findings escaped since `escaped_since_ms`.
+        /// findings escaped since `escaped_since_ms`: summed from each repository's latest
+        /// snapshot, never by scanning the open findings.
         pub(super) async fn ownership_overview(
             &self,
             escaped_since_ms: i64,
         ) -> Result<$crate::queue::ownership::StoredOverview, QueueError> {
             use $crate::queue::ownership::*;
             let op = "ownership overview";
-            let grouped = |rows: Vec<_>| -> Result<Vec<GroupCount>, sqlx::Error> {
-                let rows: Vec<(String, String, i64)> = rows
-                    .iter()
-                    .map(|r: &_| -> Result<_, sqlx::Error> {
-                        Ok((
-                            sqlx::Row::try_get::<String, _>(r, 0)?,
-                            sqlx::Row::try_get::<String, _>(r, 1)?,
-                            sqlx::Row::try_get::<i64, _>(r, 2)?,
-                        ))
-                    })
-                    .collect::<Result<_, _>>()?;
-                Ok(group_counts(rows))
-            };
-            let teams = sqlx::query(TEAM_COUNTS)
+            let by_repository = sqlx::query(TEAM_COUNTS)
                 .fetch_all(&self.pool)
-                .await
-                .map_err(db(op))?;
-            let rules = sqlx::query(RULE_COUNTS)
-                .fetch_all(&self.pool)
-                .await
-                .map_err(db(op))?;
-            let repositories = sqlx::query(REPO_COUNTS)
-                .fetch_all(&self.pool)
-                .await
-                .map_err(db(op))?;
-            let unreviewed: i64 = sqlx::query(UNREVIEWED_COUNT)
-                .fetch_one(&self.pool)
                 .await
                 .map_err(db(op))?
-                .try_get("n")
+                .iter()
+                .map(|r| -> Result<RepositoryTeamCount, sqlx::Error> {
+                    Ok(RepositoryTeamCount {
+                        repository: r.try_get("repository")?,
+                        team: r.try_get("team")?,
+                        danger: r.try_get("danger")?,
+                        warning: r.try_get("warning")?,
+                    })
+                })
+                .collect::<Result<Vec<_>, _>>()
                 .map_err(db(op))?;
+            let counted = |rows: Vec<_>| -> Result<Vec<(GroupCount, i64)>, sqlx::Error> {
+                rows.iter()
+                    .map(|r: &_| -> Result<_, sqlx::Error> {
+                        Ok((
+                            GroupCount {
+                                name: sqlx::Row::try_get(r, "name")?,
+                                danger: sqlx::Row::try_get(r, "danger")?,
+                                warning: sqlx::Row::try_get(r, "warning")?,
+                            },
+                            sqlx::Row::try_get::<i64, _>(r, "unreviewed").unwrap_or(0),
+                        ))
+                    })
+                    .collect()
+            };
+            let rules = counted(
+                sqlx::query(RULE_COUNTS)
+                    .fetch_all(&self.pool)
+                    .await
+                    .map_err(db(op))?,
+            )
+            .map_err(db(op))?;
+            let repositories = counted(
+                sqlx::query(REPO_COUNTS)
+                    .fetch_all(&self.pool)
+                    .await
+                    .map_err(db(op))?,
+            )
+            .map_err(db(op))?;
             let escaped: i64 = sqlx::query(ESCAPED_SINCE)
                 .bind(escaped_since_ms)
                 .fetch_one(&self.pool)
@@ -963,36 +1184,138 @@ macro_rules! ownership_operations {
                 .map_err(db(op))?
                 .try_get("n")
                 .map_err(db(op))?;
-            let teams = grouped(teams).map_err(db(op))?;
+            let teams = fold_counts(
+                by_repository
+                    .iter()
+                    .map(|c| (c.team.as_str(), c.danger, c.warning)),
+            );
             let unowned = teams
                 .iter()
                 .find(|t| t.name == $crate::ownership::UNOWNED)
                 .cloned()
                 .unwrap_or_default();
             Ok(StoredOverview {
+                by_repository,
                 teams,
-                rules: grouped(rules).map_err(db(op))?,
-                repositories: grouped(repositories).map_err(db(op))?,
+                rules: fold_counts(
+                    rules
+                        .iter()
+                        .map(|(c, _)| (c.name.as_str(), c.danger, c.warning)),
+                ),
+                unreviewed: repositories.iter().map(|(_, u)| u).sum(),
+                repositories: fold_counts(
+                    repositories
+                        .iter()
+                        .map(|(c, _)| (c.name.as_str(), c.danger, c.warning)),
+                ),
                 unowned_danger: unowned.danger,
                 unowned_warning: unowned.warning,
-                unreviewed,
                 escaped,
             })
         }
 
+        /// The team's repositories with its open findings in each, most danger first.
+        pub(super) async fn team_repositories(
+            &self,
+            team: &str,
+        ) -> Result<Vec<$crate::queue::ownership::TeamRepository>, QueueError> {
+            use $crate::queue::ownership::*;
+            let op = "team repositories";
+            sqlx::query(TEAM_REPOSITORIES)
+                .bind(team)
+                .fetch_all(&self.pool)
+                .await
+                .map_err(db(op))?
+                .iter()
+                .map(|r| -> Result<TeamRepository, sqlx::Error> {
+                    Ok(TeamRepository {
+                        forge: r.try_get("forge")?,
+                        repo_id: r.try_get("repo_id")?,
+                        name: r.try_get("name")?,
+                        web_url: r.try_get("web_url")?,
+                        commit: r.try_get("commit_sha")?,
+                        danger: r.try_get("danger")?,
+                        warning: r.try_get("warning")?,
+                    })
+                })
+                .collect::<Result<_, _>>()
+                .map_err(db(op))
+        }
+
+        /// `(repository, environment, severity, count)` of the team's open findings.
+        pub(super) async fn team_environments(
+            &self,
+            team: &str,
+        ) -> Result<Vec<(String, String, $crate::audit::Severity, i64)>, QueueError> {
+            use $crate::queue::ownership::*;
+            let op = "team environments";
+            sqlx::query(TEAM_ENVIRONMENTS)
+                .bind(team)
+                .fetch_all(&self.pool)
+                .await
+                .map_err(db(op))?
+                .iter()
+                .map(|r| -> Result<_, sqlx::Error> {
+                    Ok((
+                        r.try_get("repository")?,
+                        r.try_get("environment")?,
+                        severity_of(r.try_get::<&str, _>("severity")?),
+                        r.try_get("n")?,
+                    ))
+                })
+                .collect::<Result<_, _>>()
+                .map_err(db(op))
+        }
+
+        /// What the team's reviews caught since `since_ms`, per repository.
+        pub(super) async fn team_reviews(
+            &self,
+            team: &str,
+            since_ms: i64,
+        ) -> Result<Vec<$crate::queue::ownership::TeamReviews>, QueueError> {
+            use $crate::queue::ownership::*;
+            let op = "team reviews";
+            sqlx::query(TEAM_REVIEWS)
+                .bind(team)
+                .bind(since_ms)
+                .fetch_all(&self.pool)
+                .await
+                .map_err(db(op))?
+                .iter()
+                .map(|r| -> Result<TeamReviews, sqlx::Error> {
+                    Ok(TeamReviews {
+                        repository: r.try_get("repository")?,
+                        reviews: r.try_get("reviews")?,
+                        pull_requests: r.try_get("pull_requests")?,
+                        new_findings: r.try_get("new_findings")?,
+                        fixed_findings: r.try_get("fixed_findings")?,
+                        new_failing: r.try_get("new_failing")?,
+                        escaped: r.try_get("escaped")?,
+                    })
+                })
+                .collect::<Result<_, _>>()
+                .map_err(db(op))
+        }
+
+        /// Open findings of a team, rule or repository, danger first; `page` is
+        /// `(limit, offset)`, `None` for all of them.
         pub(super) async fn findings_of(
             &self,
             of: $crate::queue::ownership::FindingsOf<'_>,
+            page: Option<(u32, u32)>,
         ) -> Result<Vec<$crate::queue::ownership::OpenFinding>, QueueError> {
             use $crate::queue::ownership::*;
             let op = "list open findings";
+            let (limit, offset) = page.map_or((i64::MAX, 0), |(l, o)| (i64::from(l), i64::from(o)));
             let query = match of {
-                FindingsOf::Team(team) => sqlx::query(TEAM_FINDINGS).bind(team),
-                FindingsOf::Rule(rule) => sqlx::query(RULE_FINDINGS).bind(rule),
+                FindingsOf::Team(t) => sqlx::query(TEAM_FINDINGS).bind(t),
+                FindingsOf::Rule(r) => sqlx::query(RULE_FINDINGS).bind(r),
                 FindingsOf::Repository { forge, repo_id } => {
                     sqlx::query(REPOSITORY_FINDINGS).bind(forge).bind(repo_id)
                 }
-            };
+            }
+            .bind(limit)
+            .bind(offset);
             let rows = query.fetch_all(&self.pool).await.map_err(db(op))?;
             rows.iter()
                 .map(|r| -> Result<OpenFinding, sqlx::Error> {
@@ -1049,9 +1372,10 @@ pub struct SnapshotRepo {
 }
 
 /// The overview as stored: open findings now, by team (unowned included), rule and repository.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "camelCase")]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct StoredOverview {
+    /// Per repository and team: a user who may see some of them is counted from these.
+    pub by_repository: Vec<RepositoryTeamCount>,
     pub teams: Vec<GroupCount>,
     pub rules: Vec<GroupCount>,
     pub repositories: Vec<GroupCount>,
@@ -1070,12 +1394,15 @@ mod tests {
 
     #[test]
     fn counts_fold_by_name_most_danger_first() {
-        let counts = group_counts(vec![
-            ("@org/api".into(), "warning".into(), 3),
-            ("@org/web".into(), "danger".into(), 2),
-            ("@org/api".into(), "danger".into(), 1),
-            (UNOWNED.into(), "warning".into(), 9),
-        ]);
+        let counts = fold_counts(
+            [
+                ("@org/api", 0, 3),
+                ("@org/web", 2, 0),
+                ("@org/api", 1, 0),
+                (UNOWNED, 0, 9),
+            ]
+            .into_iter(),
+        );
         let names: Vec<&str> = counts.iter().map(|c| c.name.as_str()).collect();
         assert_eq!(names, ["@org/web", "@org/api", UNOWNED]);
         assert_eq!((counts[1].danger, counts[1].warning), (1, 3));

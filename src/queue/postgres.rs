@@ -81,6 +81,11 @@ const MIGRATIONS: &[Migration] = &[
         name: "ownership",
         sql: include_str!("migrations/postgres/0004_ownership.sql"),
     },
+    Migration {
+        version: 5,
+        name: "dashboard",
+        sql: include_str!("migrations/postgres/0005_dashboard.sql"),
+    },
 ];
 
 const MIGRATION_LOCK_SQL: &str = "SELECT pg_advisory_xact_lock($1)";
@@ -234,7 +239,7 @@ pub(super) struct PostgresBackend {
 impl PostgresBackend {
     // The operations whose Rust is the same on both dialects (statements may differ).
     super::sql::shared_operations!();
-    super::ownership::ownership_operations!();
+    super::ownership::ownership_operations!(sqlx::Postgres);
 
     /// A write transaction; rows it changes are locked by the statements themselves.
     async fn begin_write(

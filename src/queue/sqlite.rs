@@ -63,6 +63,11 @@ const MIGRATIONS: &[Migration] = &[
         name: "ownership",
         sql: include_str!("migrations/sqlite/0004_ownership.sql"),
     },
+    Migration {
+        version: 5,
+        name: "dashboard",
+        sql: include_str!("migrations/sqlite/0005_dashboard.sql"),
+    },
 ];
 
 const CREATE_MIGRATIONS_TABLE: &str = "CREATE TABLE IF NOT EXISTS schema_migrations (
@@ -202,7 +207,7 @@ pub(super) struct SqliteBackend {
 impl SqliteBackend {
     // The operations whose Rust is the same on both dialects (statements may differ).
     super::sql::shared_operations!();
-    super::ownership::ownership_operations!();
+    super::ownership::ownership_operations!(sqlx::Sqlite);
 
     /// A write transaction: SQLite takes its one writer lock at once, so the reads inside it
     /// cannot go stale.

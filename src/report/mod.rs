@@ -2,6 +2,7 @@
 //! and the ownership report.
 //! Leaf modules: they format, they decide nothing.
 
+pub mod chart;
 pub mod ownership;
 mod sarif;
 

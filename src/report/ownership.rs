@@ -178,16 +178,6 @@ pub fn ownership_markdown(report: &OwnershipReport) -> String {
     out
 }
 
-/// One bar of the teams chart, in SVG user units.
-struct Bar {
-    label: String,
-    y: u32,
-    danger_width: u32,
-    warning_width: u32,
-    danger: u64,
-    warning: u64,
-}
-
 /// The findings of one team, for its section of the page.
 struct TeamSection<'a> {
     team: &'a str,
@@ -200,13 +190,10 @@ struct TeamSection<'a> {
 struct OwnershipPage<'a> {
     report: &'a OwnershipReport,
     unowned_team: &'static str,
-    bars: Vec<Bar>,
-    chart_height: u32,
+    chart: super::chart::BarChart,
     sections: Vec<TeamSection<'a>>,
 }
 
-const BAR_HEIGHT: u32 = 22;
-const BAR_AREA: u32 = 480;
 /// Teams shown in the chart; the tables list all of them.
 const CHART_TEAMS: usize = 15;
 
@@ -235,27 +222,13 @@ fn anchor(team: &str, taken: &mut std::collections::HashSet<String>) -> String {
 /// The whole report as one HTML file: styles inside, charts as inline SVG, no script.
 pub fn ownership_html(report: &OwnershipReport) -> Result<String, askama::Error> {
     let teams = &report.overview.teams;
-    let widest = teams
-        .iter()
-        .take(CHART_TEAMS)
-        .map(|t| t.open.total())
-        .max()
-        .unwrap_or(0)
-        .max(1);
-    let scale = |n: u64| ((n * u64::from(BAR_AREA)) / widest) as u32;
-    let bars: Vec<Bar> = teams
-        .iter()
-        .take(CHART_TEAMS)
-        .enumerate()
-        .map(|(i, t)| Bar {
-            label: t.team.clone(),
-            y: i as u32 * (BAR_HEIGHT + 6),
-            danger_width: scale(t.open.danger),
-            warning_width: scale(t.open.warning),
-            danger: t.open.danger,
-            warning: t.open.warning,
-        })
-        .collect();
+    let chart = super::chart::bars(
+        teams
+            .iter()
+            .map(|t| (t.team.clone(), t.open.danger, t.open.warning, None))
+            .collect(),
+        CHART_TEAMS,
+    );
     let mut taken = std::collections::HashSet::new();
     let sections = teams
         .iter()
@@ -272,8 +245,7 @@ pub fn ownership_html(report: &OwnershipReport) -> Result<String, askama::Error>
     OwnershipPage {
         report,
         unowned_team: UNOWNED,
-        chart_height: bars.len() as u32 * (BAR_HEIGHT + 6),
-        bars,
+        chart,
         sections,
     }
     .render()

@@ -145,7 +145,12 @@ async fn the_api_shows_each_user_what_they_are_granted_and_nothing_else() {
     let csp = headers
         .get("content-security-policy")
         .and_then(|v| v.to_str().ok());
-    assert_eq!(csp, Some("default-src 'none'; frame-ancestors 'none'"));
+    assert_eq!(
+        csp,
+        Some(
+            "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
+        )
+    );
 
     // The platform team sees everything.
     let (status, _, body) = get(

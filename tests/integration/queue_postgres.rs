@@ -284,7 +284,7 @@ async fn newer_schema_is_refused() {
             err,
             QueueError::SchemaTooNew {
                 found: 99,
-                supported: 4
+                supported: 5
             }
         ),
         "{err}"

@@ -1608,7 +1608,7 @@ pub async fn snapshots_store_only_what_changed_and_rebuild_every_set(store: &Sto
     assert!(!web[0].unreviewed);
     // Trends: each snapshot's team totals (zero where the team had nothing), or everything.
     let mut web_trend = queue
-        .trend_rows(Some("@org/web"), i64::MAX)
+        .trend_rows(Some("@org/web"), 0, i64::MAX)
         .await
         .expect("trend");
     web_trend.sort_by_key(|r| r.1);
@@ -1619,13 +1619,58 @@ pub async fn snapshots_store_only_what_changed_and_rebuild_every_set(store: &Sto
         "b was fixed by the second push"
     );
     let mut api_trend = queue
-        .trend_rows(Some("@org/api"), i64::MAX)
+        .trend_rows(Some("@org/api"), 0, i64::MAX)
         .await
         .expect("trend");
     api_trend.sort_by_key(|r| r.1);
     assert_eq!(api_trend.iter().map(|r| r.2).collect::<Vec<_>>(), [0, 1, 1]);
-    let all = queue.trend_rows(None, 2 * day + 1).await.expect("trend");
+    let all = queue.trend_rows(None, 0, 2 * day + 1).await.expect("trend");
     assert_eq!(all.len(), 2, "only snapshots before the end asked for");
+    // A window reads its own snapshots and the one each repository starts it from.
+    let mut window = queue
+        .trend_rows(None, 2 * day + 1, 4 * day)
+        .await
+        .expect("trend");
+    window.sort_by_key(|r| r.1);
+    let taken: Vec<i64> = window.iter().map(|r| r.1).collect();
+    assert_eq!(taken, [2 * day, 3 * day]);
+    // The overview is summed from the latest snapshot, and agrees with the open findings.
+    let rules: i64 = overview.rules.iter().map(|r| r.danger + r.warning).sum();
+    assert_eq!(rules, 3, "each open finding once, by rule");
+    assert_eq!(
+        overview
+            .repositories
+            .iter()
+            .map(|r| (r.name.as_str(), r.danger, r.warning))
+            .collect::<Vec<_>>(),
+        [("org/platform", 3, 0)]
+    );
+    let repos = queue.team_repositories("@org/web").await.expect("repos");
+    assert_eq!(repos.len(), 1);
+    assert_eq!(
+        (
+            repos[0].name.as_str(),
+            repos[0].commit.as_str(),
+            repos[0].danger
+        ),
+        ("org/platform", "c3", 1)
+    );
+    let page = queue
+        .findings_of(
+            kubeward::queue::ownership::FindingsOf::Repository {
+                forge: "github",
+                repo_id: 7,
+            },
+            Some((2, 1)),
+        )
+        .await
+        .expect("page");
+    let paths: Vec<&str> = page.iter().map(|f| f.finding.path.as_str()).collect();
+    assert_eq!(
+        paths,
+        ["apps/web/deployment.yaml", "legacy/old.yaml"],
+        "the second and third by path"
+    );
     // The schedule: due once its latest snapshot is older than the interval.
     let due = queue.repositories_due(3 * day + 1).await.expect("due");
     assert_eq!(due.len(), 1);
@@ -1721,6 +1766,12 @@ pub async fn merged_pull_requests_with_failing_reviews_count_as_escaped(store: &
             fixed_findings: 0,
             exemptions_added: 0,
             new_failing: failing,
+            teams: vec![kubeward::queue::ownership::TeamOutcome {
+                team: if pr == 2 { "@org/api" } else { "@org/web" }.into(),
+                new_findings: failing + 1,
+                fixed_findings: 1,
+                new_failing: failing,
+            }],
         };
     queue
         .record_review_outcome(&outcome(1, "h1", 10, 2))
@@ -1761,6 +1812,31 @@ pub async fn merged_pull_requests_with_failing_reviews_count_as_escaped(store: &
     assert_eq!(
         queue.ownership_overview(0).await.expect("overview").escaped,
         1
+    );
+    // Per team: what its reviews caught, and what of it escaped.
+    let web = queue.team_reviews("@org/web", 0).await.expect("reviews");
+    assert_eq!(web.len(), 1);
+    assert_eq!(
+        (
+            web[0].reviews,
+            web[0].pull_requests,
+            web[0].new_findings,
+            web[0].fixed_findings,
+            web[0].new_failing,
+            web[0].escaped
+        ),
+        (2, 1, 5, 2, 3, 1)
+    );
+    let api = queue.team_reviews("@org/api", 0).await.expect("reviews");
+    assert_eq!(api[0].escaped, 0, "its pull request closed unmerged");
+    assert!(
+        queue
+            .team_reviews("@org/web", 15)
+            .await
+            .expect("reviews")
+            .iter()
+            .all(|r| r.reviews == 1),
+        "only reviews in the window"
     );
     assert_eq!(
         queue
