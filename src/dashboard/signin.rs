@@ -20,6 +20,8 @@ use rand::RngCore;
 
 /// Failures allowed before a name or an address waits.
 const FREE_FAILURES: u32 = 5;
+/// The first wait; each failure after it doubles the wait.
+const FIRST_WAIT: Duration = Duration::from_secs(5);
 /// The longest wait after repeated failures.
 const LONGEST_WAIT: Duration = Duration::from_secs(15 * 60);
 /// A name or address with no failure for this long starts again from zero.
@@ -55,10 +57,10 @@ struct Failures {
 }
 
 impl Failures {
-    /// Until when the next attempt must wait: doubling from one second after the free ones.
+    /// Until when the next attempt must wait: doubling from [`FIRST_WAIT`] after the free ones.
     fn wait_until(&self) -> Option<Instant> {
         let over = self.count.checked_sub(FREE_FAILURES)?;
-        let wait = Duration::from_secs(1u64 << over.min(10)).min(LONGEST_WAIT);
+        let wait = (FIRST_WAIT * (1u32 << over.min(10))).min(LONGEST_WAIT);
         Some(self.last + wait)
     }
 }
@@ -214,6 +216,7 @@ impl SignIn {
             .acquire_owned()
             .await
             .map_err(|_| SignInError::Wrong)?;
+        let started = Instant::now();
         let right = tokio::task::spawn_blocking(move || {
             let _permit = permit;
             PasswordHash::new(&hash)
@@ -226,6 +229,8 @@ impl SignIn {
         })
         .await
         .unwrap_or(false);
+        // A failure counts from when it was answered, however long the hash took.
+        let now = now + started.elapsed();
         let Some(account) = account.filter(|_| right) else {
             self.failed(&keys, now);
             return Err(SignInError::Wrong);
@@ -332,6 +337,20 @@ mod tests {
         assert!(s.session(&token, now).is_none());
     }
 
+    #[test]
+    fn waits_double_up_to_a_bound() {
+        let last = Instant::now();
+        let wait = |count| {
+            Failures { count, last }
+                .wait_until()
+                .map(|until| until - last)
+        };
+        assert_eq!(wait(FREE_FAILURES - 1), None);
+        assert_eq!(wait(FREE_FAILURES), Some(FIRST_WAIT));
+        assert_eq!(wait(FREE_FAILURES + 2), Some(FIRST_WAIT * 4));
+        assert_eq!(wait(FREE_FAILURES + 40), Some(LONGEST_WAIT));
+    }
+
     #[tokio::test]
     async fn failures_are_throttled_per_name_and_per_address() {
         let s = accounts();
@@ -359,8 +378,8 @@ mod tests {
         ));
         // Another name from another address is not held up.
         assert!(s.attempt("wes", "correct horse", other, now).await.is_ok());
-        // The wait doubles with each failure past the free ones, and ends.
-        let later = now + Duration::from_secs(2);
+        // The wait ends.
+        let later = now + FIRST_WAIT + Duration::from_secs(5);
         assert!(
             s.attempt("pat", "correct horse", other, later)
                 .await

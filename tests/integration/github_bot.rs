@@ -1015,6 +1015,18 @@ async fn default_branch_pushes_are_snapshotted_with_owners_and_what_no_review_co
         .collect();
     assert!(!cart.is_empty() && cart.iter().all(|f| f.unreviewed));
 
+    // The platform team's pages over what the bot stored, in a browser.
+    crate::dashboard_pages::browse_every_page(
+        bot.queue.clone(),
+        &[
+            "@octo/shop-team",
+            "octo/shop",
+            "escaped in 30 days",
+            "unreviewed",
+        ],
+    )
+    .await;
+
     // The repository leaves the installation: what was kept of it goes too.
     let example = support::npm::webhook_example("installation_repositories", Some("removed"));
     let mut removed = example.payload.clone();

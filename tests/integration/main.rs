@@ -15,6 +15,7 @@ mod ci_install;
 mod cli;
 mod cli_review;
 mod dashboard;
+mod dashboard_pages;
 mod deploy;
 mod exemptions;
 mod fixes;

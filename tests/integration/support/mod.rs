@@ -9,7 +9,9 @@
 //! - [`manifests`]: small manifests several areas audit.
 //! - [`polaris`]: Polaris's vendored per-check fixtures.
 //! - [`queue_scenarios`]: the queue's behaviour, run against every backend.
+//! - [`browser`]: headless Chromium and the W3C HTML validator, for the dashboard's pages.
 
+pub mod browser;
 pub mod git_http;
 pub mod github_graphql;
 pub mod github_openapi;
