@@ -204,6 +204,10 @@ pub struct OverviewAnswer {
     pub api_version: &'static str,
     pub user: String,
     pub teams: Vec<GroupCount>,
+    /// Each team's open findings when the trend's window began (`trendDays` ago), in the
+    /// repositories the user sees: with `teams`, each team's trend.
+    pub teams_at_start: Vec<GroupCount>,
+    pub trend_days: u32,
     pub rules: Vec<GroupCount>,
     pub repositories: Vec<GroupCount>,
     pub unowned: Counts,
@@ -239,13 +243,20 @@ pub(super) async fn overview_data(
     let days = query.escaped_days.unwrap_or(30).min(3660);
     let now = crate::queue::now_ms();
     let since = now - i64::from(days) * DAY_MS;
+    let trend_days = query.trend_days();
     let stored = state
         .queue
-        .ownership_overview(since)
+        .ownership_overview(since, trend_start(now, trend_days))
         .await
         .map_err(unavailable)?;
+    let teams_at_start = crate::queue::ownership::fold_counts(
+        stored
+            .before
+            .iter()
+            .filter(|c| visible.sees(&c.team, &c.repository))
+            .map(|c| (c.team.as_str(), c.danger, c.warning)),
+    );
     if visible.sees_everything() {
-        let trend_days = query.trend_days();
         let rows = state
             .queue
             .trend_rows(None, trend_start(now, trend_days), now + 1)
@@ -255,6 +266,8 @@ pub(super) async fn overview_data(
             api_version: API_VERSION,
             user: visible.user,
             teams: stored.teams,
+            teams_at_start,
+            trend_days,
             rules: stored.rules,
             repositories: stored.repositories,
             unowned: Counts {
@@ -311,6 +324,8 @@ pub(super) async fn overview_data(
         api_version: API_VERSION,
         user: visible.user,
         teams,
+        teams_at_start,
+        trend_days,
         rules: counted(
             findings
                 .values()

@@ -145,6 +145,48 @@ fn switch(base: &str, days: u32) -> Vec<(u32, String, bool)> {
         .collect()
 }
 
+/// A team on the overview: open findings now and when the trend's window began.
+pub struct TeamRow {
+    pub name: String,
+    pub href: String,
+    pub danger: i64,
+    pub warning: i64,
+    pub then: i64,
+    /// `+3`, `−2` or `0`: the change in open findings over the window.
+    pub change: String,
+    /// `danger`, `ok` or empty: more findings than then, fewer, the same.
+    pub direction: &'static str,
+}
+
+fn team_rows(now: &[GroupCount], then: &[GroupCount]) -> Vec<TeamRow> {
+    now.iter()
+        .map(|t| {
+            let before = then
+                .iter()
+                .find(|b| b.name == t.name)
+                .map_or(0, |b| b.danger + b.warning);
+            let delta = t.danger + t.warning - before;
+            TeamRow {
+                name: t.name.clone(),
+                href: links::team_page(&t.name),
+                danger: t.danger,
+                warning: t.warning,
+                then: before,
+                change: match delta {
+                    d if d > 0 => format!("+{d}"),
+                    d if d < 0 => format!("\u{2212}{}", -d),
+                    _ => "0".into(),
+                },
+                direction: match delta {
+                    d if d > 0 => "danger",
+                    d if d < 0 => "ok",
+                    _ => "",
+                },
+            }
+        })
+        .collect()
+}
+
 #[derive(Template)]
 #[template(path = "overview.html")]
 struct OverviewPage {
@@ -154,7 +196,7 @@ struct OverviewPage {
     trend: Option<LineChart>,
     switch: Vec<(u32, String, bool)>,
     team_bars: BarChart,
-    teams: Vec<Row>,
+    teams: Vec<TeamRow>,
     rules: Vec<Row>,
     repositories: Vec<Row>,
 }
@@ -181,7 +223,7 @@ pub(super) async fn overview(
         trend: data.trend.as_deref().map(chart::trend),
         switch: switch("/dashboard", days),
         team_bars: team_bars(&data.teams),
-        teams: rows(&data.teams, |t| Some(links::team_page(t))),
+        teams: team_rows(&data.teams, &data.teams_at_start),
         rules: rows(&data.rules[..data.rules.len().min(10)], |r| {
             Some(links::rule_page(r))
         }),

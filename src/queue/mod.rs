@@ -543,13 +543,21 @@ impl Queue {
     }
 
     /// Open findings by team, rule and repository, unreviewed and escaped counts.
+    /// Teams are also counted as they stood at `window_start_ms`, for their trend.
     pub async fn ownership_overview(
         &self,
         escaped_since_ms: i64,
+        window_start_ms: i64,
     ) -> Result<ownership::StoredOverview, QueueError> {
         match &self.backend {
-            Backend::Sqlite(b) => b.ownership_overview(escaped_since_ms).await,
-            Backend::Postgres(b) => b.ownership_overview(escaped_since_ms).await,
+            Backend::Sqlite(b) => {
+                b.ownership_overview(escaped_since_ms, window_start_ms)
+                    .await
+            }
+            Backend::Postgres(b) => {
+                b.ownership_overview(escaped_since_ms, window_start_ms)
+                    .await
+            }
         }
     }
 

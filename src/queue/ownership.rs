@@ -442,6 +442,15 @@ pub(super) const REPOS_OF_INSTALLATION: &str =
 pub(super) const TEAM_COUNTS: &str = "SELECT r.name AS repository, t.team, t.danger, t.warning
     FROM snapshot_repos r JOIN snapshot_team_totals t ON t.snapshot_id = r.latest_snapshot_id";
 
+/// Each repository's open findings per team at its latest snapshot before `$1`: where each
+/// team stood when a trend's window began.
+pub(super) const TEAM_COUNTS_BEFORE: &str = "SELECT r.name AS repository, t.team, t.danger,
+    t.warning
+    FROM snapshot_repos r JOIN snapshot_team_totals t ON t.snapshot_id = (
+        SELECT s.id FROM snapshots s
+        WHERE s.forge = r.forge AND s.repo_id = r.repo_id AND s.taken_at_ms < $1
+        ORDER BY s.taken_at_ms DESC, s.id DESC LIMIT 1)";
+
 pub(super) const RULE_COUNTS: &str = "SELECT t.rule AS name,
     CAST(SUM(t.danger) AS BIGINT) AS danger, CAST(SUM(t.warning) AS BIGINT) AS warning
     FROM snapshot_repos r JOIN snapshot_rule_totals t ON t.snapshot_id = r.latest_snapshot_id
@@ -1131,24 +1140,37 @@ macro_rules! ownership_operations {
         pub(super) async fn ownership_overview(
             &self,
             escaped_since_ms: i64,
+            window_start_ms: i64,
         ) -> Result<$crate::queue::ownership::StoredOverview, QueueError> {
             use $crate::queue::ownership::*;
             let op = "ownership overview";
-            let by_repository = sqlx::query(TEAM_COUNTS)
-                .fetch_all(&self.pool)
-                .await
-                .map_err(db(op))?
-                .iter()
-                .map(|r| -> Result<RepositoryTeamCount, sqlx::Error> {
-                    Ok(RepositoryTeamCount {
-                        repository: r.try_get("repository")?,
-                        team: r.try_get("team")?,
-                        danger: r.try_get("danger")?,
-                        warning: r.try_get("warning")?,
+            let team_rows = |rows: Vec<_>| -> Result<Vec<RepositoryTeamCount>, sqlx::Error> {
+                rows.iter()
+                    .map(|r: &_| -> Result<RepositoryTeamCount, sqlx::Error> {
+                        Ok(RepositoryTeamCount {
+                            repository: sqlx::Row::try_get(r, "repository")?,
+                            team: sqlx::Row::try_get(r, "team")?,
+                            danger: sqlx::Row::try_get(r, "danger")?,
+                            warning: sqlx::Row::try_get(r, "warning")?,
+                        })
                     })
-                })
-                .collect::<Result<Vec<_>, _>>()
-                .map_err(db(op))?;
+                    .collect()
+            };
+            let by_repository = team_rows(
+                sqlx::query(TEAM_COUNTS)
+                    .fetch_all(&self.pool)
+                    .await
+                    .map_err(db(op))?,
+            )
+            .map_err(db(op))?;
+            let before = team_rows(
+                sqlx::query(TEAM_COUNTS_BEFORE)
+                    .bind(window_start_ms)
+                    .fetch_all(&self.pool)
+                    .await
+                    .map_err(db(op))?,
+            )
+            .map_err(db(op))?;
             let counted = |rows: Vec<_>| -> Result<Vec<(GroupCount, i64)>, sqlx::Error> {
                 rows.iter()
                     .map(|r: &_| -> Result<_, sqlx::Error> {
@@ -1196,6 +1218,7 @@ macro_rules! ownership_operations {
                 .unwrap_or_default();
             Ok(StoredOverview {
                 by_repository,
+                before,
                 teams,
                 rules: fold_counts(
                     rules
@@ -1376,6 +1399,8 @@ pub struct SnapshotRepo {
 pub struct StoredOverview {
     /// Per repository and team: a user who may see some of them is counted from these.
     pub by_repository: Vec<RepositoryTeamCount>,
+    /// The same when the trend's window began.
+    pub before: Vec<RepositoryTeamCount>,
     pub teams: Vec<GroupCount>,
     pub rules: Vec<GroupCount>,
     pub repositories: Vec<GroupCount>,

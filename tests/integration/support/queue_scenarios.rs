@@ -1578,7 +1578,20 @@ pub async fn snapshots_store_only_what_changed_and_rebuild_every_set(store: &Sto
     let open = queue.open_findings("github", 7).await.expect("open");
     assert_eq!(open.len(), 3);
 
-    let overview = queue.ownership_overview(0).await.expect("overview");
+    let overview = queue
+        .ownership_overview(0, 2 * day + 1)
+        .await
+        .expect("overview");
+    // Where each team stood when the window began: the second snapshot's totals.
+    let at_start = |name: &str| {
+        overview
+            .before
+            .iter()
+            .find(|c| c.team == name)
+            .map(|c| (c.danger, c.warning))
+    };
+    assert_eq!(at_start("@org/web"), Some((1, 0)));
+    assert_eq!(at_start("@org/api"), Some((1, 0)));
     let team = |name: &str| {
         overview
             .teams
@@ -1810,7 +1823,11 @@ pub async fn merged_pull_requests_with_failing_reviews_count_as_escaped(store: &
         "never reviewed"
     );
     assert_eq!(
-        queue.ownership_overview(0).await.expect("overview").escaped,
+        queue
+            .ownership_overview(0, 0)
+            .await
+            .expect("overview")
+            .escaped,
         1
     );
     // Per team: what its reviews caught, and what of it escaped.
@@ -1840,7 +1857,7 @@ pub async fn merged_pull_requests_with_failing_reviews_count_as_escaped(store: &
     );
     assert_eq!(
         queue
-            .ownership_overview(45)
+            .ownership_overview(45, 0)
             .await
             .expect("overview")
             .escaped,
