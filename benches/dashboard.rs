@@ -90,7 +90,7 @@ fn finding(repo: usize, id: u32, moves: u32) -> OwnedFinding {
     } else {
         let first = (repo * 7 + service as usize % 3) % TEAMS;
         let mut owners = vec![team(first)];
-        if service % 10 == 0 {
+        if service.is_multiple_of(10) {
             owners.push(team((first + 1) % TEAMS));
         }
         owners
@@ -110,7 +110,14 @@ fn finding(repo: usize, id: u32, moves: u32) -> OwnedFinding {
         object: format!("Deployment team/svc-{service}"),
         message: format!("{rule}: container app-{} of svc-{service}", id % 3),
         owners,
-        environments: vec![if service % 2 == 0 { "prod" } else { "staging" }.to_owned()],
+        environments: vec![
+            if service.is_multiple_of(2) {
+                "prod"
+            } else {
+                "staging"
+            }
+            .to_owned(),
+        ],
     }
 }
 
