@@ -182,7 +182,7 @@ async fn fill(queue: &Queue, repos: usize, findings: usize, days: usize) -> Dura
                 .await
                 .expect("snapshot stored");
         }
-        if day % 10 == 0 || day + 1 == days {
+        if day % 5 == 0 || day + 1 == days {
             eprintln!(
                 "  day {}/{days} stored ({:.0} s)",
                 day + 1,

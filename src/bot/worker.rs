@@ -187,9 +187,14 @@ async fn process(
                 snapshot.reviewed = queue
                     .commit_reviewed(&snapshot.forge, snapshot.repo_id, &covering)
                     .await?;
-                queue.record_snapshot(&snapshot).await
+                queue.record_snapshot_of_job(&snapshot, job.id).await
             };
             match stored.await {
+                Ok(outcome) if outcome.discarded => {
+                    info!(commit = %snapshot.commit, "snapshot not stored: superseded, or the repository left");
+                    metrics::counter!("kubeward_jobs_total", "outcome" => "done").increment(1);
+                    let _ = queue.complete(job.id, worker).await;
+                }
                 Ok(outcome) => {
                     info!(commit = %snapshot.commit, added = outcome.added, removed = outcome.removed, moved = outcome.moved, reviewed = snapshot.reviewed, "snapshot stored");
                     metrics::counter!("kubeward_jobs_total", "outcome" => "done").increment(1);

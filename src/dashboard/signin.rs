@@ -5,7 +5,8 @@
 //! dashboard-password` writes the hash); `#` starts a comment. Argon2's own verification
 //! compares in constant time, an unknown name is verified against a hash of the same cost (so
 //! timing does not tell which names exist), and failures are throttled per name and per
-//! client address, checked before any hash is computed.
+//! client address: each attempt is counted as a failure before its hash is computed (and
+//! refunded when right), so parallel guesses are throttled like sequential ones.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -30,6 +31,8 @@ const FAILURES_FORGOTTEN: Duration = Duration::from_secs(15 * 60);
 const MAX_ENTRIES: usize = 10_000;
 /// Verifications at once: each argon2 run takes tens of MiB and a core for tens of ms.
 const VERIFYING_AT_ONCE: usize = 2;
+/// How long an attempt may wait for its turn to be verified before it is turned away.
+const VERIFY_QUEUE_WAIT: Duration = Duration::from_secs(10);
 
 /// Who signed in, and the groups their account line names.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -174,15 +177,20 @@ impl SignIn {
             .max()
     }
 
-    fn failed(&self, keys: &[String], now: Instant) {
+    /// Counts an attempt as failed, before its hash is computed: guesses sent in parallel are
+    /// throttled like guesses sent one after another. `false` when the table is full of
+    /// recent failures of others and this one cannot be counted: the attempt is refused (a
+    /// flood of names or addresses must not switch throttling off).
+    fn charge(&self, keys: &[String], now: Instant) -> bool {
         let mut failures = lock(&self.failures);
-        if failures.len() >= MAX_ENTRIES {
+        if failures.len() + keys.len() > MAX_ENTRIES {
             failures.retain(|_, f| now.duration_since(f.last) < FAILURES_FORGOTTEN);
         }
+        let missing = keys.iter().filter(|k| !failures.contains_key(*k)).count();
+        if failures.len() + missing > MAX_ENTRIES {
+            return false;
+        }
         for key in keys {
-            if failures.len() >= MAX_ENTRIES && !failures.contains_key(key) {
-                continue;
-            }
             let entry = failures.entry(key.clone()).or_insert(Failures {
                 count: 0,
                 last: now,
@@ -192,6 +200,27 @@ impl SignIn {
             }
             entry.count += 1;
             entry.last = now;
+        }
+        true
+    }
+
+    /// Moves the charged failures' time to `now`, when the answer was given.
+    fn answered(&self, keys: &[String], now: Instant) {
+        let mut failures = lock(&self.failures);
+        for key in keys {
+            if let Some(f) = failures.get_mut(key) {
+                f.last = f.last.max(now);
+            }
+        }
+    }
+
+    /// A right password: the charge was not a failure after all.
+    fn refund(&self, keys: &[String]) {
+        let mut failures = lock(&self.failures);
+        for key in keys {
+            if let Some(f) = failures.get_mut(key) {
+                f.count = f.count.saturating_sub(1);
+            }
         }
     }
 
@@ -207,15 +236,21 @@ impl SignIn {
         if let Some(wait) = self.throttled(&keys, now) {
             return Err(SignInError::Throttled(wait));
         }
+        if !self.charge(&keys, now) {
+            tracing::warn!("the dashboard's failed sign-in table is full: refusing sign-ins");
+            return Err(SignInError::Throttled(FIRST_WAIT));
+        }
         let account = self.accounts.get(user);
         let hash = account.map_or(self.decoy.clone(), |a| a.hash.clone());
         let password = password.to_owned();
-        let permit = self
-            .verifying
-            .clone()
-            .acquire_owned()
-            .await
-            .map_err(|_| SignInError::Wrong)?;
+        // Waiting for a turn is bounded too: a queue of hashes is a queue of held requests.
+        let permit =
+            match tokio::time::timeout(VERIFY_QUEUE_WAIT, self.verifying.clone().acquire_owned())
+                .await
+            {
+                Ok(Ok(permit)) => permit,
+                _ => return Err(SignInError::Throttled(FIRST_WAIT)),
+            };
         let started = Instant::now();
         let right = tokio::task::spawn_blocking(move || {
             let _permit = permit;
@@ -232,9 +267,10 @@ impl SignIn {
         // A failure counts from when it was answered, however long the hash took.
         let now = now + started.elapsed();
         let Some(account) = account.filter(|_| right) else {
-            self.failed(&keys, now);
+            self.answered(&keys, now);
             return Err(SignInError::Wrong);
         };
+        self.refund(&keys[1..]);
         lock(&self.failures).remove(&keys[0]);
         let mut token = [0u8; 32];
         rand::rng().fill_bytes(&mut token);
@@ -324,7 +360,10 @@ mod tests {
         let who = s.session(&token, now).expect("session");
         assert_eq!(who.user, "pat");
         assert_eq!(who.groups, ["platform", "sre"]);
-        assert!(s.session(&token, now + Duration::from_secs(3601)).is_none());
+        assert!(
+            s.session(&token, now + Duration::from_secs(2 * 3600))
+                .is_none()
+        );
         assert_eq!(
             s.attempt("pat", "wrong", peer, now).await,
             Err(SignInError::Wrong)
@@ -335,6 +374,31 @@ mod tests {
         );
         s.sign_out(&token);
         assert!(s.session(&token, now).is_none());
+    }
+
+    #[tokio::test]
+    async fn guesses_in_parallel_are_throttled_too() {
+        let s = Arc::new(accounts());
+        let peer: IpAddr = "10.9.9.9".parse().expect("ip");
+        let now = Instant::now();
+        let guesses: Vec<_> = (0..20)
+            .map(|i| {
+                let s = s.clone();
+                tokio::spawn(
+                    async move { s.attempt("pat", &format!("guess {i}"), peer, now).await },
+                )
+            })
+            .collect();
+        let mut verified = 0;
+        for g in guesses {
+            if g.await.expect("joined") == Err(SignInError::Wrong) {
+                verified += 1;
+            }
+        }
+        assert_eq!(
+            verified, FREE_FAILURES,
+            "only the free failures are ever hashed"
+        );
     }
 
     #[test]

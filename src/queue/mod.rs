@@ -382,8 +382,21 @@ impl Queue {
         snapshot: &ownership::NewSnapshot,
     ) -> Result<ownership::SnapshotOutcome, QueueError> {
         match &self.backend {
-            Backend::Sqlite(b) => b.record_snapshot(snapshot).await,
-            Backend::Postgres(b) => b.record_snapshot(snapshot).await,
+            Backend::Sqlite(b) => b.record_snapshot(snapshot, None).await,
+            Backend::Postgres(b) => b.record_snapshot(snapshot, None).await,
+        }
+    }
+
+    /// [`Queue::record_snapshot`] for job `job_id`: stores nothing (`discarded`) once the job
+    /// was superseded by a newer push or dropped with its repository.
+    pub async fn record_snapshot_of_job(
+        &self,
+        snapshot: &ownership::NewSnapshot,
+        job_id: i64,
+    ) -> Result<ownership::SnapshotOutcome, QueueError> {
+        match &self.backend {
+            Backend::Sqlite(b) => b.record_snapshot(snapshot, Some(job_id)).await,
+            Backend::Postgres(b) => b.record_snapshot(snapshot, Some(job_id)).await,
         }
     }
 

@@ -51,8 +51,10 @@ pub struct NewSnapshot {
 }
 
 /// What storing a snapshot did.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct SnapshotOutcome {
+    /// Its job was superseded or dropped meanwhile: nothing was stored.
+    pub discarded: bool,
     pub id: i64,
     /// The first snapshot of the repository: its rows are the whole set.
     pub checkpoint: bool,
@@ -238,8 +240,8 @@ pub(super) const LATEST_SNAPSHOT: &str = "SELECT id, commit_sha FROM snapshots
 
 pub(super) const INSERT_SNAPSHOT: &str = "INSERT INTO snapshots
     (forge, repo_id, commit_sha, taken_at_ms, cause, checkpoint, reviewed, added, removed, moved,
-     open_danger, open_warning)
-    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) RETURNING id";
+     open_danger, open_warning, open_unreviewed)
+    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) RETURNING id";
 
 /// Rows per multi-row statement: well under both dialects' limits on bound values (SQLite
 /// 32,766, PostgreSQL 65,535) at 15 columns, and one round trip per 500 rows, not per row.
@@ -278,10 +280,6 @@ pub(super) const INSERT_RULE_TOTALS_HEAD: &str =
 
 pub(super) const MARK_LATEST: &str =
     "UPDATE snapshot_repos SET latest_snapshot_id = $3 WHERE forge = $1 AND repo_id = $2";
-
-pub(super) const COUNT_UNREVIEWED: &str = "UPDATE snapshots SET open_unreviewed = (
-    SELECT COUNT(*) FROM open_findings WHERE forge = $1 AND repo_id = $2 AND unreviewed = 1)
-    WHERE id = $3";
 
 /// Per repository, its snapshots taken in [`$1`, `$2`) and the latest one before `$1` (what
 /// the window's first day starts from): a window's trend reads the window, not the history.
@@ -382,9 +380,6 @@ pub(super) const UPSERT_OPEN_TAIL: &str = " ON CONFLICT (forge, repo_id, key) DO
     message = excluded.message, owners = excluded.owners, environments = excluded.environments,
     commit_sha = excluded.commit_sha";
 
-pub(super) const OPEN_COMMIT: &str =
-    "UPDATE open_findings SET commit_sha = $3 WHERE forge = $1 AND repo_id = $2";
-
 pub(super) const INSERT_OPEN_TEAMS_HEAD: &str =
     "INSERT INTO open_finding_teams (forge, repo_id, key, team) ";
 
@@ -435,8 +430,11 @@ pub(super) const REPOS_DUE: &str = "SELECT r.forge, r.repo_id, r.name, r.install
                     WHERE s.forge = r.forge AND s.repo_id = r.repo_id), 0) < $1
     ORDER BY r.forge, r.repo_id";
 
+/// The repositories an installation had: snapshotted ones, and those it has jobs of (reviews
+/// of a repository never snapshotted).
 pub(super) const REPOS_OF_INSTALLATION: &str =
-    "SELECT repo_id FROM snapshot_repos WHERE forge = $1 AND installation_id = $2";
+    "SELECT repo_id FROM snapshot_repos WHERE forge = $1 AND installation_id = $2
+     UNION SELECT repo_id FROM jobs WHERE forge = $1 AND installation_id = $2";
 
 /// Each repository's open findings per team, at its latest snapshot.
 pub(super) const TEAM_COUNTS: &str = "SELECT r.name AS repository, t.team, t.danger, t.warning
@@ -466,28 +464,31 @@ pub(super) const ESCAPED_SINCE: &str = "SELECT CAST(COALESCE(SUM(escaped), 0) AS
 
 pub(super) const TEAM_FINDINGS: &str = "SELECT f.forge, f.repo_id, r.name, r.web_url, f.key,
     f.fingerprint, f.rule, f.severity, f.path, f.line, f.object, f.message, f.owners,
-    f.environments, f.commit_sha, f.unreviewed, f.since_ms
+    f.environments, ls.commit_sha, f.unreviewed, f.since_ms
     FROM open_finding_teams t
     JOIN open_findings f ON f.forge = t.forge AND f.repo_id = t.repo_id AND f.key = t.key
     JOIN snapshot_repos r ON r.forge = f.forge AND r.repo_id = f.repo_id
+    JOIN snapshots ls ON ls.id = r.latest_snapshot_id
     WHERE t.team = $1
-    ORDER BY CASE f.severity WHEN 'danger' THEN 0 ELSE 1 END, r.name, f.path, f.line, f.rule,
-        f.key LIMIT $2 OFFSET $3";
+    ORDER BY CASE f.severity WHEN 'danger' THEN 0 ELSE 1 END, r.name, f.forge, f.repo_id, f.path,
+        f.line, f.rule, f.key LIMIT $2 OFFSET $3";
 
 pub(super) const RULE_FINDINGS: &str = "SELECT f.forge, f.repo_id, r.name, r.web_url, f.key,
     f.fingerprint, f.rule, f.severity, f.path, f.line, f.object, f.message, f.owners,
-    f.environments, f.commit_sha, f.unreviewed, f.since_ms
+    f.environments, ls.commit_sha, f.unreviewed, f.since_ms
     FROM open_findings f
     JOIN snapshot_repos r ON r.forge = f.forge AND r.repo_id = f.repo_id
+    JOIN snapshots ls ON ls.id = r.latest_snapshot_id
     WHERE f.rule = $1
-    ORDER BY CASE f.severity WHEN 'danger' THEN 0 ELSE 1 END, r.name, f.path, f.line, f.key
-    LIMIT $2 OFFSET $3";
+    ORDER BY CASE f.severity WHEN 'danger' THEN 0 ELSE 1 END, r.name, f.forge, f.repo_id, f.path,
+        f.line, f.key LIMIT $2 OFFSET $3";
 
 pub(super) const REPOSITORY_FINDINGS: &str = "SELECT f.forge, f.repo_id, r.name, r.web_url,
     f.key, f.fingerprint, f.rule, f.severity, f.path, f.line, f.object, f.message, f.owners,
-    f.environments, f.commit_sha, f.unreviewed, f.since_ms
+    f.environments, ls.commit_sha, f.unreviewed, f.since_ms
     FROM open_findings f
     JOIN snapshot_repos r ON r.forge = f.forge AND r.repo_id = f.repo_id
+    JOIN snapshots ls ON ls.id = r.latest_snapshot_id
     WHERE f.forge = $1 AND f.repo_id = $2 ORDER BY f.path, f.line, f.rule, f.key
     LIMIT $3 OFFSET $4";
 
@@ -513,17 +514,39 @@ pub(super) const DELETE_REPO_DATA: [&str; 8] = [
 /// The ownership operations, written once: expanded inside each backend's `impl`, where
 /// `self.pool` and `self.begin_write` are that backend's.
 macro_rules! ownership_operations {
-    ($db:ty) => {
+    ($db:ty, $job_cancelled:expr) => {
         /// Stores `snapshot` as its changes since the repository's latest one, updates the
         /// open findings and writes the counts, in one transaction. A snapshot of the commit
         /// the latest one is already of stores nothing new (a retried job).
+        ///
+        /// With `job`, nothing is stored once that job was superseded or dropped (the
+        /// repository left the installation): checked inside the transaction, with the job's
+        /// row locked on PostgreSQL, so a removal's delete cannot run between the check and
+        /// the write.
         pub(super) async fn record_snapshot(
             &self,
             snapshot: &$crate::queue::ownership::NewSnapshot,
+            job: Option<i64>,
         ) -> Result<$crate::queue::ownership::SnapshotOutcome, QueueError> {
             use $crate::queue::ownership::*;
             let op = "record snapshot";
             let mut tx = self.begin_write(op).await?;
+            if let Some(job) = job {
+                let cancelled = sqlx::query($job_cancelled)
+                    .bind(job)
+                    .fetch_optional(&mut *tx)
+                    .await
+                    .map_err(db(op))?
+                    .map_or(Ok(1), |row| row.try_get::<i64, _>("cancelled"))
+                    .map_err(db(op))?;
+                if cancelled != 0 {
+                    tx.commit().await.map_err(db(op))?;
+                    return Ok(SnapshotOutcome {
+                        discarded: true,
+                        ..SnapshotOutcome::default()
+                    });
+                }
+            }
             sqlx::query(UPSERT_REPO)
                 .bind(&snapshot.forge)
                 .bind(snapshot.repo_id)
@@ -546,6 +569,7 @@ macro_rules! ownership_operations {
                     let id: i64 = row.try_get("id").map_err(db(op))?;
                     tx.commit().await.map_err(db(op))?;
                     return Ok(SnapshotOutcome {
+                        discarded: false,
                         id,
                         checkpoint: false,
                         added: 0,
@@ -576,6 +600,23 @@ macro_rules! ownership_operations {
                         $crate::audit::Severity::Warning => (d, w + 1),
                         $crate::audit::Severity::Ignore => (d, w),
                     });
+            // Unreviewed stays with a finding while it is open; a moved one keeps its flag.
+            let was_unreviewed: std::collections::HashSet<&str> = open
+                .iter()
+                .filter(|r| r.try_get::<i64, _>("unreviewed").unwrap_or(0) == 1)
+                .filter_map(|r| r.try_get::<&str, _>("key").ok())
+                .collect();
+            let removed: std::collections::HashSet<&str> =
+                delta.removed.iter().map(|f| f.key.as_str()).collect();
+            let open_unreviewed = was_unreviewed
+                .iter()
+                .filter(|k| !removed.contains(*k))
+                .count()
+                + if snapshot.reviewed {
+                    0
+                } else {
+                    delta.added.len()
+                };
             let id: i64 = sqlx::query(INSERT_SNAPSHOT)
                 .bind(&snapshot.forge)
                 .bind(snapshot.repo_id)
@@ -589,6 +630,7 @@ macro_rules! ownership_operations {
                 .bind(delta.moved.len() as i64)
                 .bind(danger)
                 .bind(warning)
+                .bind(open_unreviewed as i64)
                 .fetch_one(&mut *tx)
                 .await
                 .map_err(db(op))?
@@ -670,12 +712,6 @@ macro_rules! ownership_operations {
                     ))
                 })
                 .collect();
-            // Unreviewed stays with a finding while it is open; a moved one keeps its flag.
-            let was_unreviewed: std::collections::HashSet<&str> = open
-                .iter()
-                .filter(|r| r.try_get::<i64, _>("unreviewed").unwrap_or(0) == 1)
-                .filter_map(|r| r.try_get::<&str, _>("key").ok())
-                .collect();
             let upserts: Vec<(&$crate::ownership::OwnedFinding, bool, i64)> = delta
                 .added
                 .iter()
@@ -733,22 +769,9 @@ macro_rules! ownership_operations {
                 .execute(&mut *tx)
                 .await
                 .map_err(db(op))?;
-            sqlx::query(OPEN_COMMIT)
-                .bind(&snapshot.forge)
-                .bind(snapshot.repo_id)
-                .bind(&snapshot.commit)
-                .execute(&mut *tx)
-                .await
-                .map_err(db(op))?;
-            sqlx::query(COUNT_UNREVIEWED)
-                .bind(&snapshot.forge)
-                .bind(snapshot.repo_id)
-                .bind(id)
-                .execute(&mut *tx)
-                .await
-                .map_err(db(op))?;
             tx.commit().await.map_err(db(op))?;
             Ok(SnapshotOutcome {
+                discarded: false,
                 id,
                 checkpoint,
                 added: delta.added.len(),

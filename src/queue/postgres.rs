@@ -239,7 +239,10 @@ pub(super) struct PostgresBackend {
 impl PostgresBackend {
     // The operations whose Rust is the same on both dialects (statements may differ).
     super::sql::shared_operations!();
-    super::ownership::ownership_operations!(sqlx::Postgres);
+    super::ownership::ownership_operations!(
+        sqlx::Postgres,
+        "SELECT CAST(CASE WHEN cancel_requested THEN 1 ELSE 0 END AS BIGINT) AS cancelled FROM jobs WHERE id = $1 FOR UPDATE"
+    );
 
     /// A write transaction; rows it changes are locked by the statements themselves.
     async fn begin_write(

@@ -207,7 +207,10 @@ pub(super) struct SqliteBackend {
 impl SqliteBackend {
     // The operations whose Rust is the same on both dialects (statements may differ).
     super::sql::shared_operations!();
-    super::ownership::ownership_operations!(sqlx::Sqlite);
+    super::ownership::ownership_operations!(
+        sqlx::Sqlite,
+        "SELECT cancel_requested AS cancelled FROM jobs WHERE id = $1"
+    );
 
     /// A write transaction: SQLite takes its one writer lock at once, so the reads inside it
     /// cannot go stale.

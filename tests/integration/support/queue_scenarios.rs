@@ -188,6 +188,7 @@ macro_rules! single_handle_scenarios {
             snapshots_fold_into_a_checkpoint_without_changing_any_set,
             merged_pull_requests_with_failing_reviews_count_as_escaped,
             an_uninstalled_repository_leaves_no_ownership_data,
+            a_snapshot_whose_job_was_dropped_is_not_stored,
         );
     };
 }
@@ -1916,4 +1917,36 @@ pub async fn an_uninstalled_repository_leaves_no_ownership_data(store: &Store) {
     let web = queue.team_findings("@org/web").await.expect("team");
     assert_eq!(web.len(), 1, "the other repository stays");
     assert_eq!(web[0].repo_id, 8);
+}
+
+/// A snapshot job still running when its repository leaves the installation (or a newer push
+/// supersedes it) stores nothing: the removed data does not come back.
+pub async fn a_snapshot_whose_job_was_dropped_is_not_stored(store: &Store) {
+    let queue = store.queue().await;
+    let t = now_ms();
+    let findings = vec![owned("a", "apps/web.yaml", 1, "danger", &["@org/web"])];
+    let running = queue.enqueue(job(7, None)).await.unwrap().id;
+    queue.claim("w", LEASE, t).await.unwrap().unwrap();
+    let kept = queue
+        .record_snapshot_of_job(&snapshot("c1", t, true, findings.clone()), running)
+        .await
+        .expect("stored");
+    assert!(!kept.discarded && kept.checkpoint);
+    queue.drop_repository("github", 7).await.unwrap();
+    queue.delete_repository_data("github", 7).await.unwrap();
+    let late = queue
+        .record_snapshot_of_job(&snapshot("c2", t + 1, true, findings), running)
+        .await
+        .expect("answered");
+    assert!(late.discarded);
+    assert!(queue.snapshots("github", 7).await.unwrap().is_empty());
+    assert!(queue.team_findings("@org/web").await.unwrap().is_empty());
+    assert!(
+        queue
+            .ownership_overview(0, 0)
+            .await
+            .unwrap()
+            .teams
+            .is_empty()
+    );
 }
