@@ -129,6 +129,13 @@ impl Visible {
         self.scopes.iter().any(|(t, _)| t == "*" || t == team)
     }
 
+    /// Every team's findings in `repository`, past and present (its snapshots count them all).
+    pub fn sees_every_team_in(&self, repository: &str) -> bool {
+        self.scopes
+            .iter()
+            .any(|(t, repos)| t == "*" && repos.iter().any(|r| r.is_match(repository)))
+    }
+
     /// Every team in every repository.
     pub fn sees_everything(&self) -> bool {
         self.scopes
@@ -344,6 +351,11 @@ mod tests {
         );
         assert!(!wes.sees("@org/api", "org/shop"), "only the granted team");
         assert!(!wes.sees_everything());
+        assert!(
+            !wes.sees_every_team_in("org/shop"),
+            "one team is not all of them"
+        );
+        assert!(platform.sees_every_team_in("org/shop"));
     }
 
     #[test]

@@ -277,7 +277,11 @@ pub(super) async fn overview_data(
             unreviewed: stored.unreviewed,
             escaped: Some(stored.escaped),
             escaped_days: days,
-            trend: Some(daily_trend(&rows, now, trend_days)),
+            trend: Some(daily_trend(
+                &rows.iter().map(|r| r.point()).collect::<Vec<_>>(),
+                now,
+                trend_days,
+            )),
         });
     }
     // Teams: exact from each repository's per-team totals.
@@ -406,6 +410,10 @@ pub(super) async fn team_data(
         .into_iter()
         .filter(|r| visible.sees(team, &r.name))
         .collect();
+    if repositories.is_empty() {
+        // No open finding of the team the user may see: as if there were no such team.
+        return Ok(None);
+    }
     let page = query.page();
     let findings = if repositories.len() == whole {
         // Every repository of the team is visible: the store pages it.
@@ -437,8 +445,9 @@ pub(super) async fn team_data(
         .await
         .map_err(unavailable)?;
     let seen: Vec<_> = rows
-        .into_iter()
-        .filter(|(repository, ..)| visible.sees(team, repository))
+        .iter()
+        .filter(|r| visible.sees(team, &r.repository))
+        .map(|r| r.point())
         .collect();
     let environments = q.team_environments(team).await.map_err(unavailable)?;
     let environments = crate::queue::ownership::fold_counts(
@@ -601,12 +610,17 @@ pub(super) async fn repository_data(
         .findings_of(FindingsOf::Repository { forge, repo_id }, None)
         .await
         .map_err(unavailable)?;
-    let whole = all.len();
     let findings = seen_by(visible, all);
     if findings.is_empty() && !visible.sees_everything() {
         return Ok(None);
     }
-    let snapshots = if visible.sees_everything() || findings.len() == whole && whole > 0 {
+    let name = findings.first().map(|f| f.repository.clone());
+    // A snapshot counts every team's findings, those gone since included.
+    let snapshots = if visible.sees_everything()
+        || name
+            .as_deref()
+            .is_some_and(|n| visible.sees_every_team_in(n))
+    {
         Some(
             state
                 .queue
@@ -624,10 +638,7 @@ pub(super) async fn repository_data(
         api_version: API_VERSION,
         forge: forge.to_owned(),
         repo_id,
-        repository: findings
-            .first()
-            .map(|f| f.repository.clone())
-            .unwrap_or_default(),
+        repository: name.unwrap_or_default(),
         teams: by_visible_team(visible, &findings),
         snapshots,
         findings: Page::of(findings, query.page()),

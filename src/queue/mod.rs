@@ -506,14 +506,14 @@ impl Queue {
     }
 
     /// The snapshots in [`since_ms`, `until_ms`), and each repository's latest before
-    /// `since_ms`, as `(repository, taken_at_ms, danger, warning)`: one team's totals, or all
+    /// `since_ms`: one team's totals, or all
     /// open findings for `None` ([`crate::ownership::daily_trend`]).
     pub async fn trend_rows(
         &self,
         team: Option<&str>,
         since_ms: i64,
         until_ms: i64,
-    ) -> Result<Vec<(String, i64, u64, u64)>, QueueError> {
+    ) -> Result<Vec<ownership::TrendRow>, QueueError> {
         match &self.backend {
             Backend::Sqlite(b) => b.trend_rows(team, since_ms, until_ms).await,
             Backend::Postgres(b) => b.trend_rows(team, since_ms, until_ms).await,

@@ -153,6 +153,31 @@ pub struct TeamRepository {
     pub warning: i64,
 }
 
+/// One snapshot's open findings (a team's, or all), for a trend.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TrendRow {
+    pub forge: String,
+    pub repo_id: i64,
+    /// Its name, for what the user may see.
+    pub repository: String,
+    pub taken_at_ms: i64,
+    pub danger: u64,
+    pub warning: u64,
+}
+
+impl TrendRow {
+    /// The repository's identity for [`crate::ownership::daily_trend`]: two forges may
+    /// have repositories of one name.
+    pub fn point(&self) -> (String, i64, u64, u64) {
+        (
+            format!("{}:{}", self.forge, self.repo_id),
+            self.taken_at_ms,
+            self.danger,
+            self.warning,
+        )
+    }
+}
+
 /// `(repository, team, danger, warning)` at each repository's latest snapshot.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RepositoryTeamCount {
@@ -295,7 +320,7 @@ pub(super) const TEAM_TREND: &str = "WITH team_repos AS (
         SELECT (SELECT s.id FROM snapshots s
                 WHERE s.forge = tr.forge AND s.repo_id = tr.repo_id AND s.taken_at_ms < $1
                 ORDER BY s.taken_at_ms DESC, s.id DESC LIMIT 1) FROM team_repos tr)
-    SELECT r.name, s.taken_at_ms, COALESCE(t.danger, 0) AS danger,
+    SELECT r.forge, r.repo_id, r.name, s.taken_at_ms, COALESCE(t.danger, 0) AS danger,
         COALESCE(t.warning, 0) AS warning
     FROM windowed w JOIN snapshots s ON s.id = w.id
     JOIN snapshot_repos r ON r.forge = s.forge AND r.repo_id = s.repo_id
@@ -308,7 +333,8 @@ pub(super) const ALL_TREND: &str = "WITH windowed AS (
         SELECT (SELECT s.id FROM snapshots s
                 WHERE s.forge = r.forge AND s.repo_id = r.repo_id AND s.taken_at_ms < $1
                 ORDER BY s.taken_at_ms DESC, s.id DESC LIMIT 1) FROM snapshot_repos r)
-    SELECT r.name, s.taken_at_ms, s.open_danger AS danger, s.open_warning AS warning
+    SELECT r.forge, r.repo_id, r.name, s.taken_at_ms, s.open_danger AS danger,
+        s.open_warning AS warning
     FROM windowed w JOIN snapshots s ON s.id = w.id
     JOIN snapshot_repos r ON r.forge = s.forge AND r.repo_id = s.repo_id";
 
@@ -1039,7 +1065,7 @@ macro_rules! ownership_operations {
             team: Option<&str>,
             since_ms: i64,
             until_ms: i64,
-        ) -> Result<Vec<(String, i64, u64, u64)>, QueueError> {
+        ) -> Result<Vec<$crate::queue::ownership::TrendRow>, QueueError> {
             use $crate::queue::ownership::*;
             let op = "trend";
             let rows = match team {
@@ -1053,13 +1079,15 @@ macro_rules! ownership_operations {
             .await
             .map_err(db(op))?;
             rows.iter()
-                .map(|r| -> Result<(String, i64, u64, u64), sqlx::Error> {
-                    Ok((
-                        r.try_get("name")?,
-                        r.try_get("taken_at_ms")?,
-                        u64::try_from(r.try_get::<i64, _>("danger")?).unwrap_or(0),
-                        u64::try_from(r.try_get::<i64, _>("warning")?).unwrap_or(0),
-                    ))
+                .map(|r| -> Result<TrendRow, sqlx::Error> {
+                    Ok(TrendRow {
+                        forge: r.try_get("forge")?,
+                        repo_id: r.try_get("repo_id")?,
+                        repository: r.try_get("name")?,
+                        taken_at_ms: r.try_get("taken_at_ms")?,
+                        danger: u64::try_from(r.try_get::<i64, _>("danger")?).unwrap_or(0),
+                        warning: u64::try_from(r.try_get::<i64, _>("warning")?).unwrap_or(0),
+                    })
                 })
                 .collect::<Result<_, _>>()
                 .map_err(db(op))

@@ -1625,8 +1625,8 @@ pub async fn snapshots_store_only_what_changed_and_rebuild_every_set(store: &Sto
         .trend_rows(Some("@org/web"), 0, i64::MAX)
         .await
         .expect("trend");
-    web_trend.sort_by_key(|r| r.1);
-    let web_counts: Vec<(u64, u64)> = web_trend.iter().map(|r| (r.2, r.3)).collect();
+    web_trend.sort_by_key(|r| r.taken_at_ms);
+    let web_counts: Vec<(u64, u64)> = web_trend.iter().map(|r| (r.danger, r.warning)).collect();
     assert_eq!(
         web_counts,
         [(1, 1), (1, 0), (1, 0)],
@@ -1636,8 +1636,11 @@ pub async fn snapshots_store_only_what_changed_and_rebuild_every_set(store: &Sto
         .trend_rows(Some("@org/api"), 0, i64::MAX)
         .await
         .expect("trend");
-    api_trend.sort_by_key(|r| r.1);
-    assert_eq!(api_trend.iter().map(|r| r.2).collect::<Vec<_>>(), [0, 1, 1]);
+    api_trend.sort_by_key(|r| r.taken_at_ms);
+    assert_eq!(
+        api_trend.iter().map(|r| r.danger).collect::<Vec<_>>(),
+        [0, 1, 1]
+    );
     let all = queue.trend_rows(None, 0, 2 * day + 1).await.expect("trend");
     assert_eq!(all.len(), 2, "only snapshots before the end asked for");
     // A window reads its own snapshots and the one each repository starts it from.
@@ -1645,8 +1648,8 @@ pub async fn snapshots_store_only_what_changed_and_rebuild_every_set(store: &Sto
         .trend_rows(None, 2 * day + 1, 4 * day)
         .await
         .expect("trend");
-    window.sort_by_key(|r| r.1);
-    let taken: Vec<i64> = window.iter().map(|r| r.1).collect();
+    window.sort_by_key(|r| r.taken_at_ms);
+    let taken: Vec<i64> = window.iter().map(|r| r.taken_at_ms).collect();
     assert_eq!(taken, [2 * day, 3 * day]);
     // The overview is summed from the latest snapshot, and agrees with the open findings.
     let rules: i64 = overview.rules.iter().map(|r| r.danger + r.warning).sum();
