@@ -235,6 +235,18 @@ fn trend_start(now: i64, days: u32) -> i64 {
     (now.div_euclid(DAY_MS) + 1 - i64::from(days)) * DAY_MS
 }
 
+/// Per-(repository, team) counts summed per team, over the pairs the user may see.
+fn visible_teams(
+    visible: &Visible,
+    rows: &[crate::queue::ownership::RepositoryTeamCount],
+) -> Vec<GroupCount> {
+    crate::queue::ownership::fold_counts(
+        rows.iter()
+            .filter(|c| visible.sees(&c.team, &c.repository))
+            .map(|c| (c.team.as_str(), c.danger, c.warning)),
+    )
+}
+
 pub(super) async fn overview_data(
     state: &DashboardState,
     visible: Visible,
@@ -249,13 +261,7 @@ pub(super) async fn overview_data(
         .ownership_overview(since, trend_start(now, trend_days))
         .await
         .map_err(unavailable)?;
-    let teams_at_start = crate::queue::ownership::fold_counts(
-        stored
-            .before
-            .iter()
-            .filter(|c| visible.sees(&c.team, &c.repository))
-            .map(|c| (c.team.as_str(), c.danger, c.warning)),
-    );
+    let teams_at_start = visible_teams(&visible, &stored.before);
     if visible.sees_everything() {
         let rows = state
             .queue
@@ -285,13 +291,7 @@ pub(super) async fn overview_data(
         });
     }
     // Teams: exact from each repository's per-team totals.
-    let teams = crate::queue::ownership::fold_counts(
-        stored
-            .by_repository
-            .iter()
-            .filter(|c| visible.sees(&c.team, &c.repository))
-            .map(|c| (c.team.as_str(), c.danger, c.warning)),
-    );
+    let teams = visible_teams(&visible, &stored.by_repository);
     // Rules, repositories, unowned: counted again from the findings the user may see, each
     // once however many of its teams they see.
     let mut findings: BTreeMap<(String, i64, String), OpenFinding> = BTreeMap::new();

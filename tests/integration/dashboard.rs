@@ -3,11 +3,7 @@
 //! granted, CSV cells that cannot run, and every answer checked against the API's schema
 //! (tests/data/dashboard/api-v1.schema.json).
 
-use std::sync::Arc;
-use std::time::Duration;
-
 use kubeward::audit::Severity;
-use kubeward::dashboard::{Access, DashboardSettings, DashboardState, router};
 use kubeward::ownership::OwnedFinding;
 use kubeward::queue::Queue;
 use kubeward::queue::ownership::{NewSnapshot, SnapshotCause};
@@ -83,28 +79,17 @@ async fn store() -> Queue {
 
 /// The API behind a listener on 127.0.0.1; `proxies` are the addresses believed.
 async fn serve(queue: Queue, proxies: &[&str]) -> String {
-    let settings: DashboardSettings = serde_json::from_value(json!({
-        "trustedHeaders": {"fromCidrs": proxies},
-        "access": [
-            {"groups": ["platform"], "teams": ["*"]},
-            {"users": ["wes"], "teams": ["@org/web"], "repositories": ["org/shop"]}
-        ]
-    }))
-    .expect("settings");
-    let access = Access::new(&settings).expect("valid");
-    let app = router(Arc::new(DashboardState { queue, access }));
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let url = format!("http://{}", listener.local_addr().expect("address"));
-    tokio::spawn(kubeward::server::listen::serve(
-        listener,
-        app,
-        Duration::from_secs(5),
-        Duration::from_secs(1),
-        std::future::pending(),
-    ));
-    url
+    crate::dashboard_pages::serve_dashboard(
+        queue,
+        json!({
+            "trustedHeaders": {"fromCidrs": proxies},
+            "access": [
+                {"groups": ["platform"], "teams": ["*"]},
+                {"users": ["wes"], "teams": ["@org/web"], "repositories": ["org/shop"]}
+            ]
+        }),
+    )
+    .await
 }
 
 async fn get(url: &str, user: Option<(&str, &str)>) -> (u16, reqwest::header::HeaderMap, String) {
