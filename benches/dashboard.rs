@@ -14,6 +14,11 @@
 //! `KUBEWARD_DASH_REPOS`, `KUBEWARD_DASH_FINDINGS`, `KUBEWARD_DASH_DAYS` change the shape,
 //! `KUBEWARD_DASH_REQUESTS` (default 40) the timed requests per page. Goal: p95 ≤ 200 ms for
 //! the overview and a team page on both databases (docs/benchmarks.md).
+//!
+//! Filling takes most of an hour per database at full size, so `KUBEWARD_DASH_KEEP=DIR` keeps
+//! the filled stores (a SQLite file in DIR, a PostgreSQL database named after the shape) and a
+//! later run with the same shape times the pages on them, after migrating them like any store.
+//! `KUBEWARD_DASH_DATABASES=sqlite` or `=postgres` runs one of the two.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -261,21 +266,40 @@ fn ms(d: Duration) -> String {
     format!("{:.1}", d.as_secs_f64() * 1000.0)
 }
 
-async fn run(label: &str, url: &str, size: impl std::future::Future<Output = u64>) {
+/// `repos`x`findings`x`days`: names a kept store.
+fn shape() -> (usize, usize, usize, String) {
     let repos = env_number("KUBEWARD_DASH_REPOS", 500);
     let findings = env_number("KUBEWARD_DASH_FINDINGS", 2_000);
     let days = env_number("KUBEWARD_DASH_DAYS", 90);
+    (repos, findings, days, format!("{repos}x{findings}x{days}"))
+}
+
+fn runs(database: &str) -> bool {
+    std::env::var("KUBEWARD_DASH_DATABASES").map_or(true, |v| v.split(',').any(|d| d == database))
+}
+
+async fn run(label: &str, url: &str, kept: bool, size: impl std::future::Future<Output = u64>) {
+    let (repos, findings, days, _) = shape();
     let requests = env_number("KUBEWARD_DASH_REQUESTS", 40);
     let queue = Queue::connect(url).await.expect("queue");
-    eprintln!("{label}: filling {repos} repositories × {findings} findings × {days} days");
-    let filled = fill(&queue, repos, findings, days).await;
+    let filled = if kept {
+        eprintln!("{label}: timing the kept store");
+        Duration::ZERO
+    } else {
+        eprintln!("{label}: filling {repos} repositories × {findings} findings × {days} days");
+        fill(&queue, repos, findings, days).await
+    };
     let site = serve(queue.clone()).await;
     let client = reqwest::Client::new();
     let team_url = team(7).replace('@', "%40").replace('/', "%2F");
     let team_findings = queue.team_findings(&team(7)).await.expect("team").len();
+    let filled = if kept {
+        "kept from an earlier run".to_owned()
+    } else {
+        format!("filled in {:.0} s", filled.as_secs_f64())
+    };
     println!(
-        "\n{label}: {repos} repositories × {findings} open findings × {days} days, filled in {:.0} s; {} owns {team_findings} of the open findings (its page lists 100 at a time)",
-        filled.as_secs_f64(),
+        "\n{label}: {repos} repositories × {findings} open findings × {days} days, {filled}; {} owns {team_findings} of the open findings (its page lists 100 at a time)",
         team(7),
     );
     println!("| page | user | p50 ms | p95 ms | max ms | bytes |");
@@ -355,17 +379,37 @@ fn main() {
         .build()
         .expect("runtime");
     runtime.block_on(async {
-        let dir = tempfile::tempdir().expect("temp");
-        let file = dir.path().join("queue.db");
-        let sqlite_url = format!("sqlite://{}", file.display());
-        run("SQLite", &sqlite_url, async {
-            ["", "-wal"]
-                .iter()
-                .filter_map(|s| std::fs::metadata(format!("{}{s}", file.display())).ok())
-                .map(|m| m.len())
-                .sum()
-        })
-        .await;
+        let (.., shape) = shape();
+        let keep = std::env::var_os("KUBEWARD_DASH_KEEP").map(std::path::PathBuf::from);
+        let temp = tempfile::tempdir().expect("temp");
+        if runs("sqlite") {
+            let dir = keep.clone().unwrap_or_else(|| temp.path().to_owned());
+            std::fs::create_dir_all(&dir).expect("the store's folder");
+            let file = dir.join(format!("dashboard-{shape}.db"));
+            // A kept store is reused only once its fill finished (the marker is written last).
+            let marker = dir.join(format!("dashboard-{shape}.filled"));
+            let kept = keep.is_some() && marker.exists();
+            if !kept {
+                for s in ["", "-wal", "-shm"] {
+                    let _ = std::fs::remove_file(format!("{}{s}", file.display()));
+                }
+            }
+            let sqlite_url = format!("sqlite://{}", file.display());
+            run("SQLite", &sqlite_url, kept, async {
+                ["", "-wal"]
+                    .iter()
+                    .filter_map(|s| std::fs::metadata(format!("{}{s}", file.display())).ok())
+                    .map(|m| m.len())
+                    .sum()
+            })
+            .await;
+            if keep.is_some() {
+                std::fs::write(&marker, b"").expect("marker");
+            }
+        }
+        if !runs("postgres") {
+            return;
+        }
         let pg = std::env::var("KUBEWARD_BENCH_DATABASE_URL")
             .or_else(|_| std::env::var("KUBEWARD_TEST_DATABASE_URL"))
             .ok();
@@ -375,16 +419,45 @@ fn main() {
         };
         // A database of its own, so a test database is never mixed with the bench's rows.
         let (server, _) = pg.rsplit_once('/').expect("a database URL");
-        let name = format!("kubeward_bench_{}", std::process::id());
         let admin = sqlx::PgPool::connect(&pg).await.expect("PostgreSQL");
-        sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
-            .execute(&admin)
-            .await
-            .expect("create the bench database");
+        let name = if keep.is_some() {
+            format!("kubeward_bench_{shape}")
+        } else {
+            format!("kubeward_bench_{}", std::process::id())
+        };
+        let kept_name = format!("{name}_filled");
+        let exists = |db: String| {
+            let admin = admin.clone();
+            async move {
+                sqlx::query_scalar::<_, i64>("SELECT COUNT(*) FROM pg_database WHERE datname = $1")
+                    .bind(db)
+                    .fetch_one(&admin)
+                    .await
+                    .expect("databases")
+                    > 0
+            }
+        };
+        // A kept database is renamed once filled, so an interrupted fill is never reused.
+        let kept = keep.is_some() && exists(kept_name.clone()).await;
+        let name = if kept {
+            kept_name.clone()
+        } else {
+            if exists(name.clone()).await {
+                sqlx::query(sqlx::AssertSqlSafe(format!("DROP DATABASE {name}")))
+                    .execute(&admin)
+                    .await
+                    .expect("drop an unfinished bench database");
+            }
+            sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+                .execute(&admin)
+                .await
+                .expect("create the bench database");
+            name
+        };
         let url = format!("{server}/{name}");
         let size_pool = admin.clone();
         let size_name = name.clone();
-        run("PostgreSQL", &url, async move {
+        run("PostgreSQL", &url, kept, async move {
             sqlx::query_scalar::<_, i64>("SELECT pg_database_size($1)")
                 .bind(&size_name)
                 .fetch_one(&size_pool)
@@ -393,5 +466,19 @@ fn main() {
                 .unwrap_or(0)
         })
         .await;
+        if keep.is_some() && !kept {
+            // The dashboard's pool may still hold connections: end them, then rename.
+            sqlx::query("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1")
+                .bind(&name)
+                .execute(&admin)
+                .await
+                .expect("end the bench's connections");
+            sqlx::query(sqlx::AssertSqlSafe(format!(
+                "ALTER DATABASE {name} RENAME TO {kept_name}"
+            )))
+            .execute(&admin)
+            .await
+            .expect("mark the bench database filled");
+        }
     });
 }

@@ -256,16 +256,18 @@ pub(super) async fn overview_data(
     let now = crate::queue::now_ms();
     let since = now - i64::from(days) * DAY_MS;
     let trend_days = query.trend_days();
-    let stored = state
-        .queue
-        .ownership_overview(since, trend_start(now, trend_days))
-        .await
-        .map_err(unavailable)?;
-    let teams_at_start = visible_teams(&visible, &stored.before);
+    let window_start = trend_start(now, trend_days);
+    let q = &state.queue;
     if visible.sees_everything() {
-        let rows = state
-            .queue
-            .trend_rows(None, trend_start(now, trend_days), now + 1)
+        // Sums over every repository: the daily totals answer in a row per day.
+        let stored = q
+            .ownership_overview(since, None)
+            .await
+            .map_err(unavailable)?;
+        let first_day = window_start.div_euclid(DAY_MS);
+        let teams_at_start = q.teams_before_day(first_day).await.map_err(unavailable)?;
+        let trend = q
+            .daily_trend("", first_day, now.div_euclid(DAY_MS))
             .await
             .map_err(unavailable)?;
         return Ok(OverviewAnswer {
@@ -283,42 +285,51 @@ pub(super) async fn overview_data(
             unreviewed: stored.unreviewed,
             escaped: Some(stored.escaped),
             escaped_days: days,
-            trend: Some(daily_trend(
-                &rows.iter().map(|r| r.point()).collect::<Vec<_>>(),
-                now,
-                trend_days,
-            )),
+            trend: Some(trend),
         });
     }
+    let stored = q
+        .ownership_overview(since, Some(window_start))
+        .await
+        .map_err(unavailable)?;
+    let teams_at_start = visible_teams(&visible, &stored.before);
     // Teams: exact from each repository's per-team totals.
+    let seen_pairs: Vec<_> = stored
+        .by_repository
+        .iter()
+        .filter(|c| visible.sees(&c.team, &c.repository))
+        .collect();
     let teams = visible_teams(&visible, &stored.by_repository);
-    // Rules, repositories, unowned: counted again from the findings the user may see, each
-    // once however many of its teams they see.
-    let mut findings: BTreeMap<(String, i64, String), OpenFinding> = BTreeMap::new();
-    for team in teams.iter().filter(|t| t.danger + t.warning > 0) {
-        let of_team = state
-            .queue
-            .team_findings(&team.name)
-            .await
-            .map_err(unavailable)?;
-        for f in of_team
-            .into_iter()
-            .filter(|f| visible.sees(&team.name, &f.repository))
-        {
-            findings.insert((f.forge.clone(), f.repo_id, f.finding.key.clone()), f);
-        }
-    }
+    // Rules, repositories, unowned: counted by the store over the findings the user may see,
+    // each once however many of its teams they see.
+    let seen: Vec<(String, i64, String)> = seen_pairs
+        .iter()
+        .map(|c| (c.forge.clone(), c.repo_id, c.team.clone()))
+        .collect();
+    let counts = if seen.is_empty() {
+        Vec::new()
+    } else {
+        q.visible_counts(&seen).await.map_err(unavailable)?
+    };
     let mut unowned = Counts::default();
     let mut unreviewed = 0;
-    for f in findings.values() {
-        if f.finding.owners.is_empty() {
-            match f.finding.severity {
-                Severity::Danger => unowned.danger += 1,
-                Severity::Warning => unowned.warning += 1,
-                Severity::Ignore => {}
-            }
+    let mut rules = Vec::with_capacity(counts.len());
+    let mut repositories = Vec::with_capacity(counts.len());
+    for c in &counts {
+        let (danger, warning) = match c.severity {
+            Severity::Danger => (c.findings, 0),
+            Severity::Warning => (0, c.findings),
+            Severity::Ignore => (0, 0),
+        };
+        if c.unowned {
+            unowned.danger += danger;
+            unowned.warning += warning;
         }
-        unreviewed += i64::from(f.unreviewed);
+        if c.unreviewed {
+            unreviewed += c.findings;
+        }
+        rules.push((c.rule.as_str(), danger, warning));
+        repositories.push((c.repository.as_str(), danger, warning));
     }
     let teams = teams
         .into_iter()
@@ -330,16 +341,8 @@ pub(super) async fn overview_data(
         teams,
         teams_at_start,
         trend_days,
-        rules: counted(
-            findings
-                .values()
-                .map(|f| (f.finding.rule.as_str(), f.finding.severity)),
-        ),
-        repositories: counted(
-            findings
-                .values()
-                .map(|f| (f.repository.as_str(), f.finding.severity)),
-        ),
+        rules: crate::queue::ownership::fold_counts(rules.into_iter()),
+        repositories: crate::queue::ownership::fold_counts(repositories.into_iter()),
         unowned,
         unreviewed,
         escaped: None,
@@ -415,7 +418,8 @@ pub(super) async fn team_data(
         return Ok(None);
     }
     let page = query.page();
-    let findings = if repositories.len() == whole {
+    let sees_whole_team = repositories.len() == whole;
+    let findings = if sees_whole_team {
         // Every repository of the team is visible: the store pages it.
         let total: i64 = repositories.iter().map(|r| r.danger + r.warning).sum();
         let offset = (page - 1).saturating_mul(PAGE_SIZE);
@@ -440,15 +444,27 @@ pub(super) async fn team_data(
     };
     let now = crate::queue::now_ms();
     let trend_days = query.trend_days();
-    let rows = q
-        .trend_rows(Some(team), trend_start(now, trend_days), now + 1)
+    let trend = if sees_whole_team {
+        q.daily_trend(
+            team,
+            trend_start(now, trend_days).div_euclid(DAY_MS),
+            now.div_euclid(DAY_MS),
+        )
         .await
-        .map_err(unavailable)?;
-    let seen: Vec<_> = rows
-        .iter()
-        .filter(|r| visible.sees(team, &r.repository))
-        .map(|r| r.point())
-        .collect();
+        .map_err(unavailable)?
+    } else {
+        // Only some of its repositories: summed from theirs.
+        let rows = q
+            .trend_rows(Some(team), trend_start(now, trend_days), now + 1)
+            .await
+            .map_err(unavailable)?;
+        let seen: Vec<_> = rows
+            .iter()
+            .filter(|r| visible.sees(team, &r.repository))
+            .map(|r| r.point())
+            .collect();
+        daily_trend(&seen, now, trend_days)
+    };
     let environments = q.team_environments(team).await.map_err(unavailable)?;
     let environments = crate::queue::ownership::fold_counts(
         environments
@@ -471,7 +487,7 @@ pub(super) async fn team_data(
         team: team.to_owned(),
         danger: repositories.iter().map(|r| r.danger).sum(),
         warning: repositories.iter().map(|r| r.warning).sum(),
-        trend: daily_trend(&seen, now, trend_days),
+        trend,
         repositories,
         environments,
         reviews,

@@ -555,12 +555,13 @@ impl Queue {
         }
     }
 
-    /// Open findings by team, rule and repository, unreviewed and escaped counts.
-    /// Teams are also counted as they stood at `window_start_ms`, for their trend.
+    /// Open findings by team, rule and repository, unreviewed and escaped counts. With
+    /// `window_start_ms`, each repository's teams also as they stood then (for a user who sees
+    /// only some of them; [`Queue::teams_before_day`] has the sums over every repository).
     pub async fn ownership_overview(
         &self,
         escaped_since_ms: i64,
-        window_start_ms: i64,
+        window_start_ms: Option<i64>,
     ) -> Result<ownership::StoredOverview, QueueError> {
         match &self.backend {
             Backend::Sqlite(b) => {
@@ -571,6 +572,43 @@ impl Queue {
                 b.ownership_overview(escaped_since_ms, window_start_ms)
                     .await
             }
+        }
+    }
+
+    /// A team's open findings at the end of each of the days `first_day..=last_day` (UTC
+    /// days since the epoch) over every repository; `""` for every finding, each once.
+    pub async fn daily_trend(
+        &self,
+        team: &str,
+        first_day: i64,
+        last_day: i64,
+    ) -> Result<Vec<crate::ownership::TrendPoint>, QueueError> {
+        match &self.backend {
+            Backend::Sqlite(b) => b.daily_trend(team, first_day, last_day).await,
+            Backend::Postgres(b) => b.daily_trend(team, first_day, last_day).await,
+        }
+    }
+
+    /// Every team's open findings over every repository at the end of the day before `day`.
+    pub async fn teams_before_day(
+        &self,
+        day: i64,
+    ) -> Result<Vec<ownership::GroupCount>, QueueError> {
+        match &self.backend {
+            Backend::Sqlite(b) => b.teams_before_day(day).await,
+            Backend::Postgres(b) => b.teams_before_day(day).await,
+        }
+    }
+
+    /// The open findings of the `(forge, repo_id, team)` triples a user may see, each once,
+    /// counted by repository, rule, severity, unreviewed and unowned.
+    pub async fn visible_counts(
+        &self,
+        seen: &[(String, i64, String)],
+    ) -> Result<Vec<ownership::VisibleCount>, QueueError> {
+        match &self.backend {
+            Backend::Sqlite(b) => b.visible_counts(seen).await,
+            Backend::Postgres(b) => b.visible_counts(seen).await,
         }
     }
 

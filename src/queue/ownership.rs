@@ -181,10 +181,23 @@ impl TrendRow {
 /// `(repository, team, danger, warning)` at each repository's latest snapshot.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RepositoryTeamCount {
+    pub forge: String,
+    pub repo_id: i64,
     pub repository: String,
     pub team: String,
     pub danger: i64,
     pub warning: i64,
+}
+
+/// Open findings a restricted user sees, counted by what the overview groups them by.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VisibleCount {
+    pub repository: String,
+    pub rule: String,
+    pub severity: Severity,
+    pub unreviewed: bool,
+    pub unowned: bool,
+    pub findings: i64,
 }
 
 /// Open findings of one group, by severity.
@@ -236,6 +249,59 @@ pub(crate) fn teams_of(f: &OwnedFinding) -> Vec<String> {
     f.teams().into_iter().map(str::to_owned).collect()
 }
 
+/// Milliseconds in a day: `daily_totals` counts UTC days since the epoch.
+pub(crate) const DAY_MS: i64 = 86_400_000;
+
+/// A repository's open findings at one snapshot, as `daily_totals` counts them: all of them
+/// once, and per team.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct DayTotals {
+    pub all: (i64, i64),
+    pub teams: std::collections::BTreeMap<String, (i64, i64)>,
+}
+
+/// What a repository moving from `from` to `to` adds to the daily totals: `(team, danger,
+/// warning)` per team whose count changed, in team order (the order rows are locked in), and
+/// always the all-findings row `''`, so every day with a snapshot has one.
+pub(crate) fn daily_changes(from: &DayTotals, to: &DayTotals) -> Vec<(String, i64, i64)> {
+    let mut changes = vec![(String::new(), to.all.0 - from.all.0, to.all.1 - from.all.1)];
+    let teams: std::collections::BTreeSet<&String> =
+        from.teams.keys().chain(to.teams.keys()).collect();
+    for team in teams {
+        let was = from.teams.get(team).copied().unwrap_or_default();
+        let is = to.teams.get(team).copied().unwrap_or_default();
+        if was != is {
+            changes.push((team.clone(), is.0 - was.0, is.1 - was.1));
+        }
+    }
+    changes
+}
+
+/// Daily points for the days `first_day..=last_day` from `daily_totals` rows `(day, danger,
+/// warning)` in day order, the first of them possibly before the window: a day without a row
+/// carries the latest row before it.
+pub(crate) fn carried_days(
+    rows: &[(i64, i64, i64)],
+    first_day: i64,
+    last_day: i64,
+) -> Vec<crate::ownership::TrendPoint> {
+    let mut next = 0;
+    let mut current = (0, 0);
+    (first_day..=last_day)
+        .map(|day| {
+            while let Some(&(_, d, w)) = rows.get(next).filter(|r| r.0 <= day) {
+                current = (d, w);
+                next += 1;
+            }
+            crate::ownership::TrendPoint {
+                day_end_ms: (day + 1) * DAY_MS,
+                danger: u64::try_from(current.0).unwrap_or(0),
+                warning: u64::try_from(current.1).unwrap_or(0),
+            }
+        })
+        .collect()
+}
+
 /// Rows of changes a snapshot stores: everything for a checkpoint, else the delta.
 pub(crate) fn rows_to_store<'a>(
     checkpoint: bool,
@@ -260,7 +326,8 @@ pub(super) const UPSERT_REPO: &str = "INSERT INTO snapshot_repos
         installation_id = excluded.installation_id, web_url = excluded.web_url,
         updated_at_ms = excluded.updated_at_ms";
 
-pub(super) const LATEST_SNAPSHOT: &str = "SELECT id, commit_sha FROM snapshots
+pub(super) const LATEST_SNAPSHOT: &str = "SELECT id, commit_sha, open_danger, open_warning
+    FROM snapshots
     WHERE forge = $1 AND repo_id = $2 ORDER BY taken_at_ms DESC, id DESC LIMIT 1";
 
 pub(super) const INSERT_SNAPSHOT: &str = "INSERT INTO snapshots
@@ -302,6 +369,69 @@ pub(super) const INSERT_TEAM_TOTALS_HEAD: &str =
 
 pub(super) const INSERT_RULE_TOTALS_HEAD: &str =
     "INSERT INTO snapshot_rule_totals (snapshot_id, rule, danger, warning) ";
+
+pub(super) const TEAM_TOTALS_OF: &str =
+    "SELECT team, danger, warning FROM snapshot_team_totals WHERE snapshot_id = $1";
+
+/// The row of (`$1` team, `$2` day), made if missing with the value the day carried so far
+/// (the latest row before it). `WHERE TRUE` keeps SQLite from reading `ON` as a join's.
+pub(super) const ENSURE_DAY: &str = "INSERT INTO daily_totals (team, day, danger, warning)
+    SELECT $1, $2,
+        COALESCE((SELECT p.danger FROM daily_totals p WHERE p.team = $1 AND p.day < $2
+                  ORDER BY p.day DESC LIMIT 1), 0),
+        COALESCE((SELECT p.warning FROM daily_totals p WHERE p.team = $1 AND p.day < $2
+                  ORDER BY p.day DESC LIMIT 1), 0)
+    WHERE TRUE ON CONFLICT (team, day) DO NOTHING";
+
+/// A change from day `$2` on: that day and every later one already written.
+pub(super) const ADD_FROM_DAY: &str = "UPDATE daily_totals
+    SET danger = danger + $3, warning = warning + $4 WHERE team = $1 AND day >= $2";
+
+/// `(day, danger, warning)` of a team's (`''`: every finding's) daily totals in
+/// [`$2`, `$3`], and the latest row before `$2` (where the window starts from).
+pub(super) const DAILY_TOTALS: &str = "SELECT day, danger, warning FROM daily_totals
+    WHERE team = $1 AND day <= $3
+      AND day >= COALESCE((SELECT MAX(p.day) FROM daily_totals p
+                           WHERE p.team = $1 AND p.day <= $2), $2)
+    ORDER BY day";
+
+/// Every team's daily total at the end of the last day before `$1`.
+pub(super) const TEAMS_BEFORE_DAY: &str = "SELECT d.team, d.danger, d.warning
+    FROM daily_totals d
+    JOIN (SELECT team, MAX(day) AS day FROM daily_totals
+          WHERE day < $1 AND team <> '' GROUP BY team) m ON m.team = d.team AND m.day = d.day";
+
+/// A repository's snapshots with their totals, oldest first: what it added to the daily
+/// totals, to take back when its data is deleted.
+pub(super) const REPO_TOTALS_HISTORY: &str = "SELECT s.id, s.taken_at_ms, s.open_danger,
+    s.open_warning, t.team, t.danger, t.warning
+    FROM snapshots s LEFT JOIN snapshot_team_totals t ON t.snapshot_id = s.id
+    WHERE s.forge = $1 AND s.repo_id = $2 ORDER BY s.taken_at_ms, s.id";
+
+/// The open findings of the `seen` (forge, repo_id, team) triples (a `VALUES` list appended
+/// after this head), each once, counted per repository, rule, severity, unreviewed, unowned.
+pub(super) const VISIBLE_COUNTS_HEAD: &str = "WITH seen (forge, repo_id, team) AS (";
+pub(super) const VISIBLE_COUNTS_TAIL: &str = "),
+    seen_keys AS (SELECT DISTINCT t.forge, t.repo_id, t.key FROM open_finding_teams t
+        JOIN seen v ON v.forge = t.forge AND v.repo_id = t.repo_id AND v.team = t.team)
+    SELECT r.name AS repository, f.rule, f.severity, CAST(f.unreviewed AS BIGINT) AS unreviewed,
+        CAST(CASE WHEN f.owners = '[]' THEN 1 ELSE 0 END AS BIGINT) AS unowned,
+        CAST(COUNT(*) AS BIGINT) AS n
+    FROM seen_keys k
+    JOIN open_findings f ON f.forge = k.forge AND f.repo_id = k.repo_id AND f.key = k.key
+    JOIN snapshot_repos r ON r.forge = f.forge AND r.repo_id = f.repo_id
+    GROUP BY r.name, f.rule, f.severity, f.unreviewed,
+        CASE WHEN f.owners = '[]' THEN 1 ELSE 0 END";
+
+/// Triples per `VISIBLE_COUNTS` statement: 3 bound values each, well under both limits.
+pub(super) const VISIBLE_TRIPLES: usize = 2_000;
+
+pub(super) const REPO_NAME: &str =
+    "SELECT name FROM snapshot_repos WHERE forge = $1 AND repo_id = $2";
+
+/// A renamed repository's findings keep their place in its teams' pages.
+pub(super) const RENAME_OPEN_TEAMS: &str =
+    "UPDATE open_finding_teams SET repository = $3 WHERE forge = $1 AND repo_id = $2";
 
 pub(super) const MARK_LATEST: &str =
     "UPDATE snapshot_repos SET latest_snapshot_id = $3 WHERE forge = $1 AND repo_id = $2";
@@ -406,8 +536,8 @@ pub(super) const UPSERT_OPEN_TAIL: &str = " ON CONFLICT (forge, repo_id, key) DO
     message = excluded.message, owners = excluded.owners, environments = excluded.environments,
     commit_sha = excluded.commit_sha";
 
-pub(super) const INSERT_OPEN_TEAMS_HEAD: &str =
-    "INSERT INTO open_finding_teams (forge, repo_id, key, team) ";
+pub(super) const INSERT_OPEN_TEAMS_HEAD: &str = "INSERT INTO open_finding_teams
+    (forge, repo_id, key, team, danger_first, repository, path, line, rule) ";
 
 pub(super) const SNAPSHOTS_OF: &str = "SELECT id, commit_sha, taken_at_ms, cause, checkpoint,
     reviewed, added, removed, moved, open_danger, open_warning
@@ -463,13 +593,14 @@ pub(super) const REPOS_OF_INSTALLATION: &str =
      UNION SELECT repo_id FROM jobs WHERE forge = $1 AND installation_id = $2";
 
 /// Each repository's open findings per team, at its latest snapshot.
-pub(super) const TEAM_COUNTS: &str = "SELECT r.name AS repository, t.team, t.danger, t.warning
+pub(super) const TEAM_COUNTS: &str = "SELECT r.forge, r.repo_id, r.name AS repository, t.team,
+    t.danger, t.warning
     FROM snapshot_repos r JOIN snapshot_team_totals t ON t.snapshot_id = r.latest_snapshot_id";
 
 /// Each repository's open findings per team at its latest snapshot before `$1`: where each
 /// team stood when a trend's window began.
-pub(super) const TEAM_COUNTS_BEFORE: &str = "SELECT r.name AS repository, t.team, t.danger,
-    t.warning
+pub(super) const TEAM_COUNTS_BEFORE: &str = "SELECT r.forge, r.repo_id, r.name AS repository,
+    t.team, t.danger, t.warning
     FROM snapshot_repos r JOIN snapshot_team_totals t ON t.snapshot_id = (
         SELECT s.id FROM snapshots s
         WHERE s.forge = r.forge AND s.repo_id = r.repo_id AND s.taken_at_ms < $1
@@ -496,8 +627,8 @@ pub(super) const TEAM_FINDINGS: &str = "SELECT f.forge, f.repo_id, r.name, r.web
     JOIN snapshot_repos r ON r.forge = f.forge AND r.repo_id = f.repo_id
     JOIN snapshots ls ON ls.id = r.latest_snapshot_id
     WHERE t.team = $1
-    ORDER BY CASE f.severity WHEN 'danger' THEN 0 ELSE 1 END, r.name, f.forge, f.repo_id, f.path,
-        f.line, f.rule, f.key LIMIT $2 OFFSET $3";
+    ORDER BY t.danger_first, t.repository, t.forge, t.repo_id, t.path, t.line, t.rule, t.key
+    LIMIT $2 OFFSET $3";
 
 pub(super) const RULE_FINDINGS: &str = "SELECT f.forge, f.repo_id, r.name, r.web_url, f.key,
     f.fingerprint, f.rule, f.severity, f.path, f.line, f.object, f.message, f.owners,
@@ -540,7 +671,7 @@ pub(super) const DELETE_REPO_DATA: [&str; 8] = [
 /// The ownership operations, written once: expanded inside each backend's `impl`, where
 /// `self.pool` and `self.begin_write` are that backend's.
 macro_rules! ownership_operations {
-    ($db:ty, $job_cancelled:expr) => {
+    ($db:ty, $job_cancelled:expr, $lock_daily_totals:expr) => {
         /// Stores `snapshot` as its changes since the repository's latest one, updates the
         /// open findings and writes the counts, in one transaction. A snapshot of the commit
         /// the latest one is already of stores nothing new (a retried job).
@@ -572,6 +703,24 @@ macro_rules! ownership_operations {
                         ..SnapshotOutcome::default()
                     });
                 }
+            }
+            let known_as: Option<String> = sqlx::query_scalar(REPO_NAME)
+                .bind(&snapshot.forge)
+                .bind(snapshot.repo_id)
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(db(op))?;
+            if known_as
+                .as_ref()
+                .is_some_and(|name| *name != snapshot.repo_name)
+            {
+                sqlx::query(RENAME_OPEN_TEAMS)
+                    .bind(&snapshot.forge)
+                    .bind(snapshot.repo_id)
+                    .bind(&snapshot.repo_name)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(db(op))?;
             }
             sqlx::query(UPSERT_REPO)
                 .bind(&snapshot.forge)
@@ -605,6 +754,28 @@ macro_rules! ownership_operations {
                 }
             }
             let checkpoint = latest.is_none();
+            let mut totals_before = DayTotals::default();
+            if let Some(row) = &latest {
+                totals_before.all = (
+                    row.try_get("open_danger").map_err(db(op))?,
+                    row.try_get("open_warning").map_err(db(op))?,
+                );
+                let id: i64 = row.try_get("id").map_err(db(op))?;
+                for team in sqlx::query(TEAM_TOTALS_OF)
+                    .bind(id)
+                    .fetch_all(&mut *tx)
+                    .await
+                    .map_err(db(op))?
+                {
+                    totals_before.teams.insert(
+                        team.try_get("team").map_err(db(op))?,
+                        (
+                            team.try_get("danger").map_err(db(op))?,
+                            team.try_get("warning").map_err(db(op))?,
+                        ),
+                    );
+                }
+            }
             let open = sqlx::query(OPEN_FINDINGS_OF)
                 .bind(&snapshot.forge)
                 .bind(snapshot.repo_id)
@@ -684,11 +855,24 @@ macro_rules! ownership_operations {
                 });
                 q.build().execute(&mut *tx).await.map_err(db(op))?;
             }
+            let team_totals = $crate::ownership::team_totals(&snapshot.findings);
+            let totals_after = DayTotals {
+                all: (danger, warning),
+                teams: team_totals
+                    .iter()
+                    .map(|(team, t)| {
+                        (
+                            team.clone(),
+                            (
+                                i64::try_from(t.danger).unwrap_or(i64::MAX),
+                                i64::try_from(t.warning).unwrap_or(i64::MAX),
+                            ),
+                        )
+                    })
+                    .collect(),
+            };
             for (head, totals) in [
-                (
-                    INSERT_TEAM_TOTALS_HEAD,
-                    $crate::ownership::team_totals(&snapshot.findings),
-                ),
+                (INSERT_TEAM_TOTALS_HEAD, team_totals),
                 (
                     INSERT_RULE_TOTALS_HEAD,
                     $crate::ownership::rule_totals(&snapshot.findings),
@@ -769,25 +953,34 @@ macro_rules! ownership_operations {
                 q.push(UPSERT_OPEN_TAIL);
                 q.build().execute(&mut *tx).await.map_err(db(op))?;
             }
-            let team_rows: Vec<(&str, String)> = upserts
+            let team_rows: Vec<(&$crate::ownership::OwnedFinding, String)> = upserts
                 .iter()
-                .flat_map(|(f, ..)| {
-                    teams_of(f)
-                        .into_iter()
-                        .map(move |team| (f.key.as_str(), team))
-                })
+                .flat_map(|(f, ..)| teams_of(f).into_iter().map(move |team| (*f, team)))
                 .collect();
             for chunk in team_rows.chunks(BATCH_ROWS) {
                 let mut q = sqlx::QueryBuilder::<$db>::new(INSERT_OPEN_TEAMS_HEAD);
-                q.push_values(chunk, |mut b, (key, team)| {
+                q.push_values(chunk, |mut b, (f, team)| {
                     b.push_bind(snapshot.forge.as_str())
                         .push_bind(snapshot.repo_id)
-                        .push_bind(*key)
-                        .push_bind(team.as_str());
+                        .push_bind(f.key.as_str())
+                        .push_bind(team.as_str())
+                        .push_bind(i64::from(f.severity != $crate::audit::Severity::Danger))
+                        .push_bind(snapshot.repo_name.as_str())
+                        .push_bind(f.path.as_str())
+                        .push_bind(i64::from(f.line))
+                        .push_bind(f.rule.as_str());
                 });
                 q.push(" ON CONFLICT DO NOTHING");
                 q.build().execute(&mut *tx).await.map_err(db(op))?;
             }
+            // Last, so that on PostgreSQL the lock serializing these rows is held briefly.
+            let day = snapshot.taken_at_ms.div_euclid(DAY_MS);
+            Self::add_daily_changes(
+                &mut tx,
+                std::iter::once((day, daily_changes(&totals_before, &totals_after))),
+            )
+            .await
+            .map_err(db(op))?;
             sqlx::query(MARK_LATEST)
                 .bind(&snapshot.forge)
                 .bind(snapshot.repo_id)
@@ -804,6 +997,40 @@ macro_rules! ownership_operations {
                 removed: delta.removed.len(),
                 moved: delta.moved.len(),
             })
+        }
+
+        /// Adds `(day, changes)` to `daily_totals`, rows in team order. On PostgreSQL the
+        /// writers of these rows take turns (an advisory lock to the end of the transaction):
+        /// a row made for a new day copies the day before, which a concurrent writer may be
+        /// changing.
+        async fn add_daily_changes(
+            tx: &mut sqlx::Transaction<'static, $db>,
+            days: impl Iterator<Item = (i64, Vec<(String, i64, i64)>)>,
+        ) -> Result<(), sqlx::Error> {
+            use $crate::queue::ownership::*;
+            let lock: Option<&str> = $lock_daily_totals;
+            if let Some(lock) = lock {
+                sqlx::query(lock).execute(&mut **tx).await?;
+            }
+            for (day, changes) in days {
+                for (team, danger, warning) in changes {
+                    sqlx::query(ENSURE_DAY)
+                        .bind(&team)
+                        .bind(day)
+                        .execute(&mut **tx)
+                        .await?;
+                    if danger != 0 || warning != 0 {
+                        sqlx::query(ADD_FROM_DAY)
+                            .bind(&team)
+                            .bind(day)
+                            .bind(danger)
+                            .bind(warning)
+                            .execute(&mut **tx)
+                            .await?;
+                    }
+                }
+            }
+            Ok(())
         }
 
         pub(super) async fn open_findings(
@@ -1173,6 +1400,51 @@ macro_rules! ownership_operations {
             use $crate::queue::ownership::*;
             let op = "delete repository data";
             let mut tx = self.begin_write(op).await?;
+            // What the repository added to the daily totals, day by day, to take back.
+            let history = sqlx::query(REPO_TOTALS_HISTORY)
+                .bind(forge)
+                .bind(repo_id)
+                .fetch_all(&mut *tx)
+                .await
+                .map_err(db(op))?;
+            let mut states: Vec<(i64, DayTotals)> = Vec::new();
+            let mut last_id = None;
+            for row in &history {
+                let id: i64 = row.try_get("id").map_err(db(op))?;
+                if last_id != Some(id) {
+                    last_id = Some(id);
+                    let at: i64 = row.try_get("taken_at_ms").map_err(db(op))?;
+                    states.push((
+                        at.div_euclid(DAY_MS),
+                        DayTotals {
+                            all: (
+                                row.try_get("open_danger").map_err(db(op))?,
+                                row.try_get("open_warning").map_err(db(op))?,
+                            ),
+                            teams: Default::default(),
+                        },
+                    ));
+                }
+                if let (Some(team), Some((_, state))) = (
+                    row.try_get::<Option<String>, _>("team").map_err(db(op))?,
+                    states.last_mut(),
+                ) {
+                    state.teams.insert(
+                        team,
+                        (
+                            row.try_get("danger").map_err(db(op))?,
+                            row.try_get("warning").map_err(db(op))?,
+                        ),
+                    );
+                }
+            }
+            let mut previous = DayTotals::default();
+            let mut undo = Vec::with_capacity(states.len());
+            for (day, state) in states {
+                // Each snapshot's change, backwards.
+                undo.push((day, daily_changes(&state, &previous)));
+                previous = state;
+            }
             for statement in DELETE_REPO_DATA {
                 sqlx::query(statement)
                     .bind(forge)
@@ -1181,6 +1453,9 @@ macro_rules! ownership_operations {
                     .await
                     .map_err(db(op))?;
             }
+            Self::add_daily_changes(&mut tx, undo.into_iter())
+                .await
+                .map_err(db(op))?;
             tx.commit().await.map_err(db(op))?;
             Ok(())
         }
@@ -1191,7 +1466,7 @@ macro_rules! ownership_operations {
         pub(super) async fn ownership_overview(
             &self,
             escaped_since_ms: i64,
-            window_start_ms: i64,
+            window_start_ms: Option<i64>,
         ) -> Result<$crate::queue::ownership::StoredOverview, QueueError> {
             use $crate::queue::ownership::*;
             let op = "ownership overview";
@@ -1199,6 +1474,8 @@ macro_rules! ownership_operations {
                 rows.iter()
                     .map(|r: &_| -> Result<RepositoryTeamCount, sqlx::Error> {
                         Ok(RepositoryTeamCount {
+                            forge: sqlx::Row::try_get(r, "forge")?,
+                            repo_id: sqlx::Row::try_get(r, "repo_id")?,
                             repository: sqlx::Row::try_get(r, "repository")?,
                             team: sqlx::Row::try_get(r, "team")?,
                             danger: sqlx::Row::try_get(r, "danger")?,
@@ -1214,14 +1491,17 @@ macro_rules! ownership_operations {
                     .map_err(db(op))?,
             )
             .map_err(db(op))?;
-            let before = team_rows(
-                sqlx::query(TEAM_COUNTS_BEFORE)
-                    .bind(window_start_ms)
-                    .fetch_all(&self.pool)
-                    .await
-                    .map_err(db(op))?,
-            )
-            .map_err(db(op))?;
+            let before = match window_start_ms {
+                Some(start) => team_rows(
+                    sqlx::query(TEAM_COUNTS_BEFORE)
+                        .bind(start)
+                        .fetch_all(&self.pool)
+                        .await
+                        .map_err(db(op))?,
+                )
+                .map_err(db(op))?,
+                None => Vec::new(),
+            };
             let counted = |rows: Vec<_>| -> Result<Vec<(GroupCount, i64)>, sqlx::Error> {
                 rows.iter()
                     .map(|r: &_| -> Result<_, sqlx::Error> {
@@ -1286,6 +1566,111 @@ macro_rules! ownership_operations {
                 unowned_warning: unowned.warning,
                 escaped,
             })
+        }
+
+        /// A team's daily open findings (`''`: every finding once) for the days
+        /// `first_day..=last_day`, from the daily totals.
+        pub(super) async fn daily_trend(
+            &self,
+            team: &str,
+            first_day: i64,
+            last_day: i64,
+        ) -> Result<Vec<$crate::ownership::TrendPoint>, QueueError> {
+            use $crate::queue::ownership::*;
+            let op = "daily trend";
+            let rows = sqlx::query(DAILY_TOTALS)
+                .bind(team)
+                .bind(first_day)
+                .bind(last_day)
+                .fetch_all(&self.pool)
+                .await
+                .map_err(db(op))?
+                .iter()
+                .map(|r| -> Result<(i64, i64, i64), sqlx::Error> {
+                    Ok((
+                        r.try_get("day")?,
+                        r.try_get("danger")?,
+                        r.try_get("warning")?,
+                    ))
+                })
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(db(op))?;
+            Ok(carried_days(&rows, first_day, last_day))
+        }
+
+        /// Every team's open findings at the end of the last day before `day`.
+        pub(super) async fn teams_before_day(
+            &self,
+            day: i64,
+        ) -> Result<Vec<$crate::queue::ownership::GroupCount>, QueueError> {
+            use $crate::queue::ownership::*;
+            let op = "teams before a day";
+            let rows = sqlx::query(TEAMS_BEFORE_DAY)
+                .bind(day)
+                .fetch_all(&self.pool)
+                .await
+                .map_err(db(op))?;
+            let rows = rows
+                .iter()
+                .map(|r| -> Result<(&str, i64, i64), sqlx::Error> {
+                    Ok((
+                        r.try_get("team")?,
+                        r.try_get("danger")?,
+                        r.try_get("warning")?,
+                    ))
+                })
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(db(op))?;
+            Ok(fold_counts(rows.into_iter().filter(|(_, d, w)| d + w > 0)))
+        }
+
+        /// The open findings of the (forge, repo_id, team) triples a restricted user sees,
+        /// each once however many of its teams are among them.
+        pub(super) async fn visible_counts(
+            &self,
+            seen: &[(String, i64, String)],
+        ) -> Result<Vec<$crate::queue::ownership::VisibleCount>, QueueError> {
+            use $crate::queue::ownership::*;
+            let op = "visible counts";
+            let mut counts = Vec::new();
+            // A repository's triples stay in one statement, so no finding counts twice.
+            let mut sorted: Vec<&(String, i64, String)> = seen.iter().collect();
+            sorted.sort();
+            let mut chunks: Vec<&[&(String, i64, String)]> = Vec::new();
+            let mut start = 0;
+            for i in 1..=sorted.len() {
+                let repo_ends = i == sorted.len()
+                    || (&sorted[i].0, sorted[i].1) != (&sorted[i - 1].0, sorted[i - 1].1);
+                if repo_ends && (i - start >= VISIBLE_TRIPLES || i == sorted.len()) {
+                    chunks.push(&sorted[start..i]);
+                    start = i;
+                }
+            }
+            for chunk in chunks {
+                let mut q = sqlx::QueryBuilder::<$db>::new(VISIBLE_COUNTS_HEAD);
+                q.push_values(chunk, |mut b, (forge, repo_id, team)| {
+                    b.push_bind(forge.as_str())
+                        .push_bind(*repo_id)
+                        .push_bind(team.as_str());
+                });
+                q.push(VISIBLE_COUNTS_TAIL);
+                for r in q.build().fetch_all(&self.pool).await.map_err(db(op))? {
+                    counts.push(
+                        (|| -> Result<VisibleCount, sqlx::Error> {
+                            Ok(VisibleCount {
+                                repository: r.try_get("repository")?,
+                                rule: r.try_get("rule")?,
+                                severity: severity_of(r.try_get::<&str, _>("severity")?),
+                                unreviewed: r.try_get::<i64, _>("unreviewed")? == 1,
+                                unowned: r.try_get::<i64, _>("unowned")? == 1,
+                                findings: r.try_get("n")?,
+                            })
+                        })()
+                        .map_err(db(op))?,
+                    );
+                }
+            }
+            Ok(counts)
         }
 
         /// The team's repositories with its open findings in each, most danger first.

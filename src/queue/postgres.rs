@@ -51,6 +51,8 @@ const TRANSACTION_ATTEMPTS: u32 = 3;
 /// `pg_advisory_xact_lock` key serializing migrations ("kubeward" in ASCII). The per-PR keys
 /// are hashes and could in theory collide with it; that would only make one wait for the other.
 const MIGRATION_LOCK: i64 = 0x6b75_6265_7761_7264;
+/// Serializes writes of the dashboard's `daily_totals` ("kwdaily" in ASCII).
+const LOCK_DAILY_TOTALS: &str = "SELECT pg_advisory_xact_lock(30249095522774137)";
 
 struct Migration {
     version: i64,
@@ -85,6 +87,11 @@ const MIGRATIONS: &[Migration] = &[
         version: 5,
         name: "dashboard",
         sql: include_str!("migrations/postgres/0005_dashboard.sql"),
+    },
+    Migration {
+        version: 6,
+        name: "dashboard_rollups",
+        sql: include_str!("migrations/postgres/0006_dashboard_rollups.sql"),
     },
 ];
 
@@ -241,7 +248,8 @@ impl PostgresBackend {
     super::sql::shared_operations!();
     super::ownership::ownership_operations!(
         sqlx::Postgres,
-        "SELECT CAST(CASE WHEN cancel_requested THEN 1 ELSE 0 END AS BIGINT) AS cancelled FROM jobs WHERE id = $1 FOR UPDATE"
+        "SELECT CAST(CASE WHEN cancel_requested THEN 1 ELSE 0 END AS BIGINT) AS cancelled FROM jobs WHERE id = $1 FOR UPDATE",
+        Some(LOCK_DAILY_TOTALS)
     );
 
     /// A write transaction; rows it changes are locked by the statements themselves.

@@ -68,6 +68,11 @@ const MIGRATIONS: &[Migration] = &[
         name: "dashboard",
         sql: include_str!("migrations/sqlite/0005_dashboard.sql"),
     },
+    Migration {
+        version: 6,
+        name: "dashboard_rollups",
+        sql: include_str!("migrations/sqlite/0006_dashboard_rollups.sql"),
+    },
 ];
 
 const CREATE_MIGRATIONS_TABLE: &str = "CREATE TABLE IF NOT EXISTS schema_migrations (
@@ -209,7 +214,8 @@ impl SqliteBackend {
     super::sql::shared_operations!();
     super::ownership::ownership_operations!(
         sqlx::Sqlite,
-        "SELECT cancel_requested AS cancelled FROM jobs WHERE id = $1"
+        "SELECT cancel_requested AS cancelled FROM jobs WHERE id = $1",
+        None
     );
 
     /// A write transaction: SQLite takes its one writer lock at once, so the reads inside it

@@ -929,7 +929,11 @@ async fn default_branch_pushes_are_snapshotted_with_owners_and_what_no_review_co
     closed["pull_request"]["merged"] = json!(true);
     closed["pull_request"]["merge_commit_sha"] = json!(merge.to_string());
     assert_eq!(bot.deliver("pull_request", "close-7", &closed).await.0, 200);
-    let overview = bot.queue.ownership_overview(0, 0).await.expect("overview");
+    let overview = bot
+        .queue
+        .ownership_overview(0, None)
+        .await
+        .expect("overview");
     assert_eq!(
         overview.escaped, 1,
         "merged with its failing finding: {overview:?}"
@@ -1003,7 +1007,11 @@ async fn default_branch_pushes_are_snapshotted_with_owners_and_what_no_review_co
     let second = &snapshots[1];
     assert!(!second.checkpoint && !second.reviewed);
     assert!(second.added > 0 && second.removed == 0, "{second:?}");
-    let overview = bot.queue.ownership_overview(0, 0).await.expect("overview");
+    let overview = bot
+        .queue
+        .ownership_overview(0, None)
+        .await
+        .expect("overview");
     assert_eq!(overview.unreviewed, second.added, "{overview:?}");
     let cart: Vec<_> = bot
         .queue

@@ -250,7 +250,8 @@ async fn replicas_starting_together_migrate_once() {
             (2, "pr_head_prs".to_owned()),
             (3, "deferrals".to_owned()),
             (4, "ownership".to_owned()),
-            (5, "dashboard".to_owned())
+            (5, "dashboard".to_owned()),
+            (6, "dashboard_rollups".to_owned())
         ]
     );
     // And they share one queue.

@@ -208,6 +208,7 @@ macro_rules! shared_scenarios {
             pr_head_mapping,
             enqueue_delivery_is_one_transaction_and_deduplicates,
             concurrent_redeliveries_enqueue_once,
+            daily_totals_agree_with_every_repository_s_snapshots,
         );
     };
 }
@@ -1580,7 +1581,7 @@ pub async fn snapshots_store_only_what_changed_and_rebuild_every_set(store: &Sto
     assert_eq!(open.len(), 3);
 
     let overview = queue
-        .ownership_overview(0, 2 * day + 1)
+        .ownership_overview(0, Some(2 * day + 1))
         .await
         .expect("overview");
     // Where each team stood when the window began: the second snapshot's totals.
@@ -1828,7 +1829,7 @@ pub async fn merged_pull_requests_with_failing_reviews_count_as_escaped(store: &
     );
     assert_eq!(
         queue
-            .ownership_overview(0, 0)
+            .ownership_overview(0, None)
             .await
             .expect("overview")
             .escaped,
@@ -1861,7 +1862,7 @@ pub async fn merged_pull_requests_with_failing_reviews_count_as_escaped(store: &
     );
     assert_eq!(
         queue
-            .ownership_overview(45, 0)
+            .ownership_overview(45, None)
             .await
             .expect("overview")
             .escaped,
@@ -1946,10 +1947,263 @@ pub async fn a_snapshot_whose_job_was_dropped_is_not_stored(store: &Store) {
     assert!(queue.team_findings("@org/web").await.unwrap().is_empty());
     assert!(
         queue
-            .ownership_overview(0, 0)
+            .ownership_overview(0, None)
             .await
             .unwrap()
             .teams
             .is_empty()
     );
+}
+
+/// Runs `sql` on the store's database beside the queue (file and PostgreSQL stores).
+async fn execute_raw(store: &Store, sql: &str) {
+    match store {
+        Store::SqliteMemory => panic!("an in-memory store has no second connection"),
+        Store::SqliteFile(_) => {
+            let mut conn = sqlx::SqliteConnection::connect(&store.url())
+                .await
+                .expect("connect");
+            sqlx::raw_sql(sqlx::AssertSqlSafe(sql.to_owned()))
+                .execute(&mut conn)
+                .await
+                .expect("statement");
+        }
+        Store::Postgres(db) => {
+            let mut conn = sqlx::PgConnection::connect(&db.url).await.expect("connect");
+            sqlx::raw_sql(sqlx::AssertSqlSafe(sql.to_owned()))
+                .execute(&mut conn)
+                .await
+                .expect("statement");
+        }
+    }
+}
+
+/// The statements of migration 6 that begin with `head`: what it fills from stored data.
+fn migration_6_statements(store: &Store, head: &str) -> String {
+    let migration = match store {
+        Store::Postgres(_) => {
+            include_str!("../../../src/queue/migrations/postgres/0006_dashboard_rollups.sql")
+        }
+        _ => include_str!("../../../src/queue/migrations/sqlite/0006_dashboard_rollups.sql"),
+    };
+    let mut statements = String::new();
+    let mut rest = migration;
+    while let Some(start) = rest.find(head) {
+        let end = start + rest[start..].find(';').expect("its end");
+        statements.push_str(&rest[start..=end]);
+        statements.push('\n');
+        rest = &rest[end..];
+    }
+    assert!(!statements.is_empty(), "migration 6 has {head}");
+    statements
+}
+
+/// The trends the daily totals answer are the ones summed from every repository's snapshots
+/// (the slow way they replace), on every day: with a repository skipping days, two pushes in
+/// a day, a team losing all its findings and ownership moving between teams. Migration 6's
+/// backfill gives the same, and deleting a repository takes back all it added.
+pub async fn daily_totals_agree_with_every_repository_s_snapshots(store: &Store) {
+    use kubeward::ownership::daily_trend;
+    let queue = store.queue().await;
+    let day = 86_400_000i64;
+    let at = |d: i64, hour: i64| 10 * day + d * day + hour * 3_600_000;
+    let repo = |id: i64, name: &str, commit: &str, t: i64, findings| {
+        let mut s = snapshot(commit, t, true, findings);
+        s.repo_id = id;
+        s.repo_name = name.into();
+        s
+    };
+    let web = "@org/web";
+    let api = "@org/api";
+    let f = owned;
+    let history = [
+        repo(
+            7,
+            "org/a",
+            "a1",
+            at(0, 9),
+            vec![
+                f("a", "web.yaml", 1, "danger", &[web]),
+                f("b", "web.yaml", 9, "warning", &[web, api]),
+            ],
+        ),
+        repo(
+            8,
+            "org/m",
+            "m1",
+            at(0, 10),
+            vec![f("m", "api.yaml", 3, "danger", &[api])],
+        ),
+        // Two pushes on one day: the later one counts for the day.
+        repo(
+            7,
+            "org/a",
+            "a2",
+            at(1, 8),
+            vec![f("a", "web.yaml", 1, "danger", &[web])],
+        ),
+        repo(
+            7,
+            "org/a",
+            "a3",
+            at(1, 20),
+            vec![
+                f("a", "web.yaml", 1, "danger", &[web]),
+                f("c", "web.yaml", 20, "danger", &[]),
+            ],
+        ),
+        repo(
+            9,
+            "org/z",
+            "z1",
+            at(2, 1),
+            vec![
+                f("z", "z.yaml", 1, "danger", &[api]),
+                f("w", "z.yaml", 5, "warning", &[web]),
+            ],
+        ),
+        // Repository 8 skips day 2; on day 3 its finding moves from api to web.
+        repo(
+            8,
+            "org/m",
+            "m2",
+            at(3, 5),
+            vec![
+                f("m", "api.yaml", 3, "danger", &[web]),
+                f("n", "api.yaml", 7, "warning", &[web]),
+            ],
+        ),
+        // The api team has nothing left in repository 9, which is renamed; w stays.
+        repo(
+            9,
+            "org/b",
+            "z2",
+            at(4, 2),
+            vec![
+                f("y", "z.yaml", 2, "danger", &[web]),
+                f("w", "z.yaml", 5, "warning", &[web]),
+            ],
+        ),
+        repo(7, "org/a", "a4", at(5, 0), Vec::new()),
+    ];
+    for s in &history {
+        queue.record_snapshot(s).await.expect("snapshot");
+    }
+    let (first_day, last_day) = (9, 16);
+    let days = u32::try_from(last_day - first_day + 1).expect("days");
+    let now = (last_day + 1) * day - 1;
+    let compare = |label: &'static str| {
+        let queue = queue.clone();
+        async move {
+            for team in ["", web, api, "unowned", "@org/nobody"] {
+                let rows = queue
+                    .trend_rows((!team.is_empty()).then_some(team), 0, i64::MAX)
+                    .await
+                    .expect("per repository");
+                let points: Vec<_> = rows.iter().map(|r| r.point()).collect();
+                assert_eq!(
+                    queue
+                        .daily_trend(team, first_day, last_day)
+                        .await
+                        .expect("daily"),
+                    daily_trend(&points, now, days),
+                    "{label}: the trend of {team:?}"
+                );
+            }
+            for d in first_day..=last_day + 1 {
+                let overview = queue
+                    .ownership_overview(0, Some(d * day))
+                    .await
+                    .expect("overview");
+                let mut by_team: Vec<(String, (i64, i64))> = Vec::new();
+                let mut summed: HashMap<String, (i64, i64)> = HashMap::new();
+                for c in &overview.before {
+                    let e = summed.entry(c.team.clone()).or_default();
+                    e.0 += c.danger;
+                    e.1 += c.warning;
+                }
+                by_team.extend(summed.into_iter().filter(|(_, (d, w))| d + w > 0));
+                by_team.sort();
+                let mut daily: Vec<(String, (i64, i64))> = queue
+                    .teams_before_day(d)
+                    .await
+                    .expect("teams")
+                    .into_iter()
+                    .map(|c| (c.name, (c.danger, c.warning)))
+                    .collect();
+                daily.sort();
+                assert_eq!(daily, by_team, "{label}: teams before day {d}");
+            }
+        }
+    };
+    compare("written with each snapshot").await;
+    let all = queue
+        .daily_trend("", first_day, last_day)
+        .await
+        .expect("all");
+    let counts: Vec<(u64, u64)> = all.iter().map(|p| (p.danger, p.warning)).collect();
+    assert_eq!(
+        counts,
+        [
+            (0, 0),
+            (2, 1),
+            (3, 0),
+            (4, 1),
+            (4, 2),
+            (4, 2),
+            (2, 2),
+            (2, 2)
+        ],
+        "day by day: nothing yet, a+b+m, a+c+m, +z+w, +n, z fixed and y, repository 7 clean"
+    );
+    // The renamed repository's findings sort under its new name on its teams' pages.
+    let web_page: Vec<i64> = queue
+        .team_findings(web)
+        .await
+        .expect("web")
+        .iter()
+        .map(|f| f.repo_id)
+        .collect();
+    assert_eq!(
+        web_page,
+        [9, 8, 9, 8],
+        "danger (y, m) then warning (w, n), each by repository: w sorts under org/b, not org/z"
+    );
+
+    // What migration 6 fills from a store made before it.
+    execute_raw(
+        store,
+        &format!(
+            "DELETE FROM daily_totals; {}
+             UPDATE open_finding_teams SET danger_first = 1, repository = '', path = '',
+                 line = 0, rule = '';
+             {}",
+            migration_6_statements(store, "INSERT INTO daily_totals"),
+            migration_6_statements(store, "UPDATE open_finding_teams"),
+        ),
+    )
+    .await;
+    compare("filled by the migration").await;
+    let refilled: Vec<i64> = queue
+        .team_findings(web)
+        .await
+        .expect("web")
+        .iter()
+        .map(|f| f.repo_id)
+        .collect();
+    assert_eq!(
+        refilled, web_page,
+        "the page's order, filled by the migration"
+    );
+
+    queue
+        .delete_repository_data("github", 8)
+        .await
+        .expect("delete");
+    compare("after a repository's data is deleted").await;
+    let all = queue
+        .daily_trend("", first_day, last_day)
+        .await
+        .expect("all");
+    assert_eq!(all[2].danger, 2, "day 11 without m: a and c");
 }
