@@ -1,9 +1,12 @@
 //! The dashboard's pages in headless Chromium behind a stand-in authenticating proxy:
 //! every page kind loads with its texts and no console message (no CSP violation, no failed
 //! load), every link on them answers, each page passes the W3C validator, and a screenshot of
-//! each is left in target/test-output/dashboard/ (docs/dashboard.md shows them). The store is
-//! filled by the bot itself from pushes and pull requests (`github_bot::default_branch_pushes…`
-//! calls [`browse_every_page`]); the sign-in with credentials runs here over HTTP.
+//! each is left in target/test-output/dashboard/ (with KUBEWARD_UPDATE_SCREENSHOTS=1 also in
+//! docs/images/, which docs/dashboard.md shows). The pages are those of a real `kubeward serve`
+//! filled by its own workers from signed pushes and pull requests
+//! (`serve_process::the_dashboard_of_a_real_serve…` calls [`browse_every_page`] and
+//! [`browse_as_team_lead`]); the sign-in with credentials and the console check's own control
+//! run here.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
@@ -87,18 +90,42 @@ async fn behind_proxy(dashboard: &str, user: &str, groups: &str) -> String {
     .await
 }
 
-/// Loads the overview and one page of each kind in Chromium, follows every link they carry,
+/// Saves a screenshot of `url` as `name`.png with the test output (and in docs/images when
+/// KUBEWARD_UPDATE_SCREENSHOTS is set); the page logs nothing to the console meanwhile.
+async fn screenshot(chromium: &std::path::Path, url: &str, name: &str) {
+    let file = browser::output_dir("dashboard").join(format!("{name}.png"));
+    let console = browser::screenshot(chromium, url, &file).await;
+    assert!(console.is_empty(), "{url}: {console:#?}");
+    eprintln!("screenshot of {url}: {}", file.display());
+    if std::env::var_os("KUBEWARD_UPDATE_SCREENSHOTS").is_some() {
+        let docs = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join(format!("docs/images/dashboard-{name}.png"));
+        std::fs::copy(&file, &docs).expect("copy the screenshot into docs/images");
+    }
+}
+
+/// Validates `pages` (HTML bodies) with the W3C validator.
+fn validate(pages: &[&str]) {
+    let dir = tempfile::tempdir().expect("temp");
+    let files: Vec<PathBuf> = pages
+        .iter()
+        .enumerate()
+        .map(|(i, body)| {
+            let file = dir.path().join(format!("page-{i}.html"));
+            std::fs::write(&file, body).expect("write");
+            file
+        })
+        .collect();
+    if let Some(errors) = browser::validate_html(&files) {
+        assert!(errors.is_empty(), "the validator: {errors:#?}");
+    }
+}
+
+/// Loads the overview and one page of each kind of the dashboard at `dashboard` in Chromium
+/// as a platform user (group `platform`, granted every team), follows every link they carry,
 /// validates each HTML page and saves screenshots. `texts` are what the overview must show.
-pub async fn browse_every_page(queue: Queue, texts: &[&str]) {
-    let dashboard = serve_dashboard(
-        queue,
-        json!({
-            "trustedHeaders": {"fromCidrs": ["127.0.0.1/32"]},
-            "access": [{"groups": ["platform"], "teams": ["*"]}]
-        }),
-    )
-    .await;
-    let site = behind_proxy(&dashboard, "pat", "platform").await;
+pub async fn browse_every_page(dashboard: &str, texts: &[&str]) {
+    let site = behind_proxy(dashboard, "pat", "platform").await;
     let client = reqwest::Client::new();
     // Every page reachable from the overview by its links, fetched over HTTP.
     let mut pages: BTreeMap<String, String> = BTreeMap::new();
@@ -157,20 +184,13 @@ pub async fn browse_every_page(queue: Queue, texts: &[&str]) {
     }
 
     // The W3C validator on every HTML page.
-    let dir = tempfile::tempdir().expect("temp");
-    let files: Vec<PathBuf> = pages
-        .iter()
-        .filter(|(_, body)| !body.is_empty())
-        .enumerate()
-        .map(|(i, (_, body))| {
-            let file = dir.path().join(format!("page-{i}.html"));
-            std::fs::write(&file, body).expect("write");
-            file
-        })
-        .collect();
-    if let Some(errors) = browser::validate_html(&files) {
-        assert!(errors.is_empty(), "the validator: {errors:#?}");
-    }
+    validate(
+        &pages
+            .values()
+            .filter(|body| !body.is_empty())
+            .map(String::as_str)
+            .collect::<Vec<_>>(),
+    );
 
     let Some(chromium) = browser::chromium() else {
         return;
@@ -182,7 +202,6 @@ pub async fn browse_every_page(queue: Queue, texts: &[&str]) {
             .cloned()
             .unwrap_or_else(|| panic!("no {kind} page"))
     };
-    let shots = browser::output_dir("dashboard");
     let overview = browser::load(&chromium, &format!("{site}/dashboard")).await;
     assert!(overview.console.is_empty(), "{:#?}", overview.console);
     for text in texts {
@@ -210,12 +229,101 @@ pub async fn browse_every_page(queue: Queue, texts: &[&str]) {
         let loaded = browser::load(&chromium, &url).await;
         assert!(loaded.console.is_empty(), "{page}: {:#?}", loaded.console);
         assert!(loaded.dom.contains(must), "{page} lacks {must:?}");
-        // The stylesheet applied: the header bar is dark, which only the file makes it.
-        let file = shots.join(format!("{name}.png"));
-        let console = browser::screenshot(&chromium, &url, &file).await;
-        assert!(console.is_empty(), "{page}: {console:#?}");
-        eprintln!("screenshot of {page}: {}", file.display());
+        screenshot(&chromium, &url, name).await;
     }
+}
+
+/// The same dashboard for `lead`, granted only `team`: the overview shows that team and
+/// none of `hidden`, its page loads, another team's page is not found, in the browser too.
+pub async fn browse_as_team_lead(dashboard: &str, team: &str, hidden: &[&str]) {
+    let site = behind_proxy(dashboard, "lead", "").await;
+    let client = reqwest::Client::new();
+    let team_page = format!("/dashboard/teams/{}", encoded(team));
+    let mut bodies = Vec::new();
+    for page in ["/dashboard".to_owned(), team_page.clone()] {
+        let answer = client
+            .get(format!("{site}{page}"))
+            .send()
+            .await
+            .expect("answered");
+        assert_eq!(answer.status(), StatusCode::OK, "{page}");
+        let body = answer.text().await.expect("body");
+        assert!(body.contains(team), "{page} lacks {team}");
+        for other in hidden {
+            assert!(!body.contains(other), "{page} shows {other} to the lead");
+        }
+        bodies.push(body);
+    }
+    validate(&bodies.iter().map(String::as_str).collect::<Vec<_>>());
+    for other in hidden {
+        let answer = client
+            .get(format!("{site}/dashboard/teams/{}", encoded(other)))
+            .send()
+            .await
+            .expect("answered");
+        assert_eq!(answer.status(), StatusCode::NOT_FOUND, "{other}");
+    }
+    let Some(chromium) = browser::chromium() else {
+        return;
+    };
+    for (name, page) in [
+        ("overview-team-lead", "/dashboard".to_owned()),
+        ("team-team-lead", team_page),
+    ] {
+        let url = format!("{site}{page}");
+        let loaded = browser::load(&chromium, &url).await;
+        assert!(loaded.console.is_empty(), "{page}: {:#?}", loaded.console);
+        assert!(loaded.dom.contains(team), "{page} lacks {team}");
+        for other in hidden {
+            assert!(!loaded.dom.contains(other), "{page} shows {other}");
+        }
+        screenshot(&chromium, &url, name).await;
+    }
+}
+
+/// The console check's control: a page that breaks our CSP (inline script and style) and
+/// loads a missing image is seen doing so, and one of ours with the same headers is not.
+#[tokio::test]
+async fn the_console_check_sees_what_a_broken_page_logs() {
+    let Some(chromium) = browser::chromium() else {
+        return;
+    };
+    let csp = "default-src 'none'; style-src 'self'; img-src 'self'";
+    let page = |body: &'static str| {
+        move || async move {
+            Response::builder()
+                .header("content-type", "text/html; charset=utf-8")
+                .header("content-security-policy", csp)
+                .body(Body::from(body))
+                .expect("response")
+        }
+    };
+    let site = listen(
+        axum::Router::new()
+            .route(
+                "/broken",
+                axum::routing::get(page(
+                    "<!doctype html><html lang=en><title>t</title><style>p{color:red}</style>\
+                     <script>console.log('x')</script><img src=/missing.png alt=m></html>",
+                )),
+            )
+            .route(
+                "/clean",
+                axum::routing::get(page(
+                    "<!doctype html><html lang=en><title>t</title><p>fine</p></html>",
+                )),
+            ),
+    )
+    .await;
+    let broken = browser::load(&chromium, &format!("{site}/broken")).await;
+    assert!(
+        broken.console.len() >= 2,
+        "the blocked inline script and style, the missing image: {:#?}",
+        broken.console
+    );
+    let clean = browser::load(&chromium, &format!("{site}/clean")).await;
+    assert!(clean.console.is_empty(), "{:#?}", clean.console);
+    assert!(clean.dom.contains("fine"));
 }
 
 fn encoded(text: &str) -> String {

@@ -2,6 +2,9 @@
 //! delivery id and never a secret, and a graceful shutdown that finishes or re-queues the job
 //! in flight.
 
+use crate::github_bot::{
+    POLICY, Upstream as Repository, deployment_named, pull, pull_request_payload, push_payload,
+};
 use crate::support;
 use crate::support::free_port;
 use crate::support::git_http;
@@ -74,10 +77,20 @@ async fn serve_with(api: &str, git: &str, extra: &str) -> Served {
 }
 
 async fn deliver(url: &str, delivery: &str, secret: &str, payload: &Value) -> u16 {
+    deliver_event(url, "pull_request", delivery, secret, payload).await
+}
+
+async fn deliver_event(
+    url: &str,
+    event: &str,
+    delivery: &str,
+    secret: &str,
+    payload: &Value,
+) -> u16 {
     let body = serde_json::to_vec(payload).expect("json");
     reqwest::Client::new()
         .post(format!("{url}/webhooks/github"))
-        .header("x-github-event", "pull_request")
+        .header("x-github-event", event)
         .header("x-github-delivery", delivery)
         .header("x-hub-signature-256", github_signature(secret, &body))
         .body(body)
@@ -469,5 +482,132 @@ async fn a_review_that_exhausts_memory_takes_down_its_own_process_only() {
         2,
         "one check run each: no crash loop"
     );
+    mock.assert_requests_valid();
+}
+
+/// Waits until the queue at `file` has no job queued or running.
+async fn settled(queue: &kubeward::queue::Queue) {
+    let deadline = Instant::now() + Duration::from_secs(90);
+    loop {
+        let stats = queue.stats(kubeward::queue::now_ms()).await.expect("stats");
+        if stats.queued == 0 && stats.running == 0 {
+            return;
+        }
+        assert!(Instant::now() < deadline, "jobs did not finish: {stats:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// The platform team's pages as a real `kubeward serve` serves them on its own dashboard
+/// listener, filled by its own workers from signed deliveries through the stand-in GitHub: a
+/// pull request reviewed and merged with its new danger finding (escaped), the push of the
+/// merge (a reviewed snapshot) and a direct push nobody reviewed (unreviewed findings), with
+/// two owning teams. A platform user browses every page; a team lead sees only their team.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_dashboard_of_a_real_serve_shows_what_its_reviews_and_pushes_stored() {
+    let mock = MockGitHub::start(BOT, TOKEN).await;
+    let upstream = Repository::new();
+    let privileged = "            privileged: true\n";
+    let owners = "/apps/shop/ @octo/shop-team\n/apps/cart/ @octo/cart-team\n";
+    let commit = |reference: &str, parents: &[git2::Oid], shop: &str, cart: Option<&str>| {
+        let shop = deployment_named("shop", shop, 2);
+        let cart = cart.map(|extra| deployment_named("cart", extra, 2));
+        let mut files = vec![
+            (".kubeward.yaml", POLICY),
+            (".github/CODEOWNERS", owners),
+            ("apps/shop/deployment.yaml", shop.as_str()),
+        ];
+        if let Some(cart) = &cart {
+            files.push(("apps/cart/deployment.yaml", cart.as_str()));
+        }
+        upstream.commit(reference, parents, &files)
+    };
+    let base = commit("refs/heads/main", &[], "", Some(""));
+    let head = commit("refs/pull/7/head", &[base], privileged, Some(""));
+    mock.fake.add_pull(7, pull(7, base, head));
+    mock.fake
+        .set_merge_base(&base.to_string(), &head.to_string(), &base.to_string());
+    let git = git_http::serve(upstream.served.clone(), Some(TOKEN)).await;
+    let dashboard = format!("http://127.0.0.1:{}", free_port());
+    let served = serve_with(
+        &mock.uri(),
+        &git.base_url,
+        &format!(
+            "dashboard:
+  listen: {}
+  trustedHeaders:
+    fromCidrs: ['127.0.0.1/32']
+  access:
+    - groups: [platform]
+      teams: ['*']
+    - users: [lead]
+      teams: ['@octo/shop-team']
+",
+            dashboard.trim_start_matches("http://")
+        ),
+    )
+    .await;
+    let queue = kubeward::queue::Queue::connect(&format!(
+        "sqlite://{}",
+        served.dir.path().join("queue.db").display()
+    ))
+    .await
+    .expect("queue");
+    let send = |event: &'static str, delivery: &'static str, payload: Value| {
+        let url = served.url.clone();
+        async move { deliver_event(&url, event, delivery, SECRET, &payload).await }
+    };
+
+    assert_eq!(
+        send(
+            "pull_request",
+            "open-7",
+            pull_request_payload("opened", 7, base, head)
+        )
+        .await,
+        202
+    );
+    settled(&queue).await;
+    let merge = commit("refs/heads/main", &[base, head], privileged, Some(""));
+    let mut closed = pull_request_payload("closed", 7, base, head);
+    closed["pull_request"]["state"] = json!("closed");
+    closed["pull_request"]["merged"] = json!(true);
+    closed["pull_request"]["merge_commit_sha"] = json!(merge.to_string());
+    assert_eq!(send("pull_request", "close-7", closed).await, 200);
+    assert_eq!(
+        send("push", "push-merge", push_payload("main", merge)).await,
+        202
+    );
+    settled(&queue).await;
+    let direct = commit("refs/heads/main", &[merge], privileged, Some(privileged));
+    assert_eq!(
+        send("push", "push-direct", push_payload("main", direct)).await,
+        202
+    );
+    settled(&queue).await;
+    let snapshots = queue.snapshots("github", 4242).await.expect("snapshots");
+    assert_eq!(snapshots.len(), 2, "{snapshots:?}");
+    assert!(
+        snapshots[0].reviewed && !snapshots[1].reviewed,
+        "{snapshots:?}"
+    );
+
+    crate::dashboard_pages::browse_every_page(
+        &dashboard,
+        &[
+            "@octo/shop-team",
+            "@octo/cart-team",
+            "octo/shop",
+            "escaped in 30 days",
+            "unreviewed",
+        ],
+    )
+    .await;
+    crate::dashboard_pages::browse_as_team_lead(
+        &dashboard,
+        "@octo/shop-team",
+        &["@octo/cart-team"],
+    )
+    .await;
     mock.assert_requests_valid();
 }
