@@ -21,7 +21,8 @@ use super::links::file_link;
 use crate::audit::Severity;
 use crate::ownership::{TrendPoint, daily_trend};
 use crate::queue::ownership::{
-    FindingsOf, GroupCount, OpenFinding, SnapshotRecord, TeamRepository, TeamReviews,
+    FindingsOf, GroupCount, OpenFinding, RepositoryCount, SnapshotRecord, TeamRepository,
+    TeamReviews,
 };
 
 /// The version of the API's JSON (`docs/dashboard.md`).
@@ -209,7 +210,7 @@ pub struct OverviewAnswer {
     pub teams_at_start: Vec<GroupCount>,
     pub trend_days: u32,
     pub rules: Vec<GroupCount>,
-    pub repositories: Vec<GroupCount>,
+    pub repositories: Vec<RepositoryCount>,
     pub unowned: Counts,
     pub unreviewed: i64,
     /// Only for a user who sees every team: merges are not any one team's.
@@ -329,7 +330,13 @@ pub(super) async fn overview_data(
             unreviewed += c.findings;
         }
         rules.push((c.rule.as_str(), danger, warning));
-        repositories.push((c.repository.as_str(), danger, warning));
+        repositories.push((
+            c.forge.as_str(),
+            c.repo_id,
+            c.repository.as_str(),
+            danger,
+            warning,
+        ));
     }
     let teams = teams
         .into_iter()
@@ -342,7 +349,7 @@ pub(super) async fn overview_data(
         teams_at_start,
         trend_days,
         rules: crate::queue::ownership::fold_counts(rules.into_iter()),
-        repositories: crate::queue::ownership::fold_counts(repositories.into_iter()),
+        repositories: crate::queue::ownership::fold_repositories(repositories.into_iter()),
         unowned,
         unreviewed,
         escaped: None,

@@ -207,6 +207,7 @@ pub(super) async fn overview(
     Query(query): Query<ListQuery>,
 ) -> Response {
     let days = query.trend_days();
+    let visible = viewer.visible.clone();
     let data = match api::overview_data(&state, viewer.visible, &query).await {
         Ok(d) => d,
         Err(refusal) => return refusal_page(refusal, Some(viewer.chrome)),
@@ -227,12 +228,18 @@ pub(super) async fn overview(
         rules: rows(&data.rules[..data.rules.len().min(10)], |r| {
             Some(links::rule_page(r))
         }),
-        // The overview names repositories; their pages are by forge and id, on the team and
-        // rule pages' rows.
-        repositories: rows(
-            &data.repositories[..data.repositories.len().min(20)],
-            |_| None,
-        ),
+        // A repository's page shows all of it: linked only for those who may see that.
+        repositories: data.repositories[..data.repositories.len().min(20)]
+            .iter()
+            .map(|r| Row {
+                name: r.name.clone(),
+                danger: r.danger,
+                warning: r.warning,
+                href: visible
+                    .sees_every_team_in(&r.name)
+                    .then(|| links::repository_page(&r.forge, r.repo_id)),
+            })
+            .collect(),
         open,
         data,
     };

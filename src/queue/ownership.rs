@@ -192,12 +192,25 @@ pub struct RepositoryTeamCount {
 /// Open findings a restricted user sees, counted by what the overview groups them by.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct VisibleCount {
+    pub forge: String,
+    pub repo_id: i64,
     pub repository: String,
     pub rule: String,
     pub severity: Severity,
     pub unreviewed: bool,
     pub unowned: bool,
     pub findings: i64,
+}
+
+/// One repository's open findings, by severity.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RepositoryCount {
+    pub forge: String,
+    pub repo_id: i64,
+    pub name: String,
+    pub danger: i64,
+    pub warning: i64,
 }
 
 /// Open findings of one group, by severity.
@@ -240,6 +253,34 @@ pub(crate) fn fold_counts<'a>(rows: impl Iterator<Item = (&'a str, i64, i64)>) -
         (b.danger, b.warning)
             .cmp(&(a.danger, a.warning))
             .then(a.name.cmp(&b.name))
+    });
+    counts
+}
+
+/// `(forge, repo_id, name, danger, warning)` rows summed per repository (two forges may have
+/// repositories of one name), most danger first.
+pub(crate) fn fold_repositories<'a>(
+    rows: impl Iterator<Item = (&'a str, i64, &'a str, i64, i64)>,
+) -> Vec<RepositoryCount> {
+    let mut by: std::collections::BTreeMap<(&str, i64), RepositoryCount> = Default::default();
+    for (forge, repo_id, name, danger, warning) in rows {
+        let entry = by
+            .entry((forge, repo_id))
+            .or_insert_with(|| RepositoryCount {
+                forge: forge.to_owned(),
+                repo_id,
+                name: name.to_owned(),
+                ..RepositoryCount::default()
+            });
+        entry.danger += danger;
+        entry.warning += warning;
+    }
+    let mut counts: Vec<RepositoryCount> = by.into_values().collect();
+    counts.sort_by(|a, b| {
+        (b.danger, b.warning)
+            .cmp(&(a.danger, a.warning))
+            .then(a.name.cmp(&b.name))
+            .then(a.forge.cmp(&b.forge))
     });
     counts
 }
@@ -414,13 +455,14 @@ pub(super) const VISIBLE_COUNTS_HEAD: &str = "WITH seen (forge, repo_id, team) A
 pub(super) const VISIBLE_COUNTS_TAIL: &str = "),
     seen_keys AS (SELECT DISTINCT t.forge, t.repo_id, t.key FROM open_finding_teams t
         JOIN seen v ON v.forge = t.forge AND v.repo_id = t.repo_id AND v.team = t.team)
-    SELECT r.name AS repository, f.rule, f.severity, CAST(f.unreviewed AS BIGINT) AS unreviewed,
+    SELECT r.forge, r.repo_id, r.name AS repository, f.rule, f.severity,
+        CAST(f.unreviewed AS BIGINT) AS unreviewed,
         CAST(CASE WHEN f.owners = '[]' THEN 1 ELSE 0 END AS BIGINT) AS unowned,
         CAST(COUNT(*) AS BIGINT) AS n
     FROM seen_keys k
     JOIN open_findings f ON f.forge = k.forge AND f.repo_id = k.repo_id AND f.key = k.key
     JOIN snapshot_repos r ON r.forge = f.forge AND r.repo_id = f.repo_id
-    GROUP BY r.name, f.rule, f.severity, f.unreviewed,
+    GROUP BY r.forge, r.repo_id, r.name, f.rule, f.severity, f.unreviewed,
         CASE WHEN f.owners = '[]' THEN 1 ELSE 0 END";
 
 /// Triples per `VISIBLE_COUNTS` statement: 3 bound values each, well under both limits.
@@ -611,7 +653,7 @@ pub(super) const RULE_COUNTS: &str = "SELECT t.rule AS name,
     FROM snapshot_repos r JOIN snapshot_rule_totals t ON t.snapshot_id = r.latest_snapshot_id
     GROUP BY t.rule";
 
-pub(super) const REPO_COUNTS: &str = "SELECT r.name, s.open_danger AS danger,
+pub(super) const REPO_COUNTS: &str = "SELECT r.forge, r.repo_id, r.name, s.open_danger AS danger,
     s.open_warning AS warning, s.open_unreviewed AS unreviewed
     FROM snapshot_repos r JOIN snapshots s ON s.id = r.latest_snapshot_id";
 
@@ -1502,34 +1544,36 @@ macro_rules! ownership_operations {
                 .map_err(db(op))?,
                 None => Vec::new(),
             };
-            let counted = |rows: Vec<_>| -> Result<Vec<(GroupCount, i64)>, sqlx::Error> {
-                rows.iter()
-                    .map(|r: &_| -> Result<_, sqlx::Error> {
-                        Ok((
-                            GroupCount {
-                                name: sqlx::Row::try_get(r, "name")?,
-                                danger: sqlx::Row::try_get(r, "danger")?,
-                                warning: sqlx::Row::try_get(r, "warning")?,
-                            },
-                            sqlx::Row::try_get::<i64, _>(r, "unreviewed").unwrap_or(0),
-                        ))
+            let rules = sqlx::query(RULE_COUNTS)
+                .fetch_all(&self.pool)
+                .await
+                .map_err(db(op))?
+                .iter()
+                .map(|r| -> Result<GroupCount, sqlx::Error> {
+                    Ok(GroupCount {
+                        name: r.try_get("name")?,
+                        danger: r.try_get("danger")?,
+                        warning: r.try_get("warning")?,
                     })
-                    .collect()
-            };
-            let rules = counted(
-                sqlx::query(RULE_COUNTS)
-                    .fetch_all(&self.pool)
-                    .await
-                    .map_err(db(op))?,
-            )
-            .map_err(db(op))?;
-            let repositories = counted(
-                sqlx::query(REPO_COUNTS)
-                    .fetch_all(&self.pool)
-                    .await
-                    .map_err(db(op))?,
-            )
-            .map_err(db(op))?;
+                })
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(db(op))?;
+            let repository_rows = sqlx::query(REPO_COUNTS)
+                .fetch_all(&self.pool)
+                .await
+                .map_err(db(op))?;
+            let mut unreviewed = 0;
+            let mut repositories = Vec::with_capacity(repository_rows.len());
+            for r in &repository_rows {
+                unreviewed += r.try_get::<i64, _>("unreviewed").map_err(db(op))?;
+                repositories.push((
+                    r.try_get::<&str, _>("forge").map_err(db(op))?,
+                    r.try_get::<i64, _>("repo_id").map_err(db(op))?,
+                    r.try_get::<&str, _>("name").map_err(db(op))?,
+                    r.try_get::<i64, _>("danger").map_err(db(op))?,
+                    r.try_get::<i64, _>("warning").map_err(db(op))?,
+                ));
+            }
             let escaped: i64 = sqlx::query(ESCAPED_SINCE)
                 .bind(escaped_since_ms)
                 .fetch_one(&self.pool)
@@ -1551,17 +1595,9 @@ macro_rules! ownership_operations {
                 by_repository,
                 before,
                 teams,
-                rules: fold_counts(
-                    rules
-                        .iter()
-                        .map(|(c, _)| (c.name.as_str(), c.danger, c.warning)),
-                ),
-                unreviewed: repositories.iter().map(|(_, u)| u).sum(),
-                repositories: fold_counts(
-                    repositories
-                        .iter()
-                        .map(|(c, _)| (c.name.as_str(), c.danger, c.warning)),
-                ),
+                rules: fold_counts(rules.iter().map(|c| (c.name.as_str(), c.danger, c.warning))),
+                unreviewed,
+                repositories: fold_repositories(repositories.into_iter()),
                 unowned_danger: unowned.danger,
                 unowned_warning: unowned.warning,
                 escaped,
@@ -1658,6 +1694,8 @@ macro_rules! ownership_operations {
                     counts.push(
                         (|| -> Result<VisibleCount, sqlx::Error> {
                             Ok(VisibleCount {
+                                forge: r.try_get("forge")?,
+                                repo_id: r.try_get("repo_id")?,
                                 repository: r.try_get("repository")?,
                                 rule: r.try_get("rule")?,
                                 severity: severity_of(r.try_get::<&str, _>("severity")?),
@@ -1839,7 +1877,7 @@ pub struct StoredOverview {
     pub before: Vec<RepositoryTeamCount>,
     pub teams: Vec<GroupCount>,
     pub rules: Vec<GroupCount>,
-    pub repositories: Vec<GroupCount>,
+    pub repositories: Vec<RepositoryCount>,
     pub unowned_danger: i64,
     pub unowned_warning: i64,
     /// Open findings that reached a default branch through a push no review covered.

@@ -171,7 +171,7 @@ async fn the_api_shows_each_user_what_they_are_granted_and_nothing_else() {
     );
     assert_eq!(
         wes["repositories"],
-        json!([{"name": "org/shop", "danger": 1, "warning": 0}])
+        json!([{"forge": "github", "repoId": 1, "name": "org/shop", "danger": 1, "warning": 0}])
     );
     assert_eq!(wes["escaped"], Value::Null);
     assert_eq!(
