@@ -210,6 +210,9 @@ pub struct OverviewAnswer {
     pub teams_at_start: Vec<GroupCount>,
     pub trend_days: u32,
     pub rules: Vec<GroupCount>,
+    /// Open findings per environment the policies name, each finding once in each of its
+    /// environments.
+    pub environments: Vec<GroupCount>,
     pub repositories: Vec<RepositoryCount>,
     pub unowned: Counts,
     pub unreviewed: i64,
@@ -278,6 +281,7 @@ pub(super) async fn overview_data(
             teams_at_start,
             trend_days,
             rules: stored.rules,
+            environments: stored.environments,
             repositories: stored.repositories,
             unowned: Counts {
                 danger: stored.unowned_danger,
@@ -315,6 +319,7 @@ pub(super) async fn overview_data(
     let mut unowned = Counts::default();
     let mut unreviewed = 0;
     let mut rules = Vec::with_capacity(counts.len());
+    let mut environments = Vec::new();
     let mut repositories = Vec::with_capacity(counts.len());
     for c in &counts {
         let (danger, warning) = match c.severity {
@@ -330,6 +335,9 @@ pub(super) async fn overview_data(
             unreviewed += c.findings;
         }
         rules.push((c.rule.as_str(), danger, warning));
+        for environment in &c.environments {
+            environments.push((environment.as_str(), danger, warning));
+        }
         repositories.push((
             c.forge.as_str(),
             c.repo_id,
@@ -349,6 +357,7 @@ pub(super) async fn overview_data(
         teams_at_start,
         trend_days,
         rules: crate::queue::ownership::fold_counts(rules.into_iter()),
+        environments: crate::queue::ownership::fold_counts(environments.into_iter()),
         repositories: crate::queue::ownership::fold_repositories(repositories.into_iter()),
         unowned,
         unreviewed,

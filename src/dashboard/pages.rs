@@ -198,6 +198,7 @@ struct OverviewPage {
     team_bars: BarChart,
     teams: Vec<TeamRow>,
     rules: Vec<Row>,
+    environments: Vec<Row>,
     repositories: Vec<Row>,
 }
 
@@ -228,6 +229,7 @@ pub(super) async fn overview(
         rules: rows(&data.rules[..data.rules.len().min(10)], |r| {
             Some(links::rule_page(r))
         }),
+        environments: rows(&data.environments, |_| None),
         // A repository's page shows all of it: linked only for those who may see that.
         repositories: data.repositories[..data.repositories.len().min(20)]
             .iter()

@@ -227,6 +227,21 @@ pub fn rule_totals(findings: &[OwnedFinding]) -> BTreeMap<String, Tally> {
     totals
 }
 
+/// Open findings per environment, each finding once in each of its environments (none: not
+/// counted): the overview's environments.
+pub fn environment_totals(findings: &[OwnedFinding]) -> BTreeMap<String, Tally> {
+    let mut totals: BTreeMap<String, Tally> = BTreeMap::new();
+    for f in findings {
+        for environment in &f.environments {
+            totals
+                .entry(environment.clone())
+                .or_default()
+                .add(f.severity, 1);
+        }
+    }
+    totals
+}
+
 /// One day of a trend: the open findings at its end.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]

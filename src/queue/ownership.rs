@@ -197,6 +197,7 @@ pub struct VisibleCount {
     pub repository: String,
     pub rule: String,
     pub severity: Severity,
+    pub environments: Vec<String>,
     pub unreviewed: bool,
     pub unowned: bool,
     pub findings: i64,
@@ -408,6 +409,9 @@ pub(super) const INSERT_COUNTS_HEAD: &str =
 pub(super) const INSERT_TEAM_TOTALS_HEAD: &str =
     "INSERT INTO snapshot_team_totals (snapshot_id, team, danger, warning) ";
 
+pub(super) const INSERT_ENVIRONMENT_TOTALS_HEAD: &str =
+    "INSERT INTO snapshot_environment_totals (snapshot_id, environment, danger, warning) ";
+
 pub(super) const INSERT_RULE_TOTALS_HEAD: &str =
     "INSERT INTO snapshot_rule_totals (snapshot_id, rule, danger, warning) ";
 
@@ -450,19 +454,20 @@ pub(super) const REPO_TOTALS_HISTORY: &str = "SELECT s.id, s.taken_at_ms, s.open
     WHERE s.forge = $1 AND s.repo_id = $2 ORDER BY s.taken_at_ms, s.id";
 
 /// The open findings of the `seen` (forge, repo_id, team) triples (a `VALUES` list appended
-/// after this head), each once, counted per repository, rule, severity, unreviewed, unowned.
+/// after this head), each once, counted per repository, rule, severity, environments,
+/// unreviewed and unowned.
 pub(super) const VISIBLE_COUNTS_HEAD: &str = "WITH seen (forge, repo_id, team) AS (";
 pub(super) const VISIBLE_COUNTS_TAIL: &str = "),
     seen_keys AS (SELECT DISTINCT t.forge, t.repo_id, t.key FROM open_finding_teams t
         JOIN seen v ON v.forge = t.forge AND v.repo_id = t.repo_id AND v.team = t.team)
-    SELECT r.forge, r.repo_id, r.name AS repository, f.rule, f.severity,
+    SELECT r.forge, r.repo_id, r.name AS repository, f.rule, f.severity, f.environments,
         CAST(f.unreviewed AS BIGINT) AS unreviewed,
         CAST(CASE WHEN f.owners = '[]' THEN 1 ELSE 0 END AS BIGINT) AS unowned,
         CAST(COUNT(*) AS BIGINT) AS n
     FROM seen_keys k
     JOIN open_findings f ON f.forge = k.forge AND f.repo_id = k.repo_id AND f.key = k.key
     JOIN snapshot_repos r ON r.forge = f.forge AND r.repo_id = f.repo_id
-    GROUP BY r.forge, r.repo_id, r.name, f.rule, f.severity, f.unreviewed,
+    GROUP BY r.forge, r.repo_id, r.name, f.rule, f.severity, f.environments, f.unreviewed,
         CASE WHEN f.owners = '[]' THEN 1 ELSE 0 END";
 
 /// Triples per `VISIBLE_COUNTS` statement: 3 bound values each, well under both limits.
@@ -652,6 +657,12 @@ pub(super) const RULE_COUNTS: &str = "SELECT t.rule AS name,
     CAST(SUM(t.danger) AS BIGINT) AS danger, CAST(SUM(t.warning) AS BIGINT) AS warning
     FROM snapshot_repos r JOIN snapshot_rule_totals t ON t.snapshot_id = r.latest_snapshot_id
     GROUP BY t.rule";
+
+pub(super) const ENVIRONMENT_COUNTS: &str = "SELECT t.environment AS name,
+    CAST(SUM(t.danger) AS BIGINT) AS danger, CAST(SUM(t.warning) AS BIGINT) AS warning
+    FROM snapshot_repos r
+    JOIN snapshot_environment_totals t ON t.snapshot_id = r.latest_snapshot_id
+    GROUP BY t.environment";
 
 pub(super) const REPO_COUNTS: &str = "SELECT r.forge, r.repo_id, r.name, s.open_danger AS danger,
     s.open_warning AS warning, s.open_unreviewed AS unreviewed
@@ -918,6 +929,10 @@ macro_rules! ownership_operations {
                 (
                     INSERT_RULE_TOTALS_HEAD,
                     $crate::ownership::rule_totals(&snapshot.findings),
+                ),
+                (
+                    INSERT_ENVIRONMENT_TOTALS_HEAD,
+                    $crate::ownership::environment_totals(&snapshot.findings),
                 ),
             ] {
                 let totals: Vec<_> = totals.into_iter().collect();
@@ -1544,20 +1559,27 @@ macro_rules! ownership_operations {
                 .map_err(db(op))?,
                 None => Vec::new(),
             };
-            let rules = sqlx::query(RULE_COUNTS)
-                .fetch_all(&self.pool)
-                .await
-                .map_err(db(op))?
-                .iter()
-                .map(|r| -> Result<GroupCount, sqlx::Error> {
-                    Ok(GroupCount {
-                        name: r.try_get("name")?,
-                        danger: r.try_get("danger")?,
-                        warning: r.try_get("warning")?,
-                    })
-                })
-                .collect::<Result<Vec<_>, _>>()
-                .map_err(db(op))?;
+            let mut by_name = Vec::new();
+            for statement in [RULE_COUNTS, ENVIRONMENT_COUNTS] {
+                by_name.push(
+                    sqlx::query(statement)
+                        .fetch_all(&self.pool)
+                        .await
+                        .map_err(db(op))?
+                        .iter()
+                        .map(|r| -> Result<GroupCount, sqlx::Error> {
+                            Ok(GroupCount {
+                                name: r.try_get("name")?,
+                                danger: r.try_get("danger")?,
+                                warning: r.try_get("warning")?,
+                            })
+                        })
+                        .collect::<Result<Vec<_>, _>>()
+                        .map_err(db(op))?,
+                );
+            }
+            let environments = by_name.pop().unwrap_or_default();
+            let rules = by_name.pop().unwrap_or_default();
             let repository_rows = sqlx::query(REPO_COUNTS)
                 .fetch_all(&self.pool)
                 .await
@@ -1596,6 +1618,11 @@ macro_rules! ownership_operations {
                 before,
                 teams,
                 rules: fold_counts(rules.iter().map(|c| (c.name.as_str(), c.danger, c.warning))),
+                environments: fold_counts(
+                    environments
+                        .iter()
+                        .map(|c| (c.name.as_str(), c.danger, c.warning)),
+                ),
                 unreviewed,
                 repositories: fold_repositories(repositories.into_iter()),
                 unowned_danger: unowned.danger,
@@ -1699,6 +1726,7 @@ macro_rules! ownership_operations {
                                 repository: r.try_get("repository")?,
                                 rule: r.try_get("rule")?,
                                 severity: severity_of(r.try_get::<&str, _>("severity")?),
+                                environments: list_of(r.try_get::<&str, _>("environments")?),
                                 unreviewed: r.try_get::<i64, _>("unreviewed")? == 1,
                                 unowned: r.try_get::<i64, _>("unowned")? == 1,
                                 findings: r.try_get("n")?,
@@ -1877,6 +1905,8 @@ pub struct StoredOverview {
     pub before: Vec<RepositoryTeamCount>,
     pub teams: Vec<GroupCount>,
     pub rules: Vec<GroupCount>,
+    /// Each finding once in each of its environments.
+    pub environments: Vec<GroupCount>,
     pub repositories: Vec<RepositoryCount>,
     pub unowned_danger: i64,
     pub unowned_warning: i64,

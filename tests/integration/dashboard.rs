@@ -156,6 +156,10 @@ async fn the_api_shows_each_user_what_they_are_granted_and_nothing_else() {
     assert_eq!(all["unowned"]["danger"], 1);
     assert_eq!(all["unreviewed"], 1, "org/cart's push was not reviewed");
     assert_eq!(all["escaped"], 0);
+    assert_eq!(
+        all["environments"],
+        json!([{"name": "prod", "danger": 4, "warning": 0}])
+    );
     // Both repositories' only snapshots carry forward to every day of the trend.
     let trend = all["trend"].as_array().expect("trend");
     assert_eq!(trend.len(), 30);
@@ -172,6 +176,11 @@ async fn the_api_shows_each_user_what_they_are_granted_and_nothing_else() {
     assert_eq!(
         wes["repositories"],
         json!([{"forge": "github", "repoId": 1, "name": "org/shop", "danger": 1, "warning": 0}])
+    );
+    assert_eq!(
+        wes["environments"],
+        json!([{"name": "prod", "danger": 1, "warning": 0}]),
+        "only what wes sees"
     );
     assert_eq!(wes["escaped"], Value::Null);
     assert_eq!(

@@ -1605,6 +1605,14 @@ pub async fn snapshots_store_only_what_changed_and_rebuild_every_set(store: &Sto
     assert_eq!(team("@org/api"), Some((1, 0)));
     assert_eq!(team("unowned"), Some((1, 0)));
     assert_eq!((overview.unowned_danger, overview.unowned_warning), (1, 0));
+    assert_eq!(
+        overview.environments,
+        [kubeward::queue::ownership::GroupCount {
+            name: "prod".into(),
+            danger: 3,
+            warning: 0
+        }]
+    );
     assert_eq!(overview.unreviewed, 1, "d came in with an unreviewed push");
     let api = queue.team_findings("@org/api").await.expect("team");
     assert_eq!(api.len(), 1);
@@ -2073,16 +2081,18 @@ pub async fn daily_totals_agree_with_every_repository_s_snapshots(store: &Store)
                 f("n", "api.yaml", 7, "warning", &[web]),
             ],
         ),
-        // The api team has nothing left in repository 9, which is renamed; w stays.
+        // The api team has nothing left in repository 9, which is renamed; w stays, now also
+        // part of staging.
         repo(
             9,
             "org/b",
             "z2",
             at(4, 2),
-            vec![
-                f("y", "z.yaml", 2, "danger", &[web]),
-                f("w", "z.yaml", 5, "warning", &[web]),
-            ],
+            vec![f("y", "z.yaml", 2, "danger", &[web]), {
+                let mut w = f("w", "z.yaml", 5, "warning", &[web]);
+                w.environments = vec!["prod".into(), "staging".into()];
+                w
+            }],
         ),
         repo(7, "org/a", "a4", at(5, 0), Vec::new()),
     ];
@@ -2170,6 +2180,20 @@ pub async fn daily_totals_agree_with_every_repository_s_snapshots(store: &Store)
         "danger (y, m) then warning (w, n), each by repository: w sorts under org/b, not org/z"
     );
 
+    let environments = |overview: kubeward::queue::ownership::StoredOverview| {
+        overview
+            .environments
+            .into_iter()
+            .map(|c| (c.name, c.danger, c.warning))
+            .collect::<Vec<_>>()
+    };
+    let written = environments(queue.ownership_overview(0, None).await.expect("overview"));
+    assert_eq!(
+        written,
+        [("prod".to_owned(), 2, 2), ("staging".to_owned(), 0, 1)],
+        "m, n, y and w in prod, w also in staging"
+    );
+
     // What migration 6 fills from a store made before it.
     execute_raw(
         store,
@@ -2177,12 +2201,19 @@ pub async fn daily_totals_agree_with_every_repository_s_snapshots(store: &Store)
             "DELETE FROM daily_totals; {}
              UPDATE open_finding_teams SET danger_first = 1, repository = '', path = '',
                  line = 0, rule = '';
-             {}",
+             {}
+             DELETE FROM snapshot_environment_totals; {}",
             migration_6_statements(store, "INSERT INTO daily_totals"),
             migration_6_statements(store, "UPDATE open_finding_teams"),
+            migration_6_statements(store, "INSERT INTO snapshot_environment_totals"),
         ),
     )
     .await;
+    assert_eq!(
+        environments(queue.ownership_overview(0, None).await.expect("overview")),
+        written,
+        "the environments, filled by the migration"
+    );
     compare("filled by the migration").await;
     let refilled: Vec<i64> = queue
         .team_findings(web)

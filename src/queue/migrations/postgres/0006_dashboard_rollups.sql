@@ -39,6 +39,25 @@ INSERT INTO daily_totals (team, day, danger, warning)
     FROM latest l JOIN snapshots s ON s.id = l.id
     GROUP BY l.day;
 
+-- Open findings per environment at each snapshot, each finding once in each of its
+-- environments: the overview's environments. Filled for each repository's latest snapshot.
+CREATE TABLE snapshot_environment_totals (
+    snapshot_id BIGINT  NOT NULL REFERENCES snapshots (id) ON DELETE CASCADE,
+    environment TEXT    NOT NULL,
+    danger      BIGINT  NOT NULL,
+    warning     BIGINT  NOT NULL,
+    PRIMARY KEY (snapshot_id, environment)
+);
+INSERT INTO snapshot_environment_totals (snapshot_id, environment, danger, warning)
+    SELECT r.latest_snapshot_id, e.value,
+           SUM(CASE WHEN f.severity = 'danger' THEN 1 ELSE 0 END),
+           SUM(CASE WHEN f.severity = 'warning' THEN 1 ELSE 0 END)
+    FROM open_findings f
+    JOIN snapshot_repos r ON r.forge = f.forge AND r.repo_id = f.repo_id,
+    jsonb_array_elements_text(f.environments::jsonb) AS e(value)
+    WHERE r.latest_snapshot_id IS NOT NULL
+    GROUP BY r.latest_snapshot_id, e.value;
+
 -- A team's findings in its page's order: danger first, then repository, path and line.
 ALTER TABLE open_finding_teams ADD COLUMN danger_first BIGINT NOT NULL DEFAULT 1;
 ALTER TABLE open_finding_teams ADD COLUMN repository TEXT NOT NULL DEFAULT '';
