@@ -129,6 +129,14 @@ impl Visible {
         self.scopes.iter().any(|(t, _)| t == "*" || t == team)
     }
 
+    /// `team`'s findings in every repository, past and present (its daily totals are summed
+    /// over all of them, including ones it has nothing open in now).
+    pub fn sees_team_everywhere(&self, team: &str) -> bool {
+        self.scopes.iter().any(|(t, repos)| {
+            (t == "*" || t == team) && repos.iter().any(|r| r.glob().glob() == "*")
+        })
+    }
+
     /// Every team's findings in `repository`, past and present (its snapshots count them all).
     pub fn sees_every_team_in(&self, repository: &str) -> bool {
         self.scopes

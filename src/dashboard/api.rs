@@ -460,7 +460,7 @@ pub(super) async fn team_data(
     };
     let now = crate::queue::now_ms();
     let trend_days = query.trend_days();
-    let trend = if sees_whole_team {
+    let trend = if visible.sees_team_everywhere(team) {
         q.daily_trend(
             team,
             trend_start(now, trend_days).div_euclid(DAY_MS),

@@ -306,3 +306,64 @@ async fn headers_from_anyone_but_the_proxy_are_not_believed() {
     assert!(!body.contains("org/shop"), "{body}");
     valid("error", &body);
 }
+
+/// A team's trend sums every repository's daily totals only for those who see the team
+/// everywhere: wes, granted @org/web in org/shop alone, sees every repository the team has
+/// open findings in today, but not org/old, where it had one yesterday.
+#[tokio::test]
+async fn a_team_s_trend_never_counts_a_repository_the_user_may_not_see() {
+    let queue = Queue::connect("sqlite::memory:").await.expect("queue");
+    let now = kubeward::queue::now_ms();
+    let day = 86_400_000;
+    let web = finding(
+        "a",
+        "apps/web.yaml",
+        "Should not be privileged",
+        &["@org/web"],
+    );
+    let mut old = web.clone();
+    old.key = "o".into();
+    for (id, name, commit, at, findings) in [
+        (1, "org/shop", "1", now - day, vec![web.clone()]),
+        (2, "org/old", "2", now - day, vec![old]),
+        (2, "org/old", "3", now, Vec::new()),
+    ] {
+        queue
+            .record_snapshot(&NewSnapshot {
+                forge: "github".into(),
+                repo_id: id,
+                repo_name: name.into(),
+                installation_id: Some(7),
+                web_url: None,
+                commit: commit.repeat(40),
+                taken_at_ms: at,
+                cause: SnapshotCause::Push,
+                reviewed: true,
+                findings,
+            })
+            .await
+            .expect("snapshot");
+    }
+    let url = serve(queue, &["127.0.0.1/32"]).await;
+    let yesterday = |user: (&'static str, &'static str)| {
+        let url = url.clone();
+        async move {
+            let (status, _, body) =
+                get(&format!("{url}/api/v1/teams/%40org%2Fweb"), Some(user)).await;
+            assert_eq!(status, 200, "{body}");
+            let team = valid("team", &body);
+            assert_eq!(team["danger"], 1, "only org/shop holds one today");
+            team["trend"][28]["danger"].clone()
+        }
+    };
+    assert_eq!(
+        yesterday(("pat", "platform")).await,
+        2,
+        "org/shop and org/old"
+    );
+    assert_eq!(
+        yesterday(("wes", "")).await,
+        1,
+        "org/old is not wes's to see"
+    );
+}
