@@ -455,20 +455,20 @@ pub(super) const REPO_TOTALS_HISTORY: &str = "SELECT s.id, s.taken_at_ms, s.open
 
 /// The open findings of the `seen` (forge, repo_id, team) triples (a `VALUES` list appended
 /// after this head), each once, counted per repository, rule, severity, environments,
-/// unreviewed and unowned.
+/// unreviewed and unowned, from the per-team rows alone. A finding seen through two teams is
+/// one key in one group (all of these are the finding's, not the team's: an unowned finding's
+/// only team is `unowned`, [`crate::ownership::UNOWNED`]).
 pub(super) const VISIBLE_COUNTS_HEAD: &str = "WITH seen (forge, repo_id, team) AS (";
-pub(super) const VISIBLE_COUNTS_TAIL: &str = "),
-    seen_keys AS (SELECT DISTINCT t.forge, t.repo_id, t.key FROM open_finding_teams t
-        JOIN seen v ON v.forge = t.forge AND v.repo_id = t.repo_id AND v.team = t.team)
-    SELECT r.forge, r.repo_id, r.name AS repository, f.rule, f.severity, f.environments,
-        CAST(f.unreviewed AS BIGINT) AS unreviewed,
-        CAST(CASE WHEN f.owners = '[]' THEN 1 ELSE 0 END AS BIGINT) AS unowned,
-        CAST(COUNT(*) AS BIGINT) AS n
-    FROM seen_keys k
-    JOIN open_findings f ON f.forge = k.forge AND f.repo_id = k.repo_id AND f.key = k.key
-    JOIN snapshot_repos r ON r.forge = f.forge AND r.repo_id = f.repo_id
-    GROUP BY r.forge, r.repo_id, r.name, f.rule, f.severity, f.environments, f.unreviewed,
-        CASE WHEN f.owners = '[]' THEN 1 ELSE 0 END";
+pub(super) const VISIBLE_COUNTS_TAIL: &str = ")
+    SELECT t.forge, t.repo_id, r.name AS repository, t.rule, t.danger_first, t.environments,
+        CAST(t.unreviewed AS BIGINT) AS unreviewed,
+        CAST(CASE WHEN t.team = 'unowned' THEN 1 ELSE 0 END AS BIGINT) AS unowned,
+        CAST(COUNT(DISTINCT t.key) AS BIGINT) AS n
+    FROM open_finding_teams t
+    JOIN seen v ON v.forge = t.forge AND v.repo_id = t.repo_id AND v.team = t.team
+    JOIN snapshot_repos r ON r.forge = t.forge AND r.repo_id = t.repo_id
+    GROUP BY t.forge, t.repo_id, r.name, t.rule, t.danger_first, t.environments, t.unreviewed,
+        CASE WHEN t.team = 'unowned' THEN 1 ELSE 0 END";
 
 /// Triples per `VISIBLE_COUNTS` statement: 3 bound values each, well under both limits.
 pub(super) const VISIBLE_TRIPLES: usize = 2_000;
@@ -584,7 +584,8 @@ pub(super) const UPSERT_OPEN_TAIL: &str = " ON CONFLICT (forge, repo_id, key) DO
     commit_sha = excluded.commit_sha";
 
 pub(super) const INSERT_OPEN_TEAMS_HEAD: &str = "INSERT INTO open_finding_teams
-    (forge, repo_id, key, team, danger_first, repository, path, line, rule) ";
+    (forge, repo_id, key, team, danger_first, repository, path, line, rule, environments,
+     unreviewed) ";
 
 pub(super) const SNAPSHOTS_OF: &str = "SELECT id, commit_sha, taken_at_ms, cause, checkpoint,
     reviewed, added, removed, moved, open_danger, open_warning
@@ -1010,13 +1011,17 @@ macro_rules! ownership_operations {
                 q.push(UPSERT_OPEN_TAIL);
                 q.build().execute(&mut *tx).await.map_err(db(op))?;
             }
-            let team_rows: Vec<(&$crate::ownership::OwnedFinding, String)> = upserts
+            let team_rows: Vec<(&$crate::ownership::OwnedFinding, bool, String)> = upserts
                 .iter()
-                .flat_map(|(f, ..)| teams_of(f).into_iter().map(move |team| (*f, team)))
+                .flat_map(|(f, unreviewed, _)| {
+                    teams_of(f)
+                        .into_iter()
+                        .map(move |team| (*f, *unreviewed, team))
+                })
                 .collect();
             for chunk in team_rows.chunks(BATCH_ROWS) {
                 let mut q = sqlx::QueryBuilder::<$db>::new(INSERT_OPEN_TEAMS_HEAD);
-                q.push_values(chunk, |mut b, (f, team)| {
+                q.push_values(chunk, |mut b, (f, unreviewed, team)| {
                     b.push_bind(snapshot.forge.as_str())
                         .push_bind(snapshot.repo_id)
                         .push_bind(f.key.as_str())
@@ -1025,7 +1030,9 @@ macro_rules! ownership_operations {
                         .push_bind(snapshot.repo_name.as_str())
                         .push_bind(f.path.as_str())
                         .push_bind(i64::from(f.line))
-                        .push_bind(f.rule.as_str());
+                        .push_bind(f.rule.as_str())
+                        .push_bind(json_list(&f.environments))
+                        .push_bind(i64::from(*unreviewed));
                 });
                 q.push(" ON CONFLICT DO NOTHING");
                 q.build().execute(&mut *tx).await.map_err(db(op))?;
@@ -1725,7 +1732,11 @@ macro_rules! ownership_operations {
                                 repo_id: r.try_get("repo_id")?,
                                 repository: r.try_get("repository")?,
                                 rule: r.try_get("rule")?,
-                                severity: severity_of(r.try_get::<&str, _>("severity")?),
+                                severity: if r.try_get::<i64, _>("danger_first")? == 0 {
+                                    $crate::audit::Severity::Danger
+                                } else {
+                                    $crate::audit::Severity::Warning
+                                },
                                 environments: list_of(r.try_get::<&str, _>("environments")?),
                                 unreviewed: r.try_get::<i64, _>("unreviewed")? == 1,
                                 unowned: r.try_get::<i64, _>("unowned")? == 1,
@@ -1920,6 +1931,11 @@ pub struct StoredOverview {
 mod tests {
     use super::*;
     use crate::ownership::UNOWNED;
+
+    #[test]
+    fn the_visible_counts_know_the_unowned_team_by_its_name() {
+        assert!(VISIBLE_COUNTS_TAIL.contains(&format!("t.team = '{UNOWNED}'")));
+    }
 
     #[test]
     fn counts_fold_by_name_most_danger_first() {

@@ -85,7 +85,8 @@ async fn serve(queue: Queue, proxies: &[&str]) -> String {
             "trustedHeaders": {"fromCidrs": proxies},
             "access": [
                 {"groups": ["platform"], "teams": ["*"]},
-                {"users": ["wes"], "teams": ["@org/web"], "repositories": ["org/shop"]}
+                {"users": ["wes"], "teams": ["@org/web"], "repositories": ["org/shop"]},
+                {"users": ["duo"], "teams": ["@org/web", "@org/api", "unowned"]}
             ]
         }),
     )
@@ -366,4 +367,63 @@ async fn a_team_s_trend_never_counts_a_repository_the_user_may_not_see() {
         1,
         "org/old is not wes's to see"
     );
+}
+
+/// A user granted several teams counts a finding owned by two of them once, in every count
+/// the overview gives them; unreviewed and unowned ones are counted as such.
+#[tokio::test]
+async fn a_user_granted_two_teams_counts_a_finding_of_both_once() {
+    let queue = Queue::connect("sqlite::memory:").await.expect("queue");
+    let now = kubeward::queue::now_ms();
+    let shared = finding("x", "apps/web.yaml", "shared", &["@org/web", "@org/api"]);
+    let api = finding("y", "apps/api.yaml", "api", &["@org/api"]);
+    let mut unowned = finding("z", "legacy/old.yaml", "nobody's", &[]);
+    unowned.environments = vec!["prod".into(), "staging".into()];
+    for (commit, reviewed, findings) in [
+        ("1", true, vec![shared.clone(), api.clone()]),
+        ("2", false, vec![shared, api, unowned]),
+    ] {
+        queue
+            .record_snapshot(&NewSnapshot {
+                forge: "github".into(),
+                repo_id: 1,
+                repo_name: "org/shop".into(),
+                installation_id: Some(7),
+                web_url: None,
+                commit: commit.repeat(40),
+                taken_at_ms: now,
+                cause: SnapshotCause::Push,
+                reviewed,
+                findings,
+            })
+            .await
+            .expect("snapshot");
+    }
+    let url = serve(queue, &["127.0.0.1/32"]).await;
+    let (status, _, body) = get(&format!("{url}/api/v1/overview"), Some(("duo", ""))).await;
+    assert_eq!(status, 200, "{body}");
+    let duo = valid("overview", &body);
+    assert_eq!(
+        duo["teams"],
+        json!([
+            {"name": "@org/api", "danger": 2, "warning": 0},
+            {"name": "@org/web", "danger": 1, "warning": 0},
+            {"name": "unowned", "danger": 1, "warning": 0}
+        ])
+    );
+    assert_eq!(
+        duo["rules"],
+        json!([{"name": "runAsPrivileged", "danger": 3, "warning": 0}]),
+        "x once, though both of its teams are duo's"
+    );
+    assert_eq!(duo["repositories"][0]["danger"], 3);
+    assert_eq!(
+        duo["environments"],
+        json!([
+            {"name": "prod", "danger": 3, "warning": 0},
+            {"name": "staging", "danger": 1, "warning": 0}
+        ])
+    );
+    assert_eq!(duo["unowned"], json!({"danger": 1, "warning": 0}));
+    assert_eq!(duo["unreviewed"], 1, "z came with the unreviewed push");
 }

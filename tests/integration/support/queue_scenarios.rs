@@ -2200,7 +2200,7 @@ pub async fn daily_totals_agree_with_every_repository_s_snapshots(store: &Store)
         &format!(
             "DELETE FROM daily_totals; {}
              UPDATE open_finding_teams SET danger_first = 1, repository = '', path = '',
-                 line = 0, rule = '';
+                 line = 0, rule = '', environments = '[]', unreviewed = 0;
              {}
              DELETE FROM snapshot_environment_totals; {}",
             migration_6_statements(store, "INSERT INTO daily_totals"),

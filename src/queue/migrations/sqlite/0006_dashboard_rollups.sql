@@ -58,15 +58,19 @@ INSERT INTO snapshot_environment_totals (snapshot_id, environment, danger, warni
     WHERE r.latest_snapshot_id IS NOT NULL
     GROUP BY r.latest_snapshot_id, e.value;
 
--- A team's findings in its page's order: danger first, then repository, path and line.
+-- A team's findings in its page's order: danger first, then repository, path and line; with
+-- what a restricted user's overview counts them by, so that count reads these rows alone.
 ALTER TABLE open_finding_teams ADD COLUMN danger_first INTEGER NOT NULL DEFAULT 1;
 ALTER TABLE open_finding_teams ADD COLUMN repository TEXT NOT NULL DEFAULT '';
 ALTER TABLE open_finding_teams ADD COLUMN path TEXT NOT NULL DEFAULT '';
 ALTER TABLE open_finding_teams ADD COLUMN line INTEGER NOT NULL DEFAULT 0;
 ALTER TABLE open_finding_teams ADD COLUMN rule TEXT NOT NULL DEFAULT '';
+ALTER TABLE open_finding_teams ADD COLUMN environments TEXT NOT NULL DEFAULT '[]';
+ALTER TABLE open_finding_teams ADD COLUMN unreviewed INTEGER NOT NULL DEFAULT 0;
 UPDATE open_finding_teams AS t SET
     danger_first = CASE f.severity WHEN 'danger' THEN 0 ELSE 1 END,
-    path = f.path, line = f.line, rule = f.rule
+    path = f.path, line = f.line, rule = f.rule, environments = f.environments,
+    unreviewed = f.unreviewed
     FROM open_findings f
     WHERE f.forge = t.forge AND f.repo_id = t.repo_id AND f.key = t.key;
 UPDATE open_finding_teams AS t SET repository = r.name
