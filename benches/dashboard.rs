@@ -18,7 +18,8 @@
 //! Filling takes most of an hour per database at full size, so `KUBEWARD_DASH_KEEP=DIR` keeps
 //! the filled stores (a SQLite file in DIR, a PostgreSQL database named after the shape) and a
 //! later run with the same shape times the pages on them, after migrating them like any store.
-//! `KUBEWARD_DASH_DATABASES=sqlite` or `=postgres` runs one of the two.
+//! `KUBEWARD_DASH_DATABASES=sqlite` or `=postgres` runs one of the two. On PostgreSQL the
+//! bench runs `VACUUM (ANALYZE)` before timing, as autovacuum would on a running server.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -278,7 +279,13 @@ fn runs(database: &str) -> bool {
     std::env::var("KUBEWARD_DASH_DATABASES").map_or(true, |v| v.split(',').any(|d| d == database))
 }
 
-async fn run(label: &str, url: &str, kept: bool, size: impl std::future::Future<Output = u64>) {
+async fn run(
+    label: &str,
+    url: &str,
+    kept: bool,
+    settle: impl std::future::Future<Output = ()>,
+    size: impl std::future::Future<Output = u64>,
+) {
     let (repos, findings, days, _) = shape();
     let requests = env_number("KUBEWARD_DASH_REQUESTS", 40);
     let queue = Queue::connect(url).await.expect("queue");
@@ -289,6 +296,7 @@ async fn run(label: &str, url: &str, kept: bool, size: impl std::future::Future<
         eprintln!("{label}: filling {repos} repositories × {findings} findings × {days} days");
         fill(&queue, repos, findings, days).await
     };
+    settle.await;
     let site = serve(queue.clone()).await;
     let client = reqwest::Client::new();
     let team_url = team(7).replace('@', "%40").replace('/', "%2F");
@@ -395,7 +403,7 @@ fn main() {
                 }
             }
             let sqlite_url = format!("sqlite://{}", file.display());
-            run("SQLite", &sqlite_url, kept, async {
+            run("SQLite", &sqlite_url, kept, async {}, async {
                 ["", "-wal"]
                     .iter()
                     .filter_map(|s| std::fs::metadata(format!("{}{s}", file.display())).ok())
@@ -457,7 +465,20 @@ fn main() {
         let url = format!("{server}/{name}");
         let size_pool = admin.clone();
         let size_name = name.clone();
-        run("PostgreSQL", &url, kept, async move {
+        // What autovacuum does on a running server, done now: the fill (or a migration of a
+        // kept store) leaves dead rows and no statistics, which no long-lived store has.
+        let settle_url = url.clone();
+        let settle = async move {
+            let pool = sqlx::PgPool::connect(&settle_url)
+                .await
+                .expect("bench database");
+            sqlx::query("VACUUM (ANALYZE)")
+                .execute(&pool)
+                .await
+                .expect("vacuum");
+            pool.close().await;
+        };
+        run("PostgreSQL", &url, kept, settle, async move {
             sqlx::query_scalar::<_, i64>("SELECT pg_database_size($1)")
                 .bind(&size_name)
                 .fetch_one(&size_pool)
