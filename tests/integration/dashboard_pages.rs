@@ -123,8 +123,9 @@ fn validate(pages: &[&str]) {
 
 /// Loads the overview and one page of each kind of the dashboard at `dashboard` in Chromium
 /// as a platform user (group `platform`, granted every team), follows every link they carry,
-/// validates each HTML page and saves screenshots. `texts` are what the overview must show.
-pub async fn browse_every_page(dashboard: &str, texts: &[&str]) {
+/// validates each HTML page and saves screenshots (`team`'s page for a team). `texts` are what
+/// the overview must show.
+pub async fn browse_every_page(dashboard: &str, team: &str, texts: &[&str]) {
     let site = behind_proxy(dashboard, "pat", "platform").await;
     let client = reqwest::Client::new();
     // Every page reachable from the overview by its links, fetched over HTTP.
@@ -215,7 +216,7 @@ pub async fn browse_every_page(dashboard: &str, texts: &[&str]) {
         ),
         (
             "team",
-            first("/dashboard/teams/"),
+            format!("/dashboard/teams/{}", encoded(team)),
             "What its reviews caught",
         ),
         ("rule", first("/dashboard/rules/"), "Where this rule fails"),

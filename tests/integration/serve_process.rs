@@ -509,11 +509,13 @@ async fn the_dashboard_of_a_real_serve_shows_what_its_reviews_and_pushes_stored(
     let upstream = Repository::new();
     let privileged = "            privileged: true\n";
     let owners = "/apps/shop/ @octo/shop-team\n/apps/cart/ @octo/cart-team\n";
+    let policy =
+        format!("{POLICY}environments:\n  prod-eu: apps/shop\n  staging: [apps/shop, apps/cart]\n");
     let commit = |reference: &str, parents: &[git2::Oid], shop: &str, cart: Option<&str>| {
         let shop = deployment_named("shop", shop, 2);
         let cart = cart.map(|extra| deployment_named("cart", extra, 2));
         let mut files = vec![
-            (".kubeward.yaml", POLICY),
+            (".kubeward.yaml", policy.as_str()),
             (".github/CODEOWNERS", owners),
             ("apps/shop/deployment.yaml", shop.as_str()),
         ];
@@ -594,12 +596,15 @@ async fn the_dashboard_of_a_real_serve_shows_what_its_reviews_and_pushes_stored(
 
     crate::dashboard_pages::browse_every_page(
         &dashboard,
+        "@octo/shop-team",
         &[
             "@octo/shop-team",
             "@octo/cart-team",
             "octo/shop",
             "escaped in 30 days",
             "unreviewed",
+            "prod-eu",
+            "staging",
         ],
     )
     .await;

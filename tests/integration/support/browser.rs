@@ -111,7 +111,7 @@ pub async fn screenshot(browser: &Path, url: &str, file: &Path) -> Vec<String> {
         browser,
         &[
             format!("--screenshot={}", file.display()),
-            "--window-size=1366,1100".into(),
+            "--window-size=1366,1400".into(),
             "--hide-scrollbars".into(),
             url.into(),
         ],
