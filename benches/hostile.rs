@@ -3,9 +3,7 @@
 //!
 //! `cargo bench --bench hostile` prints, for each case, the child's wall time (fastest, median
 //! and slowest of `KUBEWARD_HOSTILE_RUNS` runs, default 5) and its peak resident memory. Peak
-//! memory is the kernel's `ru_maxrss` for that child: each run goes through a copy of this
-//! binary (`--measure-child`) whose only child is that `kubeward`, so `getrusage` of its
-//! children is that process alone.
+//! memory is the kernel's `ru_maxrss` for that child (`benches/measure/`).
 //!
 //! Cases, each checked for the outcome it claims before its figures are printed:
 //! - `floor`: one small manifest, the process's own cost;
@@ -20,84 +18,19 @@
 //!
 //! `KUBEWARD_HOSTILE_DOCS` (default 20,000) changes the attack's document count.
 
+mod measure;
+
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use measure::Sample;
 
 use kubeward::yaml::{Limits, parse_file};
 use serde_json::Value;
 
-/// `struct rusage` of 64-bit Linux: two `timeval`s, then 14 `long`s, `ru_maxrss` (KiB) first.
-#[repr(C)]
-struct Rusage {
-    utime: [i64; 2],
-    stime: [i64; 2],
-    maxrss: i64,
-    rest: [i64; 13],
-}
-
-unsafe extern "C" {
-    // std links the C library already; libc is not a dependency of this crate.
-    fn getrusage(who: i32, usage: *mut Rusage) -> i32;
-}
-
-const RUSAGE_CHILDREN: i32 = -1;
-
-/// The wrapper: runs `kubeward ARGS` with stdout to `out`, then prints `exit wall_us maxrss_kib`.
-fn measure_child(out: &Path, args: &[String]) {
-    let file = std::fs::File::create(out).expect("output file");
-    let started = Instant::now();
-    let status = Command::new(env!("CARGO_BIN_EXE_kubeward"))
-        .args(args)
-        .stdout(Stdio::from(file))
-        .stderr(Stdio::null())
-        .status()
-        .expect("kubeward runs");
-    let wall = started.elapsed();
-    let mut usage = Rusage {
-        utime: [0; 2],
-        stime: [0; 2],
-        maxrss: 0,
-        rest: [0; 13],
-    };
-    // SAFETY: `usage` is a live, writable `struct rusage` of the size the kernel writes.
-    let rc = unsafe { getrusage(RUSAGE_CHILDREN, &mut usage) };
-    assert_eq!(rc, 0, "getrusage");
-    println!(
-        "{} {} {}",
-        status.code().unwrap_or(-1),
-        wall.as_micros(),
-        usage.maxrss
-    );
-}
-
-struct Sample {
-    exit: i32,
-    wall: Duration,
-    maxrss_kib: u64,
-}
-
 /// One measured run of `kubeward ARGS` in `dir`; its JSON report is left in `dir/out.json`.
 fn run_once(dir: &Path, args: &[&str]) -> Sample {
-    let me = std::env::current_exe().expect("own path");
-    let out = Command::new(me)
-        .arg("--measure-child")
-        .arg(dir.join("out.json"))
-        .args(args)
-        .current_dir(dir)
-        .output()
-        .expect("wrapper runs");
-    let text = String::from_utf8_lossy(&out.stdout);
-    let fields: Vec<u64> = text
-        .split_whitespace()
-        .map(|f| f.parse::<i64>().map_or(0, |n| n.max(0) as u64))
-        .collect();
-    assert_eq!(fields.len(), 3, "wrapper printed {text:?}");
-    Sample {
-        exit: fields[0] as i32,
-        wall: Duration::from_micros(fields[1]),
-        maxrss_kib: fields[2],
-    }
+    measure::run(measure::kubeward(), args, dir, &dir.join("out.json"))
 }
 
 struct Case {
@@ -197,11 +130,10 @@ fn env_number(name: &str, default: usize) -> usize {
 }
 
 fn main() {
-    let args: Vec<String> = std::env::args().collect();
-    if args.get(1).map(String::as_str) == Some("--measure-child") {
-        measure_child(Path::new(&args[2]), &args[3..]);
+    if measure::wrapper_if_asked() {
         return;
     }
+    let args: Vec<String> = std::env::args().collect();
     if args.iter().any(|a| a == "--list") {
         return;
     }

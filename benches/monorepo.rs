@@ -1,0 +1,266 @@
+//! A platform team's monorepo through the real `kubeward` binary (release build): time and
+//! peak memory of `audit` and `review` as the repository grows, against the bare parse of the
+//! same files measured in the same run.
+//!
+//! `cargo bench --bench monorepo` generates the seeded corpus (`benches/corpus/`) at each size
+//! of `KUBEWARD_MONOREPO_DOCS` (default `1000,5000,25000,100000` documents), writes it as a
+//! folder and as a git repository, and measures one child process per case
+//! (`benches/measure/`: wall time and the kernel's peak RSS of that process alone):
+//!
+//! - `floor`: this binary parsing every file with `saphyr-parser` and dropping the events, the
+//!   least any YAML tool does with these bytes;
+//! - `audit json|sarif|text`: `kubeward audit --format F` of the folder;
+//! - `audit, one rule`: `--only hostPIDSet --format json`: the trees with almost no findings;
+//! - `review`: `kubeward review --format json` of a change to 5 files of the repository (cold:
+//!   nothing cached between runs, which the CLI never does).
+//!
+//! `KUBEWARD_MONOREPO_RUNS` (default 1) runs each case that many times and keeps the fastest.
+//! Figures and the command are in docs/benchmarks.md ("A monorepo").
+
+mod corpus;
+mod measure;
+
+use std::path::Path;
+use std::time::Instant;
+
+use kubeward::git::build;
+
+const CHANGED: usize = 5;
+
+fn env_list(name: &str, default: &str) -> Vec<usize> {
+    std::env::var(name)
+        .unwrap_or_else(|_| default.to_owned())
+        .split(',')
+        .filter_map(|n| n.trim().parse().ok())
+        .collect()
+}
+
+/// `--parse-floor DIR`: every `.yaml` file under DIR through the bare event parser; prints the
+/// event count (so the work cannot be optimised away).
+fn parse_floor(dir: &Path) {
+    let mut events = 0u64;
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(folder) = stack.pop() {
+        for entry in std::fs::read_dir(&folder).expect("folder") {
+            let path = entry.expect("entry").path();
+            if path.is_dir() {
+                stack.push(path);
+            } else if path.extension().is_some_and(|e| e == "yaml") {
+                let text = std::fs::read_to_string(&path).expect("file");
+                for event in saphyr_parser::Parser::new_from_str(&text) {
+                    event.expect("valid YAML");
+                    events += 1;
+                }
+            }
+        }
+    }
+    println!("{events}");
+}
+
+/// The corpus's files with a team folder each, as a monorepo lays them out.
+fn files_of(corpus: &corpus::Corpus) -> Vec<(String, Vec<u8>)> {
+    corpus
+        .files
+        .iter()
+        .enumerate()
+        .map(|(i, f)| {
+            (
+                format!("team-{:02}/{}", i % 40, f.path),
+                f.text.as_bytes().to_vec(),
+            )
+        })
+        .collect()
+}
+
+/// Findings in a JSON report, counted without building it.
+fn findings_in(report: &Path) -> usize {
+    #[derive(serde::Deserialize)]
+    struct Report {
+        findings: Vec<serde::de::IgnoredAny>,
+    }
+    let file = std::fs::File::open(report).expect("report");
+    let report: Report =
+        serde_json::from_reader(std::io::BufReader::new(file)).expect("a JSON report");
+    report.findings.len()
+}
+
+struct Row {
+    label: &'static str,
+    sample: measure::Sample,
+}
+
+fn best(runs: usize, mut one: impl FnMut() -> measure::Sample) -> measure::Sample {
+    (0..runs)
+        .map(|_| one())
+        .min_by_key(|s| s.wall)
+        .expect("at least one run")
+}
+
+fn main() {
+    if measure::wrapper_if_asked() {
+        return;
+    }
+    let args: Vec<String> = std::env::args().collect();
+    if args.get(1).map(String::as_str) == Some("--parse-floor") {
+        parse_floor(Path::new(&args[2]));
+        return;
+    }
+    // `cargo test --benches` runs this without `--bench`: one small size, as a check.
+    let measuring = args.iter().any(|a| a == "--bench");
+    let sizes = if measuring {
+        env_list("KUBEWARD_MONOREPO_DOCS", "1000,5000,25000,100000")
+    } else {
+        vec![500]
+    };
+    let runs = env_list("KUBEWARD_MONOREPO_RUNS", "1")
+        .first()
+        .copied()
+        .unwrap_or(1)
+        .max(1);
+    let me = std::env::current_exe().expect("own path");
+    println!(
+        "| documents | files | MB | findings | case | wall ms | peak RSS MiB | × floor time | × floor RSS |"
+    );
+    println!("|---:|---:|---:|---:|---|---:|---:|---:|---:|");
+    for docs in sizes {
+        let started = Instant::now();
+        let corpus = corpus::generate(corpus::SEED, docs);
+        let files = files_of(&corpus);
+        let dir = tempfile::tempdir().expect("temp dir");
+        let tree = dir.path().join("tree");
+        for (path, text) in &files {
+            let file = tree.join(path);
+            std::fs::create_dir_all(file.parent().expect("a folder")).expect("folders");
+            std::fs::write(&file, text).expect("write");
+        }
+        // A repository root of its own, so no policy above the temporary folder is found.
+        std::fs::create_dir(tree.join(".git")).expect(".git");
+        let git_dir = dir.path().join("repo.git");
+        let git = git2::Repository::init_bare(&git_dir).expect("init");
+        let base_view: Vec<(&str, &[u8])> = files
+            .iter()
+            .map(|(p, c)| (p.as_str(), c.as_slice()))
+            .collect();
+        let base =
+            build::commit(&git, Some("refs/heads/main"), &[], &base_view, "base").expect("base");
+        let mut head_files = files.clone();
+        let step = (head_files.len() / CHANGED).max(1);
+        for (i, (_, content)) in head_files
+            .iter_mut()
+            .enumerate()
+            .step_by(step)
+            .take(CHANGED)
+        {
+            content.extend_from_slice(
+                format!(
+                    "---\napiVersion: v1\nkind: Pod\nmetadata:\n  name: debug-{i}\n  namespace: bench\nspec:\n  hostNetwork: true\n  containers:\n    - name: shell\n      image: busybox:latest\n      securityContext:\n        privileged: true\n"
+                )
+                .as_bytes(),
+            );
+        }
+        let head_view: Vec<(&str, &[u8])> = head_files
+            .iter()
+            .map(|(p, c)| (p.as_str(), c.as_slice()))
+            .collect();
+        build::commit(
+            &git,
+            Some("refs/heads/change"),
+            &[base],
+            &head_view,
+            "change",
+        )
+        .expect("head");
+        eprintln!(
+            "{docs} documents: {} (set up in {:.1} s)",
+            corpus.summary().split(';').next().unwrap_or(""),
+            started.elapsed().as_secs_f64()
+        );
+        let out = dir.path().join("out");
+        let tree_arg = tree.to_str().expect("UTF-8 temp path");
+        let git_arg = git_dir.to_str().expect("UTF-8 temp path");
+        let floor = best(runs, || {
+            measure::run(&me, &["--parse-floor", tree_arg], dir.path(), &out)
+        });
+        assert_eq!(floor.exit, 0, "the floor parse failed");
+        let mut rows = vec![Row {
+            label: "floor (bare parse)",
+            sample: floor,
+        }];
+        let mut findings = 0;
+        for (label, format) in [
+            ("audit json", "json"),
+            ("audit sarif", "sarif"),
+            ("audit text", "text"),
+        ] {
+            let sample = best(runs, || {
+                measure::run(
+                    measure::kubeward(),
+                    &["audit", "--format", format, tree_arg],
+                    &tree,
+                    &out,
+                )
+            });
+            // 3: findings at or above failOn, which this corpus has.
+            assert!(
+                matches!(sample.exit, 0 | 3),
+                "{label} exited {}",
+                sample.exit
+            );
+            if format == "json" {
+                findings = findings_in(&out);
+            }
+            rows.push(Row { label, sample });
+        }
+        let one_rule = best(runs, || {
+            measure::run(
+                measure::kubeward(),
+                &[
+                    "audit",
+                    "--only",
+                    "hostPIDSet",
+                    "--format",
+                    "json",
+                    tree_arg,
+                ],
+                &tree,
+                &out,
+            )
+        });
+        rows.push(Row {
+            label: "audit, one rule",
+            sample: one_rule,
+        });
+        let review = best(runs, || {
+            measure::run(
+                measure::kubeward(),
+                &[
+                    "review", "--repo", git_arg, "--base", "main", "--head", "change", "--format",
+                    "json",
+                ],
+                dir.path(),
+                &out,
+            )
+        });
+        assert!(
+            matches!(review.exit, 0 | 3),
+            "review exited {}",
+            review.exit
+        );
+        rows.push(Row {
+            label: "review, 5 files changed",
+            sample: review,
+        });
+        for row in rows {
+            println!(
+                "| {docs} | {} | {:.1} | {findings} | {} | {:.0} | {:.1} | {:.2} | {:.2} |",
+                corpus.files.len(),
+                corpus.bytes as f64 / 1e6,
+                row.label,
+                row.sample.ms(),
+                row.sample.mib(),
+                row.sample.ms() / floor.ms(),
+                row.sample.mib() / floor.mib(),
+            );
+        }
+    }
+}
