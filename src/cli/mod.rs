@@ -9,7 +9,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 
 use crate::audit::{Registry, Severity};
 use crate::config::{ConfigError, ConfigFile, FailOn, PathRoot, Policy, lexical_normal};
-use crate::report::{json_report, sarif_report, text_report};
+use crate::report::{write_json_report, write_sarif_report, write_text_report};
 use crate::source;
 
 mod report;
@@ -390,6 +390,18 @@ pub fn run(cli: Cli) -> ExitCode {
 /// Writes a command's output. A reader that stops early (`| head`) closes the pipe: that ends
 /// the output quietly, and the command exits with the status its result gives, as if all of it
 /// had been read. Rust ignores SIGPIPE, so the closed pipe arrives here as an error.
+/// Runs `write` on a buffered stdout, then flushes; a reader that went away (`| head`) is
+/// not an error.
+pub(crate) fn write_stdout_with(
+    write: impl FnOnce(&mut dyn Write) -> std::io::Result<()>,
+) -> std::io::Result<()> {
+    let mut out = std::io::BufWriter::with_capacity(1 << 16, std::io::stdout().lock());
+    match write(&mut out).and_then(|()| out.flush()) {
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        result => result,
+    }
+}
+
 pub(crate) fn write_stdout(output: &str) -> std::io::Result<()> {
     let mut stdout = std::io::stdout().lock();
     match stdout
@@ -523,17 +535,19 @@ fn run_audit(args: AuditArgs) -> anyhow::Result<u8> {
             );
         }
     }
-    let output = match args.format {
-        Format::Text => text_report(
-            &result,
-            &loaded.errors,
-            std::io::stdout().is_terminal()
-                && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty()),
-        ),
-        Format::Json => json_report(&result, &loaded.errors) + "\n",
-        Format::Sarif => sarif_report(&result, &loaded.errors, &policy) + "\n",
-    };
-    write_stdout(&output).context("writing the report")?;
+    let color = std::io::stdout().is_terminal()
+        && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
+    // Streamed: a large audit's report is never held whole in memory.
+    write_stdout_with(|out| match args.format {
+        Format::Text => write_text_report(out, &result, &loaded.errors, color),
+        Format::Json => {
+            write_json_report(out, &result, &loaded.errors).and_then(|()| writeln!(out))
+        }
+        Format::Sarif => {
+            write_sarif_report(out, &result, &loaded.errors, &policy).and_then(|()| writeln!(out))
+        }
+    })
+    .context("writing the report")?;
     let fails = result
         .findings
         .iter()

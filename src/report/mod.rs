@@ -6,14 +6,12 @@ pub mod chart;
 pub mod ownership;
 mod sarif;
 
-use std::fmt::Write;
-
 use serde::Serialize;
 
 use crate::audit::{AuditResult, Finding, Severity, Stats};
 use crate::source::InputError;
 
-pub use sarif::{sarif_report, uri_of};
+pub use sarif::{sarif_report, uri_of, write_sarif_report};
 
 /// The version of the JSON output schema (`docs/json-output.md`).
 pub const JSON_SCHEMA_VERSION: &str = "1";
@@ -34,7 +32,17 @@ struct Tool {
     version: &'static str,
 }
 
+/// The JSON report as a string (tests, small outputs); [`write_json_report`] streams it.
 pub fn json_report(result: &AuditResult, errors: &[InputError]) -> String {
+    to_string(|out| write_json_report(out, result, errors))
+}
+
+/// Writes the JSON report to `out` as it is serialized: no copy of the whole document is held.
+pub fn write_json_report(
+    out: &mut dyn std::io::Write,
+    result: &AuditResult,
+    errors: &[InputError],
+) -> std::io::Result<()> {
     let report = JsonReport {
         schema_version: JSON_SCHEMA_VERSION,
         tool: Tool {
@@ -45,7 +53,17 @@ pub fn json_report(result: &AuditResult, errors: &[InputError]) -> String {
         errors,
         stats: &result.stats,
     };
-    serde_json::to_string_pretty(&report).unwrap_or_else(|e| format!("{{\"error\": \"{e}\"}}"))
+    serde_json::to_writer_pretty(out, &report).map_err(std::io::Error::other)
+}
+
+/// What a report writer writes, as a string: the renderers write UTF-8 only.
+pub(crate) fn to_string(
+    write: impl FnOnce(&mut dyn std::io::Write) -> std::io::Result<()>,
+) -> String {
+    let mut bytes = Vec::new();
+    // Writing to memory fails only on a serializer error, which these types never raise.
+    let _ = write(&mut bytes);
+    String::from_utf8(bytes).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
 }
 
 struct Palette {
@@ -64,15 +82,27 @@ impl Palette {
 
 /// `path:line:col severity ruleId message`, grouped by file, then a summary line.
 pub fn text_report(result: &AuditResult, errors: &[InputError], color: bool) -> String {
+    to_string(|out| write_text_report(out, result, errors, color))
+}
+
+/// [`text_report`], written to `out` finding by finding.
+pub fn write_text_report(
+    out: &mut dyn std::io::Write,
+    result: &AuditResult,
+    errors: &[InputError],
+    color: bool,
+) -> std::io::Result<()> {
     let p = Palette { on: color };
-    let mut out = String::new();
+    // Whether anything was written yet: the summary is set apart from it by a blank line.
+    let mut written = false;
     let mut current: Option<&str> = None;
     for f in &result.findings {
         if current != Some(f.path.as_str()) {
             if current.is_some() {
-                out.push('\n');
+                writeln!(out)?;
             }
-            let _ = writeln!(out, "{}", p.paint("1", &f.path));
+            writeln!(out, "{}", p.paint("1", &f.path))?;
+            written = true;
             current = Some(&f.path);
         }
         let severity = match f.severity {
@@ -88,7 +118,7 @@ pub fn text_report(result: &AuditResult, errors: &[InputError], color: bool) -> 
         if !f.targets.is_empty() {
             subject.push_str(&format!(" [in {}]", f.targets.join(", ")));
         }
-        let _ = writeln!(
+        writeln!(
             out,
             "{}:{}:{} {severity} {} {}{}",
             f.path,
@@ -97,21 +127,22 @@ pub fn text_report(result: &AuditResult, errors: &[InputError], color: bool) -> 
             p.paint("36", &f.rule),
             f.message,
             p.paint("2", &subject)
-        );
+        )?;
     }
     if !errors.is_empty() {
-        if !out.is_empty() {
-            out.push('\n');
+        if written {
+            writeln!(out)?;
         }
         for e in errors {
-            let _ = writeln!(
+            writeln!(
                 out,
                 "{} {}: {}",
                 p.paint("33", "warning:"),
                 e.path,
                 e.message
-            );
+            )?;
         }
+        written = true;
     }
     let s = &result.stats;
     let danger = s.findings.get(&Severity::Danger).copied().unwrap_or(0);
@@ -143,16 +174,15 @@ pub fn text_report(result: &AuditResult, errors: &[InputError], color: bool) -> 
     } else {
         String::new()
     };
-    if !out.is_empty() {
-        out.push('\n');
+    if written {
+        writeln!(out)?;
     }
-    let _ = writeln!(
+    writeln!(
         out,
         "{danger} danger, {warning} warning{exempted} in {} object{} from {} file{}{skipped_text}{excluded_text}",
         s.objects,
         if s.objects == 1 { "" } else { "s" },
         s.files_audited,
         if s.files_audited == 1 { "" } else { "s" }
-    );
-    out
+    )
 }

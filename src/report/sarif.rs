@@ -79,7 +79,53 @@ fn result_of(f: &Finding, rule_index: Option<usize>) -> Value {
     result
 }
 
+/// The SARIF log as a string (tests, small outputs); [`write_sarif_report`] streams it.
 pub fn sarif_report(result: &AuditResult, errors: &[InputError], policy: &Policy) -> String {
+    super::to_string(|out| write_sarif_report(out, result, errors, policy))
+}
+
+/// One run's results, each built as it is written and dropped after: the log of a large
+/// audit is never held whole.
+struct Results<'a> {
+    findings: &'a [crate::audit::Finding],
+    ids: &'a [&'a str],
+}
+
+impl serde::Serialize for Results<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_seq(
+            self.findings
+                .iter()
+                .map(|f| result_of(f, self.ids.iter().position(|id| *id == f.rule))),
+        )
+    }
+}
+
+// The log's members in the order SARIF readers (and our tests) see them.
+#[derive(serde::Serialize)]
+struct Log<'a> {
+    #[serde(rename = "$schema")]
+    schema: &'static str,
+    version: &'static str,
+    runs: [Run<'a>; 1],
+}
+
+#[derive(serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Run<'a> {
+    tool: Value,
+    invocations: Value,
+    column_kind: &'static str,
+    results: Results<'a>,
+}
+
+/// Writes the SARIF 2.1.0 log to `out`, result by result.
+pub fn write_sarif_report(
+    out: &mut dyn std::io::Write,
+    result: &AuditResult,
+    errors: &[InputError],
+    policy: &Policy,
+) -> std::io::Result<()> {
     let mut rules: Vec<Value> = Vec::new();
     let mut ids: Vec<&str> = Vec::new();
     for active in &policy.rules {
@@ -99,11 +145,6 @@ pub fn sarif_report(result: &AuditResult, errors: &[InputError], policy: &Policy
             "defaultConfiguration": {"level": level(policy.parse_error_severity)},
         }));
     }
-    let results: Vec<Value> = result
-        .findings
-        .iter()
-        .map(|f| result_of(f, ids.iter().position(|id| *id == f.rule)))
-        .collect();
     let notifications: Vec<Value> = errors
         .iter()
         .map(|e| {
@@ -114,23 +155,26 @@ pub fn sarif_report(result: &AuditResult, errors: &[InputError], policy: &Policy
             })
         })
         .collect();
-    let report = json!({
-        "$schema": "https://json.schemastore.org/sarif-2.1.0.json",
-        "version": "2.1.0",
-        "runs": [{
-            "tool": {"driver": {
+    let log = Log {
+        schema: "https://json.schemastore.org/sarif-2.1.0.json",
+        version: "2.1.0",
+        runs: [Run {
+            tool: json!({"driver": {
                 "name": "kubeward",
                 "version": env!("CARGO_PKG_VERSION"),
                 "informationUri": crate::PROJECT_URL,
                 "rules": rules,
-            }},
-            "invocations": [{
+            }}),
+            invocations: json!([{
                 "executionSuccessful": true,
                 "toolExecutionNotifications": notifications,
-            }],
-            "columnKind": "unicodeCodePoints",
-            "results": results,
+            }]),
+            column_kind: "unicodeCodePoints",
+            results: Results {
+                findings: &result.findings,
+                ids: &ids,
+            },
         }],
-    });
-    serde_json::to_string_pretty(&report).unwrap_or_default()
+    };
+    serde_json::to_writer_pretty(out, &log).map_err(std::io::Error::other)
 }
