@@ -15,6 +15,8 @@
 //!   nothing cached between runs, which the CLI never does).
 //!
 //! `KUBEWARD_MONOREPO_RUNS` (default 1) runs each case that many times and keeps the fastest.
+//! `KUBEWARD_MONOREPO_BASELINE=PATH` also runs the audit cases with another `kubeward` binary
+//! (an earlier build), in the same run, for a before/after ratio.
 //! Figures and the command are in docs/benchmarks.md ("A monorepo").
 
 mod corpus;
@@ -85,7 +87,7 @@ fn findings_in(report: &Path) -> usize {
 }
 
 struct Row {
-    label: &'static str,
+    label: String,
     sample: measure::Sample,
 }
 
@@ -183,33 +185,42 @@ fn main() {
         });
         assert_eq!(floor.exit, 0, "the floor parse failed");
         let mut rows = vec![Row {
-            label: "floor (bare parse)",
+            label: "floor (bare parse)".into(),
             sample: floor,
         }];
         let mut findings = 0;
-        for (label, format) in [
-            ("audit json", "json"),
-            ("audit sarif", "sarif"),
-            ("audit text", "text"),
-        ] {
-            let sample = best(runs, || {
-                measure::run(
-                    measure::kubeward(),
-                    &["audit", "--format", format, tree_arg],
-                    &tree,
-                    &out,
-                )
-            });
-            // 3: findings at or above failOn, which this corpus has.
-            assert!(
-                matches!(sample.exit, 0 | 3),
-                "{label} exited {}",
-                sample.exit
-            );
-            if format == "json" {
-                findings = findings_in(&out);
+        let mut binaries = vec![(measure::kubeward().to_path_buf(), "")];
+        if let Some(before) = std::env::var_os("KUBEWARD_MONOREPO_BASELINE") {
+            binaries.push((before.into(), ", baseline binary"));
+        }
+        for (binary, which) in &binaries {
+            for (label, format) in [
+                ("audit json", "json"),
+                ("audit sarif", "sarif"),
+                ("audit text", "text"),
+            ] {
+                let sample = best(runs, || {
+                    measure::run(
+                        binary,
+                        &["audit", "--format", format, tree_arg],
+                        &tree,
+                        &out,
+                    )
+                });
+                // 3: findings at or above failOn, which this corpus has.
+                assert!(
+                    matches!(sample.exit, 0 | 3),
+                    "{label} exited {}",
+                    sample.exit
+                );
+                if format == "json" && which.is_empty() {
+                    findings = findings_in(&out);
+                }
+                rows.push(Row {
+                    label: format!("{label}{which}"),
+                    sample,
+                });
             }
-            rows.push(Row { label, sample });
         }
         let one_rule = best(runs, || {
             measure::run(
@@ -227,7 +238,7 @@ fn main() {
             )
         });
         rows.push(Row {
-            label: "audit, one rule",
+            label: "audit, one rule".into(),
             sample: one_rule,
         });
         let review = best(runs, || {
@@ -247,7 +258,7 @@ fn main() {
             review.exit
         );
         rows.push(Row {
-            label: "review, 5 files changed",
+            label: "review, 5 files changed".into(),
             sample: review,
         });
         for row in rows {
