@@ -368,14 +368,14 @@ pub(super) const UPSERT_REPO: &str = "INSERT INTO snapshot_repos
         installation_id = excluded.installation_id, web_url = excluded.web_url,
         updated_at_ms = excluded.updated_at_ms";
 
-pub(super) const LATEST_SNAPSHOT: &str = "SELECT id, commit_sha, open_danger, open_warning
-    FROM snapshots
+pub(super) const LATEST_SNAPSHOT: &str = "SELECT id, commit_sha, taken_at_ms, open_danger,
+    open_warning FROM snapshots
     WHERE forge = $1 AND repo_id = $2 ORDER BY taken_at_ms DESC, id DESC LIMIT 1";
 
 pub(super) const INSERT_SNAPSHOT: &str = "INSERT INTO snapshots
     (forge, repo_id, commit_sha, taken_at_ms, cause, checkpoint, reviewed, added, removed, moved,
-     open_danger, open_warning, open_unreviewed)
-    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) RETURNING id";
+     open_danger, open_warning, open_unreviewed, daily_counted)
+    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, 1) RETURNING id";
 
 /// Rows per multi-row statement: well under both dialects' limits on bound values (SQLite
 /// 32,766, PostgreSQL 65,535) at 15 columns, and one round trip per 500 rows, not per row.
@@ -473,12 +473,13 @@ pub(super) const VISIBLE_COUNTS_TAIL: &str = ")
 /// Triples per `VISIBLE_COUNTS` statement: 3 bound values each, well under both limits.
 pub(super) const VISIBLE_TRIPLES: usize = 2_000;
 
-pub(super) const REPO_NAME: &str =
-    "SELECT name FROM snapshot_repos WHERE forge = $1 AND repo_id = $2";
+/// Takes the repository's row lock (PostgreSQL; SQLite's write transaction has every lock).
+pub(super) const LOCK_REPO: &str = "UPDATE snapshot_repos SET updated_at_ms = updated_at_ms
+    WHERE forge = $1 AND repo_id = $2";
 
 /// A renamed repository's findings keep their place in its teams' pages.
-pub(super) const RENAME_OPEN_TEAMS: &str =
-    "UPDATE open_finding_teams SET repository = $3 WHERE forge = $1 AND repo_id = $2";
+pub(super) const RENAME_OPEN_TEAMS: &str = "UPDATE open_finding_teams SET repository = $3
+    WHERE forge = $1 AND repo_id = $2 AND repository <> $3";
 
 pub(super) const MARK_LATEST: &str =
     "UPDATE snapshot_repos SET latest_snapshot_id = $3 WHERE forge = $1 AND repo_id = $2";
@@ -758,24 +759,6 @@ macro_rules! ownership_operations {
                     });
                 }
             }
-            let known_as: Option<String> = sqlx::query_scalar(REPO_NAME)
-                .bind(&snapshot.forge)
-                .bind(snapshot.repo_id)
-                .fetch_optional(&mut *tx)
-                .await
-                .map_err(db(op))?;
-            if known_as
-                .as_ref()
-                .is_some_and(|name| *name != snapshot.repo_name)
-            {
-                sqlx::query(RENAME_OPEN_TEAMS)
-                    .bind(&snapshot.forge)
-                    .bind(snapshot.repo_id)
-                    .bind(&snapshot.repo_name)
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(db(op))?;
-            }
             sqlx::query(UPSERT_REPO)
                 .bind(&snapshot.forge)
                 .bind(snapshot.repo_id)
@@ -783,6 +766,15 @@ macro_rules! ownership_operations {
                 .bind(snapshot.installation_id)
                 .bind(snapshot.web_url.as_deref())
                 .bind(snapshot.taken_at_ms)
+                .execute(&mut *tx)
+                .await
+                .map_err(db(op))?;
+            // After the upsert, which locks the repository's row: a concurrent snapshot with
+            // another name cannot interleave.
+            sqlx::query(RENAME_OPEN_TEAMS)
+                .bind(&snapshot.forge)
+                .bind(snapshot.repo_id)
+                .bind(&snapshot.repo_name)
                 .execute(&mut *tx)
                 .await
                 .map_err(db(op))?;
@@ -808,6 +800,15 @@ macro_rules! ownership_operations {
                 }
             }
             let checkpoint = latest.is_none();
+            // A repository's snapshots are in the order they were stored: one stored after
+            // another never counts as taken before it (a stalled worker, a clock behind),
+            // which keeps the latest snapshot the one the open findings and totals are of.
+            let taken_at_ms = match &latest {
+                Some(row) => snapshot
+                    .taken_at_ms
+                    .max(row.try_get::<i64, _>("taken_at_ms").map_err(db(op))?),
+                None => snapshot.taken_at_ms,
+            };
             let mut totals_before = DayTotals::default();
             if let Some(row) = &latest {
                 totals_before.all = (
@@ -872,7 +873,7 @@ macro_rules! ownership_operations {
                 .bind(&snapshot.forge)
                 .bind(snapshot.repo_id)
                 .bind(&snapshot.commit)
-                .bind(snapshot.taken_at_ms)
+                .bind(taken_at_ms)
                 .bind(snapshot.cause.as_str())
                 .bind(i64::from(checkpoint))
                 .bind(i64::from(snapshot.reviewed))
@@ -991,10 +992,7 @@ macro_rules! ownership_operations {
                         .map(|f| (f, was_unreviewed.contains(f.key.as_str()))),
                 )
                 .map(|(f, unreviewed)| {
-                    let since = since
-                        .get(f.key.as_str())
-                        .copied()
-                        .unwrap_or(snapshot.taken_at_ms);
+                    let since = since.get(f.key.as_str()).copied().unwrap_or(taken_at_ms);
                     (f, unreviewed, since)
                 })
                 .collect();
@@ -1038,7 +1036,7 @@ macro_rules! ownership_operations {
                 q.build().execute(&mut *tx).await.map_err(db(op))?;
             }
             // Last, so that on PostgreSQL the lock serializing these rows is held briefly.
-            let day = snapshot.taken_at_ms.div_euclid(DAY_MS);
+            let day = taken_at_ms.div_euclid(DAY_MS);
             Self::add_daily_changes(
                 &mut tx,
                 std::iter::once((day, daily_changes(&totals_before, &totals_after))),
@@ -1464,6 +1462,14 @@ macro_rules! ownership_operations {
             use $crate::queue::ownership::*;
             let op = "delete repository data";
             let mut tx = self.begin_write(op).await?;
+            // The repository's row first, as a snapshot's upsert does: on PostgreSQL no
+            // snapshot of it commits between reading its history and deleting it.
+            sqlx::query(LOCK_REPO)
+                .bind(forge)
+                .bind(repo_id)
+                .execute(&mut *tx)
+                .await
+                .map_err(db(op))?;
             // What the repository added to the daily totals, day by day, to take back.
             let history = sqlx::query(REPO_TOTALS_HISTORY)
                 .bind(forge)

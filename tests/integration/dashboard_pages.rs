@@ -176,6 +176,13 @@ pub async fn browse_every_page(dashboard: &str, team: &str, texts: &[&str]) {
         );
     }
     assert!(pages.contains_key("/dashboard/static/dashboard.css"));
+    // What the overview must show, in the page as served (the browser checks it again below).
+    for text in texts {
+        assert!(
+            pages["/dashboard"].contains(text),
+            "the overview lacks {text:?}"
+        );
+    }
     // Links to the forge: a file's line at the snapshot's commit, its path segments encoded.
     assert!(!external.is_empty(), "no link to a file on the forge");
     let blob = regex::Regex::new(r"^https://github\.com/octo/shop/(blob/[0-9a-f]{40}/[A-Za-z0-9%._~/-]+#L[0-9]+|tree/[0-9a-f]{40})$")

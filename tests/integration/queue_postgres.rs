@@ -286,7 +286,7 @@ async fn newer_schema_is_refused() {
             err,
             QueueError::SchemaTooNew {
                 found: 99,
-                supported: 5
+                supported: 6
             }
         ),
         "{err}"

@@ -1963,26 +1963,29 @@ pub async fn a_snapshot_whose_job_was_dropped_is_not_stored(store: &Store) {
     );
 }
 
-/// Runs `sql` on the store's database beside the queue (file and PostgreSQL stores).
-async fn execute_raw(store: &Store, sql: &str) {
+/// Runs `sql` on the store's database beside the queue, saying whether it failed.
+async fn try_raw(store: &Store, sql: &str) -> Result<(), String> {
+    let sql = sqlx::AssertSqlSafe(sql.to_owned());
     match store {
         Store::SqliteMemory => panic!("an in-memory store has no second connection"),
         Store::SqliteFile(_) => {
             let mut conn = sqlx::SqliteConnection::connect(&store.url())
                 .await
                 .expect("connect");
-            sqlx::raw_sql(sqlx::AssertSqlSafe(sql.to_owned()))
-                .execute(&mut conn)
-                .await
-                .expect("statement");
+            sqlx::raw_sql(sql).execute(&mut conn).await.map(|_| ())
         }
         Store::Postgres(db) => {
             let mut conn = sqlx::PgConnection::connect(&db.url).await.expect("connect");
-            sqlx::raw_sql(sqlx::AssertSqlSafe(sql.to_owned()))
-                .execute(&mut conn)
-                .await
-                .expect("statement");
+            sqlx::raw_sql(sql).execute(&mut conn).await.map(|_| ())
         }
+    }
+    .map_err(|e| e.to_string())
+}
+
+/// Runs `sql` on the store's database beside the queue (file and PostgreSQL stores).
+async fn execute_raw(store: &Store, sql: &str) {
+    if let Err(e) = try_raw(store, sql).await {
+        panic!("{e}");
     }
 }
 
@@ -2024,6 +2027,12 @@ pub async fn daily_totals_agree_with_every_repository_s_snapshots(store: &Store)
     let web = "@org/web";
     let api = "@org/api";
     let f = owned;
+    // In prod and staging.
+    let w = {
+        let mut w = f("w", "z.yaml", 5, "warning", &[web]);
+        w.environments = vec!["prod".into(), "staging".into()];
+        w
+    };
     let history = [
         repo(
             7,
@@ -2065,10 +2074,7 @@ pub async fn daily_totals_agree_with_every_repository_s_snapshots(store: &Store)
             "org/z",
             "z1",
             at(2, 1),
-            vec![
-                f("z", "z.yaml", 1, "danger", &[api]),
-                f("w", "z.yaml", 5, "warning", &[web]),
-            ],
+            vec![f("z", "z.yaml", 1, "danger", &[api]), w.clone()],
         ),
         // Repository 8 skips day 2; on day 3 its finding moves from api to web.
         repo(
@@ -2081,18 +2087,14 @@ pub async fn daily_totals_agree_with_every_repository_s_snapshots(store: &Store)
                 f("n", "api.yaml", 7, "warning", &[web]),
             ],
         ),
-        // The api team has nothing left in repository 9, which is renamed; w stays, now also
-        // part of staging.
+        // The api team has nothing left in repository 9, which is renamed; w stays as it was
+        // (its rows are not rewritten, only renamed).
         repo(
             9,
             "org/b",
             "z2",
             at(4, 2),
-            vec![f("y", "z.yaml", 2, "danger", &[web]), {
-                let mut w = f("w", "z.yaml", 5, "warning", &[web]);
-                w.environments = vec!["prod".into(), "staging".into()];
-                w
-            }],
+            vec![f("y", "z.yaml", 2, "danger", &[web]), w.clone()],
         ),
         repo(7, "org/a", "a4", at(5, 0), Vec::new()),
     ];
@@ -2179,6 +2181,53 @@ pub async fn daily_totals_agree_with_every_repository_s_snapshots(store: &Store)
         [9, 8, 9, 8],
         "danger (y, m) then warning (w, n), each by repository: w sorts under org/b, not org/z"
     );
+    // What a user granted web in repository 9 alone is counted.
+    let mut seen = queue
+        .visible_counts(&[("github".into(), 9, web.into())])
+        .await
+        .expect("visible counts");
+    seen.sort_by_key(|c| c.severity != kubeward::audit::Severity::Danger);
+    let seen: Vec<_> = seen
+        .iter()
+        .map(|c| {
+            (
+                c.repository.as_str(),
+                c.severity,
+                c.environments.clone(),
+                c.unowned,
+                c.findings,
+            )
+        })
+        .collect();
+    assert_eq!(
+        seen,
+        [
+            (
+                "org/b",
+                kubeward::audit::Severity::Danger,
+                vec!["prod".to_owned()],
+                false,
+                1
+            ),
+            (
+                "org/b",
+                kubeward::audit::Severity::Warning,
+                vec!["prod".to_owned(), "staging".to_owned()],
+                false,
+                1
+            )
+        ],
+        "y and w, nothing of repository 8's web findings"
+    );
+    // An older kubeward's insert (no daily_counted) is refused: its change would be missed.
+    let refused = try_raw(
+        store,
+        "INSERT INTO snapshots (forge, repo_id, commit_sha, taken_at_ms, cause, checkpoint,
+             reviewed, added, removed, moved, open_danger, open_warning, open_unreviewed)
+         VALUES ('github', 9, 'old', 0, 'push', 0, 1, 0, 0, 0, 0, 0, 0)",
+    )
+    .await;
+    assert!(refused.is_err(), "an older writer's snapshot was stored");
 
     let environments = |overview: kubeward::queue::ownership::StoredOverview| {
         overview
@@ -2237,4 +2286,35 @@ pub async fn daily_totals_agree_with_every_repository_s_snapshots(store: &Store)
         .await
         .expect("all");
     assert_eq!(all[2].danger, 2, "day 11 without m: a and c");
+
+    // A repository of the same id on the other forge, and a snapshot stored after a newer one
+    // but stamped before it (a stalled worker): it counts from when it was stored.
+    let gitlab = |commit: &str, t: i64, findings| {
+        let mut s = repo(7, "group/a", commit, t, findings);
+        s.forge = "gitlab".into();
+        s
+    };
+    for s in [
+        gitlab("g1", at(0, 1), vec![f("g", "g.yaml", 1, "danger", &[web])]),
+        gitlab(
+            "g2",
+            at(2, 1),
+            vec![
+                f("g", "g.yaml", 1, "danger", &[web]),
+                f("h", "g.yaml", 4, "danger", &[web]),
+            ],
+        ),
+        gitlab("g3", at(1, 1), vec![f("g", "g.yaml", 1, "danger", &[web])]),
+    ] {
+        queue.record_snapshot(&s).await.expect("snapshot");
+    }
+    let stored: Vec<i64> = queue
+        .snapshots("gitlab", 7)
+        .await
+        .expect("snapshots")
+        .iter()
+        .map(|s| s.taken_at_ms)
+        .collect();
+    assert_eq!(stored, [at(0, 1), at(2, 1), at(2, 1)], "g3 stored as of g2");
+    compare("with a late snapshot on the other forge").await;
 }

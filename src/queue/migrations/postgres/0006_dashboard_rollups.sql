@@ -15,6 +15,12 @@ CREATE TABLE daily_totals (
     PRIMARY KEY (team, day)
 );
 
+-- Set by the code that writes `daily_totals` with each snapshot: during a rolling update an
+-- older kubeward still running cannot store a snapshot whose change the totals would miss
+-- (its insert names no value for this column, which has no default).
+ALTER TABLE snapshots ADD COLUMN daily_counted BIGINT NOT NULL DEFAULT 1;
+ALTER TABLE snapshots ALTER COLUMN daily_counted DROP DEFAULT;
+
 -- Filled from the snapshots already stored: on each day any snapshot was taken, every
 -- repository's latest snapshot by the end of that day.
 INSERT INTO daily_totals (team, day, danger, warning)

@@ -15,6 +15,16 @@ CREATE TABLE daily_totals (
     PRIMARY KEY (team, day)
 );
 
+-- Set by the code that writes `daily_totals` with each snapshot: an older kubeward still
+-- running against this file cannot store a snapshot whose change the totals would miss (its
+-- insert names no value for this column; SQLite cannot drop a default, hence the trigger).
+ALTER TABLE snapshots ADD COLUMN daily_counted INTEGER;
+UPDATE snapshots SET daily_counted = 1;
+CREATE TRIGGER snapshots_count_daily BEFORE INSERT ON snapshots WHEN NEW.daily_counted IS NULL
+BEGIN
+    SELECT RAISE(ABORT, 'a snapshot from a kubeward older than queue schema 6');
+END;
+
 -- Filled from the snapshots already stored: on each day any snapshot was taken, every
 -- repository's latest snapshot by the end of that day.
 INSERT INTO daily_totals (team, day, danger, warning)
