@@ -15,7 +15,7 @@
 //! `KUBEWARD_DASH_REQUESTS` (default 40) the timed requests per page. Goal: p95 ≤ 200 ms for
 //! the overview and a team page on both databases (docs/benchmarks.md).
 //!
-//! Filling takes most of an hour per database at full size, so `KUBEWARD_DASH_KEEP=DIR` keeps
+//! Filling takes 20–25 minutes per database at full size, so `KUBEWARD_DASH_KEEP=DIR` keeps
 //! the filled stores (a SQLite file in DIR, a PostgreSQL database named after the shape) and a
 //! later run with the same shape times the pages on them, after migrating them like any store.
 //! `KUBEWARD_DASH_DATABASES=sqlite` or `=postgres` runs one of the two. On PostgreSQL the
