@@ -16,7 +16,8 @@
 //!
 //! `KUBEWARD_MONOREPO_RUNS` (default 1) runs each case that many times and keeps the fastest.
 //! `KUBEWARD_MONOREPO_BASELINE=PATH` also runs the audit cases with another `kubeward` binary
-//! (an earlier build), in the same run, for a before/after ratio.
+//! (an earlier build), in the same run, for a before/after ratio, and checks that it wrote the
+//! same reports byte for byte.
 //! Figures and the command are in docs/benchmarks.md ("A monorepo").
 
 mod corpus;
@@ -213,8 +214,17 @@ fn main() {
                     "{label} exited {}",
                     sample.exit
                 );
-                if format == "json" && which.is_empty() {
-                    findings = findings_in(&out);
+                let kept = dir.path().join(format!("report.{format}"));
+                if which.is_empty() {
+                    if format == "json" {
+                        findings = findings_in(&out);
+                    }
+                    std::fs::rename(&out, &kept).expect("keep the report");
+                } else {
+                    // The baseline must have written the very same report.
+                    let same = std::fs::read(&out).expect("report")
+                        == std::fs::read(&kept).expect("report");
+                    assert!(same, "{label}: the baseline binary's report differs");
                 }
                 rows.push(Row {
                     label: format!("{label}{which}"),

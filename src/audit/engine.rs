@@ -92,17 +92,19 @@ pub fn audit_focused(
         objects: inventory.objects.len(),
         ..Stats::default()
     };
-    let mut slots: Vec<Option<Finding>> = Vec::with_capacity(per_object.iter().map(Vec::len).sum());
+    // Every finding once, in one buffer that is sorted in place: findings are large, and a
+    // second buffer of them would be the audit's largest allocation.
+    let mut all: Vec<Finding> = Vec::with_capacity(per_object.iter().map(Vec::len).sum());
     let mut counted = Vec::new();
     let mut exempted = Vec::new();
     for (finding, is_exempt) in per_object.into_iter().flatten().chain(parse_errors) {
         if is_exempt {
-            exempted.push(slots.len());
+            exempted.push(all.len());
         } else {
             *stats.findings.entry(finding.severity).or_default() += 1;
-            counted.push(slots.len());
+            counted.push(all.len());
         }
-        slots.push(Some(finding));
+        all.push(finding);
     }
     for file in files {
         match &file.content {
@@ -116,13 +118,13 @@ pub fn audit_focused(
     // Findings are ordered by (path, line, column, rule, fingerprint), ties keeping their
     // order. Sorting compact keys (the path's rank, line, column, position) decides almost
     // every comparison without touching the findings; rule and fingerprint break the rest.
-    let mut paths: Vec<&str> = slots.iter().flatten().map(|f| f.path.as_str()).collect();
+    let mut paths: Vec<&str> = all.iter().map(|f| f.path.as_str()).collect();
     paths.dedup(); // an object's findings are adjacent: about one entry per file is left
     paths.sort_unstable();
     paths.dedup();
-    let mut ranks = Vec::with_capacity(slots.len());
+    let mut ranks = Vec::with_capacity(all.len());
     let mut last: Option<(&str, usize)> = None;
-    for finding in slots.iter().flatten() {
+    for finding in &all {
         let path = finding.path.as_str();
         let rank = match last {
             Some((p, rank)) if p == path => rank,
@@ -131,11 +133,8 @@ pub fn audit_focused(
         last = Some((path, rank));
         ranks.push(rank);
     }
-    let sort_key = |i: usize| {
-        let (line, column) = slots[i].as_ref().map_or((0, 0), |f| (f.line, f.column));
-        (ranks[i], line, column, i)
-    };
-    let tie = |i: usize| slots[i].as_ref().map(|f| (&f.rule, &f.fingerprint));
+    let sort_key = |i: usize| (ranks[i], all[i].line, all[i].column, i);
+    let tie = |i: usize| (&all[i].rule, &all[i].fingerprint);
     let order = |positions: Vec<usize>| -> Vec<usize> {
         let mut keys: Vec<_> = positions.into_iter().map(sort_key).collect();
         keys.sort_unstable_by(|a, b| {
@@ -146,22 +145,42 @@ pub fn audit_focused(
         });
         keys.into_iter().map(|k| k.3).collect()
     };
-    let counted = order(counted);
-    let exempted = order(exempted);
-    let mut take = |order: Vec<usize>| -> Vec<Finding> {
-        order
-            .into_iter()
-            .filter_map(|i| slots.get_mut(i).and_then(Option::take))
-            .collect()
-    };
+    // The counted findings in order, then the exempted ones in order.
+    let mut placement = order(counted);
+    let counted = placement.len();
+    placement.extend(order(exempted));
+    drop(paths);
+    permute(&mut all, &placement);
+    let exempted = all.split_off(counted);
     let mut result = AuditResult {
-        findings: take(counted),
-        exempted: take(exempted),
+        findings: all,
+        exempted,
         ..AuditResult::default()
     };
     stats.exempted = result.exempted.len();
     result.stats = stats;
     result
+}
+
+/// Reorders `items` in place so that `items[k]` becomes the old `items[order[k]]`; `order` is
+/// a permutation. Each cycle of it is walked once with swaps: no second buffer of items.
+fn permute<T>(items: &mut [T], order: &[usize]) {
+    let mut placed = vec![false; items.len()];
+    for start in 0..items.len() {
+        if placed[start] {
+            continue;
+        }
+        let mut at = start;
+        loop {
+            placed[at] = true;
+            let from = order[at];
+            if from == start {
+                break;
+            }
+            items.swap(at, from);
+            at = from;
+        }
+    }
 }
 
 fn parse_error_finding(path: &str, error: &crate::yaml::ParseError, policy: &Policy) -> Finding {
@@ -571,5 +590,36 @@ fn rebase_container_path(path: &FieldPath, spec_path: &FieldPath, c: &Container<
         c.path.extend(&segments[spec_len + 2..])
     } else {
         path.clone()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::permute;
+
+    #[test]
+    fn permute_places_each_item_where_the_order_says() {
+        // Every permutation of five items, checked against a copy.
+        let mut orders = vec![vec![]];
+        for n in 0..5usize {
+            orders = orders
+                .into_iter()
+                .flat_map(|o: Vec<usize>| {
+                    (0..=n).map(move |at| {
+                        let mut o = o.clone();
+                        o.insert(at, n);
+                        o
+                    })
+                })
+                .collect();
+        }
+        assert_eq!(orders.len(), 120);
+        for order in orders {
+            let old: Vec<String> = (0..5).map(|i| format!("item {i}")).collect();
+            let mut items = old.clone();
+            permute(&mut items, &order);
+            let wanted: Vec<String> = order.iter().map(|&i| old[i].clone()).collect();
+            assert_eq!(items, wanted, "{order:?}");
+        }
     }
 }
