@@ -221,8 +221,8 @@ fn audit_object(
     policy: &Policy,
     all_rules: bool,
 ) -> Vec<(Finding, bool)> {
-    // Built on the first finding: most objects have few, many have none.
-    let mut object_ref: Option<ObjectRef> = None;
+    // Built on the first finding (most objects have few, many have none), shared by all.
+    let mut object_ref: Option<std::sync::Arc<ObjectRef>> = None;
     let mut out = Vec::new();
     for active in &policy.rules {
         let rule = &active.rule;
@@ -231,11 +231,13 @@ fn audit_object(
         }
         for (violation, scope, container) in evaluate(rule, object, inventory) {
             let fix = fix_ops(rule, &scope, &violation);
-            let object_ref = object_ref.get_or_insert_with(|| ObjectRef {
-                api_version: object.api_version.to_owned(),
-                kind: object.kind.to_owned(),
-                namespace: object.namespace_or_default().to_owned(),
-                name: object.name.to_owned(),
+            let object_ref = object_ref.get_or_insert_with(|| {
+                std::sync::Arc::new(ObjectRef {
+                    api_version: object.api_version.to_owned(),
+                    kind: object.kind.to_owned(),
+                    namespace: object.namespace_or_default().to_owned(),
+                    name: object.name.to_owned(),
+                })
             });
             let mut finding = make_finding(
                 rule,
@@ -292,7 +294,7 @@ fn make_finding(
     rule: &Rule,
     severity: Severity,
     object: &Object<'_>,
-    object_ref: &ObjectRef,
+    object_ref: &std::sync::Arc<ObjectRef>,
     container: Option<&Container<'_>>,
     violation: Violation,
 ) -> Finding {

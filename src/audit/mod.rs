@@ -134,8 +134,9 @@ pub struct Finding {
     pub column: u32,
     pub end_line: u32,
     pub end_column: u32,
-    /// Absent for findings about the file itself (parse errors).
-    pub object: Option<ObjectRef>,
+    /// Absent for findings about the file itself (parse errors). Shared by the object's
+    /// findings: a finding refers to its object rather than owning a copy.
+    pub object: Option<std::sync::Arc<ObjectRef>>,
     pub container: Option<String>,
     /// The field the finding is about, relative to the object, list items by merge key.
     pub field_path: String,

@@ -155,7 +155,7 @@ fn fix_values<'r>(
         Some((
             fingerprint_at(
                 &f.rule,
-                f.object.as_ref(),
+                f.object.as_deref(),
                 f.container.as_deref(),
                 &f.field_path,
                 &format!("target:{}", rendered.target.name()),
@@ -208,11 +208,14 @@ fn placed(
         if doc.is_some_and(|d| rendered.generated.get(d).copied().unwrap_or(false))
             && let Some(object) = f.object.as_mut()
         {
+            // Shared with the object's other findings, each renamed in turn: this one gets
+            // its own copy.
+            let object = std::sync::Arc::make_mut(object);
             object.name = super::without_hash_suffix(&object.name).to_owned();
         }
         f.fingerprint = fingerprint_at(
             &f.rule,
-            f.object.as_ref(),
+            f.object.as_deref(),
             f.container.as_deref(),
             &f.field_path,
             &format!("target:{}", rendered.target.name()),

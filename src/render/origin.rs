@@ -27,7 +27,7 @@ pub fn place_of(
     rendered: &RenderedTarget,
     tree: &dyn SourceTree,
 ) -> Option<SourcePlace> {
-    let object = finding.object.as_ref()?;
+    let object = finding.object.as_deref()?;
     let path = FieldPath::parse_display(&finding.field_path)?;
     // Patches of the target's own kustomization first (they apply last), then its bases'.
     let root = rendered.target.root();

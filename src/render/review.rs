@@ -266,7 +266,7 @@ pub fn render_for_review(
                 f.targets = vec![name.clone()];
                 f.fingerprint = crate::audit::fingerprint_at(
                     &f.rule,
-                    f.object.as_ref(),
+                    f.object.as_deref(),
                     f.container.as_deref(),
                     &f.field_path,
                     &format!("target:{name}"),

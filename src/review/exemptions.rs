@@ -119,7 +119,7 @@ pub fn added(
                     .iter()
                     .filter(|f| {
                         f.path == file.path
-                            && f.object.as_ref() == Some(&object_ref)
+                            && f.object.as_deref() == Some(&object_ref)
                             && f.exempted_by
                                 .as_deref()
                                 .is_some_and(|e| e.contains(entry.key.as_str()))
@@ -157,7 +157,7 @@ pub fn added(
                         None,
                         &format!("{field_path}={value}"),
                     ),
-                    object: Some(object_ref.clone()),
+                    object: Some(std::sync::Arc::new(object_ref.clone())),
                     container: None,
                     message: format!(
                         "This change adds the exemption annotation `{}`: {what}",

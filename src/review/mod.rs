@@ -497,7 +497,7 @@ pub fn plan_from_audits(
     // overlays stays two objects even when a third copy moves.
     let arrived = |f: &Finding| {
         is_moved(f)
-            && f.object.as_ref().is_some_and(|o| {
+            && f.object.as_deref().is_some_and(|o| {
                 !base_objects
                     .get(&object_key(o))
                     .is_some_and(|paths| paths.contains(&f.path))
@@ -505,7 +505,7 @@ pub fn plan_from_audits(
     };
     let left = |f: &Finding| {
         is_moved(f)
-            && f.object.as_ref().is_some_and(|o| {
+            && f.object.as_deref().is_some_and(|o| {
                 !head_objects
                     .get(&object_key(o))
                     .is_some_and(|paths| paths.contains(sides.mapped(&f.path)))
@@ -541,7 +541,7 @@ pub fn plan_from_audits(
             || (arrived(&f) && base_moved_fps.contains(&f.fingerprint));
         if !matched {
             new.push(f);
-        } else if touched.contains(&(f.path.clone(), f.object.as_ref().map(object_key))) {
+        } else if touched.contains(&(f.path.clone(), f.object.as_deref().map(object_key))) {
             pre_existing.push(f);
         }
     }
@@ -946,7 +946,7 @@ fn touched_objects(
                     .added_lines()
                     .any(|l| (loc.start_line..=loc.end_line).contains(&l)))
         {
-            touched.insert((f.path.clone(), f.object.as_ref().map(object_key)));
+            touched.insert((f.path.clone(), f.object.as_deref().map(object_key)));
         }
     }
     for f in base {
@@ -958,7 +958,7 @@ fn touched_objects(
         {
             touched.insert((
                 sides.mapped(&f.path).to_owned(),
-                f.object.as_ref().map(object_key),
+                f.object.as_deref().map(object_key),
             ));
         }
     }
@@ -1269,7 +1269,7 @@ fn cause_anchor(
     input: &ReviewInput<'_>,
     causes: &std::cell::OnceCell<CauseIndex>,
 ) -> Option<Anchor> {
-    let object = f.object.as_ref()?;
+    let object = f.object.as_deref()?;
     let index = causes.get_or_init(|| CauseIndex::build(sides, input));
     let me = (
         object.kind.clone(),

@@ -217,7 +217,7 @@ fn object_name(o: &crate::audit::ObjectRef) -> String {
 
 fn subject(f: &PlannedFinding) -> String {
     let finding = &f.finding;
-    let object = finding.object.as_ref().map(object_name).unwrap_or_default();
+    let object = finding.object.as_deref().map(object_name).unwrap_or_default();
     match finding.container.as_deref().filter(|c| !c.is_empty()) {
         Some(c) => format!("container {} of {object}", code_short(c)),
         None => object,
@@ -289,11 +289,11 @@ struct Shared<'a> {
 
 impl<'a> Shared<'a> {
     fn of(findings: &[&'a PlannedFinding]) -> Shared<'a> {
-        let first = findings.first().and_then(|f| f.finding.object.as_ref());
+        let first = findings.first().and_then(|f| f.finding.object.as_deref());
         let object = first.filter(|o| {
             findings
                 .iter()
-                .all(|f| f.finding.object.as_ref() == Some(*o))
+                .all(|f| f.finding.object.as_deref() == Some(*o))
         });
         let mut containers = findings
             .iter()

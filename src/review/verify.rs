@@ -78,7 +78,7 @@ pub fn verify(
     let plain = |f: &Finding| {
         fingerprint(
             &f.rule,
-            f.object.as_ref(),
+            f.object.as_deref(),
             f.container.as_deref(),
             &f.field_path,
         )

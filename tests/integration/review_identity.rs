@@ -26,7 +26,7 @@ fn fixed_of(plan: &ReviewPlan) -> Vec<String> {
 /// What no finding may be in one review: new and fixed at once.
 fn assert_never_new_and_fixed(plan: &ReviewPlan, case: &str) {
     let key = |f: &kubeward::review::PlannedFinding| {
-        let o = f.finding.object.as_ref();
+        let o = f.finding.object.as_deref();
         (
             f.finding.rule.clone(),
             o.map(|o| o.kind.clone()),

@@ -104,7 +104,7 @@ fn every_suggestion_of_every_rule_fixture_is_safe_to_apply() {
     let plain = |f: &kubeward::audit::Finding| {
         fingerprint(
             &f.rule,
-            f.object.as_ref(),
+            f.object.as_deref(),
             f.container.as_deref(),
             &f.field_path,
         )
