@@ -16,7 +16,7 @@ pub mod schema;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
-pub use engine::{AuditResult, Stats, audit, audit_focused};
+pub use engine::{AuditResult, Stats, audit, audit_focused, audit_without_fixes};
 pub use exempt::{Exemption, ExemptionSource};
 pub use model::{Category, Severity, Target};
 pub use registry::Registry;
@@ -145,7 +145,8 @@ pub struct Finding {
     /// Why the finding does not count (an exemption's description), if it does not.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub exempted_by: Option<String>,
-    /// The mechanical fix, as operations on the object (see [`crate::fix`]).
+    /// The mechanical fix, as operations on the object (see [`crate::fix`]); not built by
+    /// [`audit_without_fixes`], for outputs that show none.
     #[serde(skip)]
     pub fix: Vec<crate::fix::FixOp>,
     /// Where in its file the object sits: document index and, for List items, the item path.

@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use serde_json::Value as Json;
 
-use crate::audit::{AuditResult, Finding, audit, fingerprint_at};
+use crate::audit::{AuditResult, Finding, audit, audit_without_fixes, fingerprint_at};
 use crate::config::Policy;
 
 use super::{RenderError, RenderLimits, RenderTarget, RenderedTarget, Renderer, SourceTree};
@@ -44,8 +44,10 @@ pub fn audit_tree(
     limits: &RenderLimits,
     policy: &Policy,
 ) -> (AuditResult, Vec<(RenderTarget, RenderError)>) {
+    // What is judged as it is shows no fix in any output of a whole tree (reports,
+    // snapshots); rendered targets keep theirs, which place findings on values keys.
     if targets.is_empty() {
-        return (audit(files, policy), Vec::new());
+        return (audit_without_fixes(files, policy), Vec::new());
     }
     let judged = audit_targets(tree, targets, renderer, limits, policy);
     let raw: Vec<crate::manifest::ManifestFile> = files
@@ -53,7 +55,7 @@ pub fn audit_tree(
         .filter(|f| !judged.consumed.contains(f.path.trim_start_matches("./")))
         .map(|f| f.at_path(f.path.clone()))
         .collect();
-    let mut result = audit(&raw, policy);
+    let mut result = audit_without_fixes(&raw, policy);
     result.stats.files_audited += files.len() - raw.len();
     result.stats.documents += judged.documents;
     result.stats.objects += judged.objects;

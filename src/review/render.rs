@@ -217,7 +217,11 @@ fn object_name(o: &crate::audit::ObjectRef) -> String {
 
 fn subject(f: &PlannedFinding) -> String {
     let finding = &f.finding;
-    let object = finding.object.as_deref().map(object_name).unwrap_or_default();
+    let object = finding
+        .object
+        .as_deref()
+        .map(object_name)
+        .unwrap_or_default();
     match finding.container.as_deref().filter(|c| !c.is_empty()) {
         Some(c) => format!("container {} of {object}", code_short(c)),
         None => object,
