@@ -219,8 +219,8 @@ fn parse_error_finding(path: &str, error: &crate::yaml::ParseError, policy: &Pol
         field_path: String::new(),
         // A file over its parse budget may be valid YAML: its message says what it is over.
         message: match error.budget {
-            Some(_) => error.message.clone(),
-            None => format!("not valid YAML: {}", error.message),
+            Some(_) => error.message.as_str().into(),
+            None => format!("not valid YAML: {}", error.message).into(),
         },
         exempted_by: None,
         fix: Vec::new(),
@@ -321,7 +321,7 @@ fn make_finding(
     let field_path = violation.path.to_text();
     let container_name = container.map(|c| c.name.to_owned());
     let message = match &violation.detail {
-        Some(detail) => format!("{}: {detail}", rule.message),
+        Some(detail) => format!("{}: {detail}", rule.message).into(),
         None => rule.message.clone(),
     };
     Finding {

@@ -140,7 +140,8 @@ pub struct Finding {
     pub container: Option<String>,
     /// The field the finding is about, relative to the object, list items by merge key.
     pub field_path: String,
-    pub message: String,
+    /// The rule's message, shared with the rule when the finding adds no detail.
+    pub message: std::sync::Arc<str>,
     pub fingerprint: String,
     /// Why the finding does not count (an exemption's description), if it does not.
     #[serde(default, skip_serializing_if = "Option::is_none")]

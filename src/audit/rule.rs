@@ -214,7 +214,8 @@ pub struct Rule {
     pub kinds: Vec<String>,
     pub controllers: KindFilter,
     pub containers: ContainerFilter,
-    pub message: String,
+    /// Shared with every finding that says just this (no detail).
+    pub message: std::sync::Arc<str>,
     pub why: String,
     pub fix: String,
     /// One of Polaris's built-in checks (same ID and meaning).
@@ -260,7 +261,7 @@ impl Rule {
             kinds: file.kinds,
             controllers: file.controllers,
             containers: file.containers,
-            message: file.message,
+            message: file.message.into(),
             why: file.why,
             fix: file.fix,
             polaris: file.polaris,

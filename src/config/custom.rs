@@ -118,7 +118,7 @@ impl CustomCheckSpec {
             kinds,
             controllers: self.controllers.clone(),
             containers: self.containers.clone(),
-            message,
+            message: message.into(),
             why: self.why.clone().unwrap_or_default(),
             fix: self
                 .fix

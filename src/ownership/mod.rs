@@ -77,7 +77,7 @@ pub fn own(
             path: f.path.clone(),
             line: f.line,
             object: object_label(f),
-            message: f.message.clone(),
+            message: f.message.to_string(),
             owners: owners.owners_of(&f.path).owners,
             environments: environments
                 .iter()

@@ -166,7 +166,8 @@ pub fn added_entries(
                 0 => String::new(),
                 n => format!(" and {n} more"),
             }
-        ),
+        )
+        .into(),
         fingerprint: fingerprint(
             EXEMPTION_ADDED,
             None,

@@ -162,7 +162,8 @@ pub fn added(
                     message: format!(
                         "This change adds the exemption annotation `{}`: {what}",
                         entry.key
-                    ),
+                    )
+                    .into(),
                     field_path,
                     exempted_by: None,
                     fix: Vec::new(),

@@ -745,7 +745,8 @@ pub fn plan_from_audits(
 /// Findings of several targets, one per source place and problem, naming every target that has
 /// it ("in overlays/prod, overlays/staging"): what `kubeward audit` reports.
 pub fn merge_by_place(per_target: impl IntoIterator<Item = Vec<Finding>>) -> Vec<Finding> {
-    let mut by_place: BTreeMap<(String, u32, u32, String, String), Finding> = BTreeMap::new();
+    let mut by_place: BTreeMap<(String, u32, u32, String, std::sync::Arc<str>), Finding> =
+        BTreeMap::new();
     for findings in per_target {
         for f in findings {
             let key = (
