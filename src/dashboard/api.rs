@@ -2,7 +2,6 @@
 //! API under `/api/v1/` (documented in docs/dashboard.md) serializes it, the pages
 //! ([`super::pages`]) render it.
 
-use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
@@ -224,14 +223,6 @@ pub struct OverviewAnswer {
     pub trend: Option<Vec<TrendPoint>>,
 }
 
-fn add(count: &mut GroupCount, severity: Severity) {
-    match severity {
-        Severity::Danger => count.danger += 1,
-        Severity::Warning => count.warning += 1,
-        Severity::Ignore => {}
-    }
-}
-
 const DAY_MS: i64 = 86_400_000;
 
 /// The first millisecond of a trend of `days` days ending today (UTC days).
@@ -299,16 +290,13 @@ pub(super) async fn overview_data(
         .map_err(unavailable)?;
     let teams_at_start = visible_teams(&visible, &stored.before);
     // Teams: exact from each repository's per-team totals.
-    let seen_pairs: Vec<_> = stored
-        .by_repository
-        .iter()
-        .filter(|c| visible.sees(&c.team, &c.repository))
-        .collect();
     let teams = visible_teams(&visible, &stored.by_repository);
     // Rules, repositories, unowned: counted by the store over the findings the user may see,
     // each once however many of its teams they see.
-    let seen: Vec<(String, i64, String)> = seen_pairs
+    let seen: Vec<(String, i64, String)> = stored
+        .by_repository
         .iter()
+        .filter(|c| visible.sees(&c.team, &c.repository))
         .map(|c| (c.forge.clone(), c.repo_id, c.team.clone()))
         .collect();
     let counts = if seen.is_empty() {
@@ -539,21 +527,11 @@ fn seen_by(visible: &Visible, findings: Vec<OpenFinding>) -> Vec<OpenFinding> {
 
 /// `(name, severity)` pairs counted, most danger first.
 fn counted<'a>(pairs: impl Iterator<Item = (&'a str, Severity)>) -> Vec<GroupCount> {
-    let mut by: BTreeMap<&str, GroupCount> = BTreeMap::new();
-    for (name, severity) in pairs {
-        let entry = by.entry(name).or_insert_with(|| GroupCount {
-            name: name.to_owned(),
-            ..GroupCount::default()
-        });
-        add(entry, severity);
-    }
-    let mut v: Vec<GroupCount> = by.into_values().collect();
-    v.sort_by(|a, b| {
-        (b.danger, b.warning)
-            .cmp(&(a.danger, a.warning))
-            .then(a.name.cmp(&b.name))
-    });
-    v
+    crate::queue::ownership::fold_counts(pairs.map(|(name, severity)| match severity {
+        Severity::Danger => (name, 1, 0),
+        Severity::Warning => (name, 0, 1),
+        Severity::Ignore => (name, 0, 0),
+    }))
 }
 
 /// Open findings per team, counting only the teams the user sees each finding for.

@@ -203,43 +203,35 @@ pub fn counts(findings: &[OwnedFinding]) -> Vec<Count> {
         .collect()
 }
 
-/// Open danger and warning findings per team, each finding once per owning team whatever its
-/// environments: what a team's trend follows.
-pub fn team_totals(findings: &[OwnedFinding]) -> BTreeMap<String, Tally> {
+/// Open findings per key, each finding once under each of the keys `keys` gives it.
+fn totals_by<'a, K: IntoIterator<Item = &'a str>>(
+    findings: &'a [OwnedFinding],
+    keys: impl Fn(&'a OwnedFinding) -> K,
+) -> BTreeMap<String, Tally> {
     let mut totals: BTreeMap<String, Tally> = BTreeMap::new();
     for f in findings {
-        for team in f.teams() {
-            totals
-                .entry(team.to_owned())
-                .or_default()
-                .add(f.severity, 1);
+        for key in keys(f) {
+            totals.entry(key.to_owned()).or_default().add(f.severity, 1);
         }
     }
     totals
 }
 
+/// Open danger and warning findings per team, each finding once per owning team whatever its
+/// environments: what a team's trend follows.
+pub fn team_totals(findings: &[OwnedFinding]) -> BTreeMap<String, Tally> {
+    totals_by(findings, OwnedFinding::teams)
+}
+
 /// Open findings per rule, each finding once: the overview's top rules.
 pub fn rule_totals(findings: &[OwnedFinding]) -> BTreeMap<String, Tally> {
-    let mut totals: BTreeMap<String, Tally> = BTreeMap::new();
-    for f in findings {
-        totals.entry(f.rule.clone()).or_default().add(f.severity, 1);
-    }
-    totals
+    totals_by(findings, |f| [f.rule.as_str()])
 }
 
 /// Open findings per environment, each finding once in each of its environments (none: not
 /// counted): the overview's environments.
 pub fn environment_totals(findings: &[OwnedFinding]) -> BTreeMap<String, Tally> {
-    let mut totals: BTreeMap<String, Tally> = BTreeMap::new();
-    for f in findings {
-        for environment in &f.environments {
-            totals
-                .entry(environment.clone())
-                .or_default()
-                .add(f.severity, 1);
-        }
-    }
-    totals
+    totals_by(findings, |f| f.environments.iter().map(String::as_str))
 }
 
 /// One day of a trend: the open findings at its end.

@@ -251,11 +251,14 @@ pub(crate) fn fold_counts<'a>(rows: impl Iterator<Item = (&'a str, i64, i64)>) -
     }
     let mut counts: Vec<GroupCount> = by.into_values().collect();
     counts.sort_by(|a, b| {
-        (b.danger, b.warning)
-            .cmp(&(a.danger, a.warning))
-            .then(a.name.cmp(&b.name))
+        most_danger_first((a.danger, a.warning), (b.danger, b.warning)).then(a.name.cmp(&b.name))
     });
     counts
+}
+
+/// The order of every count list the pages show: most danger, then most warning, first.
+fn most_danger_first(a: (i64, i64), b: (i64, i64)) -> std::cmp::Ordering {
+    b.cmp(&a)
 }
 
 /// `(forge, repo_id, name, danger, warning)` rows summed per repository (two forges may have
@@ -278,8 +281,7 @@ pub(crate) fn fold_repositories<'a>(
     }
     let mut counts: Vec<RepositoryCount> = by.into_values().collect();
     counts.sort_by(|a, b| {
-        (b.danger, b.warning)
-            .cmp(&(a.danger, a.warning))
+        most_danger_first((a.danger, a.warning), (b.danger, b.warning))
             .then(a.name.cmp(&b.name))
             .then(a.forge.cmp(&b.forge))
     });

@@ -24,6 +24,29 @@ fn finding(key: &str, path: &str, message: &str, owners: &[&str]) -> OwnedFindin
     }
 }
 
+/// A pushed snapshot of GitHub repository `id` at `commit` (40 hex digits).
+fn snapshot(
+    id: i64,
+    name: &str,
+    commit: String,
+    taken_at_ms: i64,
+    reviewed: bool,
+    findings: Vec<OwnedFinding>,
+) -> NewSnapshot {
+    NewSnapshot {
+        forge: "github".into(),
+        repo_id: id,
+        repo_name: name.into(),
+        installation_id: Some(7),
+        web_url: Some(format!("https://github.com/{name}")),
+        commit,
+        taken_at_ms,
+        cause: SnapshotCause::Push,
+        reviewed,
+        findings,
+    }
+}
+
 async fn store() -> Queue {
     let queue = Queue::connect("sqlite::memory:").await.expect("queue");
     let commit = "0123456789abcdef0123456789abcdef01234567";
@@ -59,18 +82,7 @@ async fn store() -> Queue {
         ),
     ] {
         queue
-            .record_snapshot(&NewSnapshot {
-                forge: "github".into(),
-                repo_id: id,
-                repo_name: name.into(),
-                installation_id: Some(7),
-                web_url: Some(format!("https://github.com/{name}")),
-                commit: commit.into(),
-                taken_at_ms: 1_000,
-                cause: SnapshotCause::Push,
-                reviewed: id == 1,
-                findings,
-            })
+            .record_snapshot(&snapshot(id, name, commit.into(), 1_000, id == 1, findings))
             .await
             .expect("snapshot");
     }
@@ -330,18 +342,7 @@ async fn a_team_s_trend_never_counts_a_repository_the_user_may_not_see() {
         (2, "org/old", "3", now, Vec::new()),
     ] {
         queue
-            .record_snapshot(&NewSnapshot {
-                forge: "github".into(),
-                repo_id: id,
-                repo_name: name.into(),
-                installation_id: Some(7),
-                web_url: None,
-                commit: commit.repeat(40),
-                taken_at_ms: at,
-                cause: SnapshotCause::Push,
-                reviewed: true,
-                findings,
-            })
+            .record_snapshot(&snapshot(id, name, commit.repeat(40), at, true, findings))
             .await
             .expect("snapshot");
     }
@@ -384,18 +385,14 @@ async fn a_user_granted_two_teams_counts_a_finding_of_both_once() {
         ("2", false, vec![shared, api, unowned]),
     ] {
         queue
-            .record_snapshot(&NewSnapshot {
-                forge: "github".into(),
-                repo_id: 1,
-                repo_name: "org/shop".into(),
-                installation_id: Some(7),
-                web_url: None,
-                commit: commit.repeat(40),
-                taken_at_ms: now,
-                cause: SnapshotCause::Push,
+            .record_snapshot(&snapshot(
+                1,
+                "org/shop",
+                commit.repeat(40),
+                now,
                 reviewed,
                 findings,
-            })
+            ))
             .await
             .expect("snapshot");
     }

@@ -2169,13 +2169,19 @@ pub async fn daily_totals_agree_with_every_repository_s_snapshots(store: &Store)
         "day by day: nothing yet, a+b+m, a+c+m, +z+w, +n, z fixed and y, repository 7 clean"
     );
     // The renamed repository's findings sort under its new name on its teams' pages.
-    let web_page: Vec<i64> = queue
-        .team_findings(web)
-        .await
-        .expect("web")
-        .iter()
-        .map(|f| f.repo_id)
-        .collect();
+    let page_of = |team: &'static str| {
+        let queue = queue.clone();
+        async move {
+            queue
+                .team_findings(team)
+                .await
+                .expect("team")
+                .iter()
+                .map(|f| f.repo_id)
+                .collect::<Vec<i64>>()
+        }
+    };
+    let web_page = page_of(web).await;
     assert_eq!(
         web_page,
         [9, 8, 9, 8],
@@ -2264,15 +2270,9 @@ pub async fn daily_totals_agree_with_every_repository_s_snapshots(store: &Store)
         "the environments, filled by the migration"
     );
     compare("filled by the migration").await;
-    let refilled: Vec<i64> = queue
-        .team_findings(web)
-        .await
-        .expect("web")
-        .iter()
-        .map(|f| f.repo_id)
-        .collect();
     assert_eq!(
-        refilled, web_page,
+        page_of(web).await,
+        web_page,
         "the page's order, filled by the migration"
     );
 
