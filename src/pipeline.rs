@@ -849,6 +849,9 @@ pub struct RevisionAudit {
     pub not_rendered: Vec<(String, String)>,
 }
 
+/// A file of a revision: its path, and its bytes or why they were not read.
+type ReadFile = (String, Result<Vec<u8>, SkipReason>);
+
 /// Audits every manifest of `commit` with the policy and CODEOWNERS of that commit; render
 /// targets through `renderer` (`None`: nothing is rendered and charts' templates are not
 /// judged). Everything comes from git objects, never a working tree. At most `max_bytes` of
@@ -880,48 +883,55 @@ pub fn audit_revision(
     };
     let candidates = manifest_candidates(files.clone(), &patches, &charts, &policy);
     // Each file's bytes, or why it is not read.
-    let mut read: Vec<(String, Result<Vec<u8>, SkipReason>)> = Vec::with_capacity(candidates.len());
-    let mut bytes = 0u64;
-    for f in candidates {
-        let content = if f.size as u64 > policy.max_file_size {
-            Err(SkipReason::TooLarge)
-        } else {
-            bytes += f.size as u64;
-            if bytes > max_bytes {
-                return Err(PipelineError::Rules(format!(
-                    "the revision holds more than {max_bytes} bytes of YAML; one audit reads at most that"
-                )));
-            }
-            Ok(repo.blob(f.blob)?)
-        };
-        read.push((f.path, content));
-    }
-    let parsed: Vec<ManifestFile> = read
-        .par_iter()
-        .map(|(path, content)| {
-            match content
-                .as_ref()
-                .map_err(|r| *r)
-                .and_then(|bytes| classify_bytes(bytes, policy.max_file_size))
-            {
-                Ok(text) => ManifestFile::parse(path.as_str(), text, policy.yaml_limits),
-                Err(reason) => ManifestFile::skipped(path.as_str(), reason),
-            }
-        })
+    let read_all = || -> Result<Vec<ReadFile>, PipelineError> {
+        let mut read = Vec::with_capacity(candidates.len());
+        let mut bytes = 0u64;
+        for f in &candidates {
+            let content = if f.size as u64 > policy.max_file_size {
+                Err(SkipReason::TooLarge)
+            } else {
+                bytes += f.size as u64;
+                if bytes > max_bytes {
+                    return Err(PipelineError::Rules(format!(
+                        "the revision holds more than {max_bytes} bytes of YAML; one audit reads at most that"
+                    )));
+                }
+                Ok(repo.blob(f.blob)?)
+            };
+            read.push((f.path.clone(), content));
+        }
+        Ok(read)
+    };
+    let parse = |(path, content): ReadFile| match content
+        .as_ref()
+        .map_err(|r| *r)
+        .and_then(|bytes| classify_bytes(bytes, policy.max_file_size))
+    {
+        Ok(text) => ManifestFile::parse(path, text, policy.yaml_limits),
+        Err(reason) => ManifestFile::skipped(path, reason),
+    };
+    // Each file judged as it is parsed, its bytes dropped: a revision's audit holds one full
+    // tree per thread.
+    let judged: Vec<crate::audit::JudgedFile> = read_all()?
+        .into_par_iter()
+        .map(|file| crate::audit::judge_file(parse(file), &policy))
         .collect();
-    drop(read);
     let no_tools = crate::render::Tools {
         kubectl: None,
         helm: None,
     };
-    let (result, failed) = crate::render::judge::audit_tree(
-        &tree,
-        &parsed,
-        &targets,
-        renderer.unwrap_or(&no_tools),
-        &crate::render::RenderLimits::default(),
-        &policy,
-    );
+    let renderer = renderer.unwrap_or(&no_tools);
+    let limits = crate::render::RenderLimits::default();
+    use crate::render::judge::{audit_judged_tree, audit_tree};
+    let (result, failed) =
+        match audit_judged_tree(&tree, judged, &targets, renderer, &limits, &policy) {
+            Ok(audited) => audited,
+            // Rare (a CRD in the revision makes a kind cluster-scoped): parsed again, whole.
+            Err(crate::audit::JudgeAgain) => {
+                let parsed: Vec<ManifestFile> = read_all()?.into_par_iter().map(parse).collect();
+                audit_tree(&tree, &parsed, &targets, renderer, &limits, &policy)
+            }
+        };
     Ok(RevisionAudit {
         result,
         owners,

@@ -19,8 +19,9 @@ pub struct InputError {
     pub message: String,
 }
 
-pub struct Loaded {
-    pub files: Vec<ManifestFile>,
+/// What a load read: each file as `F`, a [`ManifestFile`] unless a load maps it on the way.
+pub struct Loaded<F = ManifestFile> {
+    pub files: Vec<F>,
     pub errors: Vec<InputError>,
     /// Paths given on the command line that cannot be opened at all (they do not exist, or
     /// are a symlink that cannot be followed), each with why: a usage error.
@@ -88,6 +89,17 @@ pub fn load(paths: &[PathBuf], policy: &Policy) -> Loaded {
 
 /// [`load`], walking folders as `options` say.
 pub fn load_with(paths: &[PathBuf], policy: &Policy, options: &WalkOptions) -> Loaded {
+    load_each(paths, policy, options, &|file| file)
+}
+
+/// [`load_with`], handing each file to `each` as soon as it is parsed: what `each` keeps of
+/// it is all that stays in memory (an audit judges a file and keeps its inventory view).
+pub fn load_each<F: Send>(
+    paths: &[PathBuf],
+    policy: &Policy,
+    options: &WalkOptions,
+    each: &(dyn Fn(ManifestFile) -> F + Sync),
+) -> Loaded<F> {
     let filter = PathFilter {
         policy,
         include_hidden: options.hidden,
@@ -134,29 +146,11 @@ pub fn load_with(paths: &[PathBuf], policy: &Policy, options: &WalkOptions) -> L
     // `a.yaml` and `./a.yaml` are one file: audit it once.
     let mut seen = HashSet::new();
     candidates.retain(|p| seen.insert(lexical_normal(p)));
-    let results: Vec<(ManifestFile, Option<InputError>)> = candidates
+    let results: Vec<(F, Option<InputError>)> = candidates
         .par_iter()
         .map(|path| {
-            let name = display(path);
-            if patches.contains(&lexical_normal(path)) {
-                return (
-                    ManifestFile::skipped(name, SkipReason::KustomizePatch),
-                    None,
-                );
-            }
-            if in_chart_templates(path) {
-                return (ManifestFile::skipped(name, SkipReason::HelmTemplate), None);
-            }
-            match read_limited(path, policy.max_file_size) {
-                Ok(bytes) => parse_sized(&name, &bytes, file_size(path, bytes.len()), policy),
-                Err(e) => (
-                    ManifestFile::skipped(name.clone(), SkipReason::NotUtf8),
-                    Some(InputError {
-                        path: name,
-                        message: format!("cannot read: {e}"),
-                    }),
-                ),
-            }
+            let (file, error) = read_and_parse(path, &patches, policy);
+            (each(file), error)
         })
         .collect();
     let mut files = Vec::new();
@@ -166,7 +160,7 @@ pub fn load_with(paths: &[PathBuf], policy: &Policy, options: &WalkOptions) -> L
     }
     if let Some(bytes) = stdin {
         let (file, error) = parse_sized("<stdin>", &bytes, Size::Unknown("stdin"), policy);
-        files.push(file);
+        files.push(each(file));
         errors.extend(error);
     }
     Loaded {
@@ -174,6 +168,34 @@ pub fn load_with(paths: &[PathBuf], policy: &Policy, options: &WalkOptions) -> L
         errors,
         unusable,
         excluded,
+    }
+}
+
+/// One candidate read from disk and parsed (or why not).
+fn read_and_parse(
+    path: &Path,
+    patches: &HashSet<PathBuf>,
+    policy: &Policy,
+) -> (ManifestFile, Option<InputError>) {
+    let name = display(path);
+    if patches.contains(&lexical_normal(path)) {
+        return (
+            ManifestFile::skipped(name, SkipReason::KustomizePatch),
+            None,
+        );
+    }
+    if in_chart_templates(path) {
+        return (ManifestFile::skipped(name, SkipReason::HelmTemplate), None);
+    }
+    match read_limited(path, policy.max_file_size) {
+        Ok(bytes) => parse_sized(&name, &bytes, file_size(path, bytes.len()), policy),
+        Err(e) => (
+            ManifestFile::skipped(name.clone(), SkipReason::NotUtf8),
+            Some(InputError {
+                path: name,
+                message: format!("cannot read: {e}"),
+            }),
+        ),
     }
 }
 

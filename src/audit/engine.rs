@@ -89,10 +89,134 @@ fn audit_with(
         .objects
         .par_iter()
         .map(|object| {
-            let all_rules = focus(object.file);
-            audit_object(object, &inventory, policy, all_rules, fixes)
+            let rules = match focus(object.file) {
+                true => Rules::All,
+                false => Rules::CrossObject,
+            };
+            audit_object(object, &inventory, policy, rules, fixes)
         })
         .collect();
+    let objects = inventory.objects.len();
+    finish(
+        files,
+        policy,
+        focus,
+        objects,
+        per_object.into_iter().flatten(),
+    )
+}
+
+/// Which of a policy's rules an object is judged by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Rules {
+    All,
+    /// The rules that look at other objects too.
+    CrossObject,
+    /// The rules that look at nothing but the object.
+    PerObject,
+}
+
+impl Rules {
+    fn includes(self, rule: &Rule) -> bool {
+        match self {
+            Rules::All => true,
+            Rules::CrossObject => rule.check.uses_inventory(),
+            Rules::PerObject => !rule.check.uses_inventory(),
+        }
+    }
+}
+
+/// One file judged by the rules that need nothing else, keeping for the cross-object rules
+/// only its inventory view (see [`super::view`]) when the policy allows.
+#[derive(Debug)]
+pub struct JudgedFile {
+    pub file: ManifestFile,
+    /// Its objects' findings, in object order, each marked exempted or not.
+    findings: Vec<(Finding, bool)>,
+    /// Its objects that have a namespace: a CustomResourceDefinition elsewhere in the input may
+    /// take it away, which changes what they were judged as.
+    namespaced: Vec<(String, String)>,
+}
+
+/// Judges `file` by the per-object rules of `policy` (with no fix built, as for
+/// [`audit_without_fixes`]). Parsing and judging each file as it comes, then
+/// [`audit_judged`], is [`audit_without_fixes`] holding one full tree at a time.
+pub fn judge_file(file: ManifestFile, policy: &Policy) -> JudgedFile {
+    let empty = Inventory::default();
+    let objects = file.objects();
+    let findings = objects
+        .iter()
+        .flat_map(|object| audit_object(object, &empty, policy, Rules::PerObject, false))
+        .collect();
+    let mut namespaced: Vec<(String, String)> = objects
+        .iter()
+        .filter(|o| o.namespace.is_some())
+        .map(|o| (o.group().to_owned(), o.kind.to_owned()))
+        .collect();
+    namespaced.sort_unstable();
+    namespaced.dedup();
+    drop(objects);
+    let file = match super::view::view_suffices(policy) {
+        true => super::view::ViewShape::new(policy).view(&file),
+        false => file,
+    };
+    JudgedFile {
+        file,
+        findings,
+        namespaced,
+    }
+}
+
+/// A CustomResourceDefinition of the input makes a kind cluster-scoped that some object was
+/// judged namespaced: the files must be judged again as a whole ([`audit_without_fixes`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct JudgeAgain;
+
+/// Finishes an audit of files judged by [`judge_file`]: the cross-object rules run on their
+/// inventory views, and the findings are those [`audit_without_fixes`] gives.
+pub fn audit_judged(judged: Vec<JudgedFile>, policy: &Policy) -> Result<AuditResult, JudgeAgain> {
+    let mut files = Vec::with_capacity(judged.len());
+    let mut per_object = Vec::with_capacity(judged.len());
+    let mut namespaced = std::collections::HashSet::new();
+    for j in judged {
+        files.push(j.file);
+        per_object.push(j.findings);
+        namespaced.extend(j.namespaced);
+    }
+    let mut objects: Vec<Object<'_>> = files.iter().flat_map(|f| f.objects()).collect();
+    let scoped: Vec<bool> = objects.iter().map(|o| o.namespace.is_some()).collect();
+    crate::manifest::apply_custom_scopes(&mut objects);
+    let lost_namespace = objects.iter().zip(&scoped).any(|(o, &had)| {
+        had && o.namespace.is_none()
+            && namespaced.contains(&(o.group().to_owned(), o.kind.to_owned()))
+    });
+    if lost_namespace {
+        return Err(JudgeAgain);
+    }
+    let inventory = Inventory::new(objects);
+    let cross_object: Vec<Vec<(Finding, bool)>> = inventory
+        .objects
+        .par_iter()
+        .map(|object| audit_object(object, &inventory, policy, Rules::CrossObject, false))
+        .collect();
+    // Each rule is either per-object or cross-object, so findings of one rule keep their
+    // relative order (object order) and sort exactly as one pass would sort them.
+    let findings = per_object
+        .into_iter()
+        .flatten()
+        .chain(cross_object.into_iter().flatten());
+    let objects = inventory.objects.len();
+    Ok(finish(&files, policy, &|_| true, objects, findings))
+}
+
+/// Counts, orders and splits the findings of an audit of `files`, adding their parse errors.
+fn finish(
+    files: &[ManifestFile],
+    policy: &Policy,
+    focus: &(dyn Fn(&str) -> bool + Sync),
+    objects: usize,
+    findings: impl Iterator<Item = (Finding, bool)>,
+) -> AuditResult {
     let parse_errors_on = policy.parse_error_severity != Severity::Ignore;
     let parse_errors = files
         .iter()
@@ -104,15 +228,15 @@ fn audit_with(
     let mut stats = Stats {
         files: files.len(),
         rules: policy.rules.len(),
-        objects: inventory.objects.len(),
+        objects,
         ..Stats::default()
     };
     // Every finding once, in one buffer that is sorted in place: findings are large, and a
     // second buffer of them would be the audit's largest allocation.
-    let mut all: Vec<Finding> = Vec::with_capacity(per_object.iter().map(Vec::len).sum());
+    let mut all: Vec<Finding> = Vec::with_capacity(findings.size_hint().0);
     let mut counted = Vec::new();
     let mut exempted = Vec::new();
-    for (finding, is_exempt) in per_object.into_iter().flatten().chain(parse_errors) {
+    for (finding, is_exempt) in findings.chain(parse_errors) {
         if is_exempt {
             exempted.push(all.len());
         } else {
@@ -234,7 +358,7 @@ fn audit_object(
     object: &Object<'_>,
     inventory: &Inventory<'_>,
     policy: &Policy,
-    all_rules: bool,
+    rules: Rules,
     fixes: bool,
 ) -> Vec<(Finding, bool)> {
     // Built on the first finding (most objects have few, many have none), shared by all.
@@ -242,7 +366,7 @@ fn audit_object(
     let mut out = Vec::new();
     for active in &policy.rules {
         let rule = &active.rule;
-        if !all_rules && !rule.check.uses_inventory() {
+        if !rules.includes(rule) {
             continue;
         }
         for (violation, scope, container) in evaluate(rule, object, inventory) {

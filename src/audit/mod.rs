@@ -12,11 +12,15 @@ pub mod model;
 pub mod registry;
 pub mod rule;
 pub mod schema;
+mod view;
 
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
-pub use engine::{AuditResult, Stats, audit, audit_focused, audit_without_fixes};
+pub use engine::{
+    AuditResult, JudgeAgain, JudgedFile, Stats, audit, audit_focused, audit_judged,
+    audit_without_fixes, judge_file,
+};
 pub use exempt::{Exemption, ExemptionSource};
 pub use model::{Category, Severity, Target};
 pub use registry::Registry;

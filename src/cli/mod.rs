@@ -484,21 +484,31 @@ fn run_audit(args: AuditArgs) -> anyhow::Result<u8> {
         hidden: args.hidden,
         no_ignore: args.no_ignore,
     };
-    let loaded = source::load_with(&args.paths, &policy, &walk);
+    // Each file is judged as it is parsed, and only what the cross-object rules read of it
+    // is kept: the audit's memory is its findings, not every tree of the input.
+    let loaded = source::load_each(&args.paths, &policy, &walk, &|file| {
+        crate::audit::judge_file(file, &policy)
+    });
     if !loaded.unusable.is_empty() {
         for error in &loaded.unusable {
             eprintln!("kubeward: {}: {}", error.path, error.message);
         }
         return Ok(EXIT_USAGE);
     }
-    let (result, render_errors) = match audit_rendering(&loaded, &args, &policy) {
+    let source::Loaded {
+        files,
+        errors: mut input_errors,
+        excluded,
+        ..
+    } = loaded;
+    let (result, render_errors) = match audit_rendering(files, &args, &policy) {
         Ok(result) => result,
         Err(code) => return Ok(code),
     };
     let mut result = result;
-    result.stats.files_excluded = loaded.excluded.clone();
-    let mut loaded = loaded;
-    loaded.errors.extend(render_errors);
+    result.stats.files_excluded = excluded;
+    input_errors.extend(render_errors);
+    let errors = input_errors;
     if let Some(path) = &args.write_baseline {
         return write_baseline(path, &result.findings);
     }
@@ -539,12 +549,10 @@ fn run_audit(args: AuditArgs) -> anyhow::Result<u8> {
         && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
     // Streamed: a large audit's report is never held whole in memory.
     write_stdout_with(|out| match args.format {
-        Format::Text => write_text_report(out, &result, &loaded.errors, color),
-        Format::Json => {
-            write_json_report(out, &result, &loaded.errors).and_then(|()| writeln!(out))
-        }
+        Format::Text => write_text_report(out, &result, &errors, color),
+        Format::Json => write_json_report(out, &result, &errors).and_then(|()| writeln!(out)),
         Format::Sarif => {
-            write_sarif_report(out, &result, &loaded.errors, &policy).and_then(|()| writeln!(out))
+            write_sarif_report(out, &result, &errors, &policy).and_then(|()| writeln!(out))
         }
     })
     .context("writing the report")?;
@@ -594,15 +602,14 @@ fn write_baseline(
 /// files the rendered overlays read are judged through them, at their source lines, naming the
 /// overlays. The errors to show: targets that could not be rendered.
 fn audit_rendering(
-    loaded: &source::Loaded,
+    files: Vec<crate::audit::JudgedFile>,
     args: &AuditArgs,
     policy: &Policy,
 ) -> Result<(crate::audit::AuditResult, Vec<source::InputError>), u8> {
     use crate::render::{RenderLimits, judge};
-    let paths: Vec<String> = loaded
-        .files
+    let paths: Vec<String> = files
         .iter()
-        .map(|f| f.path.trim_start_matches("./").to_owned())
+        .map(|f| f.file.path.trim_start_matches("./").to_owned())
         .collect();
     let tree = crate::render::DiskTree {
         root: PathBuf::from("."),
@@ -617,14 +624,20 @@ fn audit_rendering(
         ),
     };
     let tools = args.tools.tools();
-    let (result, failed) = judge::audit_tree(
-        &tree,
-        &loaded.files,
-        &targets,
-        &tools,
-        &RenderLimits::default(),
-        policy,
-    );
+    let limits = RenderLimits::default();
+    let (result, failed) =
+        match judge::audit_judged_tree(&tree, files, &targets, &tools, &limits, policy) {
+            Ok(audited) => audited,
+            // Rare (a CRD in the input makes a kind cluster-scoped): parsed again, whole.
+            Err(crate::audit::JudgeAgain) => {
+                let walk = source::WalkOptions {
+                    hidden: args.hidden,
+                    no_ignore: args.no_ignore,
+                };
+                let again = source::load_with(&args.paths, policy, &walk);
+                judge::audit_tree(&tree, &again.files, &targets, &tools, &limits, policy)
+            }
+        };
     let errors: Vec<source::InputError> = failed
         .iter()
         .map(|(target, error)| source::InputError {

@@ -5,7 +5,10 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use serde_json::Value as Json;
 
-use crate::audit::{AuditResult, Finding, audit, audit_without_fixes, fingerprint_at};
+use crate::audit::{
+    AuditResult, Finding, JudgeAgain, JudgedFile, audit, audit_judged, audit_without_fixes,
+    fingerprint_at,
+};
 use crate::config::Policy;
 
 use super::{RenderError, RenderLimits, RenderTarget, RenderedTarget, Renderer, SourceTree};
@@ -44,19 +47,60 @@ pub fn audit_tree(
     limits: &RenderLimits,
     policy: &Policy,
 ) -> (AuditResult, Vec<(RenderTarget, RenderError)>) {
-    // What is judged as it is shows no fix in any output of a whole tree (reports,
-    // snapshots); rendered targets keep theirs, which place findings on values keys.
+    let audited = audit_tree_with(tree, targets, renderer, limits, policy, |consumed| {
+        // What is judged as it is shows no fix in any output of a whole tree (reports,
+        // snapshots); rendered targets keep theirs, which place findings on values keys.
+        let raw: Vec<crate::manifest::ManifestFile> = files
+            .iter()
+            .filter(|f| !consumed(&f.path))
+            .map(|f| f.at_path(f.path.clone()))
+            .collect();
+        Ok::<_, std::convert::Infallible>((audit_without_fixes(&raw, policy), files.len()))
+    });
+    match audited {
+        Ok(audited) => audited,
+        Err(never) => match never {},
+    }
+}
+
+/// [`audit_tree`] of files each judged as it was parsed ([`crate::audit::judge_file`]): the
+/// same result, holding one full tree at a time. [`JudgeAgain`] when the files must be parsed
+/// again and given to [`audit_tree`].
+pub fn audit_judged_tree(
+    tree: &dyn SourceTree,
+    files: Vec<JudgedFile>,
+    targets: &[RenderTarget],
+    renderer: &dyn Renderer,
+    limits: &RenderLimits,
+    policy: &Policy,
+) -> Result<(AuditResult, Vec<(RenderTarget, RenderError)>), JudgeAgain> {
+    audit_tree_with(tree, targets, renderer, limits, policy, |consumed| {
+        let count = files.len();
+        let raw: Vec<JudgedFile> = files
+            .into_iter()
+            .filter(|f| !consumed(&f.file.path))
+            .collect();
+        Ok((audit_judged(raw, policy)?, count))
+    })
+}
+
+/// Renders `targets`, then audits the files they did not read with `audit_raw` (given what
+/// was read; it returns its result and how many files there were in all).
+fn audit_tree_with<E>(
+    tree: &dyn SourceTree,
+    targets: &[RenderTarget],
+    renderer: &dyn Renderer,
+    limits: &RenderLimits,
+    policy: &Policy,
+    audit_raw: impl FnOnce(&dyn Fn(&str) -> bool) -> Result<(AuditResult, usize), E>,
+) -> Result<(AuditResult, Vec<(RenderTarget, RenderError)>), E> {
     if targets.is_empty() {
-        return (audit_without_fixes(files, policy), Vec::new());
+        return Ok((audit_raw(&|_| false)?.0, Vec::new()));
     }
     let judged = audit_targets(tree, targets, renderer, limits, policy);
-    let raw: Vec<crate::manifest::ManifestFile> = files
-        .iter()
-        .filter(|f| !judged.consumed.contains(f.path.trim_start_matches("./")))
-        .map(|f| f.at_path(f.path.clone()))
-        .collect();
-    let mut result = audit_without_fixes(&raw, policy);
-    result.stats.files_audited += files.len() - raw.len();
+    let consumed = |path: &str| judged.consumed.contains(path.trim_start_matches("./"));
+    let (mut result, files) = audit_raw(&consumed)?;
+    result.stats.files_audited += files - result.stats.files;
     result.stats.documents += judged.documents;
     result.stats.objects += judged.objects;
     result
@@ -73,7 +117,7 @@ pub fn audit_tree(
         *result.stats.findings.entry(f.severity).or_default() += 1;
     }
     result.stats.exempted = result.exempted.len();
-    (result, judged.failed)
+    Ok((result, judged.failed))
 }
 
 /// Renders and audits `targets`, in order.

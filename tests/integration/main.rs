@@ -51,6 +51,7 @@ mod rule_docs;
 mod rule_fixtures;
 mod scale_out;
 mod serve_process;
+mod streamed_audit;
 mod suggestions;
 mod webhook_ids;
 mod webhook_intake;
