@@ -14,6 +14,7 @@
 //! - `review`: `kubeward review --format json` of a change to 5 files of the repository (cold:
 //!   nothing cached between runs, which the CLI never does).
 //!
+//! `KUBEWARD_MONOREPO_KEEP=DIR` keeps each size's folder and repository under `DIR/<size>/`.
 //! `KUBEWARD_MONOREPO_RUNS` (default 1) runs each case that many times and keeps the fastest.
 //! `KUBEWARD_MONOREPO_BASELINE=PATH` also runs the audit cases with another `kubeward` binary
 //! (an earlier build), in the same run, for a before/after ratio, and checks that it wrote the
@@ -127,9 +128,20 @@ fn main() {
     println!("|---:|---:|---:|---:|---|---:|---:|---:|---:|");
     for docs in sizes {
         let started = Instant::now();
-        let corpus = corpus::generate(corpus::SEED, docs);
+        let corpus = corpus::generate_shaped(corpus::SEED, docs, corpus::Shape::MONOREPO);
         let files = files_of(&corpus);
-        let dir = tempfile::tempdir().expect("temp dir");
+        let dir = match std::env::var_os("KUBEWARD_MONOREPO_KEEP") {
+            // Kept for a closer look (`/usr/bin/time -v kubeward audit DIR/tree`, heap profiles).
+            Some(keep) => {
+                let keep = Path::new(&keep).join(docs.to_string());
+                std::fs::create_dir_all(&keep).expect("the folder to keep");
+                tempfile::Builder::new()
+                    .disable_cleanup(true)
+                    .tempdir_in(keep)
+                    .expect("temp dir")
+            }
+            None => tempfile::tempdir().expect("temp dir"),
+        };
         let tree = dir.path().join("tree");
         for (path, text) in &files {
             let file = tree.join(path);

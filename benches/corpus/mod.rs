@@ -121,11 +121,53 @@ impl Corpus {
     }
 }
 
+/// How the generated applications are written: the same seed and shape give the same bytes.
+#[derive(Debug, Clone, Copy)]
+pub struct Shape {
+    /// Weights of hardened, typical and sloppy applications.
+    pub care: [u64; 3],
+    /// Weights of pods with 1, 2, 3 and 4 containers.
+    pub containers: [u64; 4],
+    /// At most this many env vars per container.
+    pub env_max: u64,
+    /// At most this many feature flags, and of `app.yaml` blocks, per ConfigMap.
+    pub config_flags: u64,
+    pub config_blocks: u64,
+}
+
+impl Shape {
+    /// The corpus the audit, range and review benchmarks were measured on.
+    pub const TYPICAL: Shape = Shape {
+        care: [30, 50, 20],
+        containers: [60, 28, 9, 3],
+        env_max: 8,
+        config_flags: 6,
+        config_blocks: 8,
+    };
+
+    /// Shaped like a real platform monorepo (public repositories' manifests measured at about
+    /// 2.4 KB and 9.5 findings per document): more sidecars, longer env lists and ConfigMaps,
+    /// and more applications written without care.
+    pub const MONOREPO: Shape = Shape {
+        care: [5, 35, 60],
+        containers: [10, 30, 35, 25],
+        env_max: 24,
+        config_flags: 80,
+        config_blocks: 60,
+    };
+}
+
 /// Generates applications until the corpus holds at least `target_documents` documents.
 pub fn generate(seed: u64, target_documents: usize) -> Corpus {
+    generate_shaped(seed, target_documents, Shape::TYPICAL)
+}
+
+/// [`generate`] with applications written as `shape` says.
+pub fn generate_shaped(seed: u64, target_documents: usize, shape: Shape) -> Corpus {
     let mut g = Gen {
         rng: Rng::new(seed),
         kinds: Vec::new(),
+        shape,
     };
     let namespaces: Vec<String> = (0..48)
         .map(|i| {
@@ -143,7 +185,7 @@ pub fn generate(seed: u64, target_documents: usize) -> Corpus {
     let mut app_index = 0usize;
     while documents < target_documents {
         let ns = namespaces[g.rng.range(0, namespaces.len() as u64 - 1) as usize].clone();
-        let app = App::new(&mut g.rng, app_index, ns);
+        let app = App::new(&mut g.rng, app_index, ns, &g.shape);
         app_index += 1;
         let docs = g.app_documents(&app);
         documents += docs.len();
@@ -284,7 +326,7 @@ struct App {
 }
 
 impl App {
-    fn new(rng: &mut Rng, index: usize, namespace: String) -> App {
+    fn new(rng: &mut Rng, index: usize, namespace: String, shape: &Shape) -> App {
         let workload = *rng.weighted(&[
             (55, Workload::Deployment),
             (14, Workload::StatefulSet),
@@ -293,9 +335,9 @@ impl App {
             (8, Workload::Job),
         ]);
         let care = *rng.weighted(&[
-            (30, Care::Hardened),
-            (50, Care::Typical),
-            (20, Care::Sloppy),
+            (shape.care[0], Care::Hardened),
+            (shape.care[1], Care::Typical),
+            (shape.care[2], Care::Sloppy),
         ]);
         let serving = matches!(workload, Workload::Deployment | Workload::StatefulSet);
         let has_service = match workload {
@@ -337,6 +379,7 @@ impl App {
 struct Gen {
     rng: Rng,
     kinds: Vec<(&'static str, usize)>,
+    shape: Shape,
 }
 
 impl Gen {
@@ -468,7 +511,7 @@ impl Gen {
             self.rng.pick(&["info", "debug", "warn"])
         );
         let _ = writeln!(out, "  LISTEN_ADDR: \":{}\"", app.port);
-        for i in 0..self.rng.range(0, 6) {
+        for i in 0..self.rng.range(0, self.shape.config_flags) {
             let _ = writeln!(
                 out,
                 "  FEATURE_{}_{i}: \"{}\"",
@@ -487,7 +530,7 @@ impl Gen {
                 "    server:\n      port: {}\n      timeout: 30s",
                 app.port
             );
-            for _ in 0..self.rng.range(1, 8) {
+            for _ in 0..self.rng.range(1, self.shape.config_blocks) {
                 let w = self.rng.pick(WORDS);
                 let _ = writeln!(
                     out,
@@ -661,7 +704,10 @@ impl Gen {
             self.container(out, app, p, "migrate", 0, true);
         }
         let _ = writeln!(out, "{p}containers:");
-        let count = *self.rng.weighted(&[(60, 1usize), (28, 2), (9, 3), (3, 4)]);
+        let c = self.shape.containers;
+        let count = *self
+            .rng
+            .weighted(&[(c[0], 1usize), (c[1], 2), (c[2], 3), (c[3], 4)]);
         for i in 0..count {
             let name = if i == 0 {
                 "app".to_owned()
@@ -745,7 +791,7 @@ impl Gen {
             }
         }
         // Env: the first container anchors its list, later ones sometimes reuse it.
-        let env_count = self.rng.range(0, 8);
+        let env_count = self.rng.range(0, self.shape.env_max);
         if index > 0 && self.rng.chance(30) && out.contains("env: &common-env") {
             let _ = writeln!(out, "{c}env: *common-env");
         } else if env_count > 0 {

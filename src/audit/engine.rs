@@ -49,7 +49,8 @@ pub fn audit(files: &[ManifestFile], policy: &Policy) -> AuditResult {
 }
 
 /// [`audit`] for outputs that show no fix (the reports of `audit`, snapshots): each finding's
-/// fix operations are not built, which is about a tenth of a large audit's memory.
+/// fix operations and object location are not built, which is about a tenth of a large
+/// audit's memory.
 pub fn audit_without_fixes(files: &[ManifestFile], policy: &Policy) -> AuditResult {
     audit_with(files, policy, &|_| true, false)
 }
@@ -97,13 +98,9 @@ fn audit_with(
         })
         .collect();
     let objects = inventory.objects.len();
-    finish(
-        files,
-        policy,
-        focus,
-        objects,
-        per_object.into_iter().flatten(),
-    )
+    let count = per_object.iter().map(Vec::len).sum();
+    let findings = (count, per_object.into_iter().flatten());
+    finish(files, policy, focus, objects, findings)
 }
 
 /// Which of a policy's rules an object is judged by.
@@ -144,10 +141,12 @@ pub struct JudgedFile {
 pub fn judge_file(file: ManifestFile, policy: &Policy) -> JudgedFile {
     let empty = Inventory::default();
     let objects = file.objects();
-    let findings = objects
+    let mut findings: Vec<(Finding, bool)> = objects
         .iter()
         .flat_map(|object| audit_object(object, &empty, policy, Rules::PerObject, false))
         .collect();
+    // Held until the whole input is judged: no spare capacity.
+    findings.shrink_to_fit();
     let mut namespaced: Vec<(String, String)> = objects
         .iter()
         .filter(|o| o.namespace.is_some())
@@ -201,10 +200,12 @@ pub fn audit_judged(judged: Vec<JudgedFile>, policy: &Policy) -> Result<AuditRes
         .collect();
     // Each rule is either per-object or cross-object, so findings of one rule keep their
     // relative order (object order) and sort exactly as one pass would sort them.
+    let count = per_object.iter().chain(&cross_object).map(Vec::len).sum();
     let findings = per_object
         .into_iter()
         .flatten()
         .chain(cross_object.into_iter().flatten());
+    let findings = (count, findings);
     let objects = inventory.objects.len();
     Ok(finish(&files, policy, &|_| true, objects, findings))
 }
@@ -215,16 +216,18 @@ fn finish(
     policy: &Policy,
     focus: &(dyn Fn(&str) -> bool + Sync),
     objects: usize,
-    findings: impl Iterator<Item = (Finding, bool)>,
+    findings: (usize, impl Iterator<Item = (Finding, bool)>),
 ) -> AuditResult {
+    let (count, findings) = findings;
     let parse_errors_on = policy.parse_error_severity != Severity::Ignore;
-    let parse_errors = files
+    let parse_errors: Vec<(Finding, bool)> = files
         .iter()
         .filter(|f| parse_errors_on && focus(&f.path))
         .flat_map(|file| {
             file.parse_errors()
                 .map(|(_, error)| (parse_error_finding(&file.path, error, policy), false))
-        });
+        })
+        .collect();
     let mut stats = Stats {
         files: files.len(),
         rules: policy.rules.len(),
@@ -233,7 +236,7 @@ fn finish(
     };
     // Every finding once, in one buffer that is sorted in place: findings are large, and a
     // second buffer of them would be the audit's largest allocation.
-    let mut all: Vec<Finding> = Vec::with_capacity(findings.size_hint().0);
+    let mut all: Vec<Finding> = Vec::with_capacity(count + parse_errors.len());
     let mut counted = Vec::new();
     let mut exempted = Vec::new();
     for (finding, is_exempt) in findings.chain(parse_errors) {
@@ -392,6 +395,9 @@ fn audit_object(
                 violation,
             );
             finding.fix = fix;
+            if !fixes {
+                finding.location = None;
+            }
             let exempted_by = exemption(rule, object, container, policy);
             let is_exempt = exempted_by.is_some();
             out.push((
@@ -470,13 +476,13 @@ fn make_finding(
         message,
         exempted_by: None,
         fix: Vec::new(),
-        location: Some(ObjectLocation {
+        location: Some(Box::new(ObjectLocation {
             doc_index: object.doc_index,
             list_path: object.list_path.clone(),
             start_line: object.node.span.start.line,
             end_line: object.node.span.last_line(),
             container_lines: container.map(|c| (c.node.span.start.line, c.node.span.last_line())),
-        }),
+        })),
         targets: Vec::new(),
     }
 }
@@ -769,6 +775,7 @@ mod tests {
         let mut stripped = with.findings.clone();
         for f in &mut stripped {
             f.fix.clear();
+            f.location = None;
         }
         assert_eq!(stripped, without.findings);
         assert_eq!(with.stats.findings, without.stats.findings);

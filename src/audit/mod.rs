@@ -154,9 +154,10 @@ pub struct Finding {
     /// [`audit_without_fixes`], for outputs that show none.
     #[serde(skip)]
     pub fix: Vec<crate::fix::FixOp>,
-    /// Where in its file the object sits: document index and, for List items, the item path.
+    /// Where in its file the object sits: document index and, for List items, the item path
+    /// (for fixes and review anchors; not built by [`audit_without_fixes`] either).
     #[serde(skip)]
-    pub location: Option<ObjectLocation>,
+    pub location: Option<Box<ObjectLocation>>,
     /// The render targets (kustomize overlays) whose rendered objects have it; empty for a
     /// file audited as it is.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]

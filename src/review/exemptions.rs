@@ -167,13 +167,13 @@ pub fn added(
                     field_path,
                     exempted_by: None,
                     fix: Vec::new(),
-                    location: Some(ObjectLocation {
+                    location: Some(Box::new(ObjectLocation {
                         doc_index: o.doc_index,
                         list_path: o.list_path.clone(),
                         start_line: o.node.span.start.line,
                         end_line: o.node.span.last_line(),
                         container_lines: None,
-                    }),
+                    })),
                     targets: Vec::new(),
                 });
             }
