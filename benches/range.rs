@@ -117,6 +117,7 @@ fn main() {
         budgets: Default::default(),
         render: None,
         progress: None,
+        views: None,
     };
     let kubeward_review = || {
         let started = Instant::now();

@@ -161,6 +161,7 @@ fn main() {
             ..Default::default()
         }),
         progress: None,
+        views: None,
     };
     let run = || {
         let started = std::time::Instant::now();

@@ -105,6 +105,7 @@ fn run(f: &Fixture) -> Timings {
             budgets: Default::default(),
             render: None,
             progress: None,
+            views: None,
         },
     )
     .expect("review");

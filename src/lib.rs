@@ -24,6 +24,7 @@ pub mod report;
 pub mod review;
 pub mod server;
 pub mod source;
+pub mod views;
 pub mod walk;
 pub mod yaml;
 

@@ -68,6 +68,8 @@ pub struct Timings {
     /// Matching, anchoring, owners, fixes and text.
     pub plan: Duration,
     pub files_parsed: usize,
+    /// Blobs whose YAML was parsed (the rest came from the view store).
+    pub blobs_parsed: usize,
     pub files_listed: usize,
     /// Rendering the targets the change touched, both sides and attribution, and of that the
     /// time inside helm and kubectl.
@@ -90,6 +92,9 @@ pub struct ReviewOptions<'a> {
     /// Told how far the review has got (`kubeward review` shows it on a terminal). Called
     /// from the parsing threads too.
     pub progress: Option<&'a (dyn Fn(Progress) + Sync)>,
+    /// The view store that spares parsing the blobs an earlier review parsed (see
+    /// [`crate::views`]); `None`: every blob is parsed.
+    pub views: Option<crate::views::StoreSettings>,
 }
 
 /// How far a review has got.
@@ -378,6 +383,8 @@ enum Content {
     Skipped(SkipReason),
     /// Not in the object database: a partial clone, or a shallow history.
     Missing,
+    /// Its inventory view is in the view store: not read.
+    Stored,
 }
 
 /// Which changed manifest candidates are work, and which of them fit the file budget.
@@ -585,6 +592,44 @@ pub fn review_with_policy(
         }
     }
     timings.files_listed = base_list.len() + head_list.len();
+    // A blob a changed path holds is judged whole. Every other blob only feeds the
+    // cross-object rules: its inventory view is enough, and may come from the view store.
+    let shape = crate::audit::view_suffices(policy).then(|| crate::audit::ViewShape::new(policy));
+    let whole: HashSet<Oid> = {
+        let new_paths: HashSet<&str> = changes
+            .iter()
+            .filter_map(|c| c.new_path.as_deref())
+            .collect();
+        let old_paths: HashSet<&str> = changes
+            .iter()
+            .filter_map(|c| c.old_path.as_deref())
+            .collect();
+        let head = head_list
+            .iter()
+            .filter(|f| new_paths.contains(f.path.as_str()));
+        let base = base_list
+            .iter()
+            .filter(|f| old_paths.contains(f.path.as_str()));
+        head.chain(base).map(|f| f.blob).collect()
+    };
+    let store = match (&options.views, &shape) {
+        (Some(settings), Some(_)) => Some(crate::views::Store::new(
+            settings,
+            repo.inner().path(),
+            policy,
+        )),
+        _ => None,
+    };
+    let pack = match &store {
+        Some(store) => {
+            let (pack, problem) = store.read();
+            if let Some(problem) = problem {
+                tracing::warn!(%problem, "the view store's pack is not used");
+            }
+            pack
+        }
+        None => crate::views::Pack::default(),
+    };
     // Every distinct blob is read and parsed once, whichever revisions and paths hold it.
     let mut blobs: HashMap<Oid, Content> = HashMap::new();
     let mut bytes_to_parse = 0u64;
@@ -600,11 +645,16 @@ pub fn review_with_policy(
         let content = if f.size as u64 > policy.max_file_size {
             Content::Skipped(SkipReason::TooLarge)
         } else {
+            // Counted whether stored or not: the store never changes a review's verdict.
             bytes_to_parse += f.size as u64;
-            match repo.blob(f.blob) {
-                Ok(bytes) => Content::Bytes(bytes),
-                Err(_) if !repo.has_object(f.blob) => Content::Missing,
-                Err(e) => return Err(e.into()),
+            if !whole.contains(&f.blob) && pack.contains(&f.blob) {
+                Content::Stored
+            } else {
+                match repo.blob(f.blob) {
+                    Ok(bytes) => Content::Bytes(bytes),
+                    Err(_) if !repo.has_object(f.blob) => Content::Missing,
+                    Err(e) => return Err(e.into()),
+                }
             }
         };
         blobs.insert(f.blob, content);
@@ -644,34 +694,88 @@ pub fn review_with_policy(
             .position(|(b, limit)| b.load(Ordering::Relaxed) > limit)
     };
     let blobs_parsed = AtomicUsize::new(0);
-    let parsed: HashMap<Oid, Result<ManifestFile, NotReviewedReason>> = blobs
+    let parse = |content: &Content| match content {
+        Content::Missing => Err(NotReviewedReason::MissingBlob),
+        Content::Skipped(reason) => Ok(ManifestFile::skipped("", *reason)),
+        Content::Bytes(bytes) => match classify_bytes(bytes, policy.max_file_size) {
+            Ok(text) => Ok(ManifestFile::parse("", text, policy.yaml_limits)),
+            Err(reason) => Ok(ManifestFile::skipped("", reason)),
+        },
+        // Decoded from the store before: never parsed.
+        Content::Stored => Err(NotReviewedReason::MissingBlob),
+    };
+    // What a blob is judged by: the whole file, or its view (the tree is dropped here).
+    let keep = |oid: &Oid, file: ManifestFile| match &shape {
+        Some(shape) if !whole.contains(oid) => shape.view(&file),
+        _ => file,
+    };
+    let count = |file: &ManifestFile| {
+        let w = file.weight;
+        for (b, n) in built.iter().zip([w.nodes, w.scalar_bytes, w.documents]) {
+            b.fetch_add(n as u64, Ordering::Relaxed);
+        }
+    };
+    let mut undecodable = Vec::new();
+    let blobs_built = AtomicUsize::new(0);
+    let mut parsed: HashMap<Oid, Result<ManifestFile, NotReviewedReason>> = HashMap::new();
+    let results: Vec<(Oid, Option<Result<ManifestFile, NotReviewedReason>>)> = blobs
         .par_iter()
         .map(|(oid, content)| {
             if over().is_some() {
-                return (*oid, Err(NotReviewedReason::OverReviewBudget));
+                return (*oid, Some(Err(NotReviewedReason::OverReviewBudget)));
             }
-            let file = match content {
-                Content::Missing => Err(NotReviewedReason::MissingBlob),
-                Content::Skipped(reason) => Ok(ManifestFile::skipped("", *reason)),
-                Content::Bytes(bytes) => match classify_bytes(bytes, policy.max_file_size) {
-                    Ok(text) => Ok(ManifestFile::parse("", text, policy.yaml_limits)),
-                    Err(reason) => Ok(ManifestFile::skipped("", reason)),
+            let stored = match content {
+                Content::Stored => match pack.get(oid) {
+                    None => return (*oid, None),
+                    stored => stored,
                 },
+                // A changed file the previous push already parsed: its text is read (for
+                // suggestions), its tree is not built again.
+                _ if whole.contains(oid) && pack.has_whole(oid) => pack.get(oid),
+                _ => None,
+            };
+            let file = match stored {
+                Some((file, _)) => Ok(keep(oid, file)),
+                None => {
+                    blobs_built.fetch_add(1, Ordering::Relaxed);
+                    parse(content).map(|file| keep(oid, file))
+                }
             };
             if let Ok(file) = &file {
-                let w = file.weight;
-                for (b, n) in built.iter().zip([w.nodes, w.scalar_bytes, w.documents]) {
-                    b.fetch_add(n as u64, Ordering::Relaxed);
-                }
+                count(file);
             }
             options.report(Progress::Parsing {
                 done: blobs_parsed.fetch_add(1, Ordering::Relaxed) + 1,
                 total: blobs.len(),
             });
-            (*oid, file)
+            (*oid, Some(file))
         })
         .collect();
+    for (oid, file) in results {
+        match file {
+            Some(file) => {
+                parsed.insert(oid, file);
+            }
+            None => undecodable.push(oid),
+        }
+    }
+    // A stored entry that does not decode (the pack's checksum held: an engine bug) is parsed.
+    for oid in undecodable {
+        let content = match repo.blob(oid) {
+            Ok(bytes) => Content::Bytes(bytes),
+            Err(_) => Content::Missing,
+        };
+        blobs_built.fetch_add(1, Ordering::Relaxed);
+        let file = parse(&content).map(|file| keep(&oid, file));
+        if let Ok(file) = &file {
+            count(file);
+        }
+        parsed.insert(oid, file);
+    }
+    timings.blobs_parsed = blobs_built.into_inner();
     timings.files_parsed = parsed.len();
+    // Only changed files' bytes are read again (their text, for suggestions).
+    blobs.retain(|oid, _| whole.contains(oid));
     if let Some(which) = over() {
         drop(parsed);
         let what = ["YAML nodes", "bytes of scalar text", "YAML documents"][which];
@@ -783,6 +887,26 @@ pub fn review_with_policy(
     let plan_started = Instant::now();
     let plan = plan_from_audits(&input, head_result, base_result);
     timings.plan = plan_started.elapsed();
+    if let Some(store) = &store {
+        use crate::views::Kept;
+        let kept = |oid: &Oid| match whole.contains(oid) {
+            true => Kept::Whole,
+            false => Kept::View,
+        };
+        let unstored = |oid: &Oid| match kept(oid) {
+            Kept::Whole => !pack.has_whole(oid),
+            Kept::View => !pack.contains(oid),
+        };
+        // The next review of this repository finds every blob of this one.
+        if parsed.keys().any(unstored) {
+            let files = parsed
+                .iter()
+                .filter_map(|(oid, file)| Some((*oid, file.as_ref().ok()?, kept(oid))));
+            if let Err(error) = store.write(files) {
+                tracing::warn!(%error, "the view store's pack is not written");
+            }
+        }
+    }
     Ok((plan, timings))
 }
 

@@ -98,6 +98,16 @@ pub fn annotation_exemption(rule: &Rule, object: &Object<'_>) -> Option<String> 
     None
 }
 
+/// Keys that exempt objects in kubeward or in the tools it reads annotations of: every key
+/// [`annotation_exempts`] may accept is one.
+pub fn is_exemption_key(key: &str) -> bool {
+    (key.starts_with("kubeward.io/") && key.ends_with("exempt"))
+        || key.starts_with("polaris.fairwinds.com/")
+        || key.starts_with("ignore-check.kube-linter.io/")
+        || key == "kube-linter.io/ignore-all"
+        || key == "kube-score/ignore"
+}
+
 /// Whether one annotation exempts `rule`.
 pub fn annotation_exempts(key: &str, value: &Node, rule: &Rule) -> bool {
     let id = rule.id.as_str();

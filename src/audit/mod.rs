@@ -21,10 +21,11 @@ pub use engine::{
     AuditResult, JudgeAgain, JudgedFile, Stats, audit, audit_focused, audit_judged,
     audit_without_fixes, judge_file,
 };
-pub use exempt::{Exemption, ExemptionSource};
+pub use exempt::{Exemption, ExemptionSource, is_exemption_key};
 pub use model::{Category, Severity, Target};
 pub use registry::Registry;
 pub use rule::Rule;
+pub use view::{ViewShape, view_suffices};
 
 /// The pseudo-rule for documents that are not valid YAML.
 pub const PARSE_ERROR: &str = "parseError";

@@ -10,10 +10,13 @@
 //! - whole objects of the kinds the cross-object rules look up (ServiceAccounts, roles,
 //!   NetworkPolicies, PodDisruptionBudgets, HorizontalPodAutoscalers, Services) and of the kinds
 //!   such a rule judges as a whole object (Services, Ingresses, bindings...);
-//! - of every other object: its scalar fields, `metadata`, selectors, `scaleTargetRef`, a CRD's
-//!   `names`, and the way down to its pod template, of which `metadata` and the pod spec's
-//!   scalar fields (service account settings). A container list is kept empty: its presence
-//!   makes a custom kind a workload, its items are read by per-object rules only.
+//! - of every other object: its scalar fields, selectors, `scaleTargetRef`, a CRD's `names`, and
+//!   the way down to its pod template, of which the labels and the pod spec's scalar fields
+//!   (service account settings). A container list is kept empty: its presence makes a custom
+//!   kind a workload, its items are read by per-object rules only;
+//! - of every `metadata`: its scalar fields and the annotations that exempt; labels only of pod
+//!   templates and of Pods, which are their own (no cross-object rule reads other labels or
+//!   annotations).
 //!
 //! This is only sound for rules that are builtins (see [`view_suffices`]); a policy with a
 //! path or schema check that looks across objects keeps whole trees.
@@ -71,6 +74,17 @@ impl<'p> ViewShape<'p> {
         }
     }
 
+    /// What decides which objects are kept whole, as text: part of the stores' view digest.
+    pub fn whole_kinds(&self) -> Vec<String> {
+        let mut parts: Vec<String> = LOOKED_UP_KINDS.iter().map(|k| (*k).to_owned()).collect();
+        parts.extend(
+            self.object_rules
+                .iter()
+                .map(|r| format!("{}: {}", r.id, r.kinds.join(","))),
+        );
+        parts
+    }
+
     fn keeps_whole(&self, object: &Object<'_>) -> bool {
         LOOKED_UP_KINDS.contains(&object.kind)
             || self
@@ -121,12 +135,20 @@ impl<'p> ViewShape<'p> {
     }
 
     fn object(&self, node: &Node) -> Node {
-        match Object::new("", 0, node) {
-            Some(object) if self.keeps_whole(&object) => node.clone(),
+        let object = Object::new("", 0, node);
+        // A Pod is its own pod template: its labels are the pod's.
+        let labels = object.as_ref().is_some_and(|o| o.kind == "Pod");
+        match object {
+            Some(object) if self.keeps_whole(&object) => filtered(node, |entry| {
+                Some(match entry.key.as_str() {
+                    "metadata" => metadata_view(&entry.value, labels),
+                    _ => entry.value.clone(),
+                })
+            }),
             // Not an object: no rule reads it.
             None if !matches!(node.value, Value::Map(_)) => node.clone(),
             _ => filtered(node, |entry| match entry.key.as_str() {
-                "metadata" => Some(entry.value.clone()),
+                "metadata" => Some(metadata_view(&entry.value, labels)),
                 "spec" | "template" => Some(spec_view(&entry.value)),
                 _ => scalar(entry),
             }),
@@ -134,11 +156,25 @@ impl<'p> ViewShape<'p> {
     }
 }
 
+/// An object's or a pod template's `metadata`: its scalar fields (name, namespace...), the
+/// annotations that exempt (see [`super::is_exemption_key`]) and, with `labels`, the labels
+/// selectors match (a pod template's, a Pod's).
+fn metadata_view(node: &Node, labels: bool) -> Node {
+    filtered(node, |entry| match entry.key.as_str() {
+        "labels" if labels => Some(entry.value.clone()),
+        "annotations" => Some(filtered(&entry.value, |a| {
+            super::is_exemption_key(&a.key).then(|| a.value.clone())
+        })),
+        _ => scalar(entry),
+    })
+}
+
 /// A `spec` of any kind (workload, pod, CRD, job template) or a pod template, as far as a
 /// cross-object rule reads it.
 fn spec_view(node: &Node) -> Node {
     filtered(node, |entry| match entry.key.as_str() {
-        "metadata" | "selector" | "scaleTargetRef" => Some(entry.value.clone()),
+        "metadata" => Some(metadata_view(&entry.value, true)),
+        "selector" | "scaleTargetRef" => Some(entry.value.clone()),
         "spec" | "template" | "jobTemplate" | "names" => Some(spec_view(&entry.value)),
         "containers" => Some(Node::new(Value::Seq(Vec::new()), entry.value.span)),
         _ => scalar(entry),

@@ -29,6 +29,8 @@ pub struct ReviewLimits {
     pub sandbox: SandboxSettings,
     /// How overlays are rendered inside the review process.
     pub render: crate::render::review::RenderOptions,
+    /// The view store the review processes share, if any.
+    pub views: Option<crate::views::StoreSettings>,
 }
 
 /// The commits a review needs, as the forge names them.
@@ -136,6 +138,7 @@ pub async fn fetch_and_review(
         budgets: limits.budgets,
         render: limits.render.clone(),
         task: super::sandbox::ChildTask::Review,
+        views: limits.views.clone(),
     };
     let left = limits.time_limit.saturating_sub(started.elapsed());
     // The cache stays locked (`cached`) while the child reads it.
@@ -224,6 +227,7 @@ pub async fn fetch_and_snapshot(
         budgets: limits.budgets,
         render: limits.render.clone(),
         task: super::sandbox::ChildTask::Snapshot,
+        views: None,
     };
     let left = limits.time_limit.saturating_sub(started.elapsed());
     let answer = super::sandbox::snapshot_in_child(&limits.sandbox, &request, left).await;

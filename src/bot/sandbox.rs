@@ -119,6 +119,9 @@ pub struct ChildRequest {
     /// A review of `merge_base..head`, or a snapshot of the whole of `head`.
     #[serde(default)]
     pub task: ChildTask,
+    /// The view store in the cache folder, shared by every review process.
+    #[serde(default)]
+    pub views: Option<crate::views::StoreSettings>,
 }
 
 /// What a child process is asked to do.
@@ -578,6 +581,7 @@ pub fn run_child() -> std::process::ExitCode {
             budgets: request.budgets,
             render: Some(request.render.clone()),
             progress: None,
+            views: request.views.clone(),
         };
         let policy = match crate::pipeline::read_policy(&repo, &revisions, &options) {
             Ok(policy) => policy,

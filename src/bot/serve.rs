@@ -309,6 +309,17 @@ pub fn review_limits(settings: &ServeSettings) -> anyhow::Result<ReviewLimits> {
                 ..Default::default()
             }
         },
+        views: match settings
+            .review
+            .view_store_max_bytes
+            .unwrap_or(crate::views::DEFAULT_MAX_BYTES)
+        {
+            0 => None,
+            max_bytes => Some(crate::views::StoreSettings {
+                dir: settings.cache_dir.join("views"),
+                max_bytes,
+            }),
+        },
     })
 }
 

@@ -267,6 +267,10 @@ pub async fn run(options: TestdriveOptions) -> anyhow::Result<String> {
                 },
                 sandbox: SandboxSettings::current_exe(default_memory_bytes(1))
                     .context("finding this program, to run the review in a child process")?,
+                views: Some(crate::views::StoreSettings {
+                    dir: dir.path().join("cache").join("views"),
+                    max_bytes: crate::views::DEFAULT_MAX_BYTES,
+                }),
             },
             max_annotations: crate::forge::github::publish::DEFAULT_MAX_ANNOTATIONS,
         },

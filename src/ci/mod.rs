@@ -142,6 +142,8 @@ pub(crate) fn review_checkout(
             ..Default::default()
         }),
         progress: None,
+        // One review per job: nothing to keep between them.
+        views: None,
     };
     crate::pipeline::review_with_policy(&repo, &revisions, &options, &policy)
         .map(|(plan, _)| plan)

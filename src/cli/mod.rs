@@ -228,6 +228,14 @@ pub struct ReviewArgs {
     pub render: RenderMode,
     #[command(flatten)]
     pub tools: ToolArgs,
+    /// Keep the inventory views of the files a review parses in DIR, and take them from there
+    /// next time: a later review of the repository parses only the blobs it has not seen (the
+    /// bot does this in its cache folder).
+    #[arg(long, value_name = "DIR")]
+    pub view_store: Option<PathBuf>,
+    /// Most bytes the view store may hold.
+    #[arg(long, value_name = "BYTES", default_value_t = crate::views::DEFAULT_MAX_BYTES)]
+    pub view_store_max_bytes: u64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

@@ -69,6 +69,13 @@ pub fn run(args: ReviewArgs) -> anyhow::Result<u8> {
         progress: progress
             .is_some()
             .then_some(&report as &(dyn Fn(Progress) + Sync)),
+        views: args
+            .view_store
+            .clone()
+            .map(|dir| crate::views::StoreSettings {
+                dir,
+                max_bytes: args.view_store_max_bytes,
+            }),
     };
     let result = review(&repo, &revisions, &options);
     if let Some(line) = &progress {

@@ -16,7 +16,9 @@ use crate::yaml::{
 };
 
 /// Why a file was not audited. Recorded in the run's statistics.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
 #[serde(rename_all = "camelCase")]
 pub enum SkipReason {
     /// No document has string `apiVersion` and `kind` (values files, CI workflows...).

@@ -15,14 +15,7 @@ pub fn severity(policy: &Policy) -> Option<Severity> {
     (policy.exemption_added_severity != Severity::Ignore).then_some(policy.exemption_added_severity)
 }
 
-/// Keys that exempt objects in kubeward or in the tools it reads annotations of.
-pub fn is_exemption_key(key: &str) -> bool {
-    (key.starts_with("kubeward.io/") && key.ends_with("exempt"))
-        || key.starts_with("polaris.fairwinds.com/")
-        || key.starts_with("ignore-check.kube-linter.io/")
-        || key == "kube-linter.io/ignore-all"
-        || key == "kube-score/ignore"
-}
+pub use crate::audit::is_exemption_key;
 
 /// Exemption annotations of an object and its pod template, with where they sit.
 fn annotations<'a>(object: &Object<'a>) -> Vec<(FieldPath, &'a Entry)> {

@@ -225,6 +225,11 @@ pub struct ReviewProcessSettings {
     /// YAML documents one review parses. Default 200,000.
     #[serde(default)]
     pub max_review_documents: Option<u64>,
+    /// Bytes of inventory views kept in `<cacheDir>/views` for later reviews (a review parses
+    /// only the blobs no earlier review of the repository parsed); 0 turns the store off.
+    /// Default 1 GiB.
+    #[serde(default)]
+    pub view_store_max_bytes: Option<u64>,
     /// The kubectl that renders kustomize overlays. Default: on this process's PATH; without
     /// one, a change to an overlay is named as not rendered (the review is incomplete).
     #[serde(default)]

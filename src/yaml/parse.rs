@@ -53,7 +53,7 @@ impl Default for Limits {
 }
 
 /// A per-file budget of [`Limits`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub enum Budget {
     Nodes,
     ScalarBytes,
@@ -87,7 +87,7 @@ impl Budget {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, thiserror::Error, serde::Serialize, serde::Deserialize)]
 #[error("{message}")]
 pub struct ParseError {
     pub mark: Mark,
@@ -98,7 +98,7 @@ pub struct ParseError {
 
 /// What a file built while parsing: its cost in memory and in audit work. For a file over a
 /// budget, what was built up to the excess (and then dropped), so never more than the budget.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Weight {
     /// Nodes, aliases counted at every use and the copy each anchor keeps for them included; a
     /// mapping entry is two (key and value).
@@ -136,7 +136,7 @@ impl ParsedFile {
 }
 
 /// One document of a stream: its tree, or why it has none.
-#[derive(Debug)]
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
 pub struct ParsedDocument {
     /// 0-based position of the document in its file.
     pub index: usize,

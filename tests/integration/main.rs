@@ -53,5 +53,6 @@ mod scale_out;
 mod serve_process;
 mod streamed_audit;
 mod suggestions;
+mod view_store;
 mod webhook_ids;
 mod webhook_intake;

@@ -223,6 +223,7 @@ fn review_rendered(repo: &Repo, kubectl: &Path, base: &str, head: &str) -> Revie
                 ..Default::default()
             }),
             progress: None,
+            views: None,
         },
     )
     .expect("review")
@@ -595,6 +596,7 @@ fn review_charts(repo: &Repo, helm: &Path, base: &str, head: &str) -> ReviewPlan
                 ..Default::default()
             }),
             progress: None,
+            views: None,
         },
     )
     .expect("review")

@@ -54,6 +54,7 @@ impl Repo {
                 budgets: Default::default(),
                 render: None,
                 progress: None,
+                views: None,
             },
         )
         .expect("review")

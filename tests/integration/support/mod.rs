@@ -79,6 +79,13 @@ pub fn spawn_workers(
     }
 }
 
+/// The view store the bot tests share.
+pub fn shared_view_store() -> &'static std::path::Path {
+    static DIR: std::sync::OnceLock<tempfile::TempDir> = std::sync::OnceLock::new();
+    DIR.get_or_init(|| tempfile::tempdir().expect("a temporary folder"))
+        .path()
+}
+
 /// The limits bot tests review under: reviews in child processes of the real binary (not the
 /// test harness, which `current_exe()` would name), with a 512 MiB address space.
 pub fn review_limits(
@@ -101,6 +108,12 @@ pub fn review_limits(
             memory_bytes: 512 << 20,
             max_output_bytes: 64 << 20,
         },
+        // One view store for every bot test of the run, as one serve has: every second review
+        // of a repository (a push, a rescan) takes its unchanged files from it.
+        views: Some(kubeward::views::StoreSettings {
+            dir: shared_view_store().to_path_buf(),
+            max_bytes: 256 << 20,
+        }),
         // The pinned kubectl scripts/test.sh unpacks, never whatever a machine has on PATH.
         render: kubeward::render::review::RenderOptions {
             kubectl: std::env::var_os("KUBEWARD_TEST_KUBECTL")

@@ -1,0 +1,481 @@
+//! The on-disk store of inventory views by git blob: what lets a review of a large repository
+//! parse only the blobs it has not seen.
+//!
+//! A review judges the files a change touches in full, and every other file only through the
+//! cross-object rules, which read its inventory view ([`crate::audit::ViewShape`]). A view
+//! depends on the blob's bytes and nothing else a change controls: not its path (files are
+//! parsed without one, every path-dependent step comes after the lookup), only the parse limits
+//! and the kinds the policy's cross-object rules keep whole (the *view digest*) and on the
+//! engine that made it (the *engine id*: version and a digest of the sources and rules it was
+//! built from). Reviews run in child processes, so the store is a folder they all can read:
+//!
+//! - one pack per repository, engine id and view digest:
+//!   `DIR/<engine id>/<view digest>/<repository>.pack`, so two engines or two policies never
+//!   read each other's entries (the header names both again and is checked);
+//! - a pack is written whole to a temporary file and renamed into place: a reader sees the old
+//!   pack or the new one, never half of one; concurrent writers leave one of theirs;
+//! - a pack ends with the SHA-256 of everything before it, checked on every read: a torn,
+//!   truncated or altered pack is ignored (the review parses instead) and replaced;
+//! - the folder is bounded in bytes: after a write, the packs read least recently are removed
+//!   until the rest fit.
+//!
+//! Entries are `postcard` encodings of the parsed documents (spans included), decoded only for
+//! the blobs a review asks for.
+
+use std::collections::HashMap;
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+
+use git2::Oid;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::config::Policy;
+use crate::manifest::{ManifestFile, SkipReason};
+use crate::yaml::{ParsedDocument, Weight};
+
+const MAGIC: &[u8; 8] = b"KWVIEWS1";
+/// The store's default size: the views of about forty repositories of 25,000 documents.
+pub const DEFAULT_MAX_BYTES: u64 = 1 << 30;
+const DIGEST: usize = 32;
+const OID: usize = 20;
+
+/// Where the store is and how large it may grow.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StoreSettings {
+    pub dir: PathBuf,
+    pub max_bytes: u64,
+}
+
+/// The engine that made a view: this build of kubeward.
+pub fn engine_id() -> [u8; DIGEST] {
+    digest(&[
+        env!("CARGO_PKG_VERSION").as_bytes(),
+        env!("KUBEWARD_SOURCE_ID").as_bytes(),
+    ])
+}
+
+/// What of a policy a view depends on: how files are parsed and which kinds its cross-object
+/// rules keep whole. Any other policy change (severities, exemptions, ignored paths) applies
+/// after the lookup, so it keeps the store warm.
+pub fn view_digest(policy: &Policy) -> [u8; DIGEST] {
+    let mut parts: Vec<String> = vec![
+        format!("{:?}", policy.yaml_limits),
+        policy.max_file_size.to_string(),
+    ];
+    parts.extend(crate::audit::ViewShape::new(policy).whole_kinds());
+    let bytes: Vec<&[u8]> = parts.iter().map(|p| p.as_bytes()).collect();
+    digest(&bytes)
+}
+
+fn digest(parts: &[&[u8]]) -> [u8; DIGEST] {
+    let mut hasher = Sha256::new();
+    for part in parts {
+        hasher.update((part.len() as u64).to_le_bytes());
+        hasher.update(part);
+    }
+    hasher.finalize().into()
+}
+
+/// One blob as stored: its view, or its whole parse (a file a change touched, which the
+/// next push of the change judges whole again).
+#[derive(Deserialize)]
+struct Stored {
+    whole: bool,
+    content: Result<Vec<ParsedDocument>, SkipReason>,
+    weight: Weight,
+}
+
+/// [`Stored`], borrowed for writing (the same encoding).
+#[derive(Serialize)]
+struct StoredRef<'f> {
+    whole: bool,
+    content: Result<&'f [ParsedDocument], SkipReason>,
+    weight: Weight,
+}
+
+/// How a stored blob is kept.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kept {
+    /// Its inventory view.
+    View,
+    /// Its whole parse.
+    Whole,
+}
+
+/// The views a review may use, read from the store.
+#[derive(Default)]
+pub struct Pack {
+    bytes: Vec<u8>,
+    entries: HashMap<Oid, std::ops::Range<usize>>,
+}
+
+impl Pack {
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    pub fn contains(&self, oid: &Oid) -> bool {
+        self.entries.contains_key(oid)
+    }
+
+    /// Whether the pack has `oid` whole: the entry's first byte is [`Stored::whole`] (postcard
+    /// writes a bool as one byte, fields in order).
+    pub fn has_whole(&self, oid: &Oid) -> bool {
+        self.entries
+            .get(oid)
+            .and_then(|range| self.bytes.get(range.start))
+            .is_some_and(|&first| first == 1)
+    }
+
+    /// `oid` as stored, a file without a path; `None` when the pack has none or its entry does
+    /// not decode (then the blob is parsed).
+    pub fn get(&self, oid: &Oid) -> Option<(ManifestFile, Kept)> {
+        let range = self.entries.get(oid)?;
+        let stored: Stored = postcard::from_bytes(self.bytes.get(range.clone())?).ok()?;
+        let file = match stored.content {
+            Ok(documents) => ManifestFile::from_documents("", documents, stored.weight),
+            Err(reason) => ManifestFile {
+                weight: stored.weight,
+                ..ManifestFile::skipped("", reason)
+            },
+        };
+        Some((
+            file,
+            if stored.whole {
+                Kept::Whole
+            } else {
+                Kept::View
+            },
+        ))
+    }
+}
+
+/// The store of one repository under one engine and one view digest.
+pub struct Store {
+    settings: StoreSettings,
+    pack: PathBuf,
+    header: Vec<u8>,
+}
+
+impl Store {
+    pub fn new(settings: &StoreSettings, repository: &Path, policy: &Policy) -> Store {
+        Store::with_engine(settings, repository, policy, engine_id())
+    }
+
+    /// [`Store::new`] as another engine would see it.
+    fn with_engine(
+        settings: &StoreSettings,
+        repository: &Path,
+        policy: &Policy,
+        engine: [u8; DIGEST],
+    ) -> Store {
+        let view = view_digest(policy);
+        let repository = hex::encode(&digest(&[repository.as_os_str().as_encoded_bytes()])[..12]);
+        let pack = settings
+            .dir
+            .join(hex::encode(&engine[..12]))
+            .join(hex::encode(&view[..12]))
+            .join(format!("{repository}.pack"));
+        let mut header = MAGIC.to_vec();
+        header.extend_from_slice(&engine);
+        header.extend_from_slice(&view);
+        Store {
+            settings: settings.clone(),
+            pack,
+            header,
+        }
+    }
+
+    /// The pack as last written, or an empty one (none yet, or not intact: the reason is
+    /// returned beside it).
+    pub fn read(&self) -> (Pack, Option<String>) {
+        let bytes = match std::fs::read(&self.pack) {
+            Ok(bytes) => bytes,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return (Pack::default(), None),
+            Err(e) => return (Pack::default(), Some(format!("unreadable: {e}"))),
+        };
+        match self.index(&bytes) {
+            Ok(entries) => {
+                // Read recently: the last to be evicted.
+                if let Ok(file) = std::fs::File::options().append(true).open(&self.pack) {
+                    let _ = file.set_modified(std::time::SystemTime::now());
+                }
+                (Pack { bytes, entries }, None)
+            }
+            Err(why) => (Pack::default(), Some(why.to_owned())),
+        }
+    }
+
+    fn index(&self, bytes: &[u8]) -> Result<HashMap<Oid, std::ops::Range<usize>>, &'static str> {
+        let body_len = bytes.len().checked_sub(DIGEST).ok_or("truncated")?;
+        let (body, sum) = bytes.split_at(body_len);
+        if Sha256::digest(body).as_slice() != sum {
+            return Err("checksum mismatch");
+        }
+        let rest = body
+            .strip_prefix(self.header.as_slice())
+            .ok_or("another engine's or policy's pack")?;
+        let mut at = self.header.len();
+        let mut entries = HashMap::new();
+        let mut rest = rest;
+        while !rest.is_empty() {
+            if rest.len() < OID + 4 {
+                return Err("truncated entry");
+            }
+            let oid = Oid::from_bytes(&rest[..OID]).map_err(|_| "bad blob id")?;
+            let mut len = [0u8; 4];
+            len.copy_from_slice(&rest[OID..OID + 4]);
+            let len = u32::from_le_bytes(len) as usize;
+            let start = at + OID + 4;
+            let end = start.checked_add(len).ok_or("bad entry length")?;
+            if end > body.len() {
+                return Err("truncated entry");
+            }
+            entries.insert(oid, start..end);
+            at = end;
+            rest = &body[end..];
+        }
+        Ok(entries)
+    }
+
+    /// Writes `files` (each a view or a whole parse) as the repository's pack, atomically,
+    /// then keeps the store within its bytes. A pack larger than the whole store is not written.
+    pub fn write<'f>(
+        &self,
+        files: impl Iterator<Item = (Oid, &'f ManifestFile, Kept)>,
+    ) -> std::io::Result<()> {
+        let mut body = self.header.clone();
+        for (oid, file, kept) in files {
+            let stored = StoredRef {
+                whole: kept == Kept::Whole,
+                content: file
+                    .content
+                    .as_ref()
+                    .map(|docs| docs.as_slice())
+                    .map_err(|r| *r),
+                weight: file.weight,
+            };
+            let payload = postcard::to_stdvec(&stored).map_err(std::io::Error::other)?;
+            let Ok(len) = u32::try_from(payload.len()) else {
+                continue;
+            };
+            body.extend_from_slice(oid.as_bytes());
+            body.extend_from_slice(&len.to_le_bytes());
+            body.extend_from_slice(&payload);
+        }
+        let sum = Sha256::digest(&body);
+        if (body.len() + DIGEST) as u64 > self.settings.max_bytes {
+            return Ok(());
+        }
+        let dir = self.pack.parent().unwrap_or(&self.settings.dir);
+        std::fs::create_dir_all(dir)?;
+        let mut file = tempfile::NamedTempFile::new_in(dir)?;
+        file.write_all(&body)?;
+        file.write_all(&sum)?;
+        file.persist(&self.pack).map_err(|e| e.error)?;
+        evict(&self.settings.dir, self.settings.max_bytes, &self.pack)
+    }
+}
+
+/// Removes the packs read or written least recently until the store holds at most `max_bytes`;
+/// `keep` (just written) stays. Temporary files of writers that died are removed too.
+fn evict(dir: &Path, max_bytes: u64, keep: &Path) -> std::io::Result<()> {
+    let mut packs = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(folder) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(&folder) else {
+            continue;
+        };
+        for entry in entries.flatten() {
+            let path = entry.path();
+            let Ok(meta) = entry.metadata() else { continue };
+            if meta.is_dir() {
+                stack.push(path);
+            } else if meta.is_file() {
+                let age = meta.modified().unwrap_or(std::time::UNIX_EPOCH);
+                let stale_temp = path.extension().is_none_or(|e| e != "pack")
+                    && age.elapsed().is_ok_and(|a| a.as_secs() > 3600);
+                if stale_temp {
+                    let _ = std::fs::remove_file(&path);
+                } else {
+                    packs.push((age, meta.len(), path));
+                }
+            }
+        }
+    }
+    let mut total: u64 = packs.iter().map(|(_, len, _)| len).sum();
+    packs.sort();
+    for (_, len, path) in packs {
+        if total <= max_bytes {
+            break;
+        }
+        if path != keep && std::fs::remove_file(&path).is_ok() {
+            total -= len;
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::audit::Registry;
+    use crate::yaml::Limits;
+
+    fn policy() -> Policy {
+        Policy::defaults(&Registry::builtin().expect("built-in rules"))
+    }
+
+    fn file(text: &str) -> ManifestFile {
+        ManifestFile::parse("", text, Limits::default())
+    }
+
+    fn settings(dir: &Path, max_bytes: u64) -> StoreSettings {
+        StoreSettings {
+            dir: dir.to_path_buf(),
+            max_bytes,
+        }
+    }
+
+    const POD: &str = "apiVersion: v1\nkind: Pod\nmetadata: {name: p, labels: {app: p}}\nspec:\n  containers: [{name: c, image: i}]\n";
+
+    fn oid(n: u8) -> Oid {
+        Oid::from_bytes(&[n; 20]).expect("an id")
+    }
+
+    #[test]
+    fn a_pack_round_trips_what_was_stored_and_how() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let policy = policy();
+        let store = Store::new(
+            &settings(dir.path(), 1 << 20),
+            Path::new("/repo.git"),
+            &policy,
+        );
+        let (a, b) = (file(POD), file("not: [valid"));
+        store
+            .write([(oid(1), &a, Kept::Whole), (oid(2), &b, Kept::View)].into_iter())
+            .expect("written");
+        let (pack, problem) = store.read();
+        assert_eq!(problem, None);
+        assert_eq!(pack.len(), 2);
+        assert!(pack.has_whole(&oid(1)) && !pack.has_whole(&oid(2)));
+        let (back, kept) = pack.get(&oid(1)).expect("stored");
+        assert_eq!(kept, Kept::Whole);
+        let docs = |f: &ManifestFile| format!("{:?}", f.content.as_ref().map(|d| d.as_slice()));
+        assert_eq!(docs(&back), docs(&a), "spans and all");
+        assert_eq!(back.weight, a.weight);
+        assert!(pack.get(&oid(3)).is_none());
+    }
+
+    #[test]
+    fn a_damaged_or_foreign_pack_is_never_used() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let policy = policy();
+        let store = Store::new(
+            &settings(dir.path(), 1 << 20),
+            Path::new("/repo.git"),
+            &policy,
+        );
+        let pod = file(POD);
+        store
+            .write(std::iter::once((oid(1), &pod, Kept::View)))
+            .expect("written");
+        let mut bytes = std::fs::read(&store.pack).expect("pack");
+        let middle = bytes.len() / 2;
+        bytes[middle] ^= 1;
+        std::fs::write(&store.pack, &bytes).expect("damaged");
+        let (pack, problem) = store.read();
+        assert!(pack.is_empty());
+        assert_eq!(problem.as_deref(), Some("checksum mismatch"));
+        std::fs::write(&store.pack, &bytes[..10]).expect("truncated");
+        assert!(store.read().0.is_empty());
+
+        // Another engine's pack, even moved to this engine's place, is not read.
+        let other = Store::with_engine(
+            &settings(dir.path(), 1 << 20),
+            Path::new("/repo.git"),
+            &policy,
+            [7; DIGEST],
+        );
+        assert_ne!(other.pack, store.pack, "engines keep apart");
+        other
+            .write(std::iter::once((oid(1), &pod, Kept::View)))
+            .expect("written");
+        std::fs::copy(&other.pack, &store.pack).expect("copied");
+        let (pack, problem) = store.read();
+        assert!(pack.is_empty());
+        assert_eq!(
+            problem.as_deref(),
+            Some("another engine's or policy's pack")
+        );
+        assert_eq!(other.read().0.len(), 1, "its own engine reads it");
+    }
+
+    #[test]
+    fn the_store_keeps_within_its_bytes_dropping_the_least_recent_packs() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let policy = policy();
+        let pod = file(POD);
+        let one = {
+            let probe = Store::new(&settings(dir.path(), 1 << 20), Path::new("/probe"), &policy);
+            probe
+                .write(std::iter::once((oid(1), &pod, Kept::View)))
+                .expect("written");
+            let len = std::fs::metadata(&probe.pack).expect("pack").len();
+            std::fs::remove_file(&probe.pack).expect("removed");
+            len
+        };
+        let limit = one * 3;
+        let stores: Vec<Store> = (0..5)
+            .map(|i| {
+                Store::new(
+                    &settings(dir.path(), limit),
+                    Path::new(&format!("/repo-{i}.git")),
+                    &policy,
+                )
+            })
+            .collect();
+        for store in &stores {
+            store
+                .write(std::iter::once((oid(1), &pod, Kept::View)))
+                .expect("written");
+            // Distinct modification times, oldest first.
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        let kept: Vec<bool> = stores.iter().map(|s| s.pack.exists()).collect();
+        assert_eq!(kept, [false, false, true, true, true]);
+        // Too large for the store at all: not written.
+        let tiny = Store::new(&settings(dir.path(), 10), Path::new("/big.git"), &policy);
+        tiny.write(std::iter::once((oid(1), &pod, Kept::View)))
+            .expect("nothing to write");
+        assert!(!tiny.pack.exists());
+    }
+
+    #[test]
+    fn the_view_digest_follows_only_what_views_depend_on() {
+        let registry = Registry::builtin().expect("built-in rules");
+        let base = Policy::defaults(&registry);
+        let mut severity = base.clone();
+        for rule in &mut severity.rules {
+            rule.severity = crate::audit::Severity::Danger;
+        }
+        let mut limits = base.clone();
+        limits.yaml_limits.max_file_nodes = 20;
+        let only: Vec<String> = vec!["hostPIDSet".into()];
+        let fewer = Policy::build(&registry, None, Some(&only)).expect("policy");
+        assert_eq!(view_digest(&base), view_digest(&severity));
+        assert_ne!(view_digest(&base), view_digest(&limits));
+        assert_ne!(
+            view_digest(&base),
+            view_digest(&fewer),
+            "fewer rules keep fewer kinds whole"
+        );
+    }
+}
