@@ -11,8 +11,13 @@
 //!   least any YAML tool does with these bytes;
 //! - `audit json|sarif|text`: `kubeward audit --format F` of the folder;
 //! - `audit, one rule`: `--only hostPIDSet --format json`: the trees with almost no findings;
-//! - `review`: `kubeward review --format json` of a change to 5 files of the repository (cold:
-//!   nothing cached between runs, which the CLI never does).
+//! - `review, cold`: `kubeward review --format json` of a change to 5 files of the repository,
+//!   every blob parsed;
+//! - `review, warm store`: the same with `--view-store`, the store as a review of another change
+//!   (to 5 other files) left it, restored before each of `KUBEWARD_MONOREPO_WARM_RUNS` (default
+//!   5) runs; the median is reported;
+//! - `4 reviews at once`: four of those processes started together, cold and warm: the slowest
+//!   one's time and the sum of the four peaks (what four bot workers hold at most).
 //!
 //! `KUBEWARD_MONOREPO_KEEP=DIR` keeps each size's folder and repository under `DIR/<size>/`.
 //! `KUBEWARD_MONOREPO_RUNS` (default 1) runs each case that many times and keeps the fastest.
@@ -88,6 +93,20 @@ fn findings_in(report: &Path) -> usize {
     report.findings.len()
 }
 
+/// Copies a folder tree (the view store, to restore it between runs).
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).expect("folder");
+    for entry in std::fs::read_dir(from).expect("folder").flatten() {
+        let path = entry.path();
+        let target = to.join(entry.file_name());
+        if path.is_dir() {
+            copy_dir(&path, &target);
+        } else {
+            std::fs::copy(&path, &target).expect("copy");
+        }
+    }
+}
+
 struct Row {
     label: String,
     sample: measure::Sample,
@@ -120,6 +139,11 @@ fn main() {
         .first()
         .copied()
         .unwrap_or(1)
+        .max(1);
+    let warm_runs = env_list("KUBEWARD_MONOREPO_WARM_RUNS", "5")
+        .first()
+        .copied()
+        .unwrap_or(5)
         .max(1);
     let me = std::env::current_exe().expect("own path");
     println!(
@@ -185,6 +209,31 @@ fn main() {
             "change",
         )
         .expect("head");
+        // Another pull request, to other files: the view store warms on it, as the bot's store
+        // warms on a repository's earlier pull requests.
+        let mut other_files = files.clone();
+        for (_, content) in other_files
+            .iter_mut()
+            .skip(step / 2)
+            .step_by(step)
+            .take(CHANGED)
+        {
+            content.extend_from_slice(
+                b"---\napiVersion: v1\nkind: ConfigMap\nmetadata: {name: extra}\n",
+            );
+        }
+        let other_view: Vec<(&str, &[u8])> = other_files
+            .iter()
+            .map(|(p, c)| (p.as_str(), c.as_slice()))
+            .collect();
+        build::commit(
+            &git,
+            Some("refs/heads/other"),
+            &[base],
+            &other_view,
+            "other",
+        )
+        .expect("other");
         eprintln!(
             "{docs} documents: {} (set up in {:.1} s)",
             corpus.summary().split(';').next().unwrap_or(""),
@@ -263,26 +312,85 @@ fn main() {
             label: "audit, one rule".into(),
             sample: one_rule,
         });
-        let review = best(runs, || {
-            measure::run(
-                measure::kubeward(),
-                &[
-                    "review", "--repo", git_arg, "--base", "main", "--head", "change", "--format",
-                    "json",
-                ],
-                dir.path(),
-                &out,
-            )
-        });
-        assert!(
-            matches!(review.exit, 0 | 3),
-            "review exited {}",
-            review.exit
-        );
+        let review_args = |head: &'static str, store: Option<&str>| -> Vec<String> {
+            let mut args: Vec<String> = [
+                "review", "--repo", git_arg, "--base", "main", "--head", head, "--format", "json",
+            ]
+            .iter()
+            .map(|a| (*a).to_owned())
+            .collect();
+            if let Some(store) = store {
+                args.extend(["--view-store".to_owned(), store.to_owned()]);
+            }
+            args
+        };
+        let review_run = |args: &[String], out: &Path| {
+            let args: Vec<&str> = args.iter().map(String::as_str).collect();
+            let sample = measure::run(measure::kubeward(), &args, dir.path(), out);
+            assert!(
+                matches!(sample.exit, 0 | 3),
+                "review exited {}",
+                sample.exit
+            );
+            sample
+        };
+        let cold = review_args("change", None);
         rows.push(Row {
-            label: "review, 5 files changed".into(),
-            sample: review,
+            label: "review, 5 files changed, cold".into(),
+            sample: best(runs, || review_run(&cold, &out)),
         });
+        // The store as the other pull request left it, restored before every warm run.
+        let store = dir.path().join("views");
+        let warmed = dir.path().join("views-warmed");
+        let store_arg = store.to_str().expect("UTF-8 temp path");
+        review_run(&review_args("other", Some(store_arg)), &out);
+        copy_dir(&store, &warmed);
+        let restore = || {
+            let _ = std::fs::remove_dir_all(&store);
+            copy_dir(&warmed, &store);
+        };
+        let warm = review_args("change", Some(store_arg));
+        let mut warm_runs: Vec<measure::Sample> = (0..warm_runs)
+            .map(|_| {
+                restore();
+                review_run(&warm, &out)
+            })
+            .collect();
+        warm_runs.sort_by_key(|s| s.wall);
+        let median = warm_runs[warm_runs.len() / 2];
+        rows.push(Row {
+            label: format!(
+                "review, 5 files changed, warm store (p50 of {})",
+                warm_runs.len()
+            ),
+            sample: median,
+        });
+        // Four reviews at once, as four bot workers run them: each its own process.
+        for (label, args) in [("cold", &cold), ("warm store", &warm)] {
+            restore();
+            let samples: Vec<measure::Sample> = std::thread::scope(|scope| {
+                let handles: Vec<_> = (0..4)
+                    .map(|i| {
+                        let out = dir.path().join(format!("out-{i}"));
+                        scope.spawn(move || review_run(args, &out))
+                    })
+                    .collect();
+                handles
+                    .into_iter()
+                    .map(|h| h.join().expect("a review thread"))
+                    .collect()
+            });
+            let slowest = samples.iter().map(|s| s.wall).max().unwrap_or_default();
+            let total_kib = samples.iter().map(|s| s.maxrss_kib).sum();
+            rows.push(Row {
+                label: format!("4 reviews at once, {label}: slowest, sum of peaks"),
+                sample: measure::Sample {
+                    exit: 0,
+                    wall: slowest,
+                    maxrss_kib: total_kib,
+                },
+            });
+        }
         for row in rows {
             println!(
                 "| {docs} | {} | {:.1} | {findings} | {} | {:.0} | {:.1} | {:.2} | {:.2} |",
