@@ -1036,9 +1036,10 @@ pub fn audit_revision(
     };
     // Each file judged as it is parsed, its bytes dropped: a revision's audit holds one full
     // tree per thread.
-    let judged: Vec<crate::audit::JudgedFile> = read_all()?
+    let judging = crate::audit::Judging::new(&policy);
+    let judged: Vec<ManifestFile> = read_all()?
         .into_par_iter()
-        .map(|file| crate::audit::judge_file(parse(file), &policy))
+        .map(|file| judging.file(parse(file)))
         .collect();
     let no_tools = crate::render::Tools {
         kubectl: None,
@@ -1048,7 +1049,7 @@ pub fn audit_revision(
     let limits = crate::render::RenderLimits::default();
     use crate::render::judge::{audit_judged_tree, audit_tree};
     let (result, failed) =
-        match audit_judged_tree(&tree, judged, &targets, renderer, &limits, &policy) {
+        match audit_judged_tree(&tree, judged, judging, &targets, renderer, &limits, &policy) {
             Ok(audited) => audited,
             // Rare (a CRD in the revision makes a kind cluster-scoped): parsed again, whole.
             Err(crate::audit::JudgeAgain) => {

@@ -1,6 +1,7 @@
 //! Runs the active rules over every object and turns violations into findings.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
+use std::sync::Mutex;
 
 use rayon::prelude::*;
 use serde::Serialize;
@@ -86,7 +87,7 @@ fn audit_with(
     let inventory = Inventory::new(objects);
     // One list per object, in object order. Findings are large, so they are moved as few
     // times as possible: once into `slots`, once into their sorted place.
-    let per_object: Vec<Vec<(Finding, bool)>> = inventory
+    let per_object: Vec<Vec<Finding>> = inventory
         .objects
         .par_iter()
         .map(|object| {
@@ -98,8 +99,8 @@ fn audit_with(
         })
         .collect();
     let objects = inventory.objects.len();
-    let count = per_object.iter().map(Vec::len).sum();
-    let findings = (count, per_object.into_iter().flatten());
+    let mut findings = Vec::with_capacity(per_object.iter().map(Vec::len).sum());
+    findings.extend(per_object.into_iter().flatten());
     finish(files, policy, focus, objects, findings)
 }
 
@@ -123,47 +124,19 @@ impl Rules {
     }
 }
 
-/// One file judged by the rules that need nothing else, keeping for the cross-object rules
-/// only its inventory view (see [`super::view`]) when the policy allows.
-#[derive(Debug)]
-pub struct JudgedFile {
-    pub file: ManifestFile,
-    /// Its objects' findings, in object order, each marked exempted or not.
-    findings: Vec<(Finding, bool)>,
-    /// Its objects that have a namespace: a CustomResourceDefinition elsewhere in the input may
-    /// take it away, which changes what they were judged as.
-    namespaced: Vec<(String, String)>,
-}
-
-/// Judges `file` by the per-object rules of `policy` (with no fix built, as for
-/// [`audit_without_fixes`]). Parsing and judging each file as it comes, then
-/// [`audit_judged`], is [`audit_without_fixes`] holding one full tree at a time.
-pub fn judge_file(file: ManifestFile, policy: &Policy) -> JudgedFile {
-    let empty = Inventory::default();
-    let objects = file.objects();
-    let mut findings: Vec<(Finding, bool)> = objects
-        .iter()
-        .flat_map(|object| audit_object(object, &empty, policy, Rules::PerObject, false))
-        .collect();
-    // Held until the whole input is judged: no spare capacity.
-    findings.shrink_to_fit();
-    let mut namespaced: Vec<(String, String)> = objects
-        .iter()
-        .filter(|o| o.namespace.is_some())
-        .map(|o| (o.group().to_owned(), o.kind.to_owned()))
-        .collect();
-    namespaced.sort_unstable();
-    namespaced.dedup();
-    drop(objects);
-    let file = match super::view::view_suffices(policy) {
-        true => super::view::ViewShape::new(policy).view(&file),
-        false => file,
-    };
-    JudgedFile {
-        file,
-        findings,
-        namespaced,
-    }
+/// An audit that judges each file as it is parsed ([`Judging::file`]) and keeps of it only its
+/// inventory view (see [`super::view`]) when the policy allows; [`Judging::finish`] runs the
+/// cross-object rules on the views. The same result as [`audit_without_fixes`], holding one
+/// full tree per thread instead of every tree of the input.
+pub struct Judging<'p> {
+    policy: &'p Policy,
+    shape: Option<super::view::ViewShape<'p>>,
+    /// Every finding so far, each file's together and in object order. One buffer that files
+    /// append to as they are judged: the findings are never held twice.
+    findings: Mutex<Vec<Finding>>,
+    /// (group, kind) of the objects judged with a namespace: a CustomResourceDefinition elsewhere
+    /// in the input may take it away, which changes what they were judged as.
+    namespaced: Mutex<HashSet<(String, String)>>,
 }
 
 /// A CustomResourceDefinition of the input makes a kind cluster-scoped that some object was
@@ -171,43 +144,88 @@ pub fn judge_file(file: ManifestFile, policy: &Policy) -> JudgedFile {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct JudgeAgain;
 
-/// Finishes an audit of files judged by [`judge_file`]: the cross-object rules run on their
-/// inventory views, and the findings are those [`audit_without_fixes`] gives.
-pub fn audit_judged(judged: Vec<JudgedFile>, policy: &Policy) -> Result<AuditResult, JudgeAgain> {
-    let mut files = Vec::with_capacity(judged.len());
-    let mut per_object = Vec::with_capacity(judged.len());
-    let mut namespaced = std::collections::HashSet::new();
-    for j in judged {
-        files.push(j.file);
-        per_object.push(j.findings);
-        namespaced.extend(j.namespaced);
+impl<'p> Judging<'p> {
+    pub fn new(policy: &'p Policy) -> Judging<'p> {
+        Judging {
+            policy,
+            shape: super::view::view_suffices(policy).then(|| super::view::ViewShape::new(policy)),
+            findings: Mutex::new(Vec::new()),
+            namespaced: Mutex::new(HashSet::new()),
+        }
     }
-    let mut objects: Vec<Object<'_>> = files.iter().flat_map(|f| f.objects()).collect();
-    let scoped: Vec<bool> = objects.iter().map(|o| o.namespace.is_some()).collect();
-    crate::manifest::apply_custom_scopes(&mut objects);
-    let lost_namespace = objects.iter().zip(&scoped).any(|(o, &had)| {
-        had && o.namespace.is_none()
-            && namespaced.contains(&(o.group().to_owned(), o.kind.to_owned()))
-    });
-    if lost_namespace {
-        return Err(JudgeAgain);
+
+    /// Judges `file` by the per-object rules (no fix built, as [`audit_without_fixes`]) and
+    /// returns what the cross-object rules need of it. Called from many threads at once.
+    pub fn file(&self, file: ManifestFile) -> ManifestFile {
+        let empty = Inventory::default();
+        let objects = file.objects();
+        let findings: Vec<Finding> = objects
+            .iter()
+            .flat_map(|object| audit_object(object, &empty, self.policy, Rules::PerObject, false))
+            .collect();
+        let namespaced: Vec<(String, String)> = objects
+            .iter()
+            .filter(|o| o.namespace.is_some())
+            .map(|o| (o.group().to_owned(), o.kind.to_owned()))
+            .collect();
+        drop(objects);
+        if !namespaced.is_empty() {
+            lock(&self.namespaced).extend(namespaced);
+        }
+        if !findings.is_empty() {
+            lock(&self.findings).extend(findings);
+        }
+        match &self.shape {
+            Some(shape) => shape.view(&file),
+            None => file,
+        }
     }
-    let inventory = Inventory::new(objects);
-    let cross_object: Vec<Vec<(Finding, bool)>> = inventory
-        .objects
-        .par_iter()
-        .map(|object| audit_object(object, &inventory, policy, Rules::CrossObject, false))
-        .collect();
-    // Each rule is either per-object or cross-object, so findings of one rule keep their
-    // relative order (object order) and sort exactly as one pass would sort them.
-    let count = per_object.iter().chain(&cross_object).map(Vec::len).sum();
-    let findings = per_object
-        .into_iter()
-        .flatten()
-        .chain(cross_object.into_iter().flatten());
-    let findings = (count, findings);
-    let objects = inventory.objects.len();
-    Ok(finish(&files, policy, &|_| true, objects, findings))
+
+    /// Finishes the audit of `files`, each returned by [`Judging::file`]; findings on paths
+    /// `files` does not hold (files a caller left out after judging) are dropped.
+    pub fn finish(self, files: &[ManifestFile]) -> Result<AuditResult, JudgeAgain> {
+        let policy = self.policy;
+        let namespaced = self
+            .namespaced
+            .into_inner()
+            .unwrap_or_else(|e| e.into_inner());
+        let mut findings = self
+            .findings
+            .into_inner()
+            .unwrap_or_else(|e| e.into_inner());
+        let mut objects: Vec<Object<'_>> = files.iter().flat_map(|f| f.objects()).collect();
+        let scoped: Vec<bool> = objects.iter().map(|o| o.namespace.is_some()).collect();
+        crate::manifest::apply_custom_scopes(&mut objects);
+        let lost_namespace = objects.iter().zip(&scoped).any(|(o, &had)| {
+            had && o.namespace.is_none()
+                && namespaced.contains(&(o.group().to_owned(), o.kind.to_owned()))
+        });
+        if lost_namespace {
+            return Err(JudgeAgain);
+        }
+        let paths: HashSet<&str> = files.iter().map(|f| f.path.as_str()).collect();
+        if findings.iter().any(|f| !paths.contains(f.path.as_str())) {
+            findings.retain(|f| paths.contains(f.path.as_str()));
+        }
+        let inventory = Inventory::new(objects);
+        let cross_object: Vec<Vec<Finding>> = inventory
+            .objects
+            .par_iter()
+            .map(|object| audit_object(object, &inventory, policy, Rules::CrossObject, false))
+            .collect();
+        // Each rule is either per-object or cross-object, and each file's findings were
+        // appended together in object order: findings of one rule on one file keep their
+        // order, and sort exactly as one pass would sort them.
+        findings.reserve_exact(cross_object.iter().map(Vec::len).sum());
+        findings.extend(cross_object.into_iter().flatten());
+        let objects = inventory.objects.len();
+        Ok(finish(files, policy, &|_| true, objects, findings))
+    }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    // A panic while judging has already failed the audit; what was appended stays valid.
+    mutex.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 /// Counts, orders and splits the findings of an audit of `files`, adding their parse errors.
@@ -216,16 +234,15 @@ fn finish(
     policy: &Policy,
     focus: &(dyn Fn(&str) -> bool + Sync),
     objects: usize,
-    findings: (usize, impl Iterator<Item = (Finding, bool)>),
+    mut all: Vec<Finding>,
 ) -> AuditResult {
-    let (count, findings) = findings;
     let parse_errors_on = policy.parse_error_severity != Severity::Ignore;
-    let parse_errors: Vec<(Finding, bool)> = files
+    let parse_errors: Vec<Finding> = files
         .iter()
         .filter(|f| parse_errors_on && focus(&f.path))
         .flat_map(|file| {
             file.parse_errors()
-                .map(|(_, error)| (parse_error_finding(&file.path, error, policy), false))
+                .map(|(_, error)| parse_error_finding(&file.path, error, policy))
         })
         .collect();
     let mut stats = Stats {
@@ -236,17 +253,17 @@ fn finish(
     };
     // Every finding once, in one buffer that is sorted in place: findings are large, and a
     // second buffer of them would be the audit's largest allocation.
-    let mut all: Vec<Finding> = Vec::with_capacity(count + parse_errors.len());
+    all.reserve_exact(parse_errors.len());
+    all.extend(parse_errors);
     let mut counted = Vec::new();
     let mut exempted = Vec::new();
-    for (finding, is_exempt) in findings.chain(parse_errors) {
-        if is_exempt {
-            exempted.push(all.len());
+    for (i, finding) in all.iter().enumerate() {
+        if finding.exempted_by.is_some() {
+            exempted.push(i);
         } else {
             *stats.findings.entry(finding.severity).or_default() += 1;
-            counted.push(all.len());
+            counted.push(i);
         }
-        all.push(finding);
     }
     for file in files {
         match &file.content {
@@ -356,14 +373,14 @@ fn parse_error_finding(path: &str, error: &crate::yaml::ParseError, policy: &Pol
     }
 }
 
-/// Every finding for one object, each marked exempted or not.
+/// Every finding for one object; an exempted one says by what (`exempted_by`).
 fn audit_object(
     object: &Object<'_>,
     inventory: &Inventory<'_>,
     policy: &Policy,
     rules: Rules,
     fixes: bool,
-) -> Vec<(Finding, bool)> {
+) -> Vec<Finding> {
     // Built on the first finding (most objects have few, many have none), shared by all.
     let mut object_ref: Option<std::sync::Arc<ObjectRef>> = None;
     let mut out = Vec::new();
@@ -398,15 +415,8 @@ fn audit_object(
             if !fixes {
                 finding.location = None;
             }
-            let exempted_by = exemption(rule, object, container, policy);
-            let is_exempt = exempted_by.is_some();
-            out.push((
-                Finding {
-                    exempted_by,
-                    ..finding
-                },
-                is_exempt,
-            ));
+            finding.exempted_by = exemption(rule, object, container, policy);
+            out.push(finding);
         }
     }
     out

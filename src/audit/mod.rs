@@ -18,8 +18,7 @@ use serde::Serialize;
 use sha2::{Digest, Sha256};
 
 pub use engine::{
-    AuditResult, JudgeAgain, JudgedFile, Stats, audit, audit_focused, audit_judged,
-    audit_without_fixes, judge_file,
+    AuditResult, JudgeAgain, Judging, Stats, audit, audit_focused, audit_without_fixes,
 };
 pub use exempt::{Exemption, ExemptionSource, is_exemption_key};
 pub use model::{Category, Severity, Target};

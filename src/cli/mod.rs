@@ -494,9 +494,8 @@ fn run_audit(args: AuditArgs) -> anyhow::Result<u8> {
     };
     // Each file is judged as it is parsed, and only what the cross-object rules read of it
     // is kept: the audit's memory is its findings, not every tree of the input.
-    let loaded = source::load_each(&args.paths, &policy, &walk, &|file| {
-        crate::audit::judge_file(file, &policy)
-    });
+    let judging = crate::audit::Judging::new(&policy);
+    let loaded = source::load_each(&args.paths, &policy, &walk, &|file| judging.file(file));
     if !loaded.unusable.is_empty() {
         for error in &loaded.unusable {
             eprintln!("kubeward: {}: {}", error.path, error.message);
@@ -509,7 +508,7 @@ fn run_audit(args: AuditArgs) -> anyhow::Result<u8> {
         excluded,
         ..
     } = loaded;
-    let (result, render_errors) = match audit_rendering(files, &args, &policy) {
+    let (result, render_errors) = match audit_rendering(files, judging, &args, &policy) {
         Ok(result) => result,
         Err(code) => return Ok(code),
     };
@@ -610,14 +609,15 @@ fn write_baseline(
 /// files the rendered overlays read are judged through them, at their source lines, naming the
 /// overlays. The errors to show: targets that could not be rendered.
 fn audit_rendering(
-    files: Vec<crate::audit::JudgedFile>,
+    files: Vec<crate::manifest::ManifestFile>,
+    judging: crate::audit::Judging<'_>,
     args: &AuditArgs,
     policy: &Policy,
 ) -> Result<(crate::audit::AuditResult, Vec<source::InputError>), u8> {
     use crate::render::{RenderLimits, judge};
     let paths: Vec<String> = files
         .iter()
-        .map(|f| f.file.path.trim_start_matches("./").to_owned())
+        .map(|f| f.path.trim_start_matches("./").to_owned())
         .collect();
     let tree = crate::render::DiskTree {
         root: PathBuf::from("."),
@@ -634,7 +634,7 @@ fn audit_rendering(
     let tools = args.tools.tools();
     let limits = RenderLimits::default();
     let (result, failed) =
-        match judge::audit_judged_tree(&tree, files, &targets, &tools, &limits, policy) {
+        match judge::audit_judged_tree(&tree, files, judging, &targets, &tools, &limits, policy) {
             Ok(audited) => audited,
             // Rare (a CRD in the input makes a kind cluster-scoped): parsed again, whole.
             Err(crate::audit::JudgeAgain) => {

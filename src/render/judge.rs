@@ -6,8 +6,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use serde_json::Value as Json;
 
 use crate::audit::{
-    AuditResult, Finding, JudgeAgain, JudgedFile, audit, audit_judged, audit_without_fixes,
-    fingerprint_at,
+    AuditResult, Finding, JudgeAgain, Judging, audit, audit_without_fixes, fingerprint_at,
 };
 use crate::config::Policy;
 
@@ -63,12 +62,13 @@ pub fn audit_tree(
     }
 }
 
-/// [`audit_tree`] of files each judged as it was parsed ([`crate::audit::judge_file`]): the
-/// same result, holding one full tree at a time. [`JudgeAgain`] when the files must be parsed
-/// again and given to [`audit_tree`].
+/// [`audit_tree`] of files each judged as it was parsed ([`Judging::file`], which returned
+/// `files`): the same result, holding one full tree at a time. [`JudgeAgain`] when the files
+/// must be parsed again and given to [`audit_tree`].
 pub fn audit_judged_tree(
     tree: &dyn SourceTree,
-    files: Vec<JudgedFile>,
+    files: Vec<crate::manifest::ManifestFile>,
+    judging: Judging<'_>,
     targets: &[RenderTarget],
     renderer: &dyn Renderer,
     limits: &RenderLimits,
@@ -76,11 +76,9 @@ pub fn audit_judged_tree(
 ) -> Result<(AuditResult, Vec<(RenderTarget, RenderError)>), JudgeAgain> {
     audit_tree_with(tree, targets, renderer, limits, policy, |consumed| {
         let count = files.len();
-        let raw: Vec<JudgedFile> = files
-            .into_iter()
-            .filter(|f| !consumed(&f.file.path))
-            .collect();
-        Ok((audit_judged(raw, policy)?, count))
+        let raw: Vec<crate::manifest::ManifestFile> =
+            files.into_iter().filter(|f| !consumed(&f.path)).collect();
+        Ok((judging.finish(&raw)?, count))
     })
 }
 

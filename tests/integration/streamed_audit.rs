@@ -1,15 +1,14 @@
 //! An audit that judges each file as it is parsed and keeps only its inventory view
-//! (`judge_file` + `audit_judged`) must give exactly what the whole-tree audit gives: every
-//! finding, exemption and statistic, on every fixture we have, under every rule.
+//! (`Judging`) must give exactly what the whole-tree audit gives: every finding, exemption and
+//! statistic, on every fixture we have, under every rule.
 
 use std::path::{Path, PathBuf};
 
-use kubeward::audit::{
-    AuditResult, JudgeAgain, Registry, audit_judged, audit_without_fixes, judge_file,
-};
+use kubeward::audit::{AuditResult, JudgeAgain, Judging, Registry, audit_without_fixes};
 use kubeward::config::{ConfigFile, Policy};
 use kubeward::manifest::ManifestFile;
 use kubeward::yaml::Limits;
+use rayon::prelude::*;
 
 fn yaml_files(dir: &Path, out: &mut Vec<PathBuf>) {
     let Ok(entries) = std::fs::read_dir(dir) else {
@@ -55,12 +54,14 @@ fn shown(result: &AuditResult) -> String {
     format!("{findings}\n{exempted}\n{stats}")
 }
 
+/// Files judged from several threads at once, as the CLI's parallel load does.
 fn streamed(files: &[ManifestFile], policy: &Policy) -> Result<AuditResult, JudgeAgain> {
-    let judged = files
-        .iter()
-        .map(|f| judge_file(f.at_path(f.path.clone()), policy))
+    let judging = Judging::new(policy);
+    let views: Vec<ManifestFile> = files
+        .par_iter()
+        .map(|f| judging.file(f.at_path(f.path.clone())))
         .collect();
-    audit_judged(judged, policy)
+    judging.finish(&views)
 }
 
 fn assert_same(files: &[ManifestFile], policy: &Policy, what: &str) {
@@ -232,8 +233,8 @@ fn the_inventory_view_keeps_what_cross_object_rules_read_and_drops_the_rest() {
                 \"0123456789\"\n---\napiVersion: v1\nkind: Service\nmetadata: {name: web}\n\
                 spec:\n  selector: {app: web}\n  ports: [{port: 80}]\n";
     let file = ManifestFile::parse("all.yaml", text, Limits::default());
-    let judged = judge_file(file, &policy);
-    let docs = judged.file.content.as_ref().expect("parsed");
+    let view = Judging::new(&policy).file(file);
+    let docs = view.content.as_ref().expect("parsed");
     let json: Vec<serde_json::Value> = docs
         .iter()
         .map(|d| d.root.as_ref().expect("valid").to_json())
@@ -257,4 +258,36 @@ fn the_inventory_view_keeps_what_cross_object_rules_read_and_drops_the_rest() {
         json[2]["spec"]["ports"][0]["port"], 80,
         "a Service is kept whole"
     );
+}
+
+#[test]
+fn a_file_left_out_after_judging_leaves_no_finding() {
+    // What a rendered overlay read is judged through the overlay: the raw file is dropped after
+    // it was judged, and so are its findings.
+    let registry = Registry::builtin().expect("built-in rules");
+    let policy = Policy::defaults(&registry);
+    let pod = |name: &str| {
+        format!(
+            "apiVersion: v1\nkind: Pod\nmetadata: {{name: {name}}}\nspec:\n  hostNetwork: true\n  \
+             containers: [{{name: c, image: i}}]\n"
+        )
+    };
+    let judging = Judging::new(&policy);
+    let kept = judging.file(ManifestFile::parse(
+        "kept.yaml",
+        &pod("a"),
+        Limits::default(),
+    ));
+    let _read_by_overlay = judging.file(ManifestFile::parse(
+        "base/pod.yaml",
+        &pod("b"),
+        Limits::default(),
+    ));
+    let result = judging.finish(&[kept]).expect("judged");
+    assert!(result.findings.iter().any(|f| f.path == "kept.yaml"));
+    assert!(
+        result.findings.iter().all(|f| f.path == "kept.yaml"),
+        "nothing of the file left out"
+    );
+    assert_eq!(result.stats.files, 1);
 }
