@@ -796,118 +796,127 @@ pub fn review_with_policy(
         );
         return Ok((plan, timings));
     }
-    // Changed files the review could not judge, by their head (else base) content.
-    let head_by_path: HashMap<&str, &TreeFile> =
-        head_list.iter().map(|f| (f.path.as_str(), f)).collect();
-    let base_by_path: HashMap<&str, &TreeFile> =
-        base_list.iter().map(|f| (f.path.as_str(), f)).collect();
-    for change in &changes {
-        let side = match (&change.new_path, &change.old_path) {
-            (Some(new), _) => head_by_path.get(new.as_str()),
-            (None, Some(old)) => base_by_path.get(old.as_str()),
-            (None, None) => None,
-        };
-        let Some(file) = side else { continue };
-        let (reason, detail) = match parsed.get(&file.blob) {
-            Some(Err(reason)) => (Some(*reason), None),
-            Some(Ok(m)) => match (&m.content, m.over_budget()) {
-                (Err(skip), _) => (Some(NotReviewedReason::from_skip(*skip)), None),
-                // Reported as its `parseError` too; not judged all the same.
-                (Ok(_), Some(error)) => (
-                    Some(NotReviewedReason::OverParseBudget),
-                    Some(error.message.clone()),
-                ),
-                (Ok(_), None) => (None, None),
-            },
-            None => (None, None),
-        };
-        if let Some(reason) = reason
-            && !renders.covered.contains(change.path())
-        {
-            not_reviewed.push(NotReviewed {
-                path: change.path().to_owned(),
-                reason,
-                detail,
-            });
-        }
-    }
-    not_reviewed.sort_by(|a, b| (&a.path, a.reason).cmp(&(&b.path, b.reason)));
-    not_reviewed.dedup();
-    let at = |list: &[TreeFile]| -> Vec<ManifestFile> {
-        list.iter()
-            .filter_map(|f| match parsed.get(&f.blob) {
-                Some(Ok(m)) => Some(m.at_path(f.path.clone())),
-                _ => None,
+    use crate::views::Kept;
+    let kept = |oid: &Oid| match whole.contains(oid) {
+        true => Kept::Whole,
+        false => Kept::View,
+    };
+    let unstored = |oid: &Oid| match kept(oid) {
+        Kept::Whole => !pack.has_whole(oid),
+        Kept::View => !pack.contains(oid),
+    };
+    let store = store.filter(|_| parsed.keys().any(unstored));
+    let parsed = &parsed;
+    std::thread::scope(|scope| {
+        // Written while the review goes on: the next review of this repository finds every
+        // blob of this one.
+        let writing = store.as_ref().map(|store| {
+            scope.spawn(move || {
+                let files = parsed
+                    .iter()
+                    .filter_map(|(oid, file)| Some((*oid, file.as_ref().ok()?, kept(oid))));
+                if let Err(error) = store.write(files) {
+                    tracing::warn!(%error, "the view store's pack is not written");
+                }
             })
-            .collect()
-    };
-    let base_files = at(&base_list);
-    let head_files = at(&head_list);
-    timings.parse = parse_started.elapsed();
-    let mut head_texts = HashMap::new();
-    for change in &changes {
-        if let Some(path) = &change.new_path
-            && let Some(f) = head_by_path.get(path.as_str())
-            && let Some(Content::Bytes(bytes)) = blobs.get(&f.blob)
-            && let Ok(text) = std::str::from_utf8(bytes)
-        {
-            head_texts.insert(path.clone(), text.to_owned());
-        }
-    }
-    let input = ReviewInput {
-        base_files: &base_files,
-        head_files: &head_files,
-        changes: &changes,
-        head_texts: &head_texts,
-        rendered_head: &renders.head,
-        rendered_head_exempted: &renders.head_exempted,
-        rendered_base: &renders.base,
-        render_closures: &renders.closures,
-        render_hints: &renders.hints,
-        not_reviewed: &not_reviewed,
-        policy,
-        owners: &owners,
-        forge: options.forge,
-        base_sha: revisions.merge_base.to_string(),
-        head_sha: revisions.head.to_string(),
-        base_tip_sha: revisions.base_tip.to_string(),
-    };
-    let review_started = Instant::now();
-    options.report(Progress::Auditing {
-        files: base_files.len() + head_files.len(),
-    });
-    let (mut head_result, base_result) = audit_sides(&input);
-    head_result
-        .findings
-        .extend(baseline_additions(repo, revisions, policy)?);
-    timings.audit = review_started.elapsed();
-    options.report(Progress::Planning {
-        findings: head_result.findings.len() + base_result.findings.len(),
-    });
-    let plan_started = Instant::now();
-    let plan = plan_from_audits(&input, head_result, base_result);
-    timings.plan = plan_started.elapsed();
-    if let Some(store) = &store {
-        use crate::views::Kept;
-        let kept = |oid: &Oid| match whole.contains(oid) {
-            true => Kept::Whole,
-            false => Kept::View,
-        };
-        let unstored = |oid: &Oid| match kept(oid) {
-            Kept::Whole => !pack.has_whole(oid),
-            Kept::View => !pack.contains(oid),
-        };
-        // The next review of this repository finds every blob of this one.
-        if parsed.keys().any(unstored) {
-            let files = parsed
-                .iter()
-                .filter_map(|(oid, file)| Some((*oid, file.as_ref().ok()?, kept(oid))));
-            if let Err(error) = store.write(files) {
-                tracing::warn!(%error, "the view store's pack is not written");
+        });
+        // Changed files the review could not judge, by their head (else base) content.
+        let head_by_path: HashMap<&str, &TreeFile> =
+            head_list.iter().map(|f| (f.path.as_str(), f)).collect();
+        let base_by_path: HashMap<&str, &TreeFile> =
+            base_list.iter().map(|f| (f.path.as_str(), f)).collect();
+        for change in &changes {
+            let side = match (&change.new_path, &change.old_path) {
+                (Some(new), _) => head_by_path.get(new.as_str()),
+                (None, Some(old)) => base_by_path.get(old.as_str()),
+                (None, None) => None,
+            };
+            let Some(file) = side else { continue };
+            let (reason, detail) = match parsed.get(&file.blob) {
+                Some(Err(reason)) => (Some(*reason), None),
+                Some(Ok(m)) => match (&m.content, m.over_budget()) {
+                    (Err(skip), _) => (Some(NotReviewedReason::from_skip(*skip)), None),
+                    // Reported as its `parseError` too; not judged all the same.
+                    (Ok(_), Some(error)) => (
+                        Some(NotReviewedReason::OverParseBudget),
+                        Some(error.message.clone()),
+                    ),
+                    (Ok(_), None) => (None, None),
+                },
+                None => (None, None),
+            };
+            if let Some(reason) = reason
+                && !renders.covered.contains(change.path())
+            {
+                not_reviewed.push(NotReviewed {
+                    path: change.path().to_owned(),
+                    reason,
+                    detail,
+                });
             }
         }
-    }
-    Ok((plan, timings))
+        not_reviewed.sort_by(|a, b| (&a.path, a.reason).cmp(&(&b.path, b.reason)));
+        not_reviewed.dedup();
+        let at = |list: &[TreeFile]| -> Vec<ManifestFile> {
+            list.iter()
+                .filter_map(|f| match parsed.get(&f.blob) {
+                    Some(Ok(m)) => Some(m.at_path(f.path.clone())),
+                    _ => None,
+                })
+                .collect()
+        };
+        let base_files = at(&base_list);
+        let head_files = at(&head_list);
+        timings.parse = parse_started.elapsed();
+        let mut head_texts = HashMap::new();
+        for change in &changes {
+            if let Some(path) = &change.new_path
+                && let Some(f) = head_by_path.get(path.as_str())
+                && let Some(Content::Bytes(bytes)) = blobs.get(&f.blob)
+                && let Ok(text) = std::str::from_utf8(bytes)
+            {
+                head_texts.insert(path.clone(), text.to_owned());
+            }
+        }
+        let input = ReviewInput {
+            base_files: &base_files,
+            head_files: &head_files,
+            changes: &changes,
+            head_texts: &head_texts,
+            rendered_head: &renders.head,
+            rendered_head_exempted: &renders.head_exempted,
+            rendered_base: &renders.base,
+            render_closures: &renders.closures,
+            render_hints: &renders.hints,
+            not_reviewed: &not_reviewed,
+            policy,
+            owners: &owners,
+            forge: options.forge,
+            base_sha: revisions.merge_base.to_string(),
+            head_sha: revisions.head.to_string(),
+            base_tip_sha: revisions.base_tip.to_string(),
+        };
+        let review_started = Instant::now();
+        options.report(Progress::Auditing {
+            files: base_files.len() + head_files.len(),
+        });
+        let (mut head_result, base_result) = audit_sides(&input);
+        head_result
+            .findings
+            .extend(baseline_additions(repo, revisions, policy)?);
+        timings.audit = review_started.elapsed();
+        options.report(Progress::Planning {
+            findings: head_result.findings.len() + base_result.findings.len(),
+        });
+        let plan_started = Instant::now();
+        let plan = plan_from_audits(&input, head_result, base_result);
+        timings.plan = plan_started.elapsed();
+        if let Some(writing) = writing {
+            // A panic in the writer loses only the pack.
+            let _ = writing.join();
+        }
+        Ok((plan, timings))
+    })
 }
 
 /// The plan of a review over its budget: nothing is judged (cross-object rules need the

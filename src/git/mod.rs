@@ -50,6 +50,9 @@ pub struct TreeFile {
 
 pub struct Repository {
     repo: git2::Repository,
+    /// Blob sizes read so far: a review lists both sides of a change, which share almost every
+    /// blob, and reading a size from a pack is the costly part of a listing.
+    sizes: std::cell::RefCell<std::collections::HashMap<Oid, usize>>,
 }
 
 impl Repository {
@@ -57,11 +60,14 @@ impl Repository {
     pub fn open(path: &Path) -> Result<Repository, GitError> {
         let repo = git2::Repository::discover(path)
             .context(|| format!("no git repository at {}", path.display()))?;
-        Ok(Repository { repo })
+        Ok(Repository::from_git2(repo))
     }
 
     pub fn from_git2(repo: git2::Repository) -> Repository {
-        Repository { repo }
+        Repository {
+            repo,
+            sizes: Default::default(),
+        }
     }
 
     pub fn inner(&self) -> &git2::Repository {
@@ -122,10 +128,13 @@ impl Repository {
             .odb()
             .context(|| "cannot open the object database".into())?;
         let mut files = Vec::new();
+        let mut sizes = self.sizes.borrow_mut();
         tree.walk(TreeWalkMode::PreOrder, |dir, entry| {
             if entry.kind() == Some(ObjectType::Blob) && entry.filemode() != 0o120000 {
                 let name = entry.name().unwrap_or("");
-                let size = odb.read_header(entry.id()).map_or(0, |(size, _)| size);
+                let size = *sizes
+                    .entry(entry.id())
+                    .or_insert_with(|| odb.read_header(entry.id()).map_or(0, |(size, _)| size));
                 files.push(TreeFile {
                     path: format!("{dir}{name}"),
                     blob: entry.id(),
