@@ -149,11 +149,11 @@ impl Shape {
     /// 2.4 KB and 9.5 findings per document): more sidecars, longer env lists and ConfigMaps,
     /// and more applications written without care.
     pub const MONOREPO: Shape = Shape {
-        care: [5, 35, 60],
-        containers: [10, 30, 35, 25],
-        env_max: 24,
-        config_flags: 80,
-        config_blocks: 60,
+        care: [5, 30, 65],
+        containers: [5, 25, 40, 30],
+        env_max: 32,
+        config_flags: 120,
+        config_blocks: 90,
     };
 }
 
