@@ -35,8 +35,8 @@ use crate::manifest::{ManifestFile, SkipReason};
 use crate::yaml::{ParsedDocument, Weight};
 
 const MAGIC: &[u8; 8] = b"KWVIEWS1";
-/// The store's default size: the views of about forty repositories of 25,000 documents.
-pub const DEFAULT_MAX_BYTES: u64 = 1 << 30;
+/// The store's default size: the packs of about thirty repositories of 25,000 documents.
+pub const DEFAULT_MAX_BYTES: u64 = 512 << 20;
 const DIGEST: usize = 32;
 const OID: usize = 20;
 

@@ -227,7 +227,7 @@ pub struct ReviewProcessSettings {
     pub max_review_documents: Option<u64>,
     /// Bytes of inventory views kept in `<cacheDir>/views` for later reviews (a review parses
     /// only the blobs no earlier review of the repository parsed); 0 turns the store off.
-    /// Default 1 GiB.
+    /// Default 512 MiB.
     #[serde(default)]
     pub view_store_max_bytes: Option<u64>,
     /// The kubectl that renders kustomize overlays. Default: on this process's PATH; without
