@@ -13,7 +13,7 @@ use super::exempt::annotation_exemption;
 use super::model::{Category, Severity, Target};
 use super::rule::{Autofix, Check, Rule, kind_matches};
 use super::schema::{SchemaCheck, kubernetes_view};
-use super::{Finding, ObjectLocation, ObjectRef, PARSE_ERROR, fingerprint};
+use super::{Finding, ObjectLocation, ObjectRef, PARSE_ERROR, Shared, fingerprint};
 use crate::config::Policy;
 use crate::fix::FixOp;
 use crate::manifest::{Container, FieldPath, Inventory, ManifestFile, Object, Segment, SkipReason};
@@ -352,7 +352,7 @@ fn parse_error_finding(path: &str, error: &crate::yaml::ParseError, policy: &Pol
         rule: PARSE_ERROR.into(),
         severity,
         category: Category::Input,
-        path: path.to_owned(),
+        path: path.into(),
         line: error.mark.line,
         column: error.mark.col,
         end_line: error.mark.line,
@@ -383,6 +383,7 @@ fn audit_object(
 ) -> Vec<Finding> {
     // Built on the first finding (most objects have few, many have none), shared by all.
     let mut object_ref: Option<std::sync::Arc<ObjectRef>> = None;
+    let mut path: Option<Shared> = None;
     let mut out = Vec::new();
     for active in &policy.rules {
         let rule = &active.rule;
@@ -403,14 +404,8 @@ fn audit_object(
                     name: object.name.to_owned(),
                 })
             });
-            let mut finding = make_finding(
-                rule,
-                active.severity,
-                object,
-                object_ref,
-                container,
-                violation,
-            );
+            let path = path.get_or_insert_with(|| object.file.into());
+            let mut finding = make_finding(active, path, object, object_ref, container, violation);
             finding.fix = fix;
             if !fixes {
                 finding.location = None;
@@ -451,13 +446,14 @@ fn exemption(
 }
 
 fn make_finding(
-    rule: &Rule,
-    severity: Severity,
+    active: &crate::config::ActiveRule,
+    path: &Shared,
     object: &Object<'_>,
     object_ref: &std::sync::Arc<ObjectRef>,
     container: Option<&Container<'_>>,
     violation: Violation,
 ) -> Finding {
+    let (rule, severity) = (&active.rule, active.severity);
     let field_path = violation.path.to_text();
     let container_name = container.map(|c| c.name.to_owned());
     let message = match &violation.detail {
@@ -465,10 +461,10 @@ fn make_finding(
         None => rule.message.clone(),
     };
     Finding {
-        rule: rule.id.clone(),
+        rule: active.id.clone(),
         severity,
         category: rule.category,
-        path: object.file.to_owned(),
+        path: path.clone(),
         line: violation.span.start.line,
         column: violation.span.start.col,
         // Exclusive end, as SARIF regions read it: (11, 1) ends before line 11's text.

@@ -348,6 +348,8 @@ impl ConfigFile {
 pub struct ActiveRule {
     pub rule: Rule,
     pub severity: Severity,
+    /// The rule's id as its findings share it.
+    pub id: crate::audit::Shared,
 }
 
 /// Everything the engine needs to judge manifests.
@@ -612,6 +614,7 @@ impl Policy {
                     .copied()
                     .unwrap_or(Severity::Ignore);
                 (severity != Severity::Ignore).then(|| ActiveRule {
+                    id: rule.id.as_str().into(),
                     rule: rule.clone(),
                     severity,
                 })

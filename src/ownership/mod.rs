@@ -72,9 +72,9 @@ pub fn own(
         .map(|f| OwnedFinding {
             key: String::new(),
             fingerprint: f.fingerprint.clone(),
-            rule: f.rule.clone(),
+            rule: f.rule.to_string(),
             severity: f.severity,
-            path: f.path.clone(),
+            path: f.path.to_string(),
             line: f.line,
             object: object_label(f),
             message: f.message.to_string(),

@@ -232,7 +232,7 @@ fn placed(
         };
         match place {
             Some(place) => {
-                f.path = place.path;
+                f.path = place.path.into();
                 f.line = place.span.start.line;
                 f.column = place.span.start.col;
                 f.end_line = place.span.last_line();
@@ -241,7 +241,7 @@ fn placed(
             // No source to point at (a generated object, a parse error of the output): the
             // target's kustomization.
             None => {
-                f.path = entry;
+                f.path = entry.into();
                 f.line = 1;
                 f.column = 1;
                 f.end_line = 1;

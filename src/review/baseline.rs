@@ -57,8 +57,8 @@ impl Baseline {
             .iter()
             .filter(|f| f.exempted_by.is_none())
             .map(|f| Entry {
-                path: f.path.clone(),
-                rule: f.rule.clone(),
+                path: f.path.to_string(),
+                rule: f.rule.to_string(),
                 fingerprint: f.fingerprint.clone(),
                 object: f
                     .object
@@ -150,7 +150,7 @@ pub fn added_entries(
         rule: EXEMPTION_ADDED.into(),
         severity,
         category: Category::Security,
-        path: path.to_owned(),
+        path: path.into(),
         line,
         column: 1,
         end_line: line,

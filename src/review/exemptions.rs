@@ -139,7 +139,7 @@ pub fn added(
                     rule: EXEMPTION_ADDED.into(),
                     severity,
                     category: Category::Security,
-                    path: file.path.clone(),
+                    path: file.path.as_str().into(),
                     line: entry.key_span.start.line,
                     column: entry.key_span.start.col,
                     end_line: entry.key_span.start.line,

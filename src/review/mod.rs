@@ -500,7 +500,7 @@ pub fn plan_from_audits(
             && f.object.as_deref().is_some_and(|o| {
                 !base_objects
                     .get(&object_key(o))
-                    .is_some_and(|paths| paths.contains(&f.path))
+                    .is_some_and(|paths| paths.contains(f.path.as_str()))
             })
     };
     let left = |f: &Finding| {
@@ -524,7 +524,7 @@ pub fn plan_from_audits(
     let head_keys: HashSet<(String, String)> = head_findings
         .iter()
         .chain(&head_exempted)
-        .map(|f| (f.path.clone(), f.fingerprint.clone()))
+        .map(|f| (f.path.to_string(), f.fingerprint.clone()))
         .collect();
     let head_moved_fps: HashSet<String> = head_findings
         .iter()
@@ -537,11 +537,11 @@ pub fn plan_from_audits(
     let mut new = Vec::new();
     let mut pre_existing = Vec::new();
     for f in head_findings.drain(..) {
-        let matched = base_keys.contains(&(f.path.clone(), f.fingerprint.clone()))
+        let matched = base_keys.contains(&(f.path.to_string(), f.fingerprint.clone()))
             || (arrived(&f) && base_moved_fps.contains(&f.fingerprint));
         if !matched {
             new.push(f);
-        } else if touched.contains(&(f.path.clone(), f.object.as_deref().map(object_key))) {
+        } else if touched.contains(&(f.path.to_string(), f.object.as_deref().map(object_key))) {
             pre_existing.push(f);
         }
     }
@@ -750,10 +750,10 @@ pub fn merge_by_place(per_target: impl IntoIterator<Item = Vec<Finding>>) -> Vec
     for findings in per_target {
         for f in findings {
             let key = (
-                f.path.clone(),
+                f.path.to_string(),
                 f.line,
                 f.column,
-                f.rule.clone(),
+                f.rule.to_string(),
                 f.message.clone(),
             );
             match by_place.get_mut(&key) {
@@ -793,7 +793,7 @@ fn pair_key(f: &Finding, path: &str) -> PairKey {
         .unwrap_or_default();
     let kind_for_paths = kind.clone();
     (
-        f.rule.clone(),
+        f.rule.to_string(),
         path.to_owned(),
         group,
         kind,
@@ -947,7 +947,7 @@ fn touched_objects(
                     .added_lines()
                     .any(|l| (loc.start_line..=loc.end_line).contains(&l)))
         {
-            touched.insert((f.path.clone(), f.object.as_deref().map(object_key)));
+            touched.insert((f.path.to_string(), f.object.as_deref().map(object_key)));
         }
     }
     for f in base {
@@ -988,7 +988,7 @@ fn line_anchor(kind: AnchorKind, change: &FileChange, line: u32) -> Option<Ancho
 fn summary_anchor(f: &Finding) -> Anchor {
     Anchor {
         kind: AnchorKind::Summary,
-        new_path: f.path.clone(),
+        new_path: f.path.to_string(),
         old_path: None,
         line: None,
         start_line: None,
@@ -1397,7 +1397,7 @@ fn suggestions(new: &[Finding], input: &ReviewInput<'_>) -> HashMap<String, Sugg
             .map(ToString::to_string)
             .unwrap_or_default();
         groups
-            .entry((f.path.clone(), loc.doc_index, list))
+            .entry((f.path.to_string(), loc.doc_index, list))
             .or_default()
             .push(f);
     }
@@ -1675,7 +1675,7 @@ fn comments(
 
 fn annotation(f: &Finding, line: u32) -> Annotation {
     Annotation {
-        path: f.path.clone(),
+        path: f.path.to_string(),
         line,
         end_line: line,
         severity: f.severity,

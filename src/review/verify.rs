@@ -96,7 +96,7 @@ pub fn verify(
     for f in findings {
         let fp = plain(f);
         if !was.contains(&fp) || now.contains(&fp) {
-            return Err(Rejected::StillReported(f.rule.clone()));
+            return Err(Rejected::StillReported(f.rule.to_string()));
         }
     }
     if let Some(extra) = now.difference(&was).next() {

@@ -235,8 +235,8 @@ fn new_findings(plan: &ReviewPlan) -> Vec<(String, String, u32, Vec<String>)> {
         .iter()
         .map(|f| {
             (
-                f.finding.rule.clone(),
-                f.finding.path.clone(),
+                f.finding.rule.to_string(),
+                f.finding.path.to_string(),
                 f.finding.line,
                 f.finding.targets.clone(),
             )

@@ -365,7 +365,11 @@ spec:
                     .as_ref()
                     .map(|o| format!("{}/{}", o.kind, o.name))
                     .unwrap_or_default();
-                (f.finding.rule.clone(), object, f.finding.path.clone())
+                (
+                    f.finding.rule.to_string(),
+                    object,
+                    f.finding.path.to_string(),
+                )
             })
             .collect();
         let expected: BTreeSet<(String, String, String)> = step

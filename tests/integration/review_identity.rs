@@ -12,14 +12,14 @@ use crate::review::Repo;
 fn new_of(plan: &ReviewPlan) -> Vec<(String, String)> {
     plan.new_findings
         .iter()
-        .map(|f| (f.finding.rule.clone(), f.finding.path.clone()))
+        .map(|f| (f.finding.rule.to_string(), f.finding.path.to_string()))
         .collect()
 }
 
 fn fixed_of(plan: &ReviewPlan) -> Vec<String> {
     plan.fixed_findings
         .iter()
-        .map(|f| f.finding.rule.clone())
+        .map(|f| f.finding.rule.to_string())
         .collect()
 }
 

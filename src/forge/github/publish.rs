@@ -709,7 +709,7 @@ fn annotations(plan: &ReviewPlan, moved: &[&InlineComment]) -> Vec<Annotation> {
             continue;
         }
         out.push(Annotation {
-            path: f.finding.path.clone(),
+            path: f.finding.path.to_string(),
             line: f.finding.line.max(1),
             end_line: f.finding.line.max(1),
             severity: f.finding.severity,
