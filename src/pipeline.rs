@@ -509,6 +509,27 @@ pub fn review_with_policy(
     let owners = read_codeowners(repo, revisions.base_tip, options.forge)?;
     let all_changes: Vec<FileChange> =
         repo.changes(revisions.merge_base, revisions.head, policy.max_file_size)?;
+    let shape = crate::audit::view_suffices(policy).then(|| crate::audit::ViewShape::new(policy));
+    let store = match (&options.views, &shape) {
+        (Some(settings), Some(_)) => Some(crate::views::Store::new(
+            settings,
+            repo.inner().path(),
+            policy,
+        )),
+        _ => None,
+    };
+    let pack = match &store {
+        Some(store) => {
+            let (pack, problem) = store.read();
+            if let Some(problem) = problem {
+                tracing::warn!(%problem, "the view store's pack is not used");
+            }
+            pack
+        }
+        None => crate::views::Pack::default(),
+    };
+    // The blobs the store holds need no size read from git (the costly part of a listing).
+    repo.know_sizes(pack.blob_sizes());
     let base_files_all = repo.list_files(revisions.merge_base)?;
     let head_files_all = repo.list_files(revisions.head)?;
     let render = options.render.clone().map(|mut r| {
@@ -594,7 +615,6 @@ pub fn review_with_policy(
     timings.files_listed = base_list.len() + head_list.len();
     // A blob a changed path holds is judged whole. Every other blob only feeds the
     // cross-object rules: its inventory view is enough, and may come from the view store.
-    let shape = crate::audit::view_suffices(policy).then(|| crate::audit::ViewShape::new(policy));
     let whole: HashSet<Oid> = {
         let new_paths: HashSet<&str> = changes
             .iter()
@@ -611,24 +631,6 @@ pub fn review_with_policy(
             .iter()
             .filter(|f| old_paths.contains(f.path.as_str()));
         head.chain(base).map(|f| f.blob).collect()
-    };
-    let store = match (&options.views, &shape) {
-        (Some(settings), Some(_)) => Some(crate::views::Store::new(
-            settings,
-            repo.inner().path(),
-            policy,
-        )),
-        _ => None,
-    };
-    let pack = match &store {
-        Some(store) => {
-            let (pack, problem) = store.read();
-            if let Some(problem) = problem {
-                tracing::warn!(%problem, "the view store's pack is not used");
-            }
-            pack
-        }
-        None => crate::views::Pack::default(),
     };
     // Every distinct blob is read and parsed once, whichever revisions and paths hold it.
     let mut blobs: HashMap<Oid, Content> = HashMap::new();
@@ -807,14 +809,20 @@ pub fn review_with_policy(
     };
     let store = store.filter(|_| parsed.keys().any(unstored));
     let parsed = &parsed;
+    let sizes: HashMap<Oid, u64> = base_list
+        .iter()
+        .chain(&head_list)
+        .map(|f| (f.blob, f.size as u64))
+        .collect();
+    let sizes = &sizes;
     std::thread::scope(|scope| {
         // Written while the review goes on: the next review of this repository finds every
         // blob of this one.
         let writing = store.as_ref().map(|store| {
             scope.spawn(move || {
-                let files = parsed
-                    .iter()
-                    .filter_map(|(oid, file)| Some((*oid, file.as_ref().ok()?, kept(oid))));
+                let files = parsed.iter().filter_map(|(oid, file)| {
+                    Some((*oid, *sizes.get(oid)?, file.as_ref().ok()?, kept(oid)))
+                });
                 if let Err(error) = store.write(files) {
                     tracing::warn!(%error, "the view store's pack is not written");
                 }

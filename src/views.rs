@@ -39,6 +39,8 @@ const MAGIC: &[u8; 8] = b"KWVIEWS1";
 pub const DEFAULT_MAX_BYTES: u64 = 512 << 20;
 const DIGEST: usize = 32;
 const OID: usize = 20;
+/// An entry's head: blob id, blob size (u64), payload length (u32).
+const ENTRY_HEAD: usize = OID + 8 + 4;
 
 /// Where the store is and how large it may grow.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -108,7 +110,13 @@ pub enum Kept {
 #[derive(Default)]
 pub struct Pack {
     bytes: Vec<u8>,
-    entries: HashMap<Oid, std::ops::Range<usize>>,
+    entries: HashMap<Oid, Entry>,
+}
+
+/// Where an entry's payload is, and the size of its blob.
+struct Entry {
+    payload: std::ops::Range<usize>,
+    blob_size: u64,
 }
 
 impl Pack {
@@ -129,15 +137,20 @@ impl Pack {
     pub fn has_whole(&self, oid: &Oid) -> bool {
         self.entries
             .get(oid)
-            .and_then(|range| self.bytes.get(range.start))
+            .and_then(|e| self.bytes.get(e.payload.start))
             .is_some_and(|&first| first == 1)
+    }
+
+    /// The size of every blob the pack holds: a review need not read them from git again.
+    pub fn blob_sizes(&self) -> impl Iterator<Item = (Oid, u64)> + '_ {
+        self.entries.iter().map(|(oid, e)| (*oid, e.blob_size))
     }
 
     /// `oid` as stored, a file without a path; `None` when the pack has none or its entry does
     /// not decode (then the blob is parsed).
     pub fn get(&self, oid: &Oid) -> Option<(ManifestFile, Kept)> {
-        let range = self.entries.get(oid)?;
-        let stored: Stored = postcard::from_bytes(self.bytes.get(range.clone())?).ok()?;
+        let entry = self.entries.get(oid)?;
+        let stored: Stored = postcard::from_bytes(self.bytes.get(entry.payload.clone())?).ok()?;
         let file = match stored.content {
             Ok(documents) => ManifestFile::from_documents("", documents, stored.weight),
             Err(reason) => ManifestFile {
@@ -212,7 +225,7 @@ impl Store {
         }
     }
 
-    fn index(&self, bytes: &[u8]) -> Result<HashMap<Oid, std::ops::Range<usize>>, &'static str> {
+    fn index(&self, bytes: &[u8]) -> Result<HashMap<Oid, Entry>, &'static str> {
         let body_len = bytes.len().checked_sub(DIGEST).ok_or("truncated")?;
         let (body, sum) = bytes.split_at(body_len);
         if Sha256::digest(body).as_slice() != sum {
@@ -225,33 +238,38 @@ impl Store {
         let mut entries = HashMap::new();
         let mut rest = rest;
         while !rest.is_empty() {
-            if rest.len() < OID + 4 {
-                return Err("truncated entry");
-            }
-            let oid = Oid::from_bytes(&rest[..OID]).map_err(|_| "bad blob id")?;
+            let head = rest.get(..ENTRY_HEAD).ok_or("truncated entry")?;
+            let oid = Oid::from_bytes(&head[..OID]).map_err(|_| "bad blob id")?;
+            let mut size = [0u8; 8];
+            size.copy_from_slice(&head[OID..OID + 8]);
             let mut len = [0u8; 4];
-            len.copy_from_slice(&rest[OID..OID + 4]);
+            len.copy_from_slice(&head[OID + 8..]);
             let len = u32::from_le_bytes(len) as usize;
-            let start = at + OID + 4;
+            let start = at + ENTRY_HEAD;
             let end = start.checked_add(len).ok_or("bad entry length")?;
             if end > body.len() {
                 return Err("truncated entry");
             }
-            entries.insert(oid, start..end);
+            let entry = Entry {
+                payload: start..end,
+                blob_size: u64::from_le_bytes(size),
+            };
+            entries.insert(oid, entry);
             at = end;
             rest = &body[end..];
         }
         Ok(entries)
     }
 
-    /// Writes `files` (each a view or a whole parse) as the repository's pack, atomically,
-    /// then keeps the store within its bytes. A pack larger than the whole store is not written.
+    /// Writes `files` (each blob's id and size, and its view or whole parse) as the
+    /// repository's pack, atomically, then keeps the store within its bytes. A pack larger
+    /// than the whole store is not written.
     pub fn write<'f>(
         &self,
-        files: impl Iterator<Item = (Oid, &'f ManifestFile, Kept)>,
+        files: impl Iterator<Item = (Oid, u64, &'f ManifestFile, Kept)>,
     ) -> std::io::Result<()> {
         let mut body = self.header.clone();
-        for (oid, file, kept) in files {
+        for (oid, blob_size, file, kept) in files {
             let stored = StoredRef {
                 whole: kept == Kept::Whole,
                 content: file
@@ -266,6 +284,7 @@ impl Store {
                 continue;
             };
             body.extend_from_slice(oid.as_bytes());
+            body.extend_from_slice(&blob_size.to_le_bytes());
             body.extend_from_slice(&len.to_le_bytes());
             body.extend_from_slice(&payload);
         }
@@ -360,7 +379,7 @@ mod tests {
         );
         let (a, b) = (file(POD), file("not: [valid"));
         store
-            .write([(oid(1), &a, Kept::Whole), (oid(2), &b, Kept::View)].into_iter())
+            .write([(oid(1), 10, &a, Kept::Whole), (oid(2), 20, &b, Kept::View)].into_iter())
             .expect("written");
         let (pack, problem) = store.read();
         assert_eq!(problem, None);
@@ -372,6 +391,9 @@ mod tests {
         assert_eq!(docs(&back), docs(&a), "spans and all");
         assert_eq!(back.weight, a.weight);
         assert!(pack.get(&oid(3)).is_none());
+        let mut sizes: Vec<(Oid, u64)> = pack.blob_sizes().collect();
+        sizes.sort();
+        assert_eq!(sizes, [(oid(1), 10), (oid(2), 20)]);
     }
 
     #[test]
@@ -385,7 +407,7 @@ mod tests {
         );
         let pod = file(POD);
         store
-            .write(std::iter::once((oid(1), &pod, Kept::View)))
+            .write(std::iter::once((oid(1), 10, &pod, Kept::View)))
             .expect("written");
         let mut bytes = std::fs::read(&store.pack).expect("pack");
         let middle = bytes.len() / 2;
@@ -406,7 +428,7 @@ mod tests {
         );
         assert_ne!(other.pack, store.pack, "engines keep apart");
         other
-            .write(std::iter::once((oid(1), &pod, Kept::View)))
+            .write(std::iter::once((oid(1), 10, &pod, Kept::View)))
             .expect("written");
         std::fs::copy(&other.pack, &store.pack).expect("copied");
         let (pack, problem) = store.read();
@@ -426,7 +448,7 @@ mod tests {
         let one = {
             let probe = Store::new(&settings(dir.path(), 1 << 20), Path::new("/probe"), &policy);
             probe
-                .write(std::iter::once((oid(1), &pod, Kept::View)))
+                .write(std::iter::once((oid(1), 10, &pod, Kept::View)))
                 .expect("written");
             let len = std::fs::metadata(&probe.pack).expect("pack").len();
             std::fs::remove_file(&probe.pack).expect("removed");
@@ -444,7 +466,7 @@ mod tests {
             .collect();
         for store in &stores {
             store
-                .write(std::iter::once((oid(1), &pod, Kept::View)))
+                .write(std::iter::once((oid(1), 10, &pod, Kept::View)))
                 .expect("written");
             // Distinct modification times, oldest first.
             std::thread::sleep(std::time::Duration::from_millis(20));
@@ -453,7 +475,7 @@ mod tests {
         assert_eq!(kept, [false, false, true, true, true]);
         // Too large for the store at all: not written.
         let tiny = Store::new(&settings(dir.path(), 10), Path::new("/big.git"), &policy);
-        tiny.write(std::iter::once((oid(1), &pod, Kept::View)))
+        tiny.write(std::iter::once((oid(1), 10, &pod, Kept::View)))
             .expect("nothing to write");
         assert!(!tiny.pack.exists());
     }

@@ -120,6 +120,16 @@ impl Repository {
             .context(|| format!("cannot read the tree of {commit}"))
     }
 
+    /// Sizes known from elsewhere (the view store): listings take them instead of reading them.
+    pub fn know_sizes(&self, known: impl Iterator<Item = (Oid, u64)>) {
+        let mut sizes = self.sizes.borrow_mut();
+        for (oid, size) in known {
+            if let Ok(size) = usize::try_from(size) {
+                sizes.insert(oid, size);
+            }
+        }
+    }
+
     /// Every blob of a commit's tree, with its size (submodules and symlinks are left out).
     pub fn list_files(&self, commit: Oid) -> Result<Vec<TreeFile>, GitError> {
         let tree = self.tree(commit)?;
