@@ -368,15 +368,15 @@ mod tests {
         Oid::from_bytes(&[n; 20]).expect("an id")
     }
 
+    fn store_in(dir: &Path, policy: &Policy) -> Store {
+        Store::new(&settings(dir, 1 << 20), Path::new("/repo.git"), policy)
+    }
+
     #[test]
     fn a_pack_round_trips_what_was_stored_and_how() {
         let dir = tempfile::tempdir().expect("temp dir");
         let policy = policy();
-        let store = Store::new(
-            &settings(dir.path(), 1 << 20),
-            Path::new("/repo.git"),
-            &policy,
-        );
+        let store = store_in(dir.path(), &policy);
         let (a, b) = (file(POD), file("not: [valid"));
         store
             .write([(oid(1), 10, &a, Kept::Whole), (oid(2), 20, &b, Kept::View)].into_iter())
@@ -400,11 +400,7 @@ mod tests {
     fn a_damaged_or_foreign_pack_is_never_used() {
         let dir = tempfile::tempdir().expect("temp dir");
         let policy = policy();
-        let store = Store::new(
-            &settings(dir.path(), 1 << 20),
-            Path::new("/repo.git"),
-            &policy,
-        );
+        let store = store_in(dir.path(), &policy);
         let pod = file(POD);
         store
             .write(std::iter::once((oid(1), 10, &pod, Kept::View)))

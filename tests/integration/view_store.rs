@@ -2,43 +2,33 @@
 //! from the store says exactly what a review that parses everything says, parses only what no
 //! earlier review parsed, and is never served a view another policy or engine made.
 
-use git2::{Oid, Repository as Git2};
-use kubeward::git::{Repository, build};
+use git2::Oid;
+use kubeward::git::Repository;
 use kubeward::owners::Flavor;
 use kubeward::pipeline::{ReviewOptions, Revisions, Timings, review};
 use kubeward::review::ReviewPlan;
 use kubeward::views::StoreSettings;
 
+/// The review tests' repository, with a view store of its own.
 struct Repo {
-    _dir: tempfile::TempDir,
-    git: Git2,
+    repo: crate::review::Repo,
     store: tempfile::TempDir,
 }
 
 impl Repo {
     fn new() -> Repo {
-        let dir = tempfile::tempdir().expect("temp dir");
-        let git = Git2::init_bare(dir.path()).expect("init");
         Repo {
-            _dir: dir,
-            git,
+            repo: crate::review::Repo::new(),
             store: tempfile::tempdir().expect("temp dir"),
         }
     }
 
     fn commit(&self, branch: &str, parents: &[Oid], files: &[(String, String)]) -> Oid {
-        let files: Vec<(&str, &[u8])> = files
+        let files: Vec<(&str, &str)> = files
             .iter()
-            .map(|(p, c)| (p.as_str(), c.as_bytes()))
+            .map(|(p, c)| (p.as_str(), c.as_str()))
             .collect();
-        build::commit(
-            &self.git,
-            Some(&format!("refs/heads/{branch}")),
-            parents,
-            &files,
-            "change",
-        )
-        .expect("commit")
+        self.repo.commit(branch, parents, &files)
     }
 
     /// The review's plan as JSON (what the bot publishes from), and its timings.
@@ -49,7 +39,7 @@ impl Repo {
         stored: bool,
         config: Option<&std::path::Path>,
     ) -> (String, Timings) {
-        let repo = Repository::open(self.git.path()).expect("open");
+        let repo = Repository::open(self.repo.path()).expect("open");
         let revisions = Revisions::resolve(&repo, base, head).expect("revisions");
         let (plan, timings): (ReviewPlan, Timings) = review(
             &repo,
