@@ -528,8 +528,9 @@ pub fn review_with_policy(
         }
         None => crate::views::Pack::default(),
     };
-    // The blobs the store holds need no size read from git (the costly part of a listing).
-    repo.know_sizes(pack.blob_sizes());
+    // The blobs the store holds need no size read from git (the costly part of a listing);
+    // one this clone lacks keeps the size a listing gives it (none), as without a store.
+    repo.know_sizes(pack.blob_sizes().filter(|(oid, _)| repo.has_object(*oid)));
     let base_files_all = repo.list_files(revisions.merge_base)?;
     let head_files_all = repo.list_files(revisions.head)?;
     let render = options.render.clone().map(|mut r| {
@@ -649,7 +650,9 @@ pub fn review_with_policy(
         } else {
             // Counted whether stored or not: the store never changes a review's verdict.
             bytes_to_parse += f.size as u64;
-            if !whole.contains(&f.blob) && pack.contains(&f.blob) {
+            // A blob this clone lacks is missing, stored or not: the store never changes what a
+            // review says.
+            if !whole.contains(&f.blob) && pack.contains(&f.blob) && repo.has_object(f.blob) {
                 Content::Stored
             } else {
                 match repo.blob(f.blob) {
@@ -733,7 +736,7 @@ pub fn review_with_policy(
                 },
                 // A changed file the previous push already parsed: its text is read (for
                 // suggestions), its tree is not built again.
-                _ if whole.contains(oid) && pack.has_whole(oid) => pack.get(oid),
+                Content::Bytes(_) if whole.contains(oid) && pack.has_whole(oid) => pack.get(oid),
                 _ => None,
             };
             let file = match stored {

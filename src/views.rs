@@ -17,7 +17,11 @@
 //! - a pack ends with the SHA-256 of everything before it, checked on every read: a torn,
 //!   truncated or altered pack is ignored (the review parses instead) and replaced;
 //! - the folder is bounded in bytes: after a write, the packs read least recently are removed
-//!   until the rest fit.
+//!   until the rest fit (only the store's own files are ever counted or removed).
+//!
+//! A changed file is stored whole (the next push of the same change judges it whole again),
+//! every other one as its view; each entry also records its blob's size, which the review's
+//! tree listing then need not read from git.
 //!
 //! Entries are `postcard` encodings of the parsed documents (spans included), decoded only for
 //! the blobs a review asks for.
@@ -35,6 +39,9 @@ use crate::manifest::{ManifestFile, SkipReason};
 use crate::yaml::{ParsedDocument, Weight};
 
 const MAGIC: &[u8; 8] = b"KWVIEWS1";
+/// How a pack being written is named until it is renamed into place.
+const TEMP_PREFIX: &str = ".kubeward-pack-";
+
 /// The store's default size: the packs of about thirty repositories of 25,000 documents.
 pub const DEFAULT_MAX_BYTES: u64 = 512 << 20;
 const DIGEST: usize = 32;
@@ -294,7 +301,9 @@ impl Store {
         }
         let dir = self.pack.parent().unwrap_or(&self.settings.dir);
         std::fs::create_dir_all(dir)?;
-        let mut file = tempfile::NamedTempFile::new_in(dir)?;
+        let mut file = tempfile::Builder::new()
+            .prefix(TEMP_PREFIX)
+            .tempfile_in(dir)?;
         file.write_all(&body)?;
         file.write_all(&sum)?;
         file.persist(&self.pack).map_err(|e| e.error)?;
@@ -303,26 +312,35 @@ impl Store {
 }
 
 /// Removes the packs read or written least recently until the store holds at most `max_bytes`;
-/// `keep` (just written) stays. Temporary files of writers that died are removed too.
+/// `keep` (just written) stays. Only the store's own files are looked at (packs and temporary
+/// files two folders down, `<engine>/<view digest>/`): a store set in a folder that holds
+/// anything else never touches it. Temporary files of writers that died are removed too.
 fn evict(dir: &Path, max_bytes: u64, keep: &Path) -> std::io::Result<()> {
     let mut packs = Vec::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(folder) = stack.pop() {
-        let Ok(entries) = std::fs::read_dir(&folder) else {
-            continue;
-        };
-        for entry in entries.flatten() {
-            let path = entry.path();
-            let Ok(meta) = entry.metadata() else { continue };
-            if meta.is_dir() {
-                stack.push(path);
-            } else if meta.is_file() {
+    let subfolders = |folder: &Path| -> Vec<PathBuf> {
+        std::fs::read_dir(folder)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
+            .map(|e| e.path())
+            .collect()
+    };
+    for engine in subfolders(dir) {
+        for view in subfolders(&engine) {
+            for entry in std::fs::read_dir(&view).into_iter().flatten().flatten() {
+                let path = entry.path();
+                let Ok(meta) = entry.metadata() else { continue };
+                if !meta.is_file() {
+                    continue;
+                }
                 let age = meta.modified().unwrap_or(std::time::UNIX_EPOCH);
-                let stale_temp = path.extension().is_none_or(|e| e != "pack")
-                    && age.elapsed().is_ok_and(|a| a.as_secs() > 3600);
-                if stale_temp {
-                    let _ = std::fs::remove_file(&path);
-                } else {
+                let name = entry.file_name();
+                if name.to_string_lossy().starts_with(TEMP_PREFIX) {
+                    if age.elapsed().is_ok_and(|a| a.as_secs() > 3600) {
+                        let _ = std::fs::remove_file(&path);
+                    }
+                } else if path.extension().is_some_and(|e| e == "pack") {
                     packs.push((age, meta.len(), path));
                 }
             }
@@ -469,6 +487,15 @@ mod tests {
         }
         let kept: Vec<bool> = stores.iter().map(|s| s.pack.exists()).collect();
         assert_eq!(kept, [false, false, true, true, true]);
+        // What else the folder holds is not the store's: never counted, never removed.
+        let foreign = dir.path().join("notes.txt");
+        std::fs::write(&foreign, vec![b'x'; (limit * 4) as usize]).expect("written");
+        let old_pack = stores[2].pack.with_extension("old");
+        std::fs::write(&old_pack, b"not a pack").expect("written");
+        stores[0]
+            .write(std::iter::once((oid(1), 10, &pod, Kept::View)))
+            .expect("written");
+        assert!(foreign.exists() && old_pack.exists());
         // Too large for the store at all: not written.
         let tiny = Store::new(&settings(dir.path(), 10), Path::new("/big.git"), &policy);
         tiny.write(std::iter::once((oid(1), 10, &pod, Kept::View)))

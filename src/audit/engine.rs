@@ -147,8 +147,17 @@ pub struct JudgeAgain;
 impl<'p> Judging<'p> {
     pub fn new(policy: &'p Policy) -> Judging<'p> {
         Judging {
-            policy,
             shape: super::view::view_suffices(policy).then(|| super::view::ViewShape::new(policy)),
+            ..Judging::keeping_trees(policy)
+        }
+    }
+
+    /// A [`Judging`] that keeps every file whole: for input that cannot be read twice (stdin),
+    /// so that [`Judging::finish`] never has to answer [`JudgeAgain`].
+    pub fn keeping_trees(policy: &'p Policy) -> Judging<'p> {
+        Judging {
+            policy,
+            shape: None,
             findings: Mutex::new(Vec::new()),
             namespaced: Mutex::new(HashSet::new()),
         }
@@ -201,7 +210,11 @@ impl<'p> Judging<'p> {
                 && namespaced.contains(&(o.group().to_owned(), o.kind.to_owned()))
         });
         if lost_namespace {
-            return Err(JudgeAgain);
+            // Files kept whole are judged again here; views cannot be.
+            return match self.shape {
+                None => Ok(audit_without_fixes(files, policy)),
+                Some(_) => Err(JudgeAgain),
+            };
         }
         let paths: HashSet<&str> = files.iter().map(|f| f.path.as_str()).collect();
         if findings.iter().any(|f| !paths.contains(f.path.as_str())) {

@@ -181,9 +181,26 @@ fn spec_view(node: &Node) -> Node {
     })
 }
 
+/// Keys whose value an object's identity or a cross-object rule reads as a scalar: kept
+/// whatever they hold, so that a map where a name belongs reads as it does in the whole tree.
+const READ_AS_SCALARS: &[&str] = &[
+    "apiVersion",
+    "kind",
+    "name",
+    "generateName",
+    "namespace",
+    "group",
+    "scope",
+    "serviceAccountName",
+    "serviceAccount",
+    "automountServiceAccountToken",
+    "manualSelector",
+];
+
+/// A scalar field, or one of [`READ_AS_SCALARS`] whatever it holds.
 fn scalar(entry: &Entry) -> Option<Node> {
     match entry.value.value {
-        Value::Map(_) | Value::Seq(_) => None,
+        Value::Map(_) | Value::Seq(_) if !READ_AS_SCALARS.contains(&entry.key.as_str()) => None,
         _ => Some(entry.value.clone()),
     }
 }

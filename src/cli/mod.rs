@@ -494,7 +494,11 @@ fn run_audit(args: AuditArgs) -> anyhow::Result<u8> {
     };
     // Each file is judged as it is parsed, and only what the cross-object rules read of it
     // is kept: the audit's memory is its findings, not every tree of the input.
-    let judging = crate::audit::Judging::new(&policy);
+    // Stdin cannot be read a second time, should a CRD of the input ask for it.
+    let judging = match args.paths.iter().any(|p| p.as_os_str() == "-") {
+        true => crate::audit::Judging::keeping_trees(&policy),
+        false => crate::audit::Judging::new(&policy),
+    };
     let loaded = source::load_each(&args.paths, &policy, &walk, &|file| judging.file(file));
     if !loaded.unusable.is_empty() {
         for error in &loaded.unusable {

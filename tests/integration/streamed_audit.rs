@@ -219,6 +219,23 @@ fn a_crd_that_makes_a_kind_cluster_scoped_has_the_files_judged_again() {
     assert_eq!(streamed(&files, &policy).err(), Some(JudgeAgain));
     // Without the CRD nothing takes the namespace away: judged in one pass.
     assert!(streamed(&files[1..], &policy).is_ok());
+    // Files kept whole (stdin's) are judged again on the spot, as the whole-tree audit judges.
+    let judging = Judging::keeping_trees(&policy);
+    let whole: Vec<ManifestFile> = files
+        .iter()
+        .map(|f| judging.file(f.at_path(f.path.clone())))
+        .collect();
+    let again = judging.finish(&whole).expect("judged again");
+    assert_eq!(shown(&again), shown(&audit_without_fixes(&files, &policy)));
+    assert!(
+        again
+            .findings
+            .iter()
+            .filter_map(|f| f.object.as_deref())
+            .filter(|o| o.kind == "Gate")
+            .all(|o| o.namespace.is_empty()),
+        "the CRD's scope applies"
+    );
 }
 
 #[test]
@@ -290,4 +307,21 @@ fn a_file_left_out_after_judging_leaves_no_finding() {
         "nothing of the file left out"
     );
     assert_eq!(result.stats.files, 1);
+}
+
+#[test]
+fn malformed_names_and_accounts_read_the_same_through_views() {
+    // A map where a scalar belongs: the whole tree reads no name (or the default account),
+    // and so must the view.
+    let registry = Registry::builtin().expect("built-in rules");
+    let policy = Policy::defaults(&registry);
+    let text = "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: {odd: true}\n  \
+                generateName: web-\n  namespace: shop\nspec:\n  selector: {matchLabels: {app: w}}\n  \
+                template:\n    metadata: {labels: {app: w}}\n    spec:\n      \
+                serviceAccountName: {odd: true}\n      serviceAccount: locked\n      \
+                automountServiceAccountToken: []\n      containers: [{name: c, image: i}]\n---\n\
+                apiVersion: v1\nkind: ServiceAccount\nmetadata: {name: locked, namespace: shop}\n\
+                automountServiceAccountToken: false\n";
+    let files = [ManifestFile::parse("odd.yaml", text, Limits::default())];
+    assert_same(&files, &policy, "malformed scalars");
 }
