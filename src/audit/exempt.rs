@@ -91,7 +91,7 @@ pub fn annotation_exemption(rule: &Rule, object: &Object<'_>) -> Option<String> 
     for annotations in sources.into_iter().flatten() {
         for entry in annotations.as_map().unwrap_or(&[]) {
             if annotation_exempts(&entry.key, &entry.value, rule) {
-                return Some(entry.key.clone());
+                return Some(entry.key.to_string());
             }
         }
     }

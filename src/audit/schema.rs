@@ -525,7 +525,7 @@ fn violation(error: &ValidationError<'_>, instance: &Node, base: &FieldPath) -> 
             // On the first key that is not allowed, where the fix is.
             let entry = unexpected
                 .first()
-                .and_then(|key| node.as_map()?.iter().find(|e| &e.key == key));
+                .and_then(|key| node.as_map()?.iter().find(|e| e.key == key));
             match entry {
                 Some(e) => at(
                     e.value.span,
@@ -629,7 +629,7 @@ pub fn kubernetes_view(node: &Node) -> Node {
                                 if matches!(q.value.value, Value::Int(_) | Value::Float(_))
                                     && let Some(text) = q.value.scalar_text()
                                 {
-                                    q.value.value = Value::Str(text);
+                                    q.value.value = Value::Str(text.into());
                                 }
                             }
                         }

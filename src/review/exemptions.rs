@@ -68,7 +68,7 @@ pub fn added(
                 .into_iter()
                 .map(|(at, e)| {
                     (
-                        (at.to_string(), e.key.clone()),
+                        (at.to_string(), e.key.to_string()),
                         e.value.scalar_text().unwrap_or_default(),
                     )
                 })
@@ -103,7 +103,7 @@ pub fn added(
             for (at, entry) in found {
                 let value = entry.value.scalar_text().unwrap_or_default();
                 let unchanged = before
-                    .and_then(|b| b.get(&(at.to_string(), entry.key.clone())))
+                    .and_then(|b| b.get(&(at.to_string(), entry.key.to_string())))
                     .is_some_and(|old| *old == value);
                 if unchanged {
                     continue;

@@ -1317,7 +1317,7 @@ fn selector_pairs(node: &Node) -> Vec<(String, String)> {
         .into_iter()
         .flatten()
         .flat_map(|block| block.as_map().unwrap_or(&[]))
-        .filter_map(|e| Some((e.key.clone(), e.value.scalar_str()?.into_owned())))
+        .filter_map(|e| Some((e.key.to_string(), e.value.scalar_str()?.into_owned())))
         .collect()
 }
 

@@ -14,6 +14,7 @@
 use std::borrow::Cow;
 use std::collections::{HashMap, HashSet};
 
+use compact_str::CompactString;
 use saphyr_parser::{Event, Parser, ScalarStyle, Span as PSpan};
 
 use super::{Entry, Mark, Node, Span, Value, scalar::resolve_typed};
@@ -382,8 +383,8 @@ enum Frame {
     },
     Map {
         first: usize,
-        seen: Option<HashSet<String>>,
-        pending_key: Option<(String, Span)>,
+        seen: Option<HashSet<CompactString>>,
+        pending_key: Option<(CompactString, Span)>,
         start: Mark,
         anchor: usize,
         merges: Vec<Node>,
@@ -721,7 +722,7 @@ impl Builder {
                                 budget: None,
                             });
                         }
-                        _ => node.scalar_text().unwrap_or_default(),
+                        _ => node.scalar_text().unwrap_or_default().into(),
                     };
                     *pending_key = Some((key, node.span));
                 }
@@ -780,14 +781,19 @@ fn apply_merges(entries: &mut Vec<Entry>, merges: Vec<Node>) {
     }
 }
 
-/// The parser's string for a scalar. The scanner reserves far more than most scalars need
-/// (the corpus's trees held 87 MB of string capacity for 12 MB of YAML), so an over-sized
-/// string is copied to one of its length: 10× less memory and a faster audit over the smaller
-/// tree, while `shrink_to_fit` (a realloc each) measured slower than the copy.
-fn owned(text: Cow<'_, str>) -> String {
+/// The longest text a `CompactString` holds inline: its own size.
+const INLINE: usize = std::mem::size_of::<CompactString>();
+
+/// The parser's string for a scalar, inline when it is short (most keys and values of a
+/// manifest). The scanner reserves far more than most scalars need (the corpus's trees held
+/// 87 MB of string capacity for 12 MB of YAML), so an over-sized long string is copied to one
+/// of its length, while `shrink_to_fit` (a realloc each) measured slower than the copy.
+fn owned(text: Cow<'_, str>) -> CompactString {
     match text {
-        Cow::Owned(s) if s.capacity() > 2 * s.len().max(16) => s.as_str().to_owned(),
-        text => text.into_owned(),
+        // Short text is stored inline; long text keeps the parser's buffer unless it is
+        // mostly spare room.
+        Cow::Owned(s) if s.len() > INLINE && s.capacity() <= 2 * s.len() => CompactString::from(s),
+        text => CompactString::new(&*text),
     }
 }
 

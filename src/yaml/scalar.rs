@@ -10,7 +10,7 @@ use std::borrow::Cow;
 use super::Value;
 
 pub fn resolve_plain(text: &str) -> Value {
-    resolve_typed(text).unwrap_or_else(|| Value::Str(text.to_owned()))
+    resolve_typed(text).unwrap_or_else(|| Value::Str(text.into()))
 }
 
 /// What [`resolve_plain`] gives when that is not a string, `None` when it is: callers that own

@@ -33,7 +33,7 @@ impl Json for YamlTree {
         string: &str,
         f: impl FnOnce(&Node) -> T,
     ) -> T {
-        let node = buffer.insert(Node::new(Value::Str(string.to_owned()), Span::default()));
+        let node = buffer.insert(Node::new(Value::Str(string.into()), Span::default()));
         f(node)
     }
 }
@@ -161,7 +161,7 @@ impl<'a> Object<'a, YamlTree> for &'a [Entry] {
     }
 
     fn get(&self, key: &String) -> Option<&'a Node> {
-        self.iter().find(|e| &e.key == key).map(|e| &e.value)
+        self.iter().find(|e| e.key == key).map(|e| &e.value)
     }
 
     fn members(&self) -> Members<'a> {
