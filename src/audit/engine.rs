@@ -85,8 +85,7 @@ fn audit_with(
     }
     crate::manifest::apply_custom_scopes(&mut objects);
     let inventory = Inventory::new(objects);
-    // One list per object, in object order. Findings are large, so they are moved as few
-    // times as possible: once into `slots`, once into their sorted place.
+    // One list per object, in object order, then one buffer that is sorted in place.
     let per_object: Vec<Vec<Finding>> = inventory
         .objects
         .par_iter()
@@ -137,6 +136,9 @@ pub struct Judging<'p> {
     /// (group, kind) of the objects judged with a namespace: a CustomResourceDefinition elsewhere
     /// in the input may take it away, which changes what they were judged as.
     namespaced: Mutex<HashSet<(String, String)>>,
+    /// Files judged: when `finish` is given as many, none was left out and no finding needs
+    /// dropping.
+    judged: std::sync::atomic::AtomicUsize,
 }
 
 /// A CustomResourceDefinition of the input makes a kind cluster-scoped that some object was
@@ -160,12 +162,15 @@ impl<'p> Judging<'p> {
             shape: None,
             findings: Mutex::new(Vec::new()),
             namespaced: Mutex::new(HashSet::new()),
+            judged: Default::default(),
         }
     }
 
     /// Judges `file` by the per-object rules (no fix built, as [`audit_without_fixes`]) and
     /// returns what the cross-object rules need of it. Called from many threads at once.
     pub fn file(&self, file: ManifestFile) -> ManifestFile {
+        self.judged
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let empty = Inventory::default();
         let objects = file.objects();
         let findings: Vec<Finding> = objects
@@ -216,8 +221,8 @@ impl<'p> Judging<'p> {
                 Some(_) => Err(JudgeAgain),
             };
         }
-        let paths: HashSet<&str> = files.iter().map(|f| f.path.as_str()).collect();
-        if findings.iter().any(|f| !paths.contains(f.path.as_str())) {
+        if files.len() < self.judged.into_inner() {
+            let paths: HashSet<&str> = files.iter().map(|f| f.path.as_str()).collect();
             findings.retain(|f| paths.contains(f.path.as_str()));
         }
         let inventory = Inventory::new(objects);
