@@ -79,6 +79,27 @@ pub struct Timings {
     pub attribution_renders: usize,
 }
 
+impl Timings {
+    /// One line, milliseconds per stage: what `kubeward review --timings` prints.
+    pub fn describe(&self) -> String {
+        let ms = |d: Duration| d.as_secs_f64() * 1000.0;
+        format!(
+            "git {:.0} ms, parse {:.0} ms, audit {:.0} ms, plan {:.0} ms, render {:.0} ms ({:.0} in tools, {} renders, {} for attribution); {} files listed, {} parsed, {} blobs parsed",
+            ms(self.git),
+            ms(self.parse),
+            ms(self.audit),
+            ms(self.plan),
+            ms(self.render),
+            ms(self.render_tools),
+            self.renders,
+            self.attribution_renders,
+            self.files_listed,
+            self.files_parsed,
+            self.blobs_parsed,
+        )
+    }
+}
+
 pub struct ReviewOptions<'a> {
     pub forge: Flavor,
     /// A local policy file instead of the base branch's (`--config`).

@@ -236,6 +236,9 @@ pub struct ReviewArgs {
     /// Most bytes the view store may hold.
     #[arg(long, value_name = "BYTES", default_value_t = crate::views::DEFAULT_MAX_BYTES)]
     pub view_store_max_bytes: u64,
+    /// Print how long each stage took (git, parse, audit, plan, render) to stderr.
+    #[arg(long)]
+    pub timings: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

@@ -81,7 +81,7 @@ pub fn run(args: ReviewArgs) -> anyhow::Result<u8> {
     if let Some(line) = &progress {
         line.finish();
     }
-    let (plan, _) = match result {
+    let (plan, timings) = match result {
         Ok(result) => result,
         Err(PipelineError::Config(e)) => {
             eprintln!("kubeward: configuration error: {e}");
@@ -89,6 +89,9 @@ pub fn run(args: ReviewArgs) -> anyhow::Result<u8> {
         }
         Err(e) => return Err(e).context("reviewing the change"),
     };
+    if args.timings {
+        eprintln!("{}", timings.describe());
+    }
     let output = match args.format {
         ReviewFormat::Text => {
             let names = Names {
