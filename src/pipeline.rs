@@ -70,6 +70,9 @@ pub struct Timings {
     pub files_parsed: usize,
     /// Blobs whose YAML was parsed (the rest came from the view store).
     pub blobs_parsed: usize,
+    /// Files the review read but did not keep: every object in them is in a namespace the
+    /// change did not touch, so no judged object reads them (see [`crate::audit::Reach`]).
+    pub files_settled: usize,
     pub files_listed: usize,
     /// Rendering the targets the change touched, both sides and attribution, and of that the
     /// time inside helm and kubectl.
@@ -84,7 +87,7 @@ impl Timings {
     pub fn describe(&self) -> String {
         let ms = |d: Duration| d.as_secs_f64() * 1000.0;
         format!(
-            "git {:.0} ms, parse {:.0} ms, audit {:.0} ms, plan {:.0} ms, render {:.0} ms ({:.0} in tools, {} renders, {} for attribution); {} files listed, {} parsed, {} blobs parsed",
+            "git {:.0} ms, parse {:.0} ms, audit {:.0} ms, plan {:.0} ms, render {:.0} ms ({:.0} in tools, {} renders, {} for attribution); {} files listed, {} parsed ({} not kept: untouched namespaces), {} blobs parsed",
             ms(self.git),
             ms(self.parse),
             ms(self.audit),
@@ -95,6 +98,7 @@ impl Timings {
             self.attribution_renders,
             self.files_listed,
             self.files_parsed,
+            self.files_settled,
             self.blobs_parsed,
         )
     }
@@ -406,6 +410,74 @@ enum Content {
     Missing,
     /// Its inventory view is in the view store: not read.
     Stored,
+    /// Read while the review parses.
+    Unread,
+}
+
+/// How many blobs' bytes a review reads ahead of its parsers.
+const STREAMED_BLOBS: usize = 64;
+
+/// One blob as a review keeps it, and its entry for the view store when the store lacks it.
+#[derive(Default)]
+struct Judged {
+    /// `None`: its stored entry does not decode.
+    file: Option<Result<ManifestFile, NotReviewedReason>>,
+    entry: Option<Vec<u8>>,
+}
+
+impl Judged {
+    fn file(file: Result<ManifestFile, NotReviewedReason>) -> Judged {
+        Judged {
+            file: Some(file),
+            entry: None,
+        }
+    }
+}
+
+/// Every blob of a review, as judged.
+#[derive(Default)]
+struct Judgements {
+    parsed: HashMap<Oid, Result<ManifestFile, NotReviewedReason>>,
+    /// Entries for the view store, of the blobs it lacks.
+    entries: HashMap<Oid, Vec<u8>>,
+    /// Blobs no object the review judges reads: only their entries are kept.
+    settled: HashSet<Oid>,
+    /// Blobs whose stored entries do not decode.
+    undecodable: Vec<Oid>,
+}
+
+impl Judgements {
+    fn take(&mut self, oid: Oid, judged: Judged, settles: &dyn Fn(&ManifestFile) -> bool) {
+        if let Some(entry) = judged.entry {
+            self.entries.insert(oid, entry);
+        }
+        match judged.file {
+            Some(Ok(file)) if settles(&file) => {
+                self.settled.insert(oid);
+            }
+            Some(file) => {
+                self.parsed.insert(oid, file);
+            }
+            None => self.undecodable.push(oid),
+        }
+    }
+}
+
+/// The blobs some path holds on one side only: whatever the change did to a file (an edit, a
+/// rename, an addition), its blobs are here; a file left as it was is on both sides.
+fn one_sided_blobs(base: &[TreeFile], head: &[TreeFile]) -> HashSet<Oid> {
+    fn at(files: &[TreeFile]) -> HashSet<(&str, Oid)> {
+        files.iter().map(|f| (f.path.as_str(), f.blob)).collect()
+    }
+    let (on_base, on_head) = (at(base), at(head));
+    base.iter()
+        .filter(|f| !on_head.contains(&(f.path.as_str(), f.blob)))
+        .chain(
+            head.iter()
+                .filter(|f| !on_base.contains(&(f.path.as_str(), f.blob))),
+        )
+        .map(|f| f.blob)
+        .collect()
 }
 
 /// Which changed manifest candidates are work, and which of them fit the file budget.
@@ -654,7 +726,11 @@ pub fn review_with_policy(
             .filter(|f| old_paths.contains(f.path.as_str()));
         head.chain(base).map(|f| f.blob).collect()
     };
+    // First the blobs a path holds on one side only (what the change touched), then the rest,
+    // knowing which namespaces the change touched: a file wholly outside them is not kept.
+    let differs = one_sided_blobs(&base_list, &head_list);
     // Every distinct blob is read and parsed once, whichever revisions and paths hold it.
+    // What the change touched is read now; the rest as it is parsed, a few blobs at a time.
     let mut blobs: HashMap<Oid, Content> = HashMap::new();
     let mut bytes_to_parse = 0u64;
     let to_read = base_list.len() + head_list.len();
@@ -675,6 +751,8 @@ pub fn review_with_policy(
             // review says.
             if !whole.contains(&f.blob) && pack.contains(&f.blob) && repo.has_object(f.blob) {
                 Content::Stored
+            } else if !whole.contains(&f.blob) && !differs.contains(&f.blob) {
+                Content::Unread
             } else {
                 match repo.blob(f.blob) {
                     Ok(bytes) => Content::Bytes(bytes),
@@ -719,7 +797,6 @@ pub fn review_with_policy(
             .zip(limits)
             .position(|(b, limit)| b.load(Ordering::Relaxed) > limit)
     };
-    let blobs_parsed = AtomicUsize::new(0);
     let parse = |content: &Content| match content {
         Content::Missing => Err(NotReviewedReason::MissingBlob),
         Content::Skipped(reason) => Ok(ManifestFile::skipped("", *reason)),
@@ -727,11 +804,22 @@ pub fn review_with_policy(
             Ok(text) => Ok(ManifestFile::parse("", text, policy.yaml_limits)),
             Err(reason) => Ok(ManifestFile::skipped("", reason)),
         },
-        // Decoded from the store before: never parsed.
-        Content::Stored => Err(NotReviewedReason::MissingBlob),
+        // Decoded from the store, or read, before: never parsed as such.
+        Content::Stored | Content::Unread => Err(NotReviewedReason::MissingBlob),
+    };
+    use crate::views::Kept;
+    let kept = |oid: &Oid| match whole.contains(oid) {
+        true => Kept::Whole,
+        false => Kept::View,
+    };
+    // Whether the store lacks `oid` as this review keeps it (a whole entry serves as a view).
+    let unstored = |oid: &Oid| match kept(oid) {
+        Kept::Whole => !pack.has_whole(oid),
+        Kept::View => !pack.contains(oid),
     };
     // What a blob is judged by: the whole file, or its view (the tree is dropped here).
-    let keep = |oid: &Oid, file: ManifestFile| match &shape {
+    let keep = |oid: &Oid, file: ManifestFile, stored: Option<Kept>| match &shape {
+        Some(_) if stored == Some(Kept::View) => file,
         Some(shape) if !whole.contains(oid) => shape.view(&file),
         _ => file,
     };
@@ -741,50 +829,116 @@ pub fn review_with_policy(
             b.fetch_add(n as u64, Ordering::Relaxed);
         }
     };
-    let mut undecodable = Vec::new();
     let blobs_built = AtomicUsize::new(0);
-    let mut parsed: HashMap<Oid, Result<ManifestFile, NotReviewedReason>> = HashMap::new();
-    let results: Vec<(Oid, Option<Result<ManifestFile, NotReviewedReason>>)> = blobs
-        .par_iter()
-        .map(|(oid, content)| {
-            if over().is_some() {
-                return (*oid, Some(Err(NotReviewedReason::OverReviewBudget)));
-            }
-            let stored = match content {
-                Content::Stored => match pack.get(oid) {
-                    None => return (*oid, None),
-                    stored => stored,
-                },
-                // A changed file the previous push already parsed: its text is read (for
-                // suggestions), its tree is not built again.
-                Content::Bytes(_) if whole.contains(oid) && pack.has_whole(oid) => pack.get(oid),
-                _ => None,
-            };
-            let file = match stored {
-                Some((file, _)) => Ok(keep(oid, file)),
-                None => {
-                    blobs_built.fetch_add(1, Ordering::Relaxed);
-                    parse(content).map(|file| keep(oid, file))
-                }
-            };
-            if let Ok(file) = &file {
-                count(file);
-            }
-            options.report(Progress::Parsing {
-                done: blobs_parsed.fetch_add(1, Ordering::Relaxed) + 1,
-                total: blobs.len(),
-            });
-            (*oid, Some(file))
-        })
-        .collect();
-    for (oid, file) in results {
-        match file {
-            Some(file) => {
-                parsed.insert(oid, file);
-            }
-            None => undecodable.push(oid),
+    // One blob as the review keeps it (`None`: its stored entry does not decode), and its
+    // entry for the store when the store lacks it.
+    let judge = |oid: &Oid, content: &Content| -> Judged {
+        if over().is_some() {
+            return Judged::file(Err(NotReviewedReason::OverReviewBudget));
         }
+        let stored = match content {
+            Content::Stored => match pack.get(oid) {
+                None => return Judged::default(),
+                stored => stored,
+            },
+            // A changed file the previous push already parsed: its text is read (for
+            // suggestions), its tree is not built again.
+            Content::Bytes(_) if whole.contains(oid) && pack.has_whole(oid) => pack.get(oid),
+            _ => None,
+        };
+        let file = match stored {
+            Some((file, how)) => Ok(keep(oid, file, Some(how))),
+            None => {
+                blobs_built.fetch_add(1, Ordering::Relaxed);
+                parse(content).map(|file| keep(oid, file, None))
+            }
+        };
+        if let Ok(file) = &file {
+            count(file);
+        }
+        let entry = match (&file, &store) {
+            (Ok(file), Some(_)) if unstored(oid) => crate::views::encode(file, kept(oid)).ok(),
+            _ => None,
+        };
+        Judged {
+            file: Some(file),
+            entry,
+        }
+    };
+    let mut judged = Judgements::default();
+    let progress = AtomicUsize::new(0);
+    let report = || {
+        options.report(Progress::Parsing {
+            done: progress.fetch_add(1, Ordering::Relaxed) + 1,
+            total: blobs.len(),
+        })
+    };
+    let (changed, unchanged): (Vec<_>, Vec<_>) =
+        blobs.iter().partition(|(oid, _)| differs.contains(*oid));
+    let judge_all = |list: Vec<(&Oid, &Content)>| -> Vec<(Oid, Judged)> {
+        list.into_par_iter()
+            .map(|(oid, content)| {
+                let judged = judge(oid, content);
+                report();
+                (*oid, judged)
+            })
+            .collect()
+    };
+    for (oid, one) in judge_all(changed) {
+        judged.take(oid, one, &|_| false);
     }
+    let touched = crate::audit::Reach::of(policy).touched(
+        judged
+            .parsed
+            .values()
+            .filter_map(|f| f.as_ref().ok())
+            .flat_map(ManifestFile::objects),
+    );
+    let settles = |file: &ManifestFile| {
+        file.content.is_ok() && file.objects().iter().all(|o| touched.settles(o))
+    };
+    let (unread, unchanged): (Vec<_>, Vec<_>) = unchanged
+        .into_iter()
+        .partition(|(_, content)| matches!(content, Content::Unread));
+    for (oid, one) in judge_all(unchanged) {
+        judged.take(oid, one, &settles);
+    }
+    // Read on a thread of its own (a repository handle is not shared between threads) while
+    // the pool parses: a bounded number of blobs' bytes is in memory at once.
+    let reader = repo.reopen()?;
+    let streamed: Vec<(Oid, Result<Judged, GitError>)> = std::thread::scope(|scope| {
+        let (send, receive) = std::sync::mpsc::sync_channel(STREAMED_BLOBS);
+        scope.spawn(move || {
+            for (oid, _) in unread {
+                let content = match reader.blob(*oid) {
+                    Ok(bytes) => Ok(Content::Bytes(bytes)),
+                    Err(_) if !reader.has_object(*oid) => Ok(Content::Missing),
+                    Err(e) => Err(e),
+                };
+                if send.send((*oid, content)).is_err() {
+                    return;
+                }
+            }
+        });
+        receive
+            .into_iter()
+            .par_bridge()
+            .map(|(oid, content)| {
+                let judged = content.map(|content| judge(&oid, &content));
+                report();
+                (oid, judged)
+            })
+            .collect()
+    });
+    for (oid, one) in streamed {
+        judged.take(oid, one?, &settles);
+    }
+    let Judgements {
+        mut parsed,
+        mut entries,
+        settled,
+        undecodable,
+    } = judged;
     // A stored entry that does not decode (the pack's checksum held: an engine bug) is parsed.
     for oid in undecodable {
         let content = match repo.blob(oid) {
@@ -792,14 +946,20 @@ pub fn review_with_policy(
             Err(_) => Content::Missing,
         };
         blobs_built.fetch_add(1, Ordering::Relaxed);
-        let file = parse(&content).map(|file| keep(&oid, file));
+        let file = parse(&content).map(|file| keep(&oid, file, None));
         if let Ok(file) = &file {
             count(file);
+            if store.is_some()
+                && let Ok(entry) = crate::views::encode(file, kept(&oid))
+            {
+                entries.insert(oid, entry);
+            }
         }
         parsed.insert(oid, file);
     }
     timings.blobs_parsed = blobs_built.into_inner();
-    timings.files_parsed = parsed.len();
+    timings.files_parsed = parsed.len() + settled.len();
+    timings.files_settled = settled.len();
     // Only changed files' bytes are read again (their text, for suggestions).
     blobs.retain(|oid, _| whole.contains(oid));
     if let Some(which) = over() {
@@ -822,32 +982,33 @@ pub fn review_with_policy(
         );
         return Ok((plan, timings));
     }
-    use crate::views::Kept;
-    let kept = |oid: &Oid| match whole.contains(oid) {
-        true => Kept::Whole,
-        false => Kept::View,
-    };
-    let unstored = |oid: &Oid| match kept(oid) {
-        Kept::Whole => !pack.has_whole(oid),
-        Kept::View => !pack.contains(oid),
-    };
-    let store = store.filter(|_| parsed.keys().any(unstored));
+    let store = store.filter(|_| !entries.is_empty());
     let parsed = &parsed;
     let sizes: HashMap<Oid, u64> = base_list
         .iter()
         .chain(&head_list)
         .map(|f| (f.blob, f.size as u64))
         .collect();
-    let sizes = &sizes;
     std::thread::scope(|scope| {
         // Written while the review goes on: the next review of this repository finds every
-        // blob of this one.
-        let writing = store.as_ref().map(|store| {
+        // blob of this one. The old pack goes with the writer, and is dropped when it is done.
+        let writing = store.map(|store| {
+            let judged: Vec<Oid> = parsed
+                .iter()
+                .filter(|(_, file)| file.is_ok())
+                .map(|(oid, _)| *oid)
+                .chain(settled.iter().copied())
+                .collect();
             scope.spawn(move || {
-                let files = parsed.iter().filter_map(|(oid, file)| {
-                    Some((*oid, *sizes.get(oid)?, file.as_ref().ok()?, kept(oid)))
+                let pack = pack;
+                let written = judged.iter().filter_map(|oid| {
+                    let payload = match entries.get(oid) {
+                        Some(entry) => entry.as_slice(),
+                        None => pack.raw(oid)?,
+                    };
+                    Some((*oid, *sizes.get(oid)?, payload))
                 });
-                if let Err(error) = store.write(files) {
+                if let Err(error) = store.write(written) {
                     tracing::warn!(%error, "the view store's pack is not written");
                 }
             })

@@ -27,7 +27,7 @@
 //! the blobs a review asks for.
 
 use std::collections::HashMap;
-use std::io::Write as _;
+use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use git2::Oid;
@@ -153,6 +153,11 @@ impl Pack {
         self.entries.iter().map(|(oid, e)| (*oid, e.blob_size))
     }
 
+    /// The stored payload of `oid`, to be written again as it is.
+    pub fn raw(&self, oid: &Oid) -> Option<&[u8]> {
+        self.bytes.get(self.entries.get(oid)?.payload.clone())
+    }
+
     /// `oid` as stored, a file without a path; `None` when the pack has none or its entry does
     /// not decode (then the blob is parsed).
     pub fn get(&self, oid: &Oid) -> Option<(ManifestFile, Kept)> {
@@ -268,47 +273,74 @@ impl Store {
         Ok(entries)
     }
 
-    /// Writes `files` (each blob's id and size, and its view or whole parse) as the
+    /// Writes `entries` (each blob's id and size, and its [`encode`]d payload) as the
     /// repository's pack, atomically, then keeps the store within its bytes. A pack larger
     /// than the whole store is not written.
-    pub fn write<'f>(
+    pub fn write<'e>(
         &self,
-        files: impl Iterator<Item = (Oid, u64, &'f ManifestFile, Kept)>,
+        entries: impl Iterator<Item = (Oid, u64, &'e [u8])>,
     ) -> std::io::Result<()> {
-        let mut body = self.header.clone();
-        for (oid, blob_size, file, kept) in files {
-            let stored = StoredRef {
-                whole: kept == Kept::Whole,
-                content: file
-                    .content
-                    .as_ref()
-                    .map(|docs| docs.as_slice())
-                    .map_err(|r| *r),
-                weight: file.weight,
-            };
-            let payload = postcard::to_stdvec(&stored).map_err(std::io::Error::other)?;
+        let dir = self.pack.parent().unwrap_or(&self.settings.dir);
+        std::fs::create_dir_all(dir)?;
+        let file = tempfile::Builder::new()
+            .prefix(TEMP_PREFIX)
+            .tempfile_in(dir)?;
+        // Streamed: the pack is never a second time in memory.
+        let mut out = Hashed {
+            out: std::io::BufWriter::new(file),
+            sum: Sha256::new(),
+            written: 0,
+        };
+        out.write_all(&self.header)?;
+        for (oid, blob_size, payload) in entries {
             let Ok(len) = u32::try_from(payload.len()) else {
                 continue;
             };
-            body.extend_from_slice(oid.as_bytes());
-            body.extend_from_slice(&blob_size.to_le_bytes());
-            body.extend_from_slice(&len.to_le_bytes());
-            body.extend_from_slice(&payload);
+            out.write_all(oid.as_bytes())?;
+            out.write_all(&blob_size.to_le_bytes())?;
+            out.write_all(&len.to_le_bytes())?;
+            out.write_all(payload)?;
+            if out.written + DIGEST as u64 > self.settings.max_bytes {
+                // Dropping the temporary file removes it.
+                return Ok(());
+            }
         }
-        let sum = Sha256::digest(&body);
-        if (body.len() + DIGEST) as u64 > self.settings.max_bytes {
-            return Ok(());
-        }
-        let dir = self.pack.parent().unwrap_or(&self.settings.dir);
-        std::fs::create_dir_all(dir)?;
-        let mut file = tempfile::Builder::new()
-            .prefix(TEMP_PREFIX)
-            .tempfile_in(dir)?;
-        file.write_all(&body)?;
+        let sum = out.sum.finalize();
+        let mut file = out.out.into_inner().map_err(|e| e.into_error())?;
         file.write_all(&sum)?;
         file.persist(&self.pack).map_err(|e| e.error)?;
         evict(&self.settings.dir, self.settings.max_bytes, &self.pack)
     }
+}
+
+/// A writer that hashes and counts what it writes.
+struct Hashed<W> {
+    out: W,
+    sum: Sha256,
+    written: u64,
+}
+
+impl<W: Write> Hashed<W> {
+    fn write_all(&mut self, bytes: &[u8]) -> std::io::Result<()> {
+        self.out.write_all(bytes)?;
+        self.sum.update(bytes);
+        self.written += bytes.len() as u64;
+        Ok(())
+    }
+}
+
+/// A blob's entry payload: its view, or its whole parse.
+pub fn encode(file: &ManifestFile, kept: Kept) -> Result<Vec<u8>, postcard::Error> {
+    let stored = StoredRef {
+        whole: kept == Kept::Whole,
+        content: file
+            .content
+            .as_ref()
+            .map(|docs| docs.as_slice())
+            .map_err(|r| *r),
+        weight: file.weight,
+    };
+    postcard::to_stdvec(&stored)
 }
 
 /// Removes the packs read or written least recently until the store holds at most `max_bytes`;
@@ -386,6 +418,16 @@ mod tests {
         Oid::from_bytes(&[n; 20]).expect("an id")
     }
 
+    impl Store {
+        fn put(&self, files: &[(Oid, u64, &ManifestFile, Kept)]) -> std::io::Result<()> {
+            let payloads: Vec<(Oid, u64, Vec<u8>)> = files
+                .iter()
+                .map(|(oid, size, file, kept)| (*oid, *size, encode(file, *kept).expect("encoded")))
+                .collect();
+            self.write(payloads.iter().map(|(o, s, p)| (*o, *s, p.as_slice())))
+        }
+    }
+
     fn store_in(dir: &Path, policy: &Policy) -> Store {
         Store::new(&settings(dir, 1 << 20), Path::new("/repo.git"), policy)
     }
@@ -397,7 +439,7 @@ mod tests {
         let store = store_in(dir.path(), &policy);
         let (a, b) = (file(POD), file("not: [valid"));
         store
-            .write([(oid(1), 10, &a, Kept::Whole), (oid(2), 20, &b, Kept::View)].into_iter())
+            .put(&[(oid(1), 10, &a, Kept::Whole), (oid(2), 20, &b, Kept::View)])
             .expect("written");
         let (pack, problem) = store.read();
         assert_eq!(problem, None);
@@ -412,6 +454,17 @@ mod tests {
         let mut sizes: Vec<(Oid, u64)> = pack.blob_sizes().collect();
         sizes.sort();
         assert_eq!(sizes, [(oid(1), 10), (oid(2), 20)]);
+        // Entries written again from their stored payloads make the same pack.
+        let before = std::fs::read(&store.pack).expect("pack");
+        let again = [oid(1), oid(2)].map(|o| {
+            (
+                o,
+                if o == oid(1) { 10 } else { 20 },
+                pack.raw(&o).expect("stored"),
+            )
+        });
+        store.write(again.into_iter()).expect("written");
+        assert_eq!(std::fs::read(&store.pack).expect("pack"), before);
     }
 
     #[test]
@@ -421,7 +474,7 @@ mod tests {
         let store = store_in(dir.path(), &policy);
         let pod = file(POD);
         store
-            .write(std::iter::once((oid(1), 10, &pod, Kept::View)))
+            .put(&[(oid(1), 10, &pod, Kept::View)])
             .expect("written");
         let mut bytes = std::fs::read(&store.pack).expect("pack");
         let middle = bytes.len() / 2;
@@ -442,7 +495,7 @@ mod tests {
         );
         assert_ne!(other.pack, store.pack, "engines keep apart");
         other
-            .write(std::iter::once((oid(1), 10, &pod, Kept::View)))
+            .put(&[(oid(1), 10, &pod, Kept::View)])
             .expect("written");
         std::fs::copy(&other.pack, &store.pack).expect("copied");
         let (pack, problem) = store.read();
@@ -462,7 +515,7 @@ mod tests {
         let one = {
             let probe = Store::new(&settings(dir.path(), 1 << 20), Path::new("/probe"), &policy);
             probe
-                .write(std::iter::once((oid(1), 10, &pod, Kept::View)))
+                .put(&[(oid(1), 10, &pod, Kept::View)])
                 .expect("written");
             let len = std::fs::metadata(&probe.pack).expect("pack").len();
             std::fs::remove_file(&probe.pack).expect("removed");
@@ -480,7 +533,7 @@ mod tests {
             .collect();
         for store in &stores {
             store
-                .write(std::iter::once((oid(1), 10, &pod, Kept::View)))
+                .put(&[(oid(1), 10, &pod, Kept::View)])
                 .expect("written");
             // Distinct modification times, oldest first.
             std::thread::sleep(std::time::Duration::from_millis(20));
@@ -493,14 +546,20 @@ mod tests {
         let old_pack = stores[2].pack.with_extension("old");
         std::fs::write(&old_pack, b"not a pack").expect("written");
         stores[0]
-            .write(std::iter::once((oid(1), 10, &pod, Kept::View)))
+            .put(&[(oid(1), 10, &pod, Kept::View)])
             .expect("written");
         assert!(foreign.exists() && old_pack.exists());
         // Too large for the store at all: not written.
         let tiny = Store::new(&settings(dir.path(), 10), Path::new("/big.git"), &policy);
-        tiny.write(std::iter::once((oid(1), 10, &pod, Kept::View)))
+        tiny.put(&[(oid(1), 10, &pod, Kept::View)])
             .expect("nothing to write");
         assert!(!tiny.pack.exists());
+        let leftovers = std::fs::read_dir(tiny.pack.parent().expect("a folder"))
+            .expect("folder")
+            .flatten()
+            .filter(|e| e.file_name().to_string_lossy().starts_with(TEMP_PREFIX))
+            .count();
+        assert_eq!(leftovers, 0, "the abandoned temporary file is removed");
     }
 
     #[test]

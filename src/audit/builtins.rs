@@ -176,6 +176,16 @@ impl Builtin {
         )
     }
 
+    /// Kinds this builtin reads from any namespace: every other read of a cross-object builtin
+    /// stays in its object's namespace (see [`super::reach`]).
+    pub fn reads_anywhere(&self) -> &'static [&'static str] {
+        match self {
+            // A binding finds its ClusterRole by name, wherever the input holds it.
+            Builtin::BindingGrants(p) if p.role_kind == RoleKind::ClusterRole => &["ClusterRole"],
+            _ => &[],
+        }
+    }
+
     pub fn run(&self, cx: &Context<'_, '_>) -> Vec<Violation> {
         match self {
             Builtin::AutomountServiceAccountToken => automount(cx),

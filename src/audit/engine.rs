@@ -46,31 +46,35 @@ pub struct AuditResult {
 
 /// Audits a set of parsed files. Cross-object rules see every object of the set.
 pub fn audit(files: &[ManifestFile], policy: &Policy) -> AuditResult {
-    audit_focused(files, policy, &|_| true)
+    audit_focused(files, policy, &|_| true, &|_| false)
 }
 
 /// [`audit`] for outputs that show no fix (the reports of `audit`, snapshots): each finding's
 /// fix operations and object location are not built, which is about a tenth of a large
 /// audit's memory.
 pub fn audit_without_fixes(files: &[ManifestFile], policy: &Policy) -> AuditResult {
-    audit_with(files, policy, &|_| true, false)
+    audit_with(files, policy, &|_| true, &|_| false, false)
 }
 
 /// Audits the files `focus` accepts fully; the others only feed cross-object rules, whose
 /// findings on them are still reported (a relabelled Deployment breaks an untouched Service).
-/// This is how a review audits a revision without re-auditing every untouched file.
+/// This is how a review audits a revision without re-auditing every untouched file. Objects
+/// outside the focus that `settled` accepts are judged by no rule: the caller knows their
+/// cross-object findings cannot differ from the other revision's (see [`super::Reach`]).
 pub fn audit_focused(
     files: &[ManifestFile],
     policy: &Policy,
     focus: &(dyn Fn(&str) -> bool + Sync),
+    settled: &(dyn Fn(&Object<'_>) -> bool + Sync),
 ) -> AuditResult {
-    audit_with(files, policy, focus, true)
+    audit_with(files, policy, focus, settled, true)
 }
 
 fn audit_with(
     files: &[ManifestFile],
     policy: &Policy,
     focus: &(dyn Fn(&str) -> bool + Sync),
+    settled: &(dyn Fn(&Object<'_>) -> bool + Sync),
     fixes: bool,
 ) -> AuditResult {
     let mut objects: Vec<Object<'_>> = Vec::with_capacity(
@@ -92,6 +96,7 @@ fn audit_with(
         .map(|object| {
             let rules = match focus(object.file) {
                 true => Rules::All,
+                false if settled(object) => return Vec::new(),
                 false => Rules::CrossObject,
             };
             audit_object(object, &inventory, policy, rules, fixes)
@@ -748,7 +753,7 @@ fn run_schema<'a>(
 }
 
 /// Polaris names additional kinds as `group/Kind`, `/Kind` or bare `Kind` for the core group.
-fn additional_kind_matches(pattern: &str, group: &str, kind: &str) -> bool {
+pub(super) fn additional_kind_matches(pattern: &str, group: &str, kind: &str) -> bool {
     if pattern.contains('/') {
         kind_matches(pattern, group, kind)
     } else {

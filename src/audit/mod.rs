@@ -9,6 +9,7 @@ mod engine;
 pub mod eval;
 mod exempt;
 pub mod model;
+mod reach;
 pub mod registry;
 pub mod rule;
 pub mod schema;
@@ -22,6 +23,7 @@ pub use engine::{
 };
 pub use exempt::{Exemption, ExemptionSource, is_exemption_key};
 pub use model::{Category, Severity, Target};
+pub use reach::{Reach, Touched};
 pub use registry::Registry;
 pub use rule::Rule;
 pub use view::{ViewShape, view_suffices};

@@ -63,6 +63,13 @@ impl Repository {
         Ok(Repository::from_git2(repo))
     }
 
+    /// Another handle on the same repository, for another thread (a handle is not shared).
+    pub fn reopen(&self) -> Result<Repository, GitError> {
+        let repo = git2::Repository::open(self.repo.path())
+            .context(|| format!("cannot open {} again", self.repo.path().display()))?;
+        Ok(Repository::from_git2(repo))
+    }
+
     pub fn from_git2(repo: git2::Repository) -> Repository {
         Repository {
             repo,

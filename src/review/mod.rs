@@ -429,13 +429,52 @@ impl<'c> Sides<'c> {
 /// only feed cross-object rules).
 pub fn audit_sides(input: &ReviewInput<'_>) -> (AuditResult, AuditResult) {
     let sides = Sides::new(input.changes);
-    let head = audit_focused(input.head_files, input.policy, &|p| {
-        sides.by_new.contains_key(p)
-    });
-    let base = audit_focused(input.base_files, input.policy, &|p| {
-        sides.changed_old.contains(p)
-    });
+    let touched = touched_namespaces(input);
+    let settled = |o: &Object<'_>| touched.settles(o);
+    let (head, base) = rayon::join(
+        || {
+            audit_focused(
+                input.head_files,
+                input.policy,
+                &|p| sides.by_new.contains_key(p),
+                &settled,
+            )
+        },
+        || {
+            audit_focused(
+                input.base_files,
+                input.policy,
+                &|p| sides.changed_old.contains(p),
+                &settled,
+            )
+        },
+    );
     (head, base)
+}
+
+/// The namespaces whose cross-object findings the change may alter (`None`: all of them): those
+/// of every object in a file that is not the same on both sides. A file is the same when both
+/// revisions hold one parse of it at one path, as a review parses each blob once.
+fn touched_namespaces<'a>(input: &ReviewInput<'a>) -> crate::audit::Touched {
+    let same_at = |file: &ManifestFile, others: &HashMap<&str, &ManifestFile>| {
+        others
+            .get(file.path.as_str())
+            .is_some_and(|other| match (&file.content, &other.content) {
+                (Ok(a), Ok(b)) => std::sync::Arc::ptr_eq(a, b),
+                _ => false,
+            })
+    };
+    let by_path = |files: &'a [ManifestFile]| -> HashMap<&'a str, &'a ManifestFile> {
+        files.iter().map(|f| (f.path.as_str(), f)).collect()
+    };
+    let (base, head) = (by_path(input.base_files), by_path(input.head_files));
+    let changed = input
+        .head_files
+        .iter()
+        .filter(|f| !same_at(f, &base))
+        .chain(input.base_files.iter().filter(|f| !same_at(f, &head)))
+        .flat_map(ManifestFile::objects);
+    crate::audit::Reach::of(input.policy).touched(changed)
 }
 
 /// Builds the plan for a change.

@@ -47,6 +47,7 @@ mod review;
 mod review_history;
 mod review_identity;
 mod review_render;
+mod review_scope;
 mod rule_docs;
 mod rule_fixtures;
 mod scale_out;
