@@ -105,3 +105,96 @@ pub fn run(program: &Path, args: &[&str], dir: &Path, out: &Path) -> Sample {
 pub fn kubeward() -> &'static Path {
     Path::new(env!("CARGO_BIN_EXE_kubeward"))
 }
+
+unsafe extern "C" {
+    fn wait4(pid: i32, status: *mut i32, options: i32, usage: *mut Rusage) -> i32;
+}
+
+/// Processes run together: each one's sample, and the peak of their summed proportional set
+/// size (PSS: a page shared by several, as the binary's text and the repository's pack file
+/// are, counts once in the sum), sampled every few milliseconds: what they held at once.
+pub struct Together {
+    pub samples: Vec<Sample>,
+    pub peak_pss_kib: u64,
+}
+
+/// The `Pss:` line of a process's `smaps_rollup`, in KiB (0 once it is gone).
+fn pss_kib(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/smaps_rollup"))
+        .ok()
+        .and_then(|text| {
+            text.lines()
+                .find_map(|l| l.strip_prefix("Pss:"))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        })
+        .unwrap_or(0)
+}
+
+/// Starts `program ARGS` once per entry of `runs` (its arguments and stdout file), in `dir`,
+/// all at once, and waits for all of them.
+pub fn run_together(
+    program: &Path,
+    runs: &[(Vec<String>, std::path::PathBuf)],
+    dir: &Path,
+) -> Together {
+    let started = Instant::now();
+    let children: Vec<std::process::Child> = runs
+        .iter()
+        .map(|(args, out)| {
+            Command::new(program)
+                .args(args)
+                .current_dir(dir)
+                .stdout(Stdio::from(
+                    std::fs::File::create(out).expect("output file"),
+                ))
+                .stderr(Stdio::null())
+                .spawn()
+                .expect("the measured program runs")
+        })
+        .collect();
+    let pids: Vec<u32> = children.iter().map(std::process::Child::id).collect();
+    let done = std::sync::atomic::AtomicBool::new(false);
+    let (samples, peak_pss_kib) = std::thread::scope(|scope| {
+        let sampler = scope.spawn(|| {
+            let mut peak = 0;
+            while !done.load(std::sync::atomic::Ordering::Relaxed) {
+                peak = peak.max(pids.iter().map(|&pid| pss_kib(pid)).sum::<u64>());
+                std::thread::sleep(Duration::from_millis(2));
+            }
+            peak
+        });
+        let samples: Vec<Sample> = pids
+            .iter()
+            .map(|&pid| {
+                let mut status = 0;
+                let mut usage = Rusage {
+                    utime: [0; 2],
+                    stime: [0; 2],
+                    maxrss: 0,
+                    rest: [0; 13],
+                };
+                // SAFETY: `pid` is our child, not yet waited for (the `Child` handles are
+                // never waited on); both pointers are live and writable.
+                let rc = unsafe { wait4(pid as i32, &mut status, 0, &mut usage) };
+                assert_eq!(rc, pid as i32, "wait4");
+                let exit = if status & 0x7f == 0 {
+                    (status >> 8) & 0xff
+                } else {
+                    -1
+                };
+                Sample {
+                    exit,
+                    wall: started.elapsed(),
+                    maxrss_kib: usage.maxrss.max(0) as u64,
+                }
+            })
+            .collect();
+        done.store(true, std::sync::atomic::Ordering::Relaxed);
+        (samples, sampler.join().expect("the sampler"))
+    });
+    drop(children);
+    Together {
+        samples,
+        peak_pss_kib,
+    }
+}

@@ -43,17 +43,74 @@ pub fn write_json_report(
     result: &AuditResult,
     errors: &[InputError],
 ) -> std::io::Result<()> {
-    let report = JsonReport {
+    use std::io::Write;
+    let report = |findings| JsonReport {
         schema_version: JSON_SCHEMA_VERSION,
         tool: Tool {
             name: "kubeward",
             version: env!("CARGO_PKG_VERSION"),
         },
-        findings: &result.findings,
+        findings,
         errors,
         stats: &result.stats,
     };
-    serde_json::to_writer_pretty(out, &report).map_err(std::io::Error::other)
+    // The report without its findings, which are spliced in where its empty list is: they
+    // are most of the report, and are serialized in parallel, a window of them at a time.
+    let skeleton = serde_json::to_vec_pretty(&report(&[])).map_err(std::io::Error::other)?;
+    let marker: &[u8] = b"\n  \"findings\": []";
+    let list = skeleton
+        .windows(marker.len())
+        .position(|w| w == marker)
+        .map(|at| at + marker.len() - 2)
+        .ok_or_else(|| std::io::Error::other("the report has no findings list"))?;
+    // serde_json writes a value in many small pieces: buffered here, not through `dyn Write`.
+    let mut out = std::io::BufWriter::with_capacity(1 << 16, out);
+    out.write_all(&skeleton[..list])?;
+    write_json_findings(&mut out, &result.findings)?;
+    out.write_all(&skeleton[list + 2..])?;
+    out.flush()
+}
+
+/// `findings` as the pretty JSON list of a report's top-level `findings` key (items at
+/// indentation level 2), byte for byte what `serde_json::to_writer_pretty` writes there.
+fn write_json_findings(out: &mut impl std::io::Write, findings: &[Finding]) -> std::io::Result<()> {
+    use rayon::prelude::*;
+    const CHUNK: usize = 1024;
+    const WINDOW: usize = 16 * CHUNK;
+    if findings.is_empty() {
+        return out.write_all(b"[]");
+    }
+    out.write_all(b"[\n")?;
+    for (w, window) in findings.chunks(WINDOW).enumerate() {
+        let parts: Vec<Result<Vec<u8>, serde_json::Error>> = window
+            .par_chunks(CHUNK)
+            .enumerate()
+            .map(|(c, chunk)| {
+                let mut part = Vec::with_capacity(chunk.len() * 768);
+                let mut one = Vec::with_capacity(1024);
+                for (i, finding) in chunk.iter().enumerate() {
+                    if w + c + i > 0 {
+                        part.extend_from_slice(b",\n");
+                    }
+                    one.clear();
+                    serde_json::to_writer_pretty(&mut one, finding)?;
+                    // Strings are escaped: every raw newline is the printer's, before an indent.
+                    part.extend_from_slice(b"    ");
+                    for line in one.split_inclusive(|&b| b == b'\n') {
+                        part.extend_from_slice(line);
+                        if line.ends_with(b"\n") {
+                            part.extend_from_slice(b"    ");
+                        }
+                    }
+                }
+                Ok(part)
+            })
+            .collect();
+        for part in parts {
+            out.write_all(&part.map_err(std::io::Error::other)?)?;
+        }
+    }
+    out.write_all(b"\n  ]")
 }
 
 /// What a report writer writes, as a string: the renderers write UTF-8 only.
@@ -185,4 +242,58 @@ pub fn write_text_report(
         s.files_audited,
         if s.files_audited == 1 { "" } else { "s" }
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::manifest::ManifestFile;
+
+    /// What serde_json writes for the whole report at once: the streamed report must be it.
+    fn at_once(result: &AuditResult, errors: &[InputError]) -> Vec<u8> {
+        let report = JsonReport {
+            schema_version: JSON_SCHEMA_VERSION,
+            tool: Tool {
+                name: "kubeward",
+                version: env!("CARGO_PKG_VERSION"),
+            },
+            findings: &result.findings,
+            errors,
+            stats: &result.stats,
+        };
+        serde_json::to_vec_pretty(&report).expect("serializes")
+    }
+
+    fn streamed(result: &AuditResult, errors: &[InputError]) -> Vec<u8> {
+        let mut out = Vec::new();
+        write_json_report(&mut out, result, errors).expect("written");
+        out
+    }
+
+    #[test]
+    fn the_json_report_written_in_parallel_windows_is_serde_jsons_byte_for_byte() {
+        let registry = crate::audit::Registry::builtin().expect("rules");
+        let policy = crate::config::Policy::defaults(&registry);
+        let file = ManifestFile::parse(
+            "apps/web.yaml",
+            "apiVersion: v1\nkind: Pod\nmetadata:\n  name: \"web \\\"ünïcode\\\"\\nline\"\nspec:\n  hostNetwork: true\n  containers:\n  - name: c\n    image: busybox:latest\n",
+            policy.yaml_limits,
+        );
+        let mut result = crate::audit::audit(&[file], &policy);
+        let errors = vec![InputError {
+            path: "broken.yaml".into(),
+            message: "cannot read \"it\"\n".into(),
+        }];
+        assert!(!result.findings.is_empty());
+        assert_eq!(streamed(&result, &errors), at_once(&result, &errors));
+        assert_eq!(streamed(&result, &[]), at_once(&result, &[]));
+        // More than one window of findings, and none at all.
+        let one = result.findings.clone();
+        while result.findings.len() < 40_000 {
+            result.findings.extend(one.iter().cloned());
+        }
+        assert_eq!(streamed(&result, &errors), at_once(&result, &errors));
+        result.findings.clear();
+        assert_eq!(streamed(&result, &errors), at_once(&result, &errors));
+    }
 }
