@@ -478,7 +478,7 @@ fn make_finding(
 ) -> Finding {
     let (rule, severity) = (&active.rule, active.severity);
     let field_path = violation.path.to_text();
-    let container_name = container.map(|c| c.name.to_owned());
+    let container_name = container.map(|c| compact_str::CompactString::from(c.name));
     let message = match &violation.detail {
         Some(detail) => format!("{}: {detail}", rule.message).into(),
         None => rule.message.clone(),

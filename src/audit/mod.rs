@@ -259,7 +259,8 @@ pub struct Finding {
     /// Absent for findings about the file itself (parse errors). Shared by the object's
     /// findings: a finding refers to its object rather than owning a copy.
     pub object: Option<std::sync::Arc<ObjectRef>>,
-    pub container: Option<String>,
+    /// Inline when at most 24 bytes, as container names are.
+    pub container: Option<compact_str::CompactString>,
     /// The field the finding is about, relative to the object, list items by merge key.
     pub field_path: String,
     /// The rule's message, shared with the rule when the finding adds no detail.

@@ -837,7 +837,7 @@ fn pair_key(f: &Finding, path: &str) -> PairKey {
         group,
         kind,
         format!("{namespace}/{name}"),
-        f.container.clone().unwrap_or_default(),
+        f.container.as_deref().unwrap_or_default().to_owned(),
         normalized_field_path(&kind_for_paths, &strip_list_keys(&f.field_path)),
     )
 }
