@@ -633,8 +633,8 @@ pub fn review_with_policy(
     // The blobs the store holds need no size read from git (the costly part of a listing);
     // one this clone lacks keeps the size a listing gives it (none), as without a store.
     lister.know_sizes(pack.blob_sizes().filter(|(oid, _)| repo.has_object(*oid)));
-    let base_files_all = lister.list_files(revisions.merge_base)?;
-    let head_files_all = lister.list_files(revisions.head)?;
+    let (base_files_all, head_files_all) =
+        lister.list_files_of_both(revisions.merge_base, revisions.head)?;
     drop(lister);
     crate::git::return_freed_memory();
     let render = options.render.clone().map(|mut r| {
@@ -908,7 +908,7 @@ pub fn review_with_policy(
             .flat_map(ManifestFile::objects),
     );
     let settles = |file: &ManifestFile| {
-        file.content.is_ok() && file.objects().iter().all(|o| touched.settles(o))
+        file.content.is_ok() && file.object_headers().iter().all(|o| touched.settles(o))
     };
     let (unread, unchanged): (Vec<_>, Vec<_>) = unchanged
         .into_iter()

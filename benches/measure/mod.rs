@@ -88,7 +88,12 @@ pub fn run(program: &Path, args: &[&str], dir: &Path, out: &Path) -> Sample {
         .current_dir(dir)
         .output()
         .expect("wrapper runs");
-    let text = String::from_utf8_lossy(&output.stdout);
+    parse_sample(&output.stdout)
+}
+
+/// What a wrapper printed: exit code, wall time in µs, peak RSS in KiB.
+fn parse_sample(stdout: &[u8]) -> Sample {
+    let text = String::from_utf8_lossy(stdout);
     let fields: Vec<u64> = text
         .split_whitespace()
         .map(|f| f.parse::<i64>().map_or(0, |n| n.max(0) as u64))
@@ -104,10 +109,6 @@ pub fn run(program: &Path, args: &[&str], dir: &Path, out: &Path) -> Sample {
 /// The `kubeward` binary the bench was built with (release).
 pub fn kubeward() -> &'static Path {
     Path::new(env!("CARGO_BIN_EXE_kubeward"))
-}
-
-unsafe extern "C" {
-    fn wait4(pid: i32, status: *mut i32, options: i32, usage: *mut Rusage) -> i32;
 }
 
 /// Processes run together: each one's sample, and the peak of their summed proportional set
@@ -130,71 +131,67 @@ fn pss_kib(pid: u32) -> u64 {
         .unwrap_or(0)
 }
 
+/// The children of a process (the measured program of a wrapper).
+fn children_of(pid: u32) -> Vec<u32> {
+    std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children"))
+        .map(|text| {
+            text.split_whitespace()
+                .filter_map(|p| p.parse().ok())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
 /// Starts `program ARGS` once per entry of `runs` (its arguments and stdout file), in `dir`,
-/// all at once, and waits for all of them.
+/// all at once, each through its own wrapper (as [`run`]: a small process forks it, so its
+/// peak is its own), and waits for all of them.
 pub fn run_together(
     program: &Path,
     runs: &[(Vec<String>, std::path::PathBuf)],
     dir: &Path,
 ) -> Together {
-    let started = Instant::now();
-    let children: Vec<std::process::Child> = runs
+    let me = std::env::current_exe().expect("own path");
+    let wrappers: Vec<std::process::Child> = runs
         .iter()
         .map(|(args, out)| {
-            Command::new(program)
+            Command::new(&me)
+                .arg("--measure-child")
+                .arg(out)
+                .arg(program)
                 .args(args)
                 .current_dir(dir)
-                .stdout(Stdio::from(
-                    std::fs::File::create(out).expect("output file"),
-                ))
-                .stderr(Stdio::null())
+                .stdout(Stdio::piped())
                 .spawn()
-                .expect("the measured program runs")
+                .expect("wrapper runs")
         })
         .collect();
-    let pids: Vec<u32> = children.iter().map(std::process::Child::id).collect();
+    let pids: Vec<u32> = wrappers.iter().map(std::process::Child::id).collect();
     let done = std::sync::atomic::AtomicBool::new(false);
-    let (samples, peak_pss_kib) = std::thread::scope(|scope| {
+    std::thread::scope(|scope| {
         let sampler = scope.spawn(|| {
             let mut peak = 0;
             while !done.load(std::sync::atomic::Ordering::Relaxed) {
-                peak = peak.max(pids.iter().map(|&pid| pss_kib(pid)).sum::<u64>());
+                let now: u64 = pids
+                    .iter()
+                    .flat_map(|&pid| children_of(pid))
+                    .map(pss_kib)
+                    .sum();
+                peak = peak.max(now);
                 std::thread::sleep(Duration::from_millis(2));
             }
             peak
         });
-        let samples: Vec<Sample> = pids
-            .iter()
-            .map(|&pid| {
-                let mut status = 0;
-                let mut usage = Rusage {
-                    utime: [0; 2],
-                    stime: [0; 2],
-                    maxrss: 0,
-                    rest: [0; 13],
-                };
-                // SAFETY: `pid` is our child, not yet waited for (the `Child` handles are
-                // never waited on); both pointers are live and writable.
-                let rc = unsafe { wait4(pid as i32, &mut status, 0, &mut usage) };
-                assert_eq!(rc, pid as i32, "wait4");
-                let exit = if status & 0x7f == 0 {
-                    (status >> 8) & 0xff
-                } else {
-                    -1
-                };
-                Sample {
-                    exit,
-                    wall: started.elapsed(),
-                    maxrss_kib: usage.maxrss.max(0) as u64,
-                }
+        let samples: Vec<Sample> = wrappers
+            .into_iter()
+            .map(|wrapper| {
+                let output = wrapper.wait_with_output().expect("wrapper runs");
+                parse_sample(&output.stdout)
             })
             .collect();
         done.store(true, std::sync::atomic::Ordering::Relaxed);
-        (samples, sampler.join().expect("the sampler"))
-    });
-    drop(children);
-    Together {
-        samples,
-        peak_pss_kib,
-    }
+        Together {
+            samples,
+            peak_pss_kib: sampler.join().expect("the sampler"),
+        }
+    })
 }

@@ -5,7 +5,7 @@ pub mod cache;
 
 use std::path::Path;
 
-use git2::{Delta, DiffFindOptions, DiffOptions, ObjectType, Oid, TreeWalkMode, TreeWalkResult};
+use git2::{Delta, DiffFindOptions, DiffOptions, ObjectType, Oid};
 
 use crate::diff::{ChangeKind, DiffLine, FileChange, Hunk, LineKind};
 
@@ -48,6 +48,14 @@ pub struct TreeFile {
     pub size: usize,
 }
 
+/// What a listing has read: each subtree's files in the first listing (their range, and
+/// where their paths start below the subtree), to copy into a second.
+#[derive(Default)]
+struct Listing {
+    subtrees: std::collections::HashMap<Oid, (std::ops::Range<usize>, usize)>,
+    from: Option<Vec<TreeFile>>,
+}
+
 pub struct Repository {
     repo: git2::Repository,
     /// Blob sizes read so far: a review lists both sides of a change, which share almost every
@@ -55,15 +63,18 @@ pub struct Repository {
     sizes: std::cell::RefCell<std::collections::HashMap<Oid, usize>>,
 }
 
-/// Gives what libgit2 freed back to the system. libgit2 allocates with the C allocator, which
-/// keeps freed memory for its own later use; the review's own allocations come from another
-/// allocator and cannot reuse it, so a review's trees would stay resident to its end.
+/// Gives what libgit2 freed back to the system, on a thread of its own (it walks the C heap).
+/// libgit2 allocates with the C allocator, which keeps freed memory for its own later use; the
+/// review's own allocations come from another allocator and cannot reuse it, so a review's
+/// trees would stay resident to its end.
 pub fn return_freed_memory() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    // SAFETY: malloc_trim only releases free memory of the C allocator's heap.
-    unsafe {
-        libc::malloc_trim(0);
-    }
+    std::thread::spawn(|| {
+        // SAFETY: malloc_trim only releases free memory of the C allocator's heap.
+        unsafe {
+            libc::malloc_trim(0);
+        }
+    });
 }
 
 impl Repository {
@@ -150,29 +161,84 @@ impl Repository {
 
     /// Every blob of a commit's tree, with its size (submodules and symlinks are left out).
     pub fn list_files(&self, commit: Oid) -> Result<Vec<TreeFile>, GitError> {
-        let tree = self.tree(commit)?;
-        let odb = self
-            .repo
-            .odb()
-            .context(|| "cannot open the object database".into())?;
         let mut files = Vec::new();
-        let mut sizes = self.sizes.borrow_mut();
-        tree.walk(TreeWalkMode::PreOrder, |dir, entry| {
-            if entry.kind() == Some(ObjectType::Blob) && entry.filemode() != 0o120000 {
-                let name = entry.name().unwrap_or("");
-                let size = *sizes
-                    .entry(entry.id())
-                    .or_insert_with(|| odb.read_header(entry.id()).map_or(0, |(size, _)| size));
-                files.push(TreeFile {
-                    path: format!("{dir}{name}"),
-                    blob: entry.id(),
-                    size,
-                });
-            }
-            TreeWalkResult::Ok
-        })
-        .context(|| format!("cannot walk the tree of {commit}"))?;
+        self.list_into(&self.tree(commit)?, "", &mut files, &mut Listing::default())
+            .context(|| format!("cannot walk the tree of {commit}"))?;
         Ok(files)
+    }
+
+    /// [`Repository::list_files`] of two commits at once: a subtree both hold (almost all of
+    /// them, for a pull request) is read once, its files copied from the first listing.
+    pub fn list_files_of_both(
+        &self,
+        first: Oid,
+        second: Oid,
+    ) -> Result<(Vec<TreeFile>, Vec<TreeFile>), GitError> {
+        let mut listing = Listing::default();
+        let mut one = Vec::new();
+        self.list_into(&self.tree(first)?, "", &mut one, &mut listing)
+            .context(|| format!("cannot walk the tree of {first}"))?;
+        listing.from = Some(one);
+        let mut two = Vec::new();
+        self.list_into(&self.tree(second)?, "", &mut two, &mut listing)
+            .context(|| format!("cannot walk the tree of {second}"))?;
+        Ok((listing.from.take().unwrap_or_default(), two))
+    }
+
+    /// Appends the blobs under `tree` to `out`, paths prefixed with `prefix`, in the order of
+    /// libgit2's pre-order walk.
+    fn list_into(
+        &self,
+        tree: &git2::Tree<'_>,
+        prefix: &str,
+        out: &mut Vec<TreeFile>,
+        listing: &mut Listing,
+    ) -> Result<(), git2::Error> {
+        for entry in tree.iter() {
+            let name = entry.name().unwrap_or("");
+            match entry.kind() {
+                Some(ObjectType::Blob) if entry.filemode() != 0o120000 => {
+                    let size = self.size_of(entry.id());
+                    out.push(TreeFile {
+                        path: format!("{prefix}{name}"),
+                        blob: entry.id(),
+                        size,
+                    });
+                }
+                Some(ObjectType::Tree) => {
+                    let dir = format!("{prefix}{name}/");
+                    if let (Some(from), Some((files, cut))) =
+                        (&listing.from, listing.subtrees.get(&entry.id()))
+                    {
+                        out.extend(from[files.clone()].iter().map(|f| TreeFile {
+                            path: format!("{dir}{}", &f.path[*cut..]),
+                            blob: f.blob,
+                            size: f.size,
+                        }));
+                        continue;
+                    }
+                    let start = out.len();
+                    self.list_into(&self.repo.find_tree(entry.id())?, &dir, out, listing)?;
+                    if listing.from.is_none() {
+                        listing
+                            .subtrees
+                            .insert(entry.id(), (start..out.len(), dir.len()));
+                    }
+                }
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+
+    /// A blob's size, read once.
+    fn size_of(&self, blob: Oid) -> usize {
+        *self.sizes.borrow_mut().entry(blob).or_insert_with(|| {
+            self.repo
+                .odb()
+                .and_then(|odb| odb.read_header(blob))
+                .map_or(0, |(size, _)| size)
+        })
     }
 
     /// A blob's size without reading it (0 when the object is missing).
@@ -430,5 +496,76 @@ pub mod build {
             &tree,
             &parent_refs,
         )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// libgit2's own pre-order walk: what a listing must give.
+    fn walked(repo: &git2::Repository, commit: Oid) -> Vec<(String, Oid, usize)> {
+        let tree = repo
+            .find_commit(commit)
+            .and_then(|c| c.tree())
+            .expect("tree");
+        let mut files = Vec::new();
+        tree.walk(git2::TreeWalkMode::PreOrder, |dir, entry| {
+            if entry.kind() == Some(ObjectType::Blob) && entry.filemode() != 0o120000 {
+                let size = repo.find_blob(entry.id()).expect("blob").size();
+                files.push((
+                    format!("{dir}{}", entry.name().unwrap_or("")),
+                    entry.id(),
+                    size,
+                ));
+            }
+            git2::TreeWalkResult::Ok
+        })
+        .expect("walk");
+        files
+    }
+
+    fn plain(files: Vec<TreeFile>) -> Vec<(String, Oid, usize)> {
+        files
+            .into_iter()
+            .map(|f| (f.path, f.blob, f.size))
+            .collect()
+    }
+
+    #[test]
+    fn two_commits_listed_at_once_are_each_listed_as_libgit2_walks_them() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let git = git2::Repository::init_bare(dir.path()).expect("init");
+        let base_files: Vec<(&str, &[u8])> = vec![
+            ("a/b/c.yaml", b"c: 1\n"),
+            ("a/b/d.yaml", b"d: 1\n"),
+            ("a/e.yaml", b"e: 1\n"),
+            ("x/y/z.yaml", b"z: 1\n"),
+            ("top.yaml", b"top: 1\n"),
+        ];
+        let base = build::commit(&git, None, &[], &base_files, "base").expect("base");
+        // An edit deep down, a copy of a whole folder elsewhere (one subtree at two paths), a
+        // renamed folder (one subtree at a new path), a deletion.
+        let head_files: Vec<(&str, &[u8])> = vec![
+            ("a/b/c.yaml", b"c: 2\n"),
+            ("a/b/d.yaml", b"d: 1\n"),
+            ("a/e.yaml", b"e: 1\n"),
+            ("copy/c.yaml", b"c: 1\n"),
+            ("copy/d.yaml", b"d: 1\n"),
+            ("w/y/z.yaml", b"z: 1\n"),
+            ("zz/b/c.yaml", b"c: 1\n"),
+            ("zz/b/d.yaml", b"d: 1\n"),
+        ];
+        let head = build::commit(&git, None, &[base], &head_files, "head").expect("head");
+        let repo = Repository::from_git2(git2::Repository::open_bare(dir.path()).expect("open"));
+        for (first, second) in [(base, head), (head, base), (head, head)] {
+            let (one, two) = repo.list_files_of_both(first, second).expect("listed");
+            assert_eq!(plain(one), walked(repo.inner(), first));
+            assert_eq!(plain(two), walked(repo.inner(), second));
+        }
+        assert_eq!(
+            plain(repo.list_files(head).expect("listed")),
+            walked(repo.inner(), head)
+        );
     }
 }

@@ -178,6 +178,21 @@ impl ManifestFile {
 
     /// Every Kubernetes object in the file, `kind: List` items included.
     pub fn objects(&self) -> Vec<Object<'_>> {
+        self.objects_by(Object::new)
+    }
+
+    /// [`ManifestFile::objects`] without their pod templates (`pod` is `None`): for what needs
+    /// only who and where an object is, at a fraction of the cost.
+    pub fn object_headers(&self) -> Vec<Object<'_>> {
+        self.objects_by(|file, doc_index, node| {
+            Object::new_with(file, doc_index, node, |_, _| None)
+        })
+    }
+
+    fn objects_by<'f>(
+        &'f self,
+        object: impl Fn(&'f str, usize, &'f Node) -> Option<Object<'f>>,
+    ) -> Vec<Object<'f>> {
         let Ok(docs) = &self.content else {
             return Vec::new();
         };
@@ -191,7 +206,7 @@ impl ManifestFile {
                 let items = root.get("items").and_then(Node::as_seq).unwrap_or(&[]);
                 let base = FieldPath::root().key("items");
                 for (i, item) in items.iter().enumerate() {
-                    if let Some(object) = Object::new(&self.path, doc.index, item) {
+                    if let Some(object) = object(&self.path, doc.index, item) {
                         objects.push(Object {
                             list_path: Some(base.item(i, item)),
                             ..object
@@ -203,7 +218,7 @@ impl ManifestFile {
             if is_tooling_config(api_version) {
                 continue;
             }
-            if let Some(object) = Object::new(&self.path, doc.index, root) {
+            if let Some(object) = object(&self.path, doc.index, root) {
                 objects.push(object);
             }
         }
@@ -345,6 +360,15 @@ pub const WORKLOAD_KINDS: &[&str] = &[
 
 impl<'a> Object<'a> {
     pub fn new(file: &'a str, doc_index: usize, node: &'a Node) -> Option<Object<'a>> {
+        Object::new_with(file, doc_index, node, pod_template)
+    }
+
+    fn new_with(
+        file: &'a str,
+        doc_index: usize,
+        node: &'a Node,
+        pod_template: impl Fn(&'a str, &'a Node) -> Option<PodTemplate<'a>>,
+    ) -> Option<Object<'a>> {
         let (api_version, kind) = object_header(node)?;
         let metadata = node.get("metadata");
         let name = metadata
