@@ -857,6 +857,8 @@ pub fn review_with_policy(
             Content::Bytes(_) if whole.contains(oid) && pack.has_whole(oid) => pack.get(oid),
             _ => None,
         };
+        // A stored whole entry that does not decode is parsed and written again.
+        let restore = stored.is_none() && whole.contains(oid) && pack.has_whole(oid);
         let file = match stored {
             Some((file, how)) => Ok(keep(oid, file, Some(how))),
             None => {
@@ -868,7 +870,9 @@ pub fn review_with_policy(
             count(file);
         }
         let entry = match (&file, &store) {
-            (Ok(file), Some(_)) if unstored(oid) => crate::views::encode(file, kept(oid)).ok(),
+            (Ok(file), Some(_)) if restore || unstored(oid) => {
+                crate::views::encode(file, kept(oid)).ok()
+            }
             _ => None,
         };
         let outcome = match file {
@@ -900,13 +904,21 @@ pub fn review_with_policy(
     for (oid, one) in judge_all(changed, &|_| false) {
         judged.take(oid, one);
     }
-    let touched = crate::audit::Reach::of(policy).touched(
-        judged
-            .parsed
-            .values()
-            .filter_map(|f| f.as_ref().ok())
-            .flat_map(ManifestFile::objects),
-    );
+    // Rendered targets match findings across files by fingerprint (their objects' copies in
+    // plain files qualify those fingerprints), and a changed blob whose stored entry did not
+    // decode is not known yet: then every namespace counts as touched.
+    let touched =
+        if renders.head.is_empty() && renders.base.is_empty() && judged.undecodable.is_empty() {
+            crate::audit::Reach::of(policy).touched(
+                judged
+                    .parsed
+                    .values()
+                    .filter_map(|f| f.as_ref().ok())
+                    .flat_map(ManifestFile::objects),
+            )
+        } else {
+            crate::audit::Touched::All
+        };
     let settles = |file: &ManifestFile| {
         file.content.is_ok() && file.object_headers().iter().all(|o| touched.settles(o))
     };
@@ -945,6 +957,34 @@ pub fn review_with_policy(
     });
     for (oid, one) in streamed {
         judged.take(oid, one?);
+    }
+    // A CRD that claims one of Kubernetes' own kinds may scope objects thought settled (no API
+    // server serves such a CRD; the audit honours it): every file is kept after all. Their
+    // weight is counted twice, which can only stop such a review sooner.
+    let claims = judged
+        .parsed
+        .values()
+        .filter_map(|f| f.as_ref().ok())
+        .any(|f| {
+            f.object_headers()
+                .iter()
+                .any(crate::audit::claims_kubernetes_kind)
+        });
+    if claims {
+        for oid in std::mem::take(&mut judged.settled) {
+            let read;
+            let content = match blobs.get(&oid) {
+                Some(Content::Unread) | None => {
+                    read = match repo.blob(oid) {
+                        Ok(bytes) => Content::Bytes(bytes),
+                        Err(_) => Content::Missing,
+                    };
+                    &read
+                }
+                Some(content) => content,
+            };
+            judged.take(oid, judge(&oid, content, &|_| false));
+        }
     }
     let Judgements {
         mut parsed,

@@ -23,7 +23,7 @@ pub use engine::{
 };
 pub use exempt::{Exemption, ExemptionSource, is_exemption_key};
 pub use model::{Category, Severity, Target};
-pub use reach::{Reach, Touched};
+pub use reach::{Reach, Touched, claims_kubernetes_kind};
 pub use registry::Registry;
 pub use rule::Rule;
 pub use view::{ViewShape, view_suffices};

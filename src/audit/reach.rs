@@ -13,6 +13,57 @@ use std::collections::HashSet;
 use crate::config::Policy;
 use crate::manifest::Object;
 
+/// The API groups Kubernetes serves itself (a CRD's group must contain a dot, and those of
+/// these with one are reserved).
+const KUBERNETES_GROUPS: &[&str] = &[
+    "",
+    "apps",
+    "batch",
+    "autoscaling",
+    "policy",
+    "extensions",
+    "networking.k8s.io",
+    "rbac.authorization.k8s.io",
+    "storage.k8s.io",
+    "scheduling.k8s.io",
+    "coordination.k8s.io",
+    "discovery.k8s.io",
+    "node.k8s.io",
+    "admissionregistration.k8s.io",
+    "apiextensions.k8s.io",
+    "apiregistration.k8s.io",
+    "certificates.k8s.io",
+    "flowcontrol.apiserver.k8s.io",
+    "events.k8s.io",
+    "resource.k8s.io",
+];
+
+/// Whether a CRD could give `object`'s kind a scope: it is not one of Kubernetes' own kinds.
+fn may_be_custom(object: &Object<'_>) -> bool {
+    !object.is_known_kind() || !KUBERNETES_GROUPS.contains(&object.group())
+}
+
+/// Whether `object` is a CRD that claims one of Kubernetes' own kinds (no API server serves
+/// it, but the audit would give the kind its scope): then no object can be settled.
+pub fn claims_kubernetes_kind(object: &Object<'_>) -> bool {
+    if object.kind != "CustomResourceDefinition" {
+        return false;
+    }
+    let field = |path: &[&str]| {
+        object
+            .node
+            .get_path(path)
+            .and_then(crate::yaml::Node::as_str)
+    };
+    let (Some(group), Some(kind)) = (field(&["spec", "group"]), field(&["spec", "names", "kind"]))
+    else {
+        return false;
+    };
+    KUBERNETES_GROUPS.contains(&group)
+        && (crate::manifest::WORKLOAD_KINDS.contains(&kind)
+            || crate::manifest::KNOWN_KINDS.contains(&kind))
+}
+
 /// What a policy's cross-object rules read outside an object's namespace.
 #[derive(Debug, Default)]
 pub struct Reach {
@@ -62,38 +113,45 @@ impl Reach {
     }
 
     /// What `changed` (the objects of every file a change touched, on both sides) may alter.
-    pub fn touched<'a>(&self, changed: impl IntoIterator<Item = Object<'a>>) -> Touched {
-        let mut namespaces = HashSet::new();
+    pub fn touched<'a>(self, changed: impl IntoIterator<Item = Object<'a>>) -> Touched {
+        // Objects without a namespace are always judged: any changed object may land there (a
+        // CRD in the revision may make its kind cluster-scoped, whatever its group).
+        let mut namespaces = HashSet::from([String::new()]);
         for object in changed {
             if self.crosses_namespaces(&object) {
                 return Touched::All;
             }
             namespaces.insert(object.namespace_or_default().to_owned());
-            if !object.is_known_kind() {
-                // A CRD that declares the kind cluster-scoped puts the object in "no namespace".
-                namespaces.insert(String::new());
-            }
         }
-        Touched::Namespaces(namespaces)
+        Touched::Namespaces {
+            namespaces,
+            reach: self,
+        }
     }
 }
 
 /// The namespaces whose objects' cross-object findings a change may alter.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug)]
 pub enum Touched {
     All,
-    Namespaces(HashSet<String>),
+    Namespaces {
+        namespaces: HashSet<String>,
+        reach: Reach,
+    },
 }
 
 impl Touched {
     /// Whether `object`, which the change did not touch, reads the same objects on both sides
-    /// (whatever scope a CRD gives its kind): its cross-object findings cannot differ.
+    /// and is read by no judged object: its cross-object findings cannot differ, and no other
+    /// finding depends on it. An object some rule reads from any namespace (a ClusterRole, a
+    /// CRD) is never settled, nor an object of a kind a CRD may scope.
     pub fn settles(&self, object: &Object<'_>) -> bool {
         match self {
             Touched::All => false,
-            Touched::Namespaces(touched) => {
-                !touched.contains(object.namespace_or_default())
-                    && (object.is_known_kind() || !touched.contains(""))
+            Touched::Namespaces { namespaces, reach } => {
+                !namespaces.contains(object.namespace_or_default())
+                    && !reach.crosses_namespaces(object)
+                    && !may_be_custom(object)
             }
         }
     }

@@ -206,6 +206,10 @@ impl Repository {
                     });
                 }
                 Some(ObjectType::Tree) => {
+                    if entry.name().is_err() {
+                        // As libgit2's walk: a folder name must be UTF-8 to be a path here.
+                        return Err(git2::Error::from_str("a folder name is not UTF-8"));
+                    }
                     let dir = format!("{prefix}{name}/");
                     if let (Some(from), Some((files, cut))) =
                         (&listing.from, listing.subtrees.get(&entry.id()))

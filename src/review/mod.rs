@@ -474,6 +474,18 @@ fn touched_namespaces<'a>(input: &ReviewInput<'a>) -> crate::audit::Touched {
         .filter(|f| !same_at(f, &base))
         .chain(input.base_files.iter().filter(|f| !same_at(f, &head)))
         .flat_map(ManifestFile::objects);
+    let claims = || {
+        input.base_files.iter().chain(input.head_files).any(|f| {
+            f.object_headers()
+                .iter()
+                .any(crate::audit::claims_kubernetes_kind)
+        })
+    };
+    // As the pipeline decides: rendered findings match across files by fingerprint, and a CRD
+    // claiming a Kubernetes kind may scope any object.
+    if !input.rendered_head.is_empty() || !input.rendered_base.is_empty() || claims() {
+        return crate::audit::Touched::All;
+    }
     crate::audit::Reach::of(input.policy).touched(changed)
 }
 

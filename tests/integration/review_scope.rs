@@ -144,6 +144,14 @@ fn base_files() -> Vec<(String, String)> {
         "apiVersion: example.com/v1\nkind: Widget\nmetadata: {name: w, namespace: lab}\nspec: {}\n"
             .into(),
     ));
+    // Read from any namespace: a role some binding names, and a CRD whose kind it scopes.
+    files.push((
+        "cluster/exec.yaml".into(),
+        READER
+            .replace("name: reader", "name: exec")
+            .replace("[configmaps]", "[pods/exec]")
+            .replace("[get]", "[get, create]"),
+    ));
     // Selects nothing, which is no finding while a custom resource shares its namespace.
     files.push((
         "lab/orphan.yaml".into(),
@@ -178,10 +186,13 @@ fn with(files: &[(String, String)], changes: &[(&str, String)]) -> Vec<(String, 
 /// Reviews `changes` every way, asserts they agree, and returns the plan and how many files
 /// the review left unjudged.
 fn agreed(changes: &[(&str, String)]) -> (ReviewPlan, usize) {
+    agreed_on(&base_files(), changes)
+}
+
+fn agreed_on(files: &[(String, String)], changes: &[(&str, String)]) -> (ReviewPlan, usize) {
     let repo = crate::review::Repo::new();
-    let files = base_files();
-    let base = commit(&repo, "main", &[], &files);
-    commit(&repo, "change", &[base], &with(&files, changes));
+    let base = commit(&repo, "main", &[], files);
+    commit(&repo, "change", &[base], &with(files, changes));
     let whole = judged_whole(&repo);
     let (scoped, timings) = reviewed(&repo, None);
     assert_eq!(scoped, whole, "the review judging touched namespaces only");
@@ -293,4 +304,40 @@ fn an_object_moved_between_files_and_a_file_of_two_namespaces_match_as_before() 
         "the moved Service's findings moved with it: {:#?}",
         plan.fixed_findings
     );
+}
+
+#[test]
+fn an_untouched_cluster_role_and_crd_are_read_for_the_namespace_a_change_touched() {
+    let binding = "apiVersion: rbac.authorization.k8s.io/v1\nkind: RoleBinding\n\
+        metadata: {name: exec, namespace: shop}\n\
+        roleRef: {apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: exec}\n\
+        subjects: [{kind: ServiceAccount, name: default, namespace: shop}]\n"
+        .to_owned();
+    // A kind its CRD makes cluster-scoped: the Gadget is in no namespace, not `depot`.
+    let mut files = base_files();
+    files.push((
+        "crds/gadget.yaml".into(),
+        "apiVersion: apiextensions.k8s.io/v1\nkind: CustomResourceDefinition\n\
+         metadata: {name: gadgets.example.com}\nspec:\n  group: example.com\n  scope: Cluster\n  \
+         names: {kind: Gadget, plural: gadgets}\n"
+            .into(),
+    ));
+    files.push((
+        "depot/gadget.yaml".into(),
+        "apiVersion: example.com/v1\nkind: Gadget\nmetadata: {name: g, namespace: depot}\n".into(),
+    ));
+    let (plan, _) = agreed_on(
+        &files,
+        &[
+            ("shop/exec-binding.yaml", binding),
+            // The Gadget is a custom resource of no namespace: this one may select its pods.
+            ("tools/orphan.yaml", service("orphan", None, "nobody")),
+        ],
+    );
+    assert_eq!(
+        new_on(&plan, "rolebindingClusterRolePodExecAttach"),
+        ["shop/exec-binding.yaml"]
+    );
+    // `depot`, untouched, holds the Gadget's file: kept all the same, as its CRD moves it.
+    assert!(new_on(&plan, "serviceSelectsNothing").is_empty());
 }
