@@ -907,7 +907,7 @@ pub fn review_with_policy(
     // Rendered targets match findings across files by fingerprint (their objects' copies in
     // plain files qualify those fingerprints), and a changed blob whose stored entry did not
     // decode is not known yet: then every namespace counts as touched.
-    let touched =
+    let mut touched =
         if renders.head.is_empty() && renders.base.is_empty() && judged.undecodable.is_empty() {
             crate::audit::Reach::of(policy).touched(
                 judged
@@ -985,6 +985,7 @@ pub fn review_with_policy(
             };
             judged.take(oid, judge(&oid, content, &|_| false));
         }
+        touched = crate::audit::Touched::All;
     }
     let Judgements {
         mut parsed,
@@ -1141,6 +1142,7 @@ pub fn review_with_policy(
             base_sha: revisions.merge_base.to_string(),
             head_sha: revisions.head.to_string(),
             base_tip_sha: revisions.base_tip.to_string(),
+            touched: Some(&touched),
         };
         let review_started = Instant::now();
         options.report(Progress::Auditing {
@@ -1212,6 +1214,7 @@ fn over_review_budget(
         base_sha: revisions.merge_base.to_string(),
         head_sha: revisions.head.to_string(),
         base_tip_sha: revisions.base_tip.to_string(),
+        touched: None,
     };
     let (head, base) = audit_sides(&input);
     plan_from_audits(&input, head, base)

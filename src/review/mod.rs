@@ -83,6 +83,9 @@ pub struct ReviewInput<'a> {
     pub base_sha: String,
     pub head_sha: String,
     pub base_tip_sha: String,
+    /// The namespaces the change touched, as the pipeline found them while it parsed (objects
+    /// elsewhere are not judged); `None` judges every object.
+    pub touched: Option<&'a crate::audit::Touched>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -429,8 +432,7 @@ impl<'c> Sides<'c> {
 /// only feed cross-object rules).
 pub fn audit_sides(input: &ReviewInput<'_>) -> (AuditResult, AuditResult) {
     let sides = Sides::new(input.changes);
-    let touched = touched_namespaces(input);
-    let settled = |o: &Object<'_>| touched.settles(o);
+    let settled = |o: &Object<'_>| input.touched.is_some_and(|t| t.settles(o));
     let (head, base) = rayon::join(
         || {
             audit_focused(
@@ -450,43 +452,6 @@ pub fn audit_sides(input: &ReviewInput<'_>) -> (AuditResult, AuditResult) {
         },
     );
     (head, base)
-}
-
-/// The namespaces whose cross-object findings the change may alter (`None`: all of them): those
-/// of every object in a file that is not the same on both sides. A file is the same when both
-/// revisions hold one parse of it at one path, as a review parses each blob once.
-fn touched_namespaces<'a>(input: &ReviewInput<'a>) -> crate::audit::Touched {
-    let same_at = |file: &ManifestFile, others: &HashMap<&str, &ManifestFile>| {
-        others
-            .get(file.path.as_str())
-            .is_some_and(|other| match (&file.content, &other.content) {
-                (Ok(a), Ok(b)) => std::sync::Arc::ptr_eq(a, b),
-                _ => false,
-            })
-    };
-    let by_path = |files: &'a [ManifestFile]| -> HashMap<&'a str, &'a ManifestFile> {
-        files.iter().map(|f| (f.path.as_str(), f)).collect()
-    };
-    let (base, head) = (by_path(input.base_files), by_path(input.head_files));
-    let changed = input
-        .head_files
-        .iter()
-        .filter(|f| !same_at(f, &base))
-        .chain(input.base_files.iter().filter(|f| !same_at(f, &head)))
-        .flat_map(ManifestFile::objects);
-    let claims = || {
-        input.base_files.iter().chain(input.head_files).any(|f| {
-            f.object_headers()
-                .iter()
-                .any(crate::audit::claims_kubernetes_kind)
-        })
-    };
-    // As the pipeline decides: rendered findings match across files by fingerprint, and a CRD
-    // claiming a Kubernetes kind may scope any object.
-    if !input.rendered_head.is_empty() || !input.rendered_base.is_empty() || claims() {
-        return crate::audit::Touched::All;
-    }
-    crate::audit::Reach::of(input.policy).touched(changed)
 }
 
 /// Builds the plan for a change.

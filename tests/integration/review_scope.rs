@@ -1,7 +1,7 @@
 //! A review judges only the namespaces a change touched: objects elsewhere read the same
 //! inventory on both sides, so the review neither judges nor keeps them. Each case here is
-//! checked against a review that judges every object of both sides (each side parsed on its
-//! own, so no file is known to be the same), plan for plan, byte for byte, with and without
+//! checked against a review that judges every object of both sides (no namespaces handed in,
+//! each side parsed on its own), plan for plan, byte for byte, with and without
 //! the view store; and each case says what the change did, so a review that missed it fails.
 
 use std::collections::{BTreeMap, HashMap};
@@ -79,6 +79,7 @@ fn judged_whole(repo: &crate::review::Repo) -> String {
         base_sha: revisions.merge_base.to_string(),
         head_sha: revisions.head.to_string(),
         base_tip_sha: revisions.base_tip.to_string(),
+        touched: None,
     };
     json(&plan_review(&input))
 }
