@@ -299,15 +299,45 @@ impl Repository {
         head: Oid,
         max_blob: u64,
     ) -> Result<Vec<FileChange>, GitError> {
+        self.changes_of(base, head, max_blob, true)
+    }
+
+    /// [`Repository::changes`]; `narrow` first finds the paths that differ, walking only the
+    /// subtrees that differ, and hands them to libgit2 as a literal path list: its diff
+    /// otherwise reads every tree of both sides (tens of milliseconds in a large monorepo).
+    fn changes_of(
+        &self,
+        base: Oid,
+        head: Oid,
+        max_blob: u64,
+        narrow: bool,
+    ) -> Result<Vec<FileChange>, GitError> {
         let old = self.tree(base)?;
         let new = self.tree(head)?;
         let mut options = DiffOptions::new();
         options.context_lines(3).ignore_submodules(true);
-        // Only manifest-like paths: a review never reads any other blob (a partial clone may
-        // not have them), and rename detection, the costly part of a large range, compares
-        // only these.
-        for pattern in MANIFEST_PATTERNS {
-            options.pathspec(pattern);
+        let differing = if narrow {
+            self.differing_manifest_paths(&old, &new)
+                .context(|| format!("cannot compare the trees of {base}..{head}"))?
+        } else {
+            None
+        };
+        match differing {
+            Some(paths) if paths.is_empty() => return Ok(Vec::new()),
+            Some(paths) => {
+                options.disable_pathspec_match(true);
+                for path in paths {
+                    options.pathspec(path);
+                }
+            }
+            // Only manifest-like paths: a review never reads any other blob (a partial clone
+            // may not have them), and rename detection, the costly part of a large range,
+            // compares only these.
+            None => {
+                for pattern in MANIFEST_PATTERNS {
+                    options.pathspec(pattern);
+                }
+            }
         }
         let mut diff = self
             .repo
@@ -382,6 +412,82 @@ impl Repository {
             changes.push(change);
         }
         Ok(changes)
+    }
+}
+
+impl Repository {
+    /// The manifest-like paths (as [`MANIFEST_PATTERNS`] match them) whose entry differs between
+    /// two trees: content, mode or kind. `None` when a path is a file on one side and a folder on
+    /// the other (a literal path list names a folder's files too) or is not UTF-8 (it could not
+    /// be named): there, only the patterns are exact.
+    fn differing_manifest_paths(
+        &self,
+        old: &git2::Tree<'_>,
+        new: &git2::Tree<'_>,
+    ) -> Result<Option<Vec<String>>, git2::Error> {
+        let mut differing = Vec::new();
+        if !self.differing_into(Some(old), Some(new), "", &mut differing)? {
+            return Ok(None);
+        }
+        let patterns = git2::Pathspec::new(MANIFEST_PATTERNS.iter().copied())?;
+        differing
+            .retain(|path| patterns.matches_path(Path::new(path), git2::PathspecFlags::USE_CASE));
+        Ok(Some(differing))
+    }
+
+    /// Appends the paths below `prefix` whose entries differ; false when they cannot all be
+    /// named literally.
+    fn differing_into(
+        &self,
+        old: Option<&git2::Tree<'_>>,
+        new: Option<&git2::Tree<'_>>,
+        prefix: &str,
+        out: &mut Vec<String>,
+    ) -> Result<bool, git2::Error> {
+        let entries = |tree: Option<&git2::Tree<'_>>| {
+            tree.map(|t| {
+                t.iter()
+                    .map(|e| (e.name_bytes().to_vec(), (e.id(), e.filemode(), e.kind())))
+                    .collect::<std::collections::BTreeMap<_, _>>()
+            })
+            .unwrap_or_default()
+        };
+        let (olds, news) = (entries(old), entries(new));
+        let names: std::collections::BTreeSet<&Vec<u8>> = olds.keys().chain(news.keys()).collect();
+        for name in names {
+            let (was, is) = (olds.get(name), news.get(name));
+            if let (Some(was), Some(is)) = (was, is)
+                && was.0 == is.0
+                && was.1 == is.1
+            {
+                continue;
+            }
+            let is_tree = |e: Option<&(Oid, i32, Option<ObjectType>)>| {
+                e.is_some_and(|e| e.2 == Some(ObjectType::Tree))
+            };
+            let is_file = |e: Option<&(Oid, i32, Option<ObjectType>)>| {
+                e.is_some_and(|e| e.2 != Some(ObjectType::Tree))
+            };
+            if (is_tree(was) && is_file(is)) || (is_file(was) && is_tree(is)) {
+                return Ok(false);
+            }
+            let Ok(name) = std::str::from_utf8(name) else {
+                return Ok(false);
+            };
+            if is_tree(was) || is_tree(is) {
+                let subtree = |e: Option<&(Oid, i32, Option<ObjectType>)>| {
+                    e.map(|e| self.repo.find_tree(e.0)).transpose()
+                };
+                let (was, is) = (subtree(was)?, subtree(is)?);
+                let dir = format!("{prefix}{name}/");
+                if !self.differing_into(was.as_ref(), is.as_ref(), &dir, out)? {
+                    return Ok(false);
+                }
+            } else {
+                out.push(format!("{prefix}{name}"));
+            }
+        }
+        Ok(true)
     }
 }
 
@@ -570,6 +676,167 @@ mod tests {
         assert_eq!(
             plain(repo.list_files(head).expect("listed")),
             walked(repo.inner(), head)
+        );
+    }
+
+    /// One entry of a hand-built tree: content with a mode, or a folder.
+    enum Node {
+        Blob(&'static [u8], i32),
+        Dir(Vec<(&'static [u8], Node)>),
+    }
+
+    fn tree_of(git: &git2::Repository, entries: &[(&'static [u8], Node)]) -> Oid {
+        let mut builder = git.treebuilder(None).expect("builder");
+        for (name, node) in entries {
+            let (oid, mode) = match node {
+                Node::Blob(content, mode) => (git.blob(content).expect("blob"), *mode),
+                Node::Dir(inner) => (tree_of(git, inner), 0o040000),
+            };
+            builder.insert(name.to_vec(), oid, mode).expect("insert");
+        }
+        builder.write().expect("tree")
+    }
+
+    fn commit_of(git: &git2::Repository, entries: &[(&'static [u8], Node)]) -> Oid {
+        let tree = git.find_tree(tree_of(git, entries)).expect("tree");
+        let who = git2::Signature::now("t", "t@example.com").expect("signature");
+        git.commit(None, &who, &who, "c", &tree, &[])
+            .expect("commit")
+    }
+
+    #[test]
+    fn changes_found_from_the_differing_paths_are_those_of_the_whole_diff() {
+        use Node::{Blob, Dir};
+        let dir = tempfile::tempdir().expect("temp dir");
+        let git = git2::Repository::init_bare(dir.path()).expect("init");
+        let deploy = b"apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: web\n  namespace: shop\nspec:\n  replicas: 2\n";
+        let moved = b"apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: web\n  namespace: shop\nspec:\n  replicas: 3\n";
+        let base = commit_of(
+            &git,
+            &[
+                (b"README.md", Blob(b"hello\n", 0o100644)),
+                (
+                    b"apps",
+                    Dir(vec![
+                        (b"web.yaml", Blob(deploy, 0o100644)),
+                        (b"run.sh", Blob(b"echo\n", 0o100644)),
+                        (b"cm.yml", Blob(b"a: 1\n", 0o100644)),
+                        (b"link.yaml", Blob(b"cm.yml", 0o100644)),
+                        (b"same", Dir(vec![(b"s.json", Blob(b"{}\n", 0o100644))])),
+                    ]),
+                ),
+                (b"gone", Dir(vec![(b"old.yaml", Blob(b"b: 1\n", 0o100644))])),
+            ],
+        );
+        // Renamed with an edit, mode change, a file turned link, a deleted and an added folder,
+        // a non-manifest edit, an unchanged folder.
+        let head = commit_of(
+            &git,
+            &[
+                (b"README.md", Blob(b"hello again\n", 0o100644)),
+                (
+                    b"apps",
+                    Dir(vec![
+                        (b"frontend.yaml", Blob(moved, 0o100644)),
+                        (b"run.sh", Blob(b"echo 2\n", 0o100755)),
+                        (b"cm.yml", Blob(b"a: 1\n", 0o100755)),
+                        (b"link.yaml", Blob(b"cm.yml", 0o120000)),
+                        (b"same", Dir(vec![(b"s.json", Blob(b"{}\n", 0o100644))])),
+                    ]),
+                ),
+                (
+                    b"new",
+                    Dir(vec![(b"n.json", Blob(b"{\"a\": 1}\n", 0o100644))]),
+                ),
+            ],
+        );
+        // Only a non-manifest file differs.
+        let docs_only = commit_of(
+            &git,
+            &[
+                (b"README.md", Blob(b"other\n", 0o100644)),
+                (
+                    b"apps",
+                    Dir(vec![
+                        (b"web.yaml", Blob(deploy, 0o100644)),
+                        (b"run.sh", Blob(b"echo\n", 0o100644)),
+                        (b"cm.yml", Blob(b"a: 1\n", 0o100644)),
+                        (b"link.yaml", Blob(b"cm.yml", 0o100644)),
+                        (b"same", Dir(vec![(b"s.json", Blob(b"{}\n", 0o100644))])),
+                    ]),
+                ),
+                (b"gone", Dir(vec![(b"old.yaml", Blob(b"b: 1\n", 0o100644))])),
+            ],
+        );
+        // A manifest turned into a folder of that name holding a non-manifest, and a name that
+        // is not UTF-8: both left to the patterns.
+        let clash = commit_of(
+            &git,
+            &[(
+                b"apps",
+                Dir(vec![(
+                    b"web.yaml",
+                    Dir(vec![(b"notes.txt", Blob(b"x\n", 0o100644))]),
+                )]),
+            )],
+        );
+        let not_utf8 = commit_of(
+            &git,
+            &[(b"apps", Dir(vec![(b"w\xffb.yaml", Blob(deploy, 0o100644))]))],
+        );
+        let repo = Repository::from_git2(git2::Repository::open_bare(dir.path()).expect("open"));
+        let pairs = [
+            (base, head),
+            (head, base),
+            (base, docs_only),
+            (base, base),
+            (base, clash),
+            (clash, head),
+            (base, not_utf8),
+        ];
+        for (from, to) in pairs {
+            let narrowed = repo.changes_of(from, to, 1 << 20, true).expect("narrowed");
+            let whole = repo.changes_of(from, to, 1 << 20, false).expect("whole");
+            assert_eq!(narrowed, whole, "{from}..{to}");
+        }
+        let changes = repo.changes(base, head, 1 << 20).expect("changes");
+        let kinds: Vec<_> = changes
+            .iter()
+            .map(|c| (c.kind, c.path().to_owned()))
+            .collect();
+        assert!(
+            kinds.contains(&(ChangeKind::Renamed, "apps/frontend.yaml".into())),
+            "{kinds:?}"
+        );
+        assert!(
+            kinds.contains(&(ChangeKind::ModeOnly, "apps/cm.yml".into())),
+            "{kinds:?}"
+        );
+        assert!(changes.iter().any(|c| c.symlink), "{kinds:?}");
+        assert!(
+            kinds
+                .iter()
+                .all(|(_, p)| p != "README.md" && p != "apps/run.sh")
+        );
+        assert!(
+            repo.changes(base, docs_only, 1 << 20)
+                .expect("changes")
+                .is_empty()
+        );
+        let clashed = repo.changes(base, clash, 1 << 20).expect("changes");
+        assert!(
+            clashed.iter().all(|c| !c.path().ends_with(".txt")),
+            "{clashed:?}"
+        );
+        // web.yaml moved to the name that is not UTF-8, the four other manifests deleted.
+        let renamed = repo.changes(base, not_utf8, 1 << 20).expect("changes");
+        assert_eq!(renamed.len(), 5, "{renamed:?}");
+        assert_eq!(
+            renamed
+                .iter()
+                .filter(|c| c.kind == ChangeKind::Renamed)
+                .count(),
+            1
         );
     }
 }
