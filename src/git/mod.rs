@@ -711,23 +711,28 @@ mod tests {
         let git = git2::Repository::init_bare(dir.path()).expect("init");
         let deploy = b"apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: web\n  namespace: shop\nspec:\n  replicas: 2\n";
         let moved = b"apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: web\n  namespace: shop\nspec:\n  replicas: 3\n";
-        let base = commit_of(
-            &git,
-            &[
-                (b"README.md", Blob(b"hello\n", 0o100644)),
-                (
-                    b"apps",
-                    Dir(vec![
-                        (b"web.yaml", Blob(deploy, 0o100644)),
-                        (b"run.sh", Blob(b"echo\n", 0o100644)),
-                        (b"cm.yml", Blob(b"a: 1\n", 0o100644)),
-                        (b"link.yaml", Blob(b"cm.yml", 0o100644)),
-                        (b"same", Dir(vec![(b"s.json", Blob(b"{}\n", 0o100644))])),
-                    ]),
-                ),
-                (b"gone", Dir(vec![(b"old.yaml", Blob(b"b: 1\n", 0o100644))])),
-            ],
-        );
+        // The base, and the same with only a non-manifest file changed.
+        let with_readme = |readme: &'static [u8]| {
+            commit_of(
+                &git,
+                &[
+                    (b"README.md", Blob(readme, 0o100644)),
+                    (
+                        b"apps",
+                        Dir(vec![
+                            (b"web.yaml", Blob(deploy, 0o100644)),
+                            (b"run.sh", Blob(b"echo\n", 0o100644)),
+                            (b"cm.yml", Blob(b"a: 1\n", 0o100644)),
+                            (b"link.yaml", Blob(b"cm.yml", 0o100644)),
+                            (b"same", Dir(vec![(b"s.json", Blob(b"{}\n", 0o100644))])),
+                        ]),
+                    ),
+                    (b"gone", Dir(vec![(b"old.yaml", Blob(b"b: 1\n", 0o100644))])),
+                ],
+            )
+        };
+        let base = with_readme(b"hello\n");
+        let docs_only = with_readme(b"other\n");
         // Renamed with an edit, mode change, a file turned link, a deleted and an added folder,
         // a non-manifest edit, an unchanged folder.
         let head = commit_of(
@@ -748,24 +753,6 @@ mod tests {
                     b"new",
                     Dir(vec![(b"n.json", Blob(b"{\"a\": 1}\n", 0o100644))]),
                 ),
-            ],
-        );
-        // Only a non-manifest file differs.
-        let docs_only = commit_of(
-            &git,
-            &[
-                (b"README.md", Blob(b"other\n", 0o100644)),
-                (
-                    b"apps",
-                    Dir(vec![
-                        (b"web.yaml", Blob(deploy, 0o100644)),
-                        (b"run.sh", Blob(b"echo\n", 0o100644)),
-                        (b"cm.yml", Blob(b"a: 1\n", 0o100644)),
-                        (b"link.yaml", Blob(b"cm.yml", 0o100644)),
-                        (b"same", Dir(vec![(b"s.json", Blob(b"{}\n", 0o100644))])),
-                    ]),
-                ),
-                (b"gone", Dir(vec![(b"old.yaml", Blob(b"b: 1\n", 0o100644))])),
             ],
         );
         // A manifest turned into a folder of that name holding a non-manifest, and a name that
