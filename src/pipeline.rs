@@ -633,8 +633,21 @@ pub fn review_with_policy(
     // The blobs the store holds need no size read from git (the costly part of a listing);
     // one this clone lacks keeps the size a listing gives it (none), as without a store.
     lister.know_sizes(pack.blob_sizes().filter(|(oid, _)| repo.has_object(*oid)));
-    let (base_files_all, head_files_all) =
-        lister.list_files_of_both(revisions.merge_base, revisions.head)?;
+    // The store's listing of an earlier base lends the subtrees this one shares with it; the
+    // base is kept for the next review (a pull request's pushes and its neighbours share it).
+    let stored_listing = store.as_ref().and_then(|s| s.read_listing());
+    let (base_listing, head_listing) = lister.list_files_of_both(
+        revisions.merge_base,
+        revisions.head,
+        stored_listing.as_ref(),
+    )?;
+    if let Some(store) = &store
+        && stored_listing.and_then(|l| l.root()) != base_listing.root()
+        && let Err(e) = store.write_listing(&base_listing)
+    {
+        tracing::warn!(error = %e, "the view store's tree listing is not written");
+    }
+    let (base_files_all, head_files_all) = (base_listing.files, head_listing.files);
     drop(lister);
     crate::git::return_freed_memory();
     let render = options.render.clone().map(|mut r| {

@@ -35,10 +35,13 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::config::Policy;
+use crate::git::{Listing, Subtree, TreeFile};
 use crate::manifest::{ManifestFile, SkipReason};
 use crate::yaml::{ParsedDocument, Weight};
 
 const MAGIC: &[u8; 8] = b"KWVIEWS1";
+/// The head of a stored tree listing.
+const LISTING_MAGIC: &[u8; 8] = b"KWLIST01";
 /// How a pack being written is named until it is renamed into place.
 const TEMP_PREFIX: &str = ".kubeward-pack-";
 
@@ -185,7 +188,18 @@ impl Pack {
 pub struct Store {
     settings: StoreSettings,
     pack: PathBuf,
+    /// The last base commit's tree listing, beside the pack.
+    listing: PathBuf,
     header: Vec<u8>,
+}
+
+/// A stored [`Listing`]: paths borrowed from the file's bytes.
+#[derive(Serialize, Deserialize)]
+struct StoredListing<'a> {
+    #[serde(borrow)]
+    files: Vec<(&'a str, [u8; OID], u64)>,
+    /// Id, first and end file, cut, subtrees below.
+    subtrees: Vec<([u8; OID], u64, u64, u64, u64)>,
 }
 
 impl Store {
@@ -212,6 +226,7 @@ impl Store {
         header.extend_from_slice(&view);
         Store {
             settings: settings.clone(),
+            listing: pack.with_extension("listing"),
             pack,
             header,
         }
@@ -237,12 +252,83 @@ impl Store {
         }
     }
 
-    fn index(&self, bytes: &[u8]) -> Result<HashMap<Oid, Entry>, &'static str> {
-        let body_len = bytes.len().checked_sub(DIGEST).ok_or("truncated")?;
-        let (body, sum) = bytes.split_at(body_len);
-        if Sha256::digest(body).as_slice() != sum {
-            return Err("checksum mismatch");
+    /// The tree listing last written, if there is one and it is intact. It holds only what git
+    /// objects say (content-addressed), so it is never stale, only less useful.
+    pub fn read_listing(&self) -> Option<Listing> {
+        let bytes = std::fs::read(&self.listing).ok()?;
+        let body = checked_body(&bytes)
+            .ok()?
+            .strip_prefix(LISTING_MAGIC.as_slice())?;
+        let stored: StoredListing<'_> = postcard::from_bytes(body).ok()?;
+        let oid = |bytes: &[u8; OID]| Oid::from_bytes(bytes).ok();
+        let files = stored
+            .files
+            .iter()
+            .map(|(path, blob, size)| {
+                Some(TreeFile {
+                    path: (*path).to_owned(),
+                    blob: oid(blob)?,
+                    size: usize::try_from(*size).ok()?,
+                })
+            })
+            .collect::<Option<Vec<_>>>()?;
+        let size = |n: u64| usize::try_from(n).ok();
+        let subtrees = stored
+            .subtrees
+            .iter()
+            .map(|(id, start, end, cut, below)| {
+                Some(Subtree {
+                    oid: oid(id)?,
+                    start: size(*start)?,
+                    end: size(*end)?,
+                    cut: size(*cut)?,
+                    below: size(*below)?,
+                })
+            })
+            .collect::<Option<Vec<_>>>()?;
+        let listing = Listing::from_parts(files, subtrees).ok()?;
+        if let Ok(file) = std::fs::File::options().append(true).open(&self.listing) {
+            let _ = file.set_modified(std::time::SystemTime::now());
         }
+        Some(listing)
+    }
+
+    /// Writes `listing` in place of the stored one, atomically, within the store's bytes.
+    pub fn write_listing(&self, listing: &Listing) -> std::io::Result<()> {
+        let stored = StoredListing {
+            files: listing
+                .files
+                .iter()
+                .map(|f| (f.path.as_str(), oid_bytes(f.blob), f.size as u64))
+                .collect(),
+            subtrees: listing
+                .subtrees()
+                .iter()
+                .map(|s| {
+                    let n = |v: usize| v as u64;
+                    (oid_bytes(s.oid), n(s.start), n(s.end), n(s.cut), n(s.below))
+                })
+                .collect(),
+        };
+        let mut bytes = LISTING_MAGIC.to_vec();
+        bytes = postcard::to_extend(&stored, bytes).map_err(std::io::Error::other)?;
+        let sum = Sha256::digest(&bytes);
+        bytes.extend_from_slice(&sum);
+        if bytes.len() as u64 > self.settings.max_bytes {
+            return Ok(());
+        }
+        let dir = self.listing.parent().unwrap_or(&self.settings.dir);
+        std::fs::create_dir_all(dir)?;
+        let mut file = tempfile::Builder::new()
+            .prefix(TEMP_PREFIX)
+            .tempfile_in(dir)?;
+        file.write_all(&bytes)?;
+        file.persist(&self.listing).map_err(|e| e.error)?;
+        evict(&self.settings.dir, self.settings.max_bytes, &self.listing)
+    }
+
+    fn index(&self, bytes: &[u8]) -> Result<HashMap<Oid, Entry>, &'static str> {
+        let body = checked_body(bytes)?;
         let rest = body
             .strip_prefix(self.header.as_slice())
             .ok_or("another engine's or policy's pack")?;
@@ -313,6 +399,21 @@ impl Store {
     }
 }
 
+/// What comes before a stored file's SHA-256, if it matches.
+fn checked_body(bytes: &[u8]) -> Result<&[u8], &'static str> {
+    let (body, sum) = bytes.split_at(bytes.len().checked_sub(DIGEST).ok_or("truncated")?);
+    if Sha256::digest(body).as_slice() != sum {
+        return Err("checksum mismatch");
+    }
+    Ok(body)
+}
+
+fn oid_bytes(oid: Oid) -> [u8; OID] {
+    let mut bytes = [0; OID];
+    bytes.copy_from_slice(oid.as_bytes());
+    bytes
+}
+
 /// A writer that hashes and counts what it writes.
 struct Hashed<W> {
     out: W,
@@ -372,7 +473,10 @@ fn evict(dir: &Path, max_bytes: u64, keep: &Path) -> std::io::Result<()> {
                     if age.elapsed().is_ok_and(|a| a.as_secs() > 3600) {
                         let _ = std::fs::remove_file(&path);
                     }
-                } else if path.extension().is_some_and(|e| e == "pack") {
+                } else if path
+                    .extension()
+                    .is_some_and(|e| e == "pack" || e == "listing")
+                {
                     packs.push((age, meta.len(), path));
                 }
             }

@@ -48,12 +48,82 @@ pub struct TreeFile {
     pub size: usize,
 }
 
-/// What a listing has read: each subtree's files in the first listing (their range, and
-/// where their paths start below the subtree), to copy into a second.
-#[derive(Default)]
-struct Listing {
-    subtrees: std::collections::HashMap<Oid, (std::ops::Range<usize>, usize)>,
-    from: Option<Vec<TreeFile>>,
+/// A tree's files in libgit2's pre-order walk, and where each of its subtrees' files are: a
+/// later listing that meets one of these subtrees (by id) copies its files instead of reading
+/// it. A pull request's two sides share almost every subtree, and so do a repository's
+/// successive commits (the review's view store keeps the last base listed).
+#[derive(Debug, Default, Clone)]
+pub struct Listing {
+    pub files: Vec<TreeFile>,
+    /// In pre-order, the root first.
+    subtrees: Vec<Subtree>,
+}
+
+/// One subtree of a [`Listing`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Subtree {
+    pub oid: Oid,
+    /// Its files: `files[start..end]`.
+    pub start: usize,
+    pub end: usize,
+    /// Where its files' paths start below it (the length of its folder's path and `/`).
+    pub cut: usize,
+    /// How many subtrees below it follow it.
+    pub below: usize,
+}
+
+impl Listing {
+    /// A listing from its parts (as stored), checked to be one a walk could have made:
+    /// ranges nested in their subtree, each path long enough and cut at a character.
+    pub fn from_parts(files: Vec<TreeFile>, subtrees: Vec<Subtree>) -> Result<Listing, String> {
+        for (i, s) in subtrees.iter().enumerate() {
+            let last = i + s.below;
+            let nested = subtrees
+                .get(i + 1..=last)
+                .ok_or_else(|| format!("subtree {i} claims subtrees past the end"))?;
+            let inside = s.start <= s.end
+                && s.end <= files.len()
+                && nested.iter().enumerate().all(|(n, t)| {
+                    s.start <= t.start
+                        && t.end <= s.end
+                        && s.cut <= t.cut
+                        && i + 1 + n + t.below <= last
+                });
+            if !inside
+                || !files[s.start..s.end]
+                    .iter()
+                    .all(|f| f.path.len() > s.cut && f.path.is_char_boundary(s.cut))
+            {
+                return Err(format!("subtree {i} does not match its files"));
+            }
+        }
+        Ok(Listing { files, subtrees })
+    }
+
+    pub fn subtrees(&self) -> &[Subtree] {
+        &self.subtrees
+    }
+
+    /// The id of the tree listed.
+    pub fn root(&self) -> Option<Oid> {
+        self.subtrees.first().map(|s| s.oid)
+    }
+}
+
+/// A listing's subtrees by id.
+struct Known<'l> {
+    listing: &'l Listing,
+    at: std::collections::HashMap<Oid, usize>,
+}
+
+impl<'l> Known<'l> {
+    fn new(listing: &'l Listing) -> Known<'l> {
+        let mut at = std::collections::HashMap::with_capacity(listing.subtrees.len());
+        for (i, s) in listing.subtrees.iter().enumerate() {
+            at.entry(s.oid).or_insert(i);
+        }
+        Known { listing, at }
+    }
 }
 
 pub struct Repository {
@@ -161,46 +231,66 @@ impl Repository {
 
     /// Every blob of a commit's tree, with its size (submodules and symlinks are left out).
     pub fn list_files(&self, commit: Oid) -> Result<Vec<TreeFile>, GitError> {
-        let mut files = Vec::new();
-        self.list_into(&self.tree(commit)?, "", &mut files, &mut Listing::default())
-            .context(|| format!("cannot walk the tree of {commit}"))?;
-        Ok(files)
+        Ok(self.list(commit, &[])?.files)
     }
 
-    /// [`Repository::list_files`] of two commits at once: a subtree both hold (almost all of
-    /// them, for a pull request) is read once, its files copied from the first listing.
+    /// [`Repository::list_files`] of two commits at once: a subtree the second shares with the
+    /// first (almost all of them, for a pull request) or with `known` is read once, its files
+    /// copied.
     pub fn list_files_of_both(
         &self,
         first: Oid,
         second: Oid,
-    ) -> Result<(Vec<TreeFile>, Vec<TreeFile>), GitError> {
-        let mut listing = Listing::default();
-        let mut one = Vec::new();
-        self.list_into(&self.tree(first)?, "", &mut one, &mut listing)
-            .context(|| format!("cannot walk the tree of {first}"))?;
-        listing.from = Some(one);
-        let mut two = Vec::new();
-        self.list_into(&self.tree(second)?, "", &mut two, &mut listing)
-            .context(|| format!("cannot walk the tree of {second}"))?;
-        Ok((listing.from.take().unwrap_or_default(), two))
+        known: Option<&Listing>,
+    ) -> Result<(Listing, Listing), GitError> {
+        let mut sources: Vec<Known<'_>> = known.map(Known::new).into_iter().collect();
+        let one = self.list(first, &sources)?;
+        sources.insert(0, Known::new(&one));
+        let two = self.list(second, &sources)?;
+        drop(sources);
+        Ok((one, two))
     }
 
-    /// Appends the blobs under `tree` to `out`, paths prefixed with `prefix`, in the order of
+    fn list(&self, commit: Oid, known: &[Known<'_>]) -> Result<Listing, GitError> {
+        let root = self.tree(commit)?.id();
+        let mut out = Listing::default();
+        self.list_into(root, "", &mut out, known)
+            .context(|| format!("cannot walk the tree of {commit}"))?;
+        Ok(out)
+    }
+
+    /// Appends the blobs of tree `oid` to `out`, paths prefixed with `dir`, in the order of
     /// libgit2's pre-order walk.
     fn list_into(
         &self,
-        tree: &git2::Tree<'_>,
-        prefix: &str,
-        out: &mut Vec<TreeFile>,
-        listing: &mut Listing,
+        oid: Oid,
+        dir: &str,
+        out: &mut Listing,
+        known: &[Known<'_>],
     ) -> Result<(), git2::Error> {
+        if let Some((from, i)) = known
+            .iter()
+            .find_map(|k| k.at.get(&oid).map(|i| (k.listing, *i)))
+        {
+            self.copy_subtree(from, i, dir, out);
+            return Ok(());
+        }
+        let at = out.subtrees.len();
+        out.subtrees.push(Subtree {
+            oid,
+            start: out.files.len(),
+            end: out.files.len(),
+            cut: dir.len(),
+            below: 0,
+        });
+        let tree = self.repo.find_tree(oid)?;
         for entry in tree.iter() {
             let name = entry.name().unwrap_or("");
             match entry.kind() {
                 Some(ObjectType::Blob) if entry.filemode() != 0o120000 => {
                     let size = self.size_of(entry.id());
-                    out.push(TreeFile {
-                        path: format!("{prefix}{name}"),
+                    out.files.push(TreeFile {
+                        path: format!("{dir}{name}"),
                         blob: entry.id(),
                         size,
                     });
@@ -210,29 +300,39 @@ impl Repository {
                         // As libgit2's walk: a folder name must be UTF-8 to be a path here.
                         return Err(git2::Error::from_str("a folder name is not UTF-8"));
                     }
-                    let dir = format!("{prefix}{name}/");
-                    if let (Some(from), Some((files, cut))) =
-                        (&listing.from, listing.subtrees.get(&entry.id()))
-                    {
-                        out.extend(from[files.clone()].iter().map(|f| TreeFile {
-                            path: format!("{dir}{}", &f.path[*cut..]),
-                            blob: f.blob,
-                            size: f.size,
-                        }));
-                        continue;
-                    }
-                    let start = out.len();
-                    self.list_into(&self.repo.find_tree(entry.id())?, &dir, out, listing)?;
-                    if listing.from.is_none() {
-                        listing
-                            .subtrees
-                            .insert(entry.id(), (start..out.len(), dir.len()));
-                    }
+                    self.list_into(entry.id(), &format!("{dir}{name}/"), out, known)?;
                 }
                 _ => {}
             }
         }
+        out.subtrees[at].end = out.files.len();
+        out.subtrees[at].below = out.subtrees.len() - at - 1;
         Ok(())
+    }
+
+    /// Copies subtree `i` of `from` (its files and its subtrees) to `out`, below `dir`.
+    fn copy_subtree(&self, from: &Listing, i: usize, dir: &str, out: &mut Listing) {
+        let s = from.subtrees[i];
+        let first = out.files.len();
+        out.files
+            .extend(from.files[s.start..s.end].iter().map(|f| TreeFile {
+                path: format!("{dir}{}", &f.path[s.cut..]),
+                blob: f.blob,
+                // A blob missing when that listing was made may be here now.
+                size: if f.size == 0 {
+                    self.size_of(f.blob)
+                } else {
+                    f.size
+                },
+            }));
+        out.subtrees
+            .extend(from.subtrees[i..=i + s.below].iter().map(|t| Subtree {
+                oid: t.oid,
+                start: t.start - s.start + first,
+                end: t.end - s.start + first,
+                cut: t.cut - s.cut + dir.len(),
+                below: t.below,
+            }));
     }
 
     /// A blob's size, read once.
@@ -667,12 +767,45 @@ mod tests {
             ("zz/b/d.yaml", b"d: 1\n"),
         ];
         let head = build::commit(&git, None, &[base], &head_files, "head").expect("head");
+        // A third commit edits deep inside folders the others share: lent from a listing that
+        // itself copied them, its untouched subtrees below must still be known.
+        let third_files: Vec<(&str, &[u8])> = vec![
+            ("a/b/c.yaml", b"c: 3\n"),
+            ("a/b/d.yaml", b"d: 1\n"),
+            ("a/e.yaml", b"e: 1\n"),
+            ("copy/c.yaml", b"c: 1\n"),
+            ("copy/d.yaml", b"d: 2\n"),
+            ("zz/b/c.yaml", b"c: 1\n"),
+        ];
+        let third = build::commit(&git, None, &[head], &third_files, "third").expect("third");
         let repo = Repository::from_git2(git2::Repository::open_bare(dir.path()).expect("open"));
-        for (first, second) in [(base, head), (head, base), (head, head)] {
-            let (one, two) = repo.list_files_of_both(first, second).expect("listed");
-            assert_eq!(plain(one), walked(repo.inner(), first));
-            assert_eq!(plain(two), walked(repo.inner(), second));
+        let lent: Vec<Listing> = [base, head, third]
+            .iter()
+            .map(|c| repo.list_files_of_both(base, *c, None).expect("listed").1)
+            .collect();
+        for known in std::iter::once(None).chain(lent.iter().map(Some)) {
+            for (first, second) in [(base, head), (head, base), (head, head), (third, head)] {
+                let (one, two) = repo
+                    .list_files_of_both(first, second, known)
+                    .expect("listed");
+                for (listing, commit) in [(one, first), (two, second)] {
+                    // Its index is one a walk makes: a next listing may lend from it.
+                    let again =
+                        Listing::from_parts(listing.files.clone(), listing.subtrees().to_vec())
+                            .expect("a valid index");
+                    assert_eq!(plain(listing.files), walked(repo.inner(), commit));
+                    for other in [base, head, third] {
+                        let (_, next) = repo
+                            .list_files_of_both(other, other, Some(&again))
+                            .expect("listed");
+                        assert_eq!(plain(next.files), walked(repo.inner(), other));
+                    }
+                }
+            }
         }
+        let mut broken = lent[1].clone();
+        broken.subtrees[1].end = broken.files.len() + 1;
+        assert!(Listing::from_parts(broken.files, broken.subtrees).is_err());
         assert_eq!(
             plain(repo.list_files(head).expect("listed")),
             walked(repo.inner(), head)
