@@ -611,6 +611,80 @@ mod tests {
         assert_eq!(other.read().0.len(), 1, "its own engine reads it");
     }
 
+    fn listing() -> Listing {
+        let file = |path: &str, n: u8, size: usize| TreeFile {
+            path: path.to_owned(),
+            blob: oid(n),
+            size,
+        };
+        let files = vec![
+            file("a.yaml", 1, 10),
+            file("apps/b.yaml", 2, 0),
+            file("apps/c.yaml", 3, 30),
+        ];
+        let subtrees = vec![
+            Subtree {
+                oid: oid(9),
+                start: 0,
+                end: 3,
+                cut: 0,
+                below: 1,
+            },
+            Subtree {
+                oid: oid(8),
+                start: 1,
+                end: 3,
+                cut: 5,
+                below: 0,
+            },
+        ];
+        Listing::from_parts(files, subtrees).expect("a listing a walk makes")
+    }
+
+    fn parts(listing: &Listing) -> String {
+        format!("{:?} {:?}", listing.files, listing.subtrees())
+    }
+
+    #[test]
+    fn a_tree_listing_round_trips_and_a_damaged_or_impossible_one_is_not_read() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let policy = policy();
+        let store = store_in(dir.path(), &policy);
+        assert!(store.read_listing().is_none(), "none written yet");
+        let written = listing();
+        store.write_listing(&written).expect("written");
+        let back = store.read_listing().expect("read back");
+        assert_eq!(parts(&back), parts(&written));
+        assert_eq!(back.root(), Some(oid(9)));
+
+        let bytes = std::fs::read(&store.listing).expect("listing");
+        let mut damaged = bytes.clone();
+        damaged[bytes.len() / 2] ^= 1;
+        std::fs::write(&store.listing, &damaged).expect("damaged");
+        assert!(store.read_listing().is_none(), "checksum mismatch");
+        std::fs::write(&store.listing, &bytes[..5]).expect("truncated");
+        assert!(store.read_listing().is_none(), "truncated");
+
+        // Intact bytes that no walk could make (a subtree's files past the end) are refused.
+        let mut impossible = postcard::to_extend(
+            &StoredListing {
+                files: vec![("a.yaml", oid_bytes(oid(1)), 1)],
+                subtrees: vec![(oid_bytes(oid(9)), 0, 2, 0, 0)],
+            },
+            LISTING_MAGIC.to_vec(),
+        )
+        .expect("encoded");
+        let sum = Sha256::digest(&impossible);
+        impossible.extend_from_slice(&sum);
+        std::fs::write(&store.listing, &impossible).expect("written");
+        assert!(store.read_listing().is_none(), "validated");
+
+        // A listing over the store's bytes is not written at all.
+        let small = Store::new(&settings(dir.path(), 16), Path::new("/other.git"), &policy);
+        small.write_listing(&written).expect("skipped");
+        assert!(!small.listing.exists());
+    }
+
     #[test]
     fn the_store_keeps_within_its_bytes_dropping_the_least_recent_packs() {
         let dir = tempfile::tempdir().expect("temp dir");
