@@ -1,7 +1,7 @@
 //! From a repository and two revisions to a [`ReviewPlan`]: the I/O around the pure review.
 //! Shared by `kubeward review` and the bot's workers.
 
-use std::collections::{HashMap, HashSet};
+use foldhash::{HashMap, HashMapExt, HashSet, HashSetExt};
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
@@ -664,7 +664,16 @@ pub fn review_with_policy(
         r
     });
     let render_started = Instant::now();
+    let may_render = |files: &[TreeFile]| {
+        files
+            .iter()
+            .any(|f| crate::render::targets::may_make_a_target(&f.path))
+    };
     let renders = match &render {
+        // Nothing to render: the trees are not indexed for the renderer.
+        Some(_) if !may_render(&base_files_all) && !may_render(&head_files_all) => {
+            ReviewRenders::default()
+        }
         Some(render) => {
             let paths =
                 |files: &[TreeFile]| files.iter().map(|f| f.path.clone()).collect::<Vec<_>>();
@@ -1128,7 +1137,7 @@ pub fn review_with_policy(
         let base_files = at(&base_list);
         let head_files = at(&head_list);
         timings.parse = parse_started.elapsed();
-        let mut head_texts = HashMap::new();
+        let mut head_texts = std::collections::HashMap::new();
         for change in &changes {
             if let Some(path) = &change.new_path
                 && let Some(f) = head_by_path.get(path.as_str())
@@ -1214,7 +1223,7 @@ fn over_review_budget(
         base_files: &[],
         head_files: &[],
         changes: &[],
-        head_texts: &HashMap::new(),
+        head_texts: &std::collections::HashMap::new(),
         rendered_head: &[],
         rendered_head_exempted: &[],
         rendered_base: &[],

@@ -26,7 +26,7 @@
 //! Entries are `postcard` encodings of the parsed documents (spans included), decoded only for
 //! the blobs a review asks for.
 
-use std::collections::HashMap;
+use foldhash::{HashMap, HashMapExt};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 

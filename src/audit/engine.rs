@@ -1,6 +1,8 @@
 //! Runs the active rules over every object and turns violations into findings.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::BTreeMap;
+
+use foldhash::{HashSet, HashSetExt};
 use std::sync::Mutex;
 
 use rayon::prelude::*;

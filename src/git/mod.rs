@@ -113,12 +113,13 @@ impl Listing {
 /// A listing's subtrees by id.
 struct Known<'l> {
     listing: &'l Listing,
-    at: std::collections::HashMap<Oid, usize>,
+    at: foldhash::HashMap<Oid, usize>,
 }
 
 impl<'l> Known<'l> {
     fn new(listing: &'l Listing) -> Known<'l> {
-        let mut at = std::collections::HashMap::with_capacity(listing.subtrees.len());
+        let mut at =
+            foldhash::HashMap::with_capacity_and_hasher(listing.subtrees.len(), Default::default());
         for (i, s) in listing.subtrees.iter().enumerate() {
             at.entry(s.oid).or_insert(i);
         }
@@ -130,7 +131,7 @@ pub struct Repository {
     repo: git2::Repository,
     /// Blob sizes read so far: a review lists both sides of a change, which share almost every
     /// blob, and reading a size from a pack is the costly part of a listing.
-    sizes: std::cell::RefCell<std::collections::HashMap<Oid, usize>>,
+    sizes: std::cell::RefCell<foldhash::HashMap<Oid, usize>>,
 }
 
 /// Gives what libgit2 freed back to the system, on a thread of its own (it walks the C heap).

@@ -11,8 +11,8 @@
 //! apply their full condition, so an index can only make a lookup faster, never change its
 //! result.
 
+use foldhash::{HashMap, HashSet};
 use std::borrow::Cow;
-use std::collections::{HashMap, HashSet};
 
 use super::{Labels, Object};
 use crate::yaml::Node;

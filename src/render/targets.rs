@@ -193,6 +193,13 @@ pub fn closure(tree: &dyn SourceTree, root: &str) -> Closure {
     out
 }
 
+/// Whether a file could make its revision have a render target at all (a kustomization or a
+/// chart's `Chart.yaml`): a revision without one renders nothing, configured or not.
+pub fn may_make_a_target(path: &str) -> bool {
+    let name = path.rsplit('/').next().unwrap_or(path);
+    name == "Chart.yaml" || KUSTOMIZATION_NAMES.contains(&name)
+}
+
 /// The kustomizations that are entry points: every folder holding a kustomization that no
 /// other kustomization includes (as a resource, base or component), that is not a Component,
 /// and that is not inside a Helm chart's `charts/` folder. In path order.

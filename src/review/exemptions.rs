@@ -1,7 +1,7 @@
 //! `exemptionAdded`: an exemption annotation that the change adds or widens is reported, so a
 //! pull request cannot quietly silence the rules that judge it.
 
-use std::collections::HashMap;
+use foldhash::{HashMap, HashMapExt};
 
 use crate::audit::{Category, Finding, ObjectLocation, ObjectRef, Severity, fingerprint};
 use crate::config::Policy;

@@ -8,7 +8,9 @@ pub mod reconcile;
 pub mod render;
 pub mod verify;
 
-use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet};
+
+use foldhash::{HashMap, HashMapExt, HashSet, HashSetExt};
 
 use serde::{Deserialize, Serialize};
 
@@ -35,9 +37,9 @@ pub const MAX_FILE_COMMENTS: usize = 10;
 #[derive(Debug, Default)]
 pub struct RenderHints {
     /// The values key whose change caused the finding.
-    pub causes: HashMap<String, ValuesCause>,
+    pub causes: std::collections::HashMap<String, ValuesCause>,
     /// For every finding of a chart: the lines of its template that hold the field's key.
-    pub key_lines: HashMap<String, Vec<u32>>,
+    pub key_lines: std::collections::HashMap<String, Vec<u32>>,
 }
 
 /// A values key that caused a chart's finding.
@@ -60,7 +62,7 @@ pub struct ReviewInput<'a> {
     pub head_files: &'a [ManifestFile],
     pub changes: &'a [FileChange],
     /// Head contents of changed files, for suggestions.
-    pub head_texts: &'a HashMap<String, String>,
+    pub head_texts: &'a std::collections::HashMap<String, String>,
     /// Findings of the render targets the change touched, at their source places (head side),
     /// fingerprints keyed by target; matched by fingerprint alone.
     pub rendered_head: &'a [Finding],
@@ -378,15 +380,10 @@ impl NotReviewed {
 }
 
 /// Identity of an object across revisions.
-type ObjectKey = (String, String, String, String);
+type ObjectKey<'a> = (&'a str, &'a str, &'a str, &'a str);
 
-fn object_key(o: &ObjectRef) -> ObjectKey {
-    (
-        o.identity_group().to_owned(),
-        o.kind.clone(),
-        o.namespace.clone(),
-        o.name.clone(),
-    )
+fn object_key(o: &ObjectRef) -> ObjectKey<'_> {
+    (o.identity_group(), &o.kind, &o.namespace, &o.name)
 }
 
 struct Sides<'c> {
@@ -496,12 +493,12 @@ pub fn plan_from_audits(
     }
 
     // Objects the change moved between files: matched by fingerprint alone.
-    let head_objects = object_paths(input.head_files, &|p| p.to_owned());
-    let base_objects = object_paths(input.base_files, &|p| sides.mapped(p).to_owned());
+    let head_objects = object_paths(input.head_files, &|p| p);
+    let base_objects = object_paths(input.base_files, &|p| sides.mapped(p));
     let moved: HashSet<ObjectKey> = head_objects
         .iter()
         .filter(|(key, paths)| base_objects.get(*key).is_some_and(|b| b != *paths))
-        .map(|(key, _)| key.clone())
+        .map(|(key, _)| *key)
         .collect();
     let is_moved = |f: &Finding| {
         f.object
@@ -527,49 +524,74 @@ pub fn plan_from_audits(
                     .is_some_and(|paths| paths.contains(sides.mapped(&f.path)))
             })
     };
-    let base_keys: HashSet<(String, String)> = base_findings
+    let base_keys: HashSet<(&str, &str)> = base_findings
         .iter()
-        .map(|f| (sides.mapped(&f.path).to_owned(), f.fingerprint.clone()))
+        .map(|f| (sides.mapped(&f.path), f.fingerprint.as_str()))
         .collect();
-    let base_moved_fps: HashSet<String> = base_findings
+    let base_moved_fps: HashSet<&str> = base_findings
         .iter()
         .filter(|f| left(f))
-        .map(|f| f.fingerprint.clone())
+        .map(|f| f.fingerprint.as_str())
         .collect();
     // A finding the change exempted is silenced, not fixed.
-    let head_keys: HashSet<(String, String)> = head_findings
+    let head_keys: HashSet<(&str, &str)> = head_findings
         .iter()
         .chain(&head_exempted)
-        .map(|f| (f.path.to_string(), f.fingerprint.clone()))
+        .map(|f| (&*f.path, f.fingerprint.as_str()))
         .collect();
-    let head_moved_fps: HashSet<String> = head_findings
+    let head_moved_fps: HashSet<&str> = head_findings
         .iter()
         .chain(&head_exempted)
         .filter(|f| arrived(f))
-        .map(|f| f.fingerprint.clone())
+        .map(|f| f.fingerprint.as_str())
         .collect();
 
     let touched = touched_objects(&head_findings, &base_findings, input.changes, &sides);
+    // Decided on borrowed keys first, then the findings are moved where they belong.
+    let head_is_new: Vec<Option<bool>> = head_findings
+        .iter()
+        .map(|f| {
+            let fingerprint = f.fingerprint.as_str();
+            let matched = base_keys.contains(&(&*f.path, fingerprint))
+                || (arrived(f) && base_moved_fps.contains(fingerprint));
+            if !matched {
+                Some(true)
+            } else if touched.contains(&(&*f.path, f.object.as_deref().map(object_key))) {
+                Some(false)
+            } else {
+                None
+            }
+        })
+        .collect();
+    let base_is_fixed: Vec<bool> = base_findings
+        .iter()
+        .map(|f| {
+            let fingerprint = f.fingerprint.as_str();
+            !(head_keys.contains(&(sides.mapped(&f.path), fingerprint))
+                || (left(f) && head_moved_fps.contains(fingerprint)))
+        })
+        .collect();
+    drop((
+        base_keys,
+        base_moved_fps,
+        head_keys,
+        head_moved_fps,
+        touched,
+    ));
     let mut new = Vec::new();
     let mut pre_existing = Vec::new();
-    for f in head_findings.drain(..) {
-        let matched = base_keys.contains(&(f.path.to_string(), f.fingerprint.clone()))
-            || (arrived(&f) && base_moved_fps.contains(&f.fingerprint));
-        if !matched {
-            new.push(f);
-        } else if touched.contains(&(f.path.to_string(), f.object.as_deref().map(object_key))) {
-            pre_existing.push(f);
+    for (f, is_new) in head_findings.drain(..).zip(head_is_new) {
+        match is_new {
+            Some(true) => new.push(f),
+            Some(false) => pre_existing.push(f),
+            None => {}
         }
     }
-    let mut fixed = Vec::new();
-    for f in base_findings.drain(..) {
-        let mapped = sides.mapped(&f.path).to_owned();
-        let matched = head_keys.contains(&(mapped, f.fingerprint.clone()))
-            || (left(&f) && head_moved_fps.contains(&f.fingerprint));
-        if !matched {
-            fixed.push(f);
-        }
-    }
+    let mut fixed: Vec<Finding> = base_findings
+        .drain(..)
+        .zip(base_is_fixed)
+        .filter_map(|(f, is_fixed)| is_fixed.then_some(f))
+        .collect();
     pair_remaining(&mut new, &mut fixed, &mut pre_existing, &sides);
     // Rendered objects are the target's: a finding is the same one wherever its source place
     // moved (a patch that now sets what the base set). One per source place, naming targets.
@@ -923,18 +945,18 @@ fn pair_remaining(
     });
 }
 
-fn object_paths(
-    files: &[ManifestFile],
-    map: &dyn Fn(&str) -> String,
-) -> HashMap<ObjectKey, BTreeSet<String>> {
-    let mut out: HashMap<ObjectKey, BTreeSet<String>> = HashMap::new();
+fn object_paths<'f>(
+    files: &'f [ManifestFile],
+    map: &dyn Fn(&'f str) -> &'f str,
+) -> HashMap<ObjectKey<'f>, BTreeSet<&'f str>> {
+    let mut out: HashMap<ObjectKey<'f>, BTreeSet<&'f str>> = HashMap::new();
     for file in files {
         for o in file.objects() {
             let key = (
-                crate::manifest::identity_group(o.group(), o.kind).to_owned(),
-                o.kind.to_owned(),
-                o.namespace_or_default().to_owned(),
-                o.name.to_owned(),
+                crate::manifest::identity_group(o.group(), o.kind),
+                o.kind,
+                o.namespace_or_default(),
+                o.name,
             );
             out.entry(key).or_default().insert(map(o.file));
         }
@@ -944,12 +966,12 @@ fn object_paths(
 
 /// Objects (by new path) whose lines the change touched: an added line inside it on the new
 /// side, or a removed line inside it on the old side.
-fn touched_objects(
-    head: &[Finding],
-    base: &[Finding],
+fn touched_objects<'f>(
+    head: &'f [Finding],
+    base: &'f [Finding],
     changes: &[FileChange],
-    sides: &Sides<'_>,
-) -> HashSet<(String, Option<ObjectKey>)> {
+    sides: &Sides<'f>,
+) -> HashSet<(&'f str, Option<ObjectKey<'f>>)> {
     let mut touched = HashSet::new();
     let by_old: HashMap<&str, &FileChange> = changes
         .iter()
@@ -963,7 +985,7 @@ fn touched_objects(
                     .added_lines()
                     .any(|l| (loc.start_line..=loc.end_line).contains(&l)))
         {
-            touched.insert((f.path.to_string(), f.object.as_deref().map(object_key)));
+            touched.insert((&*f.path, f.object.as_deref().map(object_key)));
         }
     }
     for f in base {
@@ -973,10 +995,7 @@ fn touched_objects(
                 .removed_lines()
                 .any(|l| (loc.start_line..=loc.end_line).contains(&l))
         {
-            touched.insert((
-                sides.mapped(&f.path).to_owned(),
-                f.object.as_deref().map(object_key),
-            ));
+            touched.insert((sides.mapped(&f.path), f.object.as_deref().map(object_key)));
         }
     }
     touched
