@@ -265,7 +265,7 @@ pub struct Finding {
     pub field_path: String,
     /// The rule's message, shared with the rule when the finding adds no detail.
     pub message: std::sync::Arc<str>,
-    pub fingerprint: String,
+    pub fingerprint: Fingerprint,
     /// Why the finding does not count (an exemption's description), if it does not.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub exempted_by: Option<String>,
@@ -298,13 +298,107 @@ pub struct ObjectLocation {
 /// The fingerprint version, part of every fingerprint: bump it when its inputs change.
 pub const FINGERPRINT_VERSION: &str = "kw1";
 
+/// Hex digits of the identity's SHA-256 a fingerprint keeps.
+const FINGERPRINT_HEX: usize = 24;
+const FINGERPRINT_LEN: usize = FINGERPRINT_VERSION.len() + 1 + FINGERPRINT_HEX;
+
+/// A finding's identity across revisions, `kw1-` and 24 hex digits: held inline (a finding
+/// owns no allocation for it), compared and printed as that text.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Fingerprint([u8; FINGERPRINT_LEN]);
+
+// Hashed as its text, so that maps of fingerprints are looked up by `&str` (`Borrow<str>`).
+impl std::hash::Hash for Fingerprint {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.as_str().hash(state);
+    }
+}
+
+impl Fingerprint {
+    pub fn as_str(&self) -> &str {
+        // Built only from ASCII (the version, `-` and hex digits), checked when parsed.
+        std::str::from_utf8(&self.0).unwrap_or_default()
+    }
+}
+
+impl std::str::FromStr for Fingerprint {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Fingerprint, String> {
+        let well_formed = text.len() == FINGERPRINT_LEN
+            && text
+                .strip_prefix(FINGERPRINT_VERSION)
+                .and_then(|rest| rest.strip_prefix('-'))
+                .is_some_and(|hex| hex.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')));
+        if !well_formed {
+            return Err(format!(
+                "not a {FINGERPRINT_VERSION} fingerprint: {:?}",
+                text.chars().take(64).collect::<String>()
+            ));
+        }
+        let mut bytes = [0; FINGERPRINT_LEN];
+        bytes.copy_from_slice(text.as_bytes());
+        Ok(Fingerprint(bytes))
+    }
+}
+
+impl std::ops::Deref for Fingerprint {
+    type Target = str;
+    fn deref(&self) -> &str {
+        self.as_str()
+    }
+}
+
+impl std::borrow::Borrow<str> for Fingerprint {
+    fn borrow(&self) -> &str {
+        self.as_str()
+    }
+}
+
+impl PartialEq<str> for Fingerprint {
+    fn eq(&self, other: &str) -> bool {
+        self.as_str() == other
+    }
+}
+
+impl PartialEq<&str> for Fingerprint {
+    fn eq(&self, other: &&str) -> bool {
+        self.as_str() == *other
+    }
+}
+
+impl std::fmt::Display for Fingerprint {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::fmt::Debug for Fingerprint {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Debug::fmt(self.as_str(), f)
+    }
+}
+
+impl Serialize for Fingerprint {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.as_str())
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for Fingerprint {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Fingerprint, D::Error> {
+        let text = <std::borrow::Cow<'de, str>>::deserialize(deserializer)?;
+        text.parse().map_err(serde::de::Error::custom)
+    }
+}
+
 /// Identity of a finding: never the line, so moving or reformatting YAML keeps it.
 pub fn fingerprint(
     rule: &str,
     object: Option<&ObjectRef>,
     container: Option<&str>,
     field_path: &str,
-) -> String {
+) -> Fingerprint {
     fingerprint_parts(rule, object, container, field_path, None)
 }
 
@@ -316,7 +410,7 @@ pub fn fingerprint_at(
     container: Option<&str>,
     field_path: &str,
     path: &str,
-) -> String {
+) -> Fingerprint {
     fingerprint_parts(rule, object, container, field_path, Some(path))
 }
 
@@ -326,7 +420,7 @@ fn fingerprint_parts(
     container: Option<&str>,
     field_path: &str,
     path: Option<&str>,
-) -> String {
+) -> Fingerprint {
     let mut hasher = Sha256::new();
     // Each part is followed by a unit separator. The hash sees one byte stream, so feeding
     // `group`, `/` and `kind` separately is the same as hashing `group/kind`.
@@ -357,14 +451,15 @@ fn fingerprint_parts(
     }
     let digest = hasher.finalize();
     const HEX: &[u8; 16] = b"0123456789abcdef";
-    let mut out = String::with_capacity(FINGERPRINT_VERSION.len() + 1 + 24);
-    out.push_str(FINGERPRINT_VERSION);
-    out.push('-');
-    for byte in &digest[..12] {
-        out.push(char::from(HEX[usize::from(byte >> 4)]));
-        out.push(char::from(HEX[usize::from(byte & 0xf)]));
+    let mut out = [0; FINGERPRINT_LEN];
+    let (version, hex) = out.split_at_mut(FINGERPRINT_VERSION.len() + 1);
+    version[..FINGERPRINT_VERSION.len()].copy_from_slice(FINGERPRINT_VERSION.as_bytes());
+    version[FINGERPRINT_VERSION.len()] = b'-';
+    for (pair, byte) in hex.chunks_exact_mut(2).zip(&digest) {
+        pair[0] = HEX[usize::from(byte >> 4)];
+        pair[1] = HEX[usize::from(byte & 0xf)];
     }
-    out
+    Fingerprint(out)
 }
 
 #[cfg(test)]

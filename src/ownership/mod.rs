@@ -71,7 +71,7 @@ pub fn own(
         .filter(|f| f.severity != Severity::Ignore && f.exempted_by.is_none())
         .map(|f| OwnedFinding {
             key: String::new(),
-            fingerprint: f.fingerprint.clone(),
+            fingerprint: f.fingerprint.to_string(),
             rule: f.rule.to_string(),
             severity: f.severity,
             path: f.path.to_string(),

@@ -203,7 +203,8 @@ fn fix_values<'r>(
                 f.container.as_deref(),
                 &f.field_path,
                 &format!("target:{}", rendered.target.name()),
-            ),
+            )
+            .to_string(),
             (current, value.clone()),
         ))
     })

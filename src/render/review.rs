@@ -345,7 +345,7 @@ fn attribute_chart(
             (Some(text), Some(key)) => super::helm::lines_holding(text, &key),
             _ => Vec::new(),
         };
-        hints.key_lines.insert(f.fingerprint.clone(), lines);
+        hints.key_lines.insert(f.fingerprint.to_string(), lines);
     }
     let files = values_files(root, values);
     if !files.iter().any(|f| changed.contains(f.as_str())) {
@@ -359,7 +359,7 @@ fn attribute_chart(
     let new: HashSet<String> = head_findings
         .iter()
         .filter(|f| !base_fps.contains(f.fingerprint.as_str()))
-        .map(|f| f.fingerprint.clone())
+        .map(|f| f.fingerprint.to_string())
         .collect();
     if new.is_empty() {
         return 0;
@@ -391,7 +391,7 @@ fn attribute_chart(
                 .findings
                 .values()
                 .flatten()
-                .map(|f| f.fingerprint.clone())
+                .map(|f| f.fingerprint.to_string())
                 .collect::<HashSet<String>>()
         })
     };

@@ -59,7 +59,7 @@ impl Baseline {
             .map(|f| Entry {
                 path: f.path.to_string(),
                 rule: f.rule.to_string(),
-                fingerprint: f.fingerprint.clone(),
+                fingerprint: f.fingerprint.to_string(),
                 object: f
                     .object
                     .as_ref()
@@ -106,9 +106,9 @@ impl Baseline {
         let before = findings.len();
         let mut matched: HashSet<String> = HashSet::new();
         findings.retain(|f| {
-            let known = accepted.contains(&f.fingerprint);
+            let known = accepted.contains(f.fingerprint.as_str());
             if known {
-                matched.insert(f.fingerprint.clone());
+                matched.insert(f.fingerprint.to_string());
             }
             !known
         });

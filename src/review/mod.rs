@@ -473,7 +473,7 @@ pub fn plan_from_audits(
         base_findings.extend(
             head_findings
                 .iter()
-                .filter(|f| policy.baseline_accepted.contains(&f.fingerprint))
+                .filter(|f| policy.baseline_accepted.contains(f.fingerprint.as_str()))
                 .cloned(),
         );
     }
@@ -691,7 +691,7 @@ pub fn plan_from_audits(
         .into_iter()
         .map(|f| {
             let anchor = suggestions
-                .get(&f.fingerprint)
+                .get(f.fingerprint.as_str())
                 .map(|s| s.anchor.clone())
                 .unwrap_or_else(|| anchor_for(&f, &sides, input, &causes));
             PlannedFinding {
@@ -1096,7 +1096,7 @@ fn anchor_for(
 /// for a chart whose template the change did not touch.
 fn chart_anchor(f: &Finding, sides: &Sides<'_>, input: &ReviewInput<'_>) -> Option<Anchor> {
     let hints = input.render_hints;
-    if let Some(cause) = hints.causes.get(&f.fingerprint)
+    if let Some(cause) = hints.causes.get(f.fingerprint.as_str())
         && let Some(change) = sides.by_new.get(cause.path.as_str()).copied()
     {
         // A removed key has no line of its own: the file's first changed line.
@@ -1110,7 +1110,7 @@ fn chart_anchor(f: &Finding, sides: &Sides<'_>, input: &ReviewInput<'_>) -> Opti
             return Some(a);
         }
     }
-    let key_lines = hints.key_lines.get(&f.fingerprint)?;
+    let key_lines = hints.key_lines.get(f.fingerprint.as_str())?;
     let change = sides.by_new.get(f.path.as_str()).copied()?;
     if change.binary || change.kind == ChangeKind::ModeOnly {
         return None;
@@ -1357,10 +1357,13 @@ fn selector_pairs(node: &Node) -> Vec<(String, String)> {
 }
 
 /// Chart findings' suggestions on the values files that caused them (checked by rendering).
-fn values_suggestions(new: &[Finding], input: &ReviewInput<'_>) -> HashMap<String, Suggestion> {
+fn values_suggestions(
+    new: &[Finding],
+    input: &ReviewInput<'_>,
+) -> HashMap<crate::audit::Fingerprint, Suggestion> {
     let mut out = HashMap::new();
     for f in new {
-        let Some(cause) = input.render_hints.causes.get(&f.fingerprint) else {
+        let Some(cause) = input.render_hints.causes.get(f.fingerprint.as_str()) else {
             continue;
         };
         let Some([edit]) = cause.suggestion.as_deref() else {
@@ -1377,7 +1380,7 @@ fn values_suggestions(new: &[Finding], input: &ReviewInput<'_>) -> HashMap<Strin
             continue;
         };
         out.insert(
-            f.fingerprint.clone(),
+            f.fingerprint,
             Suggestion {
                 anchor: Anchor {
                     kind: AnchorKind::Suggestion,
@@ -1418,7 +1421,10 @@ impl Suggestion {
     }
 }
 
-fn suggestions(new: &[Finding], input: &ReviewInput<'_>) -> HashMap<String, Suggestion> {
+fn suggestions(
+    new: &[Finding],
+    input: &ReviewInput<'_>,
+) -> HashMap<crate::audit::Fingerprint, Suggestion> {
     let mut out = values_suggestions(new, input);
     // Lines (path, first, last) that an offered suggestion replaces.
     let mut taken: Vec<(String, u32, u32)> = Vec::new();
@@ -1472,7 +1478,10 @@ fn suggestions(new: &[Finding], input: &ReviewInput<'_>) -> HashMap<String, Sugg
             candidates.extend(findings.iter().map(|f| vec![*f]));
         }
         for group in candidates {
-            if group.iter().all(|f| out.contains_key(&f.fingerprint)) {
+            if group
+                .iter()
+                .all(|f| out.contains_key(f.fingerprint.as_str()))
+            {
                 continue;
             }
             let ops: Vec<FixOp> = group.iter().flat_map(|f| f.fix.iter().cloned()).collect();
@@ -1530,7 +1539,7 @@ fn suggestions(new: &[Finding], input: &ReviewInput<'_>) -> HashMap<String, Sugg
                         .any(|o| o.start_line >= edit.start_line && o.end_line <= edit.end_line)
                     {
                         out.insert(
-                            f.fingerprint.clone(),
+                            f.fingerprint,
                             Suggestion {
                                 anchor: anchor.clone(),
                                 lines: edit.lines.clone(),
@@ -1573,7 +1582,7 @@ type Comments = (Vec<InlineComment>, Vec<FileComment>, Vec<Annotation>);
 /// first; the rest become annotations (and are listed in the summary).
 fn comments(
     new: &mut [PlannedFinding],
-    suggestions: &HashMap<String, Suggestion>,
+    suggestions: &HashMap<crate::audit::Fingerprint, Suggestion>,
     input: &ReviewInput<'_>,
     sides: &Sides<'_>,
 ) -> Comments {
@@ -1624,7 +1633,7 @@ fn comments(
             .unwrap_or_else(|| summary_anchor(&findings[0].finding));
         let suggestion = findings
             .iter()
-            .find_map(|f| suggestions.get(&f.finding.fingerprint))
+            .find_map(|f| suggestions.get(f.finding.fingerprint.as_str()))
             .filter(|s| s.anchor.line == Some(line));
         // A suggestion replaces exactly its own lines: the comment must span them, whichever
         // finding of the line came first.
@@ -1660,7 +1669,7 @@ fn comments(
             body,
             fingerprints: findings
                 .iter()
-                .map(|f| f.finding.fingerprint.clone())
+                .map(|f| f.finding.fingerprint.to_string())
                 .collect(),
             owners,
             suggestion: suggestion.map(|s| s.lines.clone()),
@@ -1700,7 +1709,7 @@ fn comments(
             body: render::comment_body(&findings, None, input.policy, input.forge),
             fingerprints: findings
                 .iter()
-                .map(|f| f.finding.fingerprint.clone())
+                .map(|f| f.finding.fingerprint.to_string())
                 .collect(),
             owners,
         });
@@ -1716,6 +1725,6 @@ fn annotation(f: &Finding, line: u32) -> Annotation {
         severity: f.severity,
         title: render::truncate(&format!("{} ({})", f.rule, f.severity.as_str()), 255),
         message: render::truncate(&f.message, 4000),
-        fingerprint: f.fingerprint.clone(),
+        fingerprint: f.fingerprint.to_string(),
     }
 }

@@ -500,7 +500,7 @@ pub(crate) fn comment_body(
 ) -> String {
     let fps: Vec<String> = findings
         .iter()
-        .map(|f| f.finding.fingerprint.clone())
+        .map(|f| f.finding.fingerprint.to_string())
         .collect();
     let marker = marker(&fps);
     let mut owners: Vec<String> = Vec::new();

@@ -83,12 +83,12 @@ pub fn verify(
             &f.field_path,
         )
     };
-    let was: HashSet<String> = audit(std::slice::from_ref(&before), policy)
+    let was: HashSet<crate::audit::Fingerprint> = audit(std::slice::from_ref(&before), policy)
         .findings
         .iter()
         .map(plain)
         .collect();
-    let now: HashSet<String> = audit(std::slice::from_ref(&after), policy)
+    let now: HashSet<crate::audit::Fingerprint> = audit(std::slice::from_ref(&after), policy)
         .findings
         .iter()
         .map(plain)
@@ -100,7 +100,7 @@ pub fn verify(
         }
     }
     if let Some(extra) = now.difference(&was).next() {
-        return Err(Rejected::NewFinding(extra.clone()));
+        return Err(Rejected::NewFinding(extra.to_string()));
     }
     let Some(location) = findings.first().and_then(|f| f.location.as_ref()) else {
         return Err(Rejected::ChangesMore("no object".into()));

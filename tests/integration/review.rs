@@ -492,7 +492,7 @@ fn an_added_exemption_is_itself_a_finding_naming_what_it_silences() {
     let comment = plan
         .inline_comments
         .iter()
-        .find(|c| c.fingerprints.contains(&f.finding.fingerprint))
+        .find(|c| c.fingerprints.contains(&f.finding.fingerprint.to_string()))
         .expect("said inline");
     assert!(comment.body.contains("**Why:**"), "{}", comment.body);
     assert!(comment.body.contains("**Fix:**"), "{}", comment.body);

@@ -125,11 +125,11 @@ fn the_many_findings_of_a_new_deployment_make_one_compact_comment_under_4_kb() {
         // One line per finding: its severity, its rule linked to its page, its title.
         let lines = finding_lines(body);
         assert_eq!(lines.len(), comment.fingerprints.len(), "{body}");
-        for f in plan
-            .new_findings
-            .iter()
-            .filter(|f| comment.fingerprints.contains(&f.finding.fingerprint))
-        {
+        for f in plan.new_findings.iter().filter(|f| {
+            comment
+                .fingerprints
+                .contains(&f.finding.fingerprint.to_string())
+        }) {
             let rule = policy.registry.get(&f.finding.rule).expect("a rule");
             let line = lines
                 .iter()
@@ -204,11 +204,11 @@ fn a_comment_with_room_folds_each_rule_s_explanation_and_one_finding_keeps_the_f
                 "{body}"
             );
             let fold = &body[body.find("<details>").expect("folded")..];
-            for f in plan
-                .new_findings
-                .iter()
-                .filter(|f| comment.fingerprints.contains(&f.finding.fingerprint))
-            {
+            for f in plan.new_findings.iter().filter(|f| {
+                comment
+                    .fingerprints
+                    .contains(&f.finding.fingerprint.to_string())
+            }) {
                 let rule = policy.registry.get(&f.finding.rule).expect("a rule");
                 assert_eq!(
                     fold.matches(&format!("\n- `{}`: ", rule.id)).count(),

@@ -134,7 +134,7 @@ fn every_suggestion_of_every_rule_fixture_is_safe_to_apply() {
                                 .iter()
                                 .any(|c| c.path == anchor.new_path
                                     && Some(c.line) == anchor.line
-                                    && c.fingerprints.contains(&f.finding.fingerprint)),
+                                    && c.fingerprints.contains(&f.finding.fingerprint.to_string())),
                             "{}: {} is inline without a comment at {anchor:?}",
                             fixture.display(),
                             f.finding.rule
@@ -145,7 +145,8 @@ fn every_suggestion_of_every_rule_fixture_is_safe_to_apply() {
                     &[ManifestFile::parse("m.yaml", &text, Limits::default())],
                     &policy,
                 );
-                let was: HashSet<String> = before.findings.iter().map(plain).collect();
+                let was: HashSet<kubeward::audit::Fingerprint> =
+                    before.findings.iter().map(plain).collect();
                 for comment in plan
                     .inline_comments
                     .iter()
@@ -163,9 +164,9 @@ fn every_suggestion_of_every_rule_fixture_is_safe_to_apply() {
                         "{}: valid YAML:\n{fixed}",
                         fixture.display()
                     );
-                    let now: HashSet<String> =
+                    let now: HashSet<kubeward::audit::Fingerprint> =
                         audit(&[file], &policy).findings.iter().map(plain).collect();
-                    let added: Vec<&String> = now.difference(&was).collect();
+                    let added: Vec<&kubeward::audit::Fingerprint> = now.difference(&was).collect();
                     assert!(
                         added.is_empty(),
                         "{}: new findings {added:?}:\n{fixed}",
@@ -175,7 +176,11 @@ fn every_suggestion_of_every_rule_fixture_is_safe_to_apply() {
                     let fixed_here: Vec<&kubeward::review::PlannedFinding> = plan
                         .new_findings
                         .iter()
-                        .filter(|f| comment.fingerprints.contains(&f.finding.fingerprint))
+                        .filter(|f| {
+                            comment
+                                .fingerprints
+                                .contains(&f.finding.fingerprint.to_string())
+                        })
                         .filter(|f| {
                             f.anchor.as_ref().is_some_and(|a| {
                                 a.kind == kubeward::review::AnchorKind::Suggestion

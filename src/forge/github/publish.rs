@@ -703,9 +703,7 @@ fn annotations(plan: &ReviewPlan, moved: &[&InlineComment]) -> Vec<Annotation> {
     let mut seen = HashSet::new();
     let mut out: Vec<Annotation> = Vec::new();
     for f in &plan.new_findings {
-        if inline.contains(f.finding.fingerprint.as_str())
-            || !seen.insert(f.finding.fingerprint.clone())
-        {
+        if inline.contains(f.finding.fingerprint.as_str()) || !seen.insert(f.finding.fingerprint) {
             continue;
         }
         out.push(Annotation {
@@ -715,7 +713,7 @@ fn annotations(plan: &ReviewPlan, moved: &[&InlineComment]) -> Vec<Annotation> {
             severity: f.finding.severity,
             title: format!("{} ({})", f.finding.rule, f.finding.severity.as_str()),
             message: crate::review::render::neutralize(&f.finding.message),
-            fingerprint: f.finding.fingerprint.clone(),
+            fingerprint: f.finding.fingerprint.to_string(),
         });
     }
     // Stable: equal severities keep the plan's order.
