@@ -385,7 +385,7 @@ fn parse_error_finding(path: &str, error: &crate::yaml::ParseError, policy: &Pol
         object: None,
         container: None,
         fingerprint: fingerprint(PARSE_ERROR, None, None, &field_path),
-        field_path: String::new(),
+        field_path: Default::default(),
         // A file over its parse budget may be valid YAML: its message says what it is over.
         message: match error.budget {
             Some(_) => error.message.as_str().into(),
@@ -503,7 +503,7 @@ fn make_finding(
             &field_path,
         ),
         container: container_name,
-        field_path,
+        field_path: field_path.into(),
         message,
         exempted_by: None,
         fix: Vec::new(),

@@ -261,8 +261,9 @@ pub struct Finding {
     pub object: Option<std::sync::Arc<ObjectRef>>,
     /// Inline when at most 24 bytes, as container names are.
     pub container: Option<compact_str::CompactString>,
-    /// The field the finding is about, relative to the object, list items by merge key.
-    pub field_path: String,
+    /// The field the finding is about, relative to the object, list items by merge key;
+    /// inline when at most 24 bytes (`spec.hostPID`, `metadata.labels`).
+    pub field_path: compact_str::CompactString,
     /// The rule's message, shared with the rule when the finding adds no detail.
     pub message: std::sync::Arc<str>,
     pub fingerprint: Fingerprint,
@@ -465,6 +466,40 @@ fn fingerprint_parts(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_fingerprint_is_its_text_inline() {
+        let object = ObjectRef {
+            api_version: "apps/v1".into(),
+            kind: "Deployment".into(),
+            namespace: "prod".into(),
+            name: "web".into(),
+        };
+        let fp = fingerprint("hostPIDSet", Some(&object), Some("app"), "spec.hostPID");
+        assert_eq!(std::mem::size_of::<Fingerprint>(), 28, "no allocation");
+        let text = fp.to_string();
+        assert!(text.starts_with("kw1-") && text.len() == 28, "{text}");
+        assert_eq!(text.parse::<Fingerprint>(), Ok(fp));
+        let json = serde_json::to_string(&fp).expect("serialized");
+        assert_eq!(json, format!("\"{text}\""));
+        assert_eq!(
+            serde_json::from_str::<Fingerprint>(&json).expect("read"),
+            fp
+        );
+        // Looked up by its text: hashed as the text is.
+        let set: std::collections::HashSet<Fingerprint> = [fp].into();
+        assert!(set.contains(text.as_str()));
+        for bad in [
+            "",
+            "kw1-",
+            "kw2-0123456789abcdef01234567",
+            "kw1-0123456789ABCDEF01234567",
+            "kw1-0123456789abcdef012345678",
+        ] {
+            assert!(bad.parse::<Fingerprint>().is_err(), "{bad:?}");
+            assert!(serde_json::from_str::<Fingerprint>(&format!("{bad:?}")).is_err());
+        }
+    }
 
     #[test]
     fn fingerprints_ignore_lines_but_not_identity() {

@@ -157,7 +157,7 @@ pub fn added_entries(
         end_column: 1,
         object: None,
         container: None,
-        field_path: String::new(),
+        field_path: Default::default(),
         message: format!(
             "This change adds {} finding(s) to the baseline, so they will not be reported once it is merged: {}{}",
             added.len(),

@@ -157,7 +157,7 @@ pub fn added(
                         entry.key
                     )
                     .into(),
-                    field_path,
+                    field_path: field_path.into(),
                     exempted_by: None,
                     fix: Vec::new(),
                     location: Some(Box::new(ObjectLocation {
