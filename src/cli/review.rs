@@ -478,7 +478,7 @@ mod tests {
             "path": "a.yaml", "line": 10, "column": 5, "endLine": 10, "endColumn": 9,
             "object": {"apiVersion": "v1", "kind": "Pod", "namespace": "", "name": "p"},
             "container": "web", "fieldPath": "spec.containers[web].securityContext.privileged",
-            "message": "Should not be running as privileged", "fingerprint": "kw1-0",
+            "message": "Should not be running as privileged", "fingerprint": "kw1-000000000000000000000000",
             "owners": ["@team"], "anchor": anchor,
         });
         serde_json::from_value(f).unwrap_or_else(|e| panic!("a planned finding: {e}"))
