@@ -856,18 +856,31 @@ pub fn review_with_policy(
         Some(shape) if !whole.contains(oid) => shape.view(&file),
         _ => file,
     };
-    let count = |file: &ManifestFile| {
-        let w = file.weight;
+    let count_weight = |w: crate::yaml::Weight| {
         for (b, n) in built.iter().zip([w.nodes, w.scalar_bytes, w.documents]) {
             b.fetch_add(n as u64, Ordering::Relaxed);
         }
     };
+    let count = |file: &ManifestFile| count_weight(file.weight);
     let blobs_built = AtomicUsize::new(0);
     // One blob as the review keeps it, and its entry for the store when the store lacks it;
-    // a file `settles` accepts is dropped as soon as it is judged.
-    let judge = |oid: &Oid, content: &Content, settles: &dyn Fn(&ManifestFile) -> bool| {
+    // a file whose every object `settles` accepts is dropped as soon as it is judged.
+    type Settles<'s> = Option<&'s (dyn Fn(&crate::manifest::Header<'_>) -> bool + Sync)>;
+    let judge = |oid: &Oid, content: &Content, settles: Settles<'_>| {
         if over().is_some() {
             return Judged::outcome(Outcome::File(Err(NotReviewedReason::OverReviewBudget)));
+        }
+        // A stored file that settles is known by its entry's summary: its trees are not
+        // decoded (most of a warm review's files).
+        if let (Content::Stored, Some(settles)) = (content, settles)
+            && let Some(summary) = pack.summary(oid)
+            && summary
+                .objects
+                .as_ref()
+                .is_some_and(|objects| objects.iter().all(settles))
+        {
+            count_weight(summary.weight);
+            return Judged::outcome(Outcome::Settled);
         }
         let stored = match content {
             Content::Stored => match pack.get(oid) {
@@ -897,8 +910,13 @@ pub fn review_with_policy(
             }
             _ => None,
         };
+        let settled = |file: &ManifestFile| {
+            settles.is_some_and(|settles| {
+                file.content.is_ok() && file.object_headers().iter().all(|o| settles(&o.header()))
+            })
+        };
         let outcome = match file {
-            Ok(file) if settles(&file) => Outcome::Settled,
+            Ok(file) if settled(&file) => Outcome::Settled,
             file => Outcome::File(file),
         };
         Judged { outcome, entry }
@@ -913,8 +931,7 @@ pub fn review_with_policy(
     };
     let (changed, unchanged): (Vec<_>, Vec<_>) =
         blobs.iter().partition(|(oid, _)| differs.contains(*oid));
-    let judge_all = |list: Vec<(&Oid, &Content)>,
-                     settles: &(dyn Fn(&ManifestFile) -> bool + Sync)| {
+    let judge_all = |list: Vec<(&Oid, &Content)>, settles: Settles<'_>| {
         list.into_par_iter()
             .map(|(oid, content)| {
                 let judged = judge(oid, content, settles);
@@ -923,7 +940,7 @@ pub fn review_with_policy(
             })
             .collect::<Vec<_>>()
     };
-    for (oid, one) in judge_all(changed, &|_| false) {
+    for (oid, one) in judge_all(changed, None) {
         judged.take(oid, one);
     }
     // Rendered targets match findings across files by fingerprint (their objects' copies in
@@ -941,13 +958,11 @@ pub fn review_with_policy(
         } else {
             crate::audit::Touched::All
         };
-    let settles = |file: &ManifestFile| {
-        file.content.is_ok() && file.object_headers().iter().all(|o| touched.settles(o))
-    };
+    let settles = |o: &crate::manifest::Header<'_>| touched.settles_header(o);
     let (unread, unchanged): (Vec<_>, Vec<_>) = unchanged
         .into_iter()
         .partition(|(_, content)| matches!(content, Content::Unread));
-    for (oid, one) in judge_all(unchanged, &settles) {
+    for (oid, one) in judge_all(unchanged, Some(&settles)) {
         judged.take(oid, one);
     }
     // Read on a thread of its own (a repository handle is not shared between threads) while
@@ -971,7 +986,7 @@ pub fn review_with_policy(
             .into_iter()
             .par_bridge()
             .map(|(oid, content)| {
-                let judged = content.map(|content| judge(&oid, &content, &settles));
+                let judged = content.map(|content| judge(&oid, &content, Some(&settles)));
                 report();
                 (oid, judged)
             })
@@ -1005,7 +1020,7 @@ pub fn review_with_policy(
                 }
                 Some(content) => content,
             };
-            judged.take(oid, judge(&oid, content, &|_| false));
+            judged.take(oid, judge(&oid, content, None));
         }
         touched = crate::audit::Touched::All;
     }

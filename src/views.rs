@@ -36,10 +36,10 @@ use sha2::{Digest, Sha256};
 
 use crate::config::Policy;
 use crate::git::{Listing, Subtree, TreeFile};
-use crate::manifest::{ManifestFile, SkipReason};
+use crate::manifest::{Header, ManifestFile, SkipReason};
 use crate::yaml::{ParsedDocument, Weight};
 
-const MAGIC: &[u8; 8] = b"KWVIEWS1";
+const MAGIC: &[u8; 8] = b"KWVIEWS2";
 /// The head of a stored tree listing.
 const LISTING_MAGIC: &[u8; 8] = b"KWLIST01";
 /// How a pack being written is named until it is renamed into place.
@@ -93,18 +93,38 @@ fn digest(parts: &[&[u8]]) -> [u8; DIGEST] {
 /// One blob as stored: its view, or its whole parse (a file a change touched, which the
 /// next push of the change judges whole again).
 #[derive(Deserialize)]
-struct Stored {
+struct Stored<'a> {
     whole: bool,
+    #[serde(borrow)]
+    summary: Summary<'a>,
     content: Result<Vec<ParsedDocument>, SkipReason>,
-    weight: Weight,
 }
 
 /// [`Stored`], borrowed for writing (the same encoding).
 #[derive(Serialize)]
 struct StoredRef<'f> {
     whole: bool,
+    summary: Summary<'f>,
     content: Result<&'f [ParsedDocument], SkipReason>,
-    weight: Weight,
+}
+
+/// What an entry says before its trees: enough for a review to count the file against its
+/// budgets and to leave it settled (`Touched::settles_header`) without decoding them.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct Summary<'a> {
+    pub weight: Weight,
+    /// Each object's header; `None` when the file's content did not parse.
+    #[serde(borrow)]
+    pub objects: Option<Vec<Header<'a>>>,
+}
+
+/// The head of an entry: [`Stored`]'s first fields.
+#[derive(Deserialize)]
+struct Prefix<'a> {
+    /// Decoded to reach the summary: postcard reads fields in order.
+    _whole: bool,
+    #[serde(borrow)]
+    summary: Summary<'a>,
 }
 
 /// How a stored blob is kept.
@@ -161,15 +181,23 @@ impl Pack {
         self.bytes.get(self.entries.get(oid)?.payload.clone())
     }
 
+    /// The summary of `oid`'s entry, its trees left undecoded.
+    pub fn summary(&self, oid: &Oid) -> Option<Summary<'_>> {
+        let payload = self.bytes.get(self.entries.get(oid)?.payload.clone())?;
+        let (prefix, _trees) = postcard::take_from_bytes::<Prefix>(payload).ok()?;
+        Some(prefix.summary)
+    }
+
     /// `oid` as stored, a file without a path; `None` when the pack has none or its entry does
     /// not decode (then the blob is parsed).
     pub fn get(&self, oid: &Oid) -> Option<(ManifestFile, Kept)> {
         let entry = self.entries.get(oid)?;
         let stored: Stored = postcard::from_bytes(self.bytes.get(entry.payload.clone())?).ok()?;
+        let weight = stored.summary.weight;
         let file = match stored.content {
-            Ok(documents) => ManifestFile::from_documents("", documents, stored.weight),
+            Ok(documents) => ManifestFile::from_documents("", documents, weight),
             Err(reason) => ManifestFile {
-                weight: stored.weight,
+                weight,
                 ..ManifestFile::skipped("", reason)
             },
         };
@@ -434,12 +462,18 @@ impl<W: Write> Hashed<W> {
 pub fn encode(file: &ManifestFile, kept: Kept) -> Result<Vec<u8>, postcard::Error> {
     let stored = StoredRef {
         whole: kept == Kept::Whole,
+        summary: Summary {
+            weight: file.weight,
+            objects: file
+                .content
+                .is_ok()
+                .then(|| file.object_headers().iter().map(|o| o.header()).collect()),
+        },
         content: file
             .content
             .as_ref()
             .map(|docs| docs.as_slice())
             .map_err(|r| *r),
-        weight: file.weight,
     };
     postcard::to_stdvec(&stored)
 }
@@ -555,6 +589,14 @@ mod tests {
         assert_eq!(docs(&back), docs(&a), "spans and all");
         assert_eq!(back.weight, a.weight);
         assert!(pack.get(&oid(3)).is_none());
+        // The summary says what the decoded file does, without its trees.
+        let summary = pack.summary(&oid(1)).expect("summarised");
+        assert_eq!(summary.weight, a.weight);
+        let headers: Vec<Header<'_>> = back.object_headers().iter().map(|o| o.header()).collect();
+        assert_eq!(summary.objects.as_deref(), Some(headers.as_slice()));
+        assert_eq!(headers.len(), 1);
+        assert_eq!((headers[0].kind, headers[0].namespace), ("Pod", None));
+
         let mut sizes: Vec<(Oid, u64)> = pack.blob_sizes().collect();
         sizes.sort();
         assert_eq!(sizes, [(oid(1), 10), (oid(2), 20)]);
@@ -569,6 +611,13 @@ mod tests {
         });
         store.write(again.into_iter()).expect("written");
         assert_eq!(std::fs::read(&store.pack).expect("pack"), before);
+
+        let skipped = ManifestFile::skipped("", SkipReason::Binary);
+        store
+            .put(&[(oid(4), 1, &skipped, Kept::View)])
+            .expect("written");
+        let summary = store.read().0.summary(&oid(4)).map(|s| s.objects.is_none());
+        assert_eq!(summary, Some(true), "no content: nothing may settle it");
     }
 
     #[test]

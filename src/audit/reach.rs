@@ -11,7 +11,7 @@ use super::rule::Check;
 use std::collections::HashSet;
 
 use crate::config::Policy;
-use crate::manifest::Object;
+use crate::manifest::{Header, Object};
 
 /// The API groups Kubernetes serves itself (a CRD's group must contain a dot, and those of
 /// these with one are reserved).
@@ -39,7 +39,7 @@ const KUBERNETES_GROUPS: &[&str] = &[
 ];
 
 /// Whether a CRD could give `object`'s kind a scope: it is not one of Kubernetes' own kinds.
-fn may_be_custom(object: &Object<'_>) -> bool {
+fn may_be_custom(object: &Header<'_>) -> bool {
     !object.is_known_kind() || !KUBERNETES_GROUPS.contains(&object.group())
 }
 
@@ -100,7 +100,7 @@ impl Reach {
 
     /// Whether adding, removing or changing `object` may change cross-object findings of
     /// objects outside its namespace. A CRD may: it decides the scope of its kind's objects.
-    pub fn crosses_namespaces(&self, object: &Object<'_>) -> bool {
+    pub fn crosses_namespaces(&self, object: &Header<'_>) -> bool {
         if object.kind == "CustomResourceDefinition" || self.anywhere.contains(&object.kind) {
             return true;
         }
@@ -118,7 +118,7 @@ impl Reach {
         // CRD in the revision may make its kind cluster-scoped, whatever its group).
         let mut namespaces = HashSet::from([String::new()]);
         for object in changed {
-            if self.crosses_namespaces(&object) {
+            if self.crosses_namespaces(&object.header()) {
                 return Touched::All;
             }
             namespaces.insert(object.namespace_or_default().to_owned());
@@ -146,6 +146,11 @@ impl Touched {
     /// finding depends on it. An object some rule reads from any namespace (a ClusterRole, a
     /// CRD) is never settled, nor an object of a kind a CRD may scope.
     pub fn settles(&self, object: &Object<'_>) -> bool {
+        self.settles_header(&object.header())
+    }
+
+    /// [`Touched::settles`] of an object known by its header alone (a stored entry's).
+    pub fn settles_header(&self, object: &Header<'_>) -> bool {
         match self {
             Touched::All => false,
             Touched::Namespaces { namespaces, reach } => {

@@ -346,6 +346,31 @@ pub struct Object<'a> {
     pub pod: Option<PodTemplate<'a>>,
 }
 
+/// What an object is, without its content: enough to decide whether a review may leave it
+/// settled (`Touched::settles`), and small enough for the view store to keep per entry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Header<'a> {
+    pub api_version: &'a str,
+    pub kind: &'a str,
+    /// As [`Object::namespace`]: none on a cluster-scoped object.
+    #[serde(borrow)]
+    pub namespace: Option<&'a str>,
+}
+
+impl<'a> Header<'a> {
+    pub fn group(&self) -> &'a str {
+        api_group(self.api_version)
+    }
+
+    pub fn is_known_kind(&self) -> bool {
+        WORKLOAD_KINDS.contains(&self.kind) || KNOWN_KINDS.contains(&self.kind)
+    }
+
+    pub fn namespace_or_default(&self) -> &'a str {
+        self.namespace.unwrap_or("")
+    }
+}
+
 /// Kinds whose pod template Kubernetes itself defines.
 pub const WORKLOAD_KINDS: &[&str] = &[
     "Pod",
@@ -413,7 +438,15 @@ impl<'a> Object<'a> {
     }
 
     pub fn is_known_kind(&self) -> bool {
-        WORKLOAD_KINDS.contains(&self.kind) || KNOWN_KINDS.contains(&self.kind)
+        self.header().is_known_kind()
+    }
+
+    pub fn header(&self) -> Header<'a> {
+        Header {
+            api_version: self.api_version,
+            kind: self.kind,
+            namespace: self.namespace,
+        }
     }
 
     pub fn labels(&self) -> Vec<(&'a str, Cow<'a, str>)> {
