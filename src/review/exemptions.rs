@@ -1,7 +1,7 @@
 //! `exemptionAdded`: an exemption annotation that the change adds or widens is reported, so a
 //! pull request cannot quietly silence the rules that judge it.
 
-use foldhash::{HashMap, HashMapExt};
+use foldhash::{HashMap, HashMapExt, HashSet};
 
 use crate::audit::{Category, Finding, ObjectLocation, ObjectRef, Severity, fingerprint};
 use crate::config::Policy;
@@ -40,12 +40,12 @@ fn annotations<'a>(object: &Object<'a>) -> Vec<(FieldPath, &'a Entry)> {
     out
 }
 
-fn identity(o: &Object<'_>) -> (String, String, String, String) {
+fn identity<'f>(o: &Object<'f>) -> (&'f str, &'f str, &'f str, &'f str) {
     (
-        crate::manifest::identity_group(o.group(), o.kind).to_owned(),
-        o.kind.to_owned(),
-        o.namespace_or_default().to_owned(),
-        o.name.to_owned(),
+        crate::manifest::identity_group(o.group(), o.kind),
+        o.kind,
+        o.namespace_or_default(),
+        o.name,
     )
 }
 
@@ -60,10 +60,29 @@ pub fn added(
     old_to_new: &HashMap<&str, &str>,
     severity: Severity,
 ) -> Vec<Finding> {
+    // The changed files' objects that carry exemption annotations: most changes have none,
+    // and then the base is not looked at.
+    let annotated: Vec<(&ManifestFile, Object<'_>)> = head_files
+        .iter()
+        .filter(|f| changed.contains_key(f.path.as_str()))
+        .flat_map(|file| {
+            file.objects()
+                .into_iter()
+                .filter(|o| !annotations(o).is_empty())
+                .map(move |o| (file, o))
+        })
+        .collect();
+    if annotated.is_empty() {
+        return Vec::new();
+    }
+    let wanted: HashSet<_> = annotated.iter().map(|(_, o)| identity(o)).collect();
     // Base annotations per object identity: (where, key) -> value, and the path it was at.
     let mut base: HashMap<_, Vec<(String, AnnotationValues)>> = HashMap::new();
     for file in base_files {
         for o in file.objects() {
+            if !wanted.contains(&identity(&o)) {
+                continue;
+            }
             let values = annotations(&o)
                 .into_iter()
                 .map(|(at, e)| {
@@ -78,98 +97,90 @@ pub fn added(
         }
     }
     let mut out = Vec::new();
-    for file in head_files
-        .iter()
-        .filter(|f| changed.contains_key(f.path.as_str()))
-    {
-        for o in file.objects() {
-            let found = annotations(&o);
-            if found.is_empty() {
+    for (file, o) in annotated {
+        let found = annotations(&o);
+        let candidates = base.get(&identity(&o));
+        let before = candidates.and_then(|c| {
+            c.iter()
+                .find(|(p, _)| p == &file.path)
+                .or_else(|| c.first())
+                .map(|(_, values)| values)
+        });
+        let object_ref = ObjectRef {
+            api_version: o.api_version.to_owned(),
+            kind: o.kind.to_owned(),
+            namespace: o.namespace_or_default().to_owned(),
+            name: o.name.to_owned(),
+        };
+        for (at, entry) in found {
+            let value = entry.value.scalar_text().unwrap_or_default();
+            let unchanged = before
+                .and_then(|b| b.get(&(at.to_string(), entry.key.to_string())))
+                .is_some_and(|old| *old == value);
+            if unchanged {
                 continue;
             }
-            let candidates = base.get(&identity(&o));
-            let before = candidates.and_then(|c| {
-                c.iter()
-                    .find(|(p, _)| p == &file.path)
-                    .or_else(|| c.first())
-                    .map(|(_, values)| values)
-            });
-            let object_ref = ObjectRef {
-                api_version: o.api_version.to_owned(),
-                kind: o.kind.to_owned(),
-                namespace: o.namespace_or_default().to_owned(),
-                name: o.name.to_owned(),
+            let silenced: Vec<&str> = head_exempted
+                .iter()
+                .filter(|f| {
+                    f.path == file.path
+                        && f.object.as_deref() == Some(&object_ref)
+                        && f.exempted_by
+                            .as_deref()
+                            .is_some_and(|e| e.contains(entry.key.as_str()))
+                })
+                .map(|f| f.rule.as_str())
+                .collect();
+            let mut rules: Vec<&str> = silenced.clone();
+            rules.sort_unstable();
+            rules.dedup();
+            let what = if rules.is_empty() {
+                "it silences nothing today, but will hide future findings".to_owned()
+            } else {
+                format!(
+                    "it silences {}",
+                    rules
+                        .iter()
+                        .map(|r| format!("`{r}`"))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                )
             };
-            for (at, entry) in found {
-                let value = entry.value.scalar_text().unwrap_or_default();
-                let unchanged = before
-                    .and_then(|b| b.get(&(at.to_string(), entry.key.to_string())))
-                    .is_some_and(|old| *old == value);
-                if unchanged {
-                    continue;
-                }
-                let silenced: Vec<&str> = head_exempted
-                    .iter()
-                    .filter(|f| {
-                        f.path == file.path
-                            && f.object.as_deref() == Some(&object_ref)
-                            && f.exempted_by
-                                .as_deref()
-                                .is_some_and(|e| e.contains(entry.key.as_str()))
-                    })
-                    .map(|f| f.rule.as_str())
-                    .collect();
-                let mut rules: Vec<&str> = silenced.clone();
-                rules.sort_unstable();
-                rules.dedup();
-                let what = if rules.is_empty() {
-                    "it silences nothing today, but will hide future findings".to_owned()
-                } else {
-                    format!(
-                        "it silences {}",
-                        rules
-                            .iter()
-                            .map(|r| format!("`{r}`"))
-                            .collect::<Vec<_>>()
-                            .join(", ")
-                    )
-                };
-                let field_path = at.key(&entry.key).to_string();
-                out.push(Finding {
-                    rule: EXEMPTION_ADDED.into(),
-                    severity,
-                    category: Category::Security,
-                    path: file.path.as_str().into(),
-                    line: entry.key_span.start.line,
-                    column: entry.key_span.start.col,
-                    end_line: entry.key_span.start.line,
-                    end_column: entry.key_span.end.col,
-                    fingerprint: fingerprint(
-                        EXEMPTION_ADDED,
-                        Some(&object_ref),
-                        None,
-                        &format!("{field_path}={value}"),
-                    ),
-                    object: Some(std::sync::Arc::new(object_ref.clone())),
-                    container: None,
-                    message: format!(
-                        "This change adds the exemption annotation `{}`: {what}",
-                        entry.key
-                    )
-                    .into(),
-                    field_path: field_path.into(),
-                    exempted_by: None,
-                    fix: Vec::new(),
-                    location: Some(Box::new(ObjectLocation {
-                        doc_index: o.doc_index,
-                        list_path: o.list_path.clone(),
-                        start_line: o.node.span.start.line,
-                        end_line: o.node.span.last_line(),
-                        container_lines: None,
-                    })),
-                    targets: Vec::new(),
-                });
-            }
+            let field_path = at.key(&entry.key).to_string();
+            out.push(Finding {
+                rule: EXEMPTION_ADDED.into(),
+                severity,
+                category: Category::Security,
+                path: file.path.as_str().into(),
+                line: entry.key_span.start.line,
+                column: entry.key_span.start.col,
+                end_line: entry.key_span.start.line,
+                end_column: entry.key_span.end.col,
+                fingerprint: fingerprint(
+                    EXEMPTION_ADDED,
+                    Some(&object_ref),
+                    None,
+                    &format!("{field_path}={value}"),
+                ),
+                object: Some(std::sync::Arc::new(object_ref.clone())),
+                container: None,
+                message: format!(
+                    "This change adds the exemption annotation `{}`: {what}",
+                    entry.key
+                )
+                .into(),
+                field_path: field_path.into(),
+                exempted_by: None,
+                fix: Vec::new(),
+                location: Some(Box::new(ObjectLocation {
+                    doc_index: o.doc_index,
+                    list_path: o.list_path.clone(),
+                    start_line: o.node.span.start.line,
+                    end_line: o.node.span.last_line(),
+                    container_lines: None,
+                })),
+                targets: Vec::new(),
+            });
         }
     }
     out
