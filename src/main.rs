@@ -9,5 +9,10 @@ use clap::Parser;
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> ExitCode {
-    kubeward::cli::run(kubeward::cli::Cli::parse())
+    let cli = kubeward::cli::Cli::parse();
+    if !cli.command.speaks_https() {
+        // SAFETY: nothing has started a thread yet (argument parsing does not).
+        unsafe { kubeward::git::skip_certificate_bundle() };
+    }
+    kubeward::cli::run(cli)
 }

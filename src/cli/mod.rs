@@ -377,6 +377,18 @@ fn run_dashboard_password(args: DashboardPasswordArgs) -> anyhow::Result<u8> {
     Ok(0)
 }
 
+impl Command {
+    /// Whether the command may open an HTTPS connection (a fetch, a forge or database call):
+    /// the others never need a certificate bundle. Reviews, in the bot's children too, and
+    /// audits read local repositories and files, and render without network.
+    pub fn speaks_https(&self) -> bool {
+        !matches!(
+            self,
+            Command::ReviewProcess | Command::Audit(_) | Command::Review(_) | Command::Rules(_)
+        )
+    }
+}
+
 pub fn run(cli: Cli) -> ExitCode {
     let result = match cli.command {
         Command::ReviewProcess => return crate::bot::sandbox::run_child(),
