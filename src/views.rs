@@ -41,7 +41,7 @@ use crate::yaml::{ParsedDocument, Weight};
 
 const MAGIC: &[u8; 8] = b"KWVIEWS2";
 /// The head of a stored tree listing.
-const LISTING_MAGIC: &[u8; 8] = b"KWLIST01";
+const LISTING_MAGIC: &[u8; 8] = b"KWLIST02";
 /// How a pack being written is named until it is renamed into place.
 const TEMP_PREFIX: &str = ".kubeward-pack-";
 
@@ -221,11 +221,12 @@ pub struct Store {
     header: Vec<u8>,
 }
 
-/// A stored [`Listing`]: paths borrowed from the file's bytes.
+/// A stored [`Listing`]: paths borrowed from the file's bytes. Sizes are not kept: a blob's
+/// is read in the clone that uses the listing (one it lacks has none), mostly from the pack.
 #[derive(Serialize, Deserialize)]
 struct StoredListing<'a> {
     #[serde(borrow)]
-    files: Vec<(&'a str, [u8; OID], u64)>,
+    files: Vec<(&'a str, [u8; OID])>,
     /// Id, first and end file, cut, subtrees below.
     subtrees: Vec<([u8; OID], u64, u64, u64, u64)>,
 }
@@ -292,11 +293,12 @@ impl Store {
         let files = stored
             .files
             .iter()
-            .map(|(path, blob, size)| {
+            .map(|(path, blob)| {
                 Some(TreeFile {
                     path: (*path).to_owned(),
                     blob: oid(blob)?,
-                    size: usize::try_from(*size).ok()?,
+                    // Unknown: read again where it is used.
+                    size: 0,
                 })
             })
             .collect::<Option<Vec<_>>>()?;
@@ -327,7 +329,7 @@ impl Store {
             files: listing
                 .files
                 .iter()
-                .map(|f| (f.path.as_str(), oid_bytes(f.blob), f.size as u64))
+                .map(|f| (f.path.as_str(), oid_bytes(f.blob)))
                 .collect(),
             subtrees: listing
                 .subtrees()
@@ -703,7 +705,13 @@ mod tests {
         let written = listing();
         store.write_listing(&written).expect("written");
         let back = store.read_listing().expect("read back");
-        assert_eq!(parts(&back), parts(&written));
+        let mut unsized_written = written.clone();
+        unsized_written.files.iter_mut().for_each(|f| f.size = 0);
+        assert_eq!(
+            parts(&back),
+            parts(&unsized_written),
+            "all but the sizes, which this clone reads"
+        );
         assert_eq!(back.root(), Some(oid(9)));
 
         let bytes = std::fs::read(&store.listing).expect("listing");
@@ -714,19 +722,34 @@ mod tests {
         std::fs::write(&store.listing, &bytes[..5]).expect("truncated");
         assert!(store.read_listing().is_none(), "truncated");
 
-        // Intact bytes that no walk could make (a subtree's files past the end) are refused.
-        let mut impossible = postcard::to_extend(
-            &StoredListing {
-                files: vec![("a.yaml", oid_bytes(oid(1)), 1)],
-                subtrees: vec![(oid_bytes(oid(9)), 0, 2, 0, 0)],
-            },
-            LISTING_MAGIC.to_vec(),
-        )
-        .expect("encoded");
-        let sum = Sha256::digest(&impossible);
-        impossible.extend_from_slice(&sum);
-        std::fs::write(&store.listing, &impossible).expect("written");
-        assert!(store.read_listing().is_none(), "validated");
+        // Intact bytes that no walk could make are refused: a subtree's files or subtrees past
+        // the end, paths that are not relative paths of named components.
+        let write_stored = |path: &str, subtree: ([u8; OID], u64, u64, u64, u64)| {
+            let mut bytes = postcard::to_extend(
+                &StoredListing {
+                    files: vec![(path, oid_bytes(oid(1)))],
+                    subtrees: vec![subtree],
+                },
+                LISTING_MAGIC.to_vec(),
+            )
+            .expect("encoded");
+            let sum = Sha256::digest(&bytes);
+            bytes.extend_from_slice(&sum);
+            std::fs::write(&store.listing, &bytes).expect("written");
+        };
+        write_stored("a.yaml", (oid_bytes(oid(9)), 0, 1, 0, 0));
+        assert!(store.read_listing().is_some(), "a listing a walk makes");
+        for (path, subtree) in [
+            ("a.yaml", (oid_bytes(oid(9)), 0, 2, 0, 0)),
+            ("a.yaml", (oid_bytes(oid(9)), 0, 1, 0, u64::MAX)),
+            ("../a.yaml", (oid_bytes(oid(9)), 0, 1, 0, 0)),
+            ("/etc/a.yaml", (oid_bytes(oid(9)), 0, 1, 0, 0)),
+            ("apps//a.yaml", (oid_bytes(oid(9)), 0, 1, 0, 0)),
+            ("apps/./a.yaml", (oid_bytes(oid(9)), 0, 1, 0, 0)),
+        ] {
+            write_stored(path, subtree);
+            assert!(store.read_listing().is_none(), "{path} {subtree:?}");
+        }
 
         // A listing over the store's bytes is not written at all.
         let small = Store::new(&settings(dir.path(), 16), Path::new("/other.git"), &policy);

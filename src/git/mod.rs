@@ -74,20 +74,27 @@ pub struct Subtree {
 
 impl Listing {
     /// A listing from its parts (as stored), checked to be one a walk could have made:
-    /// ranges nested in their subtree, each path long enough and cut at a character.
+    /// relative paths of named components (a path goes on to the renderer's folder), ranges
+    /// nested in their subtree, each path long enough and cut at a character.
     pub fn from_parts(files: Vec<TreeFile>, subtrees: Vec<Subtree>) -> Result<Listing, String> {
+        if let Some(f) = files.iter().find(|f| {
+            f.path
+                .split('/')
+                .any(|part| part.is_empty() || part == "." || part == "..")
+        }) {
+            return Err(format!("{:?} is not a path a tree holds", f.path));
+        }
         for (i, s) in subtrees.iter().enumerate() {
-            let last = i + s.below;
-            let nested = subtrees
-                .get(i + 1..=last)
-                .ok_or_else(|| format!("subtree {i} claims subtrees past the end"))?;
+            let past = || format!("subtree {i} claims subtrees past the end");
+            let last = i.checked_add(s.below).ok_or_else(past)?;
+            let nested = subtrees.get(i + 1..=last).ok_or_else(past)?;
             let inside = s.start <= s.end
                 && s.end <= files.len()
                 && nested.iter().enumerate().all(|(n, t)| {
                     s.start <= t.start
                         && t.end <= s.end
                         && s.cut <= t.cut
-                        && i + 1 + n + t.below <= last
+                        && (i + 1 + n).checked_add(t.below).is_some_and(|l| l <= last)
                 });
             if !inside
                 || !files[s.start..s.end]
