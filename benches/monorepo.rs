@@ -26,7 +26,8 @@
 //! `KUBEWARD_MONOREPO_RUNS` (default 1) runs each case that many times and keeps the fastest.
 //! `KUBEWARD_MONOREPO_BASELINE=PATH` also runs the audit cases with another `kubeward` binary
 //! (an earlier build), in the same run, for a before/after ratio, and checks that it wrote the
-//! same reports byte for byte.
+//! same reports byte for byte. `KUBEWARD_MONOREPO_SHAPE=typical` generates the audit bench's
+//! corpus shape instead (`Shape::TYPICAL`; 12,000 documents is that bench's corpus).
 //! Figures and the command are in docs/benchmarks.md ("A monorepo").
 
 mod corpus;
@@ -153,9 +154,14 @@ fn main() {
         "| documents | files | MB | findings | case | wall ms | peak RSS MiB | × floor time | × floor RSS |"
     );
     println!("|---:|---:|---:|---:|---|---:|---:|---:|---:|");
+    let shape = match std::env::var("KUBEWARD_MONOREPO_SHAPE").as_deref() {
+        Ok("typical") => corpus::Shape::TYPICAL,
+        Ok("monorepo") | Err(_) => corpus::Shape::MONOREPO,
+        Ok(other) => panic!("KUBEWARD_MONOREPO_SHAPE: `typical` or `monorepo`, not `{other}`"),
+    };
     for docs in sizes {
         let started = Instant::now();
-        let corpus = corpus::generate_shaped(corpus::SEED, docs, corpus::Shape::MONOREPO);
+        let corpus = corpus::generate_shaped(corpus::SEED, docs, shape);
         let files = files_of(&corpus);
         let dir = match std::env::var_os("KUBEWARD_MONOREPO_KEEP") {
             // Kept for a closer look (`/usr/bin/time -v kubeward audit DIR/tree`, heap profiles).
