@@ -271,10 +271,7 @@ impl Store {
         };
         match self.index(&bytes) {
             Ok(entries) => {
-                // Read recently: the last to be evicted.
-                if let Ok(file) = std::fs::File::options().append(true).open(&self.pack) {
-                    let _ = file.set_modified(std::time::SystemTime::now());
-                }
+                touch(&self.pack);
                 (Pack { bytes, entries }, None)
             }
             Err(why) => (Pack::default(), Some(why.to_owned())),
@@ -317,9 +314,7 @@ impl Store {
             })
             .collect::<Option<Vec<_>>>()?;
         let listing = Listing::from_parts(files, subtrees).ok()?;
-        if let Ok(file) = std::fs::File::options().append(true).open(&self.listing) {
-            let _ = file.set_modified(std::time::SystemTime::now());
-        }
+        touch(&self.listing);
         Some(listing)
     }
 
@@ -340,21 +335,12 @@ impl Store {
                 })
                 .collect(),
         };
-        let mut bytes = LISTING_MAGIC.to_vec();
-        bytes = postcard::to_extend(&stored, bytes).map_err(std::io::Error::other)?;
-        let sum = Sha256::digest(&bytes);
-        bytes.extend_from_slice(&sum);
-        if bytes.len() as u64 > self.settings.max_bytes {
-            return Ok(());
-        }
-        let dir = self.listing.parent().unwrap_or(&self.settings.dir);
-        std::fs::create_dir_all(dir)?;
-        let mut file = tempfile::Builder::new()
-            .prefix(TEMP_PREFIX)
-            .tempfile_in(dir)?;
-        file.write_all(&bytes)?;
-        file.persist(&self.listing).map_err(|e| e.error)?;
-        evict(&self.settings.dir, self.settings.max_bytes, &self.listing)
+        let bytes =
+            postcard::to_extend(&stored, LISTING_MAGIC.to_vec()).map_err(std::io::Error::other)?;
+        self.write_checked(&self.listing, |out| {
+            out.write_all(&bytes)?;
+            Ok(true)
+        })
     }
 
     fn index(&self, bytes: &[u8]) -> Result<HashMap<Oid, Entry>, &'static str> {
@@ -396,36 +382,62 @@ impl Store {
         &self,
         entries: impl Iterator<Item = (Oid, u64, &'e [u8])>,
     ) -> std::io::Result<()> {
-        let dir = self.pack.parent().unwrap_or(&self.settings.dir);
+        let max_bytes = self.settings.max_bytes;
+        self.write_checked(&self.pack, |out| {
+            out.write_all(&self.header)?;
+            for (oid, blob_size, payload) in entries {
+                let Ok(len) = u32::try_from(payload.len()) else {
+                    continue;
+                };
+                out.write_all(oid.as_bytes())?;
+                out.write_all(&blob_size.to_le_bytes())?;
+                out.write_all(&len.to_le_bytes())?;
+                out.write_all(payload)?;
+                if out.written + DIGEST as u64 > max_bytes {
+                    return Ok(false);
+                }
+            }
+            Ok(true)
+        })
+    }
+
+    /// Writes the stored file at `path` atomically: what `body` writes, then its SHA-256, in a
+    /// temporary file renamed into place; then keeps the store within its bytes. Nothing is
+    /// written when `body` gives up (`Ok(false)`) or the file would outgrow the whole store.
+    fn write_checked(
+        &self,
+        path: &Path,
+        body: impl FnOnce(
+            &mut Hashed<std::io::BufWriter<tempfile::NamedTempFile>>,
+        ) -> std::io::Result<bool>,
+    ) -> std::io::Result<()> {
+        let dir = path.parent().unwrap_or(&self.settings.dir);
         std::fs::create_dir_all(dir)?;
         let file = tempfile::Builder::new()
             .prefix(TEMP_PREFIX)
             .tempfile_in(dir)?;
-        // Streamed: the pack is never a second time in memory.
+        // Streamed: what is written is never a second time in memory.
         let mut out = Hashed {
             out: std::io::BufWriter::new(file),
             sum: Sha256::new(),
             written: 0,
         };
-        out.write_all(&self.header)?;
-        for (oid, blob_size, payload) in entries {
-            let Ok(len) = u32::try_from(payload.len()) else {
-                continue;
-            };
-            out.write_all(oid.as_bytes())?;
-            out.write_all(&blob_size.to_le_bytes())?;
-            out.write_all(&len.to_le_bytes())?;
-            out.write_all(payload)?;
-            if out.written + DIGEST as u64 > self.settings.max_bytes {
-                // Dropping the temporary file removes it.
-                return Ok(());
-            }
+        if !body(&mut out)? || out.written + DIGEST as u64 > self.settings.max_bytes {
+            // Dropping the temporary file removes it.
+            return Ok(());
         }
         let sum = out.sum.finalize();
         let mut file = out.out.into_inner().map_err(|e| e.into_error())?;
         file.write_all(&sum)?;
-        file.persist(&self.pack).map_err(|e| e.error)?;
-        evict(&self.settings.dir, self.settings.max_bytes, &self.pack)
+        file.persist(path).map_err(|e| e.error)?;
+        evict(&self.settings.dir, self.settings.max_bytes, path)
+    }
+}
+
+/// Marks a stored file as read now: the files read least recently are evicted first.
+fn touch(path: &Path) {
+    if let Ok(file) = std::fs::File::options().append(true).open(path) {
+        let _ = file.set_modified(std::time::SystemTime::now());
     }
 }
 

@@ -564,11 +564,13 @@ impl Repository {
         prefix: &str,
         out: &mut Vec<String>,
     ) -> Result<bool, git2::Error> {
+        // An entry as a diff compares it: id, mode, kind.
+        type Entry = (Oid, i32, Option<ObjectType>);
         let entries = |tree: Option<&git2::Tree<'_>>| {
             tree.map(|t| {
                 t.iter()
                     .map(|e| (e.name_bytes().to_vec(), (e.id(), e.filemode(), e.kind())))
-                    .collect::<std::collections::BTreeMap<_, _>>()
+                    .collect::<std::collections::BTreeMap<_, Entry>>()
             })
             .unwrap_or_default()
         };
@@ -582,12 +584,8 @@ impl Repository {
             {
                 continue;
             }
-            let is_tree = |e: Option<&(Oid, i32, Option<ObjectType>)>| {
-                e.is_some_and(|e| e.2 == Some(ObjectType::Tree))
-            };
-            let is_file = |e: Option<&(Oid, i32, Option<ObjectType>)>| {
-                e.is_some_and(|e| e.2 != Some(ObjectType::Tree))
-            };
+            let is_tree = |e: Option<&Entry>| e.is_some_and(|e| e.2 == Some(ObjectType::Tree));
+            let is_file = |e: Option<&Entry>| e.is_some_and(|e| e.2 != Some(ObjectType::Tree));
             if (is_tree(was) && is_file(is)) || (is_file(was) && is_tree(is)) {
                 return Ok(false);
             }
@@ -595,9 +593,7 @@ impl Repository {
                 return Ok(false);
             };
             if is_tree(was) || is_tree(is) {
-                let subtree = |e: Option<&(Oid, i32, Option<ObjectType>)>| {
-                    e.map(|e| self.repo.find_tree(e.0)).transpose()
-                };
+                let subtree = |e: Option<&Entry>| e.map(|e| self.repo.find_tree(e.0)).transpose();
                 let (was, is) = (subtree(was)?, subtree(is)?);
                 let dir = format!("{prefix}{name}/");
                 if !self.differing_into(was.as_ref(), is.as_ref(), &dir, out)? {

@@ -441,6 +441,17 @@ impl<'a> Object<'a> {
         self.header().is_known_kind()
     }
 
+    /// Who the object is across revisions and API-group migrations: identity group, kind,
+    /// namespace, name.
+    pub fn identity(&self) -> (&'a str, &'a str, &'a str, &'a str) {
+        (
+            identity_group(self.group(), self.kind),
+            self.kind,
+            self.namespace_or_default(),
+            self.name,
+        )
+    }
+
     pub fn header(&self) -> Header<'a> {
         Header {
             api_version: self.api_version,

@@ -40,15 +40,6 @@ fn annotations<'a>(object: &Object<'a>) -> Vec<(FieldPath, &'a Entry)> {
     out
 }
 
-fn identity<'f>(o: &Object<'f>) -> (&'f str, &'f str, &'f str, &'f str) {
-    (
-        crate::manifest::identity_group(o.group(), o.kind),
-        o.kind,
-        o.namespace_or_default(),
-        o.name,
-    )
-}
-
 /// `(where, key) -> value` of an object's exemption annotations.
 type AnnotationValues = HashMap<(String, String), String>;
 
@@ -75,12 +66,12 @@ pub fn added(
     if annotated.is_empty() {
         return Vec::new();
     }
-    let wanted: HashSet<_> = annotated.iter().map(|(_, o)| identity(o)).collect();
+    let wanted: HashSet<_> = annotated.iter().map(|(_, o)| o.identity()).collect();
     // Base annotations per object identity: (where, key) -> value, and the path it was at.
     let mut base: HashMap<_, Vec<(String, AnnotationValues)>> = HashMap::new();
     for file in base_files {
         for o in file.objects() {
-            if !wanted.contains(&identity(&o)) {
+            if !wanted.contains(&o.identity()) {
                 continue;
             }
             let values = annotations(&o)
@@ -93,13 +84,13 @@ pub fn added(
                 })
                 .collect();
             let path = old_to_new.get(o.file).copied().unwrap_or(o.file).to_owned();
-            base.entry(identity(&o)).or_default().push((path, values));
+            base.entry(o.identity()).or_default().push((path, values));
         }
     }
     let mut out = Vec::new();
     for (file, o) in annotated {
         let found = annotations(&o);
-        let candidates = base.get(&identity(&o));
+        let candidates = base.get(&o.identity());
         let before = candidates.and_then(|c| {
             c.iter()
                 .find(|(p, _)| p == &file.path)

@@ -548,18 +548,23 @@ pub fn plan_from_audits(
 
     let touched = touched_objects(&head_findings, &base_findings, input.changes, &sides);
     // Decided on borrowed keys first, then the findings are moved where they belong.
-    let head_is_new: Vec<Option<bool>> = head_findings
+    enum Head {
+        New,
+        PreExisting,
+        Untouched,
+    }
+    let head_verdicts: Vec<Head> = head_findings
         .iter()
         .map(|f| {
             let fingerprint = f.fingerprint.as_str();
             let matched = base_keys.contains(&(&*f.path, fingerprint))
                 || (arrived(f) && base_moved_fps.contains(fingerprint));
             if !matched {
-                Some(true)
+                Head::New
             } else if touched.contains(&(&*f.path, f.object.as_deref().map(object_key))) {
-                Some(false)
+                Head::PreExisting
             } else {
-                None
+                Head::Untouched
             }
         })
         .collect();
@@ -571,6 +576,7 @@ pub fn plan_from_audits(
                 || (left(f) && head_moved_fps.contains(fingerprint)))
         })
         .collect();
+    // Freed before the findings are planned.
     drop((
         base_keys,
         base_moved_fps,
@@ -580,11 +586,11 @@ pub fn plan_from_audits(
     ));
     let mut new = Vec::new();
     let mut pre_existing = Vec::new();
-    for (f, is_new) in head_findings.drain(..).zip(head_is_new) {
-        match is_new {
-            Some(true) => new.push(f),
-            Some(false) => pre_existing.push(f),
-            None => {}
+    for (f, verdict) in head_findings.drain(..).zip(head_verdicts) {
+        match verdict {
+            Head::New => new.push(f),
+            Head::PreExisting => pre_existing.push(f),
+            Head::Untouched => {}
         }
     }
     let mut fixed: Vec<Finding> = base_findings
@@ -952,13 +958,7 @@ fn object_paths<'f>(
     let mut out: HashMap<ObjectKey<'f>, BTreeSet<&'f str>> = HashMap::new();
     for file in files {
         for o in file.objects() {
-            let key = (
-                crate::manifest::identity_group(o.group(), o.kind),
-                o.kind,
-                o.namespace_or_default(),
-                o.name,
-            );
-            out.entry(key).or_default().insert(map(o.file));
+            out.entry(o.identity()).or_default().insert(map(o.file));
         }
     }
     out
